@@ -1,0 +1,42 @@
+// swift-tools-version: 6.1
+//
+// Hush — the Signal protocol in Swift, over libsodium and OpenSSL's libcrypto.
+//
+// Layers (see Docs/architecture.md):
+//   CSodium, CCrypto      system-library bindings (module maps + shim headers)
+//   HushCrypto            primitives with a CryptoKit-like API; no protocol logic
+//   Hush                  the protocol layer (re-exports HushCrypto)
+//   HushConformance       test-vector runner (Wycheproof, Hush KATs, Signal transcripts)
+//   hush-conformance      command-line front end of HushConformance
+//
+// Heavy tooling (benchmarks, fuzzers) lives in its own packages under Benchmarks/ and Fuzz/
+// so that building the library stays small.
+import PackageDescription
+
+let package = Package(
+    name: "Hush",
+    products: [
+        .library(name: "Hush", targets: ["Hush"]),
+        .library(name: "HushCrypto", targets: ["HushCrypto"]),
+        .library(name: "HushConformance", targets: ["HushConformance"]),
+        .executable(name: "hush-conformance", targets: ["hush-conformance"]),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CSodium",
+            pkgConfig: "libsodium",
+            providers: [.apt(["libsodium-dev"]), .brew(["libsodium"])]
+        ),
+        .systemLibrary(
+            name: "CCrypto",
+            pkgConfig: "libcrypto",
+            providers: [.apt(["libssl-dev"]), .brew(["openssl@3"])]
+        ),
+        .target(name: "HushCrypto", dependencies: ["CSodium", "CCrypto"]),
+        .target(name: "Hush", dependencies: ["HushCrypto"]),
+        .target(name: "HushConformance", dependencies: ["Hush"]),
+        .executableTarget(name: "hush-conformance", dependencies: ["HushConformance"]),
+        .testTarget(name: "HushCryptoTests", dependencies: ["HushCrypto"]),
+        .testTarget(name: "HushConformanceTests", dependencies: ["HushConformance"]),
+    ]
+)

@@ -1,0 +1,19 @@
+#ifndef HUSH_CCRYPTO_SHIM_H
+#define HUSH_CCRYPTO_SHIM_H
+// OpenSSL 3 libcrypto, as Hush uses it: EVP digests, MACs and ciphers (fetched once and
+// reused, see HushCrypto/OpenSSL.swift) and BIGNUM for the one field inversion XEdDSA needs.
+#include <openssl/evp.h>
+#include <openssl/core_names.h>
+#include <openssl/params.h>
+#include <openssl/bn.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+
+// OSSL_PARAM builders are macros or take non-const pointers; these wrappers keep Swift simple.
+static inline OSSL_PARAM hush_ossl_param_utf8(const char *key, char *value) {
+    return OSSL_PARAM_construct_utf8_string(key, value, 0);
+}
+static inline OSSL_PARAM hush_ossl_param_end(void) {
+    return OSSL_PARAM_construct_end();
+}
+#endif

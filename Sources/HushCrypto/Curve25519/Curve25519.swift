@@ -1,0 +1,140 @@
+import CSodium
+
+/// Curve25519 keys: X25519 key agreement (``KeyAgreement``, RFC 7748) — whose keys also sign
+/// with ``XEdDSA`` as Signal's identity keys do — and Ed25519 signatures (``Signing``,
+/// RFC 8032).
+public enum Curve25519 {
+    /// The length of a raw public key, private key or shared secret.
+    public static let keyByteCount = 32
+    /// The length of a public key in Signal's encoding: the type byte 0x05, then the raw key.
+    public static let signalKeyByteCount = 33
+    /// Signal's key-type byte for Curve25519 public keys ("DJB type").
+    public static let signalKeyType: UInt8 = 0x05
+
+    /// X25519 Diffie-Hellman (RFC 7748 §5, §6.1).
+    public enum KeyAgreement {}
+}
+
+extension Curve25519.KeyAgreement {
+    /// An X25519 private key: a clamped 32-byte scalar in wiped storage, and its public key.
+    ///
+    /// Clamping (RFC 7748 §5, as libsignal does it: `k[0] &= 248; k[31] &= 127; k[31] |= 64`)
+    /// is applied on creation, so ``rawRepresentation`` always returns the clamped scalar and
+    /// XEdDSA signs with exactly the scalar X25519 uses.
+    public struct PrivateKey: Sendable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
+        let scalar: SecureBytes
+        /// The matching public key.
+        public let publicKey: PublicKey
+
+        /// A new key from `random` (the system CSPRNG by default).
+        public init(using random: some RandomSource = SystemRandom()) throws(CryptoError) {
+            try self.init(clamping: random.secureBytes(count: Curve25519.keyByteCount))
+        }
+
+        /// A key from 32 given random bytes (or a stored key), clamped as libsignal does.
+        /// Feeding libsignal's stored private key gives the same key back.
+        public init(rawRepresentation bytes: some ContiguousByteBuffer) throws(CryptoError) {
+            guard bytes.byteCount == Curve25519.keyByteCount else {
+                throw .invalidKeySize(actual: bytes.byteCount, allowed: [Curve25519.keyByteCount])
+            }
+            self.init(clamping: SecureBytes(copying: bytes))
+        }
+
+        init(clamping bytes: SecureBytes) {
+            Sodium.ensureInitialized()
+            scalar = bytes.withUnsafeBytes { raw in
+                SecureBytes(count: Curve25519.keyByteCount) { (k: UnsafeMutableRawBufferPointer) in
+                    k.copyMemory(from: raw)
+                    k[0] &= 248
+                    k[31] &= 127
+                    k[31] |= 64
+                }
+            }
+            publicKey = scalar.withUnsafeBytes { k in
+                PublicKey(unchecked: makeBytes(count: Curve25519.keyByteCount) { (p: UnsafeMutableRawBufferPointer) in
+                    _ = crypto_scalarmult_curve25519_base(p.nonNullBase, k.nonNullBase)
+                })
+            }
+        }
+
+        /// The clamped scalar. Treat it as secret.
+        public var rawRepresentation: SecureBytes { scalar }
+
+        /// X25519(self, peer) (RFC 7748 §6.1).
+        ///
+        /// - Throws: ``CryptoError/allZeroSharedSecret`` when the result is all zero, which
+        ///   happens exactly for low-order peer keys; such a key contributes nothing secret.
+        public func sharedSecretFromKeyAgreement(with peer: PublicKey) throws(CryptoError) -> SharedSecret {
+            try SharedSecret(scalar: scalar, point: peer)
+        }
+
+        public var description: String { "Curve25519.KeyAgreement.PrivateKey(public: \(Hex.encode(publicKey.rawRepresentation)))" }
+        public var debugDescription: String { description }
+        public var customMirror: Mirror { Mirror(self, children: ["publicKey": publicKey], displayStyle: .struct) }
+    }
+
+    /// An X25519 public key (a Montgomery u-coordinate).
+    public struct PublicKey: Sendable, Hashable, CustomStringConvertible {
+        /// The 32-byte little-endian u-coordinate.
+        public let rawRepresentation: [UInt8]
+
+        init(unchecked raw: [UInt8]) { rawRepresentation = raw }
+
+        /// A key from its 32 raw bytes. Every 32-byte string is accepted, as RFC 7748 requires;
+        /// low-order keys are caught when they are used (``CryptoError/allZeroSharedSecret``).
+        public init(rawRepresentation bytes: some ContiguousByteBuffer) throws(CryptoError) {
+            guard bytes.byteCount == Curve25519.keyByteCount else {
+                throw .invalidKeySize(actual: bytes.byteCount, allowed: [Curve25519.keyByteCount])
+            }
+            rawRepresentation = bytes.bytes
+        }
+
+        /// A key in Signal's 33-byte form, `0x05 || u`.
+        ///
+        /// - Throws: ``CryptoError/invalidKeyEncoding`` for any other length or type byte.
+        public init(signalRepresentation bytes: some ContiguousByteBuffer) throws(CryptoError) {
+            let raw = bytes.bytes
+            guard raw.count == Curve25519.signalKeyByteCount, raw[0] == Curve25519.signalKeyType else {
+                throw .invalidKeyEncoding
+            }
+            rawRepresentation = Array(raw[1...])
+        }
+
+        /// Signal's 33-byte form, `0x05 || u`: what goes on the wire, into MACs and signatures.
+        public var signalRepresentation: [UInt8] { [Curve25519.signalKeyType] + rawRepresentation }
+
+        public var description: String { "Curve25519.KeyAgreement.PublicKey(\(Hex.encode(rawRepresentation)))" }
+    }
+
+    /// The output of X25519: secret, wiped when released, never all zero.
+    public struct SharedSecret: Sendable, Equatable, ContiguousByteBuffer,
+        CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable
+    {
+        /// The 32 bytes. Feed them to a KDF; never use them as a key directly.
+        public let secret: SecureBytes
+
+        init(scalar: SecureBytes, point: PublicKey) throws(CryptoError) {
+            Sodium.ensureInitialized()
+            secret = try SecureBytes(count: Curve25519.keyByteCount) { (out: UnsafeMutableRawBufferPointer) throws(CryptoError) in
+                let status = scalar.withUnsafeBytes { k in
+                    point.rawRepresentation.withUnsafeBytes { p in
+                        crypto_scalarmult_curve25519(out.nonNullBase, k.nonNullBase, p.nonNullBase)
+                    }
+                }
+                // libsodium returns -1 for an all-zero result; check the bytes as well, so the
+                // guarantee does not rest on one library version's behaviour.
+                guard status == 0, sodium_is_zero(out.nonNullBase, out.count) == 0 else {
+                    throw .allZeroSharedSecret
+                }
+            }
+        }
+
+        public func withUnsafeBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
+            try secret.withUnsafeBytes(body)
+        }
+
+        public var description: String { "SharedSecret(redacted)" }
+        public var debugDescription: String { description }
+        public var customMirror: Mirror { Mirror(self, children: [], displayStyle: .struct) }
+    }
+}

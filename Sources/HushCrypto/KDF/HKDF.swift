@@ -1,0 +1,77 @@
+/// HKDF with HMAC-SHA256 (RFC 5869), built on ``HMACSHA256``.
+///
+/// The expand step's counter starts at 0x01 (RFC 5869 §2.3), as in Signal's v3 protocol.
+/// Not for: passwords or other low-entropy input (use ``Argon2id``).
+public enum HKDF {
+    /// The largest output RFC 5869 §2.3 allows: 255 blocks of 32 bytes.
+    public static let maximumOutputByteCount = 255 * HMACSHA256.byteCount
+
+    /// RFC 5869 §2.2: `PRK = HMAC-Hash(salt, IKM)`; an empty salt means 32 zero bytes.
+    public static func extract(
+        inputKeyMaterial ikm: some ContiguousByteBuffer,
+        salt: some ContiguousByteBuffer
+    ) -> SecureBytes {
+        if salt.byteCount == 0 {
+            return HMACSHA256.secureAuthenticationCode(for: ikm, using: [UInt8](repeating: 0, count: HMACSHA256.byteCount))
+        }
+        return HMACSHA256.secureAuthenticationCode(for: ikm, using: salt)
+    }
+
+    /// RFC 5869 §2.3: `T(i) = HMAC-Hash(PRK, T(i-1) | info | i)`, output the first
+    /// `outputByteCount` bytes of `T(1) | T(2) | …`.
+    ///
+    /// - Throws: ``CryptoError/outputLengthOutOfRange(requested:allowed:)`` beyond
+    ///   ``maximumOutputByteCount`` or below 0.
+    public static func expand(
+        pseudoRandomKey prk: some ContiguousByteBuffer,
+        info: some ContiguousByteBuffer,
+        outputByteCount: Int
+    ) throws(CryptoError) -> SecureBytes {
+        guard (0...maximumOutputByteCount).contains(outputByteCount) else {
+            throw .outputLengthOutOfRange(requested: outputByteCount, allowed: 0...maximumOutputByteCount)
+        }
+        return try SecureBytes(count: outputByteCount) { (out: UnsafeMutableRawBufferPointer) throws(CryptoError) in
+            var block = SecureBytes(zeroes: HMACSHA256.byteCount)
+            var previousCount = 0
+            var produced = 0
+            var counter: UInt8 = 1
+            while produced < outputByteCount {
+                let previous = block
+                let next = try SecureBytes(count: HMACSHA256.byteCount) { (t: UnsafeMutableRawBufferPointer) throws(CryptoError) in
+                    try previous.withUnsafeBytes { (p: UnsafeRawBufferPointer) throws(CryptoError) in
+                        try info.withUnsafeBytes { (i: UnsafeRawBufferPointer) throws(CryptoError) in
+                            try withUnsafeBytes(of: counter) { (c: UnsafeRawBufferPointer) throws(CryptoError) in
+                                try HMACSHA256.compute(
+                                    into: t, key: prk,
+                                    parts: UnsafeRawBufferPointer(rebasing: p[0..<previousCount]), i, c)
+                            }
+                        }
+                    }
+                }
+                let take = Swift.min(HMACSHA256.byteCount, outputByteCount - produced)
+                next.withUnsafeBytes { t in
+                    UnsafeMutableRawBufferPointer(rebasing: out[produced..<produced + take])
+                        .copyMemory(from: UnsafeRawBufferPointer(rebasing: t[0..<take]))
+                }
+                produced += take
+                block = next
+                previousCount = HMACSHA256.byteCount
+                counter &+= 1
+            }
+        }
+    }
+
+    /// Extract then expand (RFC 5869 §2).
+    public static func deriveKey(
+        inputKeyMaterial ikm: some ContiguousByteBuffer,
+        salt: some ContiguousByteBuffer,
+        info: some ContiguousByteBuffer,
+        outputByteCount: Int
+    ) throws(CryptoError) -> SecureBytes {
+        guard (0...maximumOutputByteCount).contains(outputByteCount) else {
+            throw .outputLengthOutOfRange(requested: outputByteCount, allowed: 0...maximumOutputByteCount)
+        }
+        let prk = extract(inputKeyMaterial: ikm, salt: salt)
+        return try expand(pseudoRandomKey: prk, info: info, outputByteCount: outputByteCount)
+    }
+}

@@ -1,0 +1,114 @@
+import CSodium
+
+/// Bytes of secret material: private keys, shared secrets, chain and message keys.
+///
+/// - The bytes live in their own heap allocation, which is overwritten with zeros
+///   (`sodium_memzero`, which the compiler may not elide) when the last copy is released.
+/// - The value is immutable, so copies share one allocation and nothing is left behind by
+///   copy-on-write.
+/// - `description`, `debugDescription` and `dump` show only the length.
+/// - `==` runs in constant time for equal lengths.
+///
+/// Not for: bulk plaintext (use `[UInt8]`), or values that must survive a process crash
+/// unreadable — the memory is not `mlock`ed and may reach swap or a core dump.
+public struct SecureBytes: Sendable {
+    @usableFromInline
+    final class Storage: @unchecked Sendable {
+        // Immutable after initialisation, hence safe to share across threads.
+        @usableFromInline let pointer: UnsafeMutableRawPointer
+        @usableFromInline let count: Int
+
+        @inlinable
+        init(count: Int) {
+            self.count = count
+            // Allocate at least one byte so that the pointer is never dangling for count 0.
+            self.pointer = UnsafeMutableRawPointer.allocate(byteCount: Swift.max(count, 1), alignment: 16)
+        }
+
+        deinit {
+            sodium_memzero(pointer, Swift.max(count, 1))
+            #if DEBUG
+            SecureBytes.releaseObserver?(UnsafeRawBufferPointer(start: pointer, count: count))
+            #endif
+            pointer.deallocate()
+        }
+    }
+
+    #if DEBUG
+    /// Test hook (debug builds only): called with the buffer after it was wiped and before it
+    /// is freed, so tests can prove the wipe.
+    nonisolated(unsafe) static var releaseObserver: ((UnsafeRawBufferPointer) -> Void)?
+    #endif
+
+    @usableFromInline
+    let storage: Storage
+
+    /// Makes `count` bytes initialised by `body`. If `body` throws, the partial buffer is wiped.
+    @inlinable
+    public init<E: Error>(
+        count: Int,
+        initializingWith body: (UnsafeMutableRawBufferPointer) throws(E) -> Void
+    ) throws(E) {
+        precondition(count >= 0, "negative byte count")
+        let storage = Storage(count: count)
+        storage.pointer.initializeMemory(as: UInt8.self, repeating: 0, count: Swift.max(count, 1))
+        try body(UnsafeMutableRawBufferPointer(start: storage.pointer, count: count))
+        self.storage = storage
+    }
+
+    /// `count` zero bytes.
+    public init(zeroes count: Int) {
+        self.init(count: count) { (_: UnsafeMutableRawBufferPointer) in }
+    }
+
+    /// A copy of `bytes`. The source is not wiped: prefer initialisers that write secrets
+    /// directly into ``SecureBytes``.
+    public init(copying bytes: some ContiguousByteBuffer) {
+        self = bytes.withUnsafeBytes { raw in
+            SecureBytes(count: raw.count) { (out: UnsafeMutableRawBufferPointer) in
+                if raw.count > 0 { out.copyMemory(from: raw) }
+            }
+        }
+    }
+
+    /// `count` bytes from `random` (the operating system's CSPRNG by default).
+    public init(randomCount count: Int, using random: some RandomSource = SystemRandom()) throws(CryptoError) {
+        try self.init(count: count) { (out: UnsafeMutableRawBufferPointer) throws(CryptoError) in
+            try random.fill(out)
+        }
+    }
+
+    /// The number of bytes.
+    @inlinable
+    public var count: Int { storage.count }
+
+    /// Calls `body` with the bytes. Do not let the pointer escape or copy the bytes into
+    /// storage that is not wiped.
+    @inlinable
+    public func withUnsafeBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
+        try body(UnsafeRawBufferPointer(start: storage.pointer, count: storage.count))
+    }
+
+    /// A new value holding `self[range]`.
+    public func slice(_ range: Range<Int>) -> SecureBytes {
+        precondition(range.lowerBound >= 0 && range.upperBound <= count, "slice out of bounds")
+        return withUnsafeBytes { raw in
+            SecureBytes(copying: UnsafeRawBufferPointer(rebasing: raw[range]))
+        }
+    }
+}
+
+extension SecureBytes: ContiguousByteBuffer {}
+
+extension SecureBytes: Equatable {
+    /// Constant-time for equal lengths (the length itself is not secret).
+    public static func == (lhs: SecureBytes, rhs: SecureBytes) -> Bool {
+        ConstantTime.equals(lhs, rhs)
+    }
+}
+
+extension SecureBytes: CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
+    public var description: String { "SecureBytes(\(count) bytes, redacted)" }
+    public var debugDescription: String { description }
+    public var customMirror: Mirror { Mirror(self, children: [], displayStyle: .struct) }
+}

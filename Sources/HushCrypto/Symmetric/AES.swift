@@ -1,0 +1,124 @@
+import CCrypto
+
+/// AES through libcrypto (AES-NI where the CPU has it), with pre-fetched ciphers.
+///
+/// These modes are **not authenticated**. They exist for wire formats that need them —
+/// Signal's v3 messages use AES-256-CBC under an HMAC (encrypt-then-MAC). For new designs use
+/// ``XChaChaPoly``.
+public enum AES {
+    /// Accepted key lengths: AES-128, AES-192 and AES-256.
+    public static let keyByteCounts = [16, 24, 32]
+    /// The block (and IV) length.
+    public static let blockByteCount = 16
+
+    /// Padding for ``CBC``.
+    public enum Padding: Sendable, Equatable {
+        /// PKCS#7 (RFC 5652 §6.3): 1 to 16 bytes, each holding the pad length.
+        case pkcs7
+        /// No padding: the input must be a whole number of blocks.
+        case none
+    }
+
+    /// Cipher block chaining (NIST SP 800-38A §6.2).
+    ///
+    /// Not for: decrypting anything that was not authenticated first — padding errors leak
+    /// plaintext to an attacker who can observe them.
+    public enum CBC {
+        /// Encrypts `plaintext` under `key` with the 16-byte `iv`.
+        public static func encrypt(
+            _ plaintext: some ContiguousByteBuffer, key: some ContiguousByteBuffer,
+            iv: some ContiguousByteBuffer, padding: Padding = .pkcs7
+        ) throws(CryptoError) -> [UInt8] {
+            let cipher = try AES.cipher(forKey: key, cbc: true)
+            try AES.checkIV(iv)
+            let count = plaintext.byteCount
+            if padding == .none, count % blockByteCount != 0 { throw .invalidCiphertextLength(actual: count) }
+            let capacity = padding == .pkcs7 ? (count / blockByteCount + 1) * blockByteCount : count
+            return try AES.run(cipher, encrypt: true, padding: padding == .pkcs7, key: key, iv: iv, input: plaintext, capacity: capacity)
+        }
+
+        /// Decrypts `ciphertext` under `key` with the 16-byte `iv`.
+        ///
+        /// - Throws: ``CryptoError/invalidCiphertextLength(actual:)`` unless the input is a
+        ///   non-empty whole number of blocks; ``CryptoError/invalidPadding`` if PKCS#7 padding
+        ///   is malformed.
+        public static func decrypt(
+            _ ciphertext: some ContiguousByteBuffer, key: some ContiguousByteBuffer,
+            iv: some ContiguousByteBuffer, padding: Padding = .pkcs7
+        ) throws(CryptoError) -> [UInt8] {
+            let cipher = try AES.cipher(forKey: key, cbc: true)
+            try AES.checkIV(iv)
+            let count = ciphertext.byteCount
+            guard count % blockByteCount == 0, padding == .none || count > 0 else {
+                throw .invalidCiphertextLength(actual: count)
+            }
+            return try AES.run(cipher, encrypt: false, padding: padding == .pkcs7, key: key, iv: iv, input: ciphertext, capacity: count + blockByteCount)
+        }
+    }
+
+    /// Counter mode (NIST SP 800-38A §6.5) with a 16-byte initial counter block incremented
+    /// as a 128-bit big-endian integer. Encryption and decryption are the same operation.
+    ///
+    /// Not for: reusing a counter block with the same key — it reveals the XOR of plaintexts.
+    public enum CTR {
+        /// XORs `input` with the keystream of `key` starting at `counter`.
+        public static func apply(
+            _ input: some ContiguousByteBuffer, key: some ContiguousByteBuffer, counter: some ContiguousByteBuffer
+        ) throws(CryptoError) -> [UInt8] {
+            let cipher = try AES.cipher(forKey: key, cbc: false)
+            try AES.checkIV(counter)
+            return try AES.run(cipher, encrypt: true, padding: false, key: key, iv: counter, input: input, capacity: input.byteCount + blockByteCount)
+        }
+    }
+
+    static func cipher(forKey key: some ContiguousByteBuffer, cbc: Bool) throws(CryptoError) -> OpaquePointer {
+        switch key.byteCount {
+        case 16: return cbc ? OpenSSL.aes128CBC : OpenSSL.aes128CTR
+        case 24: return cbc ? OpenSSL.aes192CBC : OpenSSL.aes192CTR
+        case 32: return cbc ? OpenSSL.aes256CBC : OpenSSL.aes256CTR
+        default: throw .invalidKeySize(actual: key.byteCount, allowed: keyByteCounts)
+        }
+    }
+
+    static func checkIV(_ iv: some ContiguousByteBuffer) throws(CryptoError) {
+        guard iv.byteCount == blockByteCount else { throw .invalidNonceSize(actual: iv.byteCount, expected: blockByteCount) }
+    }
+
+    static func run(
+        _ cipher: OpaquePointer, encrypt: Bool, padding: Bool,
+        key: some ContiguousByteBuffer, iv: some ContiguousByteBuffer,
+        input: some ContiguousByteBuffer, capacity: Int
+    ) throws(CryptoError) -> [UInt8] {
+        guard let ctx = EVP_CIPHER_CTX_new() else { throw .libraryFailure(function: "EVP_CIPHER_CTX_new") }
+        defer { EVP_CIPHER_CTX_free(ctx) }  // also cleanses the expanded key schedule
+        var produced = 0
+        var output = try makeBytes(count: capacity) { (out: UnsafeMutableRawBufferPointer) throws(CryptoError) in
+            try key.withUnsafeBytes { (k: UnsafeRawBufferPointer) throws(CryptoError) in
+                try iv.withUnsafeBytes { (v: UnsafeRawBufferPointer) throws(CryptoError) in
+                    guard EVP_CipherInit_ex2(ctx, cipher, k.nonNullBase, v.nonNullBase, encrypt ? 1 : 0, nil) == 1 else {
+                        throw .libraryFailure(function: "EVP_CipherInit_ex2")
+                    }
+                }
+            }
+            EVP_CIPHER_CTX_set_padding(ctx, padding ? 1 : 0)
+            try input.withUnsafeBytes { (i: UnsafeRawBufferPointer) throws(CryptoError) in
+                var written: Int32 = 0
+                if i.count > 0 {
+                    guard EVP_CipherUpdate(ctx, out.nonNullBase, &written, i.nonNullBase, Int32(i.count)) == 1 else {
+                        throw .libraryFailure(function: "EVP_CipherUpdate")
+                    }
+                }
+                produced = Int(written)
+                var tail: Int32 = 0
+                guard EVP_CipherFinal_ex(ctx, out.nonNullBase + produced, &tail) == 1 else {
+                    out.initializeMemory(as: UInt8.self, repeating: 0)
+                    // Decrypting with PKCS#7 is the only way to fail here with valid lengths.
+                    throw .invalidPadding
+                }
+                produced += Int(tail)
+            }
+        }
+        output.removeLast(capacity - produced)
+        return output
+    }
+}
