@@ -120,6 +120,13 @@ public struct AEADSealedBox: Sendable, Equatable {
     /// The 16-byte Poly1305 tag.
     public let tag: [UInt8]
 
+    /// A box from its parts, e.g. as received. Sizes are checked when it is opened.
+    public init(nonce: [UInt8], ciphertext: [UInt8], tag: [UInt8]) {
+        self.nonce = nonce
+        self.ciphertext = ciphertext
+        self.tag = tag
+    }
+
     /// `nonce || ciphertext || tag`.
     public var combined: [UInt8] { nonce + ciphertext + tag }
 }

@@ -1,0 +1,133 @@
+import Foundation
+import HushConformance
+import Testing
+
+let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+let sharedVectors = packageRoot.deletingLastPathComponent().appendingPathComponent("shared/vectors")
+let wycheproofDir = sharedVectors.appendingPathComponent("wycheproof")
+let hasWycheproof = FileManager.default.fileExists(atPath: wycheproofDir.path)
+
+/// The seven Wycheproof files the foundation must pass completely, with their case counts.
+let requiredWycheproof: [(file: String, cases: Int, outputField: String)] = [
+    ("x25519_test.json", 518, "shared"),
+    ("ed25519_test.json", 151, "sig"),
+    ("chacha20_poly1305_test.json", 325, "ct"),
+    ("xchacha20_poly1305_test.json", 315, "tag"),
+    ("hkdf_sha256_test.json", 86, "okm"),
+    ("hmac_sha256_test.json", 174, "tag"),
+    ("aes_cbc_pkcs5_test.json", 216, "ct"),
+]
+
+@Suite struct WycheproofConformanceTests {
+    @Test(.enabled(if: hasWycheproof, "needs ../shared/vectors/wycheproof"), arguments: requiredWycheproof.map(\.file))
+    func everyCasePasses(file: String) {
+        let expected = requiredWycheproof.first { $0.file == file }!.cases
+        let report = ConformanceRunner().run(file: wycheproofDir.appendingPathComponent(file).path)
+        #expect(report.fileError == nil)
+        #expect(report.failed == 0, "\(report.failureLines.joined(separator: "\n"))")
+        #expect(report.skipped == 0)
+        #expect(report.passed == expected)
+    }
+
+    @Test(.enabled(if: hasWycheproof, "needs ../shared/vectors/wycheproof"))
+    func totalOverTheSevenFiles() {
+        let reports = requiredWycheproof.map { ConformanceRunner().run(file: wycheproofDir.appendingPathComponent($0.file).path) }
+        let summary = ConformanceSummary(reports)
+        #expect(summary == { var s = ConformanceSummary([]); s.passed = 1785; return s }())
+        #expect(summary.line == "1785 passed, 0 failed")
+    }
+
+    /// Changing one byte of the expected output of any valid case makes the file fail.
+    @Test(.enabled(if: hasWycheproof, "needs ../shared/vectors/wycheproof"), arguments: requiredWycheproof.map(\.file))
+    func aCorruptedVectorFails(file: String) throws {
+        let field = requiredWycheproof.first { $0.file == file }!.outputField
+        let data = try Data(contentsOf: wycheproofDir.appendingPathComponent(file))
+        var json = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        var groups = json["testGroups"] as! [[String: Any]]
+        var tests = groups[0]["tests"] as! [[String: Any]]
+        let index = try #require(tests.firstIndex { ($0["result"] as? String) == "valid" && !(($0[field] as? String) ?? "").isEmpty })
+        var value = Array(tests[index][field] as! String)
+        value[0] = value[0] == "0" ? "1" : "0"
+        tests[index][field] = String(value)
+        groups[0]["tests"] = tests
+        json["testGroups"] = groups
+        let corrupted = try JSONSerialization.data(withJSONObject: json)
+        let report = ConformanceRunner().run(data: corrupted, path: file)
+        #expect(report.failed == 1, "\(report.line)")
+        #expect(report.failureLines.count == 1)
+    }
+}
+
+@Suite struct RunnerRobustnessTests {
+    @Test func malformedJSONIsAFileFailure() {
+        for bytes in ["", "{", "[1,2]", "null", "\u{0}\u{1}", "{\"format\": 3}"] {
+            let report = ConformanceRunner().run(data: Data(bytes.utf8))
+            #expect(report.failed >= 1 || report.skippedFile, "\(bytes.debugDescription): \(report.line)")
+        }
+    }
+
+    @Test func badHexAndMissingFieldsFailTheCaseNotTheProcess() {
+        let file = """
+        {"format": "hush-kat/1", "algorithm": "sha256", "source": "test", "cases": [
+          {"id": 1, "result": "valid", "message": "616263", "digest": "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"},
+          {"id": 2, "result": "valid", "message": "6x", "digest": "00"},
+          {"id": 3, "result": "valid", "message": "616"},
+          {"id": 4, "result": "maybe", "message": "", "digest": ""},
+          {"id": 5, "result": "valid", "digest": "00"}
+        ]}
+        """
+        let report = ConformanceRunner().run(data: Data(file.utf8))
+        #expect(report.passed == 1)
+        #expect(report.failed == 4)
+    }
+
+    @Test func unknownAlgorithmAndMissingPathAreFailures() {
+        let file = #"{"format": "hush-kat/1", "algorithm": "rot13", "source": "x", "cases": [{"id": 1, "result": "valid"}]}"#
+        #expect(ConformanceRunner().run(data: Data(file.utf8)).failed == 1)
+        let reports = ConformanceRunner().run(paths: ["/nonexistent/vectors"])
+        #expect(ConformanceSummary(reports).failed == 1)
+    }
+
+    @Test func summaryLineFormat() {
+        var s = ConformanceSummary([])
+        s.passed = 3
+        #expect(s.line == "3 passed, 0 failed")
+        s.skipped = 2
+        s.failed = 1
+        #expect(s.line == "3 passed, 1 failed, 2 skipped")
+    }
+
+    /// Random byte strings and random mutations of a real file never crash the runner.
+    @Test func garbageNeverCrashes() throws {
+        var generator = SystemRandomNumberGenerator()
+        let seedFile = #"{"format": "hush-kat/1", "algorithm": "hmac-sha256", "source": "x", "cases": [{"id": 1, "result": "valid", "key": "0b0b", "message": "00", "tag": "0000000000000000"}]}"#
+        let base = Array(seedFile.utf8)
+        for _ in 0..<500 {
+            var bytes = base
+            for _ in 0..<Int.random(in: 1...4, using: &generator) {
+                bytes[Int.random(in: 0..<bytes.count, using: &generator)] = UInt8.random(in: 0...255, using: &generator)
+            }
+            _ = ConformanceRunner().run(data: Data(bytes))
+            _ = ConformanceRunner().run(data: Data((0..<Int.random(in: 0..<64, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) }))
+        }
+    }
+}
+
+@Suite struct ProjectVectorTests {
+    /// Everything in TestVectors/ passes (slow cases skipped).
+    @Test func testVectorsDirectoryPasses() {
+        let reports = ConformanceRunner().run(paths: [packageRoot.appendingPathComponent("TestVectors").path])
+        let summary = ConformanceSummary(reports)
+        for r in reports where r.failed > 0 { Issue.record("\(r.line)\n\(r.failureLines.joined(separator: "\n"))") }
+        #expect(summary.failed == 0)
+        #expect(summary.passed > 100)
+    }
+
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: sharedVectors.appendingPathComponent("signal-v3").path)))
+    func signalTranscriptSignaturesPass() {
+        let reports = ConformanceRunner().run(paths: [sharedVectors.appendingPathComponent("signal-v3").path])
+        #expect(reports.count >= 9)
+        #expect(ConformanceSummary(reports).failed == 0)
+        #expect(ConformanceSummary(reports).passed >= 40)
+    }
+}
