@@ -60,9 +60,12 @@ struct Fields {
     }
 
     func int(_ key: String) throws(VectorError) -> Int {
-        // JSONSerialization gives NSNumber; reject fractions, booleans and out-of-range values.
-        guard let number = object[key] as? Int, !(object[key] is Bool) else { throw .missingField(key) }
-        return number
+        // JSONSerialization gives NSNumber for numbers and booleans alike; booleans have the
+        // Objective-C type "c" (and `is Bool` is also true for the number 1, so it cannot be used).
+        guard let number = object[key] as? NSNumber, String(cString: number.objCType) != "c",
+              let value = object[key] as? Int, Double(value) == number.doubleValue
+        else { throw .missingField(key) }
+        return value
     }
 
     func optionalInt(_ key: String) throws(VectorError) -> Int? {

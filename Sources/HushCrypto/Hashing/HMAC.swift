@@ -61,10 +61,7 @@ public enum HMACSHA256 {
         _ part3: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0)
     ) throws(CryptoError) {
         precondition(out.count >= byteCount)
-        guard let ctx = EVP_MAC_CTX_dup(OpenSSL.hmacSHA256Template) else {
-            throw .libraryFailure(function: "EVP_MAC_CTX_dup")
-        }
-        defer { EVP_MAC_CTX_free(ctx) }
+        let ctx = try OpenSSL.threadHMACContext()
         try key.withUnsafeBytes { (k: UnsafeRawBufferPointer) throws(CryptoError) in
             guard EVP_MAC_init(ctx, k.nonNullBase, k.count, nil) == 1 else {
                 throw .libraryFailure(function: "EVP_MAC_init")

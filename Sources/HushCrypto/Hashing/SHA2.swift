@@ -13,10 +13,12 @@ public enum SHA256 {
     public static func hash(_ data: some ContiguousByteBuffer) -> [UInt8] {
         data.withUnsafeBytes { input in
             try! makeBytes(count: byteCount) { (out: UnsafeMutableRawBufferPointer) throws(CryptoError) in
+                let ctx = try OpenSSL.threadDigestContext()
                 var length: UInt32 = 0
-                guard EVP_Digest(input.baseAddress, input.count, out.nonNullBase, &length, OpenSSL.sha256, nil) == 1 else {
-                    throw .libraryFailure(function: "EVP_Digest")
-                }
+                guard EVP_DigestInit_ex2(ctx, OpenSSL.sha256, nil) == 1,
+                      input.count == 0 || EVP_DigestUpdate(ctx, input.baseAddress, input.count) == 1,
+                      EVP_DigestFinal_ex(ctx, out.nonNullBase, &length) == 1
+                else { throw .libraryFailure(function: "EVP_Digest") }
             }
         }
     }

@@ -30,33 +30,35 @@ public enum HKDF {
         guard (0...maximumOutputByteCount).contains(outputByteCount) else {
             throw .outputLengthOutOfRange(requested: outputByteCount, allowed: 0...maximumOutputByteCount)
         }
+        // T(i) is written straight into the output; only a final partial block goes through
+        // a 32-byte scratch buffer (itself wiped). T(i-1) is read back from the output.
+        let scratch = SecureBytes(zeroes: HMACSHA256.byteCount)
         return try SecureBytes(count: outputByteCount) { (out: UnsafeMutableRawBufferPointer) throws(CryptoError) in
-            var block = SecureBytes(zeroes: HMACSHA256.byteCount)
-            var previousCount = 0
-            var produced = 0
-            var counter: UInt8 = 1
-            while produced < outputByteCount {
-                let previous = block
-                let next = try SecureBytes(count: HMACSHA256.byteCount) { (t: UnsafeMutableRawBufferPointer) throws(CryptoError) in
-                    try previous.withUnsafeBytes { (p: UnsafeRawBufferPointer) throws(CryptoError) in
-                        try info.withUnsafeBytes { (i: UnsafeRawBufferPointer) throws(CryptoError) in
-                            try withUnsafeBytes(of: counter) { (c: UnsafeRawBufferPointer) throws(CryptoError) in
-                                try HMACSHA256.compute(
-                                    into: t, key: prk,
-                                    parts: UnsafeRawBufferPointer(rebasing: p[0..<previousCount]), i, c)
-                            }
-                        }
+            try scratch.withUnsafeBytes { (scratchBytes: UnsafeRawBufferPointer) throws(CryptoError) in
+            // `scratch` is ours alone and outlives this closure, so writing through it is safe.
+            let tail = UnsafeMutableRawBufferPointer(mutating: scratchBytes)
+            try info.withUnsafeBytes { (i: UnsafeRawBufferPointer) throws(CryptoError) in
+                var produced = 0
+                var counter: UInt8 = 1
+                while produced < outputByteCount {
+                    let previous = produced == 0
+                        ? UnsafeRawBufferPointer(start: nil, count: 0)
+                        : UnsafeRawBufferPointer(rebasing: out[(produced - HMACSHA256.byteCount)..<produced])
+                    let take = Swift.min(HMACSHA256.byteCount, outputByteCount - produced)
+                    let target = take == HMACSHA256.byteCount
+                        ? UnsafeMutableRawBufferPointer(rebasing: out[produced..<produced + take])
+                        : tail
+                    try withUnsafeBytes(of: counter) { (c: UnsafeRawBufferPointer) throws(CryptoError) in
+                        try HMACSHA256.compute(into: target, key: prk, parts: previous, i, c)
                     }
+                    if take < HMACSHA256.byteCount {
+                        UnsafeMutableRawBufferPointer(rebasing: out[produced..<produced + take])
+                            .copyMemory(from: UnsafeRawBufferPointer(rebasing: tail[0..<take]))
+                    }
+                    produced += take
+                    counter &+= 1
                 }
-                let take = Swift.min(HMACSHA256.byteCount, outputByteCount - produced)
-                next.withUnsafeBytes { t in
-                    UnsafeMutableRawBufferPointer(rebasing: out[produced..<produced + take])
-                        .copyMemory(from: UnsafeRawBufferPointer(rebasing: t[0..<take]))
-                }
-                produced += take
-                block = next
-                previousCount = HMACSHA256.byteCount
-                counter &+= 1
+            }
             }
         }
     }
