@@ -54,19 +54,9 @@ enum OpenSSL {
         return cipher
     }
 
-    /// This thread's HMAC-SHA256 context, made once per thread by duplicating the template and
-    /// freed when the thread exits. Re-keying a context (`EVP_MAC_init` with a key) costs the
-    /// two HMAC pad blocks and no allocation or algorithm lookup, which makes a short HMAC
-    /// several times cheaper than a fresh context. Safe because every use is synchronous: no
+    /// This thread's digest context, made once per thread and freed when the thread exits;
+    /// `EVP_DigestInit_ex2` resets it for each use. Safe because every use is synchronous: no
     /// caller suspends or re-enters while it holds the context.
-    static func threadHMACContext() throws(CryptoError) -> OpaquePointer {
-        if let existing = pthread_getspecific(hmacContextKey) { return OpaquePointer(existing) }
-        guard let ctx = EVP_MAC_CTX_dup(hmacSHA256Template) else { throw .libraryFailure(function: "EVP_MAC_CTX_dup") }
-        pthread_setspecific(hmacContextKey, UnsafeRawPointer(ctx))
-        return ctx
-    }
-
-    /// This thread's digest context, reused the same way (`EVP_DigestInit_ex2` resets it).
     static func threadDigestContext() throws(CryptoError) -> OpaquePointer {
         if let existing = pthread_getspecific(digestContextKey) { return OpaquePointer(existing) }
         guard let ctx = EVP_MD_CTX_new() else { throw .libraryFailure(function: "EVP_MD_CTX_new") }
@@ -74,8 +64,7 @@ enum OpenSSL {
         return ctx
     }
 
-    nonisolated(unsafe) private static let hmacContextKey: pthread_key_t = makeKey { EVP_MAC_CTX_free(OpaquePointer($0)) }
-    nonisolated(unsafe) private static let digestContextKey: pthread_key_t = makeKey { EVP_MD_CTX_free(OpaquePointer($0)) }
+    private static let digestContextKey: pthread_key_t = makeKey { EVP_MD_CTX_free(OpaquePointer($0)) }
 
     private static func makeKey(_ destructor: @convention(c) (UnsafeMutableRawPointer?) -> Void) -> pthread_key_t {
         var key = pthread_key_t()
