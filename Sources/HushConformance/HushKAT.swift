@@ -31,7 +31,11 @@ enum HushKAT {
         case "x25519":
             return PrimitiveChecks.x25519(privateKey: try test.hex("private"), publicKey: try test.hex("public"), shared: try test.hex("shared"))
         case "x25519-iterated":
-            return PrimitiveChecks.x25519Iterated(iterations: try test.int("iterations"), expected: try test.hex("k"))
+            let iterations = try test.int("iterations")
+            guard (0...10_000_000).contains(iterations) else {
+                throw .badValue(field: "iterations", reason: "must be between 0 and 10,000,000")
+            }
+            return PrimitiveChecks.x25519Iterated(iterations: iterations, expected: try test.hex("k"))
         case "ed25519":
             let publicKey = try test.hex("public_key"), message = try test.hex("message"), signature = try test.hex("signature")
             if valid, let seed = try test.optionalHex("secret_key") {
