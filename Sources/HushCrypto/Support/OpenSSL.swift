@@ -24,8 +24,10 @@ enum OpenSSL {
     nonisolated(unsafe) static let aes192CTR: OpaquePointer = fetchCipher("AES-192-CTR")
     nonisolated(unsafe) static let aes256CTR: OpaquePointer = fetchCipher("AES-256-CTR")
 
-    /// An HMAC context with SHA-256 already selected. Never used directly: callers
-    /// `EVP_MAC_CTX_dup` it, which copies the selected digest without a new fetch.
+    /// An HMAC context with SHA-256 already selected, used only by `HMACSHA256.referenceEVP`
+    /// (the reference the differential tests compare HushCrypto's allocation-free HMAC with).
+    /// It is duplicated per use, never used directly; fetched lazily, so production code that
+    /// never calls the reference never pays for it.
     nonisolated(unsafe) static let hmacSHA256Template: OpaquePointer = {
         guard let mac = EVP_MAC_fetch(nil, "HMAC", nil), let ctx = EVP_MAC_CTX_new(mac) else {
             fatalError("OpenSSL: HMAC is unavailable")
