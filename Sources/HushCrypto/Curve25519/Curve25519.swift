@@ -57,6 +57,19 @@ extension Curve25519.KeyAgreement {
             }
         }
 
+        /// A key restored from storage that recorded both halves, without recomputing the
+        /// public key (a scalar multiplication). Returns `nil` unless `scalar` is 32 clamped
+        /// bytes. The caller vouches that `publicKey` matches: use only for records this
+        /// library wrote.
+        package init?(storedScalar scalar: SecureBytes, publicKey: PublicKey) {
+            let clamped = scalar.count == Curve25519.keyByteCount && scalar.withUnsafeBytes { k in
+                k[0] & 7 == 0 && k[31] & 0xC0 == 0x40
+            }
+            guard clamped else { return nil }
+            self.scalar = scalar
+            self.publicKey = publicKey
+        }
+
         /// The clamped scalar. Treat it as secret.
         public var rawRepresentation: SecureBytes { scalar }
 

@@ -62,7 +62,7 @@ public enum HMACSHA256 {
     /// a short HMAC ≈4–5× cheaper than OpenSSL 3's `EVP_MAC` (whose re-keying frees and
     /// re-allocates three digest contexts). Every intermediate value is wiped before return.
     /// `HMACDifferentialTests` checks it against `EVP_MAC` on random inputs.
-    static func compute(
+    package static func compute(
         into out: UnsafeMutableRawBufferPointer,
         key: some ContiguousByteBuffer,
         parts part1: some ContiguousByteBuffer,

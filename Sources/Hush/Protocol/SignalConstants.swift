@@ -1,0 +1,59 @@
+/// Every constant of Signal's v3 session protocol in one place: version numbers, KDF labels,
+/// lengths and the limits that bound what a session stores.
+///
+/// The values are those of libsignal-protocol-c 2.3.3 (the behaviour Hush is byte-compatible
+/// with, documented in `Docs/protocol.md`); the section numbers refer to Signal's Double Ratchet
+/// specification (revision 1, 2016) and X3DH specification (revision 1, 2016).
+public enum SignalConstants {
+    /// The message version Hush speaks: Signal's v3 ("ciphertext version 3").
+    public static let messageVersion: UInt8 = 3
+    /// The version byte that starts every v3 message: `(3 << 4) | 3`. The high nibble is the
+    /// message's version, the low nibble the newest version the sender supports.
+    public static let versionByte: UInt8 = (messageVersion << 4) | messageVersion
+
+    /// Length of the truncated HMAC-SHA256 that ends a ``SignalMessage``.
+    public static let macByteCount = 8
+
+    // MARK: Limits (Double Ratchet §2.6, "MAX_SKIP", and §6.5 on storing skipped keys)
+
+    /// The largest counter jump accepted inside one receiving chain: a message whose counter
+    /// is more than this many ahead of the chain is rejected (``SignalProtocolError/tooFarInFuture(counter:chainIndex:limit:)``).
+    /// Double Ratchet §2.6 asks for such a bound so that a malicious counter cannot make the
+    /// receiver derive (and store) an unbounded number of keys.
+    public static let maximumSkippedMessages: UInt32 = 2000
+    /// Skipped message keys kept per receiving chain; beyond it the oldest are dropped
+    /// (§6.5: "a reasonable limit on how many skipped message keys are stored").
+    public static let maximumStoredMessageKeys = 2000
+    /// Receiving chains kept per session state; beyond it the oldest is dropped, together
+    /// with its skipped keys (messages still in flight on it can no longer be read).
+    public static let maximumReceiverChains = 5
+    /// Archived session states kept per address (older sessions replaced by a new X3DH);
+    /// beyond it the oldest is dropped.
+    public static let maximumArchivedStates = 40
+
+    // MARK: KDF info strings (libsignal v3)
+
+    /// X3DH output → first root key and chain key (X3DH §2.2's `info`).
+    static let x3dhInfo = Array("WhisperText".utf8)
+    /// `KDF_RK` of the Double Ratchet (§5.2): root key and DH output → root key, chain key.
+    static let ratchetInfo = Array("WhisperRatchet".utf8)
+    /// Message key expansion (Double Ratchet §5.2, `KDF_CK` output → encryption keys).
+    static let messageKeysInfo = Array("WhisperMessageKeys".utf8)
+
+    /// The constant input of `KDF_CK` for the message key (Double Ratchet §5.2: "HMAC-SHA256
+    /// with chain key as key and 0x01 as input").
+    static let messageKeySeed: UInt8 = 0x01
+    /// The constant input of `KDF_CK` for the next chain key (0x02).
+    static let chainKeySeed: UInt8 = 0x02
+
+    /// X3DH §2.2: for X25519, 32 bytes of 0xFF prefix the DH outputs (domain separation from
+    /// XEdDSA, whose first hash input starts the same way).
+    static let x3dhDiscontinuity = [UInt8](repeating: 0xFF, count: 32)
+    /// Root and chain key length.
+    static let keyByteCount = 32
+    /// Message key material: cipher key (32) || MAC key (32) || IV (16).
+    static let messageKeyMaterialByteCount = 80
+
+    /// Registration ids are drawn from 1...16380 (libsignal's key helper).
+    public static let registrationIDRange: ClosedRange<UInt32> = 1...16380
+}

@@ -1,0 +1,54 @@
+/// Starts sessions from prekey bundles: Alice's half of X3DH (X3DH §3.3).
+///
+/// Bob's half happens inside ``SessionCipher/decrypt(_:from:store:random:)`` when the first
+/// PreKeySignalMessage arrives.
+public enum SessionBuilder {
+    /// Builds a session with `address` from its `bundle` and stores it. The next
+    /// ``SessionCipher/encrypt(_:for:store:)`` to that address produces a PreKeySignalMessage.
+    ///
+    /// Checks, in order (FORMAT §6.1): the bundle's identity is trusted for `address`; the
+    /// bundle has a signed prekey whose signature verifies. Only then does it draw Alice's
+    /// base key and first ratchet key from `random` (in that order). If a session with
+    /// `address` exists, it is archived and the new one becomes current.
+    ///
+    /// - Throws: ``SignalProtocolError/untrustedIdentity(_:identity:)``,
+    ///   ``SignalProtocolError/invalidBundle(_:)``, ``SignalProtocolError/invalidRatchetKey``
+    ///   (a low-order key in the bundle), ``SignalProtocolError/storeFailure(operation:message:)``,
+    ///   ``SignalProtocolError/crypto(_:)`` (randomness). Nothing is stored on failure.
+    public static func process(
+        _ bundle: PreKeyBundle, for address: ProtocolAddress,
+        sessionStore: some SessionStore, identityStore: some IdentityKeyStore,
+        random: some RandomSource = SystemRandom()
+    ) throws(SignalProtocolError) {
+        let trusted = try SignalProtocolError.store("isTrustedIdentity") {
+            try identityStore.isTrustedIdentity(bundle.identityKey, for: address, direction: .sending)
+        }
+        guard trusted else { throw .untrustedIdentity(address, identity: bundle.identityKey) }
+        let signedPreKey = try bundle.verifiedSignedPreKey()
+
+        let identity = try SignalProtocolError.store("identityKeyPair") { try identityStore.identityKeyPair() }
+        let registrationID = try SignalProtocolError.store("localRegistrationID") { try identityStore.localRegistrationID() }
+        let baseKey = try SignalProtocolError.crypto { () throws(CryptoError) in try Curve25519.KeyAgreement.PrivateKey(using: random) }
+        let ratchetKey = try SignalProtocolError.crypto { () throws(CryptoError) in try Curve25519.KeyAgreement.PrivateKey(using: random) }
+        let state = try SessionState.initiating(
+            identity: identity, localRegistrationID: registrationID, baseKey: baseKey, ratchetKey: ratchetKey,
+            bundle: bundle, signedPreKey: signedPreKey)
+
+        var record = try SignalProtocolError.store("loadSession") { try sessionStore.loadSession(for: address) }
+        if record == nil {
+            record = SessionRecord(current: state)
+        } else {
+            record!.promote(state)
+        }
+        try SignalProtocolError.store("storeSession") { try sessionStore.storeSession(record!, for: address) }
+        _ = try SignalProtocolError.store("saveIdentity") { try identityStore.saveIdentity(bundle.identityKey, for: address) }
+    }
+
+    /// ``process(_:for:sessionStore:identityStore:random:)`` with one combined store.
+    public static func process(
+        _ bundle: PreKeyBundle, for address: ProtocolAddress,
+        store: some IdentityKeyStore & SessionStore, random: some RandomSource = SystemRandom()
+    ) throws(SignalProtocolError) {
+        try process(bundle, for: address, sessionStore: store, identityStore: store, random: random)
+    }
+}

@@ -1,0 +1,145 @@
+/// Encrypts and decrypts the messages of pairwise sessions (Double Ratchet §3.4–3.5, with
+/// Bob's half of X3DH §3.4 for PreKeySignalMessages).
+///
+/// Every operation loads what it needs from the stores, works on copies, and writes back only
+/// after it succeeded: a message that fails to decrypt — tampered, replayed, from an
+/// untrusted identity, for an unknown prekey — leaves every store exactly as it was.
+///
+/// Concurrency: the functions are synchronous and the stores are `Sendable`, so they can be
+/// called from any task; but two operations on the *same address* must not overlap, or one
+/// of them would overwrite the other's record. Serialize per address (an actor that owns the
+/// stores is the simplest way: see `Docs/usage.md`).
+public enum SessionCipher {
+    /// Encrypts `plaintext` for `address` with the current session and advances its sending
+    /// chain. Until the peer has answered, the result is a ``PreKeySignalMessage``.
+    ///
+    /// - Throws: ``SignalProtocolError/noSession(_:)``,
+    ///   ``SignalProtocolError/untrustedIdentity(_:identity:)`` (the app no longer trusts the
+    ///   session's identity), ``SignalProtocolError/storeFailure(operation:message:)``.
+    public static func encrypt(
+        _ plaintext: some ContiguousByteBuffer, for address: ProtocolAddress,
+        sessionStore: some SessionStore, identityStore: some IdentityKeyStore
+    ) throws(SignalProtocolError) -> CiphertextMessage {
+        guard var record = try SignalProtocolError.store("loadSession", { try sessionStore.loadSession(for: address) }) else {
+            throw .noSession(address)
+        }
+        let remote = record.current.remoteIdentity
+        let trusted = try SignalProtocolError.store("isTrustedIdentity") {
+            try identityStore.isTrustedIdentity(remote, for: address, direction: .sending)
+        }
+        guard trusted else { throw .untrustedIdentity(address, identity: remote) }
+        let message = try record.current.encrypt(plaintext)
+        try SignalProtocolError.store("storeSession") { try sessionStore.storeSession(record, for: address) }
+        return message
+    }
+
+    /// ``encrypt(_:for:sessionStore:identityStore:)`` with one combined store.
+    public static func encrypt(
+        _ plaintext: some ContiguousByteBuffer, for address: ProtocolAddress, store: some IdentityKeyStore & SessionStore
+    ) throws(SignalProtocolError) -> CiphertextMessage {
+        try encrypt(plaintext, for: address, sessionStore: store, identityStore: store)
+    }
+
+    /// Decrypts a message from `address`, of either kind.
+    public static func decrypt(
+        _ message: CiphertextMessage, from address: ProtocolAddress,
+        store: some SignalProtocolStore, random: some RandomSource = SystemRandom()
+    ) throws(SignalProtocolError) -> [UInt8] {
+        switch message {
+        case .signal(let m):
+            return try decrypt(m, from: address, sessionStore: store, random: random)
+        case .preKeySignal(let m):
+            return try decrypt(m, from: address, sessionStore: store, identityStore: store,
+                               preKeyStore: store, signedPreKeyStore: store, random: random)
+        }
+    }
+
+    /// Decrypts a ``SignalMessage`` from `address` (FORMAT §6.4): the current session state
+    /// first, then the archived ones; a state that decrypts is committed (and becomes current).
+    /// If the message starts a new ratchet chain, one key pair is drawn from `random`.
+    ///
+    /// - Throws: ``SignalProtocolError/noSession(_:)``, ``SignalProtocolError/badMAC``,
+    ///   ``SignalProtocolError/duplicateMessage(counter:)``,
+    ///   ``SignalProtocolError/tooFarInFuture(counter:chainIndex:limit:)``,
+    ///   ``SignalProtocolError/invalidRatchetKey``, ``SignalProtocolError/invalidCiphertext``,
+    ///   store and randomness failures. Nothing changes on failure.
+    public static func decrypt(
+        _ message: SignalMessage, from address: ProtocolAddress,
+        sessionStore: some SessionStore, random: some RandomSource = SystemRandom()
+    ) throws(SignalProtocolError) -> [UInt8] {
+        guard var record = try SignalProtocolError.store("loadSession", { try sessionStore.loadSession(for: address) }) else {
+            throw .noSession(address)
+        }
+        let keys = RatchetKeySource(random: random)
+        let plaintext = try record.decrypt(message, newRatchetKey: keys.key)
+        try SignalProtocolError.store("storeSession") { try sessionStore.storeSession(record, for: address) }
+        return plaintext
+    }
+
+    /// Decrypts a ``PreKeySignalMessage`` from `address` (FORMAT §6.5), building the session
+    /// (Bob's half of X3DH) unless a state with the message's base key already exists.
+    ///
+    /// Order of checks: the sender's identity is trusted for `address`
+    /// (``SignalProtocolError/untrustedIdentity(_:identity:)``); the prekeys named exist
+    /// (``SignalProtocolError/unknownPreKey(_:)``); then decryption as for a ``SignalMessage``.
+    /// Only after success are the record stored, the identity saved and the one-time prekey
+    /// deleted.
+    public static func decrypt(
+        _ message: PreKeySignalMessage, from address: ProtocolAddress,
+        sessionStore: some SessionStore, identityStore: some IdentityKeyStore,
+        preKeyStore: some PreKeyStore, signedPreKeyStore: some SignedPreKeyStore,
+        random: some RandomSource = SystemRandom()
+    ) throws(SignalProtocolError) -> [UInt8] {
+        let trusted = try SignalProtocolError.store("isTrustedIdentity") {
+            try identityStore.isTrustedIdentity(message.identityKey, for: address, direction: .receiving)
+        }
+        guard trusted else { throw .untrustedIdentity(address, identity: message.identityKey) }
+
+        var record = try SignalProtocolError.store("loadSession") { try sessionStore.loadSession(for: address) }
+        var usedPreKeyID: UInt32?
+        if record?.hasState(withBaseKey: message.baseKey) != true {
+            guard let signedPreKey = try SignalProtocolError.store("loadSignedPreKey", {
+                try signedPreKeyStore.loadSignedPreKey(id: message.signedPreKeyID)
+            }) else { throw .unknownPreKey(.signed(message.signedPreKeyID)) }
+            var oneTimePreKey: PreKeyRecord?
+            if let id = message.preKeyID {
+                guard let found = try SignalProtocolError.store("loadPreKey", { try preKeyStore.loadPreKey(id: id) }) else {
+                    throw .unknownPreKey(.oneTime(id))
+                }
+                oneTimePreKey = found
+                usedPreKeyID = id
+            }
+            let identity = try SignalProtocolError.store("identityKeyPair") { try identityStore.identityKeyPair() }
+            let registrationID = try SignalProtocolError.store("localRegistrationID") { try identityStore.localRegistrationID() }
+            let state = try SessionState.responding(
+                identity: identity, localRegistrationID: registrationID, signedPreKey: signedPreKey.keyPair,
+                oneTimePreKey: oneTimePreKey?.keyPair, message: message)
+            if record == nil { record = SessionRecord(current: state) } else { record!.promote(state) }
+        }
+        let keys = RatchetKeySource(random: random)
+        let plaintext = try record!.decrypt(message.message, newRatchetKey: keys.key)
+
+        try SignalProtocolError.store("storeSession") { try sessionStore.storeSession(record!, for: address) }
+        _ = try SignalProtocolError.store("saveIdentity") { try identityStore.saveIdentity(message.identityKey, for: address) }
+        if let usedPreKeyID {
+            try SignalProtocolError.store("removePreKey") { try preKeyStore.removePreKey(id: usedPreKeyID) }
+        }
+        return plaintext
+    }
+}
+
+/// Draws the receiver's next ratchet key at most once per decryption: every session state
+/// tried gets the same key pair, and the states that fail are discarded with it.
+private final class RatchetKeySource<Random: RandomSource> {
+    let random: Random
+    var drawn: Curve25519.KeyAgreement.PrivateKey?
+
+    init(random: Random) { self.random = random }
+
+    func key() throws(SignalProtocolError) -> Curve25519.KeyAgreement.PrivateKey {
+        if let drawn { return drawn }
+        let key = try SignalProtocolError.crypto { () throws(CryptoError) in try Curve25519.KeyAgreement.PrivateKey(using: random) }
+        drawn = key
+        return key
+    }
+}

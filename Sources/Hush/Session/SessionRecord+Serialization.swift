@@ -1,0 +1,241 @@
+/// Why bytes are not a session record Hush wrote.
+public enum SessionRecordError: Error, Equatable, Hashable, Sendable {
+    /// The input ended inside a value.
+    case truncated
+    /// The first bytes are not `HSR` followed by a format version Hush knows.
+    case unsupportedFormat(version: UInt8?)
+    /// A value is out of range or inconsistent (`field` names it).
+    case invalidValue(field: String)
+    /// A count exceeds the protocol limit that bounds it.
+    case limitExceeded(field: String, count: Int, limit: Int)
+    /// Bytes follow the record.
+    case trailingBytes(Int)
+}
+
+/// The binary form of ``SessionRecord`` (format version 1).
+///
+/// ```
+/// record   = "HSR" 0x01 state(current) u8(archived count ≤ 40) state*
+/// state    = u8(session version = 3)
+///            key(local identity) key(remote identity) varint(local reg id) varint(remote reg id)
+///            key(Alice's base key) bytes32(root key)
+///            bytes32(sending ratchet private) key(sending ratchet public)
+///            bytes32(sending chain key) varint(sending index) varint(previous counter)
+///            u8(receiver chain count ≤ 5) chain*
+///            u8(pending: 0 none, 1 without one-time prekey, 2 with) [varint(otk id)] varint(spk id) key(base key)
+/// chain    = key(ratchet key) bytes32(chain key) varint(index) varint(skipped count ≤ 2000) skipped*
+/// skipped  = varint(counter) bytes80(cipher key || MAC key || IV)
+/// key      = 32 raw bytes of an X25519 public key;  varint = unsigned LEB128, ≤ 5 bytes, < 2^32
+/// ```
+/// The record holds private keys and chain keys, so ``serialized()`` returns ``SecureBytes``:
+/// encrypt it at rest (for example with ``XChaChaPoly`` under a key from the platform keychain).
+extension SessionRecord {
+    static let magic: [UInt8] = Array("HSR".utf8)
+    static let formatVersion: UInt8 = 1
+
+    /// The record's binary form, in wiped storage.
+    public func serialized() -> SecureBytes {
+        var counter = RecordWriter(output: nil)
+        encode(into: &counter)
+        return SecureBytes(count: counter.count) { out in
+            var writer = RecordWriter(output: out)
+            encode(into: &writer)
+            precondition(writer.count == out.count)
+        }
+    }
+
+    /// Parses a record written by ``serialized()``.
+    ///
+    /// - Throws: ``SessionRecordError`` for any input that is not such a record; it never traps.
+    public init(serialized bytes: some ContiguousByteBuffer) throws(SessionRecordError) {
+        self = try bytes.withUnsafeBytes { (raw: UnsafeRawBufferPointer) throws(SessionRecordError) -> SessionRecord in
+            var reader = RecordReader(raw)
+            guard raw.count >= 4 else { throw .unsupportedFormat(version: nil) }
+            guard Array(raw[0..<3]) == Self.magic else { throw .unsupportedFormat(version: nil) }
+            guard raw[3] == Self.formatVersion else { throw .unsupportedFormat(version: raw[3]) }
+            reader.offset = 4
+            let current = try SessionState.decode(&reader)
+            let archivedCount = Int(try reader.byte())
+            guard archivedCount <= SignalConstants.maximumArchivedStates else {
+                throw .limitExceeded(field: "archived", count: archivedCount, limit: SignalConstants.maximumArchivedStates)
+            }
+            var archived: [SessionState] = []
+            archived.reserveCapacity(archivedCount)
+            for _ in 0..<archivedCount { archived.append(try SessionState.decode(&reader)) }
+            guard reader.offset == raw.count else { throw .trailingBytes(raw.count - reader.offset) }
+            return SessionRecord(current: current, archived: archived)
+        }
+    }
+
+    private func encode(into writer: inout RecordWriter) {
+        writer.write(Self.magic)
+        writer.write(Self.formatVersion)
+        current.encode(into: &writer)
+        writer.write(UInt8(archived.count))
+        for state in archived { state.encode(into: &writer) }
+    }
+}
+
+extension SessionState {
+    fileprivate func encode(into w: inout RecordWriter) {
+        w.write(version)
+        w.write(localIdentity.publicKey)
+        w.write(remoteIdentity.publicKey)
+        w.writeVarint(localRegistrationID)
+        w.writeVarint(remoteRegistrationID)
+        w.write(aliceBaseKey)
+        w.write(rootKey.key)
+        w.write(sendingRatchetKey.rawRepresentation)
+        w.write(sendingRatchetKey.publicKey)
+        w.write(sendingChainKey.key)
+        w.writeVarint(sendingChainKey.index)
+        w.writeVarint(previousCounter)
+        w.write(UInt8(receiverChains.count))
+        for chain in receiverChains {
+            w.write(chain.ratchetKey)
+            w.write(chain.chainKey.key)
+            w.writeVarint(chain.chainKey.index)
+            w.writeVarint(UInt32(chain.skippedKeys.count))
+            for keys in chain.skippedKeys {
+                w.writeVarint(keys.counter)
+                w.write(keys.material)
+            }
+        }
+        if let pending = pendingPreKey {
+            if let id = pending.preKeyID {
+                w.write(UInt8(2))
+                w.writeVarint(id)
+            } else {
+                w.write(UInt8(1))
+            }
+            w.writeVarint(pending.signedPreKeyID)
+            w.write(pending.baseKey)
+        } else {
+            w.write(UInt8(0))
+        }
+    }
+
+    fileprivate static func decode(_ r: inout RecordReader) throws(SessionRecordError) -> SessionState {
+        let version = try r.byte()
+        guard version == SignalConstants.messageVersion else { throw .invalidValue(field: "session version") }
+        let localIdentity = IdentityKey(publicKey: try r.publicKey())
+        let remoteIdentity = IdentityKey(publicKey: try r.publicKey())
+        let localRegistrationID = try r.varint()
+        let remoteRegistrationID = try r.varint()
+        let aliceBaseKey = try r.publicKey()
+        let rootKey = RootKey(key: try r.secret(32))
+        let sendingScalar = try r.secret(32)
+        let sendingPublic = try r.publicKey()
+        guard let sendingRatchetKey = Curve25519.KeyAgreement.PrivateKey(storedScalar: sendingScalar, publicKey: sendingPublic) else {
+            throw .invalidValue(field: "sending ratchet key")
+        }
+        let sendingChainKey = ChainKey(key: try r.secret(32), index: try r.varint())
+        let previousCounter = try r.varint()
+        let chainCount = Int(try r.byte())
+        guard chainCount <= SignalConstants.maximumReceiverChains else {
+            throw .limitExceeded(field: "receiver chains", count: chainCount, limit: SignalConstants.maximumReceiverChains)
+        }
+        var chains: [ReceiverChain] = []
+        for _ in 0..<chainCount {
+            let ratchetKey = try r.publicKey()
+            let chainKey = ChainKey(key: try r.secret(32), index: try r.varint())
+            let skippedCount = Int(try r.varint())
+            guard skippedCount <= SignalConstants.maximumStoredMessageKeys else {
+                throw .limitExceeded(field: "skipped message keys", count: skippedCount, limit: SignalConstants.maximumStoredMessageKeys)
+            }
+            var skipped: [MessageKeys] = []
+            skipped.reserveCapacity(skippedCount)
+            for _ in 0..<skippedCount {
+                let counter = try r.varint()
+                skipped.append(MessageKeys(material: try r.secret(SignalConstants.messageKeyMaterialByteCount), counter: counter))
+            }
+            chains.append(ReceiverChain(ratchetKey: ratchetKey, chainKey: chainKey, skippedKeys: skipped))
+        }
+        var pending: PendingPreKey?
+        switch try r.byte() {
+        case 0: pending = nil
+        case 1: pending = PendingPreKey(preKeyID: nil, signedPreKeyID: try r.varint(), baseKey: try r.publicKey())
+        case 2:
+            let id = try r.varint()
+            pending = PendingPreKey(preKeyID: id, signedPreKeyID: try r.varint(), baseKey: try r.publicKey())
+        default: throw .invalidValue(field: "pending prekey")
+        }
+        return SessionState(
+            version: version, localIdentity: localIdentity, remoteIdentity: remoteIdentity,
+            localRegistrationID: localRegistrationID, remoteRegistrationID: remoteRegistrationID,
+            aliceBaseKey: aliceBaseKey, rootKey: rootKey, sendingRatchetKey: sendingRatchetKey,
+            sendingChainKey: sendingChainKey, previousCounter: previousCounter,
+            receiverChains: chains, pendingPreKey: pending)
+    }
+}
+
+/// Writes a record into a buffer, or only counts its bytes when there is none.
+private struct RecordWriter {
+    let output: UnsafeMutableRawBufferPointer?
+    var count = 0
+
+    mutating func write(_ byte: UInt8) {
+        output?[count] = byte
+        count += 1
+    }
+
+    mutating func write(_ bytes: UnsafeRawBufferPointer) {
+        if let output { UnsafeMutableRawBufferPointer(rebasing: output[count..<(count + bytes.count)]).copyMemory(from: bytes) }
+        count += bytes.count
+    }
+
+    mutating func write(_ bytes: [UInt8]) { bytes.withUnsafeBytes { write($0) } }
+    mutating func write(_ secret: SecureBytes) { secret.withUnsafeBytes { write($0) } }
+    mutating func write(_ key: Curve25519.KeyAgreement.PublicKey) { write(key.rawRepresentation) }
+
+    mutating func writeVarint(_ value: UInt32) {
+        var v = value
+        while v >= 0x80 {
+            write(UInt8(truncatingIfNeeded: v) | 0x80)
+            v >>= 7
+        }
+        write(UInt8(v))
+    }
+}
+
+/// Reads a record; every read is bounds-checked.
+private struct RecordReader {
+    let input: UnsafeRawBufferPointer
+    var offset = 0
+
+    init(_ input: UnsafeRawBufferPointer) { self.input = input }
+
+    mutating func byte() throws(SessionRecordError) -> UInt8 {
+        guard offset < input.count else { throw .truncated }
+        defer { offset += 1 }
+        return input[offset]
+    }
+
+    mutating func take(_ count: Int) throws(SessionRecordError) -> UnsafeRawBufferPointer {
+        guard input.count - offset >= count else { throw .truncated }
+        defer { offset += count }
+        return UnsafeRawBufferPointer(rebasing: input[offset..<(offset + count)])
+    }
+
+    mutating func secret(_ count: Int) throws(SessionRecordError) -> SecureBytes {
+        SecureBytes(copying: try take(count))
+    }
+
+    mutating func publicKey() throws(SessionRecordError) -> Curve25519.KeyAgreement.PublicKey {
+        try! Curve25519.KeyAgreement.PublicKey(rawRepresentation: try take(32))
+    }
+
+    /// Canonical unsigned LEB128 of a 32-bit value: at most 5 bytes, no redundant zero groups.
+    mutating func varint() throws(SessionRecordError) -> UInt32 {
+        var result: UInt64 = 0
+        for i in 0..<5 {
+            let b = try byte()
+            result |= UInt64(b & 0x7F) << (7 * UInt64(i))
+            if b & 0x80 == 0 {
+                guard i == 0 || b != 0, result <= UInt64(UInt32.max) else { throw .invalidValue(field: "varint") }
+                return UInt32(result)
+            }
+        }
+        throw .invalidValue(field: "varint")
+    }
+}

@@ -1,0 +1,119 @@
+/// Everything stored about one address: the current session state and the states it replaced.
+///
+/// When a new X3DH session replaces the current one (the peer reinstalled, or both sides
+/// initiated at once), the old state is archived, most recent first, so that messages still in
+/// flight on it can be decrypted; at most ``SignalConstants/maximumArchivedStates`` are kept.
+/// Decryption tries the current state, then each archived one; an archived state that
+/// decrypts becomes current again ("promotion").
+///
+/// A record is a value: ``SessionCipher`` loads it, works on a copy and stores the copy only
+/// after success. Serialize it with ``serialized()`` and ``init(serialized:)``.
+public struct SessionRecord: Sendable {
+    var current: SessionState
+    /// Archived states, most recently archived first.
+    var archived: [SessionState]
+
+    init(current: SessionState, archived: [SessionState] = []) {
+        self.current = current
+        self.archived = archived
+    }
+
+    /// Makes `state` current, archiving the previous current state.
+    mutating func promote(_ state: SessionState) {
+        archived.insert(current, at: 0)
+        if archived.count > SignalConstants.maximumArchivedStates {
+            archived.removeLast(archived.count - SignalConstants.maximumArchivedStates)
+        }
+        current = state
+    }
+
+    /// Whether the current or an archived state was created from Alice's base key `baseKey`.
+    func hasState(withBaseKey baseKey: Curve25519.KeyAgreement.PublicKey) -> Bool {
+        current.aliceBaseKey == baseKey || archived.contains { $0.aliceBaseKey == baseKey }
+    }
+
+    /// The number of archived states.
+    public var archivedStateCount: Int { archived.count }
+
+    /// The peer's identity key in the current state.
+    public var remoteIdentity: IdentityKey { current.remoteIdentity }
+
+    /// The peer's registration id in the current state.
+    public var remoteRegistrationID: UInt32 { current.remoteRegistrationID }
+
+    /// Whether this side still wraps its messages in PreKeySignalMessages (it initiated and
+    /// the peer has not answered yet).
+    public var hasUnacknowledgedPreKeyMessage: Bool { current.pendingPreKey != nil }
+
+    /// Decrypts `message` with the current state, then each archived state (FORMAT §6.4,
+    /// "Which state decrypts"), committing into `self` only on success.
+    mutating func decrypt(
+        _ message: SignalMessage, newRatchetKey: () throws(SignalProtocolError) -> Curve25519.KeyAgreement.PrivateKey
+    ) throws(SignalProtocolError) -> [UInt8] {
+        var failures: [SignalProtocolError] = []
+        var attempt = current
+        do {
+            let plaintext = try attempt.decrypt(message, newRatchetKey: newRatchetKey)
+            attempt.pendingPreKey = nil
+            current = attempt
+            return plaintext
+        } catch {
+            if case .duplicateMessage = error { throw error }
+            if case .crypto = error { throw error }
+            failures.append(error)
+        }
+        for index in archived.indices {
+            var attempt = archived[index]
+            do {
+                let plaintext = try attempt.decrypt(message, newRatchetKey: newRatchetKey)
+                attempt.pendingPreKey = nil
+                archived.remove(at: index)
+                promote(attempt)
+                return plaintext
+            } catch {
+                if case .duplicateMessage = error { throw error }
+                if case .crypto = error { throw error }
+                failures.append(error)
+            }
+        }
+        throw Self.summarize(failures)
+    }
+
+    /// The error reported when every state failed: a version mismatch first, then a counter
+    /// too far ahead, else the current state's error (normally ``SignalProtocolError/badMAC``).
+    private static func summarize(_ failures: [SignalProtocolError]) -> SignalProtocolError {
+        if let version = failures.first(where: {
+            if case .legacyVersion = $0 { return true }
+            if case .invalidVersion = $0 { return true }
+            return false
+        }) { return version }
+        if let far = failures.first(where: { if case .tooFarInFuture = $0 { return true }; return false }) { return far }
+        return failures.first ?? .badMAC
+    }
+}
+
+extension SessionRecord {
+    /// The current state's sending ratchet public key (for transcript replay in this package).
+    package var currentSendingRatchetKey: Curve25519.KeyAgreement.PublicKey { current.sendingRatchetKey.publicKey }
+}
+
+extension SignalProtocolError {
+    /// The error's name in the shared Signal v3 transcripts (FORMAT §7), e.g. `bad_mac`.
+    package var transcriptName: String {
+        switch self {
+        case .malformed, .invalidRatchetKey, .invalidCiphertext: "malformed"
+        case .invalidVersion: "invalid_version"
+        case .legacyVersion: "legacy_version"
+        case .badMAC: "bad_mac"
+        case .duplicateMessage: "duplicate_message"
+        case .tooFarInFuture: "too_far_in_future"
+        case .noSession: "no_session"
+        case .untrustedIdentity: "untrusted_identity"
+        case .unknownPreKey: "unknown_prekey"
+        case .invalidBundle(.badSignedPreKeySignature): "bad_signature"
+        case .invalidBundle(.missingSignedPreKey): "malformed"
+        case .storeFailure: "store_failure"
+        case .crypto: "crypto_failure"
+        }
+    }
+}

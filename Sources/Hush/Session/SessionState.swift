@@ -1,0 +1,176 @@
+/// One Double Ratchet session with a peer (Double Ratchet §3.2 "state variables"), in
+/// libsignal v3's shape.
+///
+/// A value type whose secrets live in immutable ``SecureBytes``: copying a state is cheap and
+/// shares the key storage, and mutating a copy never changes the original. Decryption runs
+/// on a copy and commits it only on success.
+struct SessionState: Sendable {
+    /// A receiving chain (Double Ratchet `DHr`, `CKr`, `Nr`) with the keys skipped on it
+    /// (`MKSKIPPED` for this `DHr`), oldest first.
+    struct ReceiverChain: Sendable {
+        var ratchetKey: Curve25519.KeyAgreement.PublicKey
+        var chainKey: ChainKey
+        var skippedKeys: [MessageKeys]
+    }
+
+    /// What Alice must repeat in every message until Bob answers (X3DH §3.3's "initial
+    /// message" header): while set, ``SessionCipher`` wraps messages in PreKeySignalMessages.
+    struct PendingPreKey: Sendable, Equatable {
+        var preKeyID: UInt32?
+        var signedPreKeyID: UInt32
+        var baseKey: Curve25519.KeyAgreement.PublicKey
+    }
+
+    /// The session's message version (3).
+    var version: UInt8 = SignalConstants.messageVersion
+    var localIdentity: IdentityKey
+    var remoteIdentity: IdentityKey
+    var localRegistrationID: UInt32
+    var remoteRegistrationID: UInt32
+    /// Alice's X3DH base key (`EK_A`): on both sides, it names the session so that a repeated
+    /// PreKeySignalMessage finds it (FORMAT §6.5 step 3).
+    var aliceBaseKey: Curve25519.KeyAgreement.PublicKey
+    /// `RK`.
+    var rootKey: RootKey
+    /// `DHs` and `CKs`/`Ns`.
+    var sendingRatchetKey: Curve25519.KeyAgreement.PrivateKey
+    var sendingChainKey: ChainKey
+    /// `PN`.
+    var previousCounter: UInt32
+    /// Receiving chains, oldest first, at most ``SignalConstants/maximumReceiverChains``.
+    var receiverChains: [ReceiverChain]
+    var pendingPreKey: PendingPreKey?
+
+    func receiverChainIndex(for ratchetKey: Curve25519.KeyAgreement.PublicKey) -> Int? {
+        receiverChains.firstIndex { $0.ratchetKey == ratchetKey }
+    }
+
+    mutating func addReceiverChain(_ ratchetKey: Curve25519.KeyAgreement.PublicKey, _ chainKey: ChainKey) {
+        receiverChains.append(ReceiverChain(ratchetKey: ratchetKey, chainKey: chainKey, skippedKeys: []))
+        if receiverChains.count > SignalConstants.maximumReceiverChains {
+            receiverChains.removeFirst(receiverChains.count - SignalConstants.maximumReceiverChains)
+        }
+    }
+}
+
+// MARK: - Creating states (X3DH §3.3, §3.4 and the first ratchet steps)
+
+extension SessionState {
+    /// Alice's state after processing Bob's bundle (FORMAT §6.1).
+    static func initiating(
+        identity: IdentityKeyPair, localRegistrationID: UInt32,
+        baseKey: Curve25519.KeyAgreement.PrivateKey, ratchetKey: Curve25519.KeyAgreement.PrivateKey,
+        bundle: PreKeyBundle, signedPreKey: PreKeyBundle.SignedPreKey
+    ) throws(SignalProtocolError) -> SessionState {
+        let (rootKey0, chainKey0) = try X3DH.initiator(
+            identity: identity, baseKey: baseKey, theirIdentity: bundle.identityKey,
+            theirSignedPreKey: signedPreKey.publicKey, theirOneTimePreKey: bundle.oneTimePreKey?.publicKey)
+        // Alice's first sending chain: a DH ratchet step from her ratchet key to Bob's signed
+        // prekey, which acts as his first ratchet key (Double Ratchet §3.3 RatchetInitAlice).
+        let (rootKey1, sendingChain) = try rootKey0.step(ours: ratchetKey, theirs: signedPreKey.publicKey)
+        return SessionState(
+            localIdentity: identity.identityKey, remoteIdentity: bundle.identityKey,
+            localRegistrationID: localRegistrationID, remoteRegistrationID: bundle.registrationID,
+            aliceBaseKey: baseKey.publicKey, rootKey: rootKey1,
+            sendingRatchetKey: ratchetKey, sendingChainKey: sendingChain, previousCounter: 0,
+            // libsignal also keeps CK0 as a receiving chain for Bob's signed prekey.
+            receiverChains: [ReceiverChain(ratchetKey: signedPreKey.publicKey, chainKey: chainKey0, skippedKeys: [])],
+            pendingPreKey: PendingPreKey(preKeyID: bundle.oneTimePreKey?.id, signedPreKeyID: signedPreKey.id, baseKey: baseKey.publicKey))
+    }
+
+    /// Bob's state on receiving Alice's first PreKeySignalMessage (FORMAT §6.1, last part):
+    /// his sending ratchet key is his signed prekey; the message itself then triggers the
+    /// first DH ratchet step.
+    static func responding(
+        identity: IdentityKeyPair, localRegistrationID: UInt32,
+        signedPreKey: Curve25519.KeyAgreement.PrivateKey, oneTimePreKey: Curve25519.KeyAgreement.PrivateKey?,
+        message: PreKeySignalMessage
+    ) throws(SignalProtocolError) -> SessionState {
+        let (rootKey0, chainKey0) = try X3DH.responder(
+            identity: identity, signedPreKey: signedPreKey, oneTimePreKey: oneTimePreKey,
+            theirIdentity: message.identityKey, theirBaseKey: message.baseKey)
+        return SessionState(
+            localIdentity: identity.identityKey, remoteIdentity: message.identityKey,
+            localRegistrationID: localRegistrationID, remoteRegistrationID: message.registrationID,
+            aliceBaseKey: message.baseKey, rootKey: rootKey0,
+            sendingRatchetKey: signedPreKey, sendingChainKey: chainKey0, previousCounter: 0,
+            receiverChains: [], pendingPreKey: nil)
+    }
+}
+
+// MARK: - Encrypting and decrypting (Double Ratchet §3.4, §3.5)
+
+extension SessionState {
+    /// Encrypts with the sending chain and advances it (FORMAT §6.3).
+    mutating func encrypt(_ plaintext: some ContiguousByteBuffer) throws(SignalProtocolError) -> CiphertextMessage {
+        let keys = sendingChainKey.messageKeys()
+        let message = try keys.withKeys { (cipherKey, macKey, iv) throws(SignalProtocolError) -> SignalMessage in
+            let body = try SignalProtocolError.crypto { () throws(CryptoError) in try AES.CBC.encrypt(plaintext, key: cipherKey, iv: iv) }
+            return SignalMessage(
+                ratchetKey: sendingRatchetKey.publicKey, counter: sendingChainKey.index, previousCounter: previousCounter,
+                ciphertext: body, macKey: macKey, sender: localIdentity, receiver: remoteIdentity)
+        }
+        sendingChainKey = sendingChainKey.next()
+        guard let pending = pendingPreKey else { return .signal(message) }
+        return .preKeySignal(PreKeySignalMessage(
+            registrationID: localRegistrationID, preKeyID: pending.preKeyID, signedPreKeyID: pending.signedPreKeyID,
+            baseKey: pending.baseKey, identityKey: localIdentity, message: message))
+    }
+
+    /// Decrypts on this state (FORMAT §6.4 steps 1–4). Called on a copy: on error the copy is
+    /// discarded, so a failure changes nothing.
+    mutating func decrypt(
+        _ message: SignalMessage, newRatchetKey: () throws(SignalProtocolError) -> Curve25519.KeyAgreement.PrivateKey
+    ) throws(SignalProtocolError) -> [UInt8] {
+        guard message.version == version else {
+            throw message.version < version ? .legacyVersion(message.version) : .invalidVersion(message.version)
+        }
+        // 1. The receiving chain for the sender's ratchet key, or a DH ratchet step (§3.5).
+        let chain: Int
+        if let existing = receiverChainIndex(for: message.ratchetKey) {
+            chain = existing
+        } else {
+            let (rootKey1, receivingChain) = try rootKey.step(ours: sendingRatchetKey, theirs: message.ratchetKey)
+            let ours = try newRatchetKey()
+            let (rootKey2, sendingChain) = try rootKey1.step(ours: ours, theirs: message.ratchetKey)
+            rootKey = rootKey2
+            addReceiverChain(message.ratchetKey, receivingChain)
+            previousCounter = sendingChainKey.index > 0 ? sendingChainKey.index - 1 : 0
+            sendingRatchetKey = ours
+            sendingChainKey = sendingChain
+            chain = receiverChains.count - 1
+        }
+        // 2. The message key for the counter (§3.5 TrySkippedMessageKeys / SkipMessageKeys).
+        let keys = try messageKeys(chain: chain, counter: message.counter)
+        // 3. MAC, then 4. decrypt.
+        return try keys.withKeys { (cipherKey, macKey, iv) throws(SignalProtocolError) -> [UInt8] in
+            guard message.hasValidMAC(macKey: macKey, sender: remoteIdentity, receiver: localIdentity) else { throw .badMAC }
+            do { return try AES.CBC.decrypt(message.ciphertext, key: cipherKey, iv: iv) } catch { throw .invalidCiphertext }
+        }
+    }
+
+    private mutating func messageKeys(chain: Int, counter: UInt32) throws(SignalProtocolError) -> MessageKeys {
+        let chainKey = receiverChains[chain].chainKey
+        if counter < chainKey.index {
+            guard let stored = receiverChains[chain].skippedKeys.firstIndex(where: { $0.counter == counter }) else {
+                throw .duplicateMessage(counter: counter)
+            }
+            return receiverChains[chain].skippedKeys.remove(at: stored)
+        }
+        guard counter - chainKey.index <= SignalConstants.maximumSkippedMessages else {
+            throw .tooFarInFuture(counter: counter, chainIndex: chainKey.index, limit: SignalConstants.maximumSkippedMessages)
+        }
+        var current = chainKey
+        var skipped = receiverChains[chain].skippedKeys
+        while current.index < counter {
+            skipped.append(current.messageKeys())
+            current = current.next()
+        }
+        if skipped.count > SignalConstants.maximumStoredMessageKeys {
+            skipped.removeFirst(skipped.count - SignalConstants.maximumStoredMessageKeys)
+        }
+        receiverChains[chain].skippedKeys = skipped
+        receiverChains[chain].chainKey = current.next()
+        return current.messageKeys()
+    }
+}

@@ -1,0 +1,88 @@
+import Synchronization
+
+/// Every Signal store in memory, thread-safe (one lock), with trust on first use.
+///
+/// For tests, demos and apps that persist records themselves (``SessionRecord/serialized()``).
+/// Nothing survives the process.
+public final class InMemorySignalProtocolStore: SignalProtocolStore {
+    private struct Contents {
+        var identities: [ProtocolAddress: IdentityKey] = [:]
+        var preKeys: [UInt32: PreKeyRecord] = [:]
+        var signedPreKeys: [UInt32: SignedPreKeyRecord] = [:]
+        var sessions: [ProtocolAddress: SessionRecord] = [:]
+    }
+
+    private let identity: IdentityKeyPair
+    private let registrationID: UInt32
+    private let contents = Mutex(Contents())
+
+    /// A store for a device with `identity` and `registrationID`.
+    public init(identity: IdentityKeyPair, registrationID: UInt32) {
+        self.identity = identity
+        self.registrationID = registrationID
+    }
+
+    // MARK: IdentityKeyStore
+
+    public func identityKeyPair() -> IdentityKeyPair { identity }
+    public func localRegistrationID() -> UInt32 { registrationID }
+
+    @discardableResult
+    public func saveIdentity(_ identity: IdentityKey, for address: ProtocolAddress) -> Bool {
+        contents.withLock { c in
+            let previous = c.identities.updateValue(identity, forKey: address)
+            return previous != nil && previous != identity
+        }
+    }
+
+    /// Trust on first use: unknown addresses are trusted, known ones only with the same key.
+    public func isTrustedIdentity(_ identity: IdentityKey, for address: ProtocolAddress, direction: IdentityDirection) -> Bool {
+        contents.withLock { c in c.identities[address].map { $0 == identity } ?? true }
+    }
+
+    public func identity(for address: ProtocolAddress) -> IdentityKey? {
+        contents.withLock { $0.identities[address] }
+    }
+
+    // MARK: PreKeyStore
+
+    public func loadPreKey(id: UInt32) -> PreKeyRecord? { contents.withLock { $0.preKeys[id] } }
+    public func storePreKey(_ record: PreKeyRecord) { contents.withLock { $0.preKeys[record.id] = record } }
+    public func removePreKey(id: UInt32) { _ = contents.withLock { $0.preKeys.removeValue(forKey: id) } }
+    /// The ids of the one-time prekeys still held.
+    public var preKeyIDs: Set<UInt32> { contents.withLock { Set($0.preKeys.keys) } }
+
+    // MARK: SignedPreKeyStore
+
+    public func loadSignedPreKey(id: UInt32) -> SignedPreKeyRecord? { contents.withLock { $0.signedPreKeys[id] } }
+    public func storeSignedPreKey(_ record: SignedPreKeyRecord) { contents.withLock { $0.signedPreKeys[record.id] = record } }
+    /// Removes a rotated-away signed prekey.
+    public func removeSignedPreKey(id: UInt32) { _ = contents.withLock { $0.signedPreKeys.removeValue(forKey: id) } }
+
+    // MARK: SessionStore
+
+    public func loadSession(for address: ProtocolAddress) -> SessionRecord? { contents.withLock { $0.sessions[address] } }
+    public func storeSession(_ record: SessionRecord, for address: ProtocolAddress) { contents.withLock { $0.sessions[address] = record } }
+    /// Deletes the session with `address` (the next message to it needs a new bundle).
+    public func deleteSession(for address: ProtocolAddress) { _ = contents.withLock { $0.sessions.removeValue(forKey: address) } }
+
+    // MARK: Snapshots
+
+    /// Everything the store holds, in comparable form (session records serialized), for
+    /// tests that prove an operation changed nothing.
+    public struct Snapshot: Equatable, Sendable {
+        public let identities: [ProtocolAddress: IdentityKey]
+        public let preKeyIDs: Set<UInt32>
+        public let signedPreKeyIDs: Set<UInt32>
+        public let sessions: [ProtocolAddress: SecureBytes]
+    }
+
+    /// The current contents.
+    public func snapshot() -> Snapshot {
+        contents.withLock { c in
+            Snapshot(
+                identities: c.identities, preKeyIDs: Set(c.preKeys.keys), signedPreKeyIDs: Set(c.signedPreKeys.keys),
+                sessions: c.sessions.mapValues { $0.serialized() })
+        }
+    }
+}

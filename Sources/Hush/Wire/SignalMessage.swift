@@ -1,0 +1,256 @@
+/// A Double Ratchet message of Signal's v3 wire format (libsignal's `SignalMessage`,
+/// formerly `WhisperMessage`):
+///
+/// ```
+/// 0x33 || protobuf { 1: ratchet key (33), 2: counter, 3: previous counter, 4: ciphertext }
+///      || HMAC-SHA256(mac key, IK_sender(33) || IK_receiver(33) || everything before)[0..<8]
+/// ```
+///
+/// Parsing checks structure only; the MAC is checked by ``SessionCipher`` with the session's
+/// keys. Any byte string gives a message or a ``SignalProtocolError``, never a trap.
+public struct SignalMessage: Sendable, Equatable {
+    /// The message version (high nibble of the first byte): 3.
+    public let version: UInt8
+    /// The sender's current ratchet public key (Double Ratchet header `dh`).
+    public let ratchetKey: Curve25519.KeyAgreement.PublicKey
+    /// The message's number in its sending chain (header `n`).
+    public let counter: UInt32
+    /// The length of the sender's previous sending chain (header `pn`; libsignal's
+    /// `max(index − 1, 0)`, see `Docs/protocol.md`).
+    public let previousCounter: UInt32
+    /// AES-256-CBC ciphertext of the plaintext.
+    public let ciphertext: [UInt8]
+    /// The complete serialized message, MAC included.
+    public let serialized: [UInt8]
+
+    /// The smallest length libsignal accepts is 10 bytes; anything up to 9 is malformed.
+    static let minimumByteCount = 10
+
+    /// Parses `bytes` (FORMAT §6.4): version checks, then the protobuf between the version
+    /// byte and the 8-byte MAC, with fields 1, 2 and 4 required.
+    public init(serialized bytes: some ContiguousByteBuffer) throws(SignalProtocolError) {
+        let data = bytes.bytes
+        guard data.count >= Self.minimumByteCount else { throw .malformed(.tooShort(data.count)) }
+        let version = data[0] >> 4
+        guard version >= SignalConstants.messageVersion else { throw .legacyVersion(version) }
+        guard version == SignalConstants.messageVersion else { throw .invalidVersion(version) }
+        var ratchetKey: Curve25519.KeyAgreement.PublicKey?
+        var counter: UInt32?
+        var previousCounter: UInt32 = 0
+        var ciphertext: [UInt8]?
+        try data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) throws(SignalProtocolError) in
+            let body = UnsafeRawBufferPointer(rebasing: raw[1..<(raw.count - SignalConstants.macByteCount)])
+            var reader = ProtobufReader(body)
+            while let (number, value) = try reader.next() {
+                switch number {
+                case 1: ratchetKey = try Self.decodeKey(body, value, field: 1)
+                case 2: counter = try value.uint32()
+                case 3: previousCounter = try value.uint32()
+                case 4: ciphertext = Array(body[try value.byteRange()])
+                default: continue
+                }
+            }
+        }
+        guard let ratchetKey else { throw .malformed(.missingField(1)) }
+        guard let counter else { throw .malformed(.missingField(2)) }
+        guard let ciphertext else { throw .malformed(.missingField(4)) }
+        self.version = version
+        self.ratchetKey = ratchetKey
+        self.counter = counter
+        self.previousCounter = previousCounter
+        self.ciphertext = ciphertext
+        self.serialized = data
+    }
+
+    /// Builds and MACs a message (FORMAT §6.3).
+    init(
+        ratchetKey: Curve25519.KeyAgreement.PublicKey, counter: UInt32, previousCounter: UInt32,
+        ciphertext: [UInt8], macKey: UnsafeRawBufferPointer, sender: IdentityKey, receiver: IdentityKey
+    ) {
+        var writer = ProtobufWriter(
+            capacity: 1 + 35 + 12 + 3 + ciphertext.count + SignalConstants.macByteCount,
+            prefix: SignalConstants.versionByte)
+        writer.appendField(1, bytes: ratchetKey.signalRepresentation)
+        writer.appendField(2, uint32: counter)
+        writer.appendField(3, uint32: previousCounter)
+        writer.appendField(4, bytes: ciphertext)
+        var bytes = writer.bytes
+        let mac = Self.mac(for: bytes[...], macKey: macKey, sender: sender, receiver: receiver)
+        bytes.append(contentsOf: mac)
+        self.version = SignalConstants.messageVersion
+        self.ratchetKey = ratchetKey
+        self.counter = counter
+        self.previousCounter = previousCounter
+        self.ciphertext = ciphertext
+        self.serialized = bytes
+    }
+
+    /// `true` when the last 8 bytes are the MAC of the rest under `macKey` (constant time).
+    func hasValidMAC(macKey: UnsafeRawBufferPointer, sender: IdentityKey, receiver: IdentityKey) -> Bool {
+        let split = serialized.count - SignalConstants.macByteCount
+        let expected = Self.mac(for: serialized[..<split], macKey: macKey, sender: sender, receiver: receiver)
+        return ConstantTime.equals(expected, serialized[split...])
+    }
+
+    /// `HMAC-SHA256(macKey, IK_sender || IK_receiver || message)[0..<8]`.
+    static func mac(
+        for message: ArraySlice<UInt8>, macKey: UnsafeRawBufferPointer, sender: IdentityKey, receiver: IdentityKey
+    ) -> [UInt8] {
+        let identities = sender.serialized + receiver.serialized
+        var full = [UInt8](repeating: 0, count: HMACSHA256.byteCount)
+        full.withUnsafeMutableBytes { out in
+            identities.withUnsafeBytes { ids in
+                message.withUnsafeBytes { m in
+                    try! HMACSHA256.compute(into: out, key: macKey, parts: ids, m)
+                }
+            }
+        }
+        return Array(full[0..<SignalConstants.macByteCount])
+    }
+
+    static func decodeKey(_ body: UnsafeRawBufferPointer, _ value: ProtobufReader.Value, field: Int) throws(SignalProtocolError) -> Curve25519.KeyAgreement.PublicKey {
+        let range = try value.byteRange()
+        do {
+            return try Curve25519.KeyAgreement.PublicKey(signalRepresentation: UnsafeRawBufferPointer(rebasing: body[range]))
+        } catch {
+            throw .malformed(.invalidKey(field: field))
+        }
+    }
+}
+
+/// The first messages of a session initiated by this party (libsignal's
+/// `PreKeySignalMessage`): a ``SignalMessage`` wrapped with what the receiver needs to run
+/// X3DH (X3DH §3.3, "initial message"):
+///
+/// ```
+/// 0x33 || protobuf { 1: one-time prekey id (absent without one), 2: base key EK_A (33),
+///                    3: identity key IK_A (33), 4: SignalMessage, 5: registration id,
+///                    6: signed prekey id }
+/// ```
+/// It has no MAC of its own: the inner message's MAC covers the identities, and the X3DH
+/// keys bind the base key.
+public struct PreKeySignalMessage: Sendable, Equatable {
+    /// The message version: 3.
+    public let version: UInt8
+    /// The sender's registration id.
+    public let registrationID: UInt32
+    /// The receiver's one-time prekey the sender used, if any.
+    public let preKeyID: UInt32?
+    /// The receiver's signed prekey the sender used.
+    public let signedPreKeyID: UInt32
+    /// The sender's ephemeral X3DH key (`EK_A`).
+    public let baseKey: Curve25519.KeyAgreement.PublicKey
+    /// The sender's identity key.
+    public let identityKey: IdentityKey
+    /// The wrapped ratchet message.
+    public let message: SignalMessage
+    /// The complete serialized message.
+    public let serialized: [UInt8]
+
+    /// Parses `bytes` (FORMAT §6.5 step 1).
+    public init(serialized bytes: some ContiguousByteBuffer) throws(SignalProtocolError) {
+        let data = bytes.bytes
+        guard data.count >= 2 else { throw .malformed(.tooShort(data.count)) }
+        let version = data[0] >> 4
+        guard version >= SignalConstants.messageVersion else { throw .legacyVersion(version) }
+        guard version == SignalConstants.messageVersion else { throw .invalidVersion(version) }
+        var preKeyID: UInt32?
+        var signedPreKeyID: UInt32?
+        var registrationID: UInt32 = 0
+        var baseKey: Curve25519.KeyAgreement.PublicKey?
+        var identityKey: Curve25519.KeyAgreement.PublicKey?
+        var inner: Range<Int>?
+        try data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) throws(SignalProtocolError) in
+            let body = UnsafeRawBufferPointer(rebasing: raw[1...])
+            var reader = ProtobufReader(body)
+            while let (number, value) = try reader.next() {
+                switch number {
+                case 1: preKeyID = try value.uint32()
+                case 2: baseKey = try SignalMessage.decodeKey(body, value, field: 2)
+                case 3: identityKey = try SignalMessage.decodeKey(body, value, field: 3)
+                case 4: inner = try value.byteRange()
+                case 5: registrationID = try value.uint32()
+                case 6: signedPreKeyID = try value.uint32()
+                default: continue
+                }
+            }
+        }
+        guard let signedPreKeyID else { throw .malformed(.missingField(6)) }
+        guard let baseKey else { throw .malformed(.missingField(2)) }
+        guard let identityKey else { throw .malformed(.missingField(3)) }
+        guard let inner else { throw .malformed(.missingField(4)) }
+        // `inner` is relative to the protobuf body, which starts at byte 1.
+        let message = try SignalMessage(serialized: data[(inner.lowerBound + 1)..<(inner.upperBound + 1)])
+        guard message.version == version else { throw .invalidVersion(message.version) }
+        self.version = version
+        self.registrationID = registrationID
+        self.preKeyID = preKeyID
+        self.signedPreKeyID = signedPreKeyID
+        self.baseKey = baseKey
+        self.identityKey = IdentityKey(publicKey: identityKey)
+        self.message = message
+        self.serialized = data
+    }
+
+    /// Wraps `message` (FORMAT §6.3).
+    init(
+        registrationID: UInt32, preKeyID: UInt32?, signedPreKeyID: UInt32,
+        baseKey: Curve25519.KeyAgreement.PublicKey, identityKey: IdentityKey, message: SignalMessage
+    ) {
+        var writer = ProtobufWriter(capacity: 1 + 6 + 35 + 35 + 3 + message.serialized.count + 6 + 6,
+                                    prefix: SignalConstants.versionByte)
+        if let preKeyID { writer.appendField(1, uint32: preKeyID) }
+        writer.appendField(2, bytes: baseKey.signalRepresentation)
+        writer.appendField(3, bytes: identityKey.serialized)
+        writer.appendField(4, bytes: message.serialized)
+        writer.appendField(5, uint32: registrationID)
+        writer.appendField(6, uint32: signedPreKeyID)
+        self.version = SignalConstants.messageVersion
+        self.registrationID = registrationID
+        self.preKeyID = preKeyID
+        self.signedPreKeyID = signedPreKeyID
+        self.baseKey = baseKey
+        self.identityKey = identityKey
+        self.message = message
+        self.serialized = writer.bytes
+    }
+}
+
+/// What ``SessionCipher/encrypt(_:)`` produces: a ``PreKeySignalMessage`` until the peer has
+/// answered, then ``SignalMessage``s. The transport must carry the type with the bytes.
+public enum CiphertextMessage: Sendable, Equatable {
+    case signal(SignalMessage)
+    case preKeySignal(PreKeySignalMessage)
+
+    /// The kinds of message, with libsignal's numbers.
+    public enum Kind: Int, Sendable, Equatable {
+        /// ``SignalMessage`` (libsignal `CIPHERTEXT_SIGNAL_TYPE`).
+        case signal = 2
+        /// ``PreKeySignalMessage`` (libsignal `CIPHERTEXT_PREKEY_TYPE`).
+        case preKeySignal = 3
+    }
+
+    /// Parses `bytes` as a message of `kind`.
+    public init(kind: Kind, serialized bytes: some ContiguousByteBuffer) throws(SignalProtocolError) {
+        switch kind {
+        case .signal: self = .signal(try SignalMessage(serialized: bytes))
+        case .preKeySignal: self = .preKeySignal(try PreKeySignalMessage(serialized: bytes))
+        }
+    }
+
+    /// The message's kind.
+    public var kind: Kind {
+        switch self {
+        case .signal: .signal
+        case .preKeySignal: .preKeySignal
+        }
+    }
+
+    /// The bytes to send.
+    public var serialized: [UInt8] {
+        switch self {
+        case .signal(let m): m.serialized
+        case .preKeySignal(let m): m.serialized
+        }
+    }
+}
