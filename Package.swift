@@ -37,6 +37,7 @@ let package = Package(
         .target(name: "HushConformance", dependencies: ["Hush"]),
         .executableTarget(name: "hush-conformance", dependencies: ["HushConformance"]),
         .testTarget(name: "HushCryptoTests", dependencies: ["HushCrypto"]),
+        .testTarget(name: "HushTests", dependencies: ["Hush"]),
         .testTarget(name: "HushConformanceTests", dependencies: ["HushConformance"]),
     ]
 )

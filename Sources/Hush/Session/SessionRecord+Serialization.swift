@@ -222,7 +222,9 @@ private struct RecordReader {
     }
 
     mutating func publicKey() throws(SessionRecordError) -> Curve25519.KeyAgreement.PublicKey {
-        try! Curve25519.KeyAgreement.PublicKey(rawRepresentation: try take(32))
+        let raw = try take(32)
+        // 32 bytes are always a valid X25519 public key (RFC 7748).
+        return try! Curve25519.KeyAgreement.PublicKey(rawRepresentation: raw)
     }
 
     /// Canonical unsigned LEB128 of a 32-bit value: at most 5 bytes, no redundant zero groups.

@@ -117,3 +117,16 @@ extension SignalProtocolError {
         }
     }
 }
+
+extension SessionRecord: CustomStringConvertible, CustomReflectable {
+    /// Public facts only: the peer's identity, registration id and how many states are kept.
+    public var description: String {
+        "SessionRecord(remoteIdentity: \(Hex.encode(current.remoteIdentity.serialized)), remoteRegistrationID: \(current.remoteRegistrationID), archivedStates: \(archived.count), unacknowledgedPreKey: \(hasUnacknowledgedPreKeyMessage))"
+    }
+
+    /// Mirrors public facts only, so `dump` cannot print keys.
+    public var customMirror: Mirror {
+        Mirror(self, children: ["remoteIdentity": current.remoteIdentity, "remoteRegistrationID": current.remoteRegistrationID,
+                                "archivedStates": archived.count], displayStyle: .struct)
+    }
+}

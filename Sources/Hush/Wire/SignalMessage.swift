@@ -110,11 +110,14 @@ public struct SignalMessage: Sendable, Equatable {
 
     static func decodeKey(_ body: UnsafeRawBufferPointer, _ value: ProtobufReader.Value, field: Int) throws(SignalProtocolError) -> Curve25519.KeyAgreement.PublicKey {
         let range = try value.byteRange()
-        do {
-            return try Curve25519.KeyAgreement.PublicKey(signalRepresentation: UnsafeRawBufferPointer(rebasing: body[range]))
-        } catch {
+        // Non-canonical encodings (top bit set, or u ≥ p) name the same X25519 key as a
+        // canonical one; accepting them would let an attacker change unauthenticated key bytes
+        // (a PreKeySignalMessage's base key) without changing the session's keys.
+        guard let key = try? Curve25519.KeyAgreement.PublicKey(signalRepresentation: UnsafeRawBufferPointer(rebasing: body[range])),
+              key.isCanonical else {
             throw .malformed(.invalidKey(field: field))
         }
+        return key
     }
 }
 

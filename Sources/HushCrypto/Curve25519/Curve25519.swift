@@ -113,6 +113,14 @@ extension Curve25519.KeyAgreement {
             rawRepresentation = Array(raw[1...])
         }
 
+        /// Whether the 32 bytes are the canonical encoding of `u`: below the field prime `p`,
+        /// top bit clear. X25519 output always is. RFC 7748 §5 has receivers accept (mask) the
+        /// other encodings for key agreement; a protocol that authenticates keys by their
+        /// bytes should reject them instead, since each names the same key as a canonical one.
+        public var isCanonical: Bool {
+            rawRepresentation[31] & 0x80 == 0 && !XEdDSA.isAtLeastP(rawRepresentation)
+        }
+
         /// Signal's 33-byte form, `0x05 || u`: what goes on the wire, into MACs and signatures.
         public var signalRepresentation: [UInt8] { [Curve25519.signalKeyType] + rawRepresentation }
 

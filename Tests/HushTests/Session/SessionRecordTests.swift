@@ -1,0 +1,74 @@
+import Hush
+import Testing
+
+@Suite struct SessionRecordTests {
+    @Test func roundTripKeepsTheSessionWorking() throws {
+        let (alice, bob) = try establishedPair(seed: 401)
+        // Leave skipped keys and a second receiving chain in Bob's record, and archive a state.
+        let held = try (0..<5).map { try alice.encrypt("held \($0)", to: bob) }
+        _ = try bob.decrypt(try alice.encrypt("skip ahead", to: bob), from: alice)
+        let record = try #require(bob.store.loadSession(for: alice.address))
+        let bytes = record.serialized()
+        let restored = try SessionRecord(serialized: bytes)
+        #expect(restored.serialized() == bytes)
+        bob.store.storeSession(restored, for: alice.address)
+        for (i, m) in held.enumerated() { #expect(try bob.decrypt(m, from: alice) == "held \(i)") }
+        #expect(try alice.decrypt(try bob.encrypt("after restore", to: alice), from: bob) == "after restore")
+
+        try alice.startSession(with: bob, oneTimePreKeyID: 101)
+        let archived = try #require(alice.store.loadSession(for: bob.address))
+        #expect(archived.archivedStateCount == 1)
+        #expect(archived.hasUnacknowledgedPreKeyMessage)
+        let again = try SessionRecord(serialized: archived.serialized())
+        #expect(again.archivedStateCount == 1)
+        #expect(again.hasUnacknowledgedPreKeyMessage)
+        #expect(again.serialized() == archived.serialized())
+    }
+
+    @Test func fullSkippedKeyStoreRoundTrips() throws {
+        let (alice, bob) = try establishedPair(seed: 402)
+        var last: CiphertextMessage?
+        for _ in 0...2000 { last = try alice.encrypt("x", to: bob) }
+        _ = try bob.decrypt(last!, from: alice)
+        let record = try #require(bob.store.loadSession(for: alice.address))
+        let bytes = record.serialized()
+        #expect(bytes.count > 2000 * 80)
+        #expect(try SessionRecord(serialized: bytes).serialized() == bytes)
+    }
+
+    @Test func corruptRecordsGiveTypedErrors() throws {
+        let (alice, bob) = try establishedPair(seed: 403)
+        _ = alice
+        let bytes = try #require(bob.store.loadSession(for: alice.address)).serialized().bytes
+        #expect(throws: SessionRecordError.unsupportedFormat(version: nil)) { try SessionRecord(serialized: [UInt8]()) }
+        #expect(throws: SessionRecordError.unsupportedFormat(version: nil)) { try SessionRecord(serialized: Array("XYZ\u{1}".utf8)) }
+        var future = bytes
+        future[3] = 2
+        #expect(throws: SessionRecordError.unsupportedFormat(version: 2)) { try SessionRecord(serialized: future) }
+        #expect(throws: SessionRecordError.trailingBytes(1)) { try SessionRecord(serialized: bytes + [0]) }
+        for cut in 4..<bytes.count {
+            #expect(throws: SessionRecordError.self) { try SessionRecord(serialized: Array(bytes.prefix(cut))) }
+        }
+        var badVersion = bytes
+        badVersion[4] = 2
+        #expect(throws: SessionRecordError.invalidValue(field: "session version")) { try SessionRecord(serialized: badVersion) }
+        // Any single-byte change parses to a record or fails with a typed error; never traps.
+        for i in bytes.indices {
+            var m = bytes
+            m[i] ^= 0xFF
+            _ = try? SessionRecord(serialized: m)
+        }
+    }
+
+    @Test func recordsDoNotLeakSecretsInDescriptions() throws {
+        let (alice, bob) = try establishedPair(seed: 404)
+        let record = try #require(alice.store.loadSession(for: bob.address))
+        var dumped = ""
+        dump(record, to: &dumped)
+        let text = "\(record) \(String(reflecting: record)) \(dumped) \(alice.identity) \(bob.signedPreKey) \(bob.preKeys[0])"
+        let secrets = [alice.identity.privateKey.rawRepresentation, bob.signedPreKey.keyPair.rawRepresentation,
+                       bob.preKeys[0].keyPair.rawRepresentation].map { Hex.encode($0.bytes) }
+        for secret in secrets { #expect(!text.contains(secret)) }
+        #expect(text.contains(Hex.encode(bob.identity.identityKey.publicKey.rawRepresentation)))
+    }
+}
