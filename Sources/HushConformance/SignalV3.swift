@@ -13,7 +13,9 @@ import Hush
 /// - `decrypt` must give the listed plaintext (and ratchet to the listed key, or not at all)
 ///   or fail with the listed error, and a failing step must leave the party's stores
 ///   exactly as they were.
-/// Group steps (sender keys) are reported as skipped until Hush implements sender keys.
+/// - `group_create` must draw the listed key id, chain key and signing key and produce the
+///   listed distribution message; `group_encrypt` must produce the listed SenderKeyMessage
+///   from the listed signature randomness; `group_process`/`group_decrypt` as above.
 enum SignalV3 {
     static let format = "signal-v3-session-vectors/1"
 
@@ -100,9 +102,7 @@ enum SignalV3 {
     static func replay(
         _ step: Fields, op: String, index: Int, parties: [String: Party], ciphertexts: inout [Int: [UInt8]]
     ) throws(VectorError) -> CaseOutcome {
-        if op.hasPrefix("group_") {
-            return .skipped("sender keys (group steps) are not implemented yet")
-        }
+        if op.hasPrefix("group_") { return try group(step, op: op, index: index, parties: parties, messages: &ciphertexts) }
         guard let who = parties[try step.string("who")] else { throw .badValue(field: "who", reason: "unknown party") }
         guard let peer = parties[try step.string("peer")] else { throw .badValue(field: "peer", reason: "unknown party") }
         switch op {
@@ -198,6 +198,77 @@ enum SignalV3 {
                 return .failed("performed a DH ratchet step libsignal did not")
             }
             return .passed
+        }
+    }
+
+    // MARK: Group steps (sender keys, FORMAT §8)
+
+    static func group(
+        _ step: Fields, op: String, index: Int, parties: [String: Party], messages: inout [Int: [UInt8]]
+    ) throws(VectorError) -> CaseOutcome {
+        guard let who = parties[try step.string("who")] else { throw .badValue(field: "who", reason: "unknown party") }
+        let groupID = try step.string("group_id")
+        switch op {
+        case "group_create":
+            var randomness: [UInt8] = []
+            if step.has("sender_key_id_random") {
+                randomness = try step.hex("sender_key_id_random") + step.hex("chain_key")
+                    + Fields(step.object["signing_key"], name: "signing_key").hex("private")
+            }
+            let expected = try step.hex("distribution_message")
+            messages[index] = expected
+            let random = ReplayRandom(randomness)
+            let name = SenderKeyName(groupID: groupID, sender: who.address)
+            let keyID = try uint32(step, "sender_key_id")
+            let iteration = try uint32(step, "iteration")
+            return try expectOutcome(step, store: who.store) { () throws(SignalProtocolError) -> CaseOutcome in
+                let message = try GroupSessionBuilder.distributionMessage(for: name, store: who.store, random: random)
+                guard random.remaining == 0 else { return .failed("drew fewer random bytes than libsignal") }
+                guard message.keyID == keyID, message.iteration == iteration else { return .failed("key id or iteration differs") }
+                guard message.serialized.bytes == expected else {
+                    return .failed("distribution message differs: \(Hex.encode(message.serialized.bytes))")
+                }
+                return .passed
+            }
+        case "group_process":
+            guard let peer = parties[try step.string("peer")] else { throw .badValue(field: "peer", reason: "unknown party") }
+            guard let bytes = messages[try step.int("of_step")] else { throw .badValue(field: "of_step", reason: "not an earlier group_create step") }
+            return try expectOutcome(step, store: who.store) { () throws(SignalProtocolError) -> CaseOutcome in
+                let message = try SenderKeyDistributionMessage(serialized: bytes)
+                try GroupSessionBuilder.process(message, from: SenderKeyName(groupID: groupID, sender: peer.address), store: who.store)
+                return .passed
+            }
+        case "group_encrypt":
+            let plaintext = try step.hex("plaintext")
+            let expected = try step.hex("ciphertext")
+            messages[index] = expected
+            let random = ReplayRandom(try step.hex("signature_random"))
+            do {
+                let message = try GroupCipher.encrypt(plaintext, for: SenderKeyName(groupID: groupID, sender: who.address),
+                                                      store: who.store, random: random)
+                guard message.serialized == expected else {
+                    return .failed("ciphertext differs:\n      got      \(Hex.encode(message.serialized))\n      expected \(Hex.encode(expected))")
+                }
+                return .passed
+            } catch {
+                return .failed("group encrypt failed: \(error)")
+            }
+        case "group_decrypt":
+            guard let peer = parties[try step.string("peer")] else { throw .badValue(field: "peer", reason: "unknown party") }
+            let bytes: [UInt8]
+            if step.has("ciphertext") {
+                bytes = try step.hex("ciphertext")
+            } else {
+                guard let delivered = messages[try step.int("of_step")] else { throw .badValue(field: "of_step", reason: "not an earlier group_encrypt step") }
+                bytes = delivered
+            }
+            let expected = step.has("plaintext") ? try step.hex("plaintext") : nil
+            return try expectOutcome(step, store: who.store) { () throws(SignalProtocolError) -> CaseOutcome in
+                let plaintext = try GroupCipher.decrypt(bytes, from: SenderKeyName(groupID: groupID, sender: peer.address), store: who.store)
+                return plaintext == expected ? .passed : .failed("plaintext differs: \(Hex.encode(plaintext))")
+            }
+        default:
+            throw .badValue(field: "op", reason: "unknown operation '\(op)'")
         }
     }
 

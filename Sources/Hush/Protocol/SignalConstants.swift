@@ -31,6 +31,10 @@ public enum SignalConstants {
     /// beyond it the oldest is dropped.
     public static let maximumArchivedStates = 40
 
+    /// Sender key states kept per (group, sender) record, newest first; beyond it the oldest
+    /// is dropped.
+    public static let maximumSenderKeyStates = 5
+
     // MARK: KDF info strings (libsignal v3)
 
     /// X3DH output → first root key and chain key (X3DH §2.2's `info`).
@@ -39,6 +43,9 @@ public enum SignalConstants {
     static let ratchetInfo = Array("WhisperRatchet".utf8)
     /// Message key expansion (Double Ratchet §5.2, `KDF_CK` output → encryption keys).
     static let messageKeysInfo = Array("WhisperMessageKeys".utf8)
+
+    /// Group message key expansion (sender keys): IV (16) || cipher key (32).
+    static let groupMessageKeysInfo = Array("WhisperGroup".utf8)
 
     /// The constant input of `KDF_CK` for the message key (Double Ratchet §5.2: "HMAC-SHA256
     /// with chain key as key and 0x01 as input").

@@ -16,6 +16,8 @@
 /// | ``untrustedIdentity(_:identity:)`` | the peer's identity key changed | show a safety-number change, then trust it (``IdentityKeyStore/saveIdentity(_:for:)``) and retry |
 /// | ``unknownPreKey(_:)`` | the prekey was already used or rotated away | drop; the sender must fetch a new bundle |
 /// | ``invalidBundle(_:)`` | a bundle whose signed prekey is missing or badly signed | do not start a session |
+/// | ``noSenderKey(_:keyID:)`` | a group message before the sender's distribution message | ask the sender to resend it |
+/// | ``badSignature`` | a group message not signed by the sender's key | drop it |
 public enum SignalProtocolError: Error, Equatable, Hashable, Sendable {
     /// The bytes are not a well-formed message (FORMAT §6.4/§6.5 parsing rules).
     case malformed(MalformedMessage)
@@ -38,6 +40,11 @@ public enum SignalProtocolError: Error, Equatable, Hashable, Sendable {
     case unknownPreKey(PreKeyReference)
     /// A prekey bundle cannot start a session.
     case invalidBundle(BundleProblem)
+    /// No sender key for this (group, sender), or none with the message's key id: the sender's
+    /// distribution message has not been processed (or was rotated away).
+    case noSenderKey(SenderKeyName, keyID: UInt32?)
+    /// A group message's signature does not verify with the sender's signing key.
+    case badSignature
     /// The peer sent a key whose Diffie-Hellman result is all zero (a low-order point).
     case invalidRatchetKey
     /// A message authenticated correctly but its encrypted body is not valid AES-CBC-PKCS#7

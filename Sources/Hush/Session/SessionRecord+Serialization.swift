@@ -169,8 +169,8 @@ extension SessionState {
     }
 }
 
-/// Writes a record into a buffer, or only counts its bytes when there is none.
-private struct RecordWriter {
+/// Writes a record (session or sender key) into a buffer, or only counts its bytes when there is none.
+struct RecordWriter {
     let output: UnsafeMutableRawBufferPointer?
     var count = 0
 
@@ -199,7 +199,7 @@ private struct RecordWriter {
 }
 
 /// Reads a record; every read is bounds-checked.
-private struct RecordReader {
+struct RecordReader {
     let input: UnsafeRawBufferPointer
     var offset = 0
 

@@ -110,6 +110,8 @@ extension SignalProtocolError {
         case .noSession: "no_session"
         case .untrustedIdentity: "untrusted_identity"
         case .unknownPreKey: "unknown_prekey"
+        case .noSenderKey: "no_session"
+        case .badSignature: "bad_signature"
         case .invalidBundle(.badSignedPreKeySignature): "bad_signature"
         case .invalidBundle(.missingSignedPreKey): "malformed"
         case .storeFailure: "store_failure"

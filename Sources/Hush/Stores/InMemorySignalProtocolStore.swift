@@ -4,12 +4,13 @@ import Synchronization
 ///
 /// For tests, demos and apps that persist records themselves (``SessionRecord/serialized()``).
 /// Nothing survives the process.
-public final class InMemorySignalProtocolStore: SignalProtocolStore {
+public final class InMemorySignalProtocolStore: SignalProtocolStore, SenderKeyStore {
     private struct Contents {
         var identities: [ProtocolAddress: IdentityKey] = [:]
         var preKeys: [UInt32: PreKeyRecord] = [:]
         var signedPreKeys: [UInt32: SignedPreKeyRecord] = [:]
         var sessions: [ProtocolAddress: SessionRecord] = [:]
+        var senderKeys: [SenderKeyName: SenderKeyRecord] = [:]
     }
 
     private let identity: IdentityKeyPair
@@ -66,6 +67,11 @@ public final class InMemorySignalProtocolStore: SignalProtocolStore {
     /// Deletes the session with `address` (the next message to it needs a new bundle).
     public func deleteSession(for address: ProtocolAddress) { _ = contents.withLock { $0.sessions.removeValue(forKey: address) } }
 
+    // MARK: SenderKeyStore
+
+    public func loadSenderKey(for name: SenderKeyName) -> SenderKeyRecord? { contents.withLock { $0.senderKeys[name] } }
+    public func storeSenderKey(_ record: SenderKeyRecord, for name: SenderKeyName) { contents.withLock { $0.senderKeys[name] = record } }
+
     // MARK: Snapshots
 
     /// Everything the store holds, in comparable form (session records serialized), for
@@ -75,6 +81,7 @@ public final class InMemorySignalProtocolStore: SignalProtocolStore {
         public let preKeyIDs: Set<UInt32>
         public let signedPreKeyIDs: Set<UInt32>
         public let sessions: [ProtocolAddress: SecureBytes]
+        public let senderKeys: [SenderKeyName: SecureBytes]
     }
 
     /// The current contents.
@@ -82,7 +89,8 @@ public final class InMemorySignalProtocolStore: SignalProtocolStore {
         contents.withLock { c in
             Snapshot(
                 identities: c.identities, preKeyIDs: Set(c.preKeys.keys), signedPreKeyIDs: Set(c.signedPreKeys.keys),
-                sessions: c.sessions.mapValues { $0.serialized() })
+                sessions: c.sessions.mapValues { $0.serialized() },
+                senderKeys: c.senderKeys.mapValues { $0.serialized() })
         }
     }
 }
