@@ -10,5 +10,9 @@ let package = Package(
     targets: [
         .executableTarget(name: "FuzzVectorFile", dependencies: [.product(name: "HushConformance", package: "Hush")]),
         .executableTarget(name: "FuzzKeyDecoding", dependencies: [.product(name: "HushCrypto", package: "Hush")]),
+        .executableTarget(name: "FuzzSignalMessage", dependencies: [.product(name: "Hush", package: "Hush")]),
+        .executableTarget(name: "FuzzSenderKeyMessage", dependencies: [.product(name: "Hush", package: "Hush")]),
+        .executableTarget(name: "FuzzSessionRecord", dependencies: [.product(name: "Hush", package: "Hush")]),
+        .executableTarget(name: "FuzzSessionDecrypt", dependencies: [.product(name: "Hush", package: "Hush")]),
     ]
 )
