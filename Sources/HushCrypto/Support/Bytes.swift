@@ -1,8 +1,16 @@
 /// Contiguous bytes that HushCrypto can read without copying.
 ///
 /// `[UInt8]`, `ArraySlice<UInt8>`, ``SecureBytes`` and `UnsafeRawBufferPointer` conform.
-/// To pass Foundation's `Data`, add `extension Data: ContiguousByteBuffer {}` in your app:
-/// `Data.withUnsafeBytes` already has the required shape.
+/// To pass Foundation's `Data`, conform it in your app (its own `withUnsafeBytes` is
+/// `rethrows`, not typed-throws, so it needs this forwarding method):
+/// ```swift
+/// extension Data: ContiguousByteBuffer {
+///     public func withUnsafeBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
+///         let result: Result<R, E> = self.withUnsafeBytes { raw in Result { () throws(E) -> R in try body(raw) } }
+///         return try result.get()
+///     }
+/// }
+/// ```
 public protocol ContiguousByteBuffer {
     /// Calls `body` with a pointer to the bytes; the pointer is valid only inside `body`.
     func withUnsafeBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R
