@@ -9,19 +9,56 @@ struct ChainKey: Sendable {
     /// The number of the message whose key this chain key yields.
     let index: UInt32
 
-    /// The message keys for message `index` (FORMAT §6.2):
-    /// `HKDF(HMAC(CK, 0x01), salt = 0*32, "WhisperMessageKeys", 80)`.
+    /// Calls `body` with the message keys for message `index` (FORMAT §6.2):
+    /// `HKDF(HMAC(CK, 0x01), salt = 0*32, "WhisperMessageKeys", 80)`, split into cipher key,
+    /// MAC key and IV. The keys live in stack scratch that is wiped when `body` returns: the
+    /// hot path of encrypt and decrypt allocates nothing for them.
+    func withMessageKeys<R, E: Error>(
+        _ body: (_ cipherKey: UnsafeRawBufferPointer, _ macKey: UnsafeRawBufferPointer, _ iv: UnsafeRawBufferPointer) throws(E) -> R
+    ) throws(E) -> R {
+        try withUnsafeTemporaryAllocation(byteCount: 32 + SignalConstants.messageKeyMaterialByteCount, alignment: 16) {
+            (scratch: UnsafeMutableRawBufferPointer) throws(E) -> R in
+            defer { scratch.initializeMemory(as: UInt8.self, repeating: 0) }
+            let material = UnsafeMutableRawBufferPointer(rebasing: scratch[32...])
+            Self.deriveMessageKeys(from: key, seed: UnsafeMutableRawBufferPointer(rebasing: scratch[0..<32]), into: material)
+            let m = UnsafeRawBufferPointer(material)
+            return try body(UnsafeRawBufferPointer(rebasing: m[0..<32]),
+                            UnsafeRawBufferPointer(rebasing: m[32..<64]),
+                            UnsafeRawBufferPointer(rebasing: m[64..<80]))
+        }
+    }
+
+    /// The message keys for message `index`, in wiped storage (for skipped keys).
     func messageKeys() -> MessageKeys {
-        let seed = HMACSHA256.secureAuthenticationCode(for: [SignalConstants.messageKeySeed], using: key)
-        let material = try! HKDF.deriveKey(
-            inputKeyMaterial: seed, salt: [UInt8](), info: SignalConstants.messageKeysInfo,
-            outputByteCount: SignalConstants.messageKeyMaterialByteCount)
+        let material = SecureBytes(count: SignalConstants.messageKeyMaterialByteCount) { out in
+            withUnsafeTemporaryAllocation(byteCount: 32, alignment: 16) { seed in
+                Self.deriveMessageKeys(from: key, seed: seed, into: out)
+                seed.initializeMemory(as: UInt8.self, repeating: 0)
+            }
+        }
         return MessageKeys(material: material, counter: index)
+    }
+
+    private static func deriveMessageKeys(from key: SecureBytes, seed: UnsafeMutableRawBufferPointer, into out: UnsafeMutableRawBufferPointer) {
+        key.withUnsafeBytes { k in
+            withUnsafeBytes(of: SignalConstants.messageKeySeed) { one in
+                try! HMACSHA256.compute(into: seed, key: k, parts: one)
+            }
+        }
+        SignalConstants.messageKeysInfo.withUnsafeBytes { info in
+            HKDF.deriveKey(into: out, inputKeyMaterial: UnsafeRawBufferPointer(seed),
+                           salt: UnsafeRawBufferPointer(start: nil, count: 0), info: info)
+        }
     }
 
     /// The chain key for message `index + 1`.
     func next() -> ChainKey {
-        ChainKey(key: HMACSHA256.secureAuthenticationCode(for: [SignalConstants.chainKeySeed], using: key), index: index &+ 1)
+        let nextKey = SecureBytes(count: SignalConstants.keyByteCount) { out in
+            key.withUnsafeBytes { k in
+                withUnsafeBytes(of: SignalConstants.chainKeySeed) { two in try! HMACSHA256.compute(into: out, key: k, parts: two) }
+            }
+        }
+        return ChainKey(key: nextKey, index: index &+ 1)
     }
 }
 

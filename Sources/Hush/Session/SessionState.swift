@@ -103,14 +103,15 @@ extension SessionState {
 extension SessionState {
     /// Encrypts with the sending chain and advances it (FORMAT §6.3).
     mutating func encrypt(_ plaintext: some ContiguousByteBuffer) throws(SignalProtocolError) -> CiphertextMessage {
-        let keys = sendingChainKey.messageKeys()
-        let message = try keys.withKeys { (cipherKey, macKey, iv) throws(SignalProtocolError) -> SignalMessage in
-            let body = try SignalProtocolError.crypto { () throws(CryptoError) in try AES.CBC.encrypt(plaintext, key: cipherKey, iv: iv) }
-            return SignalMessage(
-                ratchetKey: sendingRatchetKey.publicKey, counter: sendingChainKey.index, previousCounter: previousCounter,
-                ciphertext: body, macKey: macKey, sender: localIdentity, receiver: remoteIdentity)
+        let chain = sendingChainKey
+        let message = try chain.withMessageKeys { (cipherKey, macKey, iv) throws(SignalProtocolError) -> SignalMessage in
+            try plaintext.withUnsafeBytes { (p: UnsafeRawBufferPointer) throws(SignalProtocolError) -> SignalMessage in
+                try SignalMessage(
+                    ratchetKey: sendingRatchetKey.publicKey, counter: chain.index, previousCounter: previousCounter,
+                    plaintext: p, cipherKey: cipherKey, macKey: macKey, iv: iv, sender: localIdentity, receiver: remoteIdentity)
+            }
         }
-        sendingChainKey = sendingChainKey.next()
+        sendingChainKey = chain.next()
         guard let pending = pendingPreKey else { return .signal(message) }
         return .preKeySignal(PreKeySignalMessage(
             registrationID: localRegistrationID, preKeyID: pending.preKeyID, signedPreKeyID: pending.signedPreKeyID,
@@ -140,37 +141,70 @@ extension SessionState {
             sendingChainKey = sendingChain
             chain = receiverChains.count - 1
         }
-        // 2. The message key for the counter (§3.5 TrySkippedMessageKeys / SkipMessageKeys).
-        let keys = try messageKeys(chain: chain, counter: message.counter)
-        // 3. MAC, then 4. decrypt.
-        return try keys.withKeys { (cipherKey, macKey, iv) throws(SignalProtocolError) -> [UInt8] in
-            guard message.hasValidMAC(macKey: macKey, sender: remoteIdentity, receiver: localIdentity) else { throw .badMAC }
-            do { return try AES.CBC.decrypt(message.ciphertext, key: cipherKey, iv: iv) } catch { throw .invalidCiphertext }
+        // 2. The message key for the counter (§3.5 TrySkippedMessageKeys / SkipMessageKeys),
+        // 3. MAC, then 4. decrypt. Keys derived straight from the chain live on the stack.
+        let source = try messageKeySource(chain: chain, counter: message.counter)
+        let decryptWith = { (cipherKey: UnsafeRawBufferPointer, macKey: UnsafeRawBufferPointer, iv: UnsafeRawBufferPointer) throws(SignalProtocolError) -> [UInt8] in
+            guard message.hasValidMAC(macKey: macKey, sender: self.remoteIdentity, receiver: self.localIdentity) else { throw .badMAC }
+            return try Self.decryptBody(of: message, cipherKey: cipherKey, iv: iv)
+        }
+        switch source {
+        case .stored(let keys): return try keys.withKeys(decryptWith)
+        case .chain(let chainKey): return try chainKey.withMessageKeys(decryptWith)
         }
     }
 
-    private mutating func messageKeys(chain: Int, counter: UInt32) throws(SignalProtocolError) -> MessageKeys {
+    /// AES-256-CBC-PKCS#7 decryption of the message body into the plaintext's own buffer.
+    private static func decryptBody(of message: SignalMessage, cipherKey: UnsafeRawBufferPointer, iv: UnsafeRawBufferPointer) throws(SignalProtocolError) -> [UInt8] {
+        let range = message.ciphertextRange
+        var failed = false
+        let plaintext = message.serialized.withUnsafeBytes { raw in
+            [UInt8](unsafeUninitializedCapacity: range.count + AES.blockByteCount) { buffer, initialized in
+                do {
+                    initialized = try AES.CBC.decrypt256(UnsafeRawBufferPointer(rebasing: raw[range]), key: cipherKey, iv: iv,
+                                                         into: UnsafeMutableRawBufferPointer(buffer))
+                } catch {
+                    failed = true
+                    initialized = 0
+                }
+            }
+        }
+        if failed { throw .invalidCiphertext }
+        return plaintext
+    }
+
+    /// Where the message key for a counter comes from.
+    private enum MessageKeySource {
+        /// A key stored when its message was skipped (now removed from the state).
+        case stored(MessageKeys)
+        /// Derived from this chain key (the chain has been advanced past it).
+        case chain(ChainKey)
+    }
+
+    private mutating func messageKeySource(chain: Int, counter: UInt32) throws(SignalProtocolError) -> MessageKeySource {
         let chainKey = receiverChains[chain].chainKey
         if counter < chainKey.index {
             guard let stored = receiverChains[chain].skippedKeys.firstIndex(where: { $0.counter == counter }) else {
                 throw .duplicateMessage(counter: counter)
             }
-            return receiverChains[chain].skippedKeys.remove(at: stored)
+            return .stored(receiverChains[chain].skippedKeys.remove(at: stored))
         }
         guard counter - chainKey.index <= SignalConstants.maximumSkippedMessages else {
             throw .tooFarInFuture(counter: counter, chainIndex: chainKey.index, limit: SignalConstants.maximumSkippedMessages)
         }
         var current = chainKey
-        var skipped = receiverChains[chain].skippedKeys
-        while current.index < counter {
-            skipped.append(current.messageKeys())
-            current = current.next()
+        if current.index < counter {
+            var skipped = receiverChains[chain].skippedKeys
+            while current.index < counter {
+                skipped.append(current.messageKeys())
+                current = current.next()
+            }
+            if skipped.count > SignalConstants.maximumStoredMessageKeys {
+                skipped.removeFirst(skipped.count - SignalConstants.maximumStoredMessageKeys)
+            }
+            receiverChains[chain].skippedKeys = skipped
         }
-        if skipped.count > SignalConstants.maximumStoredMessageKeys {
-            skipped.removeFirst(skipped.count - SignalConstants.maximumStoredMessageKeys)
-        }
-        receiverChains[chain].skippedKeys = skipped
         receiverChains[chain].chainKey = current.next()
-        return current.messageKeys()
+        return .chain(current)
     }
 }

@@ -18,8 +18,10 @@ public struct SignalMessage: Sendable, Equatable {
     /// The length of the sender's previous sending chain (header `pn`; libsignal's
     /// `max(index − 1, 0)`, see `Docs/protocol.md`).
     public let previousCounter: UInt32
+    /// Where the AES-256-CBC ciphertext lies in ``serialized``.
+    let ciphertextRange: Range<Int>
     /// AES-256-CBC ciphertext of the plaintext.
-    public let ciphertext: [UInt8]
+    public var ciphertext: [UInt8] { Array(serialized[ciphertextRange]) }
     /// The complete serialized message, MAC included.
     public let serialized: [UInt8]
 
@@ -37,7 +39,7 @@ public struct SignalMessage: Sendable, Equatable {
         var ratchetKey: Curve25519.KeyAgreement.PublicKey?
         var counter: UInt32?
         var previousCounter: UInt32 = 0
-        var ciphertext: [UInt8]?
+        var ciphertext: Range<Int>?
         try data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) throws(SignalProtocolError) in
             let body = UnsafeRawBufferPointer(rebasing: raw[1..<(raw.count - SignalConstants.macByteCount)])
             var reader = ProtobufReader(body)
@@ -46,7 +48,9 @@ public struct SignalMessage: Sendable, Equatable {
                 case 1: ratchetKey = try Self.decodeKey(body, value, field: 1)
                 case 2: counter = try value.uint32()
                 case 3: previousCounter = try value.uint32()
-                case 4: ciphertext = Array(body[try value.byteRange()])
+                case 4:
+                    let range = try value.byteRange()
+                    ciphertext = (range.lowerBound + 1)..<(range.upperBound + 1)
                 default: continue
                 }
             }
@@ -58,54 +62,89 @@ public struct SignalMessage: Sendable, Equatable {
         self.ratchetKey = ratchetKey
         self.counter = counter
         self.previousCounter = previousCounter
-        self.ciphertext = ciphertext
+        self.ciphertextRange = ciphertext
         self.serialized = data
     }
 
-    /// Builds and MACs a message (FORMAT §6.3).
+    /// Builds and MACs a message (FORMAT §6.3) in one allocation: the header is written,
+    /// AES-256-CBC encrypts the plaintext straight into its place, and the MAC goes last.
     init(
         ratchetKey: Curve25519.KeyAgreement.PublicKey, counter: UInt32, previousCounter: UInt32,
-        ciphertext: [UInt8], macKey: UnsafeRawBufferPointer, sender: IdentityKey, receiver: IdentityKey
-    ) {
-        var writer = ProtobufWriter(
-            capacity: 1 + 35 + 12 + 3 + ciphertext.count + SignalConstants.macByteCount,
-            prefix: SignalConstants.versionByte)
-        writer.appendField(1, bytes: ratchetKey.signalRepresentation)
-        writer.appendField(2, uint32: counter)
-        writer.appendField(3, uint32: previousCounter)
-        writer.appendField(4, bytes: ciphertext)
-        var bytes = writer.bytes
-        let mac = Self.mac(for: bytes[...], macKey: macKey, sender: sender, receiver: receiver)
-        bytes.append(contentsOf: mac)
+        plaintext: UnsafeRawBufferPointer, cipherKey: UnsafeRawBufferPointer, macKey: UnsafeRawBufferPointer,
+        iv: UnsafeRawBufferPointer, sender: IdentityKey, receiver: IdentityKey
+    ) throws(SignalProtocolError) {
+        let bodyCount = (plaintext.count / AES.blockByteCount + 1) * AES.blockByteCount
+        let header = 1 + 2 + 33 + 1 + ProtobufWriter.varintSize(UInt64(counter)) + 1 + ProtobufWriter.varintSize(UInt64(previousCounter))
+            + 1 + ProtobufWriter.varintSize(UInt64(bodyCount))
+        let total = header + bodyCount + SignalConstants.macByteCount
+        var failure: CryptoError?
+        // 16 bytes of slack: OpenSSL wants room for a whole extra block while encrypting.
+        let bytes = [UInt8](unsafeUninitializedCapacity: total + AES.blockByteCount) { buffer, initialized in
+            let out = UnsafeMutableRawBufferPointer(buffer)
+            out.initializeMemory(as: UInt8.self, repeating: 0)
+            var offset = 0
+            func put(_ byte: UInt8) { out[offset] = byte; offset += 1 }
+            func putVarint(_ value: UInt32) {
+                var v = value
+                while v >= 0x80 { put(UInt8(truncatingIfNeeded: v) | 0x80); v >>= 7 }
+                put(UInt8(v))
+            }
+            put(SignalConstants.versionByte)
+            put(0x0A); put(33); put(Curve25519.signalKeyType)
+            ratchetKey.rawRepresentation.withUnsafeBytes { k in
+                UnsafeMutableRawBufferPointer(rebasing: out[offset..<(offset + 32)]).copyMemory(from: k)
+            }
+            offset += 32
+            put(0x10); putVarint(counter)
+            put(0x18); putVarint(previousCounter)
+            put(0x22); putVarint(UInt32(bodyCount))
+            do throws(CryptoError) {
+                let written = try AES.CBC.encrypt256(plaintext, key: cipherKey, iv: iv, into: UnsafeMutableRawBufferPointer(rebasing: out[offset...]))
+                precondition(written == bodyCount)
+            } catch {
+                failure = error
+            }
+            offset += bodyCount
+            Self.computeMAC(for: UnsafeRawBufferPointer(rebasing: out[0..<offset]), macKey: macKey, sender: sender, receiver: receiver,
+                            into: UnsafeMutableRawBufferPointer(rebasing: out[offset..<(offset + SignalConstants.macByteCount)]))
+            initialized = total
+        }
+        if let failure { throw .crypto(failure) }
         self.version = SignalConstants.messageVersion
         self.ratchetKey = ratchetKey
         self.counter = counter
         self.previousCounter = previousCounter
-        self.ciphertext = ciphertext
+        self.ciphertextRange = header..<(header + bodyCount)
         self.serialized = bytes
     }
 
     /// `true` when the last 8 bytes are the MAC of the rest under `macKey` (constant time).
     func hasValidMAC(macKey: UnsafeRawBufferPointer, sender: IdentityKey, receiver: IdentityKey) -> Bool {
         let split = serialized.count - SignalConstants.macByteCount
-        let expected = Self.mac(for: serialized[..<split], macKey: macKey, sender: sender, receiver: receiver)
-        return ConstantTime.equals(expected, serialized[split...])
-    }
-
-    /// `HMAC-SHA256(macKey, IK_sender || IK_receiver || message)[0..<8]`.
-    static func mac(
-        for message: ArraySlice<UInt8>, macKey: UnsafeRawBufferPointer, sender: IdentityKey, receiver: IdentityKey
-    ) -> [UInt8] {
-        let identities = sender.serialized + receiver.serialized
-        var full = [UInt8](repeating: 0, count: HMACSHA256.byteCount)
-        full.withUnsafeMutableBytes { out in
-            identities.withUnsafeBytes { ids in
-                message.withUnsafeBytes { m in
-                    try! HMACSHA256.compute(into: out, key: macKey, parts: ids, m)
-                }
+        return serialized.withUnsafeBytes { raw in
+            withUnsafeTemporaryAllocation(byteCount: SignalConstants.macByteCount, alignment: 8) { expected in
+                Self.computeMAC(for: UnsafeRawBufferPointer(rebasing: raw[0..<split]), macKey: macKey,
+                                sender: sender, receiver: receiver, into: expected)
+                return ConstantTime.equals(UnsafeRawBufferPointer(expected), UnsafeRawBufferPointer(rebasing: raw[split...]))
             }
         }
-        return Array(full[0..<SignalConstants.macByteCount])
+    }
+
+    /// `HMAC-SHA256(macKey, IK_sender || IK_receiver || message)[0..<8]` into `out` (8 bytes),
+    /// with the identities laid out in stack scratch.
+    static func computeMAC(
+        for message: UnsafeRawBufferPointer, macKey: UnsafeRawBufferPointer,
+        sender: IdentityKey, receiver: IdentityKey, into out: UnsafeMutableRawBufferPointer
+    ) {
+        withUnsafeTemporaryAllocation(byteCount: 66 + HMACSHA256.byteCount, alignment: 16) { scratch in
+            scratch[0] = Curve25519.signalKeyType
+            sender.publicKey.rawRepresentation.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: scratch[1..<33]).copyMemory(from: $0) }
+            scratch[33] = Curve25519.signalKeyType
+            receiver.publicKey.rawRepresentation.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: scratch[34..<66]).copyMemory(from: $0) }
+            let tag = UnsafeMutableRawBufferPointer(rebasing: scratch[66...])
+            try! HMACSHA256.compute(into: tag, key: macKey, parts: UnsafeRawBufferPointer(rebasing: scratch[0..<66]), message)
+            out.copyMemory(from: UnsafeRawBufferPointer(rebasing: tag[0..<SignalConstants.macByteCount]))
+        }
     }
 
     static func decodeKey(_ body: UnsafeRawBufferPointer, _ value: ProtobufReader.Value, field: Int) throws(SignalProtocolError) -> Curve25519.KeyAgreement.PublicKey {

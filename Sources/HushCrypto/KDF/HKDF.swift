@@ -76,4 +76,41 @@ public enum HKDF {
         let prk = extract(inputKeyMaterial: ikm, salt: salt)
         return try expand(pseudoRandomKey: prk, info: info, outputByteCount: outputByteCount)
     }
+
+    /// Extract then expand into `out` (at most ``maximumOutputByteCount`` bytes) with no heap
+    /// allocation: the pseudo-random key and a final partial block live in stack scratch that
+    /// is wiped before return. An empty `salt` means 32 zero bytes (RFC 5869 §2.2).
+    package static func deriveKey(
+        into out: UnsafeMutableRawBufferPointer, inputKeyMaterial ikm: UnsafeRawBufferPointer,
+        salt: UnsafeRawBufferPointer, info: UnsafeRawBufferPointer
+    ) {
+        precondition(out.count <= maximumOutputByteCount)
+        let n = HMACSHA256.byteCount
+        withUnsafeTemporaryAllocation(byteCount: 3 * n, alignment: 16) { scratch in
+            scratch.initializeMemory(as: UInt8.self, repeating: 0)
+            defer { scratch.initializeMemory(as: UInt8.self, repeating: 0) }
+            let zeroSalt = UnsafeRawBufferPointer(rebasing: scratch[0..<n])
+            let prk = UnsafeMutableRawBufferPointer(rebasing: scratch[n..<(2 * n)])
+            let tail = UnsafeMutableRawBufferPointer(rebasing: scratch[(2 * n)...])
+            try! HMACSHA256.compute(into: prk, key: salt.count == 0 ? zeroSalt : salt, parts: ikm)
+            var produced = 0
+            var counter: UInt8 = 1
+            while produced < out.count {
+                let previous = produced == 0
+                    ? UnsafeRawBufferPointer(start: nil, count: 0)
+                    : UnsafeRawBufferPointer(rebasing: out[(produced - n)..<produced])
+                let take = Swift.min(n, out.count - produced)
+                let target = take == n ? UnsafeMutableRawBufferPointer(rebasing: out[produced..<(produced + n)]) : tail
+                withUnsafeBytes(of: counter) { c in
+                    try! HMACSHA256.compute(into: target, key: UnsafeRawBufferPointer(prk), parts: previous, info, c)
+                }
+                if take < n {
+                    UnsafeMutableRawBufferPointer(rebasing: out[produced..<(produced + take)])
+                        .copyMemory(from: UnsafeRawBufferPointer(rebasing: tail[0..<take]))
+                }
+                produced += take
+                counter &+= 1
+            }
+        }
+    }
 }

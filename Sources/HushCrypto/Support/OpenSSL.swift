@@ -66,6 +66,18 @@ enum OpenSSL {
         return ctx
     }
 
+    /// This thread's cipher context, made once per thread and freed (which cleanses it) when
+    /// the thread exits. Callers re-key it for each use and overwrite the key schedule with an
+    /// all-zero key afterwards (``AES``), so no key material stays in it between calls.
+    static func threadCipherContext() throws(CryptoError) -> OpaquePointer {
+        if let existing = pthread_getspecific(cipherContextKey) { return OpaquePointer(existing) }
+        guard let ctx = EVP_CIPHER_CTX_new() else { throw .libraryFailure(function: "EVP_CIPHER_CTX_new") }
+        pthread_setspecific(cipherContextKey, UnsafeRawPointer(ctx))
+        return ctx
+    }
+
+    private static let cipherContextKey: pthread_key_t = makeKey { EVP_CIPHER_CTX_free(OpaquePointer($0)) }
+
     private static let digestContextKey: pthread_key_t = makeKey { EVP_MD_CTX_free(OpaquePointer($0)) }
 
     private static func makeKey(_ destructor: @convention(c) (UnsafeMutableRawPointer?) -> Void) -> pthread_key_t {

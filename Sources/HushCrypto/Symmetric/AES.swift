@@ -89,36 +89,81 @@ public enum AES {
         key: some ContiguousByteBuffer, iv: some ContiguousByteBuffer,
         input: some ContiguousByteBuffer, capacity: Int
     ) throws(CryptoError) -> [UInt8] {
-        guard let ctx = EVP_CIPHER_CTX_new() else { throw .libraryFailure(function: "EVP_CIPHER_CTX_new") }
-        defer { EVP_CIPHER_CTX_free(ctx) }  // also cleanses the expanded key schedule
         var produced = 0
         var output = try makeBytes(count: capacity) { (out: UnsafeMutableRawBufferPointer) throws(CryptoError) in
             try key.withUnsafeBytes { (k: UnsafeRawBufferPointer) throws(CryptoError) in
                 try iv.withUnsafeBytes { (v: UnsafeRawBufferPointer) throws(CryptoError) in
-                    guard EVP_CipherInit_ex2(ctx, cipher, k.nonNullBase, v.nonNullBase, encrypt ? 1 : 0, nil) == 1 else {
-                        throw .libraryFailure(function: "EVP_CipherInit_ex2")
+                    try input.withUnsafeBytes { (i: UnsafeRawBufferPointer) throws(CryptoError) in
+                        produced = try apply(cipher, encrypt: encrypt, padding: padding, key: k, iv: v, input: i, into: out)
                     }
                 }
-            }
-            EVP_CIPHER_CTX_set_padding(ctx, padding ? 1 : 0)
-            try input.withUnsafeBytes { (i: UnsafeRawBufferPointer) throws(CryptoError) in
-                var written: Int32 = 0
-                if i.count > 0 {
-                    guard EVP_CipherUpdate(ctx, out.nonNullBase, &written, i.nonNullBase, Int32(i.count)) == 1 else {
-                        throw .libraryFailure(function: "EVP_CipherUpdate")
-                    }
-                }
-                produced = Int(written)
-                var tail: Int32 = 0
-                guard EVP_CipherFinal_ex(ctx, out.nonNullBase + produced, &tail) == 1 else {
-                    out.initializeMemory(as: UInt8.self, repeating: 0)
-                    // Decrypting with PKCS#7 is the only way to fail here with valid lengths.
-                    throw .invalidPadding
-                }
-                produced += Int(tail)
             }
         }
         output.removeLast(capacity - produced)
         return output
+    }
+
+    /// One whole-message AES operation into `out` on this thread's reused cipher context
+    /// (no allocation). Returns the bytes written. `out` must hold the output: the padded
+    /// length when encrypting with PKCS#7, else the input's length.
+    /// On a padding error `out` is zeroed. Afterwards the context is re-keyed with zeros so
+    /// that no key schedule stays behind.
+    static func apply(
+        _ cipher: OpaquePointer, encrypt: Bool, padding: Bool,
+        key: UnsafeRawBufferPointer, iv: UnsafeRawBufferPointer,
+        input: UnsafeRawBufferPointer, into out: UnsafeMutableRawBufferPointer
+    ) throws(CryptoError) -> Int {
+        precondition(out.count >= (encrypt && padding ? (input.count / blockByteCount + 1) * blockByteCount : input.count))
+        let ctx = try OpenSSL.threadCipherContext()
+        defer {
+            withUnsafeTemporaryAllocation(byteCount: 32, alignment: 16) { zero in
+                zero.initializeMemory(as: UInt8.self, repeating: 0)
+                _ = EVP_CipherInit_ex2(ctx, OpenSSL.aes256CBC, zero.baseAddress!.assumingMemoryBound(to: UInt8.self), nil, 1, nil)
+            }
+        }
+        guard EVP_CipherInit_ex2(ctx, cipher, key.nonNullBase, iv.nonNullBase, encrypt ? 1 : 0, nil) == 1 else {
+            throw .libraryFailure(function: "EVP_CipherInit_ex2")
+        }
+        EVP_CIPHER_CTX_set_padding(ctx, padding ? 1 : 0)
+        var written: Int32 = 0
+        if input.count > 0 {
+            guard EVP_CipherUpdate(ctx, out.nonNullBase, &written, input.nonNullBase, Int32(input.count)) == 1 else {
+                throw .libraryFailure(function: "EVP_CipherUpdate")
+            }
+        }
+        var produced = Int(written)
+        var tail: Int32 = 0
+        guard EVP_CipherFinal_ex(ctx, out.nonNullBase + produced, &tail) == 1 else {
+            out.initializeMemory(as: UInt8.self, repeating: 0)
+            // Decrypting with PKCS#7 is the only way to fail here with valid lengths.
+            throw .invalidPadding
+        }
+        produced += Int(tail)
+        return produced
+    }
+}
+
+extension AES.CBC {
+    /// AES-256-CBC with PKCS#7 into a caller's buffer, for protocol code that lays the
+    /// ciphertext straight into its message (no allocation). `out` must have room for
+    /// `(input.count / 16 + 1) * 16` bytes; returns the bytes written.
+    package static func encrypt256(
+        _ input: UnsafeRawBufferPointer, key: UnsafeRawBufferPointer, iv: UnsafeRawBufferPointer,
+        into out: UnsafeMutableRawBufferPointer
+    ) throws(CryptoError) -> Int {
+        guard key.count == 32 else { throw .invalidKeySize(actual: key.count, allowed: [32]) }
+        try AES.checkIV(iv)
+        return try AES.apply(OpenSSL.aes256CBC, encrypt: true, padding: true, key: key, iv: iv, input: input, into: out)
+    }
+
+    /// The inverse of ``encrypt256(_:key:iv:into:)``: `out` must hold `input.count` bytes.
+    package static func decrypt256(
+        _ input: UnsafeRawBufferPointer, key: UnsafeRawBufferPointer, iv: UnsafeRawBufferPointer,
+        into out: UnsafeMutableRawBufferPointer
+    ) throws(CryptoError) -> Int {
+        guard key.count == 32 else { throw .invalidKeySize(actual: key.count, allowed: [32]) }
+        try AES.checkIV(iv)
+        guard input.count > 0, input.count % AES.blockByteCount == 0 else { throw .invalidCiphertextLength(actual: input.count) }
+        return try AES.apply(OpenSSL.aes256CBC, encrypt: false, padding: true, key: key, iv: iv, input: input, into: out)
     }
 }
