@@ -39,5 +39,27 @@ let package = Package(
         .testTarget(name: "HushCryptoTests", dependencies: ["HushCrypto"]),
         .testTarget(name: "HushTests", dependencies: ["Hush"]),
         .testTarget(name: "HushConformanceTests", dependencies: ["HushConformance"]),
+        // Test-only libsignal-protocol-c peer and the Signal transcript generator
+        // (Tests/Peers/README.md). Nothing here depends on Hush, and Hush depends on none of it.
+        .systemLibrary(
+            name: "CLibSignalProtocol",
+            path: "Tests/Peers/CLibSignalProtocol",
+            pkgConfig: "libsignal-protocol-c",
+            providers: [.apt(["libsignal-protocol-c-dev"])]
+        ),
+        .target(
+            name: "CSignalPeer",
+            dependencies: ["CLibSignalProtocol"],
+            path: "Tests/Peers/CSignalPeer",
+            linkerSettings: [.linkedLibrary("crypto")]
+        ),
+        .target(name: "LibSignalPeer", dependencies: ["CSignalPeer"], path: "Tests/Peers/LibSignalPeer"),
+        .executableTarget(
+            name: "hush-signal-vectors",
+            dependencies: ["LibSignalPeer"],
+            path: "Tools/hush-signal-vectors",
+            exclude: ["README.md"]
+        ),
+        .testTarget(name: "SignalPeerTests", dependencies: ["LibSignalPeer"], path: "Tests/Peers/SignalPeerTests"),
     ]
 )
