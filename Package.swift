@@ -61,5 +61,7 @@ let package = Package(
             exclude: ["README.md"]
         ),
         .testTarget(name: "SignalPeerTests", dependencies: ["LibSignalPeer"], path: "Tests/Peers/SignalPeerTests"),
+        // Live interoperability: Hush against the libsignal-protocol-c peer.
+        .testTarget(name: "HushInteropTests", dependencies: ["Hush", "LibSignalPeer"]),
     ]
 )

@@ -33,9 +33,13 @@ public struct SignalMessage: Sendable, Equatable {
     public init(serialized bytes: some ContiguousByteBuffer) throws(SignalProtocolError) {
         let data = bytes.bytes
         guard data.count >= Self.minimumByteCount else { throw .malformed(.tooShort(data.count)) }
+        // As libsignal: versions 0 and 1 are refused here; a version-2 message parses and is
+        // refused by each session state ("Message version 2, but session version 3"), so it
+        // reports `noSession` without a session and `legacyVersion` with one — and inside a
+        // PreKeySignalMessage it is an inner/outer version mismatch.
         let version = data[0] >> 4
-        guard version >= SignalConstants.messageVersion else { throw .legacyVersion(version) }
-        guard version == SignalConstants.messageVersion else { throw .invalidVersion(version) }
+        guard version >= SignalConstants.messageVersion - 1 else { throw .legacyVersion(version) }
+        guard version <= SignalConstants.messageVersion else { throw .invalidVersion(version) }
         var ratchetKey: Curve25519.KeyAgreement.PublicKey?
         var counter: UInt32?
         var previousCounter: UInt32 = 0
