@@ -8,9 +8,12 @@
 /// carries it. It contains the chain key, so ``serialized`` is ``SecureBytes``; never send it
 /// any other way.
 public struct SenderKeyDistributionMessage: Sendable {
+    /// The sender key's id.
     public let keyID: UInt32
+    /// The chain iteration the receiver starts from: it cannot read earlier messages.
     public let iteration: UInt32
     let chainKey: SecureBytes
+    /// The public key that verifies the sender's group messages.
     public let signingKey: Curve25519.KeyAgreement.PublicKey
     /// The message bytes (secret: they contain the chain key).
     public let serialized: SecureBytes
@@ -89,9 +92,13 @@ public struct SenderKeyDistributionMessage: Sendable {
 /// SenderKeyMessage = m || XEdDSA signature of m by the sender's signing key (64)
 /// ```
 public struct SenderKeyMessage: Sendable, Equatable {
+    /// The message version: 3.
     public let version: UInt8
+    /// The id of the sender key that encrypted it.
     public let keyID: UInt32
+    /// The message's position in the sender's chain.
     public let iteration: UInt32
+    /// AES-256-CBC ciphertext of the plaintext.
     public let ciphertext: [UInt8]
     /// The complete message, signature included.
     public let serialized: [UInt8]

@@ -5,16 +5,20 @@ public struct SenderKeyName: Hashable, Sendable, CustomStringConvertible {
     /// The sending member's address.
     public let sender: ProtocolAddress
 
+    /// The sender key of `sender` in group `groupID`.
     public init(groupID: String, sender: ProtocolAddress) {
         self.groupID = groupID
         self.sender = sender
     }
 
+    /// `group::name.device`.
     public var description: String { "\(groupID)::\(sender)" }
 }
 
 /// Sender key records by name.
 public protocol SenderKeyStore: AnyObject, Sendable {
+    /// The record `name`, or `nil`.
     func loadSenderKey(for name: SenderKeyName) throws -> SenderKeyRecord?
+    /// Replaces the record `name` (called only after an operation succeeded).
     func storeSenderKey(_ record: SenderKeyRecord, for name: SenderKeyName) throws
 }

@@ -85,9 +85,11 @@ public struct SenderKeyRecord: Sendable, CustomStringConvertible, CustomReflecta
 
     func stateIndex(for keyID: UInt32) -> Int? { states.firstIndex { $0.keyID == keyID } }
 
+    /// Key ids and signing public keys only: never chain or private keys.
     public var description: String {
         "SenderKeyRecord(keyIDs: \(states.map(\.keyID)), signingKeys: \(states.map { Hex.encode($0.signingPublicKey.rawRepresentation) }))"
     }
 
+    /// Mirrors key ids only, so `dump` cannot print keys.
     public var customMirror: Mirror { Mirror(self, children: ["keyIDs": states.map(\.keyID)], displayStyle: .struct) }
 }

@@ -7,6 +7,7 @@ public struct IdentityKey: Hashable, Sendable, CustomStringConvertible {
     /// The X25519 public key.
     public let publicKey: Curve25519.KeyAgreement.PublicKey
 
+    /// An identity key from its X25519 public key.
     public init(publicKey: Curve25519.KeyAgreement.PublicKey) {
         self.publicKey = publicKey
     }
@@ -27,6 +28,7 @@ public struct IdentityKey: Hashable, Sendable, CustomStringConvertible {
         XEdDSA.isValidSignature(signature, for: message, publicKey: publicKey, policy: .libsignalCompatible)
     }
 
+    /// The 33-byte key in hex (public).
     public var description: String { "IdentityKey(\(Hex.encode(serialized)))" }
 }
 
@@ -41,6 +43,7 @@ public struct IdentityKeyPair: Sendable, CustomStringConvertible {
     /// The private key.
     public let privateKey: Curve25519.KeyAgreement.PrivateKey
 
+    /// The identity of `privateKey`.
     public init(privateKey: Curve25519.KeyAgreement.PrivateKey) {
         self.privateKey = privateKey
         self.identityKey = IdentityKey(publicKey: privateKey.publicKey)
@@ -57,6 +60,7 @@ public struct IdentityKeyPair: Sendable, CustomStringConvertible {
         try XEdDSA.signature(for: message, using: privateKey, variant: .libsignal, random: random)
     }
 
+    /// The public key only.
     public var description: String { "IdentityKeyPair(public: \(Hex.encode(identityKey.serialized)))" }
 }
 

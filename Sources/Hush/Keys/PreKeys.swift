@@ -6,6 +6,7 @@ public struct PreKeyRecord: Sendable, CustomStringConvertible {
     /// The key pair.
     public let keyPair: Curve25519.KeyAgreement.PrivateKey
 
+    /// A record for a stored key pair.
     public init(id: UInt32, keyPair: Curve25519.KeyAgreement.PrivateKey) {
         self.id = id
         self.keyPair = keyPair
@@ -26,6 +27,7 @@ public struct PreKeyRecord: Sendable, CustomStringConvertible {
     /// The public part, for a bundle.
     public var publicPreKey: PreKeyBundle.OneTimePreKey { .init(id: id, publicKey: keyPair.publicKey) }
 
+    /// Id and public key only.
     public var description: String { "PreKeyRecord(id: \(id), public: \(Hex.encode(keyPair.publicKey.rawRepresentation)))" }
 }
 
@@ -42,6 +44,7 @@ public struct SignedPreKeyRecord: Sendable, CustomStringConvertible {
     /// XEdDSA signature of the 33-byte public key by the identity key.
     public let signature: [UInt8]
 
+    /// A record for a stored key pair and its signature.
     public init(id: UInt32, timestamp: UInt64, keyPair: Curve25519.KeyAgreement.PrivateKey, signature: [UInt8]) {
         self.id = id
         self.timestamp = timestamp
@@ -63,6 +66,7 @@ public struct SignedPreKeyRecord: Sendable, CustomStringConvertible {
     /// The public part, for a bundle.
     public var publicSignedPreKey: PreKeyBundle.SignedPreKey { .init(id: id, publicKey: keyPair.publicKey, signature: signature) }
 
+    /// Id and public key only.
     public var description: String { "SignedPreKeyRecord(id: \(id), public: \(Hex.encode(keyPair.publicKey.rawRepresentation)))" }
 }
 
@@ -70,11 +74,14 @@ public struct SignedPreKeyRecord: Sendable, CustomStringConvertible {
 public struct PreKeyBundle: Sendable, Equatable {
     /// A published signed prekey.
     public struct SignedPreKey: Sendable, Equatable {
+        /// The id the owner stores it under.
         public let id: UInt32
+        /// The signed prekey.
         public let publicKey: Curve25519.KeyAgreement.PublicKey
         /// Signature of `0x05 || publicKey` by the bundle's identity key.
         public let signature: [UInt8]
 
+        /// A published signed prekey.
         public init(id: UInt32, publicKey: Curve25519.KeyAgreement.PublicKey, signature: [UInt8]) {
             self.id = id
             self.publicKey = publicKey
@@ -84,9 +91,12 @@ public struct PreKeyBundle: Sendable, Equatable {
 
     /// A published one-time prekey.
     public struct OneTimePreKey: Sendable, Equatable {
+        /// The id the owner stores it under.
         public let id: UInt32
+        /// The one-time prekey.
         public let publicKey: Curve25519.KeyAgreement.PublicKey
 
+        /// A published one-time prekey.
         public init(id: UInt32, publicKey: Curve25519.KeyAgreement.PublicKey) {
             self.id = id
             self.publicKey = publicKey
@@ -105,6 +115,7 @@ public struct PreKeyBundle: Sendable, Equatable {
     /// some replay protection of the first message but still work).
     public let oneTimePreKey: OneTimePreKey?
 
+    /// A bundle as the server hands it out. It is verified when used (``verifiedSignedPreKey()``).
     public init(
         registrationID: UInt32, deviceID: UInt32, identityKey: IdentityKey,
         signedPreKey: SignedPreKey?, oneTimePreKey: OneTimePreKey?

@@ -8,10 +8,12 @@ public struct ProtocolAddress: Hashable, Sendable, Codable, CustomStringConverti
     /// The device id (Signal uses 1 for the primary device).
     public let deviceID: UInt32
 
+    /// The address of device `deviceID` of user `name`.
     public init(name: String, deviceID: UInt32) {
         self.name = name
         self.deviceID = deviceID
     }
 
+    /// `name.deviceID`.
     public var description: String { "\(name).\(deviceID)" }
 }

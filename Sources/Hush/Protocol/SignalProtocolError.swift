@@ -73,9 +73,12 @@ public enum MalformedMessage: Equatable, Hashable, Sendable {
 
 /// A prekey by kind and id.
 public enum PreKeyReference: Equatable, Hashable, Sendable, CustomStringConvertible {
+    /// A signed prekey id.
     case signed(UInt32)
+    /// A one-time prekey id.
     case oneTime(UInt32)
 
+    /// `signed prekey 1`, `one-time prekey 7`.
     public var description: String {
         switch self {
         case .signed(let id): "signed prekey \(id)"

@@ -1,7 +1,9 @@
 /// Which way a message goes when an identity's trust is checked, for stores that trust
 /// differently for sending and receiving.
 public enum IdentityDirection: Sendable, Equatable {
+    /// Encrypting to, or starting a session with, the address.
     case sending
+    /// Decrypting a message from the address.
     case receiving
 }
 
@@ -32,20 +34,27 @@ public protocol IdentityKeyStore: AnyObject, Sendable {
 /// This device's unused one-time prekeys. The protocol removes a prekey once a session built
 /// from it has decrypted its first message (X3DH §3.4: "Bob deletes the one-time prekey").
 public protocol PreKeyStore: AnyObject, Sendable {
+    /// The one-time prekey `id`, or `nil` if it is not (or no longer) held.
     func loadPreKey(id: UInt32) throws -> PreKeyRecord?
+    /// Stores a new one-time prekey.
     func storePreKey(_ record: PreKeyRecord) throws
+    /// Deletes one-time prekey `id` (called after its first successful use).
     func removePreKey(id: UInt32) throws
 }
 
 /// This device's signed prekeys (the current one and recently rotated ones).
 public protocol SignedPreKeyStore: AnyObject, Sendable {
+    /// The signed prekey `id`, or `nil`.
     func loadSignedPreKey(id: UInt32) throws -> SignedPreKeyRecord?
+    /// Stores a signed prekey.
     func storeSignedPreKey(_ record: SignedPreKeyRecord) throws
 }
 
 /// Session records by address.
 public protocol SessionStore: AnyObject, Sendable {
+    /// The session record of `address`, or `nil`.
     func loadSession(for address: ProtocolAddress) throws -> SessionRecord?
+    /// Replaces the session record of `address` (called only after an operation succeeded).
     func storeSession(_ record: SessionRecord, for address: ProtocolAddress) throws
 }
 

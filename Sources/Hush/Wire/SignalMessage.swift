@@ -265,7 +265,9 @@ public struct PreKeySignalMessage: Sendable, Equatable {
 /// What ``SessionCipher/encrypt(_:)`` produces: a ``PreKeySignalMessage`` until the peer has
 /// answered, then ``SignalMessage``s. The transport must carry the type with the bytes.
 public enum CiphertextMessage: Sendable, Equatable {
+    /// A message of an established session.
     case signal(SignalMessage)
+    /// A message that can also start the session on the receiver (X3DH).
     case preKeySignal(PreKeySignalMessage)
 
     /// The kinds of message, with libsignal's numbers.
