@@ -262,3 +262,16 @@ import Testing
         #expect(throws: CryptoError.invalidKeySize(actual: 5, allowed: [32])) { try SeededRandom(seed: [1, 2, 3, 4, 5]) }
     }
 }
+
+/// The per-thread AES context keeps its padding flag across calls: a call without padding
+/// must not leak into the next PKCS#7 call (a bug the protocol tests caught once).
+@Test func aesPaddingModeDoesNotLeakBetweenCalls() throws {
+    let key = [UInt8](repeating: 1, count: 32), iv = [UInt8](repeating: 2, count: 16)
+    let plaintext = Array("seven b".utf8)
+    let padded = try AES.CBC.encrypt(plaintext, key: key, iv: iv)
+    _ = try AES.CBC.encrypt([UInt8](repeating: 0, count: 16), key: key, iv: iv, padding: .none)
+    _ = try AES.CTR.apply([1, 2, 3], key: key, counter: iv)
+    #expect(try AES.CBC.encrypt(plaintext, key: key, iv: iv) == padded)
+    _ = try AES.CBC.decrypt(padded, key: key, iv: iv, padding: .none)
+    #expect(try AES.CBC.decrypt(padded, key: key, iv: iv) == plaintext)
+}

@@ -20,17 +20,17 @@ public enum SessionCipher {
         _ plaintext: some ContiguousByteBuffer, for address: ProtocolAddress,
         sessionStore: some SessionStore, identityStore: some IdentityKeyStore
     ) throws(SignalProtocolError) -> CiphertextMessage {
-        guard var record = try SignalProtocolError.store("loadSession", { try sessionStore.loadSession(for: address) }) else {
-            throw .noSession(address)
+        try SignalProtocolError.store("updateSession") {
+            try sessionStore.updateSession(for: address) { (record: inout SessionRecord?) throws(SignalProtocolError) -> CiphertextMessage in
+                guard record != nil else { throw .noSession(address) }
+                let remote = record!.current.remoteIdentity
+                let trusted = try SignalProtocolError.store("isTrustedIdentity") {
+                    try identityStore.isTrustedIdentity(remote, for: address, direction: .sending)
+                }
+                guard trusted else { throw .untrustedIdentity(address, identity: remote) }
+                return try record!.current.encrypt(plaintext)
+            }
         }
-        let remote = record.current.remoteIdentity
-        let trusted = try SignalProtocolError.store("isTrustedIdentity") {
-            try identityStore.isTrustedIdentity(remote, for: address, direction: .sending)
-        }
-        guard trusted else { throw .untrustedIdentity(address, identity: remote) }
-        let message = try record.current.encrypt(plaintext)
-        try SignalProtocolError.store("storeSession") { try sessionStore.storeSession(record, for: address) }
-        return message
     }
 
     /// ``encrypt(_:for:sessionStore:identityStore:)`` with one combined store.
@@ -67,13 +67,12 @@ public enum SessionCipher {
         _ message: SignalMessage, from address: ProtocolAddress,
         sessionStore: some SessionStore, random: some RandomSource = SystemRandom()
     ) throws(SignalProtocolError) -> [UInt8] {
-        guard var record = try SignalProtocolError.store("loadSession", { try sessionStore.loadSession(for: address) }) else {
-            throw .noSession(address)
+        try SignalProtocolError.store("updateSession") {
+            try sessionStore.updateSession(for: address) { (record: inout SessionRecord?) throws(SignalProtocolError) -> [UInt8] in
+                guard record != nil else { throw .noSession(address) }
+                return try record!.decrypt(message, random: random)
+            }
         }
-        let keys = RatchetKeySource(random: random)
-        let plaintext = try record.decrypt(message, newRatchetKey: keys.key)
-        try SignalProtocolError.store("storeSession") { try sessionStore.storeSession(record, for: address) }
-        return plaintext
     }
 
     /// Decrypts a ``PreKeySignalMessage`` from `address` (FORMAT §6.5), building the session
@@ -116,8 +115,7 @@ public enum SessionCipher {
                 oneTimePreKey: oneTimePreKey?.keyPair, message: message)
             if record == nil { record = SessionRecord(current: state) } else { record!.promote(state) }
         }
-        let keys = RatchetKeySource(random: random)
-        let plaintext = try record!.decrypt(message.message, newRatchetKey: keys.key)
+        let plaintext = try record!.decrypt(message.message, random: random)
 
         try SignalProtocolError.store("storeSession") { try sessionStore.storeSession(record!, for: address) }
         _ = try SignalProtocolError.store("saveIdentity") { try identityStore.saveIdentity(message.identityKey, for: address) }
@@ -125,21 +123,5 @@ public enum SessionCipher {
             try SignalProtocolError.store("removePreKey") { try preKeyStore.removePreKey(id: usedPreKeyID) }
         }
         return plaintext
-    }
-}
-
-/// Draws the receiver's next ratchet key at most once per decryption: every session state
-/// tried gets the same key pair, and the states that fail are discarded with it.
-private final class RatchetKeySource<Random: RandomSource> {
-    let random: Random
-    var drawn: Curve25519.KeyAgreement.PrivateKey?
-
-    init(random: Random) { self.random = random }
-
-    func key() throws(SignalProtocolError) -> Curve25519.KeyAgreement.PrivateKey {
-        if let drawn { return drawn }
-        let key = try SignalProtocolError.crypto { () throws(CryptoError) in try Curve25519.KeyAgreement.PrivateKey(using: random) }
-        drawn = key
-        return key
     }
 }

@@ -47,9 +47,12 @@ public struct SessionRecord: Sendable {
 
     /// Decrypts `message` with the current state, then each archived state (FORMAT §6.4,
     /// "Which state decrypts"), committing into `self` only on success.
-    mutating func decrypt(
-        _ message: SignalMessage, newRatchetKey: () throws(SignalProtocolError) -> Curve25519.KeyAgreement.PrivateKey
-    ) throws(SignalProtocolError) -> [UInt8] {
+    /// If a state needs a DH ratchet step, one key pair is drawn from `random` (at most once:
+    /// every state tried gets the same key pair).
+    mutating func decrypt(_ message: SignalMessage, random: some RandomSource) throws(SignalProtocolError) -> [UInt8] {
+        if let plaintext = current.decryptInOrder(message) { return plaintext }
+        let keys = RatchetKeySource(random: random)
+        let newRatchetKey = keys.key
         var failures: [SignalProtocolError] = []
         var attempt = current
         do {
@@ -89,6 +92,22 @@ public struct SessionRecord: Sendable {
         }) { return version }
         if let far = failures.first(where: { if case .tooFarInFuture = $0 { return true }; return false }) { return far }
         return failures.first ?? .badMAC
+    }
+}
+
+/// Draws the receiver's next ratchet key at most once per decryption: every session state
+/// tried gets the same key pair, and the states that fail are discarded with it.
+final class RatchetKeySource<Random: RandomSource> {
+    let random: Random
+    var drawn: Curve25519.KeyAgreement.PrivateKey?
+
+    init(random: Random) { self.random = random }
+
+    func key() throws(SignalProtocolError) -> Curve25519.KeyAgreement.PrivateKey {
+        if let drawn { return drawn }
+        let key = try SignalProtocolError.crypto { () throws(CryptoError) in try Curve25519.KeyAgreement.PrivateKey(using: random) }
+        drawn = key
+        return key
     }
 }
 

@@ -118,6 +118,26 @@ extension SessionState {
             baseKey: pending.baseKey, identityKey: localIdentity, message: message))
     }
 
+    /// The common case, in place and without copying the state: an in-order message on an
+    /// existing receiving chain. The keys come straight from the chain key; only after the MAC
+    /// and the decryption succeeded is the chain advanced. Returns `nil` (having changed
+    /// nothing) whenever the general path is needed: a new ratchet key, a skipped or
+    /// out-of-order counter, a version mismatch, or any failure — the general path then
+    /// reports the error after trying the archived states.
+    mutating func decryptInOrder(_ message: SignalMessage) -> [UInt8]? {
+        guard message.version == version, let chain = receiverChainIndex(for: message.ratchetKey) else { return nil }
+        let chainKey = receiverChains[chain].chainKey
+        guard message.counter == chainKey.index else { return nil }
+        let plaintext = chainKey.withMessageKeys { (cipherKey, macKey, iv) -> [UInt8]? in
+            guard message.hasValidMAC(macKey: macKey, sender: remoteIdentity, receiver: localIdentity) else { return nil }
+            return try? Self.decryptBody(of: message, cipherKey: cipherKey, iv: iv)
+        }
+        guard let plaintext else { return nil }
+        receiverChains[chain].chainKey = chainKey.next()
+        pendingPreKey = nil
+        return plaintext
+    }
+
     /// Decrypts on this state (FORMAT §6.4 steps 1–4). Called on a copy: on error the copy is
     /// discarded, so a failure changes nothing.
     mutating func decrypt(

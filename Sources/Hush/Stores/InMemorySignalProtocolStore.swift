@@ -1,21 +1,19 @@
 import Synchronization
 
-/// Every Signal store in memory, thread-safe (one lock), with trust on first use.
+/// Every Signal store in memory, thread-safe, with trust on first use.
 ///
-/// For tests, demos and apps that persist records themselves (``SessionRecord/serialized()``).
-/// Nothing survives the process.
+/// One lock per kind of record, so that a session update (``updateSession(for:_:)``, which
+/// runs under the sessions lock) may consult the identities. Lock order is always sessions
+/// before identities. For tests, demos and apps that persist records themselves
+/// (``SessionRecord/serialized()``). Nothing survives the process.
 public final class InMemorySignalProtocolStore: SignalProtocolStore, SenderKeyStore {
-    private struct Contents {
-        var identities: [ProtocolAddress: IdentityKey] = [:]
-        var preKeys: [UInt32: PreKeyRecord] = [:]
-        var signedPreKeys: [UInt32: SignedPreKeyRecord] = [:]
-        var sessions: [ProtocolAddress: SessionRecord] = [:]
-        var senderKeys: [SenderKeyName: SenderKeyRecord] = [:]
-    }
-
     private let identity: IdentityKeyPair
     private let registrationID: UInt32
-    private let contents = Mutex(Contents())
+    private let identities = Mutex<[ProtocolAddress: IdentityKey]>([:])
+    private let preKeys = Mutex<[UInt32: PreKeyRecord]>([:])
+    private let signedPreKeys = Mutex<[UInt32: SignedPreKeyRecord]>([:])
+    private let sessions = Mutex<[ProtocolAddress: SessionRecord]>([:])
+    private let senderKeys = Mutex<[SenderKeyName: SenderKeyRecord]>([:])
 
     /// A store for a device with `identity` and `registrationID`.
     public init(identity: IdentityKeyPair, registrationID: UInt32) {
@@ -33,57 +31,68 @@ public final class InMemorySignalProtocolStore: SignalProtocolStore, SenderKeySt
     /// Records `identity` for `address`; `true` if it replaced a different key.
     @discardableResult
     public func saveIdentity(_ identity: IdentityKey, for address: ProtocolAddress) -> Bool {
-        contents.withLock { c in
-            let previous = c.identities.updateValue(identity, forKey: address)
+        identities.withLock { map in
+            let previous = map.updateValue(identity, forKey: address)
             return previous != nil && previous != identity
         }
     }
 
     /// Trust on first use: unknown addresses are trusted, known ones only with the same key.
     public func isTrustedIdentity(_ identity: IdentityKey, for address: ProtocolAddress, direction: IdentityDirection) -> Bool {
-        contents.withLock { c in c.identities[address].map { $0 == identity } ?? true }
+        identities.withLock { map in map[address].map { $0 == identity } ?? true }
     }
 
     /// The key recorded for `address`.
     public func identity(for address: ProtocolAddress) -> IdentityKey? {
-        contents.withLock { $0.identities[address] }
+        identities.withLock { $0[address] }
     }
 
     // MARK: PreKeyStore
 
     /// The one-time prekey `id`, if still held.
-    public func loadPreKey(id: UInt32) -> PreKeyRecord? { contents.withLock { $0.preKeys[id] } }
+    public func loadPreKey(id: UInt32) -> PreKeyRecord? { preKeys.withLock { $0[id] } }
     /// Adds a one-time prekey.
-    public func storePreKey(_ record: PreKeyRecord) { contents.withLock { $0.preKeys[record.id] = record } }
+    public func storePreKey(_ record: PreKeyRecord) { preKeys.withLock { $0[record.id] = record } }
     /// Deletes a one-time prekey (the protocol does this after use).
-    public func removePreKey(id: UInt32) { _ = contents.withLock { $0.preKeys.removeValue(forKey: id) } }
+    public func removePreKey(id: UInt32) { _ = preKeys.withLock { $0.removeValue(forKey: id) } }
     /// The ids of the one-time prekeys still held.
-    public var preKeyIDs: Set<UInt32> { contents.withLock { Set($0.preKeys.keys) } }
+    public var preKeyIDs: Set<UInt32> { preKeys.withLock { Set($0.keys) } }
 
     // MARK: SignedPreKeyStore
 
     /// The signed prekey `id`.
-    public func loadSignedPreKey(id: UInt32) -> SignedPreKeyRecord? { contents.withLock { $0.signedPreKeys[id] } }
+    public func loadSignedPreKey(id: UInt32) -> SignedPreKeyRecord? { signedPreKeys.withLock { $0[id] } }
     /// Adds a signed prekey.
-    public func storeSignedPreKey(_ record: SignedPreKeyRecord) { contents.withLock { $0.signedPreKeys[record.id] = record } }
+    public func storeSignedPreKey(_ record: SignedPreKeyRecord) { signedPreKeys.withLock { $0[record.id] = record } }
     /// Removes a rotated-away signed prekey.
-    public func removeSignedPreKey(id: UInt32) { _ = contents.withLock { $0.signedPreKeys.removeValue(forKey: id) } }
+    public func removeSignedPreKey(id: UInt32) { _ = signedPreKeys.withLock { $0.removeValue(forKey: id) } }
 
     // MARK: SessionStore
 
     /// The session record of `address`.
-    public func loadSession(for address: ProtocolAddress) -> SessionRecord? { contents.withLock { $0.sessions[address] } }
+    public func loadSession(for address: ProtocolAddress) -> SessionRecord? { sessions.withLock { $0[address] } }
     /// Replaces the session record of `address`.
-    public func storeSession(_ record: SessionRecord, for address: ProtocolAddress) { contents.withLock { $0.sessions[address] = record } }
+    public func storeSession(_ record: SessionRecord, for address: ProtocolAddress) { sessions.withLock { $0[address] = record } }
     /// Deletes the session with `address` (the next message to it needs a new bundle).
-    public func deleteSession(for address: ProtocolAddress) { _ = contents.withLock { $0.sessions.removeValue(forKey: address) } }
+    public func deleteSession(for address: ProtocolAddress) { _ = sessions.withLock { $0.removeValue(forKey: address) } }
+
+    /// Runs `body` on the record of `address` in place, under the sessions lock: no copy of
+    /// the record is made, and concurrent operations on the store wait. If `body` throws,
+    /// the record must be as it was (the protocol guarantees this for its own closures).
+    public func updateSession<R, E: Error>(
+        for address: ProtocolAddress, _ body: (inout SessionRecord?) throws(E) -> R
+    ) throws(E) -> R {
+        try sessions.withLock { (map: inout [ProtocolAddress: SessionRecord]) throws(E) -> R in
+            try body(&map[address])
+        }
+    }
 
     // MARK: SenderKeyStore
 
     /// The sender key record `name`.
-    public func loadSenderKey(for name: SenderKeyName) -> SenderKeyRecord? { contents.withLock { $0.senderKeys[name] } }
+    public func loadSenderKey(for name: SenderKeyName) -> SenderKeyRecord? { senderKeys.withLock { $0[name] } }
     /// Replaces the sender key record `name`.
-    public func storeSenderKey(_ record: SenderKeyRecord, for name: SenderKeyName) { contents.withLock { $0.senderKeys[name] = record } }
+    public func storeSenderKey(_ record: SenderKeyRecord, for name: SenderKeyName) { senderKeys.withLock { $0[name] = record } }
 
     // MARK: Snapshots
 
@@ -104,11 +113,10 @@ public final class InMemorySignalProtocolStore: SignalProtocolStore, SenderKeySt
 
     /// The current contents.
     public func snapshot() -> Snapshot {
-        contents.withLock { c in
-            Snapshot(
-                identities: c.identities, preKeyIDs: Set(c.preKeys.keys), signedPreKeyIDs: Set(c.signedPreKeys.keys),
-                sessions: c.sessions.mapValues { $0.serialized() },
-                senderKeys: c.senderKeys.mapValues { $0.serialized() })
-        }
+        let sessions = sessions.withLock { $0.mapValues { $0.serialized() } }
+        return Snapshot(
+            identities: identities.withLock { $0 }, preKeyIDs: preKeys.withLock { Set($0.keys) },
+            signedPreKeyIDs: signedPreKeys.withLock { Set($0.keys) }, sessions: sessions,
+            senderKeys: senderKeys.withLock { $0.mapValues { $0.serialized() } })
     }
 }

@@ -56,6 +56,23 @@ public protocol SessionStore: AnyObject, Sendable {
     func loadSession(for address: ProtocolAddress) throws -> SessionRecord?
     /// Replaces the session record of `address` (called only after an operation succeeded).
     func storeSession(_ record: SessionRecord, for address: ProtocolAddress) throws
+    /// Runs `body` on the record of `address` and keeps what it leaves, as one step.
+    ///
+    /// `SessionCipher` uses it for every message of an established session. The default
+    /// implementation loads, runs `body` on the copy and stores the result if `body` returns
+    /// (a store may run `body` under its own lock: `body` calls only the identity store). A
+    /// store that can hand out the record in place (``InMemorySignalProtocolStore``) saves
+    /// the copies. When `body` throws, nothing may be stored.
+    func updateSession<R, E: Error>(for address: ProtocolAddress, _ body: (inout SessionRecord?) throws(E) -> R) throws -> R
+}
+
+extension SessionStore {
+    public func updateSession<R, E: Error>(for address: ProtocolAddress, _ body: (inout SessionRecord?) throws(E) -> R) throws -> R {
+        var record = try loadSession(for: address)
+        let result = try body(&record)
+        if let record { try storeSession(record, for: address) }
+        return result
+    }
 }
 
 /// All the stores a pairwise session needs.

@@ -124,7 +124,10 @@ public enum AES {
         guard EVP_CipherInit_ex2(ctx, cipher, key.nonNullBase, iv.nonNullBase, encrypt ? 1 : 0, nil) == 1 else {
             throw .libraryFailure(function: "EVP_CipherInit_ex2")
         }
-        EVP_CIPHER_CTX_set_padding(ctx, padding ? 1 : 0)
+        // The padding flag survives re-initialisation, and setting it costs an OSSL_PARAM lookup:
+        // the context is kept with PKCS#7 on, switched off only for the call that needs it.
+        if !padding { EVP_CIPHER_CTX_set_padding(ctx, 0) }
+        defer { if !padding { EVP_CIPHER_CTX_set_padding(ctx, 1) } }
         var written: Int32 = 0
         if input.count > 0 {
             guard EVP_CipherUpdate(ctx, out.nonNullBase, &written, input.nonNullBase, Int32(input.count)) == 1 else {
