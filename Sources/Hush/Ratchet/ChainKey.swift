@@ -5,9 +5,14 @@
 /// the next chain key `HMAC(CK, 0x02)`.
 struct ChainKey: Sendable {
     /// The 32-byte chain key.
-    let key: SecureBytes
+    private(set) var key: SecureBytes
     /// The number of the message whose key this chain key yields.
-    let index: UInt32
+    private(set) var index: UInt32
+
+    init(key: SecureBytes, index: UInt32) {
+        self.key = key
+        self.index = index
+    }
 
     /// Calls `body` with the message keys for message `index` (FORMAT §6.2):
     /// `HKDF(HMAC(CK, 0x01), salt = 0*32, "WhisperMessageKeys", 80)`, split into cipher key,
@@ -49,6 +54,19 @@ struct ChainKey: Sendable {
             HKDF.deriveKey(into: out, inputKeyMaterial: UnsafeRawBufferPointer(seed),
                            salt: UnsafeRawBufferPointer(start: nil, count: 0), info: info)
         }
+    }
+
+    /// Steps to the chain key for message `index + 1` in place (no allocation when this value
+    /// owns its key storage alone).
+    mutating func advance() {
+        withUnsafeTemporaryAllocation(byteCount: SignalConstants.keyByteCount, alignment: 16) { next in
+            key.withUnsafeBytes { k in
+                withUnsafeBytes(of: SignalConstants.chainKeySeed) { two in try! HMACSHA256.compute(into: next, key: k, parts: two) }
+            }
+            key.withUnsafeMutableBytes { $0.copyMemory(from: UnsafeRawBufferPointer(next)) }
+            next.initializeMemory(as: UInt8.self, repeating: 0)
+        }
+        index &+= 1
     }
 
     /// The chain key for message `index + 1`.

@@ -6,16 +6,51 @@
 /// Decryption tries the current state, then each archived one; an archived state that
 /// decrypts becomes current again ("promotion").
 ///
-/// A record is a value: ``SessionCipher`` loads it, works on a copy and stores the copy only
-/// after success. Serialize it with ``serialized()`` and ``init(serialized:)``.
+/// A record is a value with copy-on-write storage: copying one costs a reference count, and
+/// ``SessionCipher`` mutates a record in place when the store hands it out uniquely
+/// (``SessionStore/updateSession(for:_:)``), or works on a copy and stores it only after
+/// success. Serialize it with ``serialized()`` and ``init(serialized:)``.
 public struct SessionRecord: Sendable {
-    var current: SessionState
-    /// Archived states, most recently archived first.
-    var archived: [SessionState]
+    /// The states, shared between copies until one of them changes.
+    final class Storage: @unchecked Sendable {
+        // Mutated only through SessionRecord's accessors, after a uniqueness check.
+        var current: SessionState
+        var archived: [SessionState]
+
+        init(current: SessionState, archived: [SessionState]) {
+            self.current = current
+            self.archived = archived
+        }
+    }
+
+    private var storage: Storage
 
     init(current: SessionState, archived: [SessionState] = []) {
-        self.current = current
-        self.archived = archived
+        storage = Storage(current: current, archived: archived)
+    }
+
+    private mutating func makeUnique() {
+        if !isKnownUniquelyReferenced(&storage) {
+            storage = Storage(current: storage.current, archived: storage.archived)
+        }
+    }
+
+    /// The current state.
+    var current: SessionState {
+        get { storage.current }
+        _modify {
+            makeUnique()
+            yield &storage.current
+        }
+    }
+
+    /// Archived states, most recently archived first.
+    var archived: [SessionState] {
+        get { storage.archived }
+        _modify {
+            makeUnique()
+            yield &storage.archived
+        }
     }
 
     /// Makes `state` current, archiving the previous current state.

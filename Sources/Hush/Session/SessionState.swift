@@ -103,15 +103,15 @@ extension SessionState {
 extension SessionState {
     /// Encrypts with the sending chain and advances it (FORMAT §6.3).
     mutating func encrypt(_ plaintext: some ContiguousByteBuffer) throws(SignalProtocolError) -> CiphertextMessage {
-        let chain = sendingChainKey
-        let message = try chain.withMessageKeys { (cipherKey, macKey, iv) throws(SignalProtocolError) -> SignalMessage in
+        let counter = sendingChainKey.index
+        let message = try sendingChainKey.withMessageKeys { (cipherKey, macKey, iv) throws(SignalProtocolError) -> SignalMessage in
             try plaintext.withUnsafeBytes { (p: UnsafeRawBufferPointer) throws(SignalProtocolError) -> SignalMessage in
                 try SignalMessage(
-                    ratchetKey: sendingRatchetKey.publicKey, counter: chain.index, previousCounter: previousCounter,
+                    ratchetKey: sendingRatchetKey.publicKey, counter: counter, previousCounter: previousCounter,
                     plaintext: p, cipherKey: cipherKey, macKey: macKey, iv: iv, sender: localIdentity, receiver: remoteIdentity)
             }
         }
-        sendingChainKey = chain.next()
+        sendingChainKey.advance()
         guard let pending = pendingPreKey else { return .signal(message) }
         return .preKeySignal(PreKeySignalMessage(
             registrationID: localRegistrationID, preKeyID: pending.preKeyID, signedPreKeyID: pending.signedPreKeyID,
@@ -126,14 +126,14 @@ extension SessionState {
     /// reports the error after trying the archived states.
     mutating func decryptInOrder(_ message: SignalMessage) -> [UInt8]? {
         guard message.version == version, let chain = receiverChainIndex(for: message.ratchetKey) else { return nil }
-        let chainKey = receiverChains[chain].chainKey
-        guard message.counter == chainKey.index else { return nil }
-        let plaintext = chainKey.withMessageKeys { (cipherKey, macKey, iv) -> [UInt8]? in
-            guard message.hasValidMAC(macKey: macKey, sender: remoteIdentity, receiver: localIdentity) else { return nil }
+        guard message.counter == receiverChains[chain].chainKey.index else { return nil }
+        let (sender, receiver) = (remoteIdentity, localIdentity)
+        let plaintext = receiverChains[chain].chainKey.withMessageKeys { (cipherKey, macKey, iv) -> [UInt8]? in
+            guard message.hasValidMAC(macKey: macKey, sender: sender, receiver: receiver) else { return nil }
             return try? Self.decryptBody(of: message, cipherKey: cipherKey, iv: iv)
         }
         guard let plaintext else { return nil }
-        receiverChains[chain].chainKey = chainKey.next()
+        receiverChains[chain].chainKey.advance()
         pendingPreKey = nil
         return plaintext
     }

@@ -12,7 +12,13 @@ public final class InMemorySignalProtocolStore: SignalProtocolStore, SenderKeySt
     private let identities = Mutex<[ProtocolAddress: IdentityKey]>([:])
     private let preKeys = Mutex<[UInt32: PreKeyRecord]>([:])
     private let signedPreKeys = Mutex<[UInt32: SignedPreKeyRecord]>([:])
-    private let sessions = Mutex<[ProtocolAddress: SessionRecord]>([:])
+    /// Records sit in boxes so that an update finds one by a single lookup and changes it in
+    /// place (a dictionary's own in-place access costs an allocation per call).
+    private final class SessionBox: @unchecked Sendable {
+        var record: SessionRecord?
+        init(_ record: SessionRecord?) { self.record = record }
+    }
+    private let sessions = Mutex<[ProtocolAddress: SessionBox]>([:])
     private let senderKeys = Mutex<[SenderKeyName: SenderKeyRecord]>([:])
 
     /// A store for a device with `identity` and `registrationID`.
@@ -70,9 +76,13 @@ public final class InMemorySignalProtocolStore: SignalProtocolStore, SenderKeySt
     // MARK: SessionStore
 
     /// The session record of `address`.
-    public func loadSession(for address: ProtocolAddress) -> SessionRecord? { sessions.withLock { $0[address] } }
+    public func loadSession(for address: ProtocolAddress) -> SessionRecord? { sessions.withLock { $0[address]?.record } }
     /// Replaces the session record of `address`.
-    public func storeSession(_ record: SessionRecord, for address: ProtocolAddress) { sessions.withLock { $0[address] = record } }
+    public func storeSession(_ record: SessionRecord, for address: ProtocolAddress) {
+        sessions.withLock { map in
+            if let box = map[address] { box.record = record } else { map[address] = SessionBox(record) }
+        }
+    }
     /// Deletes the session with `address` (the next message to it needs a new bundle).
     public func deleteSession(for address: ProtocolAddress) { _ = sessions.withLock { $0.removeValue(forKey: address) } }
 
@@ -82,8 +92,12 @@ public final class InMemorySignalProtocolStore: SignalProtocolStore, SenderKeySt
     public func updateSession<R, E: Error>(
         for address: ProtocolAddress, _ body: (inout SessionRecord?) throws(E) -> R
     ) throws(E) -> R {
-        try sessions.withLock { (map: inout [ProtocolAddress: SessionRecord]) throws(E) -> R in
-            try body(&map[address])
+        try sessions.withLock { (map: inout [ProtocolAddress: SessionBox]) throws(E) -> R in
+            if let box = map[address] { return try body(&box.record) }
+            var record: SessionRecord?
+            let result = try body(&record)
+            if record != nil { map[address] = SessionBox(record) }
+            return result
         }
     }
 
@@ -113,7 +127,7 @@ public final class InMemorySignalProtocolStore: SignalProtocolStore, SenderKeySt
 
     /// The current contents.
     public func snapshot() -> Snapshot {
-        let sessions = sessions.withLock { $0.mapValues { $0.serialized() } }
+        let sessions = sessions.withLock { $0.compactMapValues { $0.record?.serialized() } }
         return Snapshot(
             identities: identities.withLock { $0 }, preKeyIDs: preKeys.withLock { Set($0.keys) },
             signedPreKeyIDs: signedPreKeys.withLock { Set($0.keys) }, sessions: sessions,

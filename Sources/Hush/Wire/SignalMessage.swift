@@ -31,7 +31,11 @@ public struct SignalMessage: Sendable, Equatable {
     /// Parses `bytes` (FORMAT §6.4): version checks, then the protobuf between the version
     /// byte and the 8-byte MAC, with fields 1, 2 and 4 required.
     public init(serialized bytes: some ContiguousByteBuffer) throws(SignalProtocolError) {
-        let data = bytes.bytes
+        try self.init(serialized: bytes.bytes)
+    }
+
+    /// Parses `bytes`, keeping the array itself (no copy) as ``serialized``.
+    public init(serialized data: [UInt8]) throws(SignalProtocolError) {
         guard data.count >= Self.minimumByteCount else { throw .malformed(.tooShort(data.count)) }
         // As libsignal: versions 0 and 1 are refused here; a version-2 message parses and is
         // refused by each session state ("Message version 2, but session version 3"), so it
@@ -276,6 +280,14 @@ public enum CiphertextMessage: Sendable, Equatable {
         case signal = 2
         /// ``PreKeySignalMessage`` (libsignal `CIPHERTEXT_PREKEY_TYPE`).
         case preKeySignal = 3
+    }
+
+    /// Parses `bytes` as a message of `kind`, keeping the array (no copy).
+    public init(kind: Kind, serialized bytes: [UInt8]) throws(SignalProtocolError) {
+        switch kind {
+        case .signal: self = .signal(try SignalMessage(serialized: bytes))
+        case .preKeySignal: self = .preKeySignal(try PreKeySignalMessage(serialized: bytes))
+        }
     }
 
     /// Parses `bytes` as a message of `kind`.

@@ -106,11 +106,12 @@ extension Curve25519.KeyAgreement {
         ///
         /// - Throws: ``CryptoError/invalidKeyEncoding`` for any other length or type byte.
         public init(signalRepresentation bytes: some ContiguousByteBuffer) throws(CryptoError) {
-            let raw = bytes.bytes
-            guard raw.count == Curve25519.signalKeyByteCount, raw[0] == Curve25519.signalKeyType else {
-                throw .invalidKeyEncoding
+            let raw: [UInt8]? = bytes.withUnsafeBytes { b in
+                guard b.count == Curve25519.signalKeyByteCount, b[0] == Curve25519.signalKeyType else { return nil }
+                return Array(UnsafeRawBufferPointer(rebasing: b[1...]))
             }
-            rawRepresentation = Array(raw[1...])
+            guard let raw else { throw .invalidKeyEncoding }
+            rawRepresentation = raw
         }
 
         /// Whether the 32 bytes are the canonical encoding of `u`: below the field prime `p`,

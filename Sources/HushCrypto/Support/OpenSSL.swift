@@ -67,8 +67,8 @@ enum OpenSSL {
     }
 
     /// This thread's cipher context, made once per thread and freed (which cleanses it) when
-    /// the thread exits. Callers re-key it for each use and overwrite the key schedule with an
-    /// all-zero key afterwards (``AES``), so no key material stays in it between calls.
+    /// the thread exits. Callers initialise it for each use and reset it afterwards (``AES``),
+    /// which frees the key schedule with `OPENSSL_clear_free`: no key material stays behind.
     static func threadCipherContext() throws(CryptoError) -> OpaquePointer {
         if let existing = pthread_getspecific(cipherContextKey) { return OpaquePointer(existing) }
         guard let ctx = EVP_CIPHER_CTX_new() else { throw .libraryFailure(function: "EVP_CIPHER_CTX_new") }

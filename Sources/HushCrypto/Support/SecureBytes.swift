@@ -4,8 +4,9 @@ import CSodium
 ///
 /// - The bytes live in their own heap allocation, which is overwritten with zeros
 ///   (`sodium_memzero`, which the compiler may not elide) when the last copy is released.
-/// - The value is immutable, so copies share one allocation and nothing is left behind by
-///   copy-on-write.
+/// - Copies share one allocation. The public API never mutates it; the library updates a
+///   value in place only when it is the storage's sole owner (copy-on-write otherwise), so
+///   no stale copy of a secret is left behind either way.
 /// - `description`, `debugDescription` and `dump` show only the length.
 /// - `==` runs in constant time for equal lengths.
 ///
@@ -41,7 +42,7 @@ public struct SecureBytes: Sendable {
     #endif
 
     @usableFromInline
-    let storage: Storage
+    var storage: Storage
 
     /// Makes `count` bytes initialised by `body`. If `body` throws, the partial buffer is wiped.
     @inlinable
@@ -87,6 +88,17 @@ public struct SecureBytes: Sendable {
     @inlinable
     public func withUnsafeBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
         try body(UnsafeRawBufferPointer(start: storage.pointer, count: storage.count))
+    }
+
+    /// Overwrites the bytes in place, for keys that are replaced at every step (ratchet chain
+    /// keys): when this value is the only owner of its storage, no allocation happens; when
+    /// the storage is shared, this value first gets a private copy (copy-on-write), so other
+    /// copies never see the change.
+    package mutating func withUnsafeMutableBytes<R, E: Error>(_ body: (UnsafeMutableRawBufferPointer) throws(E) -> R) throws(E) -> R {
+        if !isKnownUniquelyReferenced(&storage) {
+            self = SecureBytes(copying: self)
+        }
+        return try body(UnsafeMutableRawBufferPointer(start: storage.pointer, count: storage.count))
     }
 
     /// A new value holding `self[range]`.

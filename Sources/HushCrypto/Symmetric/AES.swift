@@ -104,10 +104,9 @@ public enum AES {
     }
 
     /// One whole-message AES operation into `out` on this thread's reused cipher context
-    /// (no allocation). Returns the bytes written. `out` must hold the output: the padded
+    /// (OpenSSL allocates its key schedule at init, as for any use). Returns the bytes written. `out` must hold the output: the padded
     /// length when encrypting with PKCS#7, else the input's length.
-    /// On a padding error `out` is zeroed. Afterwards the context is re-keyed with zeros so
-    /// that no key schedule stays behind.
+    /// On a padding error `out` is zeroed.
     static func apply(
         _ cipher: OpaquePointer, encrypt: Bool, padding: Bool,
         key: UnsafeRawBufferPointer, iv: UnsafeRawBufferPointer,
@@ -115,19 +114,15 @@ public enum AES {
     ) throws(CryptoError) -> Int {
         precondition(out.count >= (encrypt && padding ? (input.count / blockByteCount + 1) * blockByteCount : input.count))
         let ctx = try OpenSSL.threadCipherContext()
-        defer {
-            withUnsafeTemporaryAllocation(byteCount: 32, alignment: 16) { zero in
-                zero.initializeMemory(as: UInt8.self, repeating: 0)
-                _ = EVP_CipherInit_ex2(ctx, OpenSSL.aes256CBC, zero.baseAddress!.assumingMemoryBound(to: UInt8.self), nil, 1, nil)
-            }
-        }
+        // Reset after use: OpenSSL frees the key schedule with OPENSSL_clear_free (so no key
+        // material stays behind) and restores the default flags (PKCS#7 on).
+        defer { EVP_CIPHER_CTX_reset(ctx) }
         guard EVP_CipherInit_ex2(ctx, cipher, key.nonNullBase, iv.nonNullBase, encrypt ? 1 : 0, nil) == 1 else {
             throw .libraryFailure(function: "EVP_CipherInit_ex2")
         }
-        // The padding flag survives re-initialisation, and setting it costs an OSSL_PARAM lookup:
-        // the context is kept with PKCS#7 on, switched off only for the call that needs it.
+        // PKCS#7 is the default after a reset, and setting it costs an OSSL_PARAM lookup: only
+        // switch it off when asked.
         if !padding { EVP_CIPHER_CTX_set_padding(ctx, 0) }
-        defer { if !padding { EVP_CIPHER_CTX_set_padding(ctx, 1) } }
         var written: Int32 = 0
         if input.count > 0 {
             guard EVP_CipherUpdate(ctx, out.nonNullBase, &written, input.nonNullBase, Int32(input.count)) == 1 else {
