@@ -35,5 +35,37 @@ let package = Package(
             path: "Benchmarks/WireCodecBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
         ),
+        // Protocol benchmarks: shared operation bodies (Hush and the floor), the package-benchmark
+        // target, and hush-harness for the side-by-side comparison (hush-compare).
+        .systemLibrary(name: "CFloor", path: "Sources/CFloor"),
+        .target(
+            name: "ProtocolBodies",
+            dependencies: ["CFloor", .product(name: "Hush", package: "Hush")],
+            path: "Sources/ProtocolBodies"
+        ),
+        .executableTarget(name: "hush-harness", dependencies: ["ProtocolBodies"], path: "Sources/hush-harness"),
+        .executableTarget(
+            name: "ProtocolBenchmarks",
+            dependencies: [.product(name: "Benchmark", package: "package-benchmark"), "ProtocolBodies"],
+            path: "Benchmarks/ProtocolBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
+        ),
+        // Side-by-side comparison (compare.sh): C harnesses over Debian's libsignal-protocol-c
+        // (crypto provider on OpenSSL libcrypto) and libolm, and hush-compare, which runs them
+        // interleaved with hush-harness and prints one table. See Peers/README.md.
+        .systemLibrary(
+            name: "CLibSignalProtocolC", path: "Peers/CLibSignalProtocolC",
+            pkgConfig: "libsignal-protocol-c", providers: [.apt(["libsignal-protocol-c-dev"])]
+        ),
+        .systemLibrary(name: "COlm", path: "Peers/COlm", pkgConfig: "olm", providers: [.apt(["libolm-dev"])]),
+        .target(name: "PeerHarness", path: "Peers/PeerHarness"),
+        .executableTarget(
+            name: "libsignal-harness",
+            dependencies: ["CLibSignalProtocolC", "PeerHarness"],
+            path: "Peers/libsignal-harness",
+            linkerSettings: [.linkedLibrary("crypto")]
+        ),
+        .executableTarget(name: "olm-harness", dependencies: ["COlm", "PeerHarness"], path: "Peers/olm-harness"),
+        .executableTarget(name: "hush-compare", path: "Sources/hush-compare"),
     ]
 )

@@ -1,0 +1,258 @@
+// hush-compare: runs hush-harness, libsignal-harness and olm-harness (found next to this binary)
+// interleaved for several rounds on this machine, and prints one Markdown table of the medians
+// with the ratios Hush/floor, Hush/libsignal and Hush/libolm. See Benchmarks/README.md.
+//
+// Harness protocol: `<harness> [--ops a,b,c] [--quick] [--list]`; one JSON object per line:
+// {"impl":"…","op":"…","ns":<median ns per op over the invocation's batches>,"iterations":N}.
+import Foundation
+
+let usage = """
+    usage: hush-compare [--quick] [--rounds N] [--ops a,b,c] [--json FILE] [--harness-dir DIR]
+      --quick            2 rounds (unless --rounds) and --quick passed to the harnesses
+      --rounds N         rounds of hush-harness, libsignal-harness, olm-harness in turn (default 5)
+      --ops a,b,c        only these operations
+      --json FILE        also write every harness line (with its round) and the medians as JSON
+      --harness-dir DIR  where the harness binaries are (default: this binary's folder)
+    """
+
+/// The table's operations, in order; anything else a harness reports is appended.
+let canonicalOps = [
+    "x3dh_initiator", "x3dh_responder", "encrypt_100", "decrypt_100", "ping_pong", "roundtrip_1k", "roundtrip_64k",
+    "record_serialize_fresh", "record_deserialize_fresh", "record_serialize_2000", "record_deserialize_2000",
+    "xeddsa_sign", "xeddsa_verify", "senderkey_encrypt_100", "senderkey_decrypt_100",
+]
+let harnessNames = ["hush-harness", "libsignal-harness", "olm-harness"]
+
+struct Options {
+    var quick = false
+    var rounds: Int?
+    var ops: [String]?
+    var jsonPath: String?
+    var harnessDir: String?
+}
+
+struct Sample {
+    let round: Int
+    let impl: String
+    let op: String
+    let ns: Double
+    let iterations: Int
+}
+
+struct Key: Hashable {
+    let impl: String
+    let op: String
+}
+
+func fail(_ message: String) -> Never {
+    FileHandle.standardError.write(Data("hush-compare: \(message)\n".utf8))
+    exit(2)
+}
+
+func note(_ message: String) {
+    FileHandle.standardError.write(Data("hush-compare: \(message)\n".utf8))
+}
+
+func parseOptions(_ arguments: [String]) -> Options {
+    var options = Options()
+    var i = 1
+    func value(_ name: String) -> String {
+        i += 1
+        guard i < arguments.count else { fail("\(name) needs a value\n\(usage)") }
+        return arguments[i]
+    }
+    while i < arguments.count {
+        switch arguments[i] {
+        case "--quick": options.quick = true
+        case "--rounds":
+            guard let rounds = Int(value("--rounds")), rounds > 0 else { fail("--rounds needs a positive number") }
+            options.rounds = rounds
+        case "--ops": options.ops = value("--ops").split(separator: ",").map(String.init)
+        case "--json": options.jsonPath = value("--json")
+        case "--harness-dir": options.harnessDir = value("--harness-dir")
+        case "--help", "-h":
+            print(usage)
+            exit(0)
+        default: fail("unknown argument '\(arguments[i])'\n\(usage)")
+        }
+        i += 1
+    }
+    return options
+}
+
+func ownDirectory() -> URL {
+    if let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
+        return URL(fileURLWithPath: target).deletingLastPathComponent()
+    }
+    if let url = Bundle.main.executableURL { return url.resolvingSymlinksInPath().deletingLastPathComponent() }
+    return URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+}
+
+/// Runs a program to completion; stdout is captured, stderr goes to ours.
+func run(_ path: String, _ arguments: [String]) -> (status: Int32, output: String)? {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: path)
+    process.arguments = arguments
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    do { try process.run() } catch {
+        note("could not start \(path): \(error)")
+        return nil
+    }
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+}
+
+func parseLines(_ output: String, round: Int, harness: String) -> [Sample] {
+    var samples: [Sample] = []
+    for line in output.split(whereSeparator: \.isNewline) where !line.trimmingCharacters(in: .whitespaces).isEmpty {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+            let impl = object["impl"] as? String, let op = object["op"] as? String,
+            let ns = (object["ns"] as? NSNumber)?.doubleValue
+        else {
+            note("\(harness): ignoring a line that is not a result: \(line)")
+            continue
+        }
+        let iterations = (object["iterations"] as? NSNumber)?.intValue ?? 0
+        samples.append(Sample(round: round, impl: impl, op: op, ns: ns, iterations: iterations))
+    }
+    return samples
+}
+
+func median(_ values: [Double]) -> Double {
+    let sorted = values.sorted()
+    let middle = sorted.count / 2
+    return sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
+}
+
+func readFirstLine(_ path: String, prefix: String = "") -> String? {
+    guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
+    return text.split(separator: "\n").first { $0.hasPrefix(prefix) }.map(String.init)
+}
+
+func machineDescription() -> (cpu: String, cores: Int) {
+    let cpu = readFirstLine("/proc/cpuinfo", prefix: "model name")
+        .flatMap { $0.split(separator: ":", maxSplits: 1).last }
+        .map { $0.trimmingCharacters(in: .whitespaces) } ?? "unknown CPU"
+    return (cpu, ProcessInfo.processInfo.activeProcessorCount)
+}
+
+func loadAverage() -> String {
+    readFirstLine("/proc/loadavg").map { $0.split(separator: " ").prefix(3).joined(separator: " ") } ?? "n/a"
+}
+
+func main() {
+    let options = parseOptions(CommandLine.arguments)
+    let rounds = options.rounds ?? (options.quick ? 2 : 5)
+    let directory = options.harnessDir.map { URL(fileURLWithPath: $0) } ?? ownDirectory()
+
+    // Which harnesses exist and what they can do.
+    var available: [(name: String, path: String, ops: [String])] = []
+    for name in harnessNames {
+        let path = directory.appendingPathComponent(name).path
+        guard FileManager.default.isExecutableFile(atPath: path) else {
+            note("\(name) not found in \(directory.path); its column stays empty")
+            continue
+        }
+        guard let (status, output) = run(path, ["--list"]), status == 0 else {
+            note("\(name) --list failed; skipping it")
+            continue
+        }
+        var ops = output.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+            .filter { !$0.isEmpty }
+        if let wanted = options.ops { ops = wanted.filter(ops.contains) }
+        if ops.isEmpty {
+            note("\(name): none of the requested operations; skipping it")
+            continue
+        }
+        available.append((name, path, ops))
+    }
+    guard !available.isEmpty else { fail("no harness to run") }
+
+    let machine = machineDescription()
+    let loadBefore = loadAverage()
+    let started = Date()
+    var samples: [Sample] = []
+    for round in 1...rounds {
+        for harness in available {
+            var arguments = options.quick ? ["--quick"] : []
+            if options.ops != nil { arguments += ["--ops", harness.ops.joined(separator: ",")] }
+            let t0 = Date()
+            guard let (status, output) = run(harness.path, arguments) else { continue }
+            let lines = parseLines(output, round: round, harness: harness.name)
+            samples += lines
+            let seconds = String(format: "%.1f", Date().timeIntervalSince(t0))
+            note("round \(round)/\(rounds): \(harness.name): \(lines.count) results in \(seconds) s"
+                + (status == 0 ? "" : " (exit status \(status); missing operations are left out)"))
+        }
+    }
+    let elapsed = Date().timeIntervalSince(started)
+    let loadAfter = loadAverage()
+
+    // Median across rounds per (impl, op).
+    var grouped: [Key: [Double]] = [:]
+    var opOrder = canonicalOps.filter { options.ops?.contains($0) ?? true }
+    for sample in samples {
+        grouped[Key(impl: sample.impl, op: sample.op), default: []].append(sample.ns)
+        if !opOrder.contains(sample.op) { opOrder.append(sample.op) }
+    }
+    let medians = grouped.mapValues(median)
+
+    func time(_ impl: String, _ op: String) -> String {
+        medians[Key(impl: impl, op: op)].map { String(format: "%.2f", $0 / 1000) } ?? "—"
+    }
+    func ratio(_ op: String, _ other: String) -> String {
+        guard let hush = medians[Key(impl: "hush", op: op)], let value = medians[Key(impl: other, op: op)], value > 0
+        else { return "—" }
+        let r = hush / value
+        return String(format: r < 0.1 ? "%.2g×" : "%.2f×", r)
+    }
+
+    print("Hush vs libsignal-protocol-c vs libolm — \(machine.cpu), \(machine.cores) cores; "
+        + "\(rounds) round\(rounds == 1 ? "" : "s")\(options.quick ? " (quick)" : ""), interleaved; "
+        + "load average \(loadBefore) before, \(loadAfter) after; \(String(format: "%.0f", elapsed)) s.")
+    print("Times: µs per operation, median over rounds of each run's median over batches.")
+    print("")
+    print("| operation | Hush | floor | libsignal-protocol-c | libolm | Hush/floor | Hush/libsignal | Hush/libolm |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for op in opOrder where medians.keys.contains(where: { $0.op == op }) {
+        let cells = [
+            op, time("hush", op), time("floor", op), time("libsignal-protocol-c", op), time("libolm", op),
+            ratio(op, "floor"), ratio(op, "libsignal-protocol-c"), ratio(op, "libolm"),
+        ]
+        print("| " + cells.joined(separator: " | ") + " |")
+    }
+    if medians.keys.contains(where: { $0.impl == "libolm" }) {
+        print("")
+        print("libolm differs: Olm's handshake has no signed pre key (no signature check); xeddsa_* are "
+            + "Ed25519; it keeps at most 40 skipped message keys (record_*_2000 hold 40); its messages and "
+            + "pickles are base64; records are pickles encrypted under a key. See Benchmarks/Peers/README.md.")
+    }
+
+    if let path = options.jsonPath {
+        let document: [String: Any] = [
+            "quick": options.quick,
+            "rounds": rounds,
+            "started": ISO8601DateFormatter().string(from: started),
+            "seconds": elapsed,
+            "machine": ["cpu": machine.cpu, "cores": machine.cores, "loadavg_before": loadBefore,
+                        "loadavg_after": loadAfter],
+            "runs": samples.map {
+                ["round": $0.round, "impl": $0.impl, "op": $0.op, "ns": $0.ns, "iterations": $0.iterations] as [String: Any]
+            },
+            "medians": medians.keys.sorted { ($0.op, $0.impl) < ($1.op, $1.impl) }.map {
+                ["impl": $0.impl, "op": $0.op, "ns": medians[$0]!] as [String: Any]
+            },
+        ]
+        do {
+            let data = try JSONSerialization.data(withJSONObject: document, options: [.prettyPrinted, .sortedKeys])
+            try data.write(to: URL(fileURLWithPath: path))
+        } catch {
+            note("could not write \(path): \(error)")
+            exit(1)
+        }
+    }
+}
+
+main()
