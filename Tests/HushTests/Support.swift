@@ -34,8 +34,8 @@ final class Device: Sendable {
             oneTimePreKey: oneTimePreKeyID.flatMap { id in preKeys.first { $0.id == id }?.publicPreKey })
     }
 
-    func startSession(with other: Device, oneTimePreKeyID: UInt32? = 100) throws {
-        try SessionBuilder.process(other.bundle(oneTimePreKeyID: oneTimePreKeyID), for: other.address, store: store, random: random)
+    func startSession(with other: Device, oneTimePreKeyID: UInt32? = 100, suite: CipherSuite = .signalV3) throws {
+        try SessionBuilder.process(other.bundle(oneTimePreKeyID: oneTimePreKeyID), for: other.address, store: store, suite: suite, random: random)
     }
 
     func encrypt(_ text: String, to other: Device) throws -> CiphertextMessage {
@@ -54,10 +54,10 @@ final class Device: Sendable {
 }
 
 /// Alice and Bob with a session in both directions (Alice initiated, Bob answered).
-func establishedPair(seed: UInt64 = 1) throws -> (Device, Device) {
+func establishedPair(seed: UInt64 = 1, suite: CipherSuite = .signalV3) throws -> (Device, Device) {
     let alice = Device("alice", seed: seed)
     let bob = Device("bob", seed: seed &+ 1000)
-    try alice.startSession(with: bob)
+    try alice.startSession(with: bob, suite: suite)
     #expect(try bob.decrypt(try alice.encrypt("hello", to: bob), from: alice) == "hello")
     #expect(try alice.decrypt(try bob.encrypt("hi", to: alice), from: bob) == "hi")
     return (alice, bob)

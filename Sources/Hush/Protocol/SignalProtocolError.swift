@@ -9,6 +9,7 @@
 /// | ``malformed(_:)`` | not a message, truncated, bad key encoding | drop it |
 /// | ``invalidVersion(_:)`` | sender speaks a newer protocol | drop, maybe tell the user |
 /// | ``legacyVersion(_:)`` | sender speaks v2 or older | drop |
+/// | ``suiteMismatch(expected:received:)`` | a message of another suite than the session's | drop |
 /// | ``badMAC`` | tampered, or no session state that matches | drop; if it persists, start a new session |
 /// | ``duplicateMessage(counter:)`` | replay, or already-delivered message | drop silently |
 /// | ``tooFarInFuture(counter:chainIndex:limit:)`` | more than ``SignalConstants/maximumSkippedMessages`` lost | drop; ask the sender to start over |
@@ -25,6 +26,8 @@ public enum SignalProtocolError: Error, Equatable, Hashable, Sendable {
     case invalidVersion(UInt8)
     /// The message's version is older than 3 (Signal's pre-2016 formats), which Hush refuses.
     case legacyVersion(UInt8)
+    /// The message belongs to another cipher suite than the session (or the operation).
+    case suiteMismatch(expected: CipherSuite, received: CipherSuite)
     /// The message's MAC does not verify with any of the sessions stored for the sender.
     case badMAC
     /// The message key for this counter was already used (and deleted): a replay or duplicate.
@@ -67,6 +70,8 @@ public enum MalformedMessage: Equatable, Hashable, Sendable {
     case missingField(Int)
     /// A key field is not a 33-byte Curve25519 key with type byte 0x05.
     case invalidKey(field: Int)
+    /// The first byte names a message type other than the one being parsed.
+    case unexpectedType(UInt8)
     /// A PreKeySignalMessage's inner message has a different version from the outer one.
     case innerVersionMismatch(outer: UInt8, inner: UInt8)
 }

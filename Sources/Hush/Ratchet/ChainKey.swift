@@ -14,43 +14,42 @@ struct ChainKey: Sendable {
         self.index = index
     }
 
-    /// Calls `body` with the message keys for message `index` (FORMAT §6.2):
-    /// `HKDF(HMAC(CK, 0x01), salt = 0*32, "WhisperMessageKeys", 80)`, split into cipher key,
-    /// MAC key and IV. The keys live in stack scratch that is wiped when `body` returns: the
-    /// hot path of encrypt and decrypt allocates nothing for them.
+    /// Calls `body` with the message key material for message `index`:
+    /// `HKDF(HMAC(CK, 0x01), salt = 0*32, info = suite label, L)` (FORMAT §6.2 for v3: cipher
+    /// key, MAC key and IV, L = 80; hush-1: XChaCha20-Poly1305 key and nonce, L = 56). The
+    /// material lives in stack scratch that is wiped when `body` returns: the hot path of
+    /// encrypt and decrypt allocates nothing for it.
     func withMessageKeys<R, E: Error>(
-        _ body: (_ cipherKey: UnsafeRawBufferPointer, _ macKey: UnsafeRawBufferPointer, _ iv: UnsafeRawBufferPointer) throws(E) -> R
+        suite: CipherSuite, _ body: (_ material: UnsafeRawBufferPointer) throws(E) -> R
     ) throws(E) -> R {
-        try withUnsafeTemporaryAllocation(byteCount: 32 + SignalConstants.messageKeyMaterialByteCount, alignment: 16) {
+        let length = suite.messageKeyMaterialByteCount
+        return try withUnsafeTemporaryAllocation(byteCount: 32 + length, alignment: 16) {
             (scratch: UnsafeMutableRawBufferPointer) throws(E) -> R in
             defer { scratch.initializeMemory(as: UInt8.self, repeating: 0) }
             let material = UnsafeMutableRawBufferPointer(rebasing: scratch[32...])
-            Self.deriveMessageKeys(from: key, seed: UnsafeMutableRawBufferPointer(rebasing: scratch[0..<32]), into: material)
-            let m = UnsafeRawBufferPointer(material)
-            return try body(UnsafeRawBufferPointer(rebasing: m[0..<32]),
-                            UnsafeRawBufferPointer(rebasing: m[32..<64]),
-                            UnsafeRawBufferPointer(rebasing: m[64..<80]))
+            Self.deriveMessageKeys(from: key, suite: suite, seed: UnsafeMutableRawBufferPointer(rebasing: scratch[0..<32]), into: material)
+            return try body(UnsafeRawBufferPointer(material))
         }
     }
 
     /// The message keys for message `index`, in wiped storage (for skipped keys).
-    func messageKeys() -> MessageKeys {
-        let material = SecureBytes(count: SignalConstants.messageKeyMaterialByteCount) { out in
+    func messageKeys(suite: CipherSuite) -> MessageKeys {
+        let material = SecureBytes(count: suite.messageKeyMaterialByteCount) { out in
             withUnsafeTemporaryAllocation(byteCount: 32, alignment: 16) { seed in
-                Self.deriveMessageKeys(from: key, seed: seed, into: out)
+                Self.deriveMessageKeys(from: key, suite: suite, seed: seed, into: out)
                 seed.initializeMemory(as: UInt8.self, repeating: 0)
             }
         }
         return MessageKeys(material: material, counter: index)
     }
 
-    private static func deriveMessageKeys(from key: SecureBytes, seed: UnsafeMutableRawBufferPointer, into out: UnsafeMutableRawBufferPointer) {
+    private static func deriveMessageKeys(from key: SecureBytes, suite: CipherSuite, seed: UnsafeMutableRawBufferPointer, into out: UnsafeMutableRawBufferPointer) {
         key.withUnsafeBytes { k in
             withUnsafeBytes(of: SignalConstants.messageKeySeed) { one in
                 try! HMACSHA256.compute(into: seed, key: k, parts: one)
             }
         }
-        SignalConstants.messageKeysInfo.withUnsafeBytes { info in
+        suite.messageKeysInfo.withUnsafeBytes { info in
             HKDF.deriveKey(into: out, inputKeyMaterial: UnsafeRawBufferPointer(seed),
                            salt: UnsafeRawBufferPointer(start: nil, count: 0), info: info)
         }
@@ -80,37 +79,26 @@ struct ChainKey: Sendable {
     }
 }
 
-/// The keys of one message (Double Ratchet §5.2 "ENCRYPT" for libsignal v3): an AES-256 key,
-/// an HMAC-SHA256 key and a CBC IV, expanded from the message key by HKDF.
+/// The keys of one message, kept while its message is outstanding (skipped keys): the
+/// suite's message key material (v3: cipher key || MAC key || IV; hush-1: key || nonce).
 struct MessageKeys: Sendable {
-    /// cipher key (32) || MAC key (32) || IV (16).
     let material: SecureBytes
     /// The message number these keys belong to.
     let counter: UInt32
-
-    func withKeys<R, E: Error>(
-        _ body: (_ cipherKey: UnsafeRawBufferPointer, _ macKey: UnsafeRawBufferPointer, _ iv: UnsafeRawBufferPointer) throws(E) -> R
-    ) throws(E) -> R {
-        try material.withUnsafeBytes { (m: UnsafeRawBufferPointer) throws(E) -> R in
-            try body(UnsafeRawBufferPointer(rebasing: m[0..<32]),
-                     UnsafeRawBufferPointer(rebasing: m[32..<64]),
-                     UnsafeRawBufferPointer(rebasing: m[64..<80]))
-        }
-    }
 }
 
 /// The root key of the Diffie-Hellman ratchet (Double Ratchet §2.3).
 struct RootKey: Sendable {
     let key: SecureBytes
 
-    /// `KDF_RK` (§5.2, libsignal v3): `RK' || CK = HKDF(DH(ours, theirs), salt = RK,
-    /// "WhisperRatchet", 64)`.
+    /// `KDF_RK` (§5.2): `RK' || CK = HKDF(DH(ours, theirs), salt = RK, info, 64)` with the
+    /// suite's label ("WhisperRatchet" for v3, "hush-1/root").
     ///
     /// - Throws: ``SignalProtocolError/invalidRatchetKey`` when the DH output is all zero.
-    func step(ours: Curve25519.KeyAgreement.PrivateKey, theirs: Curve25519.KeyAgreement.PublicKey) throws(SignalProtocolError) -> (RootKey, ChainKey) {
+    func step(ours: Curve25519.KeyAgreement.PrivateKey, theirs: Curve25519.KeyAgreement.PublicKey, suite: CipherSuite) throws(SignalProtocolError) -> (RootKey, ChainKey) {
         let shared: Curve25519.KeyAgreement.SharedSecret
         do { shared = try ours.sharedSecretFromKeyAgreement(with: theirs) } catch { throw .invalidRatchetKey }
-        let derived = try! HKDF.deriveKey(inputKeyMaterial: shared, salt: key, info: SignalConstants.ratchetInfo, outputByteCount: 64)
+        let derived = try! HKDF.deriveKey(inputKeyMaterial: shared, salt: key, info: suite.ratchetInfo, outputByteCount: 64)
         return (RootKey(key: derived.slice(0..<32)), ChainKey(key: derived.slice(32..<64), index: 0))
     }
 }

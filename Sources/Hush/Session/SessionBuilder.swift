@@ -3,7 +3,8 @@
 /// Bob's half happens inside ``SessionCipher/decrypt(_:from:store:random:)`` when the first
 /// PreKeySignalMessage arrives.
 public enum SessionBuilder {
-    /// Builds a session with `address` from its `bundle` and stores it. The next
+    /// Builds a session of `suite` (Signal v3 unless told otherwise) with `address` from its
+    /// `bundle` and stores it. The next
     /// ``SessionCipher/encrypt(_:for:store:)`` to that address produces a PreKeySignalMessage.
     ///
     /// Checks, in order (FORMAT §6.1): the bundle's identity is trusted for `address`; the
@@ -18,7 +19,7 @@ public enum SessionBuilder {
     public static func process(
         _ bundle: PreKeyBundle, for address: ProtocolAddress,
         sessionStore: some SessionStore, identityStore: some IdentityKeyStore,
-        random: some RandomSource = SystemRandom()
+        suite: CipherSuite = .signalV3, random: some RandomSource = SystemRandom()
     ) throws(SignalProtocolError) {
         let trusted = try SignalProtocolError.store("isTrustedIdentity") {
             try identityStore.isTrustedIdentity(bundle.identityKey, for: address, direction: .sending)
@@ -32,7 +33,7 @@ public enum SessionBuilder {
         let ratchetKey = try SignalProtocolError.crypto { () throws(CryptoError) in try Curve25519.KeyAgreement.PrivateKey(using: random) }
         let state = try SessionState.initiating(
             identity: identity, localRegistrationID: registrationID, baseKey: baseKey, ratchetKey: ratchetKey,
-            bundle: bundle, signedPreKey: signedPreKey)
+            bundle: bundle, signedPreKey: signedPreKey, suite: suite)
 
         var record = try SignalProtocolError.store("loadSession") { try sessionStore.loadSession(for: address) }
         if record == nil {
@@ -47,8 +48,9 @@ public enum SessionBuilder {
     /// ``process(_:for:sessionStore:identityStore:random:)`` with one combined store.
     public static func process(
         _ bundle: PreKeyBundle, for address: ProtocolAddress,
-        store: some IdentityKeyStore & SessionStore, random: some RandomSource = SystemRandom()
+        store: some IdentityKeyStore & SessionStore, suite: CipherSuite = .signalV3,
+        random: some RandomSource = SystemRandom()
     ) throws(SignalProtocolError) {
-        try process(bundle, for: address, sessionStore: store, identityStore: store, random: random)
+        try process(bundle, for: address, sessionStore: store, identityStore: store, suite: suite, random: random)
     }
 }

@@ -40,7 +40,7 @@ public enum SessionCipher {
         try encrypt(plaintext, for: address, sessionStore: store, identityStore: store)
     }
 
-    /// Decrypts a message from `address`, of either kind.
+    /// Decrypts a message from `address`, of any kind.
     public static func decrypt(
         _ message: CiphertextMessage, from address: ProtocolAddress,
         store: some SignalProtocolStore, random: some RandomSource = SystemRandom()
@@ -49,6 +49,11 @@ public enum SessionCipher {
         case .signal(let m):
             return try decrypt(m, from: address, sessionStore: store, random: random)
         case .preKeySignal(let m):
+            return try decrypt(m, from: address, sessionStore: store, identityStore: store,
+                               preKeyStore: store, signedPreKeyStore: store, random: random)
+        case .hush(let m):
+            return try decrypt(m, from: address, sessionStore: store, random: random)
+        case .hushPreKey(let m):
             return try decrypt(m, from: address, sessionStore: store, identityStore: store,
                                preKeyStore: store, signedPreKeyStore: store, random: random)
         }
@@ -66,6 +71,22 @@ public enum SessionCipher {
     public static func decrypt(
         _ message: SignalMessage, from address: ProtocolAddress,
         sessionStore: some SessionStore, random: some RandomSource = SystemRandom()
+    ) throws(SignalProtocolError) -> [UInt8] {
+        try decryptEstablished(message, from: address, sessionStore: sessionStore, random: random)
+    }
+
+    /// Decrypts a ``HushMessage`` from `address`, exactly as ``decrypt(_:from:sessionStore:random:)``
+    /// does a ``SignalMessage``; a message of the other suite is ``SignalProtocolError/suiteMismatch(expected:received:)``.
+    public static func decrypt(
+        _ message: HushMessage, from address: ProtocolAddress,
+        sessionStore: some SessionStore, random: some RandomSource = SystemRandom()
+    ) throws(SignalProtocolError) -> [UInt8] {
+        try decryptEstablished(message, from: address, sessionStore: sessionStore, random: random)
+    }
+
+    static func decryptEstablished(
+        _ message: some RatchetWireMessage, from address: ProtocolAddress,
+        sessionStore: some SessionStore, random: some RandomSource
     ) throws(SignalProtocolError) -> [UInt8] {
         try SignalProtocolError.store("updateSession") {
             try sessionStore.updateSession(for: address) { (record: inout SessionRecord?) throws(SignalProtocolError) -> [UInt8] in
@@ -88,6 +109,29 @@ public enum SessionCipher {
         sessionStore: some SessionStore, identityStore: some IdentityKeyStore,
         preKeyStore: some PreKeyStore, signedPreKeyStore: some SignedPreKeyStore,
         random: some RandomSource = SystemRandom()
+    ) throws(SignalProtocolError) -> [UInt8] {
+        try decryptPreKey(message, from: address, sessionStore: sessionStore, identityStore: identityStore,
+                          preKeyStore: preKeyStore, signedPreKeyStore: signedPreKeyStore, random: random)
+    }
+
+    /// Decrypts a ``HushPreKeyMessage`` from `address`, exactly as
+    /// ``decrypt(_:from:sessionStore:identityStore:preKeyStore:signedPreKeyStore:random:)`` does
+    /// a ``PreKeySignalMessage``, building a hush-1 session.
+    public static func decrypt(
+        _ message: HushPreKeyMessage, from address: ProtocolAddress,
+        sessionStore: some SessionStore, identityStore: some IdentityKeyStore,
+        preKeyStore: some PreKeyStore, signedPreKeyStore: some SignedPreKeyStore,
+        random: some RandomSource = SystemRandom()
+    ) throws(SignalProtocolError) -> [UInt8] {
+        try decryptPreKey(message, from: address, sessionStore: sessionStore, identityStore: identityStore,
+                          preKeyStore: preKeyStore, signedPreKeyStore: signedPreKeyStore, random: random)
+    }
+
+    static func decryptPreKey(
+        _ message: some PreKeyWireMessage, from address: ProtocolAddress,
+        sessionStore: some SessionStore, identityStore: some IdentityKeyStore,
+        preKeyStore: some PreKeyStore, signedPreKeyStore: some SignedPreKeyStore,
+        random: some RandomSource
     ) throws(SignalProtocolError) -> [UInt8] {
         let trusted = try SignalProtocolError.store("isTrustedIdentity") {
             try identityStore.isTrustedIdentity(message.identityKey, for: address, direction: .receiving)
@@ -115,7 +159,7 @@ public enum SessionCipher {
                 oneTimePreKey: oneTimePreKey?.keyPair, message: message)
             if record == nil { record = SessionRecord(current: state) } else { record!.promote(state) }
         }
-        let plaintext = try record!.decrypt(message.message, random: random)
+        let plaintext = try record!.decrypt(message.inner, random: random)
 
         try SignalProtocolError.store("storeSession") { try sessionStore.storeSession(record!, for: address) }
         _ = try SignalProtocolError.store("saveIdentity") { try identityStore.saveIdentity(message.identityKey, for: address) }

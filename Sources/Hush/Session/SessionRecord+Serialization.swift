@@ -12,11 +12,12 @@ public enum SessionRecordError: Error, Equatable, Hashable, Sendable {
     case trailingBytes(Int)
 }
 
-/// The binary form of ``SessionRecord`` (format version 1).
+/// The binary form of ``SessionRecord`` (format version 2; version 1, without the suite
+/// byte, is read as Signal v3).
 ///
 /// ```
-/// record   = "HSR" 0x01 state(current) u8(archived count ≤ 40) state*
-/// state    = u8(session version = 3)
+/// record   = "HSR" 0x02 state(current) u8(archived count ≤ 40) state*
+/// state    = u8(suite: 3 signal-v3, 1 hush-1) u8(session version = 3)
 ///            key(local identity) key(remote identity) varint(local reg id) varint(remote reg id)
 ///            key(Alice's base key) bytes32(root key)
 ///            bytes32(sending ratchet private) key(sending ratchet public)
@@ -24,14 +25,14 @@ public enum SessionRecordError: Error, Equatable, Hashable, Sendable {
 ///            u8(receiver chain count ≤ 5) chain*
 ///            u8(pending: 0 none, 1 without one-time prekey, 2 with) [varint(otk id)] varint(spk id) key(base key)
 /// chain    = key(ratchet key) bytes32(chain key) varint(index) varint(skipped count ≤ 2000) skipped*
-/// skipped  = varint(counter) bytes80(cipher key || MAC key || IV)
+/// skipped  = varint(counter) bytesN(message key material: N = 80 for v3, 56 for hush-1)
 /// key      = 32 raw bytes of an X25519 public key;  varint = unsigned LEB128, ≤ 5 bytes, < 2^32
 /// ```
 /// The record holds private keys and chain keys, so ``serialized()`` returns ``SecureBytes``:
 /// encrypt it at rest (for example with ``XChaChaPoly`` under a key from the platform keychain).
 extension SessionRecord {
     static let magic: [UInt8] = Array("HSR".utf8)
-    static let formatVersion: UInt8 = 1
+    static let formatVersion: UInt8 = 2
 
     /// The record's binary form, in wiped storage.
     public func serialized() -> SecureBytes {
@@ -52,16 +53,17 @@ extension SessionRecord {
             var reader = RecordReader(raw)
             guard raw.count >= 4 else { throw .unsupportedFormat(version: nil) }
             guard Array(raw[0..<3]) == Self.magic else { throw .unsupportedFormat(version: nil) }
-            guard raw[3] == Self.formatVersion else { throw .unsupportedFormat(version: raw[3]) }
+            guard raw[3] == 1 || raw[3] == Self.formatVersion else { throw .unsupportedFormat(version: raw[3]) }
+            let hasSuite = raw[3] >= 2
             reader.offset = 4
-            let current = try SessionState.decode(&reader)
+            let current = try SessionState.decode(&reader, hasSuite: hasSuite)
             let archivedCount = Int(try reader.byte())
             guard archivedCount <= SignalConstants.maximumArchivedStates else {
                 throw .limitExceeded(field: "archived", count: archivedCount, limit: SignalConstants.maximumArchivedStates)
             }
             var archived: [SessionState] = []
             archived.reserveCapacity(archivedCount)
-            for _ in 0..<archivedCount { archived.append(try SessionState.decode(&reader)) }
+            for _ in 0..<archivedCount { archived.append(try SessionState.decode(&reader, hasSuite: hasSuite)) }
             guard reader.offset == raw.count else { throw .trailingBytes(raw.count - reader.offset) }
             return SessionRecord(current: current, archived: archived)
         }
@@ -78,6 +80,7 @@ extension SessionRecord {
 
 extension SessionState {
     fileprivate func encode(into w: inout RecordWriter) {
+        w.write(suite.rawValue)
         w.write(version)
         w.write(localIdentity.publicKey)
         w.write(remoteIdentity.publicKey)
@@ -115,7 +118,12 @@ extension SessionState {
         }
     }
 
-    fileprivate static func decode(_ r: inout RecordReader) throws(SessionRecordError) -> SessionState {
+    fileprivate static func decode(_ r: inout RecordReader, hasSuite: Bool) throws(SessionRecordError) -> SessionState {
+        var suite = CipherSuite.signalV3
+        if hasSuite {
+            guard let s = CipherSuite(rawValue: try r.byte()) else { throw .invalidValue(field: "suite") }
+            suite = s
+        }
         let version = try r.byte()
         guard version == SignalConstants.messageVersion else { throw .invalidValue(field: "session version") }
         let localIdentity = IdentityKey(publicKey: try r.publicKey())
@@ -147,7 +155,7 @@ extension SessionState {
             skipped.reserveCapacity(skippedCount)
             for _ in 0..<skippedCount {
                 let counter = try r.varint()
-                skipped.append(MessageKeys(material: try r.secret(SignalConstants.messageKeyMaterialByteCount), counter: counter))
+                skipped.append(MessageKeys(material: try r.secret(suite.messageKeyMaterialByteCount), counter: counter))
             }
             chains.append(ReceiverChain(ratchetKey: ratchetKey, chainKey: chainKey, skippedKeys: skipped))
         }
@@ -161,7 +169,7 @@ extension SessionState {
         default: throw .invalidValue(field: "pending prekey")
         }
         return SessionState(
-            version: version, localIdentity: localIdentity, remoteIdentity: remoteIdentity,
+            suite: suite, version: version, localIdentity: localIdentity, remoteIdentity: remoteIdentity,
             localRegistrationID: localRegistrationID, remoteRegistrationID: remoteRegistrationID,
             aliceBaseKey: aliceBaseKey, rootKey: rootKey, sendingRatchetKey: sendingRatchetKey,
             sendingChainKey: sendingChainKey, previousCounter: previousCounter,

@@ -84,7 +84,7 @@ public struct SessionRecord: Sendable {
     /// "Which state decrypts"), committing into `self` only on success.
     /// If a state needs a DH ratchet step, one key pair is drawn from `random` (at most once:
     /// every state tried gets the same key pair).
-    mutating func decrypt(_ message: SignalMessage, random: some RandomSource) throws(SignalProtocolError) -> [UInt8] {
+    mutating func decrypt(_ message: some RatchetWireMessage, random: some RandomSource) throws(SignalProtocolError) -> [UInt8] {
         if let plaintext = current.decryptInOrder(message) { return plaintext }
         let keys = RatchetKeySource(random: random)
         let newRatchetKey = keys.key
@@ -117,12 +117,13 @@ public struct SessionRecord: Sendable {
         throw Self.summarize(failures)
     }
 
-    /// The error reported when every state failed: a version mismatch first, then a counter
-    /// too far ahead, else the current state's error (normally ``SignalProtocolError/badMAC``).
+    /// The error reported when every state failed: a version (or suite) mismatch first, then
+    /// a counter too far ahead, else the current state's error (normally ``SignalProtocolError/badMAC``).
     private static func summarize(_ failures: [SignalProtocolError]) -> SignalProtocolError {
         if let version = failures.first(where: {
             if case .legacyVersion = $0 { return true }
             if case .invalidVersion = $0 { return true }
+            if case .suiteMismatch = $0 { return true }
             return false
         }) { return version }
         if let far = failures.first(where: { if case .tooFarInFuture = $0 { return true }; return false }) { return far }
@@ -156,7 +157,7 @@ extension SignalProtocolError {
     package var transcriptName: String {
         switch self {
         case .malformed, .invalidRatchetKey, .invalidCiphertext: "malformed"
-        case .invalidVersion: "invalid_version"
+        case .invalidVersion, .suiteMismatch: "invalid_version"
         case .legacyVersion: "legacy_version"
         case .badMAC: "bad_mac"
         case .duplicateMessage: "duplicate_message"

@@ -21,7 +21,9 @@ struct SessionState: Sendable {
         var baseKey: Curve25519.KeyAgreement.PublicKey
     }
 
-    /// The session's message version (3).
+    /// The session's cipher suite; a session never mixes suites.
+    var suite: CipherSuite
+    /// The session's message version (3; only meaningful for Signal v3).
     var version: UInt8 = SignalConstants.messageVersion
     var localIdentity: IdentityKey
     var remoteIdentity: IdentityKey
@@ -60,16 +62,16 @@ extension SessionState {
     static func initiating(
         identity: IdentityKeyPair, localRegistrationID: UInt32,
         baseKey: Curve25519.KeyAgreement.PrivateKey, ratchetKey: Curve25519.KeyAgreement.PrivateKey,
-        bundle: PreKeyBundle, signedPreKey: PreKeyBundle.SignedPreKey
+        bundle: PreKeyBundle, signedPreKey: PreKeyBundle.SignedPreKey, suite: CipherSuite
     ) throws(SignalProtocolError) -> SessionState {
         let (rootKey0, chainKey0) = try X3DH.initiator(
             identity: identity, baseKey: baseKey, theirIdentity: bundle.identityKey,
-            theirSignedPreKey: signedPreKey.publicKey, theirOneTimePreKey: bundle.oneTimePreKey?.publicKey)
+            theirSignedPreKey: signedPreKey.publicKey, theirOneTimePreKey: bundle.oneTimePreKey?.publicKey, suite: suite)
         // Alice's first sending chain: a DH ratchet step from her ratchet key to Bob's signed
         // prekey, which acts as his first ratchet key (Double Ratchet §3.3 RatchetInitAlice).
-        let (rootKey1, sendingChain) = try rootKey0.step(ours: ratchetKey, theirs: signedPreKey.publicKey)
+        let (rootKey1, sendingChain) = try rootKey0.step(ours: ratchetKey, theirs: signedPreKey.publicKey, suite: suite)
         return SessionState(
-            localIdentity: identity.identityKey, remoteIdentity: bundle.identityKey,
+            suite: suite, localIdentity: identity.identityKey, remoteIdentity: bundle.identityKey,
             localRegistrationID: localRegistrationID, remoteRegistrationID: bundle.registrationID,
             aliceBaseKey: baseKey.publicKey, rootKey: rootKey1,
             sendingRatchetKey: ratchetKey, sendingChainKey: sendingChain, previousCounter: 0,
@@ -84,13 +86,13 @@ extension SessionState {
     static func responding(
         identity: IdentityKeyPair, localRegistrationID: UInt32,
         signedPreKey: Curve25519.KeyAgreement.PrivateKey, oneTimePreKey: Curve25519.KeyAgreement.PrivateKey?,
-        message: PreKeySignalMessage
+        message: some PreKeyWireMessage
     ) throws(SignalProtocolError) -> SessionState {
         let (rootKey0, chainKey0) = try X3DH.responder(
             identity: identity, signedPreKey: signedPreKey, oneTimePreKey: oneTimePreKey,
-            theirIdentity: message.identityKey, theirBaseKey: message.baseKey)
+            theirIdentity: message.identityKey, theirBaseKey: message.baseKey, suite: message.suite)
         return SessionState(
-            localIdentity: identity.identityKey, remoteIdentity: message.identityKey,
+            suite: message.suite, localIdentity: identity.identityKey, remoteIdentity: message.identityKey,
             localRegistrationID: localRegistrationID, remoteRegistrationID: message.registrationID,
             aliceBaseKey: message.baseKey, rootKey: rootKey0,
             sendingRatchetKey: signedPreKey, sendingChainKey: chainKey0, previousCounter: 0,
@@ -101,36 +103,68 @@ extension SessionState {
 // MARK: - Encrypting and decrypting (Double Ratchet §3.4, §3.5)
 
 extension SessionState {
-    /// Encrypts with the sending chain and advances it (FORMAT §6.3).
+    /// Encrypts with the sending chain and advances it (FORMAT §6.3 for v3, hush-1 spec §4).
     mutating func encrypt(_ plaintext: some ContiguousByteBuffer) throws(SignalProtocolError) -> CiphertextMessage {
         let counter = sendingChainKey.index
-        let message = try sendingChainKey.withMessageKeys { (cipherKey, macKey, iv) throws(SignalProtocolError) -> SignalMessage in
-            try plaintext.withUnsafeBytes { (p: UnsafeRawBufferPointer) throws(SignalProtocolError) -> SignalMessage in
-                try SignalMessage(
-                    ratchetKey: sendingRatchetKey.publicKey, counter: counter, previousCounter: previousCounter,
-                    plaintext: p, cipherKey: cipherKey, macKey: macKey, iv: iv, sender: localIdentity, receiver: remoteIdentity)
+        let message: CiphertextMessage
+        switch suite {
+        case .signalV3:
+            let inner = try sendingChainKey.withMessageKeys(suite: suite) { (m) throws(SignalProtocolError) -> SignalMessage in
+                try plaintext.withUnsafeBytes { (p: UnsafeRawBufferPointer) throws(SignalProtocolError) -> SignalMessage in
+                    try SignalMessage(
+                        ratchetKey: sendingRatchetKey.publicKey, counter: counter, previousCounter: previousCounter, plaintext: p,
+                        cipherKey: UnsafeRawBufferPointer(rebasing: m[0..<32]), macKey: UnsafeRawBufferPointer(rebasing: m[32..<64]),
+                        iv: UnsafeRawBufferPointer(rebasing: m[64..<80]), sender: localIdentity, receiver: remoteIdentity)
+                }
+            }
+            if let pending = pendingPreKey {
+                message = .preKeySignal(PreKeySignalMessage(
+                    registrationID: localRegistrationID, preKeyID: pending.preKeyID, signedPreKeyID: pending.signedPreKeyID,
+                    baseKey: pending.baseKey, identityKey: localIdentity, message: inner))
+            } else {
+                message = .signal(inner)
+            }
+        case .hush1:
+            let header = pendingPreKey.map { pending in
+                HushPreKeyMessage.header(preKeyID: pending.preKeyID, signedPreKeyID: pending.signedPreKeyID,
+                                         registrationID: localRegistrationID, baseKey: pending.baseKey, identityKey: localIdentity)
+            } ?? []
+            let inner = sendingChainKey.withMessageKeys(suite: suite) { m in
+                plaintext.withUnsafeBytes { p in
+                    HushMessage(ratchetKey: sendingRatchetKey.publicKey, counter: counter, previousCounter: previousCounter,
+                                plaintext: p, material: m, sender: localIdentity, receiver: remoteIdentity, preKeyHeader: header)
+                }
+            }
+            if let pending = pendingPreKey {
+                message = .hushPreKey(HushPreKeyMessage(
+                    preKeyID: pending.preKeyID, signedPreKeyID: pending.signedPreKeyID, registrationID: localRegistrationID,
+                    baseKey: pending.baseKey, identityKey: localIdentity, message: inner))
+            } else {
+                message = .hush(inner)
             }
         }
         sendingChainKey.advance()
-        guard let pending = pendingPreKey else { return .signal(message) }
-        return .preKeySignal(PreKeySignalMessage(
-            registrationID: localRegistrationID, preKeyID: pending.preKeyID, signedPreKeyID: pending.signedPreKeyID,
-            baseKey: pending.baseKey, identityKey: localIdentity, message: message))
+        return message
+    }
+
+    /// The error for a message this state cannot even try: another suite, another version.
+    func mismatch(_ message: some RatchetWireMessage) -> SignalProtocolError? {
+        guard message.suite == suite else { return .suiteMismatch(expected: suite, received: message.suite) }
+        return message.versionError(forSessionVersion: version)
     }
 
     /// The common case, in place and without copying the state: an in-order message on an
-    /// existing receiving chain. The keys come straight from the chain key; only after the MAC
-    /// and the decryption succeeded is the chain advanced. Returns `nil` (having changed
-    /// nothing) whenever the general path is needed: a new ratchet key, a skipped or
-    /// out-of-order counter, a version mismatch, or any failure — the general path then
-    /// reports the error after trying the archived states.
-    mutating func decryptInOrder(_ message: SignalMessage) -> [UInt8]? {
-        guard message.version == version, let chain = receiverChainIndex(for: message.ratchetKey) else { return nil }
+    /// existing receiving chain. The keys come straight from the chain key; only after the
+    /// message authenticated and decrypted is the chain advanced. Returns `nil` (having
+    /// changed nothing) whenever the general path is needed: a new ratchet key, a skipped or
+    /// out-of-order counter, a suite or version mismatch, or any failure — the general path
+    /// then reports the error after trying the archived states.
+    mutating func decryptInOrder(_ message: some RatchetWireMessage) -> [UInt8]? {
+        guard mismatch(message) == nil, let chain = receiverChainIndex(for: message.ratchetKey) else { return nil }
         guard message.counter == receiverChains[chain].chainKey.index else { return nil }
         let (sender, receiver) = (remoteIdentity, localIdentity)
-        let plaintext = receiverChains[chain].chainKey.withMessageKeys { (cipherKey, macKey, iv) -> [UInt8]? in
-            guard message.hasValidMAC(macKey: macKey, sender: sender, receiver: receiver) else { return nil }
-            return try? Self.decryptBody(of: message, cipherKey: cipherKey, iv: iv)
+        let plaintext = receiverChains[chain].chainKey.withMessageKeys(suite: suite) { m -> [UInt8]? in
+            try? message.open(material: m, sender: sender, receiver: receiver)
         }
         guard let plaintext else { return nil }
         receiverChains[chain].chainKey.advance()
@@ -141,19 +175,17 @@ extension SessionState {
     /// Decrypts on this state (FORMAT §6.4 steps 1–4). Called on a copy: on error the copy is
     /// discarded, so a failure changes nothing.
     mutating func decrypt(
-        _ message: SignalMessage, newRatchetKey: () throws(SignalProtocolError) -> Curve25519.KeyAgreement.PrivateKey
+        _ message: some RatchetWireMessage, newRatchetKey: () throws(SignalProtocolError) -> Curve25519.KeyAgreement.PrivateKey
     ) throws(SignalProtocolError) -> [UInt8] {
-        guard message.version == version else {
-            throw message.version < version ? .legacyVersion(message.version) : .invalidVersion(message.version)
-        }
+        if let error = mismatch(message) { throw error }
         // 1. The receiving chain for the sender's ratchet key, or a DH ratchet step (§3.5).
         let chain: Int
         if let existing = receiverChainIndex(for: message.ratchetKey) {
             chain = existing
         } else {
-            let (rootKey1, receivingChain) = try rootKey.step(ours: sendingRatchetKey, theirs: message.ratchetKey)
+            let (rootKey1, receivingChain) = try rootKey.step(ours: sendingRatchetKey, theirs: message.ratchetKey, suite: suite)
             let ours = try newRatchetKey()
-            let (rootKey2, sendingChain) = try rootKey1.step(ours: ours, theirs: message.ratchetKey)
+            let (rootKey2, sendingChain) = try rootKey1.step(ours: ours, theirs: message.ratchetKey, suite: suite)
             rootKey = rootKey2
             addReceiverChain(message.ratchetKey, receivingChain)
             previousCounter = sendingChainKey.index > 0 ? sendingChainKey.index - 1 : 0
@@ -162,35 +194,19 @@ extension SessionState {
             chain = receiverChains.count - 1
         }
         // 2. The message key for the counter (§3.5 TrySkippedMessageKeys / SkipMessageKeys),
-        // 3. MAC, then 4. decrypt. Keys derived straight from the chain live on the stack.
+        // 3. authentication, 4. decryption. Keys derived straight from the chain live on the stack.
         let source = try messageKeySource(chain: chain, counter: message.counter)
-        let decryptWith = { (cipherKey: UnsafeRawBufferPointer, macKey: UnsafeRawBufferPointer, iv: UnsafeRawBufferPointer) throws(SignalProtocolError) -> [UInt8] in
-            guard message.hasValidMAC(macKey: macKey, sender: self.remoteIdentity, receiver: self.localIdentity) else { throw .badMAC }
-            return try Self.decryptBody(of: message, cipherKey: cipherKey, iv: iv)
-        }
+        let (sender, receiver) = (remoteIdentity, localIdentity)
         switch source {
-        case .stored(let keys): return try keys.withKeys(decryptWith)
-        case .chain(let chainKey): return try chainKey.withMessageKeys(decryptWith)
-        }
-    }
-
-    /// AES-256-CBC-PKCS#7 decryption of the message body into the plaintext's own buffer.
-    private static func decryptBody(of message: SignalMessage, cipherKey: UnsafeRawBufferPointer, iv: UnsafeRawBufferPointer) throws(SignalProtocolError) -> [UInt8] {
-        let range = message.ciphertextRange
-        var failed = false
-        let plaintext = message.serialized.withUnsafeBytes { raw in
-            [UInt8](unsafeUninitializedCapacity: range.count + AES.blockByteCount) { buffer, initialized in
-                do {
-                    initialized = try AES.CBC.decrypt256(UnsafeRawBufferPointer(rebasing: raw[range]), key: cipherKey, iv: iv,
-                                                         into: UnsafeMutableRawBufferPointer(buffer))
-                } catch {
-                    failed = true
-                    initialized = 0
-                }
+        case .stored(let keys):
+            return try keys.material.withUnsafeBytes { (m) throws(SignalProtocolError) -> [UInt8] in
+                try message.open(material: m, sender: sender, receiver: receiver)
+            }
+        case .chain(let chainKey):
+            return try chainKey.withMessageKeys(suite: suite) { (m) throws(SignalProtocolError) -> [UInt8] in
+                try message.open(material: m, sender: sender, receiver: receiver)
             }
         }
-        if failed { throw .invalidCiphertext }
-        return plaintext
     }
 
     /// Where the message key for a counter comes from.
@@ -216,8 +232,8 @@ extension SessionState {
         if current.index < counter {
             var skipped = receiverChains[chain].skippedKeys
             while current.index < counter {
-                skipped.append(current.messageKeys())
-                current = current.next()
+                skipped.append(current.messageKeys(suite: suite))
+                current.advance()
             }
             if skipped.count > SignalConstants.maximumStoredMessageKeys {
                 skipped.removeFirst(skipped.count - SignalConstants.maximumStoredMessageKeys)

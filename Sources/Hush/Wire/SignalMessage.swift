@@ -273,6 +273,10 @@ public enum CiphertextMessage: Sendable, Equatable {
     case signal(SignalMessage)
     /// A message that can also start the session on the receiver (X3DH).
     case preKeySignal(PreKeySignalMessage)
+    /// A hush-1 message of an established session.
+    case hush(HushMessage)
+    /// A hush-1 message that can also start the session on the receiver.
+    case hushPreKey(HushPreKeyMessage)
 
     /// The kinds of message, with libsignal's numbers.
     public enum Kind: Int, Sendable, Equatable {
@@ -280,6 +284,13 @@ public enum CiphertextMessage: Sendable, Equatable {
         case signal = 2
         /// ``PreKeySignalMessage`` (libsignal `CIPHERTEXT_PREKEY_TYPE`).
         case preKeySignal = 3
+        /// ``HushMessage`` (its first byte).
+        case hush = 0x11
+        /// ``HushPreKeyMessage`` (its first byte).
+        case hushPreKey = 0x12
+
+        /// The suite of messages of this kind.
+        public var suite: CipherSuite { self == .signal || self == .preKeySignal ? .signalV3 : .hush1 }
     }
 
     /// Parses `bytes` as a message of `kind`, keeping the array (no copy).
@@ -287,6 +298,8 @@ public enum CiphertextMessage: Sendable, Equatable {
         switch kind {
         case .signal: self = .signal(try SignalMessage(serialized: bytes))
         case .preKeySignal: self = .preKeySignal(try PreKeySignalMessage(serialized: bytes))
+        case .hush: self = .hush(try HushMessage(serialized: bytes))
+        case .hushPreKey: self = .hushPreKey(try HushPreKeyMessage(serialized: bytes))
         }
     }
 
@@ -295,6 +308,8 @@ public enum CiphertextMessage: Sendable, Equatable {
         switch kind {
         case .signal: self = .signal(try SignalMessage(serialized: bytes))
         case .preKeySignal: self = .preKeySignal(try PreKeySignalMessage(serialized: bytes))
+        case .hush: self = .hush(try HushMessage(serialized: bytes))
+        case .hushPreKey: self = .hushPreKey(try HushPreKeyMessage(serialized: bytes))
         }
     }
 
@@ -303,6 +318,8 @@ public enum CiphertextMessage: Sendable, Equatable {
         switch self {
         case .signal: .signal
         case .preKeySignal: .preKeySignal
+        case .hush: .hush
+        case .hushPreKey: .hushPreKey
         }
     }
 
@@ -311,6 +328,8 @@ public enum CiphertextMessage: Sendable, Equatable {
         switch self {
         case .signal(let m): m.serialized
         case .preKeySignal(let m): m.serialized
+        case .hush(let m): m.serialized
+        case .hushPreKey(let m): m.serialized
         }
     }
 }

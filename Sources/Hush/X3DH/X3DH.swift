@@ -4,7 +4,7 @@
 /// ```
 /// DH1 = DH(IK_A, SPK_B)   DH2 = DH(EK_A, IK_B)   DH3 = DH(EK_A, SPK_B)   DH4 = DH(EK_A, OPK_B)
 /// SK input = 0xFF*32 || DH1 || DH2 || DH3 [|| DH4]                           (§2.2, §3.3)
-/// RK0 || CK0 = HKDF(input, salt = 0*32, info = "WhisperText", 64)
+/// RK0 || CK0 = HKDF(input, salt = 0*32, info = "WhisperText" (v3) | "hush-1/x3dh", 64)
 /// ```
 /// Every DH result is checked for the all-zero value (a low-order peer key).
 enum X3DH {
@@ -12,7 +12,7 @@ enum X3DH {
     static func initiator(
         identity: IdentityKeyPair, baseKey: Curve25519.KeyAgreement.PrivateKey,
         theirIdentity: IdentityKey, theirSignedPreKey: Curve25519.KeyAgreement.PublicKey,
-        theirOneTimePreKey: Curve25519.KeyAgreement.PublicKey?
+        theirOneTimePreKey: Curve25519.KeyAgreement.PublicKey?, suite: CipherSuite
     ) throws(SignalProtocolError) -> (RootKey, ChainKey) {
         var secrets = [
             try agree(identity.privateKey, theirSignedPreKey),
@@ -20,14 +20,14 @@ enum X3DH {
             try agree(baseKey, theirSignedPreKey),
         ]
         if let theirOneTimePreKey { secrets.append(try agree(baseKey, theirOneTimePreKey)) }
-        return derive(secrets)
+        return derive(secrets, info: suite.x3dhInfo)
     }
 
     /// Bob's side (§3.4): the same DHs with the roles swapped.
     static func responder(
         identity: IdentityKeyPair, signedPreKey: Curve25519.KeyAgreement.PrivateKey,
         oneTimePreKey: Curve25519.KeyAgreement.PrivateKey?,
-        theirIdentity: IdentityKey, theirBaseKey: Curve25519.KeyAgreement.PublicKey
+        theirIdentity: IdentityKey, theirBaseKey: Curve25519.KeyAgreement.PublicKey, suite: CipherSuite
     ) throws(SignalProtocolError) -> (RootKey, ChainKey) {
         var secrets = [
             try agree(signedPreKey, theirIdentity.publicKey),
@@ -35,7 +35,7 @@ enum X3DH {
             try agree(signedPreKey, theirBaseKey),
         ]
         if let oneTimePreKey { secrets.append(try agree(oneTimePreKey, theirBaseKey)) }
-        return derive(secrets)
+        return derive(secrets, info: suite.x3dhInfo)
     }
 
     private static func agree(
@@ -44,7 +44,7 @@ enum X3DH {
         do { return try ours.sharedSecretFromKeyAgreement(with: theirs) } catch { throw .invalidRatchetKey }
     }
 
-    private static func derive(_ secrets: [Curve25519.KeyAgreement.SharedSecret]) -> (RootKey, ChainKey) {
+    private static func derive(_ secrets: [Curve25519.KeyAgreement.SharedSecret], info: [UInt8]) -> (RootKey, ChainKey) {
         let prefix = SignalConstants.x3dhDiscontinuity
         let input = SecureBytes(count: prefix.count + 32 * secrets.count) { out in
             out.copyBytes(from: prefix)
@@ -54,7 +54,7 @@ enum X3DH {
                 }
             }
         }
-        let derived = try! HKDF.deriveKey(inputKeyMaterial: input, salt: [UInt8](), info: SignalConstants.x3dhInfo, outputByteCount: 64)
+        let derived = try! HKDF.deriveKey(inputKeyMaterial: input, salt: [UInt8](), info: info, outputByteCount: 64)
         return (RootKey(key: derived.slice(0..<32)), ChainKey(key: derived.slice(32..<64), index: 0))
     }
 }

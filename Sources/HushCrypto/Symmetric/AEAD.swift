@@ -111,6 +111,41 @@ extension AEADAlgorithm {
     }
 }
 
+extension AEADAlgorithm {
+    /// Encrypts into a caller's buffer (`plaintext.count + tagByteCount` bytes: ciphertext then
+    /// tag), for protocol code that lays the output straight into its message.
+    package static func encrypt(
+        _ plaintext: UnsafeRawBufferPointer, key: UnsafeRawBufferPointer, nonce: UnsafeRawBufferPointer,
+        associatedData: UnsafeRawBufferPointer, into out: UnsafeMutableRawBufferPointer
+    ) {
+        Sodium.ensureInitialized()
+        precondition(key.count == keyByteCount && nonce.count == nonceByteCount && out.count == plaintext.count + tagByteCount)
+        let c = out.nonNullBase
+        _ = _implementation.encrypt(c, c + plaintext.count, nil, plaintext.nonNullBase, UInt64(plaintext.count),
+                                    associatedData.nonNullBase, UInt64(associatedData.count), nil, nonce.nonNullBase, key.nonNullBase)
+    }
+
+    /// Verifies and decrypts `ciphertext || tag` into a caller's buffer
+    /// (`ciphertextAndTag.count - tagByteCount` bytes), which is zeroed on failure.
+    package static func decrypt(
+        _ ciphertextAndTag: UnsafeRawBufferPointer, key: UnsafeRawBufferPointer, nonce: UnsafeRawBufferPointer,
+        associatedData: UnsafeRawBufferPointer, into out: UnsafeMutableRawBufferPointer
+    ) throws(CryptoError) {
+        Sodium.ensureInitialized()
+        precondition(key.count == keyByteCount && nonce.count == nonceByteCount)
+        guard ciphertextAndTag.count >= tagByteCount else { throw .invalidCiphertextLength(actual: ciphertextAndTag.count) }
+        let bodyCount = ciphertextAndTag.count - tagByteCount
+        precondition(out.count == bodyCount)
+        let c = ciphertextAndTag.nonNullBase
+        let status = _implementation.decrypt(out.nonNullBase, nil, c, UInt64(bodyCount), c + bodyCount,
+                                             associatedData.nonNullBase, UInt64(associatedData.count), nonce.nonNullBase, key.nonNullBase)
+        guard status == 0 else {
+            if out.count > 0 { out.initializeMemory(as: UInt8.self, repeating: 0) }
+            throw .authenticationFailure
+        }
+    }
+}
+
 /// The output of an AEAD seal: the nonce, the ciphertext and the 16-byte tag.
 public struct AEADSealedBox: Sendable, Equatable {
     /// The nonce the box was sealed with.

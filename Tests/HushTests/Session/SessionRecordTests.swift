@@ -43,14 +43,14 @@ import Testing
         #expect(throws: SessionRecordError.unsupportedFormat(version: nil)) { try SessionRecord(serialized: [UInt8]()) }
         #expect(throws: SessionRecordError.unsupportedFormat(version: nil)) { try SessionRecord(serialized: Array("XYZ\u{1}".utf8)) }
         var future = bytes
-        future[3] = 2
-        #expect(throws: SessionRecordError.unsupportedFormat(version: 2)) { try SessionRecord(serialized: future) }
+        future[3] = 3
+        #expect(throws: SessionRecordError.unsupportedFormat(version: 3)) { try SessionRecord(serialized: future) }
         #expect(throws: SessionRecordError.trailingBytes(1)) { try SessionRecord(serialized: bytes + [0]) }
         for cut in 4..<bytes.count {
             #expect(throws: SessionRecordError.self) { try SessionRecord(serialized: Array(bytes.prefix(cut))) }
         }
         var badVersion = bytes
-        badVersion[4] = 2
+        badVersion[5] = 2
         #expect(throws: SessionRecordError.invalidValue(field: "session version")) { try SessionRecord(serialized: badVersion) }
         // Any single-byte change parses to a record or fails with a typed error; never traps.
         for i in bytes.indices {

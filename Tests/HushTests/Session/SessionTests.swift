@@ -2,48 +2,57 @@ import Hush
 import Testing
 
 @Suite struct SessionTests {
-    @Test func conversationWithOneTimePreKey() throws {
+    @Test(arguments: CipherSuite.allCases)
+    func conversationWithOneTimePreKey(suite: CipherSuite) throws {
         let alice = Device("alice", seed: 1)
         let bob = Device("bob", seed: 2)
-        try alice.startSession(with: bob)
-        // Until Bob answers, every message from Alice is a PreKeySignalMessage.
+        try alice.startSession(with: bob, suite: suite)
+        // Until Bob answers, every message from Alice is a prekey message.
         let first = try alice.encrypt("one", to: bob)
         let second = try alice.encrypt("two", to: bob)
-        #expect(first.kind == .preKeySignal && second.kind == .preKeySignal)
+        let (preKeyKind, kind): (CiphertextMessage.Kind, CiphertextMessage.Kind) = suite == .signalV3 ? (.preKeySignal, .signal) : (.hushPreKey, .hush)
+        #expect(first.kind == preKeyKind && second.kind == preKeyKind)
         #expect(bob.store.preKeyIDs.contains(100))
         #expect(try bob.decrypt(first, from: alice) == "one")
         #expect(!bob.store.preKeyIDs.contains(100), "the one-time prekey is deleted once used")
         #expect(try bob.decrypt(second, from: alice) == "two")
         let reply = try bob.encrypt("three", to: alice)
-        #expect(reply.kind == .signal)
+        #expect(reply.kind == kind)
         #expect(try alice.decrypt(reply, from: bob) == "three")
-        #expect(try alice.encrypt("four", to: bob).kind == .signal, "an answer acknowledges the prekey message")
+        #expect(try alice.encrypt("four", to: bob).kind == kind, "an answer acknowledges the prekey message")
         #expect(bob.store.identity(for: alice.address) == alice.identity.identityKey)
         #expect(alice.store.identity(for: bob.address) == bob.identity.identityKey)
     }
 
-    @Test func conversationWithoutOneTimePreKey() throws {
+    @Test(arguments: CipherSuite.allCases)
+    func conversationWithoutOneTimePreKey(suite: CipherSuite) throws {
         let alice = Device("alice", seed: 3)
         let bob = Device("bob", seed: 4)
-        try alice.startSession(with: bob, oneTimePreKeyID: nil)
-        guard case .preKeySignal(let m) = try alice.encrypt("hi", to: bob) else { Issue.record("expected prekey message"); return }
-        #expect(m.preKeyID == nil)
-        #expect(try bob.decrypt(.preKeySignal(m), from: alice) == "hi")
+        try alice.startSession(with: bob, oneTimePreKeyID: nil, suite: suite)
+        let first = try alice.encrypt("hi", to: bob)
+        switch first {
+        case .preKeySignal(let m): #expect(m.preKeyID == nil && suite == .signalV3)
+        case .hushPreKey(let m): #expect(m.preKeyID == nil && suite == .hush1)
+        default: Issue.record("expected a prekey message")
+        }
+        #expect(try bob.decrypt(first, from: alice) == "hi")
         #expect(bob.store.preKeyIDs.count == 10, "no one-time prekey consumed")
         #expect(try alice.decrypt(try bob.encrypt("yo", to: alice), from: bob) == "yo")
     }
 
-    @Test func pingPongManyRatchetSteps() throws {
-        let (alice, bob) = try establishedPair(seed: 5)
+    @Test(arguments: CipherSuite.allCases)
+    func pingPongManyRatchetSteps(suite: CipherSuite) throws {
+        let (alice, bob) = try establishedPair(seed: 5, suite: suite)
         for i in 0..<50 {
             #expect(try bob.decrypt(try alice.encrypt("a\(i)", to: bob), from: alice) == "a\(i)")
             #expect(try alice.decrypt(try bob.encrypt("b\(i)", to: alice), from: bob) == "b\(i)")
         }
     }
 
-    @Test func sameSeedsSameBytes() throws {
+    @Test(arguments: CipherSuite.allCases)
+    func sameSeedsSameBytes(suite: CipherSuite) throws {
         func transcript() throws -> [[UInt8]] {
-            let (alice, bob) = try establishedPair(seed: 9)
+            let (alice, bob) = try establishedPair(seed: 9, suite: suite)
             var out: [[UInt8]] = []
             for i in 0..<5 {
                 let a = try alice.encrypt("m\(i)", to: bob)
@@ -58,8 +67,9 @@ import Testing
         #expect(try transcript() == transcript())
     }
 
-    @Test func outOfOrderAndDuplicates() throws {
-        let (alice, bob) = try establishedPair(seed: 6)
+    @Test(arguments: CipherSuite.allCases)
+    func outOfOrderAndDuplicates(suite: CipherSuite) throws {
+        let (alice, bob) = try establishedPair(seed: 6, suite: suite)
         let messages = try (0..<10).map { try alice.encrypt("m\($0)", to: bob) }
         for i in [3, 0, 9, 5, 1, 2, 8, 4, 7, 6] {
             #expect(try bob.decrypt(messages[i], from: alice) == "m\(i)")
@@ -77,8 +87,9 @@ import Testing
         #expect(try bob.decrypt(late, from: alice) == "late")
     }
 
-    @Test func counterJumpLimit() throws {
-        let (alice, bob) = try establishedPair(seed: 7)
+    @Test(arguments: CipherSuite.allCases)
+    func counterJumpLimit(suite: CipherSuite) throws {
+        let (alice, bob) = try establishedPair(seed: 7, suite: suite)
         // Bob's receiving chain for Alice's current ratchet key is at index 0 after the handshake
         // ratchet: Alice sends 2002 messages; #2000 is exactly 2000 ahead, #2001 is too far.
         var messages: [CiphertextMessage] = []
@@ -94,8 +105,9 @@ import Testing
         #expect(try bob.decrypt(messages[2001], from: alice) == "m2001")
     }
 
-    @Test func receiverChainsAreBoundedToFive() throws {
-        let (alice, bob) = try establishedPair(seed: 8)
+    @Test(arguments: CipherSuite.allCases)
+    func receiverChainsAreBoundedToFive(suite: CipherSuite) throws {
+        let (alice, bob) = try establishedPair(seed: 8, suite: suite)
         // Two messages on Alice's current chain: the second is held back.
         _ = try bob.decrypt(try alice.encrypt("a", to: bob), from: alice)
         let held = try alice.encrypt("held", to: bob)
@@ -112,11 +124,12 @@ import Testing
         #expect(try bob.decrypt(heldAfter4!, from: alice) == "held2")
     }
 
-    @Test func simultaneousInitiationConverges() throws {
+    @Test(arguments: CipherSuite.allCases)
+    func simultaneousInitiationConverges(suite: CipherSuite) throws {
         let alice = Device("alice", seed: 21)
         let bob = Device("bob", seed: 22)
-        try alice.startSession(with: bob)
-        try bob.startSession(with: alice)
+        try alice.startSession(with: bob, suite: suite)
+        try bob.startSession(with: alice, suite: suite)
         let a1 = try alice.encrypt("a1", to: bob)
         let b1 = try bob.encrypt("b1", to: alice)
         let a2 = try alice.encrypt("a2", to: bob)
@@ -143,14 +156,15 @@ import Testing
         #expect(try bob.decrypt(try alice.encrypt("latest", to: bob), from: alice) == "latest")
     }
 
-    @Test func archivedStateDecryptsAndIsPromoted() throws {
-        let (alice, bob) = try establishedPair(seed: 33)
+    @Test(arguments: CipherSuite.allCases)
+    func archivedStateDecryptsAndIsPromoted(suite: CipherSuite) throws {
+        let (alice, bob) = try establishedPair(seed: 33, suite: suite)
         let inFlight = try bob.encrypt("old session", to: alice)
         // Alice starts over (for example after losing Bob's answer); her old state is archived.
-        try alice.startSession(with: bob, oneTimePreKeyID: 101)
+        try alice.startSession(with: bob, oneTimePreKeyID: 101, suite: suite)
         #expect(try alice.decrypt(inFlight, from: bob) == "old session")
         // The archived state that decrypted became current again.
-        #expect(try alice.encrypt("on old", to: bob).kind == .signal)
+        #expect(try alice.encrypt("on old", to: bob).kind == (suite == .signalV3 ? .signal : .hush))
     }
 
     @Test func noSession() throws {
@@ -214,16 +228,17 @@ import Testing
         #expect(alice.store.identity(for: bob.address) == nil)
     }
 
-    @Test func identityChangeIsATypedErrorTheAppResolves() throws {
-        let (alice, bob) = try establishedPair(seed: 71)
+    @Test(arguments: CipherSuite.allCases)
+    func identityChangeIsATypedErrorTheAppResolves(suite: CipherSuite) throws {
+        let (alice, bob) = try establishedPair(seed: 71, suite: suite)
         // Bob reinstalls: same address, new identity.
         let newBob = Device("bob", seed: 72)
         let before = alice.store.snapshot()
         #expect(throws: SignalProtocolError.untrustedIdentity(bob.address, identity: newBob.identity.identityKey)) {
-            try alice.startSession(with: newBob)
+            try alice.startSession(with: newBob, suite: suite)
         }
         // His new install also writes first: rejected too, nothing changes.
-        try newBob.startSession(with: alice, oneTimePreKeyID: 105)
+        try newBob.startSession(with: alice, oneTimePreKeyID: 105, suite: suite)
         let m = try newBob.encrypt("it's me", to: alice)
         #expect(throws: SignalProtocolError.untrustedIdentity(bob.address, identity: newBob.identity.identityKey)) {
             try alice.decrypt(m, from: newBob)
@@ -237,15 +252,17 @@ import Testing
         _ = bob
     }
 
-    @Test func lowOrderRatchetKeyIsRejected() throws {
-        let (alice, bob) = try establishedPair(seed: 81)
+    @Test(arguments: CipherSuite.allCases)
+    func lowOrderRatchetKeyIsRejected(suite: CipherSuite) throws {
+        let (alice, bob) = try establishedPair(seed: 81, suite: suite)
         let genuine = try alice.encrypt("x", to: bob)
-        guard case .signal(let m) = genuine else { Issue.record("expected whisper"); return }
-        // Same message with the ratchet key replaced by a low-order point (u = 0).
-        var bytes = m.serialized
-        for i in 4..<36 { bytes[i] = 0 }
+        // Same message with the ratchet key (after `33 0a 21 05` in v3, after `11` in hush-1)
+        // replaced by a low-order point (u = 0).
+        var bytes = genuine.serialized
+        let keyStart = suite == .signalV3 ? 4 : 1
+        for i in keyStart..<(keyStart + 32) { bytes[i] = 0 }
         let before = bob.store.snapshot()
-        #expect(throws: SignalProtocolError.invalidRatchetKey) { try bob.decrypt(bytes: bytes, kind: .signal, from: alice) }
+        #expect(throws: SignalProtocolError.invalidRatchetKey) { try bob.decrypt(bytes: bytes, kind: genuine.kind, from: alice) }
         #expect(bob.store.snapshot() == before)
         #expect(try bob.decrypt(genuine, from: alice) == "x")
     }

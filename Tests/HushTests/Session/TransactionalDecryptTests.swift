@@ -69,13 +69,13 @@ import Testing
     /// replays, tampered copies, garbage and messages for the wrong session. Every failing
     /// call must leave both stores byte-for-byte unchanged; every genuine message decrypts
     /// exactly once.
-    @Test(arguments: [1, 2, 3, 4] as [UInt64])
-    func failedDecryptsChangeNothing(seed: UInt64) throws {
+    @Test(arguments: [(CipherSuite.signalV3, UInt64(1)), (.signalV3, 2), (.hush1, 3), (.hush1, 4)])
+    func failedDecryptsChangeNothing(suite: CipherSuite, seed: UInt64) throws {
         let random = SeededRandom(seed: 5000 + seed)
         func draw(_ n: Int) -> Int { Int(try! random.secureBytes(count: 4).bytes.withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) } % UInt32(n)) }
         let alice = Device("alice", seed: 200 + seed)
         let bob = Device("bob", seed: 300 + seed)
-        try alice.startSession(with: bob)
+        try alice.startSession(with: bob, suite: suite)
         var inFlight: [(from: Device, to: Device, message: CiphertextMessage, text: String, sentAt: Int)] = []
         var sends = 0
         var delivered: [(from: Device, to: Device, message: CiphertextMessage)] = []
@@ -119,9 +119,9 @@ import Testing
             case 9:
                 let target = draw(2) == 0 ? bob : alice
                 let garbage = try random.secureBytes(count: 1 + draw(120)).bytes
-                let kind: CiphertextMessage.Kind = draw(2) == 0 ? .signal : .preKeySignal
+                let kind: CiphertextMessage.Kind = suite == .signalV3 ? (draw(2) == 0 ? .signal : .preKeySignal) : (draw(2) == 0 ? .hush : .hushPreKey)
                 try expectNoChange(target) { () throws(SignalProtocolError) in
-                    _ = try target.decrypt(bytes: [0x33] + garbage, kind: kind, from: target === bob ? alice : bob)
+                    _ = try target.decrypt(bytes: [suite == .signalV3 ? 0x33 : UInt8(kind.rawValue)] + garbage, kind: kind, from: target === bob ? alice : bob)
                 }
                 failures += 1
             default:
