@@ -1,0 +1,57 @@
+/// Constants of Hush's sealed envelopes and sender certificates (`Docs/spec/envelope.md`).
+public enum EnvelopeConstants {
+    /// First byte of a single-recipient sealed envelope.
+    public static let envelopeType: UInt8 = 0xE1
+    /// First byte of a multi-recipient envelope (what a sender hands the server).
+    public static let multiRecipientType: UInt8 = 0xE2
+    /// First byte of the envelope the server delivers to one recipient of a multi-recipient envelope.
+    public static let deliveredType: UInt8 = 0xE3
+    /// Version byte of server and sender certificates.
+    public static let certificateVersion: UInt8 = 0x01
+    /// The longest sender id (UTF-8 bytes).
+    public static let maximumSenderIDByteCount = 255
+    /// Per-recipient header of a multi-recipient envelope: sender box (48) + key box (48).
+    public static let recipientHeaderByteCount = 96
+
+    static let serverCertificateLabel = Array("hush-1/server-certificate".utf8)
+    static let senderCertificateLabel = Array("hush-1/sender-certificate".utf8)
+    static let ephemeralInfo = Array("hush-1/envelope/ephemeral".utf8)
+    static let staticInfo = Array("hush-1/envelope/static".utf8)
+    static let multiEphemeralInfo = Array("hush-1/envelope/multi/ephemeral".utf8)
+    static let multiStaticInfo = Array("hush-1/envelope/multi/static".utf8)
+    /// All AEADs here use a key that is used exactly once, so the nonce is fixed.
+    static let zeroNonce = [UInt8](repeating: 0, count: 24)
+}
+
+/// Why an envelope or certificate was rejected. Cases carry what the caller needs, never
+/// key material.
+public enum EnvelopeError: Error, Equatable, Hashable, Sendable {
+    /// The bytes are not an envelope: bad framing, truncated, trailing bytes, bad varint,
+    /// non-canonical key, non-zero padding, unknown flags. `reason` says which.
+    case malformed(String)
+    /// The first byte names a format this version of Hush does not know.
+    case unsupportedVersion(UInt8)
+    /// An AEAD did not verify: not for this recipient, or modified in transit. Nothing about
+    /// the sender was learned.
+    case authenticationFailed
+    /// A public key in the envelope gives an all-zero Diffie-Hellman result.
+    case invalidKey
+    /// The sender certificate is not acceptable.
+    case certificate(CertificateError)
+}
+
+/// Why a sender certificate is not acceptable.
+public enum CertificateError: Error, Equatable, Hashable, Sendable {
+    /// The certificate bytes do not parse.
+    case malformed(String)
+    /// The server certificate's key id was revoked.
+    case revokedServerKey(keyID: UInt32)
+    /// The server certificate is not signed by the trust root.
+    case badServerSignature
+    /// The sender certificate is not signed by the server key.
+    case badSenderSignature
+    /// The certificate expired (`expiration` ≤ `now`, milliseconds since 1970).
+    case expired(expiration: UInt64, now: UInt64)
+    /// The certificate names another identity key than the one that sealed the envelope.
+    case identityMismatch
+}

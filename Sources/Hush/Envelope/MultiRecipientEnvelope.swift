@@ -1,0 +1,124 @@
+/// One payload for many recipients (`Docs/spec/envelope.md` §6): the content is encrypted
+/// once under a random key `K`; each recipient gets a 96-byte header that proves the sender
+/// (static-static DH, as in ``SealedEnvelope``) and carries `K`. One group message to N
+/// devices costs one payload plus N headers.
+///
+/// ```
+/// sent to the server:   0xE2 || varint(N) || e_pub (32) || N × (sender box (48) || key box (48))
+///                            || varint(len) || payload box
+/// delivered to one:     0xE3 || varint(len) || e_pub (32) || sender box || key box || payload box
+/// ```
+/// Every header binds `SHA-256(payload box)`, so a recipient who knows `K` cannot forge a
+/// payload for the others.
+public struct MultiRecipientEnvelope: Sendable, Equatable {
+    /// The bytes the sender hands the server.
+    public let serialized: [UInt8]
+    /// How many recipients, in the order the sender listed them.
+    public let recipientCount: Int
+    private let ephemeralKey: [UInt8]
+    private let headers: [[UInt8]]
+    private let payload: [UInt8]
+
+    /// Seals `message` once for all `recipients` (their identity keys, in the order the
+    /// server will deliver). Draws the ephemeral key (32) and `K` (32) from `random`.
+    public static func seal(
+        _ message: some ContiguousByteBuffer, contentType: EnvelopeContentType, certificate: SenderCertificate,
+        senderIdentity: IdentityKeyPair, to recipients: [IdentityKey], random: some RandomSource = SystemRandom()
+    ) throws(EnvelopeError) -> MultiRecipientEnvelope {
+        guard certificate.identityKey == senderIdentity.identityKey else { throw .certificate(.identityMismatch) }
+        guard !recipients.isEmpty else { throw .malformed("no recipients") }
+        let content = EnvelopeContent.encode(type: contentType, certificate: certificate, message: message.bytes)
+        let ephemeral = try envelopeCrypto { () throws(CryptoError) in try Curve25519.KeyAgreement.PrivateKey(using: random) }
+        let payloadKey = try envelopeCrypto { () throws(CryptoError) in try random.secureBytes(count: 32) }
+        let payload = try SealedEnvelope.seal(content, key: payloadKey, ad: [EnvelopeConstants.multiRecipientType] + ephemeral.publicKey.rawRepresentation)
+        let digest = SHA256.hash(payload)
+        var headers: [[UInt8]] = []
+        for recipient in recipients {
+            let prefix = [EnvelopeConstants.deliveredType] + ephemeral.publicKey.rawRepresentation
+            let (kE, chain) = try EnvelopeKeys.ephemeral(dh: try SealedEnvelope.agree(ephemeral, recipient.publicKey),
+                                                         ephemeral: ephemeral.publicKey, recipient: recipient.publicKey,
+                                                         info: EnvelopeConstants.multiEphemeralInfo)
+            let senderBox = try SealedEnvelope.seal(senderIdentity.identityKey.publicKey.rawRepresentation, key: kE, ad: prefix + digest)
+            let kS = try EnvelopeKeys.static(dh: try SealedEnvelope.agree(senderIdentity.privateKey, recipient.publicKey), chain: chain,
+                                             info: EnvelopeConstants.multiStaticInfo, context: senderBox + digest)
+            let keyBox = try payloadKey.withUnsafeBytes { (k: UnsafeRawBufferPointer) throws(EnvelopeError) -> [UInt8] in
+                try SealedEnvelope.seal(Array(k), key: kS, ad: prefix + senderBox + digest)
+            }
+            headers.append(senderBox + keyBox)
+        }
+        var bytes: [UInt8] = [EnvelopeConstants.multiRecipientType]
+        appendVarint(UInt32(recipients.count), to: &bytes)
+        bytes += ephemeral.publicKey.rawRepresentation
+        for header in headers { bytes += header }
+        appendVarint(UInt32(payload.count), to: &bytes)
+        bytes += payload
+        return MultiRecipientEnvelope(serialized: bytes, recipientCount: recipients.count,
+                                      ephemeralKey: ephemeral.publicKey.rawRepresentation, headers: headers, payload: payload)
+    }
+
+    private init(serialized: [UInt8], recipientCount: Int, ephemeralKey: [UInt8], headers: [[UInt8]], payload: [UInt8]) {
+        self.serialized = serialized
+        self.recipientCount = recipientCount
+        self.ephemeralKey = ephemeralKey
+        self.headers = headers
+        self.payload = payload
+    }
+
+    /// Parses what a sender handed in (a server does this to split it).
+    public init(serialized bytes: some ContiguousByteBuffer) throws(EnvelopeError) {
+        var r = EnvelopeReader(bytes.bytes)
+        let type = try r.byte()
+        guard type == EnvelopeConstants.multiRecipientType else { throw .unsupportedVersion(type) }
+        let count = Int(try r.varint())
+        guard count >= 1, count <= r.remaining / EnvelopeConstants.recipientHeaderByteCount else { throw .malformed("recipient count") }
+        let ephemeral = try r.publicKey()
+        var headers: [[UInt8]] = []
+        for _ in 0..<count { headers.append(try r.bytes(EnvelopeConstants.recipientHeaderByteCount)) }
+        let payloadCount = Int(try r.varint())
+        guard payloadCount >= 16 else { throw .malformed("payload") }
+        let payload = try r.bytes(payloadCount)
+        guard r.isAtEnd else { throw .malformed("trailing bytes") }
+        self.init(serialized: r.data, recipientCount: count, ephemeralKey: ephemeral.rawRepresentation, headers: headers, payload: payload)
+    }
+
+    /// The envelope the server delivers to recipient `index` (0-based, in the sender's order).
+    public func delivered(to index: Int) -> [UInt8] {
+        precondition(headers.indices.contains(index), "recipient index out of range")
+        var bytes: [UInt8] = [EnvelopeConstants.deliveredType]
+        appendVarint(UInt32(32 + EnvelopeConstants.recipientHeaderByteCount + payload.count), to: &bytes)
+        return bytes + ephemeralKey + headers[index] + payload
+    }
+
+    /// Opens a delivered envelope (``delivered(to:)``) addressed to `recipientIdentity`,
+    /// with the same checks as ``SealedEnvelope/open(_:recipientIdentity:validator:now:)``.
+    public static func open(
+        _ bytes: some ContiguousByteBuffer, recipientIdentity: IdentityKeyPair,
+        validator: CertificateValidator, now: UInt64
+    ) throws(EnvelopeError) -> OpenedEnvelope {
+        var r = EnvelopeReader(bytes.bytes)
+        let type = try r.byte()
+        guard type == EnvelopeConstants.deliveredType else { throw .unsupportedVersion(type) }
+        let bodyCount = Int(try r.varint())
+        guard bodyCount == r.remaining else { throw .malformed(bodyCount > r.remaining ? "truncated" : "trailing bytes") }
+        let ephemeral = try r.publicKey()
+        let senderBox = try r.bytes(48)
+        let keyBox = try r.bytes(48)
+        guard r.remaining >= 16 else { throw .malformed("truncated") }
+        let payload = try r.bytes(r.remaining)
+        let digest = SHA256.hash(payload)
+        let prefix = [EnvelopeConstants.deliveredType] + ephemeral.rawRepresentation
+
+        let (kE, chain) = try EnvelopeKeys.ephemeral(dh: try SealedEnvelope.agree(recipientIdentity.privateKey, ephemeral),
+                                                     ephemeral: ephemeral, recipient: recipientIdentity.identityKey.publicKey,
+                                                     info: EnvelopeConstants.multiEphemeralInfo)
+        let senderKey = try SealedEnvelope.open(senderBox, key: kE, ad: prefix + digest)
+        guard let sender = try? Curve25519.KeyAgreement.PublicKey(rawRepresentation: senderKey), sender.isCanonical else {
+            throw .malformed("sender key")
+        }
+        let kS = try EnvelopeKeys.static(dh: try SealedEnvelope.agree(recipientIdentity.privateKey, sender), chain: chain,
+                                         info: EnvelopeConstants.multiStaticInfo, context: senderBox + digest)
+        let payloadKey = SecureBytes(copying: try SealedEnvelope.open(keyBox, key: kS, ad: prefix + senderBox + digest))
+        let content = try SealedEnvelope.open(payload, key: payloadKey, ad: [EnvelopeConstants.multiRecipientType] + ephemeral.rawRepresentation)
+        return try EnvelopeContent.decode(content, sealedBy: IdentityKey(publicKey: sender), validator: validator, now: now)
+    }
+}

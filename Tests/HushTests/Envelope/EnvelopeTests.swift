@@ -1,0 +1,199 @@
+import Hush
+import Testing
+
+/// A trust root, a server key, and certificates, all from a seed.
+struct PKI {
+    let root: Curve25519.KeyAgreement.PrivateKey
+    let serverKey: Curve25519.KeyAgreement.PrivateKey
+    let server: ServerCertificate
+    let random: SeededRandom
+    var validator: CertificateValidator { CertificateValidator(trustRoot: root.publicKey) }
+
+    init(seed: UInt64, keyID: UInt32 = 7) throws {
+        random = SeededRandom(seed: seed)
+        root = try Curve25519.KeyAgreement.PrivateKey(using: random)
+        serverKey = try Curve25519.KeyAgreement.PrivateKey(using: random)
+        server = try ServerCertificate.issue(keyID: keyID, key: serverKey.publicKey, signedBy: root, random: random)
+    }
+
+    func certificate(for device: Device, expiration: UInt64 = 2_000_000_000_000) throws -> SenderCertificate {
+        try SenderCertificate.issue(senderID: device.address.name, deviceID: device.address.deviceID,
+                                    identityKey: device.identity.identityKey, expiration: expiration,
+                                    server: server, signedBy: serverKey, random: random)
+    }
+}
+
+let now: UInt64 = 1_800_000_000_000
+
+@Suite struct EnvelopeTests {
+    @Test func sealAndOpen() throws {
+        let pki = try PKI(seed: 700)
+        let alice = Device("alice", seed: 701), bob = Device("bob", seed: 702)
+        let certificate = try pki.certificate(for: alice)
+        for type in [EnvelopeContentType.message, .preKeyMessage, .deliveryReceipt, .readReceipt, .typing, .senderKeyDistribution, .groupMessage, .other(200)] {
+            let envelope = try SealedEnvelope.seal(Array("hi".utf8), contentType: type, certificate: certificate,
+                                                   senderIdentity: alice.identity, to: bob.identity.identityKey, random: alice.random)
+            #expect(envelope[0] == 0xE1)
+            let opened = try SealedEnvelope.open(envelope, recipientIdentity: bob.identity, validator: pki.validator, now: now)
+            #expect(opened.contentType == type && opened.message == Array("hi".utf8))
+            #expect(opened.sender == certificate && opened.sender.senderID == "alice")
+        }
+        // The bytes do not contain the sender's identity or id in the clear.
+        let envelope = try SealedEnvelope.seal([1, 2, 3], contentType: .message, certificate: certificate,
+                                               senderIdentity: alice.identity, to: bob.identity.identityKey, random: alice.random)
+        let identity = alice.identity.identityKey.publicKey.rawRepresentation
+        #expect(!(0...(envelope.count - 32)).contains { Array(envelope[$0..<($0 + 32)]) == identity })
+    }
+
+    @Test func onlyTheRecipientCanOpen() throws {
+        let pki = try PKI(seed: 710)
+        let alice = Device("alice", seed: 711), bob = Device("bob", seed: 712), eve = Device("eve", seed: 713)
+        let envelope = try SealedEnvelope.seal([1], contentType: .message, certificate: try pki.certificate(for: alice),
+                                               senderIdentity: alice.identity, to: bob.identity.identityKey, random: alice.random)
+        #expect(throws: EnvelopeError.authenticationFailed) {
+            try SealedEnvelope.open(envelope, recipientIdentity: eve.identity, validator: pki.validator, now: now)
+        }
+    }
+
+    @Test func certificateChecks() throws {
+        let pki = try PKI(seed: 720)
+        let alice = Device("alice", seed: 721), bob = Device("bob", seed: 722), mallory = Device("mallory", seed: 723)
+        func open(_ envelope: [UInt8], validator: CertificateValidator? = nil) throws(EnvelopeError) -> OpenedEnvelope {
+            try SealedEnvelope.open(envelope, recipientIdentity: bob.identity, validator: validator ?? pki.validator, now: now)
+        }
+        func seal(_ certificate: SenderCertificate, by sender: Device) throws -> [UInt8] {
+            try SealedEnvelope.seal([9], contentType: .message, certificate: certificate, senderIdentity: sender.identity,
+                                    to: bob.identity.identityKey, random: sender.random)
+        }
+        // Expired.
+        let expired = try pki.certificate(for: alice, expiration: now)
+        #expect(throws: EnvelopeError.certificate(.expired(expiration: now, now: now))) { try open(try seal(expired, by: alice)) }
+        // A server key the trust root did not certify.
+        let rogue = try PKI(seed: 729)
+        #expect(throws: EnvelopeError.certificate(.badServerSignature)) { try open(try seal(try rogue.certificate(for: alice), by: alice)) }
+        // A revoked server key id.
+        var revoking = pki.validator
+        revoking.revokedServerKeyIDs = [7]
+        #expect(throws: EnvelopeError.certificate(.revokedServerKey(keyID: 7))) { try open(try seal(try pki.certificate(for: alice), by: alice), validator: revoking) }
+        // A sender certificate signed by another key than the server's.
+        let forgedSignature = try SenderCertificate.issue(senderID: "alice", deviceID: 1, identityKey: alice.identity.identityKey,
+                                                          expiration: 2_000_000_000_000, server: pki.server, signedBy: mallory.identity.privateKey)
+        #expect(throws: EnvelopeError.certificate(.badSenderSignature)) { try open(try seal(forgedSignature, by: alice)) }
+        // Mallory cannot seal with Alice's certificate: Hush refuses, and an envelope made by
+        // hand with her own identity but Alice's certificate fails the identity check.
+        let alices = try pki.certificate(for: alice)
+        #expect(throws: EnvelopeError.certificate(.identityMismatch)) { try seal(alices, by: mallory) }
+        let handMade = try handSeal(certificate: alices, sender: mallory, recipient: bob)
+        #expect(throws: EnvelopeError.certificate(.identityMismatch)) { try open(handMade) }
+    }
+
+    /// Tampering with any byte is detected; truncation, trailing bytes and versions are typed errors.
+    @Test func tamperingAndFraming() throws {
+        let pki = try PKI(seed: 730)
+        let alice = Device("alice", seed: 731), bob = Device("bob", seed: 732)
+        let envelope = try SealedEnvelope.seal(Array("abc".utf8), contentType: .message, certificate: try pki.certificate(for: alice),
+                                               senderIdentity: alice.identity, to: bob.identity.identityKey, random: alice.random)
+        for index in envelope.indices {
+            var tampered = envelope
+            tampered[index] ^= 0x01
+            #expect(throws: EnvelopeError.self) { try SealedEnvelope.open(tampered, recipientIdentity: bob.identity, validator: pki.validator, now: now) }
+        }
+        for cut in 0..<envelope.count {
+            #expect(throws: EnvelopeError.self) { try SealedEnvelope.open(Array(envelope.prefix(cut)), recipientIdentity: bob.identity, validator: pki.validator, now: now) }
+        }
+        #expect(throws: EnvelopeError.malformed("trailing bytes")) {
+            try SealedEnvelope.open(envelope + [0], recipientIdentity: bob.identity, validator: pki.validator, now: now)
+        }
+        var version = envelope
+        version[0] = 0xE7
+        #expect(throws: EnvelopeError.unsupportedVersion(0xE7)) { try SealedEnvelope.open(version, recipientIdentity: bob.identity, validator: pki.validator, now: now) }
+    }
+
+    @Test func paddingFollowsPadme() throws {
+        #expect(Padme.paddedLength(0) == 0 && Padme.paddedLength(1) == 1 && Padme.paddedLength(3) == 3)
+        #expect(Padme.paddedLength(100) == 104 && Padme.paddedLength(257) == 272 && Padme.paddedLength(1000) == 1024)
+        for length in 2..<100_000 {
+            let padded = Padme.paddedLength(length)
+            #expect(padded >= length && Double(padded - length) <= 0.12 * Double(length) + 1)
+        }
+    }
+
+    @Test func multiRecipient() throws {
+        let pki = try PKI(seed: 740)
+        let alice = Device("alice", seed: 741)
+        let members = (0..<5).map { Device("m\($0)", seed: 742 + UInt64($0)) }
+        let eve = Device("eve", seed: 760)
+        let multi = try MultiRecipientEnvelope.seal(Array("group hello".utf8), contentType: .groupMessage,
+                                                    certificate: try pki.certificate(for: alice), senderIdentity: alice.identity,
+                                                    to: members.map(\.identity.identityKey), random: alice.random)
+        // One payload plus 96 bytes per recipient.
+        let single = try MultiRecipientEnvelope.seal(Array("group hello".utf8), contentType: .groupMessage,
+                                                     certificate: try pki.certificate(for: alice), senderIdentity: alice.identity,
+                                                     to: [members[0].identity.identityKey], random: alice.random)
+        #expect(multi.serialized.count - single.serialized.count == 4 * 96)
+        let parsed = try MultiRecipientEnvelope(serialized: multi.serialized)
+        #expect(parsed == multi)
+        for (i, member) in members.enumerated() {
+            let delivered = parsed.delivered(to: i)
+            let opened = try MultiRecipientEnvelope.open(delivered, recipientIdentity: member.identity, validator: pki.validator, now: now)
+            #expect(opened.message == Array("group hello".utf8) && opened.sender.senderID == "alice")
+            // Nobody else can open this recipient's copy.
+            #expect(throws: EnvelopeError.authenticationFailed) {
+                try MultiRecipientEnvelope.open(delivered, recipientIdentity: members[(i + 1) % 5].identity, validator: pki.validator, now: now)
+            }
+            #expect(throws: EnvelopeError.authenticationFailed) {
+                try MultiRecipientEnvelope.open(delivered, recipientIdentity: eve.identity, validator: pki.validator, now: now)
+            }
+        }
+        // A recipient who knows K cannot swap the payload for another member: the header binds it.
+        let other = try MultiRecipientEnvelope.seal(Array("forged".utf8), contentType: .groupMessage,
+                                                    certificate: try pki.certificate(for: alice), senderIdentity: alice.identity,
+                                                    to: [members[1].identity.identityKey], random: alice.random)
+        func parts(_ delivered: [UInt8]) -> (head: [UInt8], payload: [UInt8]) {
+            var offset = 1
+            while delivered[offset] & 0x80 != 0 { offset += 1 }
+            offset += 1
+            return (Array(delivered[offset..<(offset + 32 + 96)]), Array(delivered[(offset + 32 + 96)...]))
+        }
+        let victim = parts(parsed.delivered(to: 1))
+        let forgedPayload = parts(other.delivered(to: 0)).payload
+        var spliced: [UInt8] = [0xE3]
+        var length = UInt32(victim.head.count + forgedPayload.count)
+        while length >= 0x80 { spliced.append(UInt8(length & 0x7F) | 0x80); length >>= 7 }
+        spliced.append(UInt8(length))
+        spliced += victim.head + forgedPayload
+        #expect(throws: EnvelopeError.authenticationFailed) {
+            try MultiRecipientEnvelope.open(spliced, recipientIdentity: members[1].identity, validator: pki.validator, now: now)
+        }
+        // Every byte of a delivered copy is authenticated.
+        let delivered = parsed.delivered(to: 2)
+        for index in delivered.indices {
+            var tampered = delivered
+            tampered[index] ^= 0x80
+            #expect(throws: EnvelopeError.self) { try MultiRecipientEnvelope.open(tampered, recipientIdentity: members[2].identity, validator: pki.validator, now: now) }
+        }
+    }
+
+    @Test func decodersAreTotal() throws {
+        let pki = try PKI(seed: 770)
+        let bob = Device("bob", seed: 771)
+        let random = SeededRandom(seed: 772)
+        for _ in 0..<2000 {
+            let n = Int(try random.secureBytes(count: 1).bytes[0]) * 2
+            var bytes = try random.secureBytes(count: n).bytes
+            if !bytes.isEmpty { bytes[0] = [0xE1, 0xE2, 0xE3, 0x01][n % 4] }
+            _ = try? SealedEnvelope.open(bytes, recipientIdentity: bob.identity, validator: pki.validator, now: now)
+            _ = try? MultiRecipientEnvelope(serialized: bytes)
+            _ = try? MultiRecipientEnvelope.open(bytes, recipientIdentity: bob.identity, validator: pki.validator, now: now)
+            _ = try? SenderCertificate(serialized: bytes)
+            _ = try? ServerCertificate(serialized: bytes)
+        }
+    }
+}
+
+/// An envelope sealed the way an attacker who ignores Hush's check would: `sender`'s identity
+/// seals it, but the certificate inside is someone else's.
+func handSeal(certificate: SenderCertificate, sender: Device, recipient: Device) throws -> [UInt8] {
+    try SealedEnvelope.sealUnchecked([9], contentType: .message, certificate: certificate,
+                                     senderIdentity: sender.identity, to: recipient.identity.identityKey, random: sender.random)
+}
