@@ -36,6 +36,8 @@ let package = Package(
         .target(name: "Hush", dependencies: ["HushCrypto"]),
         .target(name: "HushConformance", dependencies: ["Hush"]),
         .executableTarget(name: "hush-conformance", dependencies: ["HushConformance"]),
+        // Writes TestVectors/hush-1 (Hush's own suite and envelopes) from fixed seeds.
+        .executableTarget(name: "hush-vectors", dependencies: ["Hush"], path: "Tools/hush-vectors"),
         .testTarget(name: "HushCryptoTests", dependencies: ["HushCrypto"]),
         .testTarget(name: "HushTests", dependencies: ["Hush"]),
         .testTarget(name: "HushConformanceTests", dependencies: ["HushConformance"]),

@@ -81,7 +81,8 @@ public struct ConformanceRunner: Sendable {
             } else if let format = try? root.string("format") {
                 switch format {
                 case HushKAT.format: try HushKAT.run(root, report: &report, includeSlow: includeSlow)
-                case SignalV3.format: try SignalV3.run(root, report: &report)
+                case SignalV3.format, SignalV3.hushFormat: try SignalV3.run(root, report: &report)
+                case EnvelopeVectors.format: try EnvelopeVectors.run(root, report: &report)
                 default:
                     report.format = format
                     report.skippedFile = true

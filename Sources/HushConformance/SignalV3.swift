@@ -18,9 +18,18 @@ import Hush
 ///   from the listed signature randomness; `group_process`/`group_decrypt` as above.
 enum SignalV3 {
     static let format = "signal-v3-session-vectors/1"
+    /// The same transcript format for Hush's own hush-1 suite (`TestVectors/hush-1/`): a
+    /// `suite` field names the suite, message types are `hush` and `hush-prekey`.
+    static let hushFormat = "hush-session-vectors/1"
 
     static func run(_ root: Fields, report: inout FileReport) throws(VectorError) {
-        report.format = "\(format) \((try? root.string("scenario")) ?? "?")"
+        let suite: CipherSuite
+        switch (try root.string("format"), try? root.string("suite")) {
+        case (format, _): suite = .signalV3
+        case (hushFormat, "hush-1"): suite = .hush1
+        default: throw .badValue(field: "suite", reason: "unknown suite")
+        }
+        report.format = "\(try root.string("format")) \((try? root.string("scenario")) ?? "?")"
         var parties: [String: Party] = [:]
         for party in try root.objects("parties") {
             let name = (try? party.string("name")) ?? "?"
@@ -33,7 +42,7 @@ enum SignalV3 {
             let step = try Fields(any, name: "steps[\(index)]")
             let op = (try? step.string("op")) ?? "?"
             report.run("step.\(index).\(op)") { () throws(VectorError) -> CaseOutcome in
-                try replay(step, op: op, index: index, parties: parties, ciphertexts: &ciphertexts)
+                try replay(step, op: op, index: index, parties: parties, ciphertexts: &ciphertexts, suite: suite)
             }
         }
     }
@@ -100,13 +109,13 @@ enum SignalV3 {
     // MARK: Steps
 
     static func replay(
-        _ step: Fields, op: String, index: Int, parties: [String: Party], ciphertexts: inout [Int: [UInt8]]
+        _ step: Fields, op: String, index: Int, parties: [String: Party], ciphertexts: inout [Int: [UInt8]], suite: CipherSuite
     ) throws(VectorError) -> CaseOutcome {
         if op.hasPrefix("group_") { return try group(step, op: op, index: index, parties: parties, messages: &ciphertexts) }
         guard let who = parties[try step.string("who")] else { throw .badValue(field: "who", reason: "unknown party") }
         guard let peer = parties[try step.string("peer")] else { throw .badValue(field: "peer", reason: "unknown party") }
         switch op {
-        case "process_bundle": return try processBundle(step, who: who, peer: peer)
+        case "process_bundle": return try processBundle(step, who: who, peer: peer, suite: suite)
         case "encrypt":
             let outcome = try encrypt(step, who: who, peer: peer)
             ciphertexts[index] = try step.hex("ciphertext")
@@ -116,7 +125,7 @@ enum SignalV3 {
         }
     }
 
-    static func processBundle(_ step: Fields, who: Party, peer: Party) throws(VectorError) -> CaseOutcome {
+    static func processBundle(_ step: Fields, who: Party, peer: Party, suite: CipherSuite) throws(VectorError) -> CaseOutcome {
         let b = try Fields(step.object["bundle"], name: "bundle")
         let identity: IdentityKey
         do { identity = try IdentityKey(serialized: try b.hex("identity_key")) } catch { throw .badValue(field: "bundle.identity_key", reason: "\(error)") }
@@ -140,7 +149,7 @@ enum SignalV3 {
         let random = ReplayRandom(randomness)
         let ratchet = step.has("ratchet_key") ? try Fields(step.object["ratchet_key"], name: "ratchet_key").hex("public") : nil
         return try expectOutcome(step, store: who.store) { () throws(SignalProtocolError) -> CaseOutcome in
-            try SessionBuilder.process(bundle, for: peer.address, store: who.store, random: random)
+            try SessionBuilder.process(bundle, for: peer.address, store: who.store, suite: suite, random: random)
             if random.remaining != 0 { return .failed("drew fewer random bytes than libsignal") }
             guard let record = who.store.loadSession(for: peer.address) else { return .failed("no session stored") }
             guard record.currentSendingRatchetKey.signalRepresentation == ratchet else { return .failed("ratchet key differs") }
@@ -154,7 +163,7 @@ enum SignalV3 {
         let type = try step.string("type")
         do {
             let message = try SessionCipher.encrypt(plaintext, for: peer.address, store: who.store)
-            let kind = message.kind == .preKeySignal ? "prekey" : "whisper"
+            let kind = typeName(message.kind)
             guard kind == type else { return .failed("produced a \(kind) message, expected \(type)") }
             guard message.serialized == expected else {
                 return .failed("ciphertext differs:\n      got      \(Hex.encode(message.serialized))\n      expected \(Hex.encode(expected))")
@@ -177,7 +186,9 @@ enum SignalV3 {
         switch try step.string("type") {
         case "prekey": kind = .preKeySignal
         case "whisper": kind = .signal
-        default: throw .badValue(field: "type", reason: "expected prekey or whisper")
+        case "hush": kind = .hush
+        case "hush-prekey": kind = .hushPreKey
+        default: throw .badValue(field: "type", reason: "expected prekey, whisper, hush or hush-prekey")
         }
         // The listed new ratchet key is handed to every state tried; without one, an arbitrary
         // key is, and the committed state must then not be using it.
@@ -292,6 +303,16 @@ enum SignalV3 {
     }
 
     // MARK: Values
+
+    /// A message kind's name in transcripts.
+    static func typeName(_ kind: CiphertextMessage.Kind) -> String {
+        switch kind {
+        case .signal: "whisper"
+        case .preKeySignal: "prekey"
+        case .hush: "hush"
+        case .hushPreKey: "hush-prekey"
+        }
+    }
 
     /// A listed private key must produce the listed 33-byte public key.
     static func keyPairOutcome(_ privateKey: [UInt8], _ publicKey: [UInt8]) -> CaseOutcome {

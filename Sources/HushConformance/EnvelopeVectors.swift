@@ -1,0 +1,143 @@
+import Hush
+
+/// Hush's envelope vectors (`hush-envelope-vectors/1`, `TestVectors/hush-1/envelope.json`,
+/// `Docs/spec/envelope.md`): certificates are re-issued from the listed keys and signature
+/// randomness and must match byte for byte; every `seal` case must reproduce its envelope
+/// from the listed ephemeral key (and payload key); every `open` case must give the listed
+/// content or error.
+enum EnvelopeVectors {
+    static let format = "hush-envelope-vectors/1"
+
+    static func run(_ root: Fields, report: inout FileReport) throws(VectorError) {
+        report.format = format
+        let trustRoot = try privateKey(try Fields(root.object["trust_root"], name: "trust_root"), "private")
+        let rogueRoot = try privateKey(try Fields(root.object["rogue_trust_root"], name: "rogue_trust_root"), "private")
+        let serverFields = try Fields(root.object["server"], name: "server")
+        let serverKey = try privateKey(serverFields, "private")
+        let now = UInt64(try root.int("now"))
+        var servers: [UInt32: ServerCertificate] = [:]
+        for (name, fields, signer) in [("server", serverFields, trustRoot), ("rogue_server", try Fields(root.object["rogue_server"], name: "rogue_server"), rogueRoot)] {
+            let keyID = try uint32(fields, "key_id")
+            let expected = try fields.hex("certificate")
+            report.run("\(name).certificate") { () throws(VectorError) -> CaseOutcome in
+                let issued = try? ServerCertificate.issue(keyID: keyID, key: serverKey.publicKey, signedBy: signer,
+                                                          random: ReplayRandom(try fields.hex("signature_random")))
+                guard let issued else { return .failed("issue failed") }
+                servers[keyID] = issued
+                return issued.serialized == expected ? .passed : .failed("certificate differs: \(Hex.encode(issued.serialized))")
+            }
+        }
+        var identities: [String: IdentityKeyPair] = [:]
+        for party in try root.objects("parties") {
+            let key = try Fields(party.object["identity_key"], name: "identity_key")
+            identities[try party.string("name")] = IdentityKeyPair(privateKey: try privateKey(key, "private"))
+        }
+        var certificates: [String: SenderCertificate] = [:]
+        for c in try root.objects("certificates") {
+            let id = try c.string("id")
+            report.run("certificate.\(id)") { () throws(VectorError) -> CaseOutcome in
+                guard let server = servers[try uint32(c, "server_key_id")] else { return .failed("unknown server key id") }
+                guard let identity = try? IdentityKey(serialized: [0x05] + (try c.hex("identity_key"))) else {
+                    throw .badValue(field: "identity_key", reason: "not a key")
+                }
+                let issued = try? SenderCertificate.issue(
+                    senderID: try c.string("sender_id"), deviceID: try uint32(c, "device_id"), identityKey: identity,
+                    expiration: UInt64(try c.int("expiration")), server: server, signedBy: serverKey,
+                    random: ReplayRandom(try c.hex("signature_random")))
+                guard let issued else { return .failed("issue failed") }
+                certificates[id] = issued
+                return issued.serialized == (try c.hex("certificate")) ? .passed : .failed("certificate differs")
+            }
+        }
+        let validatorBase = CertificateValidator(trustRoot: trustRoot.publicKey)
+        for c in try root.objects("cases") {
+            let id = try c.string("id")
+            let op = try c.string("op")
+            report.run("case.\(id)") { () throws(VectorError) -> CaseOutcome in
+                switch op {
+                case "seal":
+                    guard let sender = identities[try c.string("sender")], let recipient = identities[try c.string("recipient")],
+                          let certificate = certificates[try c.string("certificate")],
+                          let type = EnvelopeContentType(rawValue: UInt8(truncatingIfNeeded: try c.int("content_type"))) else {
+                        throw .badValue(field: "case", reason: "unknown party, certificate or content type")
+                    }
+                    let random = ReplayRandom(try c.hex("ephemeral_private"))
+                    let sealed = try? SealedEnvelope.sealUnchecked(try c.hex("message"), contentType: type, certificate: certificate,
+                                                                   senderIdentity: sender, to: recipient.identityKey, random: random)
+                    guard let sealed else { return .failed("seal failed") }
+                    return sealed == (try c.hex("envelope")) ? .passed : .failed("envelope differs: \(Hex.encode(sealed))")
+                case "seal_multi":
+                    guard let sender = identities[try c.string("sender")], let certificate = certificates[try c.string("certificate")],
+                          let names = c.object["recipients"] as? [String],
+                          let type = EnvelopeContentType(rawValue: UInt8(truncatingIfNeeded: try c.int("content_type"))) else {
+                        throw .badValue(field: "case", reason: "bad multi-recipient case")
+                    }
+                    let recipients = names.compactMap { identities[$0]?.identityKey }
+                    let random = ReplayRandom(try c.hex("ephemeral_private") + c.hex("payload_key"))
+                    guard let multi = try? MultiRecipientEnvelope.seal(try c.hex("message"), contentType: type, certificate: certificate,
+                                                                       senderIdentity: sender, to: recipients, random: random) else {
+                        return .failed("seal failed")
+                    }
+                    guard multi.serialized == (try c.hex("envelope")) else { return .failed("envelope differs") }
+                    let delivered = (c.object["delivered"] as? [String]) ?? []
+                    for (i, d) in delivered.enumerated() where Hex.encode(multi.delivered(to: i)) != d {
+                        return .failed("delivered copy \(i) differs")
+                    }
+                    return .passed
+                case "open", "open_delivered":
+                    guard let recipient = identities[try c.string("recipient")] else { throw .badValue(field: "recipient", reason: "unknown") }
+                    var validator = validatorBase
+                    validator.revokedServerKeyIDs = Set(((c.object["revoked_server_key_ids"] as? [Int]) ?? []).map { UInt32($0) })
+                    let bytes = try c.hex("envelope")
+                    let expect = try c.string("expect")
+                    let opened: OpenedEnvelope
+                    do throws(EnvelopeError) {
+                        opened = op == "open"
+                            ? try SealedEnvelope.open(bytes, recipientIdentity: recipient, validator: validator, now: now)
+                            : try MultiRecipientEnvelope.open(bytes, recipientIdentity: recipient, validator: validator, now: now)
+                    } catch {
+                        guard expect == "error" else { return .failed("failed with \(error)") }
+                        let name = errorName(error)
+                        return name == (try c.string("error")) ? .passed : .failed("failed with \(name), expected \((try? c.string("error")) ?? "?")")
+                    }
+                    guard expect == "ok" else { return .failed("opened, expected \((try? c.string("error")) ?? "?")") }
+                    let o = try Fields(c.object["opened"], name: "opened")
+                    guard opened.sender.senderID == (try o.string("sender_id")), Int(opened.sender.deviceID) == (try o.int("device_id")),
+                          Int(opened.contentType.rawValue) == (try o.int("content_type")), opened.message == (try o.hex("message")) else {
+                        return .failed("opened content differs")
+                    }
+                    return .passed
+                default:
+                    throw .badValue(field: "op", reason: "unknown operation '\(op)'")
+                }
+            }
+        }
+    }
+
+    /// The error names of the vectors (`Docs/spec/envelope.md` §8).
+    static func errorName(_ error: EnvelopeError) -> String {
+        switch error {
+        case .malformed: "malformed"
+        case .unsupportedVersion: "unsupported_version"
+        case .authenticationFailed: "authentication_failed"
+        case .invalidKey: "invalid_key"
+        case .certificate(.malformed): "malformed_certificate"
+        case .certificate(.revokedServerKey): "revoked_server_key"
+        case .certificate(.badServerSignature): "bad_server_signature"
+        case .certificate(.badSenderSignature): "bad_sender_signature"
+        case .certificate(.expired): "expired"
+        case .certificate(.identityMismatch): "identity_mismatch"
+        }
+    }
+
+    static func privateKey(_ fields: Fields, _ key: String) throws(VectorError) -> Curve25519.KeyAgreement.PrivateKey {
+        do { return try Curve25519.KeyAgreement.PrivateKey(rawRepresentation: try fields.hex(key)) } catch {
+            throw .badValue(field: key, reason: "not a private key")
+        }
+    }
+
+    static func uint32(_ fields: Fields, _ key: String) throws(VectorError) -> UInt32 {
+        guard let v = UInt32(exactly: try fields.int(key)) else { throw .badValue(field: key, reason: "not a 32-bit integer") }
+        return v
+    }
+}
