@@ -14,5 +14,6 @@ let package = Package(
         .executableTarget(name: "FuzzSenderKeyMessage", dependencies: [.product(name: "Hush", package: "Hush")]),
         .executableTarget(name: "FuzzSessionRecord", dependencies: [.product(name: "Hush", package: "Hush")]),
         .executableTarget(name: "FuzzSessionDecrypt", dependencies: [.product(name: "Hush", package: "Hush")]),
+        .executableTarget(name: "FuzzEnvelope", dependencies: [.product(name: "Hush", package: "Hush")]),
     ]
 )

@@ -7,8 +7,10 @@ struct Fixture: @unchecked Sendable {
     let alice = ProtocolAddress(name: "alice", deviceID: 1)
     let bob: InMemorySignalProtocolStore
     let group: SenderKeyName
+    let suite: CipherSuite
 
-    init() {
+    init(suite: CipherSuite) {
+        self.suite = suite
         let random = SeededRandom(seed: 1)
         let aliceIdentity = try! IdentityKeyPair.generate(using: random)
         let bobIdentity = try! IdentityKeyPair.generate(using: random)
@@ -21,7 +23,7 @@ struct Fixture: @unchecked Sendable {
         let bundle = PreKeyBundle(registrationID: 2, deviceID: 1, identityKey: bobIdentity.identityKey,
                                   signedPreKey: spk.publicSignedPreKey, oneTimePreKey: otk.publicPreKey)
         let bobAddress = ProtocolAddress(name: "bob", deviceID: 1)
-        try! SessionBuilder.process(bundle, for: bobAddress, store: aliceStore, random: random)
+        try! SessionBuilder.process(bundle, for: bobAddress, store: aliceStore, suite: suite, random: random)
         let first = try! SessionCipher.encrypt([1, 2, 3], for: bobAddress, store: aliceStore)
         _ = try! SessionCipher.decrypt(first, from: alice, store: bob, random: random)
         group = SenderKeyName(groupID: "g", sender: alice)
@@ -30,13 +32,18 @@ struct Fixture: @unchecked Sendable {
     }
 }
 
-nonisolated(unsafe) let fixture = Fixture()
+nonisolated(unsafe) let fixtures = [Fixture(suite: .signalV3), Fixture(suite: .hush1)]
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let bytes = Array(UnsafeBufferPointer(start: data, count: size))
+    for fixture in fixtures { check(bytes, fixture) }
+    return 0
+}
+
+func check(_ bytes: [UInt8], _ fixture: Fixture) {
     let before = fixture.bob.snapshot()
-    for kind in [CiphertextMessage.Kind.signal, .preKeySignal] {
+    for kind in [CiphertextMessage.Kind.signal, .preKeySignal, .hush, .hushPreKey] {
         do {
             let message = try CiphertextMessage(kind: kind, serialized: bytes)
             _ = try SessionCipher.decrypt(message, from: fixture.alice, store: fixture.bob, random: SeededRandom(seed: 2))
@@ -51,7 +58,6 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     } catch {
         precondition(fixture.bob.snapshot() == before, "a failed group decrypt changed the stores")
     }
-    return 0
 }
 
 @_silgen_name("LLVMFuzzerRunDriver")

@@ -1,7 +1,7 @@
 import Hush
 
-// The Signal v3 wire decoders: every input yields a message or a typed error, and a message
-// that parses re-serializes to exactly the input bytes.
+// The pairwise wire decoders of both suites (Signal v3 and hush-1): every input yields a
+// message or a typed error, and a message that parses keeps exactly the input bytes.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let bytes = Array(UnsafeBufferPointer(start: data, count: size))
@@ -10,8 +10,11 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         precondition(m.serialized == bytes)
         precondition(m.message.version == m.version)
     }
-    _ = try? CiphertextMessage(kind: .signal, serialized: bytes)
-    _ = try? CiphertextMessage(kind: .preKeySignal, serialized: bytes)
+    if let m = try? HushMessage(serialized: bytes) { precondition(m.serialized == bytes) }
+    if let m = try? HushPreKeyMessage(serialized: bytes) { precondition(m.serialized == bytes) }
+    for kind in [CiphertextMessage.Kind.signal, .preKeySignal, .hush, .hushPreKey] {
+        _ = try? CiphertextMessage(kind: kind, serialized: bytes)
+    }
     return 0
 }
 
