@@ -31,6 +31,28 @@ public enum FloorOperations {
         BenchOperation("xeddsa_verify") { n in { for _ in 0..<n { Floor.shared.verify() } } },
         BenchOperation("senderkey_encrypt_100") { n in { for _ in 0..<n { Floor.shared.groupMessage(); Floor.shared.sign() } } },
         BenchOperation("senderkey_decrypt_100") { n in { for _ in 0..<n { Floor.shared.verify(); Floor.shared.groupMessage() } } },
+        // hush-1: the same chains, XChaCha20-Poly1305 instead of AES-CBC + HMAC.
+        BenchOperation("encrypt_100_hush1") { n in { for _ in 0..<n { Floor.shared.hushMessage(payload: 100) } } },
+        BenchOperation("decrypt_100_hush1") { n in { for _ in 0..<n { Floor.shared.hushMessage(payload: 100) } } },
+        BenchOperation("roundtrip_1k_hush1") { n in { for _ in 0..<n { Floor.shared.hushMessage(payload: 1024); Floor.shared.hushMessage(payload: 1024) } } },
+        BenchOperation("roundtrip_64k_hush1") { n in { for _ in 0..<n { Floor.shared.hushMessage(payload: 65536); Floor.shared.hushMessage(payload: 65536) } } },
+        BenchOperation("ping_pong_hush1") { n in
+            { for _ in 0..<n { Floor.shared.hushMessage(payload: 100); Floor.shared.hushMessage(payload: 100); Floor.shared.ratchetStep() } }
+        },
+        BenchOperation("x3dh_initiator_hush1") { n in
+            { for _ in 0..<n { Floor.shared.verify(); Floor.shared.keygen(); Floor.shared.keygen(); Floor.shared.x3dh(); Floor.shared.dh(); Floor.shared.hkdf(64); Floor.shared.hushMessage(payload: 100) } }
+        },
+        BenchOperation("x3dh_responder_hush1") { n in
+            { for _ in 0..<n { Floor.shared.x3dh(); Floor.shared.ratchetStep(); Floor.shared.hushMessage(payload: 100) } }
+        },
+        // Envelopes: keygen + 2 DH + 2 HKDF + 2 AEAD to seal; 2 DH + 2 HKDF + 2 AEAD + two
+        // certificate signature verifications to open.
+        BenchOperation("envelope_seal") { n in
+            { for _ in 0..<n { Floor.shared.keygen(); Floor.shared.dh(); Floor.shared.dh(); Floor.shared.hkdf(64); Floor.shared.hkdf(32); Floor.shared.aead(32); Floor.shared.aead(480) } }
+        },
+        BenchOperation("envelope_open") { n in
+            { for _ in 0..<n { Floor.shared.dh(); Floor.shared.dh(); Floor.shared.hkdf(64); Floor.shared.hkdf(32); Floor.shared.aead(32); Floor.shared.aead(480); Floor.shared.verify(); Floor.shared.verify() } }
+        },
         BenchOperation("record_serialize_fresh") { n in { for _ in 0..<n { Floor.shared.copy(400) } } },
         BenchOperation("record_deserialize_fresh") { n in { for _ in 0..<n { Floor.shared.copy(400) } } },
         BenchOperation("record_serialize_2000") { n in { for _ in 0..<n { Floor.shared.copy(2000 * 84 + 400) } } },
@@ -120,6 +142,22 @@ final class Floor: @unchecked Sendable {
         EVP_CipherUpdate(aes, output.assumingMemoryBound(to: UInt8.self), &written, input.assumingMemoryBound(to: UInt8.self), Int32(decrypt ? blocks : payload))
         EVP_CipherFinal_ex(aes, output.assumingMemoryBound(to: UInt8.self) + Int(written), &tail)
         hmac(key, 32, output, 66 + 44 + blocks, into: buffer + 480)  // MAC over identities + message
+    }
+
+    /// One hush-1 message: HMAC, HKDF to 56 (extract + 2 expands), HMAC, XChaCha20-Poly1305.
+    func hushMessage(payload: Int) {
+        hmac(buffer, 32, buffer + 300, 1, into: buffer + 400)
+        hkdf(56)
+        hmac(buffer, 32, buffer + 300, 1, into: buffer + 440)
+        aead(payload)
+    }
+
+    /// XChaCha20-Poly1305 of `count` bytes with ~100 bytes of associated data.
+    func aead(_ count: Int) {
+        let out = (buffer + 4096 + 65600).assumingMemoryBound(to: UInt8.self)
+        _ = crypto_aead_xchacha20poly1305_ietf_encrypt(out, nil, (buffer + 4096).assumingMemoryBound(to: UInt8.self), UInt64(count),
+                                                       (buffer + 200).assumingMemoryBound(to: UInt8.self), 100, nil,
+                                                       (buffer + 32).assumingMemoryBound(to: UInt8.self), buffer.assumingMemoryBound(to: UInt8.self))
     }
 
     func groupMessage() {

@@ -34,12 +34,12 @@ let payload1k = [UInt8](repeating: 0x62, count: 1024)
 let payload64k = [UInt8](repeating: 0x63, count: 65536)
 
 /// Alice and Bob after a complete handshake (both have sent and received).
-func establishedPair() throws -> (BenchDevice, BenchDevice) {
+func establishedPair(suite: CipherSuite = .signalV3) throws -> (BenchDevice, BenchDevice) {
     let alice = BenchDevice("alice", seed: 1)
     let bob = BenchDevice("bob", seed: 2)
     let otk = try PreKeyRecord.generate(id: 1)
     bob.store.storePreKey(otk)
-    try SessionBuilder.process(bob.bundle(oneTimePreKey: otk), for: bob.address, store: alice.store)
+    try SessionBuilder.process(bob.bundle(oneTimePreKey: otk), for: bob.address, store: alice.store, suite: suite)
     _ = try SessionCipher.decrypt(try SessionCipher.encrypt(payload100, for: bob.address, store: alice.store), from: alice.address, store: bob.store)
     _ = try SessionCipher.decrypt(try SessionCipher.encrypt(payload100, for: alice.address, store: bob.store), from: bob.address, store: alice.store)
     // One more message from Alice, so that Bob's receiving chain for her current ratchet key
@@ -50,8 +50,16 @@ func establishedPair() throws -> (BenchDevice, BenchDevice) {
 
 /// Hush's implementations of the shared operations.
 public enum HushOperations {
-    public static let all: [BenchOperation] = [
-        BenchOperation("x3dh_initiator") { n in
+    /// Every operation: the session operations for Signal v3 and (suffixed `_hush1`) for
+    /// hush-1, records, signatures, sender keys and envelopes.
+    public static let all: [BenchOperation] = sessionOperations(suite: .signalV3) + others + sessionOperations(suite: .hush1) + envelopes
+
+    static func sessionOperations(suite: CipherSuite) -> [BenchOperation] {
+        let suffix = suite == .signalV3 ? "" : "_hush1"
+        let kind: CiphertextMessage.Kind = suite == .signalV3 ? .signal : .hush
+        let preKeyKind: CiphertextMessage.Kind = suite == .signalV3 ? .preKeySignal : .hushPreKey
+        return [
+        BenchOperation("x3dh_initiator" + suffix) { n in
             let bob = BenchDevice("bob", seed: 2)
             let alice = BenchDevice("alice", seed: 1)
             var bundles: [PreKeyBundle] = []
@@ -62,12 +70,12 @@ public enum HushOperations {
             let stores = (0..<n).map { _ in alice.freshStore() }
             return {
                 for i in 0..<n {
-                    try SessionBuilder.process(bundles[i], for: bob.address, store: stores[i])
+                    try SessionBuilder.process(bundles[i], for: bob.address, store: stores[i], suite: suite)
                     _ = try SessionCipher.encrypt(payload100, for: bob.address, store: stores[i])
                 }
             }
         },
-        BenchOperation("x3dh_responder") { n in
+        BenchOperation("x3dh_responder" + suffix) { n in
             let bob = BenchDevice("bob", seed: 2)
             let alice = BenchDevice("alice", seed: 1)
             var messages: [CiphertextMessage] = []
@@ -78,44 +86,48 @@ public enum HushOperations {
                 store.storePreKey(otk)
                 bobStores.append(store)
                 let aliceStore = alice.freshStore()
-                try SessionBuilder.process(bob.bundle(oneTimePreKey: otk), for: bob.address, store: aliceStore)
+                try SessionBuilder.process(bob.bundle(oneTimePreKey: otk), for: bob.address, store: aliceStore, suite: suite)
                 messages.append(try SessionCipher.encrypt(payload100, for: bob.address, store: aliceStore))
             }
             let bytes = messages.map(\.serialized)
             return {
                 for i in 0..<n {
-                    _ = try SessionCipher.decrypt(try CiphertextMessage(kind: .preKeySignal, serialized: bytes[i]), from: alice.address, store: bobStores[i])
+                    _ = try SessionCipher.decrypt(try CiphertextMessage(kind: preKeyKind, serialized: bytes[i]), from: alice.address, store: bobStores[i])
                 }
             }
         },
-        BenchOperation("encrypt_100") { n in
-            let (alice, bob) = try establishedPair()
+        BenchOperation("encrypt_100" + suffix) { n in
+            let (alice, bob) = try establishedPair(suite: suite)
             return { for _ in 0..<n { _ = try SessionCipher.encrypt(payload100, for: bob.address, store: alice.store) } }
         },
-        BenchOperation("decrypt_100") { n in
-            let (alice, bob) = try establishedPair()
+        BenchOperation("decrypt_100" + suffix) { n in
+            let (alice, bob) = try establishedPair(suite: suite)
             // Received as bytes: parsing is part of the operation.
             let messages = try (0..<n).map { _ in try SessionCipher.encrypt(payload100, for: bob.address, store: alice.store).serialized }
             return {
                 for bytes in messages {
-                    _ = try SessionCipher.decrypt(try CiphertextMessage(kind: .signal, serialized: bytes), from: alice.address, store: bob.store)
+                    _ = try SessionCipher.decrypt(try CiphertextMessage(kind: kind, serialized: bytes), from: alice.address, store: bob.store)
                 }
             }
         },
-        BenchOperation("ping_pong") { n in
-            let (alice, bob) = try establishedPair()
+        BenchOperation("ping_pong" + suffix) { n in
+            let (alice, bob) = try establishedPair(suite: suite)
             return {
                 // n messages, alternating direction: every message is a DH ratchet step.
                 // Alice sent last, so Bob's next message already starts a new ratchet chain.
                 for i in 0..<n {
                     let (from, to) = i % 2 == 0 ? (bob, alice) : (alice, bob)
                     let bytes = try SessionCipher.encrypt(payload100, for: to.address, store: from.store).serialized
-                    _ = try SessionCipher.decrypt(try CiphertextMessage(kind: .signal, serialized: bytes), from: from.address, store: to.store)
+                    _ = try SessionCipher.decrypt(try CiphertextMessage(kind: kind, serialized: bytes), from: from.address, store: to.store)
                 }
             }
         },
-        roundtrip("roundtrip_1k", payload1k),
-        roundtrip("roundtrip_64k", payload64k),
+        roundtrip("roundtrip_1k" + suffix, payload1k, suite: suite),
+        roundtrip("roundtrip_64k" + suffix, payload64k, suite: suite),
+        ]
+    }
+
+    static let others: [BenchOperation] = [
         BenchOperation("record_serialize_fresh") { n in
             let (alice, bob) = try establishedPair()
             let record = alice.store.loadSession(for: bob.address)!
@@ -156,13 +168,14 @@ public enum HushOperations {
         },
     ]
 
-    static func roundtrip(_ name: String, _ payload: [UInt8]) -> BenchOperation {
+    static func roundtrip(_ name: String, _ payload: [UInt8], suite: CipherSuite) -> BenchOperation {
         BenchOperation(name) { n in
-            let (alice, bob) = try establishedPair()
+            let (alice, bob) = try establishedPair(suite: suite)
+            let kind: CiphertextMessage.Kind = suite == .signalV3 ? .signal : .hush
             return {
                 for _ in 0..<n {
                     let bytes = try SessionCipher.encrypt(payload, for: bob.address, store: alice.store).serialized
-                    _ = try SessionCipher.decrypt(try CiphertextMessage(kind: .signal, serialized: bytes), from: alice.address, store: bob.store)
+                    _ = try SessionCipher.decrypt(try CiphertextMessage(kind: kind, serialized: bytes), from: alice.address, store: bob.store)
                 }
             }
         }
@@ -174,6 +187,38 @@ public enum HushOperations {
         for _ in 0...2000 { last = try SessionCipher.encrypt(payload100, for: bob.address, store: alice.store) }
         _ = try SessionCipher.decrypt(last!, from: alice.address, store: bob.store)
         return bob.store.loadSession(for: alice.address)!
+    }
+
+    /// Sealing and opening a hush-1 message of 100 bytes in an envelope (certificate included).
+    static let envelopes: [BenchOperation] = [
+        BenchOperation("envelope_seal") { n in
+            let (alice, bob, certificate, _) = try envelopeFixture()
+            return {
+                for _ in 0..<n {
+                    _ = try SealedEnvelope.seal(payload100, contentType: .message, certificate: certificate,
+                                                senderIdentity: alice.identity, to: bob.identity.identityKey)
+                }
+            }
+        },
+        BenchOperation("envelope_open") { n in
+            let (alice, bob, certificate, validator) = try envelopeFixture()
+            let envelope = try SealedEnvelope.seal(payload100, contentType: .message, certificate: certificate,
+                                                   senderIdentity: alice.identity, to: bob.identity.identityKey)
+            return {
+                for _ in 0..<n { _ = try SealedEnvelope.open(envelope, recipientIdentity: bob.identity, validator: validator, now: 1) }
+            }
+        },
+    ]
+
+    static func envelopeFixture() throws -> (BenchDevice, BenchDevice, SenderCertificate, CertificateValidator) {
+        let random = SeededRandom(seed: 9)
+        let root = try Curve25519.KeyAgreement.PrivateKey(using: random)
+        let serverKey = try Curve25519.KeyAgreement.PrivateKey(using: random)
+        let server = try ServerCertificate.issue(keyID: 1, key: serverKey.publicKey, signedBy: root, random: random)
+        let alice = BenchDevice("alice", seed: 1), bob = BenchDevice("bob", seed: 2)
+        let certificate = try SenderCertificate.issue(senderID: "alice", deviceID: 1, identityKey: alice.identity.identityKey,
+                                                      expiration: UInt64.max, server: server, signedBy: serverKey, random: random)
+        return (alice, bob, certificate, CertificateValidator(trustRoot: root.publicKey))
     }
 
     static func groupPair() throws -> (BenchDevice, BenchDevice, SenderKeyName) {

@@ -21,11 +21,12 @@ if arguments.contains("--list") {
 /// Batch sizes: enough work per batch to be measurable, few enough to finish quickly.
 func batchSize(_ op: String) -> Int {
     switch op {
-    case "x3dh_initiator", "x3dh_responder": return quick ? 40 : 150
-    case "ping_pong": return quick ? 100 : 400
-    case "roundtrip_64k": return quick ? 20 : 100
+    case "x3dh_initiator", "x3dh_responder", "x3dh_initiator_hush1", "x3dh_responder_hush1": return quick ? 40 : 150
+    case "ping_pong", "ping_pong_hush1": return quick ? 100 : 400
+    case "roundtrip_64k", "roundtrip_64k_hush1": return quick ? 20 : 100
     case "record_serialize_2000", "record_deserialize_2000": return quick ? 20 : 100
-    case "xeddsa_sign", "xeddsa_verify": return quick ? 200 : 1000
+    case "xeddsa_sign", "xeddsa_verify", "senderkey_encrypt_100", "senderkey_decrypt_100", "envelope_seal", "envelope_open":
+        return quick ? 200 : 1000
     default: return quick ? 2000 : 10000
     }
 }
