@@ -147,6 +147,42 @@ actor Messenger {
     #expect(String(decoding: text, as: UTF8.self) == "Dinner at 8")
 }
 
+@Test func envelopeExample() throws {
+    let alice = try MessagingDevice(name: "alice")
+    let bob = try MessagingDevice(name: "bob")
+    // BEGIN usage: envelope
+    // The server operator: a trust root (its public key ships in the app) and a server key.
+    let trustRoot = try Curve25519.KeyAgreement.PrivateKey()
+    let serverKey = try Curve25519.KeyAgreement.PrivateKey()
+    let serverCertificate = try ServerCertificate.issue(keyID: 1, key: serverKey.publicKey, signedBy: trustRoot)
+
+    // The server certifies Alice's identity key for a day.
+    let aliceIdentity = alice.store.identityKeyPair()
+    let nowMilliseconds = UInt64(Date().timeIntervalSince1970 * 1000)
+    let certificate = try SenderCertificate.issue(
+        senderID: "alice", deviceID: 1, identityKey: aliceIdentity.identityKey,
+        expiration: nowMilliseconds + 86_400_000, server: serverCertificate, signedBy: serverKey)
+
+    // Alice seals a session message (or a receipt, a typing indicator…) for Bob: the server
+    // sees only that it goes to Bob.
+    try SessionBuilder.process(bob.bundle(oneTimePreKey: nil), for: bob.address, store: alice.store, suite: .hush1)
+    let message = try SessionCipher.encrypt(Array("sealed".utf8), for: bob.address, store: alice.store)
+    let envelope = try SealedEnvelope.seal(
+        message.serialized, contentType: .preKeyMessage, certificate: certificate,
+        senderIdentity: aliceIdentity, to: bob.store.identityKeyPair().identityKey)
+
+    // Bob opens it and learns, authenticated, who sent it.
+    let validator = CertificateValidator(trustRoot: trustRoot.publicKey)
+    let opened = try SealedEnvelope.open(envelope, recipientIdentity: bob.store.identityKeyPair(),
+                                         validator: validator, now: nowMilliseconds)
+    let sender = ProtocolAddress(name: opened.sender.senderID, deviceID: opened.sender.deviceID)
+    let inner = try CiphertextMessage(kind: .hushPreKey, serialized: opened.message)
+    let text = try SessionCipher.decrypt(inner, from: sender, store: bob.store)
+    // END usage: envelope
+    #expect(String(decoding: text, as: UTF8.self) == "sealed")
+    #expect(opened.contentType == .preKeyMessage)
+}
+
 /// Every ```swift block of Docs/usage.md appears in this file, line for line (indentation
 /// ignored).
 @Test func usageGuideMatchesTheseExamples() throws {
@@ -168,5 +204,5 @@ actor Messenger {
         blocks += 1
         rest = rest[end.upperBound...]
     }
-    #expect(blocks >= 6)
+    #expect(blocks >= 7)
 }
