@@ -16,11 +16,22 @@ enum EnvelopeVectors {
         let serverKey = try privateKey(serverFields, "private")
         let now = UInt64(try root.int("now"))
         var servers: [UInt32: ServerCertificate] = [:]
-        for (name, fields, signer) in [("server", serverFields, trustRoot), ("rogue_server", try Fields(root.object["rogue_server"], name: "rogue_server"), rogueRoot)] {
+        var serverKeys: [String: Curve25519.KeyAgreement.PrivateKey] = ["server": serverKey]
+        var issuers: [(String, Fields, Curve25519.KeyAgreement.PrivateKey, Curve25519.KeyAgreement.PublicKey)] = [
+            ("server", serverFields, trustRoot, serverKey.publicKey),
+            ("rogue_server", try Fields(root.object["rogue_server"], name: "rogue_server"), rogueRoot, serverKey.publicKey),
+        ]
+        if root.has("second_server") {
+            let second = try Fields(root.object["second_server"], name: "second_server")
+            let key = try privateKey(second, "private")
+            serverKeys["second_server"] = key
+            issuers.append(("second_server", second, trustRoot, key.publicKey))
+        }
+        for (name, fields, signer, certifiedKey) in issuers {
             let keyID = try uint32(fields, "key_id")
             let expected = try fields.hex("certificate")
             report.run("\(name).certificate") { () throws(VectorError) -> CaseOutcome in
-                let issued = try? ServerCertificate.issue(keyID: keyID, key: serverKey.publicKey, signedBy: signer,
+                let issued = try? ServerCertificate.issue(keyID: keyID, key: certifiedKey, signedBy: signer,
                                                           random: ReplayRandom(try fields.hex("signature_random")))
                 guard let issued else { return .failed("issue failed") }
                 servers[keyID] = issued
@@ -35,6 +46,10 @@ enum EnvelopeVectors {
         var certificates: [String: SenderCertificate] = [:]
         for c in try root.objects("certificates") {
             let id = try c.string("id")
+            let signerName = (try? c.string("signed_by")) ?? "server"
+            guard let signer = serverKeys[signerName] ?? identities[signerName]?.privateKey else {
+                throw .badValue(field: "signed_by", reason: "unknown signer '\(signerName)'")
+            }
             report.run("certificate.\(id)") { () throws(VectorError) -> CaseOutcome in
                 guard let server = servers[try uint32(c, "server_key_id")] else { return .failed("unknown server key id") }
                 guard let identity = try? IdentityKey(serialized: [0x05] + (try c.hex("identity_key"))) else {
@@ -42,7 +57,7 @@ enum EnvelopeVectors {
                 }
                 let issued = try? SenderCertificate.issue(
                     senderID: try c.string("sender_id"), deviceID: try uint32(c, "device_id"), identityKey: identity,
-                    expiration: UInt64(try c.int("expiration")), server: server, signedBy: serverKey,
+                    expiration: UInt64(try c.int("expiration")), server: server, signedBy: signer,
                     random: ReplayRandom(try c.hex("signature_random")))
                 guard let issued else { return .failed("issue failed") }
                 certificates[id] = issued

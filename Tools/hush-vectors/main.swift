@@ -119,9 +119,16 @@ final class Transcript {
     }
 
     @discardableResult
-    func processBundle(_ who: Party, _ peer: Party, oneTimePreKeyID: UInt32?, bundleOf owner: Party? = nil) -> Int {
+    func processBundle(_ who: Party, _ peer: Party, oneTimePreKeyID: UInt32?, bundleOf owner: Party? = nil, corruptSignature: Bool = false) -> Int {
         let source = owner ?? peer
-        let bundle = source.bundle(oneTimePreKeyID: oneTimePreKeyID)
+        var bundle = source.bundle(oneTimePreKeyID: oneTimePreKeyID)
+        if corruptSignature {
+            var signature = bundle.signedPreKey!.signature
+            signature[10] ^= 0x01
+            bundle = PreKeyBundle(registrationID: bundle.registrationID, deviceID: 1, identityKey: bundle.identityKey,
+                                  signedPreKey: .init(id: 1, publicKey: bundle.signedPreKey!.publicKey, signature: signature),
+                                  oneTimePreKey: bundle.oneTimePreKey)
+        }
         var step: [String: Any] = [
             "op": "process_bundle", "who": who.name, "peer": peer.name,
             "bundle": ["registration_id": bundle.registrationID, "device_id": 1, "identity_key": hex(bundle.identityKey.serialized),
@@ -246,12 +253,54 @@ do {
 }
 
 do {
+    let t = Transcript("archived", "hush-1 states: simultaneous initiation (each side archives its own state and promotes the one that decrypts), a late prekey message that matches an archived base key, a re-key with messages of the old session in flight, and a message held back for more than five ratchet steps (its chain evicted)")
+    let alice = Party("alice", seed: 1031, preKeyIDs: [201, 202]), bob = Party("bob", seed: 1032, preKeyIDs: [101, 102])
+    t.parties = [alice, bob]
+    t.processBundle(alice, bob, oneTimePreKeyID: 101)
+    t.processBundle(bob, alice, oneTimePreKeyID: 201)
+    let a1 = t.encrypt(alice, bob, "a1")
+    let b1 = t.encrypt(bob, alice, "b1")
+    let a2 = t.encrypt(alice, bob, "a2")
+    t.decrypt(alice, bob, ofStep: b1)
+    t.decrypt(bob, alice, ofStep: a1)
+    for i in 0..<2 {
+        let x = t.encrypt(alice, bob, "x\(i)"); t.decrypt(bob, alice, ofStep: x)
+        let y = t.encrypt(bob, alice, "y\(i)"); t.decrypt(alice, bob, ofStep: y)
+    }
+    t.decrypt(bob, alice, ofStep: a2)
+    // Bob's messages on the current session are in flight when Alice re-keys.
+    let old1 = t.encrypt(bob, alice, "old session 1")
+    let old2 = t.encrypt(bob, alice, "old session 2")
+    t.processBundle(alice, bob, oneTimePreKeyID: 102)
+    let n1 = t.encrypt(alice, bob, "new session")
+    t.decrypt(alice, bob, ofStep: old2)
+    t.decrypt(bob, alice, ofStep: n1)
+    let n2 = t.encrypt(bob, alice, "new session reply")
+    t.decrypt(alice, bob, ofStep: n2)
+    t.decrypt(alice, bob, ofStep: old1)
+    t.decrypt(alice, bob, ofStep: old2)
+    // A message held back while six ratchet steps happen: its chain is evicted.
+    let held = t.encrypt(alice, bob, "held")
+    let first = t.encrypt(alice, bob, "not held")
+    t.decrypt(bob, alice, ofStep: first)
+    for i in 0..<6 {
+        let y = t.encrypt(bob, alice, "round \(i)"); t.decrypt(alice, bob, ofStep: y)
+        let x = t.encrypt(alice, bob, "round \(i) reply"); t.decrypt(bob, alice, ofStep: x)
+    }
+    t.decrypt(bob, alice, ofStep: held)
+    t.write(seed: 4)
+}
+
+do {
     let t = Transcript("errors", "hush-1 rejections: every mutation class of a message and a prekey message, wrong message type and format, truncation, no session, untrusted identity, unknown prekey, a counter too far ahead; each failure changes nothing and the genuine message still decrypts")
     let alice = Party("alice", seed: 1021, preKeyIDs: []), bob = Party("bob", seed: 1022, preKeyIDs: [101])
     let mallory = Party("mallory", address: "alice", seed: 1023, preKeyIDs: [])
     let carol = Party("carol", seed: 1024, preKeyIDs: [])
-    t.parties = [alice, bob, mallory, carol]
+    let impostor = Party("impostor", address: "bob", seed: 1025, preKeyIDs: [])
+    t.parties = [alice, bob, mallory, carol, impostor]
+    t.processBundle(alice, bob, oneTimePreKeyID: nil, corruptSignature: true)
     t.processBundle(alice, bob, oneTimePreKeyID: 101)
+    t.processBundle(alice, bob, oneTimePreKeyID: nil, bundleOf: impostor)
     let p = t.encrypt(alice, bob, "prekey message")
     t.decrypt(bob, alice, ofStep: p, mutate: ("registration id byte (header) xor 0x01", flip(4)))
     t.decrypt(bob, alice, ofStep: p, mutate: ("base key byte xor 0x01", flip(10)))
@@ -297,23 +346,40 @@ let server = try! ServerCertificate.issue(keyID: 7, key: serverKey.publicKey, si
 let serverSignatureRandom = envelopeRandom.take()[0]
 let rogueServer = try! ServerCertificate.issue(keyID: 8, key: serverKey.publicKey, signedBy: rogueRoot, random: envelopeRandom)
 let rogueSignatureRandom = envelopeRandom.take()[0]
+// A second server key whose Edwards public key has sign bit 1 (XEdDSA negates its scalar).
+var secondServerKey = try! Curve25519.KeyAgreement.PrivateKey(using: envelopeRandom)
+while true {
+    let scalar = secondServerKey.rawRepresentation.bytes
+    // Sign bit of E = k·B: computed by signing's own code path; probe with a throwaway signature.
+    let signature = try! XEdDSA.signature(for: [0], using: secondServerKey, variant: .libsignal, randomness: [UInt8](repeating: 0, count: 64))
+    _ = scalar
+    if signature[63] & 0x80 != 0 { break }
+    secondServerKey = try! Curve25519.KeyAgreement.PrivateKey(using: envelopeRandom)
+}
+_ = envelopeRandom.take()
+let secondServer = try! ServerCertificate.issue(keyID: 9, key: secondServerKey.publicKey, signedBy: root, random: envelopeRandom)
+let secondSignatureRandom = envelopeRandom.take()[0]
 var identities: [String: IdentityKeyPair] = [:]
 for name in ["alice", "bob", "carol", "dave", "mallory"] { identities[name] = try! IdentityKeyPair.generate(using: envelopeRandom) }
 _ = envelopeRandom.take()
 let now: UInt64 = 1_800_000_000_000
 
 var certificates: [[String: Any]] = []
-@MainActor func certificate(_ name: String, expiration: UInt64, server: ServerCertificate, label: String) -> SenderCertificate {
+@MainActor func certificate(_ name: String, expiration: UInt64, server: ServerCertificate, label: String,
+                 signer: Curve25519.KeyAgreement.PrivateKey? = nil, signerName: String = "server") -> SenderCertificate {
     let c = try! SenderCertificate.issue(senderID: name, deviceID: 1, identityKey: identities[name]!.identityKey, expiration: expiration,
-                                         server: server, signedBy: serverKey, random: envelopeRandom)
+                                         server: server, signedBy: signer ?? (server.keyID == 9 ? secondServerKey : serverKey), random: envelopeRandom)
     certificates.append(["id": label, "sender_id": name, "device_id": 1, "identity_key": hex(identities[name]!.identityKey.publicKey.rawRepresentation),
                          "expiration": expiration, "server_key_id": server.keyID, "signature_random": hex(envelopeRandom.take()[0]),
-                         "certificate": hex(c.serialized)])
+                         "signed_by": signerName, "certificate": hex(c.serialized)])
     return c
 }
 let aliceCertificate = certificate("alice", expiration: 2_000_000_000_000, server: server, label: "alice")
 let expiredCertificate = certificate("alice", expiration: now, server: server, label: "alice-expired")
 let rogueCertificate = certificate("alice", expiration: 2_000_000_000_000, server: rogueServer, label: "alice-rogue-server")
+let secondCertificate = certificate("alice", expiration: 2_000_000_000_000, server: secondServer, label: "alice-second-server", signerName: "second_server")
+let malloryCertificate = certificate("alice", expiration: 2_000_000_000_000, server: server, label: "alice-signed-by-mallory",
+                                     signer: identities["mallory"]!.privateKey, signerName: "mallory")
 
 var cases: [[String: Any]] = []
 func typeName(_ t: EnvelopeContentType) -> Int { Int(t.rawValue) }
@@ -377,6 +443,13 @@ openCase("expired-certificate", ex, recipient: "bob")
 let rg = sealCase("seal-untrusted-server", sender: "alice", recipient: "bob", type: .message, message: text, certificate: rogueCertificate, certificateID: "alice-rogue-server")
 openCase("untrusted-server-key", rg, recipient: "bob")
 openCase("revoked-server-key", e1, recipient: "bob", revoked: [7])
+let e4 = sealCase("seal-second-server", sender: "alice", recipient: "bob", type: .typing, message: [], certificate: secondCertificate, certificateID: "alice-second-server")
+openCase("open-second-server", e4, recipient: "bob")
+let e5 = sealCase("seal-bad-sender-signature", sender: "alice", recipient: "bob", type: .message, message: text, certificate: malloryCertificate, certificateID: "alice-signed-by-mallory")
+openCase("bad-sender-signature", e5, recipient: "bob")
+var lowOrder = e1
+for i in 3..<35 { lowOrder[i] = 0 }
+openCase("low-order-ephemeral-key", lowOrder, recipient: "bob", mutation: "ephemeral key replaced by u = 0 (a low-order point)")
 let forged = sealCase("seal-forged-sender", sender: "mallory", recipient: "bob", type: .message, message: text, certificate: aliceCertificate, certificateID: "alice", unchecked: true)
 openCase("forged-sender-identity", forged, recipient: "bob")
 for (index, mask) in [(0, UInt8(0x02)), (2, 0x01), (10, 0x01), (40, 0x01), (70, 0x01), (100, 0x01), (e1.count - 1, 0x01)] {
@@ -411,6 +484,8 @@ let envelopeFile: [String: Any] = [
     "server": ["key_id": 7, "private": hex(serverKey.rawRepresentation), "public": hex(serverKey.publicKey.rawRepresentation),
                "signature_random": hex(serverSignatureRandom), "certificate": hex(server.serialized)],
     "rogue_server": ["key_id": 8, "signature_random": hex(rogueSignatureRandom), "certificate": hex(rogueServer.serialized)],
+    "second_server": ["key_id": 9, "private": hex(secondServerKey.rawRepresentation), "public": hex(secondServerKey.publicKey.rawRepresentation),
+                      "signature_random": hex(secondSignatureRandom), "certificate": hex(secondServer.serialized)],
     "parties": identities.keys.sorted().map { ["name": $0, "identity_key": ["private": hex(identities[$0]!.privateKey.rawRepresentation),
                                                                            "public": hex(identities[$0]!.identityKey.publicKey.rawRepresentation)]] },
     "certificates": certificates, "now": now, "cases": cases,
