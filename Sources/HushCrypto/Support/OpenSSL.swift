@@ -76,6 +76,22 @@ enum OpenSSL {
         return ctx
     }
 
+    /// This thread's AES-256-CBC context (for the protocol's per-message AES), set to the
+    /// cipher once: later uses re-key it with a NULL cipher, which skips OpenSSL's fetch and
+    /// allocation. `AES` overwrites its key schedule with a zero key after each use.
+    static func threadCBC256Context() throws(CryptoError) -> OpaquePointer {
+        if let existing = pthread_getspecific(cbc256ContextKey) { return OpaquePointer(existing) }
+        guard let ctx = EVP_CIPHER_CTX_new() else { throw .libraryFailure(function: "EVP_CIPHER_CTX_new") }
+        guard EVP_CipherInit_ex2(ctx, aes256CBC, nil, nil, 1, nil) == 1 else {
+            EVP_CIPHER_CTX_free(ctx)
+            throw .libraryFailure(function: "EVP_CipherInit_ex2")
+        }
+        pthread_setspecific(cbc256ContextKey, UnsafeRawPointer(ctx))
+        return ctx
+    }
+
+    private static let cbc256ContextKey: pthread_key_t = makeKey { EVP_CIPHER_CTX_free(OpaquePointer($0)) }
+
     private static let cipherContextKey: pthread_key_t = makeKey { EVP_CIPHER_CTX_free(OpaquePointer($0)) }
 
     private static let digestContextKey: pthread_key_t = makeKey { EVP_MD_CTX_free(OpaquePointer($0)) }

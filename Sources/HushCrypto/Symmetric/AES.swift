@@ -151,7 +151,41 @@ extension AES.CBC {
     ) throws(CryptoError) -> Int {
         guard key.count == 32 else { throw .invalidKeySize(actual: key.count, allowed: [32]) }
         try AES.checkIV(iv)
-        return try AES.apply(OpenSSL.aes256CBC, encrypt: true, padding: true, key: key, iv: iv, input: input, into: out)
+        return try cbc256(encrypt: true, key: key, iv: iv, input: input, into: out)
+    }
+
+    /// AES-256-CBC-PKCS#7 on this thread's dedicated context: re-keyed with a NULL cipher (no
+    /// fetch, no allocation), then re-keyed with 32 zero bytes so that no key schedule of a
+    /// message key stays in memory.
+    static func cbc256(
+        encrypt: Bool, key: UnsafeRawBufferPointer, iv: UnsafeRawBufferPointer,
+        input: UnsafeRawBufferPointer, into out: UnsafeMutableRawBufferPointer
+    ) throws(CryptoError) -> Int {
+        precondition(out.count >= (encrypt ? (input.count / AES.blockByteCount + 1) * AES.blockByteCount : input.count))
+        let ctx = try OpenSSL.threadCBC256Context()
+        defer {
+            withUnsafeTemporaryAllocation(byteCount: 32, alignment: 16) { zero in
+                zero.initializeMemory(as: UInt8.self, repeating: 0)
+                _ = EVP_CipherInit_ex2(ctx, nil, zero.baseAddress!.assumingMemoryBound(to: UInt8.self), nil, 1, nil)
+            }
+        }
+        guard EVP_CipherInit_ex2(ctx, nil, key.nonNullBase, iv.nonNullBase, encrypt ? 1 : 0, nil) == 1 else {
+            throw .libraryFailure(function: "EVP_CipherInit_ex2")
+        }
+        var written: Int32 = 0
+        if input.count > 0 {
+            guard EVP_CipherUpdate(ctx, out.nonNullBase, &written, input.nonNullBase, Int32(input.count)) == 1 else {
+                throw .libraryFailure(function: "EVP_CipherUpdate")
+            }
+        }
+        var produced = Int(written)
+        var tail: Int32 = 0
+        guard EVP_CipherFinal_ex(ctx, out.nonNullBase + produced, &tail) == 1 else {
+            out.initializeMemory(as: UInt8.self, repeating: 0)
+            throw .invalidPadding
+        }
+        produced += Int(tail)
+        return produced
     }
 
     /// The inverse of ``encrypt256(_:key:iv:into:)``: `out` must hold `input.count` bytes.
@@ -162,6 +196,6 @@ extension AES.CBC {
         guard key.count == 32 else { throw .invalidKeySize(actual: key.count, allowed: [32]) }
         try AES.checkIV(iv)
         guard input.count > 0, input.count % AES.blockByteCount == 0 else { throw .invalidCiphertextLength(actual: input.count) }
-        return try AES.apply(OpenSSL.aes256CBC, encrypt: false, padding: true, key: key, iv: iv, input: input, into: out)
+        return try cbc256(encrypt: false, key: key, iv: iv, input: input, into: out)
     }
 }
