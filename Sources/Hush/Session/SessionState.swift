@@ -47,6 +47,10 @@ struct SessionState: Sendable {
         receiverChains.firstIndex { $0.ratchetKey == ratchetKey }
     }
 
+    func receiverChainIndex(for message: some RatchetWireMessage) -> Int? {
+        receiverChains.firstIndex { message.hasRatchetKey($0.ratchetKey) }
+    }
+
     mutating func addReceiverChain(_ ratchetKey: Curve25519.KeyAgreement.PublicKey, _ chainKey: ChainKey) {
         receiverChains.append(ReceiverChain(ratchetKey: ratchetKey, chainKey: chainKey, skippedKeys: []))
         if receiverChains.count > SignalConstants.maximumReceiverChains {
@@ -160,7 +164,7 @@ extension SessionState {
     /// out-of-order counter, a suite or version mismatch, or any failure — the general path
     /// then reports the error after trying the archived states.
     mutating func decryptInOrder(_ message: some RatchetWireMessage) -> [UInt8]? {
-        guard mismatch(message) == nil, let chain = receiverChainIndex(for: message.ratchetKey) else { return nil }
+        guard mismatch(message) == nil, let chain = receiverChainIndex(for: message) else { return nil }
         guard message.counter == receiverChains[chain].chainKey.index else { return nil }
         let (sender, receiver) = (remoteIdentity, localIdentity)
         let plaintext = receiverChains[chain].chainKey.withMessageKeys(suite: suite) { m -> [UInt8]? in
@@ -180,14 +184,15 @@ extension SessionState {
         if let error = mismatch(message) { throw error }
         // 1. The receiving chain for the sender's ratchet key, or a DH ratchet step (§3.5).
         let chain: Int
-        if let existing = receiverChainIndex(for: message.ratchetKey) {
+        if let existing = receiverChainIndex(for: message) {
             chain = existing
         } else {
-            let (rootKey1, receivingChain) = try rootKey.step(ours: sendingRatchetKey, theirs: message.ratchetKey, suite: suite)
+            let theirs = message.ratchetKey
+            let (rootKey1, receivingChain) = try rootKey.step(ours: sendingRatchetKey, theirs: theirs, suite: suite)
             let ours = try newRatchetKey()
-            let (rootKey2, sendingChain) = try rootKey1.step(ours: ours, theirs: message.ratchetKey, suite: suite)
+            let (rootKey2, sendingChain) = try rootKey1.step(ours: ours, theirs: theirs, suite: suite)
             rootKey = rootKey2
-            addReceiverChain(message.ratchetKey, receivingChain)
+            addReceiverChain(theirs, receivingChain)
             previousCounter = sendingChainKey.index > 0 ? sendingChainKey.index - 1 : 0
             sendingRatchetKey = ours
             sendingChainKey = sendingChain

@@ -8,8 +8,12 @@
 /// — which, for a message wrapped in a ``HushPreKeyMessage``, includes the whole prekey header.
 /// Nothing in a hush-1 message is unauthenticated.
 public struct HushMessage: Sendable, Equatable {
+    /// Where the sender's ratchet key lies in ``serialized``.
+    let ratchetKeyRange: Range<Int>
     /// The sender's current ratchet public key.
-    public let ratchetKey: Curve25519.KeyAgreement.PublicKey
+    public var ratchetKey: Curve25519.KeyAgreement.PublicKey {
+        try! Curve25519.KeyAgreement.PublicKey(rawRepresentation: serialized[ratchetKeyRange])
+    }
     /// The message's number in its sending chain.
     public let counter: UInt32
     /// The length of the sender's previous sending chain (`max(index − 1, 0)`, as in v3).
@@ -38,7 +42,7 @@ public struct HushMessage: Sendable, Equatable {
         var r = WireReader(data, offset: start)
         try HushWire.checkType(try r.byte(), expected: HushSuiteConstants.messageType)
         guard data.count - start >= Self.minimumByteCount else { throw .malformed(.tooShort(data.count - start)) }
-        ratchetKey = try r.publicKey(field: 1)
+        ratchetKeyRange = try r.keyRange(field: 1)
         counter = try r.varint()
         previousCounter = try r.varint()
         guard data.count - r.offset >= HushSuiteConstants.tagByteCount else { throw .malformed(.tooShort(data.count - start)) }
@@ -72,7 +76,7 @@ public struct HushMessage: Sendable, Equatable {
             }
             initialized = total
         }
-        self.ratchetKey = ratchetKey
+        self.ratchetKeyRange = (preKeyHeader.count + 1)..<(preKeyHeader.count + 33)
         self.counter = counter
         self.previousCounter = previousCounter
         self.serialized = bytes
@@ -83,6 +87,10 @@ public struct HushMessage: Sendable, Equatable {
 
 extension HushMessage: RatchetWireMessage {
     var suite: CipherSuite { .hush1 }
+
+    func hasRatchetKey(_ key: Curve25519.KeyAgreement.PublicKey) -> Bool {
+        key.rawRepresentation.elementsEqual(serialized[ratchetKeyRange])
+    }
 
     func versionError(forSessionVersion sessionVersion: UInt8) -> SignalProtocolError? { nil }
 
@@ -243,6 +251,16 @@ struct WireReader {
             }
         }
         throw .malformed(.invalidEncoding)
+    }
+
+    /// The range of a raw 32-byte X25519 key in canonical encoding (validated in place).
+    mutating func keyRange(field: Int) throws(SignalProtocolError) -> Range<Int> {
+        guard data.count - offset >= 32 else { throw .malformed(.tooShort(data.count)) }
+        let range = offset..<(offset + 32)
+        let canonical = data.withUnsafeBytes { Curve25519.KeyAgreement.PublicKey.isCanonical(UnsafeRawBufferPointer(rebasing: $0[range])) }
+        guard canonical else { throw .malformed(.invalidKey(field: field)) }
+        offset += 32
+        return range
     }
 
     /// A raw 32-byte X25519 key in canonical encoding.

@@ -3,6 +3,8 @@
 protocol RatchetWireMessage: Sendable {
     var suite: CipherSuite { get }
     var ratchetKey: Curve25519.KeyAgreement.PublicKey { get }
+    /// Whether the message's ratchet key is `key` (compared in place, without allocating).
+    func hasRatchetKey(_ key: Curve25519.KeyAgreement.PublicKey) -> Bool
     var counter: UInt32 { get }
     /// A version error for a state of version `sessionVersion`, if the message's version
     /// does not match it (only Signal v3 has versions inside a suite).
@@ -14,6 +16,10 @@ protocol RatchetWireMessage: Sendable {
 
 extension SignalMessage: RatchetWireMessage {
     var suite: CipherSuite { .signalV3 }
+
+    func hasRatchetKey(_ key: Curve25519.KeyAgreement.PublicKey) -> Bool {
+        key.rawRepresentation.elementsEqual(serialized[ratchetKeyRange])
+    }
 
     func versionError(forSessionVersion sessionVersion: UInt8) -> SignalProtocolError? {
         guard version != sessionVersion else { return nil }

@@ -11,8 +11,13 @@
 public struct SignalMessage: Sendable, Equatable {
     /// The message version (high nibble of the first byte): 3.
     public let version: UInt8
+    /// Where the sender's 32-byte ratchet key lies in ``serialized`` (parsing keeps it in
+    /// place: decrypting an in-order message allocates nothing but the plaintext).
+    let ratchetKeyRange: Range<Int>
     /// The sender's current ratchet public key (Double Ratchet header `dh`).
-    public let ratchetKey: Curve25519.KeyAgreement.PublicKey
+    public var ratchetKey: Curve25519.KeyAgreement.PublicKey {
+        try! Curve25519.KeyAgreement.PublicKey(rawRepresentation: serialized[ratchetKeyRange])
+    }
     /// The message's number in its sending chain (header `n`).
     public let counter: UInt32
     /// The length of the sender's previous sending chain (header `pn`; libsignal's
@@ -44,7 +49,7 @@ public struct SignalMessage: Sendable, Equatable {
         let version = data[0] >> 4
         guard version >= SignalConstants.messageVersion - 1 else { throw .legacyVersion(version) }
         guard version <= SignalConstants.messageVersion else { throw .invalidVersion(version) }
-        var ratchetKey: Curve25519.KeyAgreement.PublicKey?
+        var ratchetKey: Range<Int>?
         var counter: UInt32?
         var previousCounter: UInt32 = 0
         var ciphertext: Range<Int>?
@@ -53,7 +58,9 @@ public struct SignalMessage: Sendable, Equatable {
             var reader = ProtobufReader(body)
             while let (number, value) = try reader.next() {
                 switch number {
-                case 1: ratchetKey = try Self.decodeKey(body, value, field: 1)
+                case 1:
+                    let range = try Self.keyRange(body, value, field: 1)
+                    ratchetKey = (range.lowerBound + 1)..<(range.upperBound + 1)
                 case 2: counter = try value.uint32()
                 case 3: previousCounter = try value.uint32()
                 case 4:
@@ -67,7 +74,7 @@ public struct SignalMessage: Sendable, Equatable {
         guard let counter else { throw .malformed(.missingField(2)) }
         guard let ciphertext else { throw .malformed(.missingField(4)) }
         self.version = version
-        self.ratchetKey = ratchetKey
+        self.ratchetKeyRange = ratchetKey
         self.counter = counter
         self.previousCounter = previousCounter
         self.ciphertextRange = ciphertext
@@ -119,7 +126,7 @@ public struct SignalMessage: Sendable, Equatable {
         }
         if let failure { throw .crypto(failure) }
         self.version = SignalConstants.messageVersion
-        self.ratchetKey = ratchetKey
+        self.ratchetKeyRange = 4..<36
         self.counter = counter
         self.previousCounter = previousCounter
         self.ciphertextRange = header..<(header + bodyCount)
@@ -153,6 +160,17 @@ public struct SignalMessage: Sendable, Equatable {
             try! HMACSHA256.compute(into: tag, key: macKey, parts: UnsafeRawBufferPointer(rebasing: scratch[0..<66]), message)
             out.copyMemory(from: UnsafeRawBufferPointer(rebasing: tag[0..<SignalConstants.macByteCount]))
         }
+    }
+
+    /// Validates a 33-byte key field in place and returns the range of its 32 key bytes
+    /// (relative to `body`).
+    static func keyRange(_ body: UnsafeRawBufferPointer, _ value: ProtobufReader.Value, field: Int) throws(SignalProtocolError) -> Range<Int> {
+        let range = try value.byteRange()
+        guard range.count == Curve25519.signalKeyByteCount, body[range.lowerBound] == Curve25519.signalKeyType,
+              Curve25519.KeyAgreement.PublicKey.isCanonical(UnsafeRawBufferPointer(rebasing: body[(range.lowerBound + 1)..<range.upperBound])) else {
+            throw .malformed(.invalidKey(field: field))
+        }
+        return (range.lowerBound + 1)..<range.upperBound
     }
 
     static func decodeKey(_ body: UnsafeRawBufferPointer, _ value: ProtobufReader.Value, field: Int) throws(SignalProtocolError) -> Curve25519.KeyAgreement.PublicKey {

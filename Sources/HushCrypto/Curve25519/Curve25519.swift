@@ -119,7 +119,17 @@ extension Curve25519.KeyAgreement {
         /// other encodings for key agreement; a protocol that authenticates keys by their
         /// bytes should reject them instead, since each names the same key as a canonical one.
         public var isCanonical: Bool {
-            rawRepresentation[31] & 0x80 == 0 && !XEdDSA.isAtLeastP(rawRepresentation)
+            rawRepresentation.withUnsafeBytes { Self.isCanonical($0) }
+        }
+
+        /// ``isCanonical`` for 32 raw bytes, without making a key (parsers use it to validate
+        /// a key in place).
+        package static func isCanonical(_ raw: UnsafeRawBufferPointer) -> Bool {
+            guard raw.count == Curve25519.keyByteCount, raw[31] & 0x80 == 0 else { return false }
+            for i in stride(from: 31, through: 0, by: -1) where raw[i] != XEdDSA.fieldPrime[i] {
+                return raw[i] < XEdDSA.fieldPrime[i]
+            }
+            return false  // u == p
         }
 
         /// Signal's 33-byte form, `0x05 || u`: what goes on the wire, into MACs and signatures.
