@@ -223,6 +223,31 @@ func main() {
         ]
         print("| " + cells.joined(separator: " | ") + " |")
     }
+    // The project's goals (Docs/performance.md), checked on this run.
+    func value(_ impl: String, _ op: String) -> Double? { medians[Key(impl: impl, op: op)] }
+    var goals: [String] = []
+    let peerOps = opOrder.filter { value("hush", $0) != nil && value("libsignal-protocol-c", $0) != nil }
+    if !peerOps.isEmpty {
+        let slower = peerOps.filter { value("hush", $0)! >= value("libsignal-protocol-c", $0)! }
+        goals.append(slower.isEmpty ? "met: every operation is faster than libsignal-protocol-c"
+                                    : "MISSED: not faster than libsignal-protocol-c for \(slower.joined(separator: ", "))")
+    }
+    func floorGoal(_ ops: [String], _ limit: Double) {
+        let measured = ops.filter { value("hush", $0) != nil && value("floor", $0) != nil }
+        guard !measured.isEmpty else { return }
+        let over = measured.filter { value("hush", $0)! / value("floor", $0)! > limit }
+        let list = measured.map { "\($0) \(String(format: "%.2f", value("hush", $0)! / value("floor", $0)!))×" }.joined(separator: ", ")
+        goals.append((over.isEmpty ? "met" : "MISSED") + ": ≤ \(String(format: "%.1f", limit))× the floor — \(list)")
+    }
+    floorGoal(["encrypt_100", "decrypt_100", "encrypt_100_hush1", "decrypt_100_hush1"], 1.3)
+    floorGoal(["ping_pong", "x3dh_initiator", "x3dh_responder", "roundtrip_64k",
+               "ping_pong_hush1", "x3dh_initiator_hush1", "x3dh_responder_hush1", "roundtrip_64k_hush1"], 1.1)
+    if !goals.isEmpty {
+        print("")
+        print("Goals (Docs/performance.md explains any miss):")
+        for goal in goals { print("- " + goal) }
+    }
+
     if medians.keys.contains(where: { $0.impl == "libolm" }) {
         print("")
         print("libolm differs: Olm's handshake has no signed pre key (no signature check); xeddsa_* are "
