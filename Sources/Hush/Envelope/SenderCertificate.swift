@@ -161,6 +161,7 @@ public struct CertificateValidator: Sendable {
     /// Server key ids that must no longer be accepted.
     public var revokedServerKeyIDs: Set<UInt32>
 
+    /// A validator for certificates chaining to `trustRoot`, refusing server key ids in `revokedServerKeyIDs`.
     public init(trustRoot: Curve25519.KeyAgreement.PublicKey, revokedServerKeyIDs: Set<UInt32> = []) {
         self.trustRoot = trustRoot
         self.revokedServerKeyIDs = revokedServerKeyIDs

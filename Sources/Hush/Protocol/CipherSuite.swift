@@ -13,6 +13,7 @@ public enum CipherSuite: UInt8, Sendable, Equatable, Hashable, CaseIterable, Cus
     /// labels. Specified in `Docs/spec/hush-1.md`.
     case hush1 = 1
 
+    /// `signal-v3` or `hush-1`.
     public var description: String {
         switch self {
         case .signalV3: "signal-v3"

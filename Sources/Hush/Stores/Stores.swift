@@ -67,6 +67,7 @@ public protocol SessionStore: AnyObject, Sendable {
 }
 
 extension SessionStore {
+/// Loads, runs `body` on the copy, stores the result if `body` returned (see the requirement).
     public func updateSession<R, E: Error>(for address: ProtocolAddress, _ body: (inout SessionRecord?) throws(E) -> R) throws -> R {
         var record = try loadSession(for: address)
         let result = try body(&record)
