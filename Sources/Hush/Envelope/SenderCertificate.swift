@@ -181,11 +181,7 @@ public struct CertificateValidator: Sendable {
     }
 }
 
-func appendVarint(_ value: UInt32, to bytes: inout [UInt8]) {
-    var v = value
-    while v >= 0x80 { bytes.append(UInt8(truncatingIfNeeded: v) | 0x80); v >>= 7 }
-    bytes.append(UInt8(v))
-}
+func appendVarint(_ value: UInt32, to bytes: inout [UInt8]) { LEB128.encode(UInt64(value)) { bytes.append($0) } }
 
 /// A bounds-checked reader for envelopes and certificates.
 struct EnvelopeReader {
@@ -209,18 +205,20 @@ struct EnvelopeReader {
         return Array(data[offset..<(offset + count)])
     }
 
-    /// Canonical unsigned LEB128 of a 32-bit value.
+    /// Canonical unsigned LEB128 of a 32-bit value (``LEB128/decodeCanonical32(_:)``).
     mutating func varint() throws(EnvelopeError) -> UInt32 {
-        var result: UInt64 = 0
-        for i in 0..<5 {
-            let b = try byte()
-            result |= UInt64(b & 0x7F) << (7 * UInt64(i))
-            if b & 0x80 == 0 {
-                guard i == 0 || b != 0, result <= UInt64(UInt32.max) else { throw .malformed("non-canonical varint") }
-                return UInt32(result)
-            }
+        let data = self.data
+        var offset = self.offset
+        defer { self.offset = offset }
+        switch LEB128.decodeCanonical32({ () -> UInt8? in
+            guard offset < data.count else { return nil }
+            defer { offset += 1 }
+            return data[offset]
+        }) {
+        case .value(let v): return v
+        case .truncated: throw .malformed("truncated")
+        case .invalid: throw .malformed("non-canonical varint")
         }
-        throw .malformed("varint too long")
     }
 
     mutating func publicKey() throws(EnvelopeError) -> Curve25519.KeyAgreement.PublicKey {

@@ -29,11 +29,7 @@ public struct SenderKeyDistributionMessage: Sendable {
         serialized = SecureBytes(count: count) { out in
             var offset = 0
             func put(_ byte: UInt8) { out[offset] = byte; offset += 1 }
-            func putVarint(_ value: UInt32) {
-                var v = value
-                while v >= 0x80 { put(UInt8(truncatingIfNeeded: v) | 0x80); v >>= 7 }
-                put(UInt8(v))
-            }
+            func putVarint(_ value: UInt32) { LEB128.encode(UInt64(value), put) }
             put(SignalConstants.versionByte)
             put(0x08); putVarint(keyID)
             put(0x10); putVarint(iteration)

@@ -196,14 +196,7 @@ struct RecordWriter {
     mutating func write(_ secret: SecureBytes) { secret.withUnsafeBytes { write($0) } }
     mutating func write(_ key: Curve25519.KeyAgreement.PublicKey) { write(key.rawRepresentation) }
 
-    mutating func writeVarint(_ value: UInt32) {
-        var v = value
-        while v >= 0x80 {
-            write(UInt8(truncatingIfNeeded: v) | 0x80)
-            v >>= 7
-        }
-        write(UInt8(v))
-    }
+    mutating func writeVarint(_ value: UInt32) { LEB128.encode(UInt64(value)) { write($0) } }
 }
 
 /// Reads a record; every read is bounds-checked.
@@ -235,17 +228,19 @@ struct RecordReader {
         return try! Curve25519.KeyAgreement.PublicKey(rawRepresentation: raw)
     }
 
-    /// Canonical unsigned LEB128 of a 32-bit value: at most 5 bytes, no redundant zero groups.
+    /// Canonical unsigned LEB128 of a 32-bit value (``LEB128/decodeCanonical32(_:)``).
     mutating func varint() throws(SessionRecordError) -> UInt32 {
-        var result: UInt64 = 0
-        for i in 0..<5 {
-            let b = try byte()
-            result |= UInt64(b & 0x7F) << (7 * UInt64(i))
-            if b & 0x80 == 0 {
-                guard i == 0 || b != 0, result <= UInt64(UInt32.max) else { throw .invalidValue(field: "varint") }
-                return UInt32(result)
-            }
+        let input = self.input
+        var offset = self.offset
+        defer { self.offset = offset }
+        switch LEB128.decodeCanonical32({ () -> UInt8? in
+            guard offset < input.count else { return nil }
+            defer { offset += 1 }
+            return input[offset]
+        }) {
+        case .value(let v): return v
+        case .truncated: throw .truncated
+        case .invalid: throw .invalidValue(field: "varint")
         }
-        throw .invalidValue(field: "varint")
     }
 }

@@ -239,18 +239,20 @@ struct WireReader {
         return data[offset]
     }
 
-    /// Canonical unsigned LEB128 of a 32-bit value: at most 5 bytes, no redundant zero group.
+    /// Canonical unsigned LEB128 of a 32-bit value (``LEB128/decodeCanonical32(_:)``).
     mutating func varint() throws(SignalProtocolError) -> UInt32 {
-        var result: UInt64 = 0
-        for i in 0..<5 {
-            let b = try byte()
-            result |= UInt64(b & 0x7F) << (7 * UInt64(i))
-            if b & 0x80 == 0 {
-                guard i == 0 || b != 0, result <= UInt64(UInt32.max) else { throw .malformed(.invalidEncoding) }
-                return UInt32(result)
-            }
+        let data = self.data
+        var offset = self.offset
+        defer { self.offset = offset }
+        switch LEB128.decodeCanonical32({ () -> UInt8? in
+            guard offset < data.count else { return nil }
+            defer { offset += 1 }
+            return data[offset]
+        }) {
+        case .value(let v): return v
+        case .truncated: throw .malformed(.tooShort(data.count))
+        case .invalid: throw .malformed(.invalidEncoding)
         }
-        throw .malformed(.invalidEncoding)
     }
 
     /// The range of a raw 32-byte X25519 key in canonical encoding (validated in place).
@@ -293,11 +295,7 @@ struct WireWriter {
     mutating func put(_ bytes: [UInt8]) { bytes.withUnsafeBytes { put($0) } }
     mutating func put(_ key: Curve25519.KeyAgreement.PublicKey) { put(key.rawRepresentation) }
 
-    mutating func putVarint(_ value: UInt32) {
-        var v = value
-        while v >= 0x80 { put(UInt8(truncatingIfNeeded: v) | 0x80); v >>= 7 }
-        put(UInt8(v))
-    }
+    mutating func putVarint(_ value: UInt32) { LEB128.encode(UInt64(value)) { put($0) } }
 
-    static func varintSize(_ value: UInt32) -> Int { ProtobufWriter.varintSize(UInt64(value)) }
+    static func varintSize(_ value: UInt32) -> Int { LEB128.byteCount(UInt64(value)) }
 }

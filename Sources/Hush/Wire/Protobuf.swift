@@ -14,14 +14,7 @@ struct ProtobufWriter {
         if let prefix { bytes.append(prefix) }
     }
 
-    mutating func appendVarint(_ value: UInt64) {
-        var v = value
-        while v >= 0x80 {
-            bytes.append(UInt8(truncatingIfNeeded: v) | 0x80)
-            v >>= 7
-        }
-        bytes.append(UInt8(v))
-    }
+    mutating func appendVarint(_ value: UInt64) { LEB128.encode(value) { bytes.append($0) } }
 
     /// A varint field (wire type 0). Emitted even when 0, as libsignal does for set fields.
     mutating func appendField(_ number: Int, uint32 value: UInt32) {
@@ -39,12 +32,7 @@ struct ProtobufWriter {
     }
 
     /// The encoded length of a varint.
-    static func varintSize(_ value: UInt64) -> Int {
-        var size = 1
-        var v = value >> 7
-        while v != 0 { size += 1; v >>= 7 }
-        return size
-    }
+    static func varintSize(_ value: UInt64) -> Int { LEB128.byteCount(value) }
 }
 
 /// A total protobuf reader: every input yields fields or ``MalformedMessage/invalidEncoding``,

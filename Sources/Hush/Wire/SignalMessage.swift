@@ -99,11 +99,7 @@ public struct SignalMessage: Sendable, Equatable {
             out.initializeMemory(as: UInt8.self, repeating: 0)
             var offset = 0
             func put(_ byte: UInt8) { out[offset] = byte; offset += 1 }
-            func putVarint(_ value: UInt32) {
-                var v = value
-                while v >= 0x80 { put(UInt8(truncatingIfNeeded: v) | 0x80); v >>= 7 }
-                put(UInt8(v))
-            }
+            func putVarint(_ value: UInt32) { LEB128.encode(UInt64(value), put) }
             put(SignalConstants.versionByte)
             put(0x0A); put(33); put(Curve25519.signalKeyType)
             ratchetKey.rawRepresentation.withUnsafeBytes { k in
