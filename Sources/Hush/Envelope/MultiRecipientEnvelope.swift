@@ -41,8 +41,8 @@ public struct MultiRecipientEnvelope: Sendable, Equatable {
             let senderBox = try SealedEnvelope.seal(senderIdentity.identityKey.publicKey.rawRepresentation, key: kE, ad: prefix + digest)
             let kS = try EnvelopeKeys.static(dh: try SealedEnvelope.agree(senderIdentity.privateKey, recipient.publicKey), chain: chain,
                                              info: EnvelopeConstants.multiStaticInfo, context: senderBox + digest)
-            let keyBox = try payloadKey.withUnsafeBytes { (k: UnsafeRawBufferPointer) throws(EnvelopeError) -> [UInt8] in
-                try SealedEnvelope.seal(Array(k), key: kS, ad: prefix + senderBox + digest)
+            let keyBox = try envelopeCrypto { () throws(CryptoError) in
+                try XChaChaPoly.encrypt(payloadKey, key: kS, nonce: EnvelopeConstants.zeroNonce, associatedData: prefix + senderBox + digest)
             }
             headers.append(senderBox + keyBox)
         }
@@ -89,6 +89,25 @@ public struct MultiRecipientEnvelope: Sendable, Equatable {
         return bytes + ephemeralKey + headers[index] + payload
     }
 
+    static func openKey(_ box: [UInt8], key: SecureBytes, ad: [UInt8]) throws(EnvelopeError) -> SecureBytes {
+        guard box.count == 32 + 16 else { throw .authenticationFailed }
+        do {
+            return try SecureBytes(count: 32) { (out: UnsafeMutableRawBufferPointer) throws(CryptoError) in
+                try box.withUnsafeBytes { (b: UnsafeRawBufferPointer) throws(CryptoError) in
+                    try key.withUnsafeBytes { (k: UnsafeRawBufferPointer) throws(CryptoError) in
+                        try ad.withUnsafeBytes { (a: UnsafeRawBufferPointer) throws(CryptoError) in
+                            try EnvelopeConstants.zeroNonce.withUnsafeBytes { (n: UnsafeRawBufferPointer) throws(CryptoError) in
+                                try XChaChaPoly.decrypt(b, key: k, nonce: n, associatedData: a, into: out)
+                            }
+                        }
+                    }
+                }
+            }
+        } catch {
+            throw .authenticationFailed
+        }
+    }
+
     /// Opens a delivered envelope (``delivered(to:)``) addressed to `recipientIdentity`,
     /// with the same checks as ``SealedEnvelope/open(_:recipientIdentity:validator:now:)``.
     public static func open(
@@ -117,7 +136,8 @@ public struct MultiRecipientEnvelope: Sendable, Equatable {
         }
         let kS = try EnvelopeKeys.static(dh: try SealedEnvelope.agree(recipientIdentity.privateKey, sender), chain: chain,
                                          info: EnvelopeConstants.multiStaticInfo, context: senderBox + digest)
-        let payloadKey = SecureBytes(copying: try SealedEnvelope.open(keyBox, key: kS, ad: prefix + senderBox + digest))
+        // K goes straight into wiped storage.
+        let payloadKey = try Self.openKey(keyBox, key: kS, ad: prefix + senderBox + digest)
         let content = try SealedEnvelope.open(payload, key: payloadKey, ad: [EnvelopeConstants.multiRecipientType] + ephemeral.rawRepresentation)
         return try EnvelopeContent.decode(content, sealedBy: IdentityKey(publicKey: sender), validator: validator, now: now)
     }
