@@ -349,10 +349,9 @@ let rogueSignatureRandom = envelopeRandom.take()[0]
 // A second server key whose Edwards public key has sign bit 1 (XEdDSA negates its scalar).
 var secondServerKey = try! Curve25519.KeyAgreement.PrivateKey(using: envelopeRandom)
 while true {
-    let scalar = secondServerKey.rawRepresentation.bytes
-    // Sign bit of E = k·B: computed by signing's own code path; probe with a throwaway signature.
+    // The sign bit of E = k·B is what the libsignal form carries in bit 7 of byte 63: probe it
+    // with a throwaway signature.
     let signature = try! XEdDSA.signature(for: [0], using: secondServerKey, variant: .libsignal, randomness: [UInt8](repeating: 0, count: 64))
-    _ = scalar
     if signature[63] & 0x80 != 0 { break }
     secondServerKey = try! Curve25519.KeyAgreement.PrivateKey(using: envelopeRandom)
 }
