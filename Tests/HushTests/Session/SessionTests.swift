@@ -285,3 +285,24 @@ import Testing
         #expect(bob.store.preKeyIDs.isEmpty)
     }
 }
+
+/// With `InMemorySignalProtocolStore`, an established session's record is updated under the
+/// store's lock (`updateSession`), so concurrent encryptions and decryptions for the same
+/// address never lose an update.
+@Suite struct SameAddressConcurrencyTests {
+    @Test func concurrentEncryptionsAndDecryptionsOnOneSession() async throws {
+        let (alice, bob) = try establishedPair(seed: 95)
+        let messages = try await withThrowingTaskGroup(of: CiphertextMessage.self) { group in
+            for i in 0..<200 { group.addTask { try alice.encrypt("m\(i)", to: bob) } }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        // Every message got its own counter.
+        let counters = Set(messages.compactMap { m -> UInt32? in if case .signal(let s) = m { s.counter } else { nil } })
+        #expect(counters.count == 200)
+        let texts = try await withThrowingTaskGroup(of: String.self) { group in
+            for m in messages { group.addTask { try bob.decrypt(m, from: alice) } }
+            return try await group.reduce(into: Set<String>()) { $0.insert($1) }
+        }
+        #expect(texts == Set((0..<200).map { "m\($0)" }))
+    }
+}
