@@ -6,9 +6,11 @@
 /// untrusted identity, for an unknown prekey — leaves every store exactly as it was.
 ///
 /// Concurrency: the functions are synchronous and the stores are `Sendable`, so they can be
-/// called from any task; but two operations on the *same address* must not overlap, or one
-/// of them would overwrite the other's record. Serialize per address (an actor that owns the
-/// stores is the simplest way: see `Docs/usage.md`).
+/// called from any task. Messages of an established session update the record through
+/// ``SessionStore/updateSession(for:_:)``, which ``InMemorySignalProtocolStore`` runs under its
+/// lock; starting a session (a bundle, a first PreKeySignalMessage) loads and stores in
+/// separate steps. Unless your store makes those atomic, serialize the operations of one
+/// address (an actor that owns the stores is the simplest way: see `Docs/usage.md`).
 public enum SessionCipher {
     /// Encrypts `plaintext` for `address` with the current session and advances its sending
     /// chain. Until the peer has answered, the result is a ``PreKeySignalMessage``.
