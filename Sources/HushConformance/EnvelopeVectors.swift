@@ -112,7 +112,7 @@ enum EnvelopeVectors {
                             : try MultiRecipientEnvelope.open(bytes, recipientIdentity: recipient, validator: validator, now: now)
                     } catch {
                         guard expect == "error" else { return .failed("failed with \(error)") }
-                        let name = errorName(error)
+                        let name = error.transcriptName
                         return name == (try c.string("error")) ? .passed : .failed("failed with \(name), expected \((try? c.string("error")) ?? "?")")
                     }
                     guard expect == "ok" else { return .failed("opened, expected \((try? c.string("error")) ?? "?")") }
@@ -126,22 +126,6 @@ enum EnvelopeVectors {
                     throw .badValue(field: "op", reason: "unknown operation '\(op)'")
                 }
             }
-        }
-    }
-
-    /// The error names of the vectors (`Docs/spec/envelope.md` §8).
-    static func errorName(_ error: EnvelopeError) -> String {
-        switch error {
-        case .malformed: "malformed"
-        case .unsupportedVersion: "unsupported_version"
-        case .authenticationFailed: "authentication_failed"
-        case .invalidKey: "invalid_key"
-        case .certificate(.malformed): "malformed_certificate"
-        case .certificate(.revokedServerKey): "revoked_server_key"
-        case .certificate(.badServerSignature): "bad_server_signature"
-        case .certificate(.badSenderSignature): "bad_sender_signature"
-        case .certificate(.expired): "expired"
-        case .certificate(.identityMismatch): "identity_mismatch"
         }
     }
 

@@ -82,23 +82,6 @@ final class Party {
     }
 }
 
-func errorName(_ error: SignalProtocolError) -> String {
-    switch error {
-    case .malformed, .invalidRatchetKey, .invalidCiphertext: "malformed"
-    case .invalidVersion, .suiteMismatch: "invalid_version"
-    case .legacyVersion: "legacy_version"
-    case .badMAC: "bad_mac"
-    case .duplicateMessage: "duplicate_message"
-    case .tooFarInFuture: "too_far_in_future"
-    case .noSession, .noSenderKey: "no_session"
-    case .untrustedIdentity: "untrusted_identity"
-    case .unknownPreKey: "unknown_prekey"
-    case .invalidBundle(.badSignedPreKeySignature), .badSignature: "bad_signature"
-    case .invalidBundle(.missingSignedPreKey): "malformed"
-    case .storeFailure, .crypto: "other"
-    }
-}
-
 final class Transcript {
     let scenario: String
     let description: String
@@ -146,7 +129,7 @@ final class Transcript {
             step["expect"] = "ok"
         } catch {
             step["expect"] = "error"
-            step["error"] = errorName(error)
+            step["error"] = error.transcriptName
         }
         return add(step)
     }
@@ -190,7 +173,7 @@ final class Transcript {
             }
         } catch {
             step["expect"] = "error"
-            step["error"] = errorName(error)
+            step["error"] = error.transcriptName
         }
         return add(step)
     }
@@ -382,20 +365,6 @@ let malloryCertificate = certificate("alice", expiration: 2_000_000_000_000, ser
 
 var cases: [[String: Any]] = []
 func typeName(_ t: EnvelopeContentType) -> Int { Int(t.rawValue) }
-func errorName(_ e: EnvelopeError) -> String {
-    switch e {
-    case .malformed: "malformed"
-    case .unsupportedVersion: "unsupported_version"
-    case .authenticationFailed: "authentication_failed"
-    case .invalidKey: "invalid_key"
-    case .certificate(.malformed): "malformed_certificate"
-    case .certificate(.revokedServerKey): "revoked_server_key"
-    case .certificate(.badServerSignature): "bad_server_signature"
-    case .certificate(.badSenderSignature): "bad_sender_signature"
-    case .certificate(.expired): "expired"
-    case .certificate(.identityMismatch): "identity_mismatch"
-    }
-}
 let validator = CertificateValidator(trustRoot: root.publicKey)
 @MainActor func openCase(_ id: String, _ envelope: [UInt8], recipient: String, multi: Bool = false, revoked: [UInt32] = [], mutation: String? = nil) {
     var c: [String: Any] = ["id": id, "op": multi ? "open_delivered" : "open", "recipient": recipient, "envelope": hex(envelope), "now": now,
@@ -412,7 +381,7 @@ let validator = CertificateValidator(trustRoot: root.publicKey)
                        "content_type": typeName(opened.contentType), "message": hex(opened.message)]
     } catch {
         c["expect"] = "error"
-        c["error"] = errorName(error)
+        c["error"] = error.transcriptName
     }
     cases.append(c)
 }

@@ -55,3 +55,21 @@ public enum CertificateError: Error, Equatable, Hashable, Sendable {
     /// The certificate names another identity key than the one that sealed the envelope.
     case identityMismatch
 }
+
+extension EnvelopeError {
+    /// The error's name in the envelope vectors (`Docs/spec/envelope.md` §8).
+    package var transcriptName: String {
+        switch self {
+        case .malformed: "malformed"
+        case .unsupportedVersion: "unsupported_version"
+        case .authenticationFailed: "authentication_failed"
+        case .invalidKey: "invalid_key"
+        case .certificate(.malformed): "malformed_certificate"
+        case .certificate(.revokedServerKey): "revoked_server_key"
+        case .certificate(.badServerSignature): "bad_server_signature"
+        case .certificate(.badSenderSignature): "bad_sender_signature"
+        case .certificate(.expired): "expired"
+        case .certificate(.identityMismatch): "identity_mismatch"
+        }
+    }
+}

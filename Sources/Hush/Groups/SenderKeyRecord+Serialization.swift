@@ -12,14 +12,7 @@ extension SenderKeyRecord {
     static let formatVersion: UInt8 = 1
 
     /// The record's binary form, in wiped storage.
-    public func serialized() -> SecureBytes {
-        var counter = RecordWriter(output: nil)
-        encode(into: &counter)
-        return SecureBytes(count: counter.count) { out in
-            var writer = RecordWriter(output: out)
-            encode(into: &writer)
-        }
-    }
+    public func serialized() -> SecureBytes { RecordWriter.serialize(encode(into:)) }
 
     /// Parses a record written by ``serialized()``; any other input gives a
     /// ``SessionRecordError``.

@@ -35,15 +35,7 @@ extension SessionRecord {
     static let formatVersion: UInt8 = 2
 
     /// The record's binary form, in wiped storage.
-    public func serialized() -> SecureBytes {
-        var counter = RecordWriter(output: nil)
-        encode(into: &counter)
-        return SecureBytes(count: counter.count) { out in
-            var writer = RecordWriter(output: out)
-            encode(into: &writer)
-            precondition(writer.count == out.count)
-        }
-    }
+    public func serialized() -> SecureBytes { RecordWriter.serialize(encode(into:)) }
 
     /// Parses a record written by ``serialized()``.
     ///
@@ -179,6 +171,17 @@ extension SessionState {
 
 /// Writes a record (session or sender key) into a buffer, or only counts its bytes when there is none.
 struct RecordWriter {
+    /// Runs `encode` twice: once to count the bytes, once to write them straight into wiped storage.
+    static func serialize(_ encode: (inout RecordWriter) -> Void) -> SecureBytes {
+        var counter = RecordWriter(output: nil)
+        encode(&counter)
+        return SecureBytes(count: counter.count) { out in
+            var writer = RecordWriter(output: out)
+            encode(&writer)
+            precondition(writer.count == out.count)
+        }
+    }
+
     let output: UnsafeMutableRawBufferPointer?
     var count = 0
 
