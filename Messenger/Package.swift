@@ -19,6 +19,7 @@ let package = Package(
     products: [
         .library(name: "HushTransport", targets: ["HushTransport"]),
         .library(name: "HushRelay", targets: ["HushRelay"]),
+        .library(name: "RelayStoreConformance", targets: ["RelayStoreConformance"]),
         .executable(name: "hush-relay", targets: ["hush-relay"]),
     ],
     dependencies: [
@@ -57,6 +58,8 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // The checks every RelayStore implementation must pass (SQLite here; PostgreSQL later).
+        .target(name: "RelayStoreConformance", dependencies: ["HushRelay"]),
         .executableTarget(
             name: "hush-relay",
             dependencies: [
@@ -70,6 +73,7 @@ let package = Package(
             dependencies: [
                 "HushRelay",
                 "HushTransport",
+                "RelayStoreConformance",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
