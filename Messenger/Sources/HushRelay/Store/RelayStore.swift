@@ -229,6 +229,8 @@ public protocol RelayStore: Sendable {
     func acknowledge(account: String, deviceID: UInt32, serverIDs: [UInt64]) async throws(RelayStoreError) -> Int
     /// Messages queued for a device.
     func queueDepth(account: String, deviceID: UInt32) async throws(RelayStoreError) -> Int
+    /// Messages queued for all devices (for `/metrics`).
+    func totalQueueDepth() async throws(RelayStoreError) -> Int
     /// Deletes messages and dedupe entries that expired at or before `now` (Unix ms). Returns
     /// the number of messages deleted.
     func purgeExpired(now: UInt64) async throws(RelayStoreError) -> Int

@@ -310,6 +310,10 @@ public final class SQLiteRelayStore: RelayStore {
         }
     }
 
+    public func totalQueueDepth() async throws(RelayStoreError) -> Int {
+        try await read { db in try Int.fetchOne(db, sql: "SELECT COALESCE(SUM(queue_depth), 0) FROM devices") ?? 0 }
+    }
+
     public func purgeExpired(now: UInt64) async throws(RelayStoreError) -> Int {
         try await write { db in
             let cutoff = Int64(clamping: now)

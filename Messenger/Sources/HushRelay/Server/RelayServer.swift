@@ -1,0 +1,119 @@
+import Foundation
+import Hummingbird
+import HummingbirdWebSocket
+import HushTransport
+import Logging
+import NIOCore
+import Prometheus
+import ServiceLifecycle
+
+/// The network front of a ``Relay``: one HTTP/1.1 port with the WebSocket channel at
+/// `/v1/ws`, `GET /health` and `GET /metrics` (`Docs/spec/relay.md` §2, §10).
+public enum RelayServer {
+    /// Builds the Hummingbird application.
+    /// - Parameters:
+    ///   - registry: the Prometheus registry `MetricsSystem` was bootstrapped with (`/metrics` emits it).
+    ///   - onRunning: called with the bound port once the server listens.
+    public static func application(
+        relay: Relay, host: String = "127.0.0.1", port: Int, registry: PrometheusCollectorRegistry? = nil,
+        logger: Logger = Logger(label: "hush-relay"), onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+    ) -> some ApplicationProtocol {
+        let router = Hummingbird.Router(context: BasicWebSocketRequestContext.self)
+        router.get("/health") { _, _ -> Response in
+            var headers = HTTPFields()
+            headers[.contentType] = "text/plain"
+            return Response(status: relay.isShuttingDown ? .serviceUnavailable : .ok, headers: headers,
+                            body: .init(byteBuffer: ByteBuffer(string: relay.isShuttingDown ? "shutting down\n" : "ok\n")))
+        }
+        router.get("/metrics") { _, _ -> Response in
+            var text = registry?.emitToString() ?? ""
+            let depth = (try? await relay.store.totalQueueDepth()) ?? -1
+            text += "# TYPE hush_relay_queue_depth gauge\nhush_relay_queue_depth \(depth)\n"
+            text += "# TYPE hush_relay_devices_connected gauge\nhush_relay_devices_connected \(relay.onlineDevices)\n"
+            var headers = HTTPFields()
+            headers[.contentType] = "text/plain; version=0.0.4"
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
+        }
+        router.ws(RouterPath(RelayProtocol.webSocketPath)) { inbound, outbound, _ in
+            let transport = WebSocketTransport(outbound: outbound)
+            if relay.isShuttingDown {
+                await transport.close(.goingAway)
+                return
+            }
+            await relay.serve(inbound: WebSocketFrames(base: inbound.messages(maxSize: RelayProtocol.Limits.maxWebSocketMessage)),
+                              transport: transport)
+        }
+        let ws = WebSocketServerConfiguration(maxFrameSize: RelayProtocol.Limits.maxWebSocketMessage,
+                                              autoPing: .enabled(timePeriod: relay.configuration.pingInterval),
+                                              closeTimeout: .seconds(2))
+        return Application(
+            router: router,
+            server: .http1WebSocketUpgrade(webSocketRouter: router, configuration: .init(ws: ws)),
+            configuration: .init(address: .hostname(host, port: port), backlog: 4_096),
+            services: [RelayService(relay: relay)],
+            onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? port) },
+            logger: logger
+        )
+    }
+}
+
+/// Background work of a relay (TTL purge) and its part of graceful shutdown: on shutdown it
+/// stops new logins and closes every connection with 1001 (going away).
+public struct RelayService: Service {
+    let relay: Relay
+
+    /// A service for `relay`.
+    public init(relay: Relay) { self.relay = relay }
+
+    /// Runs until graceful shutdown.
+    public func run() async throws {
+        await relay.purgeExpired()
+        await withGracefulShutdownHandler {
+            while !Task.isCancelledOrShuttingDown {
+                do { try await Task.sleep(for: relay.configuration.purgeInterval) } catch { break }
+                if Task.isShuttingDownGracefully { break }
+                await relay.purgeExpired()
+            }
+        } onGracefulShutdown: {
+            relay.beginShutdown()
+        }
+        relay.beginShutdown()
+        await relay.closeAll()
+    }
+}
+
+extension Task where Success == Never, Failure == Never {
+    static var isCancelledOrShuttingDown: Bool { isCancelled || isShuttingDownGracefully }
+}
+
+/// Adapts Hummingbird's outbound writer.
+struct WebSocketTransport: RelayConnectionTransport {
+    let outbound: WebSocketOutboundWriter
+
+    func send(_ message: [UInt8]) async throws {
+        try await outbound.write(.binary(ByteBuffer(bytes: message)))
+    }
+
+    func close(_ code: RelayProtocol.CloseCode) async {
+        try? await outbound.close(.init(codeNumber: Int(code.rawValue)), reason: nil)
+    }
+}
+
+/// Hummingbird's inbound messages as ``InboundFrame``s.
+struct WebSocketFrames: AsyncSequence, Sendable {
+    typealias Element = InboundFrame
+    let base: WebSocketInboundMessageStream
+
+    struct AsyncIterator: AsyncIteratorProtocol {
+        var base: WebSocketInboundMessageStream.AsyncIterator
+        mutating func next() async throws -> InboundFrame? {
+            guard let message = try await base.next() else { return nil }
+            switch message {
+            case .binary(var buffer): return .binary(buffer.readBytes(length: buffer.readableBytes) ?? [])
+            case .text: return .text
+            }
+        }
+    }
+
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(base: base.makeAsyncIterator()) }
+}
