@@ -107,6 +107,18 @@ public final class InMemorySignalProtocolStore: SignalProtocolStore, SenderKeySt
     public func loadSenderKey(for name: SenderKeyName) -> SenderKeyRecord? { senderKeys.withLock { $0[name] } }
     /// Replaces the sender key record `name`.
     public func storeSenderKey(_ record: SenderKeyRecord, for name: SenderKeyName) { senderKeys.withLock { $0[name] = record } }
+    /// Runs `body` on the record `name` under the sender keys lock (concurrent group
+    /// operations on this store wait). If `body` throws, the record is as it was.
+    public func updateSenderKey<R, E: Error>(
+        for name: SenderKeyName, _ body: (inout SenderKeyRecord?) throws(E) -> R
+    ) throws(E) -> R {
+        try senderKeys.withLock { (map: inout [SenderKeyName: SenderKeyRecord]) throws(E) -> R in
+            var record = map[name]
+            let result = try body(&record)
+            if let record { map[name] = record }
+            return result
+        }
+    }
 
     // MARK: Snapshots
 
