@@ -17,7 +17,7 @@ struct ChainKey: Sendable {
     /// Calls `body` with the message key material for message `index`:
     /// `HKDF(HMAC(CK, 0x01), salt = 0*32, info = suite label, L)` (FORMAT §6.2 for v3: cipher
     /// key, MAC key and IV, L = 80; hush-1: XChaCha20-Poly1305 key and nonce, L = 56). The
-    /// material lives in stack scratch that is wiped (``SecretScratch/wipe(_:)``, which the
+    /// material lives in stack scratch that is wiped (``SecureBytes/wipe(_:)``, which the
     /// optimizer cannot remove) when `body` returns: the hot path of encrypt and decrypt
     /// allocates nothing for it.
     func withMessageKeys<R, E: Error>(
@@ -26,7 +26,7 @@ struct ChainKey: Sendable {
         let length = suite.messageKeyMaterialByteCount
         return try withUnsafeTemporaryAllocation(byteCount: 32 + length, alignment: 16) {
             (scratch: UnsafeMutableRawBufferPointer) throws(E) -> R in
-            defer { SecretScratch.wipe(scratch) }
+            defer { SecureBytes.wipe(scratch) }
             let material = UnsafeMutableRawBufferPointer(rebasing: scratch[32...])
             key.withUnsafeBytes { k in
                 Self.deriveMessageKeys(from: k, suite: suite, seed: UnsafeMutableRawBufferPointer(rebasing: scratch[0..<32]), into: material)
@@ -44,7 +44,7 @@ struct ChainKey: Sendable {
     static func messageKeys(chainKey: UnsafeRawBufferPointer, index: UInt32, suite: CipherSuite) -> MessageKeys {
         let material = SecureBytes(count: suite.messageKeyMaterialByteCount) { out in
             withUnsafeTemporaryAllocation(byteCount: 32, alignment: 16) { seed in
-                defer { SecretScratch.wipe(seed) }
+                defer { SecureBytes.wipe(seed) }
                 deriveMessageKeys(from: chainKey, suite: suite, seed: seed, into: out)
             }
         }
@@ -66,7 +66,7 @@ struct ChainKey: Sendable {
     /// numbered `UInt32.max` is ``SignalProtocolError/chainExhausted(counter:)``).
     mutating func advance() {
         withUnsafeTemporaryAllocation(byteCount: SignalConstants.keyByteCount, alignment: 16) { next in
-            defer { SecretScratch.wipe(next) }
+            defer { SecureBytes.wipe(next) }
             key.withUnsafeBytes { k in
                 withUnsafeBytes(of: SignalConstants.chainKeySeed) { two in try! HMACSHA256.compute(into: next, key: k, parts: two) }
             }
