@@ -3,8 +3,11 @@ import Synchronization
 /// Every Signal store in memory, thread-safe, with trust on first use.
 ///
 /// One lock per kind of record, so that a session update (``updateSession(for:_:)``, which
-/// runs under the sessions lock) may consult the identities. Lock order is always sessions
-/// before identities. For tests, demos and apps that persist records themselves
+/// runs under the sessions lock) may consult and update the identities and prekeys (a first
+/// PreKeySignalMessage saves the identity and removes its one-time prekey inside it). Lock
+/// order is always sessions before identities, prekeys and signed prekeys; the sender keys
+/// lock (``updateSenderKey(for:_:)``) is never held with another. For tests, demos and apps
+/// that persist records themselves
 /// (``SessionRecord/serialized()``). Nothing survives the process.
 public final class InMemorySignalProtocolStore: SignalProtocolStore, SenderKeyStore {
     private let identity: IdentityKeyPair
