@@ -9,11 +9,11 @@ struct PKI {
     let random: SeededRandom
     var validator: CertificateValidator { CertificateValidator(trustRoot: root.publicKey) }
 
-    init(seed: UInt64, keyID: UInt32 = 7) throws {
+    init(seed: UInt64, keyID: UInt32 = 7, serverExpiration: UInt64 = 3_000_000_000_000) throws {
         random = SeededRandom(seed: seed)
         root = try Curve25519.KeyAgreement.PrivateKey(using: random)
         serverKey = try Curve25519.KeyAgreement.PrivateKey(using: random)
-        server = try ServerCertificate.issue(keyID: keyID, key: serverKey.publicKey, signedBy: root, random: random)
+        server = try ServerCertificate.issue(keyID: keyID, key: serverKey.publicKey, expiration: serverExpiration, signedBy: root, random: random)
     }
 
     func certificate(for device: Device, expiration: UInt64 = 2_000_000_000_000) throws -> SenderCertificate {
