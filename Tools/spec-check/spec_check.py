@@ -718,18 +718,43 @@ def fingerprint(party):
                          for a, r in party.records.items())))
 
 
+def load_pending():
+    """Vector cases for rules this implementation does not implement yet (pending.txt, kept by
+    the maintainers, not by the spec reading): a failure there is reported as PENDING, not
+    counted as a failure."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pending.txt")
+    pending = {}
+    if os.path.exists(path):
+        for line in open(path):
+            line = line.split("#", 1)[0].strip()
+            if line:
+                f, case = line.split(None, 1)
+                pending.setdefault(f, set()).add(case.strip())
+    return pending
+
+
+PENDING = load_pending()
+
+
 class Tally:
     def __init__(self, name):
         self.name = name
         self.passed = 0
         self.failed = 0
+        self.pending = 0
         self.notes = []
+
+    def is_pending(self, what):
+        return any(what == c or what.startswith(c + ":") for c in PENDING.get(self.name, ()))
 
     def check(self, ok, what):
         if ok:
             self.passed += 1
             if VERBOSE:
                 print(f"  ok    {what}")
+        elif self.is_pending(what):
+            self.pending += 1
+            print(f"  PENDING  {self.name}: {what}")
         else:
             self.failed += 1
             self.notes.append(what)
@@ -1278,9 +1303,14 @@ def main(argv):
         else:
             t.check(False, f"unknown format {fmt!r}")
         tallies.append(t)
+    total_pending = 0
     for t in tallies:
-        print(f"{t.name:40s} {t.passed:6d} passed {t.failed:4d} failed")
+        print(f"{t.name:40s} {t.passed:6d} passed {t.failed:4d} failed"
+              + (f" {t.pending:4d} pending" if t.pending else ""))
         total_fail += t.failed
+        total_pending += t.pending
+    if total_pending:
+        print(f"{total_pending} checks of cases listed in Tools/spec-check/pending.txt failed (rules not implemented here yet)")
     print("ALL PASS" if total_fail == 0 else f"{total_fail} FAILURES")
     return 0 if total_fail == 0 else 1
 
