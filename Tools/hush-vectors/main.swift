@@ -473,6 +473,46 @@ do {
     t.write(seed: 5)
 }
 
+do {
+    let t = Transcript("torsion", "hush-1 keys outside the prime-order subgroup: torsioned copies of genuine keys (a point of order 8 added, so every DH result is the same and only the bytes differ) and points of the twist, in bundles, in a prekey message and as a ratchet key; all are refused, and the genuine messages still decrypt")
+    let alice = Party("alice", seed: 1051, preKeyIDs: []), bob = Party("bob", seed: 1052, preKeyIDs: [101])
+    t.parties = [alice, bob]
+    func torsioned(_ k: Curve25519.KeyAgreement.PublicKey) -> Curve25519.KeyAgreement.PublicKey { try! .init(rawRepresentation: OddPoints.torsioned(k.rawRepresentation)) }
+    let twist = try! Curve25519.KeyAgreement.PublicKey(rawRepresentation: OddPoints.twist)
+    func signedBundle(_ b: PreKeyBundle, _ key: Curve25519.KeyAgreement.PublicKey) -> PreKeyBundle {
+        let signature = try! XEdDSA.signature(for: key.signalRepresentation, using: bob.identity.privateKey, variant: .libsignal,
+                                              randomness: [UInt8](repeating: 8, count: 64))
+        return PreKeyBundle(registrationID: b.registrationID, deviceID: 1, identityKey: b.identityKey,
+                            signedPreKey: .init(id: 1, publicKey: key, signature: signature), oneTimePreKey: b.oneTimePreKey)
+    }
+    t.processBundle(alice, bob, oneTimePreKeyID: nil, mutate: ("signed prekey torsioned, signed by Bob", { signedBundle($0, torsioned($0.signedPreKey!.publicKey)) }))
+    t.processBundle(alice, bob, oneTimePreKeyID: nil, mutate: ("signed prekey a point of the twist, signed by Bob", { signedBundle($0, twist) }))
+    t.processBundle(alice, bob, oneTimePreKeyID: 101, mutate: ("one-time prekey torsioned", { b in
+        PreKeyBundle(registrationID: b.registrationID, deviceID: 1, identityKey: b.identityKey, signedPreKey: b.signedPreKey,
+                     oneTimePreKey: .init(id: 101, publicKey: torsioned(b.oneTimePreKey!.publicKey)))
+    }))
+    t.processBundle(alice, bob, oneTimePreKeyID: nil, mutate: ("identity key torsioned", { b in
+        PreKeyBundle(registrationID: b.registrationID, deviceID: 1, identityKey: IdentityKey(publicKey: torsioned(b.identityKey.publicKey)),
+                     signedPreKey: b.signedPreKey, oneTimePreKey: nil)
+    }))
+    t.processBundle(alice, bob, oneTimePreKeyID: 101)
+    let p = t.encrypt(alice, bob, "first")
+    let baseKeyAt = 4 + varintBytes(alice.store.localRegistrationID()).count, identityAt = baseKeyAt + 32
+    t.decrypt(bob, alice, ofStep: p, mutate: ("base key torsioned", { b in splice(baseKeyAt, 32, OddPoints.torsioned(Array(b[baseKeyAt..<(baseKeyAt + 32)])))(b) }))
+    t.decrypt(bob, alice, ofStep: p, mutate: ("identity key torsioned", { b in splice(identityAt, 32, OddPoints.torsioned(Array(b[identityAt..<(identityAt + 32)])))(b) }))
+    t.decrypt(bob, alice, ofStep: p, mutate: ("base key a point of the twist", splice(baseKeyAt, 32, OddPoints.twist)))
+    t.decrypt(bob, alice, ofStep: p, mutate: ("inner ratchet key torsioned", { b in
+        splice(identityAt + 33, 32, OddPoints.torsioned(Array(b[(identityAt + 33)..<(identityAt + 65)])))(b) }))
+    t.decrypt(bob, alice, ofStep: p)
+    let r = t.encrypt(bob, alice, "reply")
+    t.decrypt(alice, bob, ofStep: r, mutate: ("ratchet key torsioned", { b in splice(1, 32, OddPoints.torsioned(Array(b[1..<33])))(b) }))
+    t.decrypt(alice, bob, ofStep: r, mutate: ("ratchet key a point of the twist", splice(1, 32, OddPoints.twist)))
+    t.decrypt(alice, bob, ofStep: r)
+    t.decrypt(bob, alice, ofStep: p, mutate: ("base key torsioned, after the genuine message", { b in
+        splice(baseKeyAt, 32, OddPoints.torsioned(Array(b[baseKeyAt..<(baseKeyAt + 32)])))(b) }))
+    if CommandLine.arguments.contains("--torsion") { t.write(seed: 6) }
+}
+
 // MARK: - Envelope vectors
 
 let envelopeRandom = RecordingRandom(seed: 2001)
@@ -797,6 +837,18 @@ openCase("multi-truncated", Array(multi.delivered(to: 0).dropLast()), recipient:
 openCase("multi-payload-too-short", { () -> [UInt8] in
     let d = multi.delivered(to: 0); let body = Array(d[3..<(3 + 32 + 96 + 15)])
     return [0xE3] + varintBytes(UInt32(body.count)) + body }(), recipient: "bob", multi: true, mutation: "15 bytes of payload box (under 16)")
+
+// Keys outside the prime-order subgroup (§5.5 steps 1–2).
+if CommandLine.arguments.contains("--torsion") {
+    openCase("e-pub-torsioned", splice(3, 32, OddPoints.torsioned(Array(e1[3..<35])))(e1), recipient: "bob",
+             mutation: "ephemeral key torsioned (a point of order 8 added: same DH result, other bytes)")
+    openCase("e-pub-twist", splice(3, 32, OddPoints.twist)(e1), recipient: "bob", mutation: "ephemeral key replaced by a point of the twist")
+    craftedCase("sender-key-torsioned", "sender key in the sender box torsioned (same static DH, other bytes)",
+                content: content(type: 1, certificate: aliceBytes, message: text),
+                claimedSender: OddPoints.torsioned(identities["alice"]!.identityKey.publicKey.rawRepresentation))
+    craftedCase("sender-key-twist", "sender key in the sender box a point of the twist", content: content(type: 1, certificate: aliceBytes, message: text),
+                claimedSender: OddPoints.twist)
+}
 
 // The server's parse of the sender-to-server form (§6): `split`.
 @MainActor func splitCase(_ id: String, _ bytes: [UInt8], mutation: String? = nil) {
