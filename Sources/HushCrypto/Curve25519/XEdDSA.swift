@@ -12,7 +12,8 @@ import CSodium
 ///
 /// Built from libsodium's Ed25519 group operations (`crypto_scalarmult_ed25519_base_noclamp`,
 /// `crypto_core_ed25519_scalar_*`), libsodium's SHA-512 and Ed25519 verification, and one
-/// field inversion in libcrypto's BIGNUM; nothing here does curve arithmetic by hand.
+/// field inversion in libcrypto's BIGNUM (``FieldInversion``); nothing here does curve
+/// arithmetic by hand.
 ///
 /// Not for: keys that are also used with plain Ed25519 — keep signing keys of one scheme.
 public enum XEdDSA {
@@ -173,27 +174,15 @@ public enum XEdDSA {
     }
 
     /// The birational map from Montgomery u to Edwards y (RFC 7748 §4.1), `y = (u−1)/(u+1)`,
-    /// reduced mod p; u = −1 maps to y = 0 as in libsignal. Public values only: BIGNUM is not
-    /// constant-time.
+    /// reduced mod p; u = −1 maps to y = 0 as in libsignal. Public values only: the inversion
+    /// (``FieldInversion``) is not constant-time.
     static func edwardsY(fromMontgomeryU u: [UInt8]) -> [UInt8]? {
-        guard let ctx = BN_CTX_new() else { return nil }
-        defer { BN_CTX_free(ctx) }
-        BN_CTX_start(ctx)
-        defer { BN_CTX_end(ctx) }
-        guard let p = BN_CTX_get(ctx), let bu = BN_CTX_get(ctx), let num = BN_CTX_get(ctx),
-              let den = BN_CTX_get(ctx), let y = BN_CTX_get(ctx),
-              BN_lebin2bn(fieldPrime, 32, p) != nil, BN_lebin2bn(u, 32, bu) != nil,
-              BN_mod_sub(num, bu, BN_value_one(), p, ctx) == 1,
-              BN_mod_add(den, bu, BN_value_one(), p, ctx) == 1
-        else { return nil }
-        if BN_is_zero(den) == 1 {
-            BN_zero_ex(y)
-        } else {
-            guard BN_mod_inverse(den, den, p, ctx) != nil, BN_mod_mul(y, num, den, p, ctx) == 1 else { return nil }
-        }
+        guard u.count == 32 else { return nil }
         var out = [UInt8](repeating: 0, count: 32)
-        guard BN_bn2lebinpad(y, &out, 32) == 32 else { return nil }
-        return out
+        let ok = u.withUnsafeBytes { input in
+            out.withUnsafeMutableBytes { FieldInversion.edwardsY(fromMontgomeryU: input.baseAddress!, into: $0.baseAddress!) }
+        }
+        return ok ? out : nil
     }
 }
 
