@@ -10,7 +10,7 @@ struct SessionState: Sendable {
     struct ReceiverChain: Sendable {
         var ratchetKey: Curve25519.KeyAgreement.PublicKey
         var chainKey: ChainKey
-        var skippedKeys: [MessageKeys]
+        var skippedKeys: SkippedMessageKeys
     }
 
     /// What Alice must repeat in every message until Bob answers (X3DH §3.3's "initial
@@ -52,7 +52,8 @@ struct SessionState: Sendable {
     }
 
     mutating func addReceiverChain(_ ratchetKey: Curve25519.KeyAgreement.PublicKey, _ chainKey: ChainKey) {
-        receiverChains.append(ReceiverChain(ratchetKey: ratchetKey, chainKey: chainKey, skippedKeys: []))
+        receiverChains.append(ReceiverChain(
+            ratchetKey: ratchetKey, chainKey: chainKey, skippedKeys: SkippedMessageKeys(materialByteCount: suite.messageKeyMaterialByteCount)))
         if receiverChains.count > SignalConstants.maximumReceiverChains {
             receiverChains.removeFirst(receiverChains.count - SignalConstants.maximumReceiverChains)
         }
@@ -80,7 +81,8 @@ extension SessionState {
             aliceBaseKey: baseKey.publicKey, rootKey: rootKey1,
             sendingRatchetKey: ratchetKey, sendingChainKey: sendingChain, previousCounter: 0,
             // libsignal also keeps CK0 as a receiving chain for Bob's signed prekey.
-            receiverChains: [ReceiverChain(ratchetKey: signedPreKey.publicKey, chainKey: chainKey0, skippedKeys: [])],
+            receiverChains: [ReceiverChain(ratchetKey: signedPreKey.publicKey, chainKey: chainKey0,
+                                           skippedKeys: SkippedMessageKeys(materialByteCount: suite.messageKeyMaterialByteCount))],
             pendingPreKey: PendingPreKey(preKeyID: bundle.oneTimePreKey?.id, signedPreKeyID: signedPreKey.id, baseKey: baseKey.publicKey))
     }
 
@@ -225,25 +227,23 @@ extension SessionState {
     private mutating func messageKeySource(chain: Int, counter: UInt32) throws(SignalProtocolError) -> MessageKeySource {
         let chainKey = receiverChains[chain].chainKey
         if counter < chainKey.index {
-            guard let stored = receiverChains[chain].skippedKeys.firstIndex(where: { $0.counter == counter }) else {
+            guard let stored = receiverChains[chain].skippedKeys.remove(counter: counter) else {
                 throw .duplicateMessage(counter: counter)
             }
-            return .stored(receiverChains[chain].skippedKeys.remove(at: stored))
+            return .stored(stored)
         }
         guard counter - chainKey.index <= SignalConstants.maximumSkippedMessages else {
             throw .tooFarInFuture(counter: counter, chainIndex: chainKey.index, limit: SignalConstants.maximumSkippedMessages)
         }
         var current = chainKey
         if current.index < counter {
-            var skipped = receiverChains[chain].skippedKeys
-            while current.index < counter {
-                skipped.append(current.messageKeys(suite: suite))
+            let suite = self.suite
+            receiverChains[chain].skippedKeys.append(
+                count: Int(counter - current.index), firstCounter: current.index, limit: SignalConstants.maximumStoredMessageKeys
+            ) { out in
+                if let out { current.withMessageKeys(suite: suite) { out.copyMemory(from: $0) } }
                 current.advance()
             }
-            if skipped.count > SignalConstants.maximumStoredMessageKeys {
-                skipped.removeFirst(skipped.count - SignalConstants.maximumStoredMessageKeys)
-            }
-            receiverChains[chain].skippedKeys = skipped
         }
         receiverChains[chain].chainKey = current.next()
         return .chain(current)
