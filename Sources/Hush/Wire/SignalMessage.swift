@@ -94,30 +94,32 @@ public struct SignalMessage: Sendable, Equatable {
         let total = header + bodyCount + SignalConstants.macByteCount
         var failure: CryptoError?
         // 16 bytes of slack: OpenSSL wants room for a whole extra block while encrypting.
+        // The header is written through a pointer and a local offset (no nested functions
+        // capturing mutable state, which would cost dynamic exclusivity checks per byte).
         let bytes = [UInt8](unsafeUninitializedCapacity: total + AES.blockByteCount) { buffer, initialized in
             let out = UnsafeMutableRawBufferPointer(buffer)
-            out.initializeMemory(as: UInt8.self, repeating: 0)
+            let base = buffer.baseAddress!
             var offset = 0
-            func put(_ byte: UInt8) { out[offset] = byte; offset += 1 }
-            func putVarint(_ value: UInt32) { LEB128.encode(UInt64(value), put) }
-            put(SignalConstants.versionByte)
-            put(0x0A); put(33); put(Curve25519.signalKeyType)
+            base[0] = SignalConstants.versionByte
+            base[1] = 0x0A; base[2] = 33; base[3] = Curve25519.signalKeyType
             ratchetKey.rawRepresentation.withUnsafeBytes { k in
-                UnsafeMutableRawBufferPointer(rebasing: out[offset..<(offset + 32)]).copyMemory(from: k)
+                UnsafeMutableRawBufferPointer(rebasing: out[4..<36]).copyMemory(from: k)
             }
-            offset += 32
-            put(0x10); putVarint(counter)
-            put(0x18); putVarint(previousCounter)
-            put(0x22); putVarint(UInt32(bodyCount))
+            offset = 36
+            base[offset] = 0x10; offset = Self.writeVarint(counter, base, offset + 1)
+            base[offset] = 0x18; offset = Self.writeVarint(previousCounter, base, offset + 1)
+            base[offset] = 0x22; offset = Self.writeVarint(UInt32(bodyCount), base, offset + 1)
             do throws(CryptoError) {
                 let written = try AES.CBC.encrypt256(plaintext, key: cipherKey, iv: iv, into: UnsafeMutableRawBufferPointer(rebasing: out[offset...]))
                 precondition(written == bodyCount)
             } catch {
+                out.initializeMemory(as: UInt8.self, repeating: 0)
                 failure = error
             }
             offset += bodyCount
             Self.computeMAC(for: UnsafeRawBufferPointer(rebasing: out[0..<offset]), macKey: macKey, sender: sender, receiver: receiver,
                             into: UnsafeMutableRawBufferPointer(rebasing: out[offset..<(offset + SignalConstants.macByteCount)]))
+            // The slack block beyond `total` is not part of the array.
             initialized = total
         }
         if let failure { throw .crypto(failure) }
@@ -127,6 +129,19 @@ public struct SignalMessage: Sendable, Equatable {
         self.previousCounter = previousCounter
         self.ciphertextRange = header..<(header + bodyCount)
         self.serialized = bytes
+    }
+
+    /// Writes `value` as unsigned LEB128 at `offset`; returns the offset after it.
+    @inline(__always)
+    static func writeVarint(_ value: UInt32, _ base: UnsafeMutablePointer<UInt8>, _ offset: Int) -> Int {
+        var v = value, o = offset
+        while v >= 0x80 {
+            base[o] = UInt8(truncatingIfNeeded: v) | 0x80
+            v >>= 7
+            o += 1
+        }
+        base[o] = UInt8(v)
+        return o + 1
     }
 
     /// `true` when the last 8 bytes are the MAC of the rest under `macKey` (constant time).
