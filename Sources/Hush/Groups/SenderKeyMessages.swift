@@ -5,7 +5,7 @@
 /// 0x33 || protobuf { 1: key id, 2: iteration, 3: chain key (32), 4: signing public key (33) }
 /// ```
 /// It is neither signed nor MACed: its authenticity comes from the pairwise session that
-/// carries it. It contains the chain key, so ``serialized`` is ``SecureBytes``; never send it
+/// carries it. It contains the chain key, so ``serialized`` is `SecureBytes`; never send it
 /// any other way.
 public struct SenderKeyDistributionMessage: Sendable {
     /// The sender key's id.

@@ -295,7 +295,7 @@ public struct PreKeySignalMessage: Sendable, Equatable {
     }
 }
 
-/// What ``SessionCipher/encrypt(_:)`` produces: a ``PreKeySignalMessage`` until the peer has
+/// What ``SessionCipher/encrypt(_:for:store:)`` produces: a ``PreKeySignalMessage`` until the peer has
 /// answered, then ``SignalMessage``s. The transport must carry the type with the bytes.
 public enum CiphertextMessage: Sendable, Equatable {
     /// A message of an established session.
