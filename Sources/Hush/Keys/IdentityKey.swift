@@ -47,7 +47,12 @@ public struct IdentityKeyPair: Sendable, CustomStringConvertible {
     public init(privateKey: Curve25519.KeyAgreement.PrivateKey) {
         self.privateKey = privateKey
         self.identityKey = IdentityKey(publicKey: privateKey.publicKey)
+        self.edwardsPublicKey = XEdDSA.edwardsPublicKey(of: privateKey)
     }
+
+    /// `E = k·B`, the Edwards form of the identity key with its sign bit (public), computed once
+    /// here so that each signature makes one base-point multiplication instead of two.
+    private let edwardsPublicKey: [UInt8]
 
     /// A new identity from `random` (32 bytes, clamped).
     public static func generate(using random: some RandomSource = SystemRandom()) throws(CryptoError) -> IdentityKeyPair {
@@ -57,7 +62,7 @@ public struct IdentityKeyPair: Sendable, CustomStringConvertible {
     /// Signs `message` the way libsignal-protocol-c does (`XEdDSA/Variant/libsignal`), so
     /// that every Signal implementation verifies it. Draws 64 bytes from `random`.
     public func signature(for message: some ContiguousByteBuffer, using random: some RandomSource = SystemRandom()) throws(CryptoError) -> [UInt8] {
-        try XEdDSA.signature(for: message, using: privateKey, variant: .libsignal, random: random)
+        try XEdDSA.signature(for: message, using: privateKey, edwardsPublicKey: edwardsPublicKey, variant: .libsignal, random: random)
     }
 
     /// The public key only.

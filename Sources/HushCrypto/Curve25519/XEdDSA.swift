@@ -51,7 +51,31 @@ public enum XEdDSA {
         variant: Variant = .specification,
         randomness: some ContiguousByteBuffer
     ) throws(CryptoError) -> [UInt8] {
+        try signature(for: message, using: privateKey, edwardsPublicKey: nil, variant: variant, randomness: randomness)
+    }
+
+    /// `E = k·B` for the X25519 private key `k`, with its real sign bit: the Edwards public key
+    /// that signing derives first (§2.3). Signers that sign often with one long-term key compute
+    /// it once (``signature(for:using:edwardsPublicKey:variant:randomness:)``), which saves one
+    /// of a signature's two base-point multiplications.
+    package static func edwardsPublicKey(of privateKey: Curve25519.KeyAgreement.PrivateKey) -> [UInt8] {
         Sodium.ensureInitialized()
+        var E = [UInt8](repeating: 0, count: 32)
+        privateKey.scalar.withUnsafeBytes { k in _ = crypto_scalarmult_ed25519_base_noclamp(&E, k.nonNullBase) }
+        return E
+    }
+
+    /// ``signature(for:using:variant:randomness:)`` with `E = k·B` given (from
+    /// ``edwardsPublicKey(of:)`` of the same key; `nil`: computed here). Byte-identical results.
+    package static func signature(
+        for message: some ContiguousByteBuffer,
+        using privateKey: Curve25519.KeyAgreement.PrivateKey,
+        edwardsPublicKey: [UInt8]?,
+        variant: Variant,
+        randomness: some ContiguousByteBuffer
+    ) throws(CryptoError) -> [UInt8] {
+        Sodium.ensureInitialized()
+        precondition(edwardsPublicKey == nil || edwardsPublicKey!.count == 32, "an Edwards public key is 32 bytes")
         guard randomness.byteCount == randomByteCount else {
             throw .parameterOutOfRange(name: "randomness.count", value: randomness.byteCount, allowed: randomByteCount...randomByteCount)
         }
@@ -73,7 +97,11 @@ public enum XEdDSA {
 
             privateKey.scalar.withUnsafeBytes { k in
                 // E = k·B (k is clamped, so below 2^255; libsodium masks bit 255 only).
-                _ = crypto_scalarmult_ed25519_base_noclamp(&A, k.nonNullBase)
+                if let edwardsPublicKey {
+                    A = edwardsPublicKey
+                } else {
+                    _ = crypto_scalarmult_ed25519_base_noclamp(&A, k.nonNullBase)
+                }
                 switch variant {
                 case .libsignal:
                     a.update(from: k.nonNullBase, count: 32)
@@ -132,6 +160,19 @@ public enum XEdDSA {
     ) throws(CryptoError) -> [UInt8] {
         let z = try random.secureBytes(count: randomByteCount)
         return try signature(for: message, using: privateKey, variant: variant, randomness: z)
+    }
+
+    /// ``signature(for:using:variant:random:)`` with `E = k·B` precomputed (see
+    /// ``edwardsPublicKey(of:)``).
+    package static func signature(
+        for message: some ContiguousByteBuffer,
+        using privateKey: Curve25519.KeyAgreement.PrivateKey,
+        edwardsPublicKey: [UInt8],
+        variant: Variant,
+        random: some RandomSource
+    ) throws(CryptoError) -> [UInt8] {
+        let z = try random.secureBytes(count: randomByteCount)
+        return try signature(for: message, using: privateKey, edwardsPublicKey: edwardsPublicKey, variant: variant, randomness: z)
     }
 
     /// `true` when `signature` is a valid XEdDSA signature of `message` by the X25519
