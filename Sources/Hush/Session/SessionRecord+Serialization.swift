@@ -154,6 +154,10 @@ extension SessionState {
                 _ = try r.take(size)
             }
             let end = r.offset
+            guard skippedCount > 0 else {
+                chains.append(ReceiverChain(ratchetKey: ratchetKey, chainKey: chainKey, skippedKeys: SkippedMessageKeys(materialByteCount: size)))
+                continue
+            }
             var copy = r
             copy.offset = start
             let material = SecureBytes(count: skippedCount * size) { out in

@@ -11,13 +11,14 @@ struct SkippedMessageKeys: Sendable {
     let materialByteCount: Int
     /// The counters, oldest first; entry `i`'s keys are at `i × materialByteCount` in `material`.
     private(set) var counters: [UInt32]
-    /// `counters.count × materialByteCount` bytes.
-    private var material: SecureBytes
+    /// `counters.count × materialByteCount` bytes; `nil` while there are none (an empty chain
+    /// allocates nothing).
+    private var material: SecureBytes?
 
     init(materialByteCount: Int) {
         self.materialByteCount = materialByteCount
         self.counters = []
-        self.material = SecureBytes(zeroes: 0)
+        self.material = nil
     }
 
     /// Keys read from a record: `counters[i]` with material `i` of `material`.
@@ -25,7 +26,7 @@ struct SkippedMessageKeys: Sendable {
         precondition(material.count == counters.count * materialByteCount, "skipped keys: size mismatch")
         self.materialByteCount = materialByteCount
         self.counters = counters
-        self.material = material
+        self.material = counters.isEmpty ? nil : material
     }
 
     var count: Int { counters.count }
@@ -33,6 +34,7 @@ struct SkippedMessageKeys: Sendable {
 
     /// Calls `body` with each entry's counter and key material, oldest first.
     func forEach(_ body: (UInt32, UnsafeRawBufferPointer) -> Void) {
+        guard let material else { return }
         let size = materialByteCount
         material.withUnsafeBytes { all in
             for (i, counter) in counters.enumerated() {
@@ -43,14 +45,13 @@ struct SkippedMessageKeys: Sendable {
 
     /// Removes and returns the keys of message `counter`, or `nil` when there are none.
     mutating func remove(counter: UInt32) -> MessageKeys? {
-        guard let index = counters.firstIndex(of: counter) else { return nil }
+        guard let index = counters.firstIndex(of: counter), let old = material else { return nil }
         let size = materialByteCount
-        let old = material
         let keys = old.withUnsafeBytes { all in
             MessageKeys(material: SecureBytes(copying: UnsafeRawBufferPointer(rebasing: all[(index * size)..<((index + 1) * size)])),
                         counter: counter)
         }
-        material = old.withUnsafeBytes { all in
+        material = counters.count == 1 ? nil : old.withUnsafeBytes { all in
             SecureBytes(count: all.count - size) { out in
                 if index > 0 { out.copyMemory(from: UnsafeRawBufferPointer(rebasing: all[0..<(index * size)])) }
                 let rest = all.count - (index + 1) * size
@@ -77,9 +78,8 @@ struct SkippedMessageKeys: Sendable {
         let total = counters.count + newCount
         let dropped = Swift.max(0, total - limit)
         let kept = total - dropped
-        let old = material
         let oldCount = counters.count
-        material = old.withUnsafeBytes { all in
+        func build(_ all: UnsafeRawBufferPointer) -> SecureBytes {
             SecureBytes(count: kept * size) { out in
                 // Old entries that survive, then the new ones; new entries that would be dropped
                 // at once (more than `limit` skipped in one go) are never written.
@@ -99,6 +99,11 @@ struct SkippedMessageKeys: Sendable {
                     written += size
                 }
             }
+        }
+        if let old = material {
+            material = old.withUnsafeBytes { build($0) }
+        } else {
+            material = build(UnsafeRawBufferPointer(start: nil, count: 0))
         }
         var newCounters: [UInt32] = []
         newCounters.reserveCapacity(kept)
