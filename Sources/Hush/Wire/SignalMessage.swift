@@ -88,6 +88,8 @@ public struct SignalMessage: Sendable, Equatable {
         plaintext: UnsafeRawBufferPointer, cipherKey: UnsafeRawBufferPointer, macKey: UnsafeRawBufferPointer,
         iv: UnsafeRawBufferPointer, sender: IdentityKey, receiver: IdentityKey
     ) throws(SignalProtocolError) {
+        // Before any length is converted: a plaintext of 2 GiB or more is a typed error, not a trap.
+        do { try AES.checkInputLength(plaintext.count) } catch { throw .crypto(error) }
         let bodyCount = (plaintext.count / AES.blockByteCount + 1) * AES.blockByteCount
         let header = 1 + 2 + 33 + 1 + ProtobufWriter.varintSize(UInt64(counter)) + 1 + ProtobufWriter.varintSize(UInt64(previousCounter))
             + 1 + ProtobufWriter.varintSize(UInt64(bodyCount))
@@ -106,9 +108,10 @@ public struct SignalMessage: Sendable, Equatable {
                 UnsafeMutableRawBufferPointer(rebasing: out[4..<36]).copyMemory(from: k)
             }
             offset = 36
-            base[offset] = 0x10; offset = Self.writeVarint(counter, base, offset + 1)
-            base[offset] = 0x18; offset = Self.writeVarint(previousCounter, base, offset + 1)
-            base[offset] = 0x22; offset = Self.writeVarint(UInt32(bodyCount), base, offset + 1)
+            base[offset] = 0x10; offset = Self.writeVarint(UInt64(counter), base, offset + 1)
+            base[offset] = 0x18; offset = Self.writeVarint(UInt64(previousCounter), base, offset + 1)
+            // bodyCount as UInt64: no conversion that could trap (the length was checked above).
+            base[offset] = 0x22; offset = Self.writeVarint(UInt64(bodyCount), base, offset + 1)
             do throws(CryptoError) {
                 let written = try AES.CBC.encrypt256(plaintext, key: cipherKey, iv: iv, into: UnsafeMutableRawBufferPointer(rebasing: out[offset...]))
                 precondition(written == bodyCount)
@@ -133,7 +136,7 @@ public struct SignalMessage: Sendable, Equatable {
 
     /// Writes `value` as unsigned LEB128 at `offset`; returns the offset after it.
     @inline(__always)
-    static func writeVarint(_ value: UInt32, _ base: UnsafeMutablePointer<UInt8>, _ offset: Int) -> Int {
+    static func writeVarint(_ value: UInt64, _ base: UnsafeMutablePointer<UInt8>, _ offset: Int) -> Int {
         var v = value, o = offset
         while v >= 0x80 {
             base[o] = UInt8(truncatingIfNeeded: v) | 0x80
