@@ -104,4 +104,17 @@ import Testing
         }
         #expect(signBits == [0, 0x80], "keys with both sign bits were covered")
     }
+
+    /// The cache gives each key its own E, never another key's.
+    @Test func edwardsKeyCacheFollowsTheKey() throws {
+        let random = SeededRandom(seed: 78)
+        let cache = XEdDSA.EdwardsKeyCache()
+        let first = try Curve25519.KeyAgreement.PrivateKey(using: random)
+        let second = try Curve25519.KeyAgreement.PrivateKey(using: random)
+        #expect(cache.edwardsPublicKey(of: first) == XEdDSA.edwardsPublicKey(of: first))
+        #expect(cache.edwardsPublicKey(of: first) == XEdDSA.edwardsPublicKey(of: first))
+        #expect(cache.edwardsPublicKey(of: second) == XEdDSA.edwardsPublicKey(of: second))
+        #expect(cache.edwardsPublicKey(of: first) == XEdDSA.edwardsPublicKey(of: first))
+        #expect(XEdDSA.edwardsPublicKey(of: first) != XEdDSA.edwardsPublicKey(of: second))
+    }
 }

@@ -1,5 +1,6 @@
 import CCrypto
 import CSodium
+import Synchronization
 
 /// XEdDSA: Ed25519-style signatures made with X25519 keys, as Signal's identity keys sign
 /// their signed prekeys.
@@ -242,5 +243,26 @@ extension Curve25519.KeyAgreement.PublicKey {
         policy: XEdDSA.VerificationPolicy = .libsignalCompatible
     ) -> Bool {
         XEdDSA.isValidSignature(signature, for: message, publicKey: self, policy: policy)
+    }
+}
+
+extension XEdDSA {
+    /// `E = k·B` of one signing key, computed on first use and then reused (see
+    /// ``XEdDSA/edwardsPublicKey(of:)``): for keys that sign many messages (a group's sender
+    /// key signs every message). Copies share the cache; it remembers which key it was computed
+    /// for (by public key) and recomputes for any other, so a stale value is never used.
+    package final class EdwardsKeyCache: Sendable {
+        private let entry = Mutex<(publicKey: [UInt8], edwards: [UInt8])?>(nil)
+
+        package init() {}
+
+        /// `E` for `privateKey`, computed at most once per key.
+        package func edwardsPublicKey(of privateKey: Curve25519.KeyAgreement.PrivateKey) -> [UInt8] {
+            let publicKey = privateKey.publicKey.rawRepresentation
+            if let cached = entry.withLock({ $0 }), cached.publicKey == publicKey { return cached.edwards }
+            let edwards = XEdDSA.edwardsPublicKey(of: privateKey)
+            entry.withLock { $0 = (publicKey, edwards) }
+            return edwards
+        }
     }
 }
