@@ -1,0 +1,95 @@
+// swift-tools-version: 6.1
+//
+// Messenger — the relay (server role) and the transport shared with clients, built on Hush.
+//
+// Its own package so that a consumer of the `Hush` product never fetches or builds Hummingbird,
+// SwiftNIO, GRDB or swift-protobuf (SwiftPM checks out every dependency a manifest declares).
+// See Docs/architecture.md §"Messenger" and Docs/spec/relay.md.
+//
+//   HushTransport   stanzas (protobuf), framing, relay certificate, Noise session glue,
+//                   a thin client connection; no server dependencies
+//   HushRelay       accounts, devices, prekeys, routing, durable offline queue (RelayStore +
+//                   SQLite), limits, metrics, the Hummingbird WebSocket server
+//   hush-relay      the executable: serve, keygen
+import PackageDescription
+
+let package = Package(
+    name: "Messenger",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "HushTransport", targets: ["HushTransport"]),
+        .library(name: "HushRelay", targets: ["HushRelay"]),
+        .library(name: "RelayStoreConformance", targets: ["RelayStoreConformance"]),
+        .executable(name: "hush-relay", targets: ["hush-relay"]),
+    ],
+    dependencies: [
+        // The root package. Its name must be given: a path dependency otherwise takes the
+        // folder's name as identity, which differs between checkouts.
+        .package(name: "Hush", path: ".."),
+        .package(url: "https://github.com/apple/swift-protobuf", exact: "1.39.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", exact: "2.28.1", traits: []),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", exact: "2.8.1"),
+        .package(url: "https://github.com/groue/GRDB.swift", exact: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", exact: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+    ],
+    targets: [
+        .target(
+            name: "HushTransport",
+            dependencies: [
+                .product(name: "Hush", package: "Hush"),
+                .product(name: "HushNoise", package: "Hush"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]
+        ),
+        .target(
+            name: "HushRelay",
+            dependencies: [
+                "HushTransport",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // The checks every RelayStore implementation must pass (SQLite here; PostgreSQL later).
+        .target(name: "RelayStoreConformance", dependencies: ["HushRelay"]),
+        .executableTarget(
+            name: "hush-relay",
+            dependencies: [
+                "HushRelay",
+                .product(name: "Hush", package: "Hush"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .testTarget(
+            name: "HushTransportTests",
+            dependencies: ["HushTransport", .product(name: "HushNoise", package: "Hush")]
+        ),
+        .testTarget(
+            name: "HushRelayTests",
+            dependencies: [
+                "HushRelay",
+                "HushTransport",
+                "RelayStoreConformance",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+            ]
+        ),
+    ]
+)

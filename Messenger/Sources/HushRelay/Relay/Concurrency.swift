@@ -1,0 +1,196 @@
+import Synchronization
+
+/// A FIFO async lock whose waiters give up (returning `false`) when their task is cancelled
+/// or the gate is closed. Serialises "encrypt then write" on a connection so that Noise
+/// nonces reach the wire in order, and makes writers wait for a slow reader (backpressure).
+final class SerialGate: Sendable {
+    private struct State {
+        var locked = false
+        var closed = false
+        var nextID: UInt64 = 0
+        var waiters: [(UInt64, CheckedContinuation<Bool, Never>)] = []
+    }
+    private let state = Mutex(State())
+
+    func acquire() async -> Bool {
+        let id = state.withLock { s -> UInt64 in
+            s.nextID += 1
+            return s.nextID
+        }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { (c: CheckedContinuation<Bool, Never>) in
+                let now = state.withLock { s -> Bool? in
+                    if s.closed || Task.isCancelled { return false }
+                    if !s.locked {
+                        s.locked = true
+                        return true
+                    }
+                    s.waiters.append((id, c))
+                    return nil
+                }
+                if let now { c.resume(returning: now) }
+            }
+        } onCancel: {
+            let c = state.withLock { s -> CheckedContinuation<Bool, Never>? in
+                guard let i = s.waiters.firstIndex(where: { $0.0 == id }) else { return nil }
+                return s.waiters.remove(at: i).1
+            }
+            c?.resume(returning: false)
+        }
+    }
+
+    func release() {
+        let next = state.withLock { s -> CheckedContinuation<Bool, Never>? in
+            if s.waiters.isEmpty {
+                s.locked = false
+                return nil
+            }
+            return s.waiters.removeFirst().1
+        }
+        next?.resume(returning: true)
+    }
+
+    func close() {
+        let all = state.withLock { s -> [CheckedContinuation<Bool, Never>] in
+            s.closed = true
+            defer { s.waiters.removeAll() }
+            return s.waiters.map(\.1)
+        }
+        for c in all { c.resume(returning: false) }
+    }
+}
+
+/// A single-consumer wake-up signal: `signal()` from anywhere, `wait()` returns once a signal
+/// arrived since the last `wait()` (or at once when the task is cancelled).
+final class Wakeup: Sendable {
+    private struct State {
+        var pending = false
+        var waiter: CheckedContinuation<Void, Never>?
+    }
+    private let state = Mutex(State())
+
+    func signal() {
+        let c = state.withLock { s -> CheckedContinuation<Void, Never>? in
+            if let w = s.waiter {
+                s.waiter = nil
+                return w
+            }
+            s.pending = true
+            return nil
+        }
+        c?.resume()
+    }
+
+    func wait() async {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                let now = state.withLock { s -> Bool in
+                    if s.pending || Task.isCancelled {
+                        s.pending = false
+                        return true
+                    }
+                    s.waiter = c
+                    return false
+                }
+                if now { c.resume() }
+            }
+        } onCancel: {
+            let c = state.withLock { s -> CheckedContinuation<Void, Never>? in
+                defer { s.waiter = nil }
+                return s.waiter
+            }
+            c?.resume()
+        }
+    }
+}
+
+/// A token bucket (rate per second, burst), on an injected millisecond clock.
+struct TokenBucket {
+    let rate: Double
+    let burst: Double
+    var tokens: Double
+    var last: UInt64
+
+    init(rate: Double, burst: Double, now: UInt64) {
+        self.rate = rate
+        self.burst = burst
+        tokens = burst
+        last = now
+    }
+
+    mutating func take(now: UInt64) -> Bool {
+        if now > last {
+            tokens = min(burst, tokens + Double(now - last) / 1_000 * rate)
+            last = now
+        }
+        guard tokens >= 1 else { return false }
+        tokens -= 1
+        return true
+    }
+}
+
+/// Token buckets by key, bounded: the least recently refilled keys are dropped beyond `capacity`.
+final class KeyedRateLimiter: Sendable {
+    private let state: Mutex<[String: TokenBucket]> = Mutex([:])
+    let rate: Double
+    let burst: Double
+    let capacity: Int
+
+    init(rate: Double, burst: Double, capacity: Int = 100_000) {
+        self.rate = rate
+        self.burst = burst
+        self.capacity = capacity
+    }
+
+    func take(_ key: String, now: UInt64) -> Bool {
+        state.withLock { buckets in
+            if buckets.count >= capacity, buckets[key] == nil {
+                // Full buckets carry no information: drop them first.
+                let full = buckets.filter { $0.value.tokens >= burst - 1 || now - $0.value.last > 3_600_000 }.map(\.key)
+                for k in full { buckets[k] = nil }
+                if buckets.count >= capacity { buckets.removeAll(keepingCapacity: true) }
+            }
+            var b = buckets[key] ?? TokenBucket(rate: rate, burst: burst, now: now)
+            let ok = b.take(now: now)
+            buckets[key] = b
+            return ok
+        }
+    }
+}
+
+/// Client ephemeral keys seen in recent handshakes (spec §4.4): a handshake that reuses one
+/// within the clock-skew window is a replay. Bounded by time and by `capacity`.
+final class ReplayCache: Sendable {
+    private struct State {
+        var seen: [[UInt8]: UInt64] = [:]
+        var order: [([UInt8], UInt64)] = []
+        var head = 0
+    }
+    private let state = Mutex(State())
+    let window: UInt64
+    let capacity: Int
+
+    init(windowMilliseconds: UInt64, capacity: Int = 1_000_000) {
+        window = windowMilliseconds
+        self.capacity = capacity
+    }
+
+    /// Records `key`; `false` when it was seen within the window.
+    func insert(_ key: [UInt8], now: UInt64) -> Bool {
+        state.withLock { s in
+            while s.head < s.order.count, s.order[s.head].1 + window < now || s.order.count - s.head > capacity {
+                let (k, t) = s.order[s.head]
+                if s.seen[k] == t { s.seen[k] = nil }
+                s.head += 1
+            }
+            if s.head > 4_096, s.head * 2 > s.order.count {
+                s.order.removeFirst(s.head)
+                s.head = 0
+            }
+            if s.seen[key] != nil { return false }
+            s.seen[key] = now
+            s.order.append((key, now))
+            return true
+        }
+    }
+}

@@ -1,0 +1,31 @@
+import CoreMetrics
+import Metrics
+
+/// The relay's metrics (swift-metrics; exported by `/metrics` through swift-prometheus).
+/// Names and labels are listed in `Docs/spec/relay.md` §10. No label carries an account,
+/// key or payload.
+struct RelayMetrics: Sendable {
+    let connectionsOpened = Counter(label: "hush_relay_connections_total")
+    let connectionsOpen = Meter(label: "hush_relay_connections_open")
+    let devicesOnline = Meter(label: "hush_relay_devices_online")
+    let messagesStored = Counter(label: "hush_relay_messages_stored_total")
+    let duplicates = Counter(label: "hush_relay_messages_duplicate_total")
+    let acks = Counter(label: "hush_relay_acks_total")
+    let delivered = Counter(label: "hush_relay_messages_delivered_total")
+    let purged = Counter(label: "hush_relay_messages_purged_total")
+    let commitLatency = Timer(label: "hush_relay_commit_seconds")
+    let handshakeLatency = Timer(label: "hush_relay_handshake_seconds")
+
+    func handshake(_ pattern: String, _ result: String) {
+        Counter(label: "hush_relay_handshakes_total", dimensions: [("pattern", pattern), ("result", result)]).increment()
+    }
+
+    func stanzaIn(_ kind: String) { Counter(label: "hush_relay_stanzas_in_total", dimensions: [("type", kind)]).increment() }
+    func stanzaOut(_ kind: String) { Counter(label: "hush_relay_stanzas_out_total", dimensions: [("type", kind)]).increment() }
+    func error(_ code: RelayErrorCodeName) { Counter(label: "hush_relay_errors_total", dimensions: [("code", code.name)]).increment() }
+    func closed(_ code: UInt16) { Counter(label: "hush_relay_closes_total", dimensions: [("code", String(code))]).increment() }
+}
+
+struct RelayErrorCodeName {
+    let name: String
+}

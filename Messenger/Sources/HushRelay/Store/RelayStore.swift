@@ -1,0 +1,237 @@
+import Foundation
+
+/// A registered account: its name and identity key (`Docs/spec/relay.md` §5).
+public struct AccountRecord: Sendable, Equatable {
+    /// The account name.
+    public var name: String
+    /// The X25519 identity public key, 32 bytes.
+    public var identityKey: Data
+    /// Creates a record.
+    public init(name: String, identityKey: Data) {
+        self.name = name
+        self.identityKey = identityKey
+    }
+}
+
+/// A device of an account, identified by its Noise static key.
+public struct DeviceRecord: Sendable, Equatable {
+    /// The owning account.
+    public var account: String
+    /// The device id within the account.
+    public var deviceID: UInt32
+    /// The device's Noise static public key, 32 bytes.
+    public var staticKey: Data
+    /// The registration id of its latest prekey upload (0 before one).
+    public var registrationID: UInt32
+    /// Creates a record.
+    public init(account: String, deviceID: UInt32, staticKey: Data, registrationID: UInt32 = 0) {
+        self.account = account
+        self.deviceID = deviceID
+        self.staticKey = staticKey
+        self.registrationID = registrationID
+    }
+}
+
+/// A signed prekey as published.
+public struct SignedPrekeyRecord: Sendable, Equatable {
+    /// The owner's id for it.
+    public var id: UInt32
+    /// 32-byte public key.
+    public var publicKey: Data
+    /// 64-byte XEdDSA signature by the identity key over `0x05 || publicKey`.
+    public var signature: Data
+    /// Creates a record.
+    public init(id: UInt32, publicKey: Data, signature: Data) {
+        self.id = id
+        self.publicKey = publicKey
+        self.signature = signature
+    }
+}
+
+/// A one-time prekey as published.
+public struct OneTimePrekeyRecord: Sendable, Equatable {
+    /// The owner's id for it.
+    public var id: UInt32
+    /// 32-byte public key.
+    public var publicKey: Data
+    /// Creates a record.
+    public init(id: UInt32, publicKey: Data) {
+        self.id = id
+        self.publicKey = publicKey
+    }
+}
+
+/// One device's bundle as handed out; `oneTime` was consumed by the fetch that returned it.
+public struct PrekeyBundleRecord: Sendable, Equatable {
+    /// The device.
+    public var deviceID: UInt32
+    /// Its registration id.
+    public var registrationID: UInt32
+    /// Its signed prekey, if it uploaded one.
+    public var signedPrekey: SignedPrekeyRecord?
+    /// A one-time prekey, if one was left.
+    public var oneTime: OneTimePrekeyRecord?
+    /// One-time prekeys left for this device after the fetch.
+    public var remaining: Int
+    /// Creates a record.
+    public init(deviceID: UInt32, registrationID: UInt32, signedPrekey: SignedPrekeyRecord?, oneTime: OneTimePrekeyRecord?, remaining: Int) {
+        self.deviceID = deviceID
+        self.registrationID = registrationID
+        self.signedPrekey = signedPrekey
+        self.oneTime = oneTime
+        self.remaining = remaining
+    }
+}
+
+/// A message in a device's queue.
+public struct QueuedMessage: Sendable, Equatable {
+    /// The relay's id: unique, never reused, increasing in commit order.
+    public var serverID: UInt64
+    /// The recipient account.
+    public var account: String
+    /// The recipient device.
+    public var deviceID: UInt32
+    /// The sender's account ("" for anonymous sends).
+    public var senderAccount: String
+    /// The sender's device (0 for anonymous sends).
+    public var senderDevice: UInt32
+    /// When the relay accepted it, Unix milliseconds.
+    public var serverTime: UInt64
+    /// The opaque payload.
+    public var payload: Data
+    /// Creates a record.
+    public init(serverID: UInt64, account: String, deviceID: UInt32, senderAccount: String, senderDevice: UInt32,
+                serverTime: UInt64, payload: Data) {
+        self.serverID = serverID
+        self.account = account
+        self.deviceID = deviceID
+        self.senderAccount = senderAccount
+        self.senderDevice = senderDevice
+        self.serverTime = serverTime
+        self.payload = payload
+    }
+}
+
+/// A `Send` to commit.
+public struct EnqueueRequest: Sendable, Equatable {
+    /// The sending account and device (the dedupe scope).
+    public var senderAccount: String
+    /// The sending device.
+    public var senderDevice: UInt32
+    /// The sender's id for this message (dedupe key).
+    public var clientMessageID: UInt64
+    /// The recipient account.
+    public var recipient: String
+    /// The recipient devices (distinct).
+    public var devices: [UInt32]
+    /// The payload.
+    public var payload: Data
+    /// Now, Unix milliseconds (injectable clock).
+    public var now: UInt64
+    /// Messages expire (and dedupe entries are forgotten) at `now + ttl`.
+    public var ttlMilliseconds: UInt64
+    /// The per-device queue cap.
+    public var queueCap: Int
+    /// Creates a request.
+    public init(senderAccount: String, senderDevice: UInt32, clientMessageID: UInt64, recipient: String, devices: [UInt32],
+                payload: Data, now: UInt64, ttlMilliseconds: UInt64, queueCap: Int) {
+        self.senderAccount = senderAccount
+        self.senderDevice = senderDevice
+        self.clientMessageID = clientMessageID
+        self.recipient = recipient
+        self.devices = devices
+        self.payload = payload
+        self.now = now
+        self.ttlMilliseconds = ttlMilliseconds
+        self.queueCap = queueCap
+    }
+}
+
+/// What `enqueue` did.
+public enum EnqueueOutcome: Sendable, Equatable {
+    /// Committed: one message per recipient device, in the request's device order.
+    case stored(serverTime: UInt64, messages: [QueuedMessage])
+    /// The same (sender device, client message id) was committed before, at `serverTime`;
+    /// nothing was stored.
+    case duplicate(serverTime: UInt64)
+}
+
+/// What `register` did.
+public enum RegisterOutcome: Sendable, Equatable {
+    /// A new account with its first device.
+    case createdAccount
+    /// A new device of an existing account.
+    case addedDevice
+    /// This exact device (same key, same id) was already registered: nothing changed.
+    case alreadyRegistered
+}
+
+/// Errors of a ``RelayStore``.
+public enum RelayStoreError: Error, Equatable, Sendable {
+    /// No such account.
+    case unknownAccount
+    /// No such device in the account.
+    case unknownDevice(UInt32)
+    /// This device's queue holds `cap` messages.
+    case queueFull(device: UInt32, cap: Int)
+    /// The account name is registered with another identity key.
+    case accountTaken
+    /// The device id is bound to another static key, or the static key to another device.
+    case deviceTaken(UInt32)
+    /// The account has the maximum number of devices.
+    case tooManyDevices(limit: Int)
+    /// The upload would store more one-time prekeys than allowed.
+    case tooManyPrekeys(limit: Int)
+    /// The storage engine failed (message text from the engine; no payloads or keys).
+    case storage(String)
+}
+
+/// Durable state of the relay (`Docs/spec/relay.md` §7). Implementations: ``SQLiteRelayStore``;
+/// every implementation must pass `RelayStoreConformance`.
+///
+/// Contract, beyond each method's comment:
+/// - Every mutating call is atomic: it commits completely and durably before returning, or
+///   changes nothing and throws.
+/// - `enqueue` calls `committed` exactly once per stored request, after the commit and before
+///   the `committed` call of any later-committed request (so pushes reach a device in
+///   server-id order). The callback must not block.
+/// - Server ids are unique, never reused, and increase in commit order.
+public protocol RelayStore: Sendable {
+    /// Registers device `deviceID` of `account` with `staticKey`; creates the account on first
+    /// use of the name (first come, first served). The caller has verified the binding signature.
+    func register(account: String, identityKey: Data, deviceID: UInt32, staticKey: Data,
+                  maxDevices: Int) async throws(RelayStoreError) -> RegisterOutcome
+    /// The account, if registered.
+    func account(named name: String) async throws(RelayStoreError) -> AccountRecord?
+    /// The device, if registered.
+    func device(account: String, deviceID: UInt32) async throws(RelayStoreError) -> DeviceRecord?
+    /// All devices of an account, by device id.
+    func devices(account: String) async throws(RelayStoreError) -> [DeviceRecord]
+
+    /// Stores a prekey upload: replaces the signed prekey when given, adds (or replaces by id)
+    /// one-time prekeys. Returns the number of one-time prekeys now stored.
+    func storePrekeys(account: String, deviceID: UInt32, registrationID: UInt32, signed: SignedPrekeyRecord?,
+                      oneTime: [OneTimePrekeyRecord], maxStored: Int) async throws(RelayStoreError) -> Int
+    /// Hands out one bundle per device (all devices when `devices` is nil), atomically
+    /// consuming one one-time prekey per device (the lowest id). Unknown device ids throw.
+    func claimBundles(account: String, devices: [UInt32]?) async throws(RelayStoreError) -> [PrekeyBundleRecord]
+    /// One-time prekeys stored for a device.
+    func prekeyCount(account: String, deviceID: UInt32) async throws(RelayStoreError) -> Int
+
+    /// Commits a message for each recipient device, or recognises a duplicate.
+    /// Throws `unknownAccount`, `unknownDevice`, `queueFull` (then nothing is stored).
+    func enqueue(_ request: EnqueueRequest,
+                 committed: @escaping @Sendable ([QueuedMessage]) -> Void) async throws(RelayStoreError) -> EnqueueOutcome
+    /// Up to `limit` queued messages of a device with server id > `after`, in server-id order.
+    func pending(account: String, deviceID: UInt32, after: UInt64, limit: Int) async throws(RelayStoreError) -> [QueuedMessage]
+    /// Deletes the device's messages with these ids (others' ids and unknown ids are ignored).
+    /// Returns how many were deleted.
+    func acknowledge(account: String, deviceID: UInt32, serverIDs: [UInt64]) async throws(RelayStoreError) -> Int
+    /// Messages queued for a device.
+    func queueDepth(account: String, deviceID: UInt32) async throws(RelayStoreError) -> Int
+    /// Messages queued for all devices (for `/metrics`).
+    func totalQueueDepth() async throws(RelayStoreError) -> Int
+    /// Deletes messages and dedupe entries that expired at or before `now` (Unix ms). Returns
+    /// the number of messages deleted.
+    func purgeExpired(now: UInt64) async throws(RelayStoreError) -> Int
+}

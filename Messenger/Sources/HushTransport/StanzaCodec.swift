@@ -1,0 +1,68 @@
+import SwiftProtobuf
+
+/// Encoding and decoding of ``RelayStanza`` (`Docs/spec/relay.md` §6). Any byte string
+/// decodes to a stanza with a body or throws ``TransportError``.
+public enum StanzaCodec {
+    /// Encodes `stanza`; throws when it exceeds ``RelayProtocol/Limits/maxStanza``.
+    public static func encode(_ stanza: RelayStanza) throws(TransportError) -> [UInt8] {
+        let bytes: [UInt8]
+        do { bytes = try stanza.serializedBytes() } catch { throw .malformedStanza(reason: "encode: \(error)") }
+        guard bytes.count <= RelayProtocol.Limits.maxStanza else {
+            throw .tooLarge(length: bytes.count, limit: RelayProtocol.Limits.maxStanza)
+        }
+        return bytes
+    }
+
+    /// Decodes one stanza. A stanza without a (known) body is malformed.
+    public static func decode(_ bytes: [UInt8]) throws(TransportError) -> RelayStanza {
+        guard bytes.count <= RelayProtocol.Limits.maxStanza else {
+            throw .tooLarge(length: bytes.count, limit: RelayProtocol.Limits.maxStanza)
+        }
+        let stanza: RelayStanza
+        do {
+            var options = BinaryDecodingOptions()
+            options.messageDepthLimit = 8
+            options.discardUnknownFields = true
+            stanza = try RelayStanza(serializedBytes: bytes, options: options)
+        } catch {
+            throw .malformedStanza(reason: "\(error)")
+        }
+        guard stanza.body != nil else { throw .malformedStanza(reason: "no body") }
+        return stanza
+    }
+}
+
+extension RelayStanza {
+    /// The stanza's kind, for metrics and logs (never its contents).
+    public var kind: String {
+        switch body {
+        case .send: "send"
+        case .ack: "ack"
+        case .uploadPrekeys: "upload_prekeys"
+        case .fetchPrekeys: "fetch_prekeys"
+        case .ping: "ping"
+        case .deliver: "deliver"
+        case .serverAck: "server_ack"
+        case .queueEmpty: "queue_empty"
+        case .welcome: "welcome"
+        case .error: "error"
+        case .ok: "ok"
+        case .prekeyBundles: "prekey_bundles"
+        case .prekeysLow: "prekeys_low"
+        case .pong: "pong"
+        case nil: "none"
+        }
+    }
+
+    /// An `Error` stanza.
+    public static func error(_ code: RelayErrorCode, requestID: UInt32 = 0, clientMessageID: UInt64 = 0, deviceID: UInt32 = 0) -> RelayStanza {
+        var e = RelayError()
+        e.code = code
+        e.requestID = requestID
+        e.clientMessageID = clientMessageID
+        e.deviceID = deviceID
+        var s = RelayStanza()
+        s.body = .error(e)
+        return s
+    }
+}

@@ -1,0 +1,258 @@
+import Foundation
+import HushRelay
+
+/// Creates fresh stores for the conformance checks and reopens them (same durable storage,
+/// new instance) to check durability.
+public protocol RelayStoreFactory: Sendable {
+    /// A new, empty store.
+    func makeStore() async throws -> any RelayStore
+    /// A new instance over the storage of the store made last (as after a restart).
+    func reopen() async throws -> any RelayStore
+}
+
+/// A failed conformance expectation.
+public struct ConformanceFailure: Error, CustomStringConvertible, Equatable {
+    /// What was expected.
+    public let description: String
+    /// Where.
+    public let line: UInt
+}
+
+/// The behaviour every ``RelayStore`` must show (`Docs/spec/relay.md` §7). Run each check with
+/// a fresh store: `try await RelayStoreConformance.run("dedupe", factory)`.
+public enum RelayStoreConformance {
+    /// The checks by name.
+    public static let names: [String] = checks.map(\.0)
+
+    /// Runs the check called `name` against a new store from `factory`.
+    public static func run(_ name: String, _ factory: some RelayStoreFactory) async throws {
+        guard let check = checks.first(where: { $0.0 == name }) else { throw ConformanceFailure(description: "no check \(name)", line: #line) }
+        try await check.1(factory)
+    }
+
+    static func expect(_ condition: Bool, _ what: @autoclosure () -> String, line: UInt = #line) throws {
+        if !condition { throw ConformanceFailure(description: what(), line: line) }
+    }
+
+    static func expectError<T>(_ expected: RelayStoreError, line: UInt = #line, _ body: () async throws -> T) async throws {
+        do {
+            _ = try await body()
+            throw ConformanceFailure(description: "expected \(expected), got success", line: line)
+        } catch let error as RelayStoreError {
+            try expect(error == expected, "expected \(expected), got \(error)", line: line)
+        }
+    }
+
+    static func key(_ byte: UInt8) -> Data { Data(repeating: byte, count: 32) }
+    static let day: UInt64 = 86_400_000
+    static let ttl: UInt64 = 30 * day
+
+    static func request(_ id: UInt64, from sender: String = "alice", _ senderDevice: UInt32 = 1, to recipient: String = "bob",
+                        devices: [UInt32] = [1], payload: String = "m", now: UInt64 = 1_000, cap: Int = 100) -> EnqueueRequest {
+        EnqueueRequest(senderAccount: sender, senderDevice: senderDevice, clientMessageID: id, recipient: recipient, devices: devices,
+                       payload: Data(payload.utf8), now: now, ttlMilliseconds: ttl, queueCap: cap)
+    }
+
+    /// alice (device 1), bob (devices 1 and 2).
+    static func populated(_ factory: some RelayStoreFactory) async throws -> any RelayStore {
+        let store = try await factory.makeStore()
+        _ = try await store.register(account: "alice", identityKey: key(0xA0), deviceID: 1, staticKey: key(0xA1), maxDevices: 16)
+        _ = try await store.register(account: "bob", identityKey: key(0xB0), deviceID: 1, staticKey: key(0xB1), maxDevices: 16)
+        _ = try await store.register(account: "bob", identityKey: key(0xB0), deviceID: 2, staticKey: key(0xB2), maxDevices: 16)
+        return store
+    }
+
+    static let noop: @Sendable ([QueuedMessage]) -> Void = { _ in }
+
+    nonisolated(unsafe) static let checks: [(String, (any RelayStoreFactory) async throws -> Void)] = [
+        ("registration", { factory in
+            let s = try await factory.makeStore()
+            try expect(try await s.register(account: "alice", identityKey: key(1), deviceID: 1, staticKey: key(2), maxDevices: 2) == .createdAccount, "create")
+            try expect(try await s.register(account: "alice", identityKey: key(1), deviceID: 1, staticKey: key(2), maxDevices: 2) == .alreadyRegistered, "idempotent")
+            try await expectError(.accountTaken) { try await s.register(account: "alice", identityKey: key(9), deviceID: 2, staticKey: key(3), maxDevices: 2) }
+            try await expectError(.deviceTaken(1)) { try await s.register(account: "alice", identityKey: key(1), deviceID: 1, staticKey: key(4), maxDevices: 2) }
+            try await expectError(.deviceTaken(5)) { try await s.register(account: "alice", identityKey: key(1), deviceID: 5, staticKey: key(2), maxDevices: 2) }
+            try expect(try await s.register(account: "alice", identityKey: key(1), deviceID: 2, staticKey: key(3), maxDevices: 2) == .addedDevice, "add")
+            try await expectError(.tooManyDevices(limit: 2)) { try await s.register(account: "alice", identityKey: key(1), deviceID: 3, staticKey: key(5), maxDevices: 2) }
+            try expect(try await s.account(named: "alice") == AccountRecord(name: "alice", identityKey: key(1)), "account")
+            try expect(try await s.account(named: "nobody") == nil, "no account")
+            try expect(try await s.device(account: "alice", deviceID: 2) == DeviceRecord(account: "alice", deviceID: 2, staticKey: key(3)), "device")
+            try expect(try await s.devices(account: "alice").map(\.deviceID) == [1, 2], "devices")
+            // A failed registration left nothing behind.
+            try expect(try await s.account(named: "alice")?.identityKey == key(1), "unchanged")
+        }),
+        ("enqueueAndDrainInOrder", { factory in
+            let s = try await populated(factory)
+            var ids: [UInt64] = []
+            for i in 1...5 {
+                guard case .stored(let t, let m) = try await s.enqueue(request(UInt64(i), payload: "m\(i)", now: UInt64(1_000 + i)), committed: noop) else {
+                    throw ConformanceFailure(description: "not stored", line: #line)
+                }
+                try expect(t == UInt64(1_000 + i) && m.count == 1 && m[0].deviceID == 1, "stored \(i)")
+                ids.append(m[0].serverID)
+            }
+            try expect(ids == ids.sorted() && Set(ids).count == 5, "ids increase")
+            let all = try await s.pending(account: "bob", deviceID: 1, after: 0, limit: 10)
+            try expect(all.map(\.payload) == (1...5).map { Data("m\($0)".utf8) }, "order")
+            try expect(all[0].senderAccount == "alice" && all[0].senderDevice == 1 && all[0].serverTime == 1_001, "fields")
+            let page = try await s.pending(account: "bob", deviceID: 1, after: ids[1], limit: 2)
+            try expect(page.map(\.serverID) == [ids[2], ids[3]], "paging")
+            try expect(try await s.pending(account: "bob", deviceID: 2, after: 0, limit: 10).isEmpty, "other device empty")
+            try expect(try await s.queueDepth(account: "bob", deviceID: 1) == 5, "depth")
+        }),
+        ("multiDeviceSend", { factory in
+            let s = try await populated(factory)
+            guard case .stored(_, let m) = try await s.enqueue(request(1, devices: [2, 1]), committed: noop) else {
+                throw ConformanceFailure(description: "not stored", line: #line)
+            }
+            try expect(m.map(\.deviceID) == [2, 1] && m[0].serverID != m[1].serverID, "one per device")
+            try expect(try await s.queueDepth(account: "bob", deviceID: 1) == 1, "d1")
+            try expect(try await s.queueDepth(account: "bob", deviceID: 2) == 1, "d2")
+        }),
+        ("dedupe", { factory in
+            let s = try await populated(factory)
+            guard case .stored(let t, _) = try await s.enqueue(request(42, now: 5_000), committed: noop) else {
+                throw ConformanceFailure(description: "not stored", line: #line)
+            }
+            try expect(try await s.enqueue(request(42, payload: "other", now: 9_000), committed: noop) == .duplicate(serverTime: t), "duplicate")
+            try expect(try await s.queueDepth(account: "bob", deviceID: 1) == 1, "one copy")
+            // Another sending device with the same client id is a different message.
+            _ = try await s.register(account: "alice", identityKey: key(0xA0), deviceID: 2, staticKey: key(0xA2), maxDevices: 16)
+            guard case .stored = try await s.enqueue(request(42, from: "alice", 2), committed: noop) else {
+                throw ConformanceFailure(description: "other device deduped", line: #line)
+            }
+            // Still a duplicate after delivery and ack.
+            let m = try await s.pending(account: "bob", deviceID: 1, after: 0, limit: 10)
+            _ = try await s.acknowledge(account: "bob", deviceID: 1, serverIDs: m.map(\.serverID))
+            try expect(try await s.enqueue(request(42), committed: noop) == .duplicate(serverTime: t), "duplicate after ack")
+            // And after a restart.
+            let r = try await factory.reopen()
+            try expect(try await r.enqueue(request(42), committed: noop) == .duplicate(serverTime: t), "duplicate after reopen")
+        }),
+        ("unknownRecipients", { factory in
+            let s = try await populated(factory)
+            try await expectError(.unknownAccount) { try await s.enqueue(request(1, to: "carol"), committed: noop) }
+            try await expectError(.unknownDevice(3)) { try await s.enqueue(request(2, devices: [1, 3]), committed: noop) }
+            try expect(try await s.queueDepth(account: "bob", deviceID: 1) == 0, "nothing stored")
+            // A rejected send is not remembered for dedupe.
+            guard case .stored = try await s.enqueue(request(2, devices: [1]), committed: noop) else {
+                throw ConformanceFailure(description: "retry not stored", line: #line)
+            }
+        }),
+        ("queueCap", { factory in
+            let s = try await populated(factory)
+            for i in 1...3 { _ = try await s.enqueue(request(UInt64(i), cap: 3), committed: noop) }
+            try await expectError(.queueFull(device: 1, cap: 3)) { try await s.enqueue(request(4, cap: 3), committed: noop) }
+            try await expectError(.queueFull(device: 1, cap: 3)) { try await s.enqueue(request(5, devices: [2, 1], cap: 3), committed: noop) }
+            try expect(try await s.queueDepth(account: "bob", deviceID: 2) == 0, "all or nothing")
+            let m = try await s.pending(account: "bob", deviceID: 1, after: 0, limit: 1)
+            try expect(try await s.acknowledge(account: "bob", deviceID: 1, serverIDs: [m[0].serverID]) == 1, "ack")
+            guard case .stored = try await s.enqueue(request(4, cap: 3), committed: noop) else {
+                throw ConformanceFailure(description: "room after ack", line: #line)
+            }
+        }),
+        ("acknowledgeDeletes", { factory in
+            let s = try await populated(factory)
+            guard case .stored(_, let m) = try await s.enqueue(request(1, devices: [1, 2]), committed: noop) else {
+                throw ConformanceFailure(description: "not stored", line: #line)
+            }
+            // Device 1 cannot delete device 2's copy; unknown ids are ignored.
+            try expect(try await s.acknowledge(account: "bob", deviceID: 1, serverIDs: [m[1].serverID, 999_999]) == 0, "foreign id")
+            try expect(try await s.acknowledge(account: "bob", deviceID: 1, serverIDs: [m[0].serverID]) == 1, "own id")
+            try expect(try await s.acknowledge(account: "bob", deviceID: 1, serverIDs: [m[0].serverID]) == 0, "idempotent")
+            try expect(try await s.pending(account: "bob", deviceID: 1, after: 0, limit: 10).isEmpty, "gone")
+            try expect(try await s.pending(account: "bob", deviceID: 2, after: 0, limit: 10).count == 1, "other copy stays")
+            try expect(try await s.queueDepth(account: "bob", deviceID: 1) == 0, "depth")
+            // Deleted ids are never reused.
+            guard case .stored(_, let n) = try await s.enqueue(request(2), committed: noop) else {
+                throw ConformanceFailure(description: "not stored", line: #line)
+            }
+            try expect(n[0].serverID > m[1].serverID, "no reuse")
+        }),
+        ("ttlPurge", { factory in
+            let s = try await populated(factory)
+            _ = try await s.enqueue(request(1, now: 0), committed: noop)
+            _ = try await s.enqueue(request(2, now: day), committed: noop)
+            try expect(try await s.purgeExpired(now: ttl - 1) == 0, "not yet")
+            try expect(try await s.purgeExpired(now: ttl) == 1, "first expires at 30 days")
+            let left = try await s.pending(account: "bob", deviceID: 1, after: 0, limit: 10)
+            try expect(left.count == 1 && left[0].serverTime == day, "second stays")
+            try expect(try await s.queueDepth(account: "bob", deviceID: 1) == 1, "depth")
+            // The dedupe entry expired with the message: the id may be used again.
+            guard case .stored = try await s.enqueue(request(1, now: ttl), committed: noop) else {
+                throw ConformanceFailure(description: "expired dedupe entry", line: #line)
+            }
+            try expect(try await s.enqueue(request(2, now: ttl), committed: noop) == .duplicate(serverTime: day), "live dedupe entry")
+        }),
+        ("prekeys", { factory in
+            let s = try await populated(factory)
+            let signed = SignedPrekeyRecord(id: 7, publicKey: key(0x70), signature: Data(repeating: 0x71, count: 64))
+            let ot = (1...3).map { OneTimePrekeyRecord(id: UInt32($0), publicKey: key(UInt8($0))) }
+            try expect(try await s.storePrekeys(account: "bob", deviceID: 1, registrationID: 55, signed: signed, oneTime: ot.reversed(), maxStored: 5) == 3, "stored")
+            try await expectError(.tooManyPrekeys(limit: 5)) {
+                try await s.storePrekeys(account: "bob", deviceID: 1, registrationID: 55, signed: nil,
+                                         oneTime: (10...12).map { OneTimePrekeyRecord(id: UInt32($0), publicKey: key(9)) }, maxStored: 5)
+            }
+            try expect(try await s.prekeyCount(account: "bob", deviceID: 1) == 3, "rejected upload changed nothing")
+            let b1 = try await s.claimBundles(account: "bob", devices: [1])
+            try expect(b1 == [PrekeyBundleRecord(deviceID: 1, registrationID: 55, signedPrekey: signed, oneTime: ot[0], remaining: 2)], "first bundle")
+            let all = try await s.claimBundles(account: "bob", devices: nil)
+            try expect(all.count == 2 && all[0].oneTime == ot[1] && all[1].deviceID == 2 && all[1].oneTime == nil && all[1].signedPrekey == nil, "all devices")
+            _ = try await s.claimBundles(account: "bob", devices: [1])
+            let empty = try await s.claimBundles(account: "bob", devices: [1])
+            try expect(empty[0].oneTime == nil && empty[0].signedPrekey == signed && empty[0].remaining == 0, "exhausted")
+            try await expectError(.unknownDevice(9)) { try await s.claimBundles(account: "bob", devices: [9]) }
+            try await expectError(.unknownAccount) { try await s.claimBundles(account: "carol", devices: nil) }
+            // Re-uploading an id replaces it; a new signed prekey replaces the old.
+            let signed2 = SignedPrekeyRecord(id: 8, publicKey: key(0x80), signature: Data(repeating: 0x81, count: 64))
+            try expect(try await s.storePrekeys(account: "bob", deviceID: 1, registrationID: 56, signed: signed2,
+                                                oneTime: [OneTimePrekeyRecord(id: 4, publicKey: key(4)), OneTimePrekeyRecord(id: 4, publicKey: key(5))], maxStored: 5) == 1, "replace")
+            let b2 = try await s.claimBundles(account: "bob", devices: [1])
+            try expect(b2[0].signedPrekey == signed2 && b2[0].oneTime == OneTimePrekeyRecord(id: 4, publicKey: key(5)) && b2[0].registrationID == 56, "replaced")
+        }),
+        ("atomicPrekeyConsumption", { factory in
+            let s = try await populated(factory)
+            let ot = (1...10).map { OneTimePrekeyRecord(id: UInt32($0), publicKey: key(UInt8($0))) }
+            _ = try await s.storePrekeys(account: "bob", deviceID: 1, registrationID: 1, signed: nil, oneTime: ot, maxStored: 100)
+            let claimed = try await withThrowingTaskGroup(of: OneTimePrekeyRecord?.self) { group in
+                for _ in 0..<25 { group.addTask { try await s.claimBundles(account: "bob", devices: [1])[0].oneTime } }
+                var out: [OneTimePrekeyRecord?] = []
+                for try await r in group { out.append(r) }
+                return out
+            }
+            let handed = claimed.compactMap { $0 }
+            try expect(handed.count == 10 && Set(handed.map(\.id)).count == 10, "each one-time prekey handed out exactly once")
+        }),
+        ("commitOrderCallbacks", { factory in
+            let s = try await populated(factory)
+            let seen = SeenIDs()
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for i in 0..<40 {
+                    group.addTask {
+                        _ = try await s.enqueue(request(UInt64(i), from: "alice", 1, devices: [1]), committed: { m in seen.append(m.map(\.serverID)) })
+                    }
+                }
+                try await group.waitForAll()
+            }
+            let ids = seen.ids
+            try expect(ids.count == 40 && ids == ids.sorted(), "callbacks in server-id order")
+        }),
+        ("durableAcrossReopen", { factory in
+            let s = try await populated(factory)
+            _ = try await s.enqueue(request(1, payload: "kept"), committed: noop)
+            _ = try await s.storePrekeys(account: "bob", deviceID: 1, registrationID: 3, signed: nil,
+                                         oneTime: [OneTimePrekeyRecord(id: 1, publicKey: key(1))], maxStored: 10)
+            let r = try await factory.reopen()
+            try expect(try await r.pending(account: "bob", deviceID: 1, after: 0, limit: 10).map(\.payload) == [Data("kept".utf8)], "message")
+            try expect(try await r.prekeyCount(account: "bob", deviceID: 1) == 1, "prekeys")
+            try expect(try await r.device(account: "bob", deviceID: 2) != nil, "devices")
+        }),
+    ]
+}
+
+final class SeenIDs: Sendable {
+    private let lock = NSLock()
+    nonisolated(unsafe) private var storage: [UInt64] = []
+    func append(_ ids: [UInt64]) { lock.lock(); storage += ids; lock.unlock() }
+    var ids: [UInt64] { lock.lock(); defer { lock.unlock() }; return storage }
+}

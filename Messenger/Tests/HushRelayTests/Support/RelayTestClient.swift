@@ -1,0 +1,218 @@
+import Foundation
+import Hush
+import HushTransport
+@testable import HushRelay
+
+/// A device's keys and names for tests.
+struct TestDevice: Sendable {
+    let account: String
+    let deviceID: UInt32
+    let identity: Curve25519.KeyAgreement.PrivateKey
+    let key = try! Curve25519.KeyAgreement.PrivateKey()
+
+    init(_ account: String, _ deviceID: UInt32 = 1, identity: Curve25519.KeyAgreement.PrivateKey = try! .init()) {
+        self.account = account
+        self.deviceID = deviceID
+        self.identity = identity
+    }
+
+    func sibling(_ deviceID: UInt32) -> TestDevice { TestDevice(account, deviceID, identity: identity) }
+
+    var registerHello: RelayClientHello {
+        var r = RelayRegister()
+        r.account = account
+        r.identityKey = Data(identity.publicKey.rawRepresentation)
+        r.deviceID = deviceID
+        r.deviceSignature = Data(try! DeviceBinding.sign(account: account, deviceID: deviceID, deviceKey: key.publicKey, identity: identity))
+        var h = RelayClientHello()
+        h.register = r
+        return h
+    }
+
+    var loginHello: RelayClientHello {
+        var l = RelayLogin()
+        l.account = account
+        l.deviceID = deviceID
+        var h = RelayClientHello()
+        h.login = l
+        return h
+    }
+}
+
+enum ClientError: Error, Equatable {
+    case closed(UInt16?)
+    case unexpected(String)
+}
+
+/// A thin relay client: handshake, then stanzas (the relay's test peer).
+final class RelayTestClient: @unchecked Sendable {
+    let socket: TestWebSocket
+    var channel: StanzaChannel
+    var welcome: RelayWelcome?
+    /// Messages received before a specific wait found what it wanted.
+    var backlog: [RelayStanza] = []
+    private(set) var firstMessage: [UInt8] = []
+
+    private init(socket: TestWebSocket, channel: StanzaChannel) {
+        self.socket = socket
+        self.channel = channel
+    }
+
+    /// Connects and runs the handshake; throws `ClientError.closed(code)` when the relay rejects.
+    static func connect(_ relay: TestRelay, _ device: TestDevice?, pattern: RelayProtocol.Pattern, hello: RelayClientHello,
+                        relayKey: Curve25519.KeyAgreement.PublicKey? = nil, now: (@Sendable () -> UInt64)? = nil,
+                        expectWelcome: Bool = true) async throws -> RelayTestClient {
+        try await connect(port: relay.port, trustRoot: relay.identity.trustRoot, device, pattern: pattern, hello: hello,
+                          relayKey: relayKey ?? relay.identity.staticKey.publicKey, now: now ?? relay.clockSeconds,
+                          expectWelcome: expectWelcome)
+    }
+
+    static func connect(port: Int, trustRoot: Curve25519.KeyAgreement.PublicKey, _ device: TestDevice?, pattern: RelayProtocol.Pattern,
+                        hello: RelayClientHello, relayKey: Curve25519.KeyAgreement.PublicKey?, now: @escaping @Sendable () -> UInt64,
+                        expectWelcome: Bool = true) async throws -> RelayTestClient {
+        let socket = try await TestWebSocket.connect(port: port)
+        var hs = try ClientHandshake(pattern: pattern, deviceKey: device?.key, relayKey: pattern == .xx ? nil : relayKey,
+                                     trustRoot: trustRoot, hello: hello, now: now)
+        let first = try hs.start()
+        try await socket.send(first)
+        while !hs.isFinished {
+            switch await socket.next() {
+            case .binary(let m):
+                if let reply = try hs.receive(m) { try await socket.send(reply) }
+            case .closed(let code): throw ClientError.closed(code)
+            }
+        }
+        let client = RelayTestClient(socket: socket, channel: try hs.channel())
+        client.firstMessage = first
+        if expectWelcome {
+            let s = try await client.next()
+            guard case .welcome(let w)? = s.body else { throw ClientError.unexpected("\(s)") }
+            client.welcome = w
+        }
+        return client
+    }
+
+    static func register(_ relay: TestRelay, _ device: TestDevice, pattern: RelayProtocol.Pattern = .xx) async throws -> RelayTestClient {
+        try await connect(relay, device, pattern: pattern, hello: device.registerHello)
+    }
+
+    static func login(_ relay: TestRelay, _ device: TestDevice, pattern: RelayProtocol.Pattern = .ik) async throws -> RelayTestClient {
+        try await connect(relay, device, pattern: pattern, hello: device.loginHello)
+    }
+
+    func send(_ stanza: RelayStanza) async throws {
+        try await socket.send(try channel.sender.seal(stanza))
+    }
+
+    /// The next stanza (from the backlog first).
+    func next() async throws -> RelayStanza {
+        if !backlog.isEmpty { return backlog.removeFirst() }
+        switch await socket.next() {
+        case .binary(let m): return try channel.receiver.open(m)
+        case .closed(let code): throw ClientError.closed(code)
+        }
+    }
+
+    /// Reads until the socket closes; returns the close code and the stanzas before it.
+    func closeCode() async -> (UInt16?, [RelayStanza]) {
+        var seen: [RelayStanza] = backlog
+        backlog = []
+        while true {
+            switch await socket.next() {
+            case .binary(let m):
+                if let s = try? channel.receiver.open(m) { seen.append(s) }
+            case .closed(let code): return (code, seen)
+            }
+        }
+    }
+
+    /// Reads until a stanza matches; others are kept in order in the backlog.
+    func wait<T>(_ match: (RelayStanza) -> T?) async throws -> T {
+        var skipped: [RelayStanza] = []
+        defer { backlog = skipped + backlog }
+        while true {
+            let s: RelayStanza
+            if !backlog.isEmpty { s = backlog.removeFirst() } else {
+                switch await socket.next() {
+                case .binary(let m): s = try channel.receiver.open(m)
+                case .closed(let code): throw ClientError.closed(code)
+                }
+            }
+            if let t = match(s) { return t }
+            skipped.append(s)
+        }
+    }
+
+    // MARK: conveniences
+
+    func sendMessage(_ id: UInt64, to account: String, _ text: String) async throws {
+        try await sendMessage(id, to: account, [1], text)
+    }
+
+    func sendAndWait(_ id: UInt64, to account: String, _ text: String) async throws -> RelayStanza {
+        try await sendAndWait(id, to: account, [1], text)
+    }
+
+    func sendMessage(_ id: UInt64, to account: String, _ devices: [UInt32], _ text: String) async throws {
+        var m = RelaySend()
+        m.clientMessageID = id
+        m.account = account
+        m.devices = devices
+        m.payload = Data(text.utf8)
+        var s = RelayStanza()
+        s.send = m
+        try await send(s)
+    }
+
+    /// Sends and waits for the server ack (or an error for this message).
+    func sendAndWait(_ id: UInt64, to account: String, _ devices: [UInt32], _ text: String) async throws -> RelayStanza {
+        try await sendMessage(id, to: account, devices, text)
+        return try await wait { s in
+            switch s.body {
+            case .serverAck(let a) where a.clientMessageID == id: s
+            case .error(let e) where e.clientMessageID == id: s
+            default: nil
+            }
+        }
+    }
+
+    func nextDeliver() async throws -> RelayDeliver {
+        try await wait { if case .deliver(let d)? = $0.body { d } else { nil } }
+    }
+
+    func ack(_ ids: [UInt64]) async throws {
+        var s = RelayStanza()
+        s.ack.serverIds = ids
+        try await send(s)
+    }
+
+    /// Receives `count` deliveries, acking each, then expects nothing else but QueueEmpty if asked.
+    func receiveAndAck(_ count: Int) async throws -> [RelayDeliver] {
+        var out: [RelayDeliver] = []
+        for _ in 0..<count {
+            let d = try await nextDeliver()
+            out.append(d)
+            try await ack([d.serverID])
+        }
+        return out
+    }
+
+    func waitQueueEmpty() async throws {
+        try await wait { if case .queueEmpty? = $0.body { () } else { nil } }
+    }
+
+    func ping(_ id: UInt32) async throws -> RelayStanza {
+        var s = RelayStanza()
+        s.ping.requestID = id
+        try await send(s)
+        return try await wait { s in
+            switch s.body {
+            case .pong(let p) where p.requestID == id: s
+            case .error(let e) where e.requestID == id: s
+            default: nil
+            }
+        }
+    }
+
+    func close() async { await socket.close() }
+}
