@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Side-by-side comparison of Hush with libsignal-protocol-c and libolm on this machine.
+# Side-by-side comparison of Hush with libsignal-protocol-c, libolm and vodozemac on this machine.
 #
 #   Benchmarks/compare.sh [--scratch-path DIR] [--quick] [hush-compare options...]
 #
 # Builds (release) hush-harness, libsignal-harness, olm-harness and hush-compare, then runs
-# hush-compare, which runs the three harnesses interleaved for several rounds and prints one
-# Markdown table on stdout (progress on stderr). --quick: 2 rounds of shorter runs (< 3 min after
+# hush-compare, which runs the harnesses interleaved for several rounds and prints one
+# Markdown table on stdout (progress on stderr). vodozemac (PyPI, pinned below) is installed into
+# a venv of this script's own, Benchmarks/.build-venv (git-ignored; HUSH_VENV overrides), made
+# with python3 on the first run; without python3 or PyPI, its column stays empty. --quick: 2 rounds of shorter runs (< 3 min after
 # building). Other options (--rounds N, --ops a,b, --json FILE) go to hush-compare; see
 # Benchmarks/README.md. Needs apt packages libsignal-protocol-c-dev, libolm-dev, libssl-dev.
 set -euo pipefail
@@ -42,5 +44,17 @@ for product in "${products[@]}"; do
     "${build[@]}" --product "$product" >&2
 done
 
+vodozemac_version=0.10.0
+venv="${HUSH_VENV:-$here/.build-venv}"
+vodozemac=()
+if [[ ! -x "$venv/bin/python" ]] || ! "$venv/bin/python" -c "import vodozemac" 2>/dev/null; then
+    echo "compare.sh: installing vodozemac==$vodozemac_version into $venv" >&2
+    { python3 -m venv "$venv" && "$venv/bin/pip" install --quiet "vodozemac==$vodozemac_version"; } >&2 \
+        || echo "compare.sh: could not install vodozemac; its column will be empty" >&2
+fi
+if [[ -x "$venv/bin/python" ]] && "$venv/bin/python" -c "import vodozemac" 2>/dev/null; then
+    vodozemac=(--vodozemac "$venv/bin/python" "$here/Peers/vodozemac-harness/harness.py")
+fi
+
 bin="$("${build[@]}" --show-bin-path)"
-exec "$bin/hush-compare" "${args[@]+"${args[@]}"}"
+exec "$bin/hush-compare" "${vodozemac[@]+"${vodozemac[@]}"}" "${args[@]+"${args[@]}"}"

@@ -84,4 +84,38 @@ import Testing
         #expect(!high.isValidSignature(sig, for: [0xAA], policy: .specificationOnly))
         #expect(high.isValidSignature(sig, for: [0xAA], policy: .libsignalCompatible))
     }
+
+    /// Signing with the Edwards public key precomputed (as IdentityKeyPair does) gives the same
+    /// bytes as computing it inside, for both forms and keys with either sign bit.
+    @Test func precomputedEdwardsKeyGivesIdenticalSignatures() throws {
+        let random = SeededRandom(seed: 77)
+        var signBits: Set<UInt8> = []
+        for i in 0..<16 {
+            let key = try Curve25519.KeyAgreement.PrivateKey(using: random)
+            let E = XEdDSA.edwardsPublicKey(of: key)
+            signBits.insert(E[31] & 0x80)
+            let z = try random.secureBytes(count: XEdDSA.randomByteCount)
+            let message = [UInt8](repeating: UInt8(i), count: i * 7)
+            for variant in [XEdDSA.Variant.specification, .libsignal] {
+                let plain = try XEdDSA.signature(for: message, using: key, variant: variant, randomness: z)
+                let cached = try XEdDSA.signature(for: message, using: key, edwardsPublicKey: E, variant: variant, randomness: z)
+                #expect(cached == plain)
+                #expect(XEdDSA.isValidSignature(cached, for: message, publicKey: key.publicKey))
+            }
+        }
+        #expect(signBits == [0, 0x80], "keys with both sign bits were covered")
+    }
+
+    /// The cache gives each key its own E, never another key's.
+    @Test func edwardsKeyCacheFollowsTheKey() throws {
+        let random = SeededRandom(seed: 78)
+        let cache = XEdDSA.EdwardsKeyCache()
+        let first = try Curve25519.KeyAgreement.PrivateKey(using: random)
+        let second = try Curve25519.KeyAgreement.PrivateKey(using: random)
+        #expect(cache.edwardsPublicKey(of: first) == XEdDSA.edwardsPublicKey(of: first))
+        #expect(cache.edwardsPublicKey(of: first) == XEdDSA.edwardsPublicKey(of: first))
+        #expect(cache.edwardsPublicKey(of: second) == XEdDSA.edwardsPublicKey(of: second))
+        #expect(cache.edwardsPublicKey(of: first) == XEdDSA.edwardsPublicKey(of: first))
+        #expect(XEdDSA.edwardsPublicKey(of: first) != XEdDSA.edwardsPublicKey(of: second))
+    }
 }

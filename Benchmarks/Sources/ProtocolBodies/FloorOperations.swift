@@ -11,6 +11,10 @@ import CFloor
 /// - a DH ratchet step adds X25519(R,T), a key generation and X25519(R',T), 2 HKDFs to 64;
 /// - X3DH adds 4 X25519 and an HKDF (and, for the initiator, the signed prekey's signature
 ///   verification and 2 key generations);
+/// - every X25519 key a peer sends is checked to be in the prime-order subgroup (the project's
+///   rule since issue 14; one field inversion and libsodium's `crypto_core_ed25519_is_valid_point`):
+///   3 per X3DH (initiator: identity, signed and one-time prekeys; responder: base key,
+///   identity, and the first message's ratchet key) and 1 per received DH ratchet step;
 /// - a group message: HMAC, HKDF to 48, HMAC, AES, and an XEdDSA signature or verification.
 public enum FloorOperations {
     public static let all: [BenchOperation] = [
@@ -22,10 +26,10 @@ public enum FloorOperations {
             { for _ in 0..<n { Floor.shared.message(payload: 100); Floor.shared.message(payload: 100, decrypt: true); Floor.shared.ratchetStep() } }
         },
         BenchOperation("x3dh_initiator") { n in
-            { for _ in 0..<n { Floor.shared.verify(); Floor.shared.keygen(); Floor.shared.keygen(); Floor.shared.x3dh(); Floor.shared.dh(); Floor.shared.hkdf(64); Floor.shared.message(payload: 100) } }
+            { for _ in 0..<n { Floor.shared.subgroupChecks(3); Floor.shared.verify(); Floor.shared.keygen(); Floor.shared.keygen(); Floor.shared.x3dh(); Floor.shared.dh(); Floor.shared.hkdf(64); Floor.shared.message(payload: 100) } }
         },
         BenchOperation("x3dh_responder") { n in
-            { for _ in 0..<n { Floor.shared.x3dh(); Floor.shared.ratchetStep(); Floor.shared.message(payload: 100, decrypt: true) } }
+            { for _ in 0..<n { Floor.shared.subgroupChecks(2); Floor.shared.x3dh(); Floor.shared.ratchetStep(); Floor.shared.message(payload: 100, decrypt: true) } }
         },
         BenchOperation("xeddsa_sign") { n in { for _ in 0..<n { Floor.shared.sign() } } },
         BenchOperation("xeddsa_verify") { n in { for _ in 0..<n { Floor.shared.verify() } } },
@@ -40,10 +44,10 @@ public enum FloorOperations {
             { for _ in 0..<n { Floor.shared.hushMessage(payload: 100); Floor.shared.hushMessage(payload: 100); Floor.shared.ratchetStep() } }
         },
         BenchOperation("x3dh_initiator_hush1") { n in
-            { for _ in 0..<n { Floor.shared.verify(); Floor.shared.keygen(); Floor.shared.keygen(); Floor.shared.x3dh(); Floor.shared.dh(); Floor.shared.hkdf(64); Floor.shared.hushMessage(payload: 100) } }
+            { for _ in 0..<n { Floor.shared.subgroupChecks(3); Floor.shared.verify(); Floor.shared.keygen(); Floor.shared.keygen(); Floor.shared.x3dh(); Floor.shared.dh(); Floor.shared.hkdf(64); Floor.shared.hushMessage(payload: 100) } }
         },
         BenchOperation("x3dh_responder_hush1") { n in
-            { for _ in 0..<n { Floor.shared.x3dh(); Floor.shared.ratchetStep(); Floor.shared.hushMessage(payload: 100) } }
+            { for _ in 0..<n { Floor.shared.subgroupChecks(2); Floor.shared.x3dh(); Floor.shared.ratchetStep(); Floor.shared.hushMessage(payload: 100) } }
         },
         // Envelopes: keygen + 2 DH + 2 HKDF + 2 AEAD to seal; 2 DH + 2 HKDF + 2 AEAD + two
         // certificate signature verifications to open.
@@ -184,25 +188,41 @@ final class Floor: @unchecked Sendable {
         hkdf(64)
     }
 
-    /// A DH ratchet step on receipt: two DHs, a new key pair, two root-key HKDFs.
+    /// A DH ratchet step on receipt: the new ratchet key's subgroup check, two DHs, a new key
+    /// pair, two root-key HKDFs.
     func ratchetStep() {
+        subgroupChecks(1)
         dh(); keygen(); dh()
         hkdf(64); hkdf(64)
+    }
+
+    /// `count` prime-order-subgroup checks of a peer's X25519 key: the Montgomery→Edwards map's
+    /// field inversion (libcrypto, its faster Euclidean path) and libsodium's point validation
+    /// (canonical, on the curve, not of small order, `[ℓ]P = O`).
+    func subgroupChecks(_ count: Int) {
+        for _ in 0..<count {
+            BN_bin2bn(point, 32, u)
+            BN_set_flags(u, BN_FLG_CONSTTIME)
+            BN_mod_inverse(r, u, p, bnContext)
+            precondition(crypto_core_ed25519_is_valid_point(edPublic) == 1)
+        }
     }
 
     /// XEdDSA verification: the Montgomery→Edwards conversion (one field inversion) and an
     /// Ed25519 verification.
     func verify() {
         BN_bin2bn(point, 32, u)
+        BN_set_flags(u, BN_FLG_CONSTTIME)  // libcrypto's faster (Euclidean) inversion, as Hush's FieldInversion
         BN_mod_inverse(r, u, p, bnContext)
         precondition(crypto_sign_verify_detached(signature, message, 32, edPublic) == 0)
     }
 
-    /// XEdDSA signing: two base-point multiplications, two SHA-512s and the scalar arithmetic.
+    /// XEdDSA signing with the key's Edwards form `A = k·B` known (a long-term signing key
+    /// computes it once, as Hush's IdentityKeyPair and sender keys do): one base-point
+    /// multiplication (`R`), two SHA-512s and the scalar arithmetic.
     func sign() {
         let out = (buffer + 600).assumingMemoryBound(to: UInt8.self)
         let wide = (buffer + 700).assumingMemoryBound(to: UInt8.self)
-        _ = crypto_scalarmult_ed25519_base_noclamp(out, scalar)
         crypto_hash_sha512(wide, message, 32)
         crypto_core_ed25519_scalar_reduce(out + 32, wide)
         _ = crypto_scalarmult_ed25519_base_noclamp(out, out + 32)

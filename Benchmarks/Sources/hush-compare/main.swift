@@ -1,6 +1,8 @@
 // hush-compare: runs hush-harness, libsignal-harness and olm-harness (found next to this binary)
-// interleaved for several rounds on this machine, and prints one Markdown table of the medians
-// with the ratios Hush/floor, Hush/libsignal and Hush/libolm. See Benchmarks/README.md.
+// and, when given a Python with vodozemac, the vodozemac harness, interleaved for several rounds
+// on this machine, and prints one Markdown table of the medians with the ratios Hush/floor,
+// Hush/libsignal, Hush/libolm and Hush/vodozemac (gross, and net of the Python call overhead the
+// harness measures). See Benchmarks/README.md.
 //
 // Harness protocol: `<harness> [--ops a,b,c] [--quick] [--list]`; one JSON object per line:
 // {"impl":"…","op":"…","ns":<median ns per op over the invocation's batches>,"iterations":N}.
@@ -8,11 +10,14 @@ import Foundation
 
 let usage = """
     usage: hush-compare [--quick] [--rounds N] [--ops a,b,c] [--json FILE] [--harness-dir DIR]
+                        [--vodozemac PYTHON SCRIPT]
       --quick            2 rounds (unless --rounds) and --quick passed to the harnesses
       --rounds N         rounds of hush-harness, libsignal-harness, olm-harness in turn (default 5)
       --ops a,b,c        only these operations
       --json FILE        also write every harness line (with its round) and the medians as JSON
       --harness-dir DIR  where the harness binaries are (default: this binary's folder)
+      --vodozemac PYTHON SCRIPT  also run Peers/vodozemac-harness/harness.py (SCRIPT) with PYTHON,
+                         a Python that has the vodozemac package (compare.sh makes its venv)
     """
 
 /// The table's operations, in order; anything else a harness reports is appended.
@@ -21,6 +26,8 @@ let canonicalOps = [
     "record_serialize_fresh", "record_deserialize_fresh", "record_serialize_2000", "record_deserialize_2000",
     "xeddsa_sign", "xeddsa_verify", "senderkey_encrypt_100", "senderkey_decrypt_100",
 ]
+/// The vodozemac harness's no-op call into its bindings (ns per call).
+let overheadOp = "call_overhead"
 let harnessNames = ["hush-harness", "libsignal-harness", "olm-harness"]
 
 struct Options {
@@ -29,6 +36,7 @@ struct Options {
     var ops: [String]?
     var jsonPath: String?
     var harnessDir: String?
+    var vodozemac: (python: String, script: String)?
 }
 
 struct Sample {
@@ -37,6 +45,7 @@ struct Sample {
     let op: String
     let ns: Double
     let iterations: Int
+    let calls: Int
 }
 
 struct Key: Hashable {
@@ -70,6 +79,9 @@ func parseOptions(_ arguments: [String]) -> Options {
         case "--ops": options.ops = value("--ops").split(separator: ",").map(String.init)
         case "--json": options.jsonPath = value("--json")
         case "--harness-dir": options.harnessDir = value("--harness-dir")
+        case "--vodozemac":
+            let python = value("--vodozemac")
+            options.vodozemac = (python, value("--vodozemac"))
         case "--help", "-h":
             print(usage)
             exit(0)
@@ -115,7 +127,8 @@ func parseLines(_ output: String, round: Int, harness: String) -> [Sample] {
             continue
         }
         let iterations = (object["iterations"] as? NSNumber)?.intValue ?? 0
-        samples.append(Sample(round: round, impl: impl, op: op, ns: ns, iterations: iterations))
+        let calls = (object["calls"] as? NSNumber)?.intValue ?? 0
+        samples.append(Sample(round: round, impl: impl, op: op, ns: ns, iterations: iterations, calls: calls))
     }
     return samples
 }
@@ -148,25 +161,31 @@ func main() {
     let directory = options.harnessDir.map { URL(fileURLWithPath: $0) } ?? ownDirectory()
 
     // Which harnesses exist and what they can do.
-    var available: [(name: String, path: String, ops: [String])] = []
-    for name in harnessNames {
-        let path = directory.appendingPathComponent(name).path
+    var available: [(name: String, path: String, prefix: [String], ops: [String])] = []
+    var candidates = harnessNames.map { (name: $0, path: directory.appendingPathComponent($0).path, prefix: [String]()) }
+    if let vodozemac = options.vodozemac {
+        candidates.append((name: "vodozemac-harness", path: vodozemac.python, prefix: [vodozemac.script]))
+    } else {
+        note("no --vodozemac PYTHON SCRIPT: the vodozemac column stays empty")
+    }
+    for (name, path, prefix) in candidates {
         guard FileManager.default.isExecutableFile(atPath: path) else {
-            note("\(name) not found in \(directory.path); its column stays empty")
+            note("\(name) not found at \(path); its column stays empty")
             continue
         }
-        guard let (status, output) = run(path, ["--list"]), status == 0 else {
+        guard let (status, output) = run(path, prefix + ["--list"]), status == 0 else {
             note("\(name) --list failed; skipping it")
             continue
         }
         var ops = output.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
             .filter { !$0.isEmpty }
-        if let wanted = options.ops { ops = wanted.filter(ops.contains) }
+        // The call overhead always runs with the vodozemac harness: its net times need it.
+        if let wanted = options.ops { ops = ops.filter { wanted.contains($0) || $0 == overheadOp } }
         if ops.isEmpty {
             note("\(name): none of the requested operations; skipping it")
             continue
         }
-        available.append((name, path, ops))
+        available.append((name, path, prefix, ops))
     }
     guard !available.isEmpty else { fail("no harness to run") }
 
@@ -179,7 +198,7 @@ func main() {
             var arguments = options.quick ? ["--quick"] : []
             if options.ops != nil { arguments += ["--ops", harness.ops.joined(separator: ",")] }
             let t0 = Date()
-            guard let (status, output) = run(harness.path, arguments) else { continue }
+            guard let (status, output) = run(harness.path, harness.prefix + arguments) else { continue }
             let lines = parseLines(output, round: round, harness: harness.name)
             samples += lines
             let seconds = String(format: "%.1f", Date().timeIntervalSince(t0))
@@ -192,12 +211,21 @@ func main() {
 
     // Median across rounds per (impl, op).
     var grouped: [Key: [Double]] = [:]
+    var calls: [String: Int] = [:]  // vodozemac: calls into the bindings per operation
     var opOrder = canonicalOps.filter { options.ops?.contains($0) ?? true }
     for sample in samples {
         grouped[Key(impl: sample.impl, op: sample.op), default: []].append(sample.ns)
-        if !opOrder.contains(sample.op) { opOrder.append(sample.op) }
+        if sample.impl == "vodozemac" { calls[sample.op] = sample.calls }
+        if !opOrder.contains(sample.op) && sample.op != overheadOp { opOrder.append(sample.op) }
     }
-    let medians = grouped.mapValues(median)
+    var medians = grouped.mapValues(median)
+    // vodozemac net of Python: minus its measured no-op call, once per call the operation makes.
+    let overhead = medians[Key(impl: "vodozemac", op: overheadOp)]
+    if let overhead {
+        for (key, ns) in medians where key.impl == "vodozemac" && key.op != overheadOp {
+            medians[Key(impl: "vodozemac-net", op: key.op)] = max(0, ns - Double(calls[key.op] ?? 0) * overhead)
+        }
+    }
 
     func time(_ impl: String, _ op: String) -> String {
         medians[Key(impl: impl, op: op)].map { String(format: "%.2f", $0 / 1000) } ?? "—"
@@ -209,50 +237,71 @@ func main() {
         return String(format: r < 0.1 ? "%.2g×" : "%.2f×", r)
     }
 
-    print("Hush vs libsignal-protocol-c vs libolm — \(machine.cpu), \(machine.cores) cores; "
+    print("Hush vs libsignal-protocol-c vs libolm vs vodozemac — \(machine.cpu), \(machine.cores) cores; "
         + "\(rounds) round\(rounds == 1 ? "" : "s")\(options.quick ? " (quick)" : ""), interleaved; "
         + "load average \(loadBefore) before, \(loadAfter) after; \(String(format: "%.0f", elapsed)) s.")
-    print("Times: µs per operation, median over rounds of each run's median over batches.")
+    print("Times: µs per operation, median over rounds of each run's median over batches. "
+        + "vodozemac runs through its Python bindings: \"net\" subtracts the measured no-op call "
+        + "(\(overhead.map { String(format: "%.0f ns", $0) } ?? "not measured")) once per call into the bindings.")
     print("")
-    print("| operation | Hush | floor | libsignal-protocol-c | libolm | Hush/floor | Hush/libsignal | Hush/libolm |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("| operation | Hush | floor | libsignal-protocol-c | libolm | vodozemac | vodozemac net "
+        + "| Hush/floor | Hush/libsignal | Hush/libolm | Hush/vodozemac | Hush/vodozemac net |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for op in opOrder where medians.keys.contains(where: { $0.op == op }) {
         let cells = [
             op, time("hush", op), time("floor", op), time("libsignal-protocol-c", op), time("libolm", op),
-            ratio(op, "floor"), ratio(op, "libsignal-protocol-c"), ratio(op, "libolm"),
+            time("vodozemac", op), time("vodozemac-net", op),
+            ratio(op, "floor"), ratio(op, "libsignal-protocol-c"), ratio(op, "libolm"), ratio(op, "vodozemac"),
+            ratio(op, "vodozemac-net"),
         ]
+        print("| " + cells.joined(separator: " | ") + " |")
+    }
+    if let overhead {
+        let cells = [overheadOp + " (one no-op call)", "—", "—", "—", "—", String(format: "%.2f", overhead / 1000)]
+            + Array(repeating: "—", count: 6)
         print("| " + cells.joined(separator: " | ") + " |")
     }
     // The project's goals (Docs/performance.md), checked on this run.
     func value(_ impl: String, _ op: String) -> Double? { medians[Key(impl: impl, op: op)] }
     var goals: [String] = []
-    let peerOps = opOrder.filter { value("hush", $0) != nil && value("libsignal-protocol-c", $0) != nil }
-    if !peerOps.isEmpty {
-        let slower = peerOps.filter { value("hush", $0)! >= value("libsignal-protocol-c", $0)! }
-        goals.append(slower.isEmpty ? "met: every operation is faster than libsignal-protocol-c"
-                                    : "MISSED: not faster than libsignal-protocol-c for \(slower.joined(separator: ", "))")
+    for (peer, label) in [("libsignal-protocol-c", "libsignal-protocol-c"), ("libolm", "libolm"),
+                          ("vodozemac", "vodozemac (gross)"), ("vodozemac-net", "vodozemac (net of Python)")] {
+        let peerOps = opOrder.filter { value("hush", $0) != nil && value(peer, $0) != nil }
+        guard !peerOps.isEmpty else { continue }
+        let slower = peerOps.filter { value("hush", $0)! >= value(peer, $0)! }
+        goals.append(slower.isEmpty ? "met: every operation is faster than \(label)"
+                                    : "MISSED: not faster than \(label) for \(slower.joined(separator: ", "))")
     }
     func floorGoal(_ ops: [String], _ limit: Double) {
         let measured = ops.filter { value("hush", $0) != nil && value("floor", $0) != nil }
         guard !measured.isEmpty else { return }
         let over = measured.filter { value("hush", $0)! / value("floor", $0)! > limit }
         let list = measured.map { "\($0) \(String(format: "%.2f", value("hush", $0)! / value("floor", $0)!))×" }.joined(separator: ", ")
-        goals.append((over.isEmpty ? "met" : "MISSED") + ": ≤ \(String(format: "%.1f", limit))× the floor — \(list)")
+        goals.append((over.isEmpty ? "met" : "MISSED") + ": ≤ \(String(format: "%.2f", limit))× the floor — \(list)")
     }
-    floorGoal(["encrypt_100", "decrypt_100", "encrypt_100_hush1", "decrypt_100_hush1"], 1.3)
+    floorGoal(["encrypt_100", "decrypt_100", "encrypt_100_hush1", "decrypt_100_hush1"], 1.15)
     floorGoal(["ping_pong", "x3dh_initiator", "x3dh_responder", "roundtrip_64k",
                "ping_pong_hush1", "x3dh_initiator_hush1", "x3dh_responder_hush1", "roundtrip_64k_hush1"], 1.1)
+    for peer in ["vodozemac", "vodozemac-net"] {
+        let ops = ["encrypt_100", "decrypt_100"].filter { value("hush", $0) != nil && value(peer, $0) != nil }
+        guard !ops.isEmpty else { continue }
+        let list = ops.map { "\($0) \(String(format: "%.2f", value("hush", $0)! / 1000)) µs vs \(String(format: "%.2f", value(peer, $0)! / 1000)) µs" }
+        let met = ops.allSatisfy { value("hush", $0)! < value(peer, $0)! }
+        goals.append((met ? "met" : "MISSED") + ": steady-state messages faster than \(peer == "vodozemac" ? "vodozemac (gross)" : "vodozemac net of Python") — "
+            + list.joined(separator: ", "))
+    }
     if !goals.isEmpty {
         print("")
         print("Goals (Docs/performance.md explains any miss):")
         for goal in goals { print("- " + goal) }
     }
 
-    if medians.keys.contains(where: { $0.impl == "libolm" }) {
+    if medians.keys.contains(where: { $0.impl == "libolm" || $0.impl == "vodozemac" }) {
         print("")
-        print("libolm differs: Olm's handshake has no signed pre key (no signature check); xeddsa_* are "
-            + "Ed25519; it keeps at most 40 skipped message keys (record_*_2000 hold 40); its messages and "
-            + "pickles are base64; records are pickles encrypted under a key. See Benchmarks/Peers/README.md.")
+        print("libolm and vodozemac (both Olm) differ: Olm's handshake has no signed pre key (no signature check, 3 DH); "
+            + "xeddsa_* are Ed25519; they keep at most 40 skipped message keys (record_*_2000 hold 40); libolm's messages "
+            + "and pickles are base64, vodozemac's messages are bytes; records are pickles encrypted under a key. "
+            + "See Benchmarks/Peers/README.md.")
     }
 
     if let path = options.jsonPath {
@@ -264,7 +313,7 @@ func main() {
             "machine": ["cpu": machine.cpu, "cores": machine.cores, "loadavg_before": loadBefore,
                         "loadavg_after": loadAfter],
             "runs": samples.map {
-                ["round": $0.round, "impl": $0.impl, "op": $0.op, "ns": $0.ns, "iterations": $0.iterations] as [String: Any]
+                ["round": $0.round, "impl": $0.impl, "op": $0.op, "ns": $0.ns, "iterations": $0.iterations, "calls": $0.calls] as [String: Any]
             },
             "medians": medians.keys.sorted { ($0.op, $0.impl) < ($1.op, $1.impl) }.map {
                 ["impl": $0.impl, "op": $0.op, "ns": medians[$0]!] as [String: Any]

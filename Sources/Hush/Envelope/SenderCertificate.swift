@@ -165,7 +165,7 @@ public struct SenderCertificate: Sendable, Equatable {
 /// order: the server key id is not revoked; the trust root signed the server certificate; the
 /// server certificate has not expired at `now`; the server key signed the sender certificate;
 /// the sender certificate has not expired at `now`. Signatures are verified in the XEdDSA
-/// specification form only (``XEdDSA/VerificationPolicy/specificationOnly``).
+/// specification form only (`XEdDSA/VerificationPolicy/specificationOnly`).
 public struct CertificateValidator: Sendable {
     /// The trust root's public key (shipped with the app).
     public let trustRoot: Curve25519.KeyAgreement.PublicKey

@@ -121,7 +121,8 @@ public enum GroupCipher {
                 try SignalProtocolError.crypto { () throws(CryptoError) in try AES.CBC.encrypt(plaintext, key: key, iv: iv) }
             }
             let message = try SenderKeyMessage(
-                keyID: state.keyID, iteration: chainKey.iteration, ciphertext: ciphertext, signingKey: signing, random: random)
+                keyID: state.keyID, iteration: chainKey.iteration, ciphertext: ciphertext, signingKey: signing,
+                edwardsKey: state.signingEdwardsKey, random: random)
             record!.states[0].chainKey = chainKey.next()
             return message
         }

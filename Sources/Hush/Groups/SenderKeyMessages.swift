@@ -5,7 +5,7 @@
 /// 0x33 || protobuf { 1: key id, 2: iteration, 3: chain key (32), 4: signing public key (33) }
 /// ```
 /// It is neither signed nor MACed: its authenticity comes from the pairwise session that
-/// carries it. It contains the chain key, so ``serialized`` is ``SecureBytes``; never send it
+/// carries it. It contains the chain key, so ``serialized`` is `SecureBytes`; never send it
 /// any other way.
 public struct SenderKeyDistributionMessage: Sendable {
     /// The sender key's id.
@@ -132,14 +132,15 @@ public struct SenderKeyMessage: Sendable, Equatable {
     }
 
     init(keyID: UInt32, iteration: UInt32, ciphertext: [UInt8], signingKey: Curve25519.KeyAgreement.PrivateKey,
-         random: some RandomSource) throws(SignalProtocolError) {
+         edwardsKey: XEdDSA.EdwardsKeyCache? = nil, random: some RandomSource) throws(SignalProtocolError) {
         var w = ProtobufWriter(capacity: 1 + 12 + 3 + ciphertext.count + XEdDSA.signatureByteCount, prefix: SignalConstants.versionByte)
         w.appendField(1, uint32: keyID)
         w.appendField(2, uint32: iteration)
         w.appendField(3, bytes: ciphertext)
         var bytes = w.bytes
         let signature = try SignalProtocolError.crypto { () throws(CryptoError) in
-            try XEdDSA.signature(for: bytes, using: signingKey, variant: .libsignal, random: random)
+            try XEdDSA.signature(for: bytes, using: signingKey, edwardsPublicKey: edwardsKey?.edwardsPublicKey(of: signingKey) ?? XEdDSA.edwardsPublicKey(of: signingKey),
+                                 variant: .libsignal, random: random)
         }
         bytes.append(contentsOf: signature)
         self.version = SignalConstants.messageVersion

@@ -40,6 +40,9 @@ struct SenderKeyState: Sendable {
     var signingPrivateKey: Curve25519.KeyAgreement.PrivateKey?
     /// Oldest first, at most ``SignalConstants/maximumStoredMessageKeys``.
     var skippedKeys: [SenderMessageKey]
+    /// The signing key's Edwards form, computed on the first signature and reused (one
+    /// base-point multiplication per group message instead of two). Not serialized.
+    let signingEdwardsKey = XEdDSA.EdwardsKeyCache()
 
     /// The key for `iteration` (the same rules as a pairwise receiving chain, FORMAT §8).
     mutating func messageKey(for iteration: UInt32) throws(SignalProtocolError) -> SenderMessageKey {

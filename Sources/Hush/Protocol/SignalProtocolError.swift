@@ -63,7 +63,7 @@ public enum SignalProtocolError: Error, Equatable, Hashable, Sendable {
     /// A store reported a failure. `operation` names the store call; the session state was not
     /// changed by Hush (a store failing half-way through a commit is the store's concern).
     case storeFailure(operation: String, message: String)
-    /// A primitive failed, typically an exhausted deterministic ``RandomSource``.
+    /// A primitive failed, typically an exhausted deterministic `RandomSource`.
     case crypto(CryptoError)
 }
 

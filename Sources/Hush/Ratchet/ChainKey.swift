@@ -51,6 +51,15 @@ struct ChainKey: Sendable {
         return MessageKeys(material: material, counter: index)
     }
 
+    /// The message key material of the 32-byte chain key `chainKey`, written into `out`
+    /// (`suite.messageKeyMaterialByteCount` bytes; the seed lives in wiped stack scratch).
+    static func deriveMessageKeys(chainKey: UnsafeRawBufferPointer, suite: CipherSuite, into out: UnsafeMutableRawBufferPointer) {
+        withUnsafeTemporaryAllocation(byteCount: 32, alignment: 16) { seed in
+            defer { SecureBytes.wipe(seed) }
+            deriveMessageKeys(from: chainKey, suite: suite, seed: seed, into: out)
+        }
+    }
+
     private static func deriveMessageKeys(from key: UnsafeRawBufferPointer, suite: CipherSuite, seed: UnsafeMutableRawBufferPointer, into out: UnsafeMutableRawBufferPointer) {
         withUnsafeBytes(of: SignalConstants.messageKeySeed) { one in
             try! HMACSHA256.compute(into: seed, key: key, parts: one)

@@ -52,7 +52,7 @@ public enum SessionBuilder {
         _ = try SignalProtocolError.store("saveIdentity") { try identityStore.saveIdentity(bundle.identityKey, for: address) }
     }
 
-    /// ``process(_:for:sessionStore:identityStore:random:)`` with one combined store.
+    /// ``process(_:for:sessionStore:identityStore:suite:random:)`` with one combined store.
     public static func process(
         _ bundle: PreKeyBundle, for address: ProtocolAddress,
         store: some IdentityKeyStore & SessionStore, suite: CipherSuite = .signalV3,

@@ -91,9 +91,9 @@ extension SessionState {
             w.write(chain.chainKey.key)
             w.writeVarint(chain.chainKey.index)
             w.writeVarint(UInt32(chain.skippedKeys.count))
-            for keys in chain.skippedKeys {
-                w.writeVarint(keys.counter)
-                w.write(keys.material)
+            chain.skippedKeys.forEach { counter, material in
+                w.writeVarint(counter)
+                w.write(material)
             }
         }
         if let pending = pendingPreKey {
@@ -143,12 +143,31 @@ extension SessionState {
             guard skippedCount <= SignalConstants.maximumStoredMessageKeys else {
                 throw .limitExceeded(field: "skipped message keys", count: skippedCount, limit: SignalConstants.maximumStoredMessageKeys)
             }
-            var skipped: [MessageKeys] = []
-            skipped.reserveCapacity(skippedCount)
+            // All of the chain's key material goes into one wiped buffer (SkippedMessageKeys):
+            // the entries are located first, then copied in one pass.
+            let size = suite.messageKeyMaterialByteCount
+            var counters: [UInt32] = []
+            counters.reserveCapacity(skippedCount)
+            let start = r.offset
             for _ in 0..<skippedCount {
-                let counter = try r.varint()
-                skipped.append(MessageKeys(material: try r.secret(suite.messageKeyMaterialByteCount), counter: counter))
+                counters.append(try r.varint())
+                _ = try r.take(size)
             }
+            let end = r.offset
+            guard skippedCount > 0 else {
+                chains.append(ReceiverChain(ratchetKey: ratchetKey, chainKey: chainKey, skippedKeys: SkippedMessageKeys(materialByteCount: size)))
+                continue
+            }
+            var copy = r
+            copy.offset = start
+            let material = SecureBytes(count: skippedCount * size) { out in
+                for i in 0..<skippedCount {
+                    _ = try! copy.varint()  // already validated above
+                    UnsafeMutableRawBufferPointer(rebasing: out[(i * size)..<((i + 1) * size)]).copyMemory(from: try! copy.take(size))
+                }
+            }
+            precondition(copy.offset == end)
+            let skipped = SkippedMessageKeys(materialByteCount: size, counters: counters, material: material)
             chains.append(ReceiverChain(ratchetKey: ratchetKey, chainKey: chainKey, skippedKeys: skipped))
         }
         var pending: PendingPreKey?

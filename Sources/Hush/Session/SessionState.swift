@@ -10,7 +10,7 @@ struct SessionState: Sendable {
     struct ReceiverChain: Sendable {
         var ratchetKey: Curve25519.KeyAgreement.PublicKey
         var chainKey: ChainKey
-        var skippedKeys: [MessageKeys]
+        var skippedKeys: SkippedMessageKeys
     }
 
     /// What Alice must repeat in every message until Bob answers (X3DH §3.3's "initial
@@ -52,7 +52,8 @@ struct SessionState: Sendable {
     }
 
     mutating func addReceiverChain(_ ratchetKey: Curve25519.KeyAgreement.PublicKey, _ chainKey: ChainKey) {
-        receiverChains.append(ReceiverChain(ratchetKey: ratchetKey, chainKey: chainKey, skippedKeys: []))
+        receiverChains.append(ReceiverChain(
+            ratchetKey: ratchetKey, chainKey: chainKey, skippedKeys: SkippedMessageKeys(materialByteCount: suite.messageKeyMaterialByteCount)))
         if receiverChains.count > SignalConstants.maximumReceiverChains {
             receiverChains.removeFirst(receiverChains.count - SignalConstants.maximumReceiverChains)
         }
@@ -80,7 +81,8 @@ extension SessionState {
             aliceBaseKey: baseKey.publicKey, rootKey: rootKey1,
             sendingRatchetKey: ratchetKey, sendingChainKey: sendingChain, previousCounter: 0,
             // libsignal also keeps CK0 as a receiving chain for Bob's signed prekey.
-            receiverChains: [ReceiverChain(ratchetKey: signedPreKey.publicKey, chainKey: chainKey0, skippedKeys: [])],
+            receiverChains: [ReceiverChain(ratchetKey: signedPreKey.publicKey, chainKey: chainKey0,
+                                           skippedKeys: SkippedMessageKeys(materialByteCount: suite.messageKeyMaterialByteCount))],
             pendingPreKey: PendingPreKey(preKeyID: bundle.oneTimePreKey?.id, signedPreKeyID: signedPreKey.id, baseKey: baseKey.publicKey))
     }
 
@@ -265,10 +267,10 @@ extension SessionState {
     private mutating func messageKeySource(chain: Int, counter: UInt32, work: DecryptionWork?) throws(SignalProtocolError) -> MessageKeySource {
         let chainKey = receiverChains[chain].chainKey
         if counter < chainKey.index {
-            guard let stored = receiverChains[chain].skippedKeys.firstIndex(where: { $0.counter == counter }) else {
+            guard let stored = receiverChains[chain].skippedKeys.remove(counter: counter) else {
                 throw .duplicateMessage(counter: counter)
             }
-            return .stored(receiverChains[chain].skippedKeys.remove(at: stored))
+            return .stored(stored)
         }
         guard counter - chainKey.index <= SignalConstants.maximumSkippedMessages else {
             throw .tooFarInFuture(counter: counter, chainIndex: chainKey.index, limit: SignalConstants.maximumSkippedMessages)
@@ -292,19 +294,22 @@ extension SessionState {
     /// Derives and stores the message keys of the walked counters (oldest dropped beyond
     /// ``SignalConstants/maximumStoredMessageKeys``).
     private mutating func storeSkippedKeys(chain: Int, _ walked: WalkedChainKeys, work: DecryptionWork?) {
-        var skipped = receiverChains[chain].skippedKeys
-        let overflow = skipped.count + walked.count - SignalConstants.maximumStoredMessageKeys
-        if overflow > 0 { skipped.removeFirst(Swift.min(overflow, skipped.count)) }
-        // Keys that would be evicted at once are not derived at all.
+        // Keys that would be evicted at once are not derived at all (SkippedMessageKeys.append
+        // passes `nil` for them); the rest go straight into the chain's one key buffer.
         let firstKept = Swift.max(0, walked.count - SignalConstants.maximumStoredMessageKeys)
         let size = SignalConstants.keyByteCount
+        let suite = self.suite
+        var j = 0
         walked.keys.withUnsafeBytes { raw in
-            for j in firstKept..<walked.count {
-                skipped.append(ChainKey.messageKeys(chainKey: UnsafeRawBufferPointer(rebasing: raw[(j * size)..<((j + 1) * size)]),
-                                                    index: walked.firstIndex + UInt32(j), suite: suite))
+            receiverChains[chain].skippedKeys.append(
+                count: walked.count, firstCounter: walked.firstIndex, limit: SignalConstants.maximumStoredMessageKeys
+            ) { out in
+                defer { j += 1 }
+                guard let out else { return }
+                ChainKey.deriveMessageKeys(chainKey: UnsafeRawBufferPointer(rebasing: raw[(j * size)..<((j + 1) * size)]),
+                                           suite: suite, into: out)
             }
         }
         work?.messageKeyDerivations += walked.count - firstKept
-        receiverChains[chain].skippedKeys = skipped
     }
 }

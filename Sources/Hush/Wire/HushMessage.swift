@@ -89,7 +89,7 @@ extension HushMessage: RatchetWireMessage {
     var suite: CipherSuite { .hush1 }
 
     func hasRatchetKey(_ key: Curve25519.KeyAgreement.PublicKey) -> Bool {
-        key.rawRepresentation.elementsEqual(serialized[ratchetKeyRange])
+        RatchetKeyComparison.equals(key, serialized, at: ratchetKeyRange)
     }
 
     func versionError(forSessionVersion sessionVersion: UInt8) -> SignalProtocolError? { nil }

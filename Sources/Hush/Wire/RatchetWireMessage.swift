@@ -18,7 +18,7 @@ extension SignalMessage: RatchetWireMessage {
     var suite: CipherSuite { .signalV3 }
 
     func hasRatchetKey(_ key: Curve25519.KeyAgreement.PublicKey) -> Bool {
-        key.rawRepresentation.elementsEqual(serialized[ratchetKeyRange])
+        RatchetKeyComparison.equals(key, serialized, at: ratchetKeyRange)
     }
 
     func versionError(forSessionVersion sessionVersion: UInt8) -> SignalProtocolError? {
@@ -71,4 +71,25 @@ extension PreKeySignalMessage: PreKeyWireMessage {
 extension HushPreKeyMessage: PreKeyWireMessage {
     var suite: CipherSuite { .hush1 }
     var inner: HushMessage { message }
+}
+
+/// Compares a state's ratchet key with the 32 key bytes inside a message, as four 64-bit words
+/// (public values: no need for constant time). `elementsEqual` over an array and a slice went
+/// byte by byte through generic iteration, several times per received message.
+enum RatchetKeyComparison {
+    @inline(__always)
+    static func equals(_ key: Curve25519.KeyAgreement.PublicKey, _ bytes: [UInt8], at range: Range<Int>) -> Bool {
+        guard range.count == 32, range.lowerBound >= 0, range.upperBound <= bytes.count else { return false }
+        return key.rawRepresentation.withUnsafeBytes { k in
+            bytes.withUnsafeBytes { m in
+                guard k.count == 32 else { return false }
+                var difference: UInt64 = 0
+                for word in 0..<4 {
+                    difference |= k.loadUnaligned(fromByteOffset: word * 8, as: UInt64.self)
+                        ^ m.loadUnaligned(fromByteOffset: range.lowerBound + word * 8, as: UInt64.self)
+                }
+                return difference == 0
+            }
+        }
+    }
 }

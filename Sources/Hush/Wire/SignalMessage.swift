@@ -96,30 +96,33 @@ public struct SignalMessage: Sendable, Equatable {
         let total = header + bodyCount + SignalConstants.macByteCount
         var failure: CryptoError?
         // 16 bytes of slack: OpenSSL wants room for a whole extra block while encrypting.
+        // The header is written through a pointer and a local offset (no nested functions
+        // capturing mutable state, which would cost dynamic exclusivity checks per byte).
         let bytes = [UInt8](unsafeUninitializedCapacity: total + AES.blockByteCount) { buffer, initialized in
             let out = UnsafeMutableRawBufferPointer(buffer)
-            out.initializeMemory(as: UInt8.self, repeating: 0)
+            let base = buffer.baseAddress!
             var offset = 0
-            func put(_ byte: UInt8) { out[offset] = byte; offset += 1 }
-            func putVarint(_ value: UInt32) { LEB128.encode(UInt64(value), put) }
-            put(SignalConstants.versionByte)
-            put(0x0A); put(33); put(Curve25519.signalKeyType)
+            base[0] = SignalConstants.versionByte
+            base[1] = 0x0A; base[2] = 33; base[3] = Curve25519.signalKeyType
             ratchetKey.rawRepresentation.withUnsafeBytes { k in
-                UnsafeMutableRawBufferPointer(rebasing: out[offset..<(offset + 32)]).copyMemory(from: k)
+                UnsafeMutableRawBufferPointer(rebasing: out[4..<36]).copyMemory(from: k)
             }
-            offset += 32
-            put(0x10); putVarint(counter)
-            put(0x18); putVarint(previousCounter)
-            put(0x22); LEB128.encode(UInt64(bodyCount), put)
+            offset = 36
+            base[offset] = 0x10; offset = Self.writeVarint(UInt64(counter), base, offset + 1)
+            base[offset] = 0x18; offset = Self.writeVarint(UInt64(previousCounter), base, offset + 1)
+            // bodyCount as UInt64: no conversion that could trap (the length was checked above).
+            base[offset] = 0x22; offset = Self.writeVarint(UInt64(bodyCount), base, offset + 1)
             do throws(CryptoError) {
                 let written = try AES.CBC.encrypt256(plaintext, key: cipherKey, iv: iv, into: UnsafeMutableRawBufferPointer(rebasing: out[offset...]))
                 precondition(written == bodyCount)
             } catch {
+                out.initializeMemory(as: UInt8.self, repeating: 0)
                 failure = error
             }
             offset += bodyCount
             Self.computeMAC(for: UnsafeRawBufferPointer(rebasing: out[0..<offset]), macKey: macKey, sender: sender, receiver: receiver,
                             into: UnsafeMutableRawBufferPointer(rebasing: out[offset..<(offset + SignalConstants.macByteCount)]))
+            // The slack block beyond `total` is not part of the array.
             initialized = total
         }
         if let failure { throw .crypto(failure) }
@@ -129,6 +132,19 @@ public struct SignalMessage: Sendable, Equatable {
         self.previousCounter = previousCounter
         self.ciphertextRange = header..<(header + bodyCount)
         self.serialized = bytes
+    }
+
+    /// Writes `value` as unsigned LEB128 at `offset`; returns the offset after it.
+    @inline(__always)
+    static func writeVarint(_ value: UInt64, _ base: UnsafeMutablePointer<UInt8>, _ offset: Int) -> Int {
+        var v = value, o = offset
+        while v >= 0x80 {
+            base[o] = UInt8(truncatingIfNeeded: v) | 0x80
+            v >>= 7
+            o += 1
+        }
+        base[o] = UInt8(v)
+        return o + 1
     }
 
     /// `true` when the last 8 bytes are the MAC of the rest under `macKey` (constant time).
@@ -282,7 +298,7 @@ public struct PreKeySignalMessage: Sendable, Equatable {
     }
 }
 
-/// What ``SessionCipher/encrypt(_:)`` produces: a ``PreKeySignalMessage`` until the peer has
+/// What ``SessionCipher/encrypt(_:for:store:)`` produces: a ``PreKeySignalMessage`` until the peer has
 /// answered, then ``SignalMessage``s. The transport must carry the type with the bytes.
 public enum CiphertextMessage: Sendable, Equatable {
     /// A message of an established session.

@@ -1,5 +1,6 @@
 import CCrypto
 import CSodium
+import Synchronization
 
 /// XEdDSA: Ed25519-style signatures made with X25519 keys, as Signal's identity keys sign
 /// their signed prekeys.
@@ -12,7 +13,8 @@ import CSodium
 ///
 /// Built from libsodium's Ed25519 group operations (`crypto_scalarmult_ed25519_base_noclamp`,
 /// `crypto_core_ed25519_scalar_*`), libsodium's SHA-512 and Ed25519 verification, and one
-/// field inversion in libcrypto's BIGNUM; nothing here does curve arithmetic by hand.
+/// field inversion in libcrypto's BIGNUM (``FieldInversion``); nothing here does curve
+/// arithmetic by hand.
 ///
 /// Not for: keys that are also used with plain Ed25519 — keep signing keys of one scheme.
 public enum XEdDSA {
@@ -50,7 +52,31 @@ public enum XEdDSA {
         variant: Variant = .specification,
         randomness: some ContiguousByteBuffer
     ) throws(CryptoError) -> [UInt8] {
+        try signature(for: message, using: privateKey, edwardsPublicKey: nil, variant: variant, randomness: randomness)
+    }
+
+    /// `E = k·B` for the X25519 private key `k`, with its real sign bit: the Edwards public key
+    /// that signing derives first (§2.3). Signers that sign often with one long-term key compute
+    /// it once (``signature(for:using:edwardsPublicKey:variant:randomness:)``), which saves one
+    /// of a signature's two base-point multiplications.
+    package static func edwardsPublicKey(of privateKey: Curve25519.KeyAgreement.PrivateKey) -> [UInt8] {
         Sodium.ensureInitialized()
+        var E = [UInt8](repeating: 0, count: 32)
+        privateKey.scalar.withUnsafeBytes { k in _ = crypto_scalarmult_ed25519_base_noclamp(&E, k.nonNullBase) }
+        return E
+    }
+
+    /// ``signature(for:using:variant:randomness:)`` with `E = k·B` given (from
+    /// ``edwardsPublicKey(of:)`` of the same key; `nil`: computed here). Byte-identical results.
+    package static func signature(
+        for message: some ContiguousByteBuffer,
+        using privateKey: Curve25519.KeyAgreement.PrivateKey,
+        edwardsPublicKey: [UInt8]?,
+        variant: Variant,
+        randomness: some ContiguousByteBuffer
+    ) throws(CryptoError) -> [UInt8] {
+        Sodium.ensureInitialized()
+        precondition(edwardsPublicKey == nil || edwardsPublicKey!.count == 32, "an Edwards public key is 32 bytes")
         guard randomness.byteCount == randomByteCount else {
             throw .parameterOutOfRange(name: "randomness.count", value: randomness.byteCount, allowed: randomByteCount...randomByteCount)
         }
@@ -72,7 +98,11 @@ public enum XEdDSA {
 
             privateKey.scalar.withUnsafeBytes { k in
                 // E = k·B (k is clamped, so below 2^255; libsodium masks bit 255 only).
-                _ = crypto_scalarmult_ed25519_base_noclamp(&A, k.nonNullBase)
+                if let edwardsPublicKey {
+                    A = edwardsPublicKey
+                } else {
+                    _ = crypto_scalarmult_ed25519_base_noclamp(&A, k.nonNullBase)
+                }
                 switch variant {
                 case .libsignal:
                     a.update(from: k.nonNullBase, count: 32)
@@ -133,6 +163,19 @@ public enum XEdDSA {
         return try signature(for: message, using: privateKey, variant: variant, randomness: z)
     }
 
+    /// ``signature(for:using:variant:random:)`` with `E = k·B` precomputed (see
+    /// ``edwardsPublicKey(of:)``).
+    package static func signature(
+        for message: some ContiguousByteBuffer,
+        using privateKey: Curve25519.KeyAgreement.PrivateKey,
+        edwardsPublicKey: [UInt8],
+        variant: Variant,
+        random: some RandomSource
+    ) throws(CryptoError) -> [UInt8] {
+        let z = try random.secureBytes(count: randomByteCount)
+        return try signature(for: message, using: privateKey, edwardsPublicKey: edwardsPublicKey, variant: variant, randomness: z)
+    }
+
     /// `true` when `signature` is a valid XEdDSA signature of `message` by the X25519
     /// `publicKey`, in a form `policy` accepts. Any input of the wrong length is `false`.
     public static func isValidSignature(
@@ -173,27 +216,15 @@ public enum XEdDSA {
     }
 
     /// The birational map from Montgomery u to Edwards y (RFC 7748 §4.1), `y = (u−1)/(u+1)`,
-    /// reduced mod p; u = −1 maps to y = 0 as in libsignal. Public values only: BIGNUM is not
-    /// constant-time.
+    /// reduced mod p; u = −1 maps to y = 0 as in libsignal. Public values only: the inversion
+    /// (``FieldInversion``) is not constant-time.
     static func edwardsY(fromMontgomeryU u: [UInt8]) -> [UInt8]? {
-        guard let ctx = BN_CTX_new() else { return nil }
-        defer { BN_CTX_free(ctx) }
-        BN_CTX_start(ctx)
-        defer { BN_CTX_end(ctx) }
-        guard let p = BN_CTX_get(ctx), let bu = BN_CTX_get(ctx), let num = BN_CTX_get(ctx),
-              let den = BN_CTX_get(ctx), let y = BN_CTX_get(ctx),
-              BN_lebin2bn(fieldPrime, 32, p) != nil, BN_lebin2bn(u, 32, bu) != nil,
-              BN_mod_sub(num, bu, BN_value_one(), p, ctx) == 1,
-              BN_mod_add(den, bu, BN_value_one(), p, ctx) == 1
-        else { return nil }
-        if BN_is_zero(den) == 1 {
-            BN_zero_ex(y)
-        } else {
-            guard BN_mod_inverse(den, den, p, ctx) != nil, BN_mod_mul(y, num, den, p, ctx) == 1 else { return nil }
-        }
+        guard u.count == 32 else { return nil }
         var out = [UInt8](repeating: 0, count: 32)
-        guard BN_bn2lebinpad(y, &out, 32) == 32 else { return nil }
-        return out
+        let ok = u.withUnsafeBytes { input in
+            out.withUnsafeMutableBytes { FieldInversion.edwardsY(fromMontgomeryU: input.baseAddress!, into: $0.baseAddress!) }
+        }
+        return ok ? out : nil
     }
 }
 
@@ -212,5 +243,26 @@ extension Curve25519.KeyAgreement.PublicKey {
         policy: XEdDSA.VerificationPolicy = .libsignalCompatible
     ) -> Bool {
         XEdDSA.isValidSignature(signature, for: message, publicKey: self, policy: policy)
+    }
+}
+
+extension XEdDSA {
+    /// `E = k·B` of one signing key, computed on first use and then reused (see
+    /// ``XEdDSA/edwardsPublicKey(of:)``): for keys that sign many messages (a group's sender
+    /// key signs every message). Copies share the cache; it remembers which key it was computed
+    /// for (by public key) and recomputes for any other, so a stale value is never used.
+    package final class EdwardsKeyCache: Sendable {
+        private let entry = Mutex<(publicKey: [UInt8], edwards: [UInt8])?>(nil)
+
+        package init() {}
+
+        /// `E` for `privateKey`, computed at most once per key.
+        package func edwardsPublicKey(of privateKey: Curve25519.KeyAgreement.PrivateKey) -> [UInt8] {
+            let publicKey = privateKey.publicKey.rawRepresentation
+            if let cached = entry.withLock({ $0 }), cached.publicKey == publicKey { return cached.edwards }
+            let edwards = XEdDSA.edwardsPublicKey(of: privateKey)
+            entry.withLock { $0 = (publicKey, edwards) }
+            return edwards
+        }
     }
 }

@@ -185,26 +185,44 @@ actor Messenger {
     #expect(opened.contentType == .preKeyMessage)
 }
 
-/// Every ```swift block of Docs/usage.md appears in this file, line for line (indentation
-/// ignored).
+/// Every ```swift block of Docs/usage.md, and of the DocC articles made from it
+/// (Sources/Hush/Hush.docc, written by Tools/docc/articles.py), appears in this file, line for
+/// line (indentation ignored).
 @Test func usageGuideMatchesTheseExamples() throws {
     let here = URL(fileURLWithPath: #filePath)
     let root = here.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    let guide = try String(contentsOf: root.appendingPathComponent("Docs/usage.md"), encoding: .utf8)
     let source = try String(contentsOf: here, encoding: .utf8)
     func normalized(_ text: Substring) -> [String] {
         text.split(separator: "\n", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
     }
     let sourceLines = normalized(source[...]).joined(separator: "\n")
-    var blocks = 0
-    var rest = guide[...]
-    while let start = rest.range(of: "```swift\n") {
-        guard let end = rest[start.upperBound...].range(of: "```") else { break }
-        let block = normalized(rest[start.upperBound..<end.lowerBound]).joined(separator: "\n")
-            .trimmingCharacters(in: .whitespacesAndNewlines)
-        #expect(sourceLines.contains(block), "Docs/usage.md block \(blocks + 1) is not in UsageGuideTests.swift")
-        blocks += 1
-        rest = rest[end.upperBound...]
+    func swiftBlocks(_ path: String) throws -> [String] {
+        let text = try String(contentsOf: root.appendingPathComponent(path), encoding: .utf8)
+        var blocks: [String] = []
+        var rest = text[...]
+        while let start = rest.range(of: "```swift\n") {
+            guard let end = rest[start.upperBound...].range(of: "```") else { break }
+            blocks.append(normalized(rest[start.upperBound..<end.lowerBound]).joined(separator: "\n")
+                .trimmingCharacters(in: .whitespacesAndNewlines))
+            rest = rest[end.upperBound...]
+        }
+        return blocks
     }
-    #expect(blocks >= 7)
+    let guide = try swiftBlocks("Docs/usage.md")
+    for (i, block) in guide.enumerated() {
+        #expect(sourceLines.contains(block), "Docs/usage.md block \(i + 1) is not in UsageGuideTests.swift")
+    }
+    #expect(guide.count >= 7)
+    let catalog = root.appendingPathComponent("Sources/Hush/Hush.docc")
+    let articles = try FileManager.default.contentsOfDirectory(atPath: catalog.path).filter { $0.hasSuffix(".md") && $0 != "Hush.md" }
+    var articleBlocks: [String] = []
+    for article in articles.sorted() {
+        let blocks = try swiftBlocks("Sources/Hush/Hush.docc/" + article)
+        for (i, block) in blocks.enumerated() {
+            #expect(sourceLines.contains(block), "Hush.docc/\(article) block \(i + 1) is not in UsageGuideTests.swift")
+        }
+        articleBlocks += blocks
+    }
+    // The articles carry every example of the guide (Tools/docc/articles.py was rerun).
+    #expect(Set(articleBlocks) == Set(guide), "Hush.docc is out of date: run Tools/docc/articles.py")
 }

@@ -36,6 +36,31 @@ import Testing
         #expect(try SessionRecord(serialized: bytes).serialized() == bytes)
     }
 
+    /// A chain's skipped keys live in one buffer (SkippedMessageKeys): removing from the middle,
+    /// sliding the 2,000-key window and a serialized round trip keep exactly the right keys.
+    @Test(arguments: CipherSuite.allCases)
+    func skippedKeyWindowSlidesAndSurvivesRoundTrips(suite: CipherSuite) throws {
+        let (alice, bob) = try establishedPair(seed: 405, suite: suite)
+        var messages: [CiphertextMessage] = []
+        for i in 0..<2011 { messages.append(try alice.encrypt("m\(i)", to: bob)) }
+        #expect(try bob.decrypt(messages[2000], from: alice) == "m2000")  // keys 0–1999 stored
+        #expect(try bob.decrypt(messages[1000], from: alice) == "m1000")  // one from the middle
+        // Restore from bytes, then skip 9 more (2001–2009): 1999 + 9 > 2000 drops the 8 oldest.
+        let bytes = try #require(bob.store.loadSession(for: alice.address)).serialized()
+        let restored = try SessionRecord(serialized: bytes)
+        #expect(restored.serialized() == bytes)
+        bob.store.storeSession(restored, for: alice.address)
+        #expect(try bob.decrypt(messages[2010], from: alice) == "m2010")
+        for i in 0..<8 {
+            #expect(throws: SignalProtocolError.duplicateMessage(counter: UInt32(i))) { try bob.decrypt(messages[i], from: alice) }
+        }
+        #expect(throws: SignalProtocolError.duplicateMessage(counter: 1000)) { try bob.decrypt(messages[1000], from: alice) }
+        let again = try SessionRecord(serialized: try #require(bob.store.loadSession(for: alice.address)).serialized())
+        bob.store.storeSession(again, for: alice.address)
+        for i in [8, 9, 999, 1001, 1999, 2001, 2009] { #expect(try bob.decrypt(messages[i], from: alice) == "m\(i)") }
+        #expect(throws: SignalProtocolError.duplicateMessage(counter: 2009)) { try bob.decrypt(messages[2009], from: alice) }
+    }
+
     @Test func corruptRecordsGiveTypedErrors() throws {
         let (alice, bob) = try establishedPair(seed: 403)
         _ = alice

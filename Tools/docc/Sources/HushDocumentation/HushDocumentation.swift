@@ -1,0 +1,2 @@
+// This package exists to build Hush's documentation (see Package.swift); it adds no code.
+@_exported import Hush
