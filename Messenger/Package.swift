@@ -42,6 +42,7 @@ let package = Package(
             name: "HushTransport",
             dependencies: [
                 .product(name: "Hush", package: "Hush"),
+                .product(name: "HushNoise", package: "Hush"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
         ),
@@ -67,7 +68,10 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "HushTransportTests", dependencies: ["HushTransport"]),
+        .testTarget(
+            name: "HushTransportTests",
+            dependencies: ["HushTransport", .product(name: "HushNoise", package: "Hush")]
+        ),
         .testTarget(
             name: "HushRelayTests",
             dependencies: [
