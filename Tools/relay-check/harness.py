@@ -98,8 +98,9 @@ class Relay:
         except urllib.error.HTTPError as e:
             return e.code, e.read()
 
-    def stop(self, sig=signal.SIGTERM, timeout=20.0):
-        """Send `sig`; return the exit code, or None if it did not exit within `timeout`."""
+    def stop(self, sig=signal.SIGTERM, timeout=30.0):
+        """Send `sig`; return the exit code, or None if it did not exit within `timeout`
+        (the README promises 10 s; the margin is for a loaded machine: this is not a timing test)."""
         if self.proc is None:
             return None
         self.proc.send_signal(sig)
