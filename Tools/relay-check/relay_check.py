@@ -539,6 +539,8 @@ class Checker:
         mallory = Device("mallory", 1)
         await self.rejected("register: device signature by the wrong key → INVALID_SIGNATURE, 4002", mallory, IK,
                             mallory.register_action(signer=KeyPair()), "INVALID_SIGNATURE")
+        await self.rejected("register (XX): device signature by the wrong key → INVALID_SIGNATURE after message 3, 4002",
+                            mallory, XX, mallory.register_action(signer=KeyPair()), "INVALID_SIGNATURE")
         # Signature over another static key than this handshake's.
         await self.rejected("register: binding over another static key → INVALID_SIGNATURE, 4002", mallory, IK,
                             mallory.register_action(static_public=KeyPair().public), "INVALID_SIGNATURE")
@@ -1094,6 +1096,16 @@ class Checker:
             await c.close()
         except Exception as exc:  # noqa: BLE001
             t.error("handshake: a Ping sent right after IK message 2", exc)
+        # §2: the relay reassembles a fragmented message.
+        try:
+            c = await self.connect(self.alice2)
+            ct = c.noise.encrypt(encode_stanza("ping", {"request_id": 64}))
+            await c.ws.send([ct[:5], ct[5:9], ct[9:]])  # one message in three frames (RFC 6455 §5.4)
+            _, p = await c.expect("pong", skip=("queue_empty", "deliver"))
+            t.check(p.get("request_id") == 64, "transport: a message fragmented into three frames is reassembled")
+            await c.close()
+        except Exception as exc:  # noqa: BLE001
+            t.error("transport: a fragmented message", exc)
         # §13: stanza sizes for a 5-byte "hello" from alice/1 to bob/1, client_message_id 1.
         send_plain = encode_stanza("send", {"client_message_id": 1, "account": "bob", "devices": [1], "payload": b"hello"})
         t.check(len(send_plain) == 19, "wire (§13): the Send stanza for \"hello\" is 19 bytes", f"{len(send_plain)}")
