@@ -411,7 +411,9 @@ final class RelayConnection: Sendable {
         let config = relay.configuration
         let allowed = state.withLock { $0.bucket.take(now: config.clock()) }
         guard allowed else {
-            await sendError(.rateLimited, requestID: stanza.requestID)
+            var cmid: UInt64 = 0
+            if case .send(let m)? = stanza.body { cmid = m.clientMessageID }
+            await sendError(.rateLimited, requestID: stanza.requestID, clientMessageID: cmid)
             return true
         }
         if let hook = config.stanzaHook {
