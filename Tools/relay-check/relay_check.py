@@ -1057,14 +1057,18 @@ class Checker:
             for rid in range(1, n + 1):
                 await c.send("ping", {"request_id": rid})
             pongs = limited = 0
+            answered = []
             while pongs + limited < n:
                 k, f = await c.expect(("pong", "error"), skip=("queue_empty",), timeout=15)
+                answered.append(f.get("request_id"))
                 if k == "pong":
                     pongs += 1
                 elif f.get("code") == E["RATE_LIMITED"]:
                     limited += 1
                 else:
                     raise AssertionError(f"unexpected error {f}")
+            t.check(answered == list(range(1, n + 1)),
+                    "rate: every Ping is answered in order, by Pong or RATE_LIMITED carrying its request_id")
             t.check(limited > 0 and pongs >= 2000, "rate: 6,000 stanzas at once → some RATE_LIMITED, at least the burst of 2,000 answered",
                     f"{pongs} pongs, {limited} RATE_LIMITED")
             await asyncio.sleep(2.5)
@@ -1263,13 +1267,16 @@ class Checker:
         try:
             c = await self.connect(self.alice2)
             codes = []
+            rids = []
             for rid in range(100, 125):
                 await c.send("fetch_prekeys", {"request_id": rid, "account": "bob", "devices": [1]})
                 k, f = await c.expect(("prekey_bundles", "error"), skip=("queue_empty", "deliver"))
                 codes.append("ok" if k == "prekey_bundles" else E_NAME.get(f.get("code"), f.get("code")))
+                rids.append(f.get("request_id"))
             limited = codes.index("RATE_LIMITED") if "RATE_LIMITED" in codes else None
             t.check(limited is not None and 19 <= limited <= 21 and all(x == "ok" for x in codes[:limited]),
                     "prekeys: fetches beyond a burst of 20 → RATE_LIMITED", f"first RATE_LIMITED at fetch {limited}")
+            t.check(rids == list(range(100, 125)), "prekeys: a rate-limited fetch's Error carries its request_id")
             await c.close()
         except Exception as exc:  # noqa: BLE001
             t.error("prekeys: rate limit", exc)
