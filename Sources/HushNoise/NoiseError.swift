@@ -29,4 +29,7 @@ public enum NoiseError: Error, Equatable, Hashable, Sendable {
     case handshakeFinished
     /// `split()` before the last handshake message.
     case handshakeNotFinished
+    /// The handshake's ``RandomSource`` could not produce an ephemeral key (§12.1
+    /// GENERATE_KEYPAIR); nothing was written and the handshake is unchanged.
+    case randomnessUnavailable
 }

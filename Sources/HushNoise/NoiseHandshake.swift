@@ -212,7 +212,8 @@ public struct NoiseHandshake: Sendable {
                 switch token {
                 case .e:
                     // §5.3 "e": e = GENERATE_KEYPAIR(); append e.public_key; MixHash(e.public_key).
-                    let ephemeral = presetEphemeral ?? Self.generateKeyPair(using: random)
+                    let ephemeral: Curve25519.KeyAgreement.PrivateKey
+                    if let presetEphemeral { ephemeral = presetEphemeral } else { ephemeral = try Self.generateKeyPair(using: random) }
                     localEphemeral = ephemeral
                     let field = UnsafeMutableRawBufferPointer(rebasing: out[offset..<(offset + NoiseConstants.dhLength)])
                     ephemeral.publicKey.rawRepresentation.withUnsafeBytes { field.copyMemory(from: $0) }
@@ -307,11 +308,13 @@ public struct NoiseHandshake: Sendable {
     // MARK: - Keys
 
     /// GENERATE_KEYPAIR() of §12.1.
-    static func generateKeyPair(using random: any RandomSource) -> Curve25519.KeyAgreement.PrivateKey {
+    /// A failing ``RandomSource`` (an exhausted `ReplayRandom`, say) is a typed error, not a trap;
+    /// the write that needed the key changes nothing.
+    static func generateKeyPair(using random: any RandomSource) throws(NoiseError) -> Curve25519.KeyAgreement.PrivateKey {
         do {
             return try Curve25519.KeyAgreement.PrivateKey(using: random)
         } catch {
-            fatalError("NoiseHandshake: the RandomSource failed to produce an ephemeral key (\(error))")
+            throw .randomnessUnavailable
         }
     }
 

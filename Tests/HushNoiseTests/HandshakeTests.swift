@@ -43,6 +43,16 @@ import Testing
         #expect(try i1.writeMessage(payload: [UInt8]()) != i2.writeMessage(payload: [UInt8]()), "fresh ephemeral keys from the system")
     }
 
+    @Test(arguments: NoisePattern.allCases)
+    func exhaustedRandomnessIsATypedErrorAndChangesNothing(_ pattern: NoisePattern) throws {
+        // A ReplayRandom with fewer than 32 bytes cannot make the ephemeral key of message 1.
+        var i = try NoiseHandshake(pattern: pattern, role: .initiator, localStatic: staticKey(1),
+                                   remoteStatic: staticKey(2).publicKey, random: ReplayRandom([UInt8](repeating: 7, count: 31)))
+        let before = i.handshakeHash
+        #expect(throws: NoiseError.randomnessUnavailable) { try i.writeMessage(payload: [UInt8]()) }
+        #expect(i.handshakeHash == before && i.isMyTurnToWrite && !i.isFinished)
+    }
+
     // MARK: Keys
 
     @Test func missingKeys() {
@@ -89,7 +99,7 @@ import Testing
         var i = try NoiseHandshake(pattern: .ik, role: .initiator, localStatic: staticKey(1), remoteStatic: staticKey(2).publicKey,
                                    random: SeededRandom(seed: 5))
         // Write `e, es` by hand through the engine's symmetric state, then the bad key for `s`.
-        let e = NoiseHandshake.generateKeyPair(using: SeededRandom(seed: 6))
+        let e = try NoiseHandshake.generateKeyPair(using: SeededRandom(seed: 6))
         var symmetric = i.symmetric
         e.publicKey.rawRepresentation.withUnsafeBytes { symmetric.mixHash($0) }
         try e.sharedSecretFromKeyAgreement(with: staticKey(2).publicKey).withUnsafeBytes { symmetric.mixKey($0) }
