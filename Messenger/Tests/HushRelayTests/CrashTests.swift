@@ -129,8 +129,13 @@ final class RelayProcess: @unchecked Sendable {
         #expect(Set(texts) == Set((1...total).map { "msg \($0)" }))
         #expect(texts.count == total)
         await a.close()
-        // SIGTERM with a device still connected: it is closed with 1001, the relay exits 0.
+        // A connection that has not finished (not even started) its handshake.
+        let handshaking = try await TestWebSocket.connect(port: relay.port)
+        // SIGTERM: the logged-in device and the handshaking connection are both closed with
+        // 1001 (spec §11), and the relay exits 0.
         #expect(relay.terminate() == 0)
         #expect(await b.closeCode().0 == 1001)
+        let ended = await handshaking.next()
+        #expect(ended == .closed(1001), "got \(ended)")
     }
 }

@@ -36,6 +36,9 @@ public final class Relay: Sendable {
     let replay: ReplayCache
     let fetchLimiter: KeyedRateLimiter
     private let nextConnectionID = Atomic<UInt64>(0)
+    /// Every open connection, logged in or not (the router holds only logged-in devices), so
+    /// that shutdown can close each with 1001. Bounded by the server's open connections.
+    private let open = Mutex<[UInt64: RelayConnection]>([:])
     private let shuttingDown = Atomic<Bool>(false)
 
     /// `true` once shutdown began: new connections are refused with 1001.
@@ -63,6 +66,10 @@ public final class Relay: Sendable {
     where S.Element == InboundFrame {
         let id = nextConnectionID.add(1, ordering: .relaxed).newValue
         let connection = RelayConnection(relay: self, id: id, transport: transport)
+        open.withLock { $0[id] = connection }
+        defer { open.withLock { _ = $0.removeValue(forKey: id) } }
+        // A connection that arrives after shutdown began is closed at once.
+        if isShuttingDown { await connection.close(.goingAway) }
         await connection.run(inbound: inbound)
     }
 
@@ -80,10 +87,12 @@ public final class Relay: Sendable {
         }
     }
 
-    /// Closes every logged-in connection with 1001 (going away), for shutdown.
+    /// Closes every open connection with 1001 (going away), for shutdown: logged-in devices,
+    /// connections still in their handshake, and anonymous ones.
     public func closeAll() async {
+        let all = open.withLock { Array($0.values) }
         await withTaskGroup(of: Void.self) { group in
-            for c in router.all { group.addTask { await c.close(.goingAway) } }
+            for c in all { group.addTask { await c.close(.goingAway) } }
         }
     }
 
@@ -299,7 +308,7 @@ final class RelayConnection: Sendable {
         } catch {
             logger.debug("inbound ended", metadata: ["error": "\(error)"])
         }
-        if phase != .closed { await close(.normal) }
+        if phase != .closed { await close(relay.isShuttingDown ? .goingAway : .normal) }
     }
 
     // MARK: login (§5)
