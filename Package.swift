@@ -6,6 +6,7 @@
 //   CSodium, CCrypto      system-library bindings (module maps + shim headers)
 //   HushCrypto            primitives with a CryptoKit-like API; no protocol logic
 //   Hush                  the protocol layer (re-exports HushCrypto)
+//   HushNoise             the Noise protocol framework (XX, IK, NK) on HushCrypto; Hush does not depend on it
 //   HushConformance       test-vector runner (Wycheproof, Hush KATs, Signal transcripts)
 //   hush-conformance      command-line front end of HushConformance
 //
@@ -18,6 +19,7 @@ let package = Package(
     products: [
         .library(name: "Hush", targets: ["Hush"]),
         .library(name: "HushCrypto", targets: ["HushCrypto"]),
+        .library(name: "HushNoise", targets: ["HushNoise"]),
         .library(name: "HushConformance", targets: ["HushConformance"]),
         .executable(name: "hush-conformance", targets: ["hush-conformance"]),
     ],
@@ -34,12 +36,15 @@ let package = Package(
         ),
         .target(name: "HushCrypto", dependencies: ["CSodium", "CCrypto"]),
         .target(name: "Hush", dependencies: ["HushCrypto"]),
-        .target(name: "HushConformance", dependencies: ["Hush"]),
+        // Noise (revision 34) for the relay's connections; beside Hush, not inside it.
+        .target(name: "HushNoise", dependencies: ["HushCrypto"]),
+        .target(name: "HushConformance", dependencies: ["Hush", "HushNoise"]),
         .executableTarget(name: "hush-conformance", dependencies: ["HushConformance"]),
         // Writes TestVectors/hush-1 (Hush's own suite and envelopes) from fixed seeds.
         .executableTarget(name: "hush-vectors", dependencies: ["Hush"], path: "Tools/hush-vectors"),
         .testTarget(name: "HushCryptoTests", dependencies: ["HushCrypto"]),
         .testTarget(name: "HushTests", dependencies: ["Hush"]),
+        .testTarget(name: "HushNoiseTests", dependencies: ["HushNoise"]),
         .testTarget(name: "HushConformanceTests", dependencies: ["HushConformance"]),
         // Test-only libsignal-protocol-c peer and the Signal transcript generator
         // (Tests/Peers/README.md). Nothing here depends on Hush, and Hush depends on none of it.

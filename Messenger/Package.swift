@@ -43,6 +43,7 @@ let package = Package(
             name: "HushTransport",
             dependencies: [
                 .product(name: "Hush", package: "Hush"),
+                .product(name: "HushNoise", package: "Hush"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
         ),
@@ -83,7 +84,10 @@ let package = Package(
                 .product(name: "NIOWebSocket", package: "swift-nio"),
             ]
         ),
-        .testTarget(name: "HushTransportTests", dependencies: ["HushTransport"]),
+        .testTarget(
+            name: "HushTransportTests",
+            dependencies: ["HushTransport", .product(name: "HushNoise", package: "Hush")]
+        ),
         .testTarget(
             name: "HushRelayTests",
             dependencies: [

@@ -88,6 +88,8 @@ public struct ConformanceRunner: Sendable {
                     report.skippedFile = true
                     report.fileError = "format '\(format)' not supported"
                 }
+            } else if NoiseVectors.matches(root) {
+                try NoiseVectors.run(root, report: &report)
             } else {
                 report.skippedFile = true
                 report.fileError = "not a recognised vector format"

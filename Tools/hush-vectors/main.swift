@@ -438,10 +438,10 @@ let multiDraws = envelopeRandom.take()
 cases.append(["id": "seal-multi", "op": "seal_multi", "sender": "alice", "recipients": ["bob", "carol", "dave"], "content_type": 7,
               "message": hex(text), "certificate": "alice", "ephemeral_private": hex(multiDraws[0]), "payload_key": hex(multiDraws[1]),
               "envelope": hex(multi.serialized),
-              "delivered": [hex(multi.delivered(to: 0)), hex(multi.delivered(to: 1)), hex(multi.delivered(to: 2))]])
-for (i, name) in ["bob", "carol", "dave"].enumerated() { openCase("open-multi-\(name)", multi.delivered(to: i), recipient: name, multi: true) }
-openCase("multi-wrong-recipient", multi.delivered(to: 0), recipient: "carol", multi: true)
-var tamperedMulti = multi.delivered(to: 1)
+              "delivered": [hex(try multi.delivered(to: 0)), hex(try multi.delivered(to: 1)), hex(try multi.delivered(to: 2))]])
+for (i, name) in ["bob", "carol", "dave"].enumerated() { openCase("open-multi-\(name)", try multi.delivered(to: i), recipient: name, multi: true) }
+openCase("multi-wrong-recipient", try multi.delivered(to: 0), recipient: "carol", multi: true)
+var tamperedMulti = try multi.delivered(to: 1)
 tamperedMulti[tamperedMulti.count - 20] ^= 0x01
 openCase("multi-tampered-payload", tamperedMulti, recipient: "carol", multi: true, mutation: "payload byte xor 0x01")
 

@@ -1,6 +1,7 @@
 import Foundation
 import Hush
 import SwiftProtobuf
+import HushNoise
 
 /// The client side of the relay handshake (`Docs/spec/relay.md` §4), free of I/O: it
 /// produces the WebSocket messages to send and consumes the ones received.

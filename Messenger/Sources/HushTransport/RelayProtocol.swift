@@ -1,4 +1,5 @@
 import Hush
+import HushNoise
 
 /// Constants of the relay protocol, version 1 (`Docs/spec/relay.md`). Every limit the relay
 /// enforces is here, next to the spec section that defines it.

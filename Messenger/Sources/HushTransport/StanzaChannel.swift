@@ -1,4 +1,5 @@
 import Hush
+import HushNoise
 
 /// One direction-pair of an established relay channel: stanzas in, stanzas out, each one
 /// Noise transport message (`Docs/spec/relay.md` §6.1).

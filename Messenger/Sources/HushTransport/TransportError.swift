@@ -1,3 +1,4 @@
+import HushNoise
 /// Errors of the relay transport: handshake, channel and stanza decoding. Never carries key
 /// material or plaintext.
 public enum TransportError: Error, Equatable, Sendable {

@@ -122,7 +122,7 @@ struct Fixture {
     @Test func truncatedFirstMessage() {
         let f = Fixture()
         var server = ServerHandshake(relayKey: f.relay, certificate: f.certificate, serverTime: f.now)
-        #expect(throws: TransportError.handshakeFailed(reason: "messageTooShort(length: 10, minimum: 32)")) {
+        #expect(throws: TransportError.handshakeFailed(reason: "messageTooShort(length: 10, minimum: 96)")) {
             _ = try server.receive([0x02] + [UInt8](repeating: 1, count: 10))
         }
     }

@@ -2,6 +2,7 @@ import Foundation
 import Hush
 import Testing
 @testable import HushTransport
+import HushNoise
 
 /// Replays the cacophony vectors for XX, IK and NK (ChaChaPoly, SHA256) through the Noise
 /// implementation HushTransport uses, when `../shared/vectors/noise` is present.

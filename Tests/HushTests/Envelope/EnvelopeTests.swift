@@ -134,7 +134,7 @@ let now: UInt64 = 1_800_000_000_000
         let parsed = try MultiRecipientEnvelope(serialized: multi.serialized)
         #expect(parsed == multi)
         for (i, member) in members.enumerated() {
-            let delivered = parsed.delivered(to: i)
+            let delivered = try parsed.delivered(to: i)
             let opened = try MultiRecipientEnvelope.open(delivered, recipientIdentity: member.identity, validator: pki.validator, now: now)
             #expect(opened.message == Array("group hello".utf8) && opened.sender.senderID == "alice")
             // Nobody else can open this recipient's copy.
@@ -155,8 +155,8 @@ let now: UInt64 = 1_800_000_000_000
             offset += 1
             return (Array(delivered[offset..<(offset + 32 + 96)]), Array(delivered[(offset + 32 + 96)...]))
         }
-        let victim = parts(parsed.delivered(to: 1))
-        let forgedPayload = parts(other.delivered(to: 0)).payload
+        let victim = parts(try parsed.delivered(to: 1))
+        let forgedPayload = parts(try other.delivered(to: 0)).payload
         var spliced: [UInt8] = [0xE3]
         var length = UInt32(victim.head.count + forgedPayload.count)
         while length >= 0x80 { spliced.append(UInt8(length & 0x7F) | 0x80); length >>= 7 }
@@ -166,7 +166,7 @@ let now: UInt64 = 1_800_000_000_000
             try MultiRecipientEnvelope.open(spliced, recipientIdentity: members[1].identity, validator: pki.validator, now: now)
         }
         // Every byte of a delivered copy is authenticated.
-        let delivered = parsed.delivered(to: 2)
+        let delivered = try parsed.delivered(to: 2)
         for index in delivered.indices {
             var tampered = delivered
             tampered[index] ^= 0x80

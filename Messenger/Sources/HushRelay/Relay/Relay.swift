@@ -142,7 +142,7 @@ final class RelayConnection: Sendable {
 
     // MARK: lifecycle
 
-    enum Ending: Sendable { case readerDone, watchdogIdle }
+    enum Ending: Sendable { case readerDone, timedOut, other }
 
     func run<S: AsyncSequence & Sendable>(inbound: S) async where S.Element == InboundFrame {
         relay.metrics.connectionsOpened.increment()
@@ -150,10 +150,13 @@ final class RelayConnection: Sendable {
         defer { relay.metrics.connectionsOpen.decrement() }
         await withTaskGroup(of: Ending.self) { group in
             group.addTask { await self.readLoop(inbound); return .readerDone }
-            group.addTask { await self.watchdog(); return .watchdogIdle }
-            group.addTask { await self.deliveryLoop(); return .watchdogIdle }
+            group.addTask { await self.watchdog() ? .timedOut : .other }
+            group.addTask { await self.deliveryLoop(); return .other }
+            // The reader ends when the peer's close arrives (or the transport fails); a close
+            // from elsewhere (shutdown, replacement, delivery failure) waits for it, bounded by
+            // the WebSocket close timeout. Only a handshake timeout cuts the reader short.
             while let ending = await group.next() {
-                if ending == .readerDone || phase == .closed { break }
+                if ending != .other { break }
             }
             group.cancelAll()
         }
@@ -167,16 +170,18 @@ final class RelayConnection: Sendable {
         logger.debug("connection ended")
     }
 
-    private func watchdog() async {
-        do { try await Task.sleep(for: relay.configuration.handshakeTimeout) } catch { return }
+    /// `true` when it closed the connection for a handshake timeout.
+    private func watchdog() async -> Bool {
+        do { try await Task.sleep(for: relay.configuration.handshakeTimeout) } catch { return false }
         if phase == .handshake {
             relay.metrics.handshake("unknown", "timeout")
             await close(.handshakeTimeout)
-            return
+            return true
         }
         // Logged in: nothing more to watch (WebSocket pings detect dead peers).
         let never = Wakeup()
         await never.wait()
+        return false
     }
 
     /// Closes the connection with `code`; later sends fail at once.
@@ -193,6 +198,7 @@ final class RelayConnection: Sendable {
         relay.metrics.closed(code.rawValue)
         logger.debug("closing", metadata: ["code": "\(code.rawValue)"])
         await transport.close(code)
+        logger.trace("closed", metadata: ["code": "\(code.rawValue)"])
     }
 
     // MARK: writing

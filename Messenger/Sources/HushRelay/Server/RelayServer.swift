@@ -44,7 +44,7 @@ public enum RelayServer {
                               transport: transport)
         }
         let ws = WebSocketServerConfiguration(maxFrameSize: RelayProtocol.Limits.maxWebSocketMessage,
-                                              autoPing: .enabled(timePeriod: relay.configuration.pingInterval),
+                                              autoPing: relay.configuration.pingInterval == .zero ? .disabled : .enabled(timePeriod: relay.configuration.pingInterval),
                                               closeTimeout: .seconds(2))
         return Application(
             router: router,

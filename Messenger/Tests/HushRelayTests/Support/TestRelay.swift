@@ -30,6 +30,7 @@ final class TestRelay: @unchecked Sendable {
         var config = RelayConfiguration()
         config.clock = { [clock] in clock.now }
         config.handshakeTimeout = .seconds(2)
+        if ProcessInfo.processInfo.environment["RELAY_TEST_NOPING"] != nil { config.pingInterval = .zero }
         configure(&config)
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("hush-relay-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)

@@ -30,10 +30,11 @@ final class TestWebSocket: @unchecked Sendable {
         let upgraded = group.next().makePromise(of: Void.self)
         let bootstrap = ClientBootstrap(group: group).channelInitializer { channel in
             let upgrader = NIOWebSocketClientUpgrader(maxFrameSize: 1 << 17, automaticErrorHandling: false) { channel, _ in
-                channel.pipeline.addHandler(FrameHandler(continuation: continuation)).map { upgraded.succeed() }
+                channel.pipeline.addHandler(FrameHandler(continuation: continuation))
             }
-            let config: NIOHTTPClientUpgradeSendableConfiguration = (upgraders: [upgrader], completionHandler: { _ in })
-            return channel.pipeline.addHTTPClientHandlers(withClientUpgrade: config).flatMap {
+            // Succeed only once the upgrade handler has removed the HTTP handlers.
+            let config: NIOHTTPClientUpgradeSendableConfiguration = (upgraders: [upgrader], completionHandler: { _ in upgraded.succeed() })
+            return channel.pipeline.addHandler(RawLogger()).flatMap { channel.pipeline.addHTTPClientHandlers(withClientUpgrade: config) }.flatMap {
                 channel.pipeline.addHandler(RequestSender(path: path, port: port, failed: upgraded))
             }
         }
@@ -113,6 +114,7 @@ private final class FrameHandler: ChannelInboundHandler, @unchecked Sendable {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
+        if ProcessInfo.processInfo.environment["RELAY_TEST_DEBUG"] != nil { print("client frame \(frame.opcode) \(frame.length)") }
         switch frame.opcode {
         case .binary:
             var d = frame.unmaskedData
@@ -138,6 +140,7 @@ private final class FrameHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        if ProcessInfo.processInfo.environment["RELAY_TEST_DEBUG"] != nil { print("client inactive") }
         if !closed {
             closed = true
             continuation.yield(.closed(nil))
@@ -149,5 +152,20 @@ private final class FrameHandler: ChannelInboundHandler, @unchecked Sendable {
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         if ProcessInfo.processInfo.environment["RELAY_TEST_DEBUG"] != nil { print("test websocket error: \(error)") }
         context.close(promise: nil)
+    }
+}
+
+final class RawLogger: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if ProcessInfo.processInfo.environment["RELAY_TEST_DEBUG"] != nil {
+            let b = unwrapInboundIn(data)
+            print("client raw read \(b.readableBytes): \(b.getBytes(at: b.readerIndex, length: min(8, b.readableBytes)) ?? [])")
+        }
+        context.fireChannelRead(data)
+    }
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if ProcessInfo.processInfo.environment["RELAY_TEST_DEBUG"] != nil { print("client event \(event)") }
+        context.fireUserInboundEventTriggered(event)
     }
 }
