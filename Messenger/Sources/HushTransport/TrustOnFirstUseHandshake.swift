@@ -1,5 +1,6 @@
 import Foundation
 import Hush
+import HushNoise
 
 /// The client side of the relay handshake (`Docs/spec/relay.md` §4) for a tool that has no
 /// pinned trust root, such as a load generator pointed at a relay it just started: it accepts

@@ -143,7 +143,7 @@ struct LocalBarrier: PhaseBarrier {
 struct ChildBarrier: PhaseBarrier {
     func reached(_ phase: String) async {
         print("@phase \(phase)")
-        fflush(stdout)
+        fflush(nil)
         _ = readLine()
     }
 }
@@ -160,7 +160,7 @@ struct WorkerCommand: AsyncParsableCommand {
         let result = try await worker.run(barrier: ChildBarrier())
         let json = try JSONEncoder().encode(result)
         print("@result " + String(decoding: json, as: UTF8.self))
-        fflush(stdout)
+        fflush(nil)
     }
 }
 
@@ -322,9 +322,10 @@ struct Report: Encodable {
         relay_rss_bytes_registered = c["registered"]?.rss
         relay_rss_bytes_connected = c["idle"]?.rss
         relay_rss_bytes_per_connection = delta("registered", "idle", \.rss).map { Double($0) / Double(max(logins, 1)) }
+        let sendSeconds = send_seconds
         relay_cpu_us_per_message = delta("send", "sent", \.cpu).map { Double($0) / Double(max(sent, 1)) }
         relay_cpu_ms_per_login = delta("registered", "connected", \.cpu).map { Double($0) / 1_000 / Double(max(logins, 1)) }
-        relay_cpu_cores_during_send = delta("send", "sent", \.cpu).map { Double($0) / 1e6 / max(send_seconds, 1e-9) }
+        relay_cpu_cores_during_send = delta("send", "sent", \.cpu).map { Double($0) / 1e6 / max(sendSeconds, 1e-9) }
         load_cpu_us_per_message = sent > 0 ? Double(sum(\.loadCPUMicroseconds)) / Double(sent) : nil
         unexpected_closes = sum(\.unexpectedCloses)
         self.errors = errors

@@ -142,12 +142,11 @@ enum LoadPayload {
 
     static func parse(_ d: Data) -> (key: UInt64, sent: UInt64, offline: Bool)? {
         guard d.count >= 17 else { return nil }
-        return d.withUnsafeBytes { (p: UnsafeRawBufferPointer) in
-            var key: UInt64 = 0, t: UInt64 = 0
-            for i in 0..<8 { key = key << 8 | UInt64(p[i]) }
-            for i in 8..<16 { t = t << 8 | UInt64(p[i]) }
-            return (key, t, p[16] != 0)
-        }
+        let p = [UInt8](d.prefix(17))
+        var key: UInt64 = 0, t: UInt64 = 0
+        for i in 0..<8 { key = key << 8 | UInt64(p[i]) }
+        for i in 8..<16 { t = t << 8 | UInt64(p[i]) }
+        return (key, t, p[16] != 0)
     }
 }
 

@@ -35,7 +35,7 @@ final class LoopStats: @unchecked Sendable {
     func acked(_ key: UInt64, offline: Bool) {
         acked.insert(key)
         totals.outstanding.subtract(1, ordering: .relaxed)
-        (offline ? totals.ackedOffline : totals.ackedOnline).add(1, ordering: .relaxed)
+        if offline { totals.ackedOffline.add(1, ordering: .relaxed) } else { totals.ackedOnline.add(1, ordering: .relaxed) }
     }
 
     func delivered(_ payload: Data, now: UInt64) {
@@ -47,7 +47,7 @@ final class LoopStats: @unchecked Sendable {
             duplicates += 1
             return
         }
-        (offline ? totals.deliveredOffline : totals.deliveredOnline).add(1, ordering: .relaxed)
+        if offline { totals.deliveredOffline.add(1, ordering: .relaxed) } else { totals.deliveredOnline.add(1, ordering: .relaxed) }
         if !offline, recording, now > sent { _ = latency.record((now - sent) / 1_000) }
     }
 

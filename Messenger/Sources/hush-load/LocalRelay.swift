@@ -16,6 +16,8 @@ struct LocalRelay: AsyncParsableCommand {
     @Option(name: .customLong("data-dir")) var dataDir: String
     @Option(name: .customLong("stanza-rate"), help: "Sustained stanzas/s allowed per connection (the relay's default when omitted).")
     var stanzaRate: Double?
+    @Option(name: .customLong("heap-report"), help: "Print glibc malloc_stats() (heap bytes in use) to stderr every this many seconds; 0 = never.")
+    var heapReport: Double = 0
 
     func run() async throws {
         _ = raiseOpenFileLimit()
@@ -38,7 +40,20 @@ struct LocalRelay: AsyncParsableCommand {
         let app = RelayServer.application(relay: relay, port: port, logger: logger) { bound in
             print("trust-root \(hex)")
             print("listening ws://127.0.0.1:\(bound) pid \(getpid())")
-            fflush(stdout)
+            fflush(nil)
+        }
+        if heapReport > 0 {
+            let interval = heapReport
+            Thread.detachNewThread {
+                while true {
+                    // glibc's malloc_stats() prints per-arena and total "in use bytes" to stderr.
+                    log("online \(relay.onlineDevices); glibc malloc_stats:")
+                    if let f = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_stats") {
+                        unsafeBitCast(f, to: (@convention(c) () -> Void).self)()
+                    }
+                    Thread.sleep(forTimeInterval: interval)
+                }
+            }
         }
         try await app.runService()
     }

@@ -71,6 +71,7 @@ final class Worker: @unchecked Sendable {
         self.log = log
         group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, plan.threads))
         loops = Array(group.makeIterator())
+        let totals = self.totals
         stats = loops.map { _ in LoopStats(totals: totals) }
         let root = try plan.trustRoot.map(parseKey)
         targets = try plan.relays.map { url in
@@ -274,7 +275,7 @@ final class Worker: @unchecked Sendable {
 /// This process's user + system CPU time, microseconds.
 func selfCPUMicroseconds() -> Int {
     var u = rusage()
-    getrusage(RUSAGE_SELF, &u)
+    getrusage(Int32(RUSAGE_SELF.rawValue), &u)
     return (u.ru_utime.tv_sec + u.ru_stime.tv_sec) * 1_000_000 + Int(u.ru_utime.tv_usec + u.ru_stime.tv_usec)
 }
 
