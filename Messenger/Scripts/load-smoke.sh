@@ -12,7 +12,13 @@ dir=$(mktemp -d)
 port=$((21000 + RANDOM % 20000))
 "$bin" relay --port "$port" --data-dir "$dir/relay" >"$dir/relay.out" 2>"$dir/relay.err" &
 relay=$!
-cleanup() { kill "$relay" 2>/dev/null || true; wait "$relay" 2>/dev/null || true; rm -rf "$dir"; }
+cleanup() {
+  kill -TERM "$relay" 2>/dev/null || true
+  for _ in $(seq 1 50); do kill -0 "$relay" 2>/dev/null || break; sleep 0.2; done
+  kill -KILL "$relay" 2>/dev/null || true   # graceful shutdown should take < 10 s; do not hang the test on it
+  wait "$relay" 2>/dev/null || true
+  rm -rf "$dir"
+}
 trap cleanup EXIT
 for _ in $(seq 1 100); do grep -q '^listening' "$dir/relay.out" 2>/dev/null && break; sleep 0.2; done
 grep -q '^listening' "$dir/relay.out" || { echo "relay did not start"; cat "$dir/relay.err"; exit 1; }

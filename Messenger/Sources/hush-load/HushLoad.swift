@@ -266,6 +266,7 @@ struct Report: Encodable {
     let relay_cpu_ms_per_login: Double?
     let relay_cpu_cores_during_send: Double?
     let load_cpu_us_per_message: Double?
+    let load_rss_bytes_per_connection: Double
     let unexpected_closes: Int
     let errors: [String: Int]
     let failure_samples: [String]
@@ -327,6 +328,7 @@ struct Report: Encodable {
         relay_cpu_ms_per_login = delta("registered", "connected", \.cpu).map { Double($0) / 1_000 / Double(max(logins, 1)) }
         relay_cpu_cores_during_send = delta("send", "sent", \.cpu).map { Double($0) / 1e6 / max(sendSeconds, 1e-9) }
         load_cpu_us_per_message = sent > 0 ? Double(sum(\.loadCPUMicroseconds)) / Double(sent) : nil
+        load_rss_bytes_per_connection = Double(sum(\.loadRSSGrowth)) / Double(max(logins, 1))
         unexpected_closes = sum(\.unexpectedCloses)
         self.errors = errors
         failure_samples = Array(results.flatMap(\.failureSamples).prefix(5))

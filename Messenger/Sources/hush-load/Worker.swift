@@ -49,6 +49,8 @@ struct WorkerResult: Codable, Sendable {
     var failureSamples: [String] = []
     var latency = Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: .three)
     var loadCPUMicroseconds = 0
+    /// This process's RSS growth over the login phase (bytes), for comparison with the relay's.
+    var loadRSSGrowth = 0
 }
 
 /// Where a worker pauses so that the coordinator can measure the relay between phases.
@@ -157,6 +159,8 @@ final class Worker: @unchecked Sendable {
 
         // Logins: every online device, IK, kept open; ready at QueueEmpty.
         let online = Array(devices.prefix(plan.connections))
+        let selfProbe = ProcessProbe(pid: getpid())
+        let rssBefore = selfProbe.rssBytes ?? 0
         let t1 = monotonicNanos()
         let (opened, loginFailures) = await bounded(online.count) { [self] i in
             try await open(online[i], pattern: .ik, hello: online[i].loginHello, readyWhen: .queueEmpty)
@@ -166,6 +170,7 @@ final class Worker: @unchecked Sendable {
         result.logins = conns.count
         result.loginFailures = online.count - conns.count
         result.failureSamples += loginFailures
+        result.loadRSSGrowth = (selfProbe.rssBytes ?? 0) - rssBefore
 
         await barrier.reached("connected")
 
