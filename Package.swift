@@ -41,7 +41,7 @@ let package = Package(
         .target(name: "HushConformance", dependencies: ["Hush", "HushNoise"]),
         .executableTarget(name: "hush-conformance", dependencies: ["HushConformance"]),
         // Writes TestVectors/hush-1 (Hush's own suite and envelopes) from fixed seeds.
-        .executableTarget(name: "hush-vectors", dependencies: ["Hush"], path: "Tools/hush-vectors"),
+        .executableTarget(name: "hush-vectors", dependencies: ["Hush", "CSodium", "CCrypto"], path: "Tools/hush-vectors"),
         .testTarget(name: "HushCryptoTests", dependencies: ["HushCrypto"]),
         .testTarget(name: "HushTests", dependencies: ["Hush"]),
         .testTarget(name: "HushNoiseTests", dependencies: ["HushNoise"]),

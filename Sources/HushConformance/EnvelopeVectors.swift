@@ -1,12 +1,13 @@
 import Hush
 
-/// Hush's envelope vectors (`hush-envelope-vectors/1`, `TestVectors/hush-1/envelope.json`,
-/// `Docs/spec/envelope.md`): certificates are re-issued from the listed keys and signature
-/// randomness and must match byte for byte; every `seal` case must reproduce its envelope
-/// from the listed ephemeral key (and payload key); every `open` case must give the listed
-/// content or error.
+/// Hush's envelope vectors (`hush-envelope-vectors/2`, `TestVectors/hush-1/envelope.json`,
+/// `Docs/spec/envelope.md` §10): certificates are re-issued from the listed keys, expirations
+/// and signature randomness and must match byte for byte; every `seal` case must reproduce its
+/// envelope from the listed ephemeral key (and payload key), and one marked `expect_refused`
+/// must first be refused by the checking sealer; every `open` case must give the listed content
+/// or error at its clock; every `split` case must give the listed `0xE3` copies or error.
 enum EnvelopeVectors {
-    static let format = "hush-envelope-vectors/1"
+    static let format = "hush-envelope-vectors/2"
 
     static func run(_ root: Fields, report: inout FileReport) throws(VectorError) {
         report.format = format
@@ -29,9 +30,10 @@ enum EnvelopeVectors {
         }
         for (name, fields, signer, certifiedKey) in issuers {
             let keyID = try uint32(fields, "key_id")
+            let expiration = UInt64(try fields.int("expiration"))
             let expected = try fields.hex("certificate")
             report.run("\(name).certificate") { () throws(VectorError) -> CaseOutcome in
-                let issued = try? ServerCertificate.issue(keyID: keyID, key: certifiedKey, signedBy: signer,
+                let issued = try? ServerCertificate.issue(keyID: keyID, key: certifiedKey, expiration: expiration, signedBy: signer,
                                                           random: ReplayRandom(try fields.hex("signature_random")))
                 guard let issued else { return .failed("issue failed") }
                 servers[keyID] = issued
@@ -76,6 +78,16 @@ enum EnvelopeVectors {
                           let type = EnvelopeContentType(rawValue: UInt8(truncatingIfNeeded: try c.int("content_type"))) else {
                         throw .badValue(field: "case", reason: "unknown party, certificate or content type")
                     }
+                    if c.has("expect_refused") {
+                        let message = try c.hex("message"), draw = try c.hex("ephemeral_private")
+                        do throws(EnvelopeError) {
+                            _ = try SealedEnvelope.seal(message, contentType: type, certificate: certificate,
+                                                        senderIdentity: sender, to: recipient.identityKey, random: ReplayRandom(draw))
+                            return .failed("the checking sealer did not refuse")
+                        } catch {
+                            guard error.transcriptName == (try c.string("expect_refused")) else { return .failed("refused with \(error.transcriptName)") }
+                        }
+                    }
                     let random = ReplayRandom(try c.hex("ephemeral_private"))
                     let sealed = try? SealedEnvelope.sealUnchecked(try c.hex("message"), contentType: type, certificate: certificate,
                                                                    senderIdentity: sender, to: recipient.identityKey, random: random)
@@ -105,11 +117,12 @@ enum EnvelopeVectors {
                     validator.revokedServerKeyIDs = Set(((c.object["revoked_server_key_ids"] as? [Int]) ?? []).map { UInt32($0) })
                     let bytes = try c.hex("envelope")
                     let expect = try c.string("expect")
+                    let clock = c.has("now") ? UInt64(try c.int("now")) : now
                     let opened: OpenedEnvelope
                     do throws(EnvelopeError) {
                         opened = op == "open"
-                            ? try SealedEnvelope.open(bytes, recipientIdentity: recipient, validator: validator, now: now)
-                            : try MultiRecipientEnvelope.open(bytes, recipientIdentity: recipient, validator: validator, now: now)
+                            ? try SealedEnvelope.open(bytes, recipientIdentity: recipient, validator: validator, now: clock)
+                            : try MultiRecipientEnvelope.open(bytes, recipientIdentity: recipient, validator: validator, now: clock)
                     } catch {
                         guard expect == "error" else { return .failed("failed with \(error)") }
                         let name = error.transcriptName
@@ -122,6 +135,18 @@ enum EnvelopeVectors {
                         return .failed("opened content differs")
                     }
                     return .passed
+                case "split":
+                    let expect = try c.string("expect")
+                    let parsed: MultiRecipientEnvelope
+                    let bytes = try c.hex("envelope")
+                    do throws(EnvelopeError) { parsed = try MultiRecipientEnvelope(serialized: bytes) } catch {
+                        guard expect == "error" else { return .failed("failed with \(error)") }
+                        return error.transcriptName == (try c.string("error")) ? .passed
+                            : .failed("failed with \(error.transcriptName), expected \((try? c.string("error")) ?? "?")")
+                    }
+                    guard expect == "ok" else { return .failed("parsed, expected \((try? c.string("error")) ?? "?")") }
+                    let delivered = (0..<parsed.recipientCount).map { Hex.encode((try? parsed.delivered(to: $0)) ?? []) }
+                    return delivered == ((c.object["delivered"] as? [String]) ?? []) ? .passed : .failed("delivered copies differ")
                 default:
                     throw .badValue(field: "op", reason: "unknown operation '\(op)'")
                 }

@@ -160,7 +160,10 @@ enum PrimitiveChecks {
         if let privateKey, let randomness {
             do {
                 let key = try Curve25519.KeyAgreement.PrivateKey(rawRepresentation: privateKey)
-                guard key.publicKey == pub || publicKey.count == 32 && key.publicKey.rawRepresentation[0..<31] == pub.rawRepresentation[0..<31] else {
+                // The listed key may differ from the derived one only in bit 7 of byte 31 (which
+                // libsignal's verification ignores), never in any other bit.
+                let listed = pub.rawRepresentation, derived = key.publicKey.rawRepresentation
+                guard listed == derived || publicKey.count == 32 && listed[0..<31] == derived[0..<31] && listed[31] & 0x7F == derived[31] & 0x7F else {
                     return Check(accepted: false, detail: "private key does not match the public key")
                 }
                 let made = try XEdDSA.signature(for: message, using: key, variant: variant, randomness: randomness)

@@ -6,6 +6,19 @@ let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().de
 let sharedVectors = packageRoot.deletingLastPathComponent().appendingPathComponent("shared/vectors")
 let wycheproofDir = sharedVectors.appendingPathComponent("wycheproof")
 let hasWycheproof = FileManager.default.fileExists(atPath: wycheproofDir.path)
+/// In CI (environment `CI=true`) the suites that need `../shared/vectors` always run, so that a
+/// missing directory fails them instead of disabling them; on a developer machine without it
+/// they are skipped with a reason.
+let runningInCI = ["1", "true", "yes"].contains(ProcessInfo.processInfo.environment["CI"]?.lowercased() ?? "")
+func hasShared(_ path: String) -> Bool { FileManager.default.fileExists(atPath: sharedVectors.appendingPathComponent(path).path) }
+
+/// CI must have the shared vectors: this names what is missing.
+@Test(.enabled(if: runningInCI, "only with CI=true: a developer machine may lack ../shared/vectors"))
+func sharedVectorsArePresentInCI() {
+    for directory in ["wycheproof", "signal-v3"] {
+        #expect(hasShared(directory), "../shared/vectors/\(directory) is missing: the suites that need it fail in CI")
+    }
+}
 
 /// The seven Wycheproof files the foundation must pass completely, with their case counts.
 let requiredWycheproof: [(file: String, cases: Int, outputField: String)] = [
@@ -19,7 +32,7 @@ let requiredWycheproof: [(file: String, cases: Int, outputField: String)] = [
 ]
 
 @Suite struct WycheproofConformanceTests {
-    @Test(.enabled(if: hasWycheproof, "needs ../shared/vectors/wycheproof"), arguments: requiredWycheproof.map(\.file))
+    @Test(.enabled(if: hasWycheproof || runningInCI, "needs ../shared/vectors/wycheproof (always runs with CI=true)"), arguments: requiredWycheproof.map(\.file))
     func everyCasePasses(file: String) {
         let expected = requiredWycheproof.first { $0.file == file }!.cases
         let report = ConformanceRunner().run(file: wycheproofDir.appendingPathComponent(file).path)
@@ -29,7 +42,7 @@ let requiredWycheproof: [(file: String, cases: Int, outputField: String)] = [
         #expect(report.passed == expected)
     }
 
-    @Test(.enabled(if: hasWycheproof, "needs ../shared/vectors/wycheproof"))
+    @Test(.enabled(if: hasWycheproof || runningInCI, "needs ../shared/vectors/wycheproof (always runs with CI=true)"))
     func totalOverTheSevenFiles() {
         let reports = requiredWycheproof.map { ConformanceRunner().run(file: wycheproofDir.appendingPathComponent($0.file).path) }
         let summary = ConformanceSummary(reports)
@@ -38,7 +51,7 @@ let requiredWycheproof: [(file: String, cases: Int, outputField: String)] = [
     }
 
     /// Changing one byte of the expected output of any valid case makes the file fail.
-    @Test(.enabled(if: hasWycheproof, "needs ../shared/vectors/wycheproof"), arguments: requiredWycheproof.map(\.file))
+    @Test(.enabled(if: hasWycheproof || runningInCI, "needs ../shared/vectors/wycheproof (always runs with CI=true)"), arguments: requiredWycheproof.map(\.file))
     func aCorruptedVectorFails(file: String) throws {
         let field = requiredWycheproof.first { $0.file == file }!.outputField
         let data = try Data(contentsOf: wycheproofDir.appendingPathComponent(file))
@@ -55,6 +68,32 @@ let requiredWycheproof: [(file: String, cases: Int, outputField: String)] = [
         let report = ConformanceRunner().run(data: corrupted, path: file)
         #expect(report.failed == 1, "\(report.line)")
         #expect(report.failureLines.count == 1)
+    }
+}
+
+@Suite struct PrimitiveCheckTests {
+    /// An XEdDSA KAT whose listed public key differs from the private key's in one low bit of
+    /// byte 31 (the first 31 bytes agree) fails; one that differs only in bit 7 of byte 31, which
+    /// libsignal's verification ignores, passes under the libsignal-compatible policy.
+    @Test func xeddsaKeyMismatchInTheLastByteFails() throws {
+        let url = packageRoot.appendingPathComponent("TestVectors/xeddsa-libsignal.json")
+        var json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
+        let cases = try #require(json["cases"] as? [[String: Any]])
+        let valid = try #require(cases.first { ($0["result"] as? String) == "valid" && $0["private"] != nil && $0["random"] != nil
+                                              && ($0["policy"] as? String ?? "libsignal-compatible") == "libsignal-compatible" })
+        func run(lastByteMask: UInt8) throws -> FileReport {
+            var key = Array(try #require(valid["public"] as? String))
+            let last = UInt8(String(key[62...63]), radix: 16)! ^ lastByteMask
+            key.replaceSubrange(62...63, with: Array(String(format: "%02x", last)))
+            var c = valid
+            c["public"] = String(key)
+            json["cases"] = [c]
+            return ConformanceRunner().run(data: try JSONSerialization.data(withJSONObject: json))
+        }
+        #expect(try run(lastByteMask: 0).passed == 1)
+        #expect(try run(lastByteMask: 0x01).failed == 1)
+        #expect(try run(lastByteMask: 0x40).failed == 1)
+        #expect(try run(lastByteMask: 0x80).passed == 1)
     }
 }
 
@@ -133,7 +172,7 @@ let requiredWycheproof: [(file: String, cases: Int, outputField: String)] = [
         #expect(summary.passed > 100)
     }
 
-    @Test(.enabled(if: FileManager.default.fileExists(atPath: sharedVectors.appendingPathComponent("signal-v3").path)))
+    @Test(.enabled(if: hasShared("signal-v3") || runningInCI, "needs ../shared/vectors/signal-v3 (always runs with CI=true)"))
     func signalTranscriptsReplay() {
         let reports = ConformanceRunner().run(paths: [sharedVectors.appendingPathComponent("signal-v3").path])
         for r in reports where r.failed > 0 { Issue.record("\(r.line)\n\(r.failureLines.prefix(20).joined(separator: "\n"))") }
@@ -145,7 +184,7 @@ let requiredWycheproof: [(file: String, cases: Int, outputField: String)] = [
     }
 
     /// A transcript whose expected bytes were altered fails: the replay really compares.
-    @Test(.enabled(if: FileManager.default.fileExists(atPath: sharedVectors.appendingPathComponent("signal-v3/basic-seed1.json").path)))
+    @Test(.enabled(if: hasShared("signal-v3/basic-seed1.json") || runningInCI, "needs ../shared/vectors/signal-v3 (always runs with CI=true)"))
     func alteredTranscriptFails() throws {
         let url = sharedVectors.appendingPathComponent("signal-v3/basic-seed1.json")
         var object = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])

@@ -718,18 +718,44 @@ def fingerprint(party):
                          for a, r in party.records.items())))
 
 
+def load_pending():
+    """Vector cases for rules this implementation does not implement yet (pending.txt, kept by
+    the maintainers, not by the spec reading): a failure there is reported as PENDING, not
+    counted as a failure."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pending.txt")
+    pending = {}
+    if os.path.exists(path):
+        for line in open(path):
+            line = line.split("#", 1)[0].strip()
+            if line:
+                f, case = line.split(None, 1)
+                pending.setdefault(f, set()).add(case.strip())
+    return pending
+
+
+PENDING = load_pending()
+
+
 class Tally:
     def __init__(self, name):
         self.name = name
         self.passed = 0
         self.failed = 0
+        self.pending = 0
         self.notes = []
+
+    def is_pending(self, what):
+        cases = PENDING.get(self.name, ())
+        return "*" in cases or any(what == c or what.startswith(c + ":") for c in cases)
 
     def check(self, ok, what):
         if ok:
             self.passed += 1
             if VERBOSE:
                 print(f"  ok    {what}")
+        elif self.is_pending(what):
+            self.pending += 1
+            print(f"  PENDING  {self.name}: {what}")
         else:
             self.failed += 1
             self.notes.append(what)
@@ -837,7 +863,7 @@ STATIC_INFO = b"hush-1/envelope/static"
 MULTI_EPHEMERAL_INFO = b"hush-1/envelope/multi/ephemeral"
 MULTI_STATIC_INFO = b"hush-1/envelope/multi/static"
 ZERO_NONCE = bytes(24)
-CERT_VERSION = 0x01
+CERT_VERSION = 0x02  # certificate format 2 (envelope.md §3)
 SEALED = 0xE1
 MULTI = 0xE2
 DELIVERED = 0xE3
@@ -853,12 +879,12 @@ def padme(L):
     return (L + mask) & ~mask
 
 
-def server_cert_content(key_id, server_pub):
-    return bytes([CERT_VERSION]) + varint(key_id) + server_pub
+def server_cert_content(key_id, server_pub, expiration):
+    return bytes([CERT_VERSION]) + varint(key_id) + server_pub + expiration.to_bytes(8, "big")
 
 
-def make_server_cert(root_priv, key_id, server_pub, Z):
-    content = server_cert_content(key_id, server_pub)
+def make_server_cert(root_priv, key_id, server_pub, expiration, Z):
+    content = server_cert_content(key_id, server_pub, expiration)
     return content + xeddsa_sign(root_priv, SERVER_CERT_LABEL + content, Z)
 
 
@@ -879,9 +905,10 @@ def parse_server_cert(r):
         fail("malformed_certificate", "server certificate version")
     key_id = r.varint("key id")
     key = r.key("server key")
+    expiration = int.from_bytes(r.take(8, "server expiration"), "big")
     content = r.d[start:r.i]
     sig = r.take(64, "server signature")
-    return {"key_id": key_id, "key": key, "content": content, "sig": sig}
+    return {"key_id": key_id, "key": key, "expiration": expiration, "content": content, "sig": sig}
 
 
 def parse_sender_cert(data):
@@ -914,6 +941,8 @@ def validate_sender_cert(cert, trust_root, revoked, now):
         fail("revoked_server_key", str(srv["key_id"]))
     if not xeddsa_verify(trust_root, SERVER_CERT_LABEL + srv["content"], srv["sig"]):
         fail("bad_server_signature")
+    if now >= srv["expiration"]:
+        fail("server_certificate_expired")
     if not xeddsa_verify(srv["key"], SENDER_CERT_LABEL + cert["content"], cert["sig"]):
         fail("bad_sender_signature")
     if now >= cert["expiration"]:
@@ -1098,7 +1127,7 @@ def open_delivered(data, r_priv, r_pub, trust_root, revoked, now):
 
 def check_envelopes(path, tally):
     js = json.load(open(path))
-    tally.check(js.get("format") == "hush-envelope-vectors/1", "format field")
+    tally.check(js.get("format") == "hush-envelope-vectors/2", "format field")
     root_priv = bytes.fromhex(js["trust_root"]["private"])
     root_pub = strip05(js["trust_root"]["public"])
     rogue_priv = bytes.fromhex(js["rogue_trust_root"]["private"])
@@ -1110,11 +1139,11 @@ def check_envelopes(path, tally):
     srv_priv, srv_pub = bytes.fromhex(srv["private"]), strip05(srv["public"])
     tally.check(x25519_base(srv_priv) == srv_pub, "server public key")
     server_certs = {}
-    cert = make_server_cert(root_priv, srv["key_id"], srv_pub, bytes.fromhex(srv["signature_random"]))
+    cert = make_server_cert(root_priv, srv["key_id"], srv_pub, srv["expiration"], bytes.fromhex(srv["signature_random"]))
     tally.check(cert.hex() == srv["certificate"], "server certificate re-issued byte for byte")
     server_certs[srv["key_id"]] = cert
     rogue = js["rogue_server"]
-    rcert = make_server_cert(rogue_priv, rogue["key_id"], srv_pub,
+    rcert = make_server_cert(rogue_priv, rogue["key_id"], srv_pub, rogue["expiration"],
                              bytes.fromhex(rogue["signature_random"]))
     tally.check(rcert.hex() == rogue["certificate"],
                 "rogue server certificate re-issued byte for byte (rogue root, same server key)")
@@ -1136,7 +1165,8 @@ def check_envelopes(path, tally):
         second = js["second_server"]
         second_priv = bytes.fromhex(second["private"])
         tally.check(x25519_base(second_priv) == strip05(second["public"]), "second server public key")
-        scert = make_server_cert(root_priv, second["key_id"], strip05(second["public"]), bytes.fromhex(second["signature_random"]))
+        scert = make_server_cert(root_priv, second["key_id"], strip05(second["public"]), second["expiration"],
+                                 bytes.fromhex(second["signature_random"]))
         tally.check(scert.hex() == second["certificate"], "second server certificate re-issued byte for byte")
         server_certs[second["key_id"]] = scert
         signers["second_server"] = second_priv
@@ -1269,14 +1299,19 @@ def main(argv):
         t = Tally(f)
         if fmt == "hush-session-vectors/1":
             replay_session(path, t)
-        elif fmt == "hush-envelope-vectors/1":
+        elif fmt == "hush-envelope-vectors/2":
             check_envelopes(path, t)
         else:
             t.check(False, f"unknown format {fmt!r}")
         tallies.append(t)
+    total_pending = 0
     for t in tallies:
-        print(f"{t.name:40s} {t.passed:6d} passed {t.failed:4d} failed")
+        print(f"{t.name:40s} {t.passed:6d} passed {t.failed:4d} failed"
+              + (f" {t.pending:4d} pending" if t.pending else ""))
         total_fail += t.failed
+        total_pending += t.pending
+    if total_pending:
+        print(f"{total_pending} checks of cases listed in Tools/spec-check/pending.txt failed (rules not implemented here yet)")
     print("ALL PASS" if total_fail == 0 else f"{total_fail} FAILURES")
     return 0 if total_fail == 0 else 1
 

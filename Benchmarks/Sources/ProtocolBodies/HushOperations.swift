@@ -214,7 +214,7 @@ public enum HushOperations {
         let random = SeededRandom(seed: 9)
         let root = try Curve25519.KeyAgreement.PrivateKey(using: random)
         let serverKey = try Curve25519.KeyAgreement.PrivateKey(using: random)
-        let server = try ServerCertificate.issue(keyID: 1, key: serverKey.publicKey, signedBy: root, random: random)
+        let server = try ServerCertificate.issue(keyID: 1, key: serverKey.publicKey, expiration: UInt64.max, signedBy: root, random: random)
         let alice = BenchDevice("alice", seed: 1), bob = BenchDevice("bob", seed: 2)
         let certificate = try SenderCertificate.issue(senderID: "alice", deviceID: 1, identityKey: alice.identity.identityKey,
                                                       expiration: UInt64.max, server: server, signedBy: serverKey, random: random)

@@ -6,8 +6,10 @@ public enum EnvelopeConstants {
     public static let multiRecipientType: UInt8 = 0xE2
     /// First byte of the envelope the server delivers to one recipient of a multi-recipient envelope.
     public static let deliveredType: UInt8 = 0xE3
-    /// Version byte of server and sender certificates.
-    public static let certificateVersion: UInt8 = 0x01
+    /// Version byte of server and sender certificates: format 2 (`Docs/spec/envelope.md` §3),
+    /// whose server certificates carry an expiration. Format 1 (no server expiry) was never
+    /// deployed and is not read.
+    public static let certificateVersion: UInt8 = 0x02
     /// The longest sender id (UTF-8 bytes).
     public static let maximumSenderIDByteCount = 255
     /// Per-recipient header of a multi-recipient envelope: sender box (48) + key box (48).
@@ -71,6 +73,8 @@ public enum CertificateError: Error, Equatable, Hashable, Sendable {
     case revokedServerKey(keyID: UInt32)
     /// The server certificate is not signed by the trust root.
     case badServerSignature
+    /// The server certificate expired (`expiration` ≤ `now`, milliseconds since 1970).
+    case serverCertificateExpired(expiration: UInt64, now: UInt64)
     /// The sender certificate is not signed by the server key.
     case badSenderSignature
     /// The certificate expired (`expiration` ≤ `now`, milliseconds since 1970).
@@ -90,6 +94,7 @@ extension EnvelopeError {
         case .certificate(.malformed): "malformed_certificate"
         case .certificate(.revokedServerKey): "revoked_server_key"
         case .certificate(.badServerSignature): "bad_server_signature"
+        case .certificate(.serverCertificateExpired): "server_certificate_expired"
         case .certificate(.badSenderSignature): "bad_sender_signature"
         case .certificate(.expired): "expired"
         case .certificate(.identityMismatch): "identity_mismatch"

@@ -1,7 +1,8 @@
-/// A server key certified by the trust root (`Docs/spec/envelope.md` §3):
+/// A server key certified by the trust root (`Docs/spec/envelope.md` §3, certificate format 2):
 ///
 /// ```
-/// 0x01 || varint(key id) || server public key (32) || signature (64)
+/// 0x02 || varint(key id) || server public key (32) || expiration (8, big-endian ms since 1970)
+///      || signature (64)
 /// signature = XEdDSA(trust root, "hush-1/server-certificate" || everything before it)
 /// ```
 public struct ServerCertificate: Sendable, Equatable {
@@ -9,27 +10,33 @@ public struct ServerCertificate: Sendable, Equatable {
     public let keyID: UInt32
     /// The key that signs sender certificates.
     public let key: Curve25519.KeyAgreement.PublicKey
+    /// When the server key stops being valid (milliseconds since 1970): sender certificates it
+    /// signed are refused from then on, whatever their own expiration.
+    public let expiration: UInt64
     /// The trust root's XEdDSA signature (specification form).
     public let signature: [UInt8]
     /// The encoded certificate.
     public let serialized: [UInt8]
 
-    /// Issues a certificate for `key` under `trustRoot`; the signature draws 64 bytes from `random`.
+    /// Issues a certificate for `key` under `trustRoot`, valid until `expiration` (milliseconds
+    /// since 1970); the signature draws 64 bytes from `random`.
     public static func issue(
-        keyID: UInt32, key: Curve25519.KeyAgreement.PublicKey, signedBy trustRoot: Curve25519.KeyAgreement.PrivateKey,
-        random: some RandomSource = SystemRandom()
+        keyID: UInt32, key: Curve25519.KeyAgreement.PublicKey, expiration: UInt64,
+        signedBy trustRoot: Curve25519.KeyAgreement.PrivateKey, random: some RandomSource = SystemRandom()
     ) throws(CryptoError) -> ServerCertificate {
         var content: [UInt8] = [EnvelopeConstants.certificateVersion]
         appendVarint(keyID, to: &content)
         content += key.rawRepresentation
+        appendBigEndian(expiration, to: &content)
         let signature = try XEdDSA.signature(for: EnvelopeConstants.serverCertificateLabel + content, using: trustRoot,
                                              variant: .specification, random: random)
-        return ServerCertificate(keyID: keyID, key: key, signature: signature, serialized: content + signature)
+        return ServerCertificate(keyID: keyID, key: key, expiration: expiration, signature: signature, serialized: content + signature)
     }
 
-    init(keyID: UInt32, key: Curve25519.KeyAgreement.PublicKey, signature: [UInt8], serialized: [UInt8]) {
+    init(keyID: UInt32, key: Curve25519.KeyAgreement.PublicKey, expiration: UInt64, signature: [UInt8], serialized: [UInt8]) {
         self.keyID = keyID
         self.key = key
+        self.expiration = expiration
         self.signature = signature
         self.serialized = serialized
     }
@@ -47,8 +54,10 @@ public struct ServerCertificate: Sendable, Equatable {
             guard try r.byte() == EnvelopeConstants.certificateVersion else { throw EnvelopeError.malformed("server certificate version") }
             let keyID = try r.varint()
             let key = try r.publicKey()
+            let expiration = try r.bigEndian64()
             let signature = try r.bytes(XEdDSA.signatureByteCount)
-            return ServerCertificate(keyID: keyID, key: key, signature: signature, serialized: Array(r.data[start..<r.offset]))
+            return ServerCertificate(keyID: keyID, key: key, expiration: expiration, signature: signature,
+                                     serialized: Array(r.data[start..<r.offset]))
         } catch {
             throw .malformed("server certificate: \(error)")
         }
@@ -57,10 +66,10 @@ public struct ServerCertificate: Sendable, Equatable {
     var signedContent: [UInt8] { EnvelopeConstants.serverCertificateLabel + serialized.dropLast(XEdDSA.signatureByteCount) }
 }
 
-/// A sender's identity certified by a server key (`Docs/spec/envelope.md` §4):
+/// A sender's identity certified by a server key (`Docs/spec/envelope.md` §4, certificate format 2):
 ///
 /// ```
-/// 0x01 || varint(len) || sender id (UTF-8) || varint(device id) || identity key (32)
+/// 0x02 || varint(len) || sender id (UTF-8) || varint(device id) || identity key (32)
 ///      || expiration (8, big-endian ms since 1970) || server certificate || signature (64)
 /// signature = XEdDSA(server key, "hush-1/sender-certificate" || everything before it)
 /// ```
@@ -95,7 +104,7 @@ public struct SenderCertificate: Sendable, Equatable {
         content += id
         appendVarint(deviceID, to: &content)
         content += identityKey.publicKey.rawRepresentation
-        for shift in stride(from: 56, through: 0, by: -8) { content.append(UInt8(truncatingIfNeeded: expiration >> UInt64(shift))) }
+        appendBigEndian(expiration, to: &content)
         content += server.serialized
         let signature: [UInt8]
         do {
@@ -129,7 +138,7 @@ public struct SenderCertificate: Sendable, Equatable {
     static func read(_ r: inout EnvelopeReader) throws(CertificateError) -> SenderCertificate {
         let start = r.offset
         let senderID: String, deviceID: UInt32, identity: Curve25519.KeyAgreement.PublicKey
-        var expiration: UInt64 = 0
+        let expiration: UInt64
         do {
             guard try r.byte() == EnvelopeConstants.certificateVersion else { throw EnvelopeError.malformed("sender certificate version") }
             let idCount = try r.length()
@@ -138,7 +147,7 @@ public struct SenderCertificate: Sendable, Equatable {
             senderID = id
             deviceID = try r.varint()
             identity = try r.publicKey()
-            for _ in 0..<8 { expiration = expiration << 8 | UInt64(try r.byte()) }
+            expiration = try r.bigEndian64()
         } catch {
             throw .malformed("sender certificate: \(error)")
         }
@@ -154,7 +163,9 @@ public struct SenderCertificate: Sendable, Equatable {
 
 /// Checks sender certificates against a trust root (`Docs/spec/envelope.md` §4.2), in this
 /// order: the server key id is not revoked; the trust root signed the server certificate; the
-/// server key signed the sender certificate; it has not expired at `now`.
+/// server certificate has not expired at `now`; the server key signed the sender certificate;
+/// the sender certificate has not expired at `now`. Signatures are verified in the XEdDSA
+/// specification form only (``XEdDSA/VerificationPolicy/specificationOnly``).
 public struct CertificateValidator: Sendable {
     /// The trust root's public key (shipped with the app).
     public let trustRoot: Curve25519.KeyAgreement.PublicKey
@@ -174,6 +185,7 @@ public struct CertificateValidator: Sendable {
         guard XEdDSA.isValidSignature(server.signature, for: server.signedContent, publicKey: trustRoot, policy: .specificationOnly) else {
             throw .badServerSignature
         }
+        guard now < server.expiration else { throw .serverCertificateExpired(expiration: server.expiration, now: now) }
         guard XEdDSA.isValidSignature(certificate.signature, for: certificate.signedContent, publicKey: server.key, policy: .specificationOnly) else {
             throw .badSenderSignature
         }
@@ -182,6 +194,11 @@ public struct CertificateValidator: Sendable {
 }
 
 func appendVarint(_ value: UInt32, to bytes: inout [UInt8]) { LEB128.encode(UInt64(value)) { bytes.append($0) } }
+
+/// Appends `value` as 8 big-endian bytes (the certificates' expiration field).
+func appendBigEndian(_ value: UInt64, to bytes: inout [UInt8]) {
+    for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: value >> UInt64(shift))) }
+}
 
 /// A bounds-checked reader for envelopes and certificates.
 struct EnvelopeReader {
@@ -203,6 +220,14 @@ struct EnvelopeReader {
         guard count >= 0, data.count - offset >= count else { throw .malformed("truncated") }
         defer { offset += count }
         return Array(data[offset..<(offset + count)])
+    }
+
+    /// 8 big-endian bytes.
+    mutating func bigEndian64() throws(EnvelopeError) -> UInt64 {
+        guard remaining >= 8 else { throw .malformed("truncated") }
+        var value: UInt64 = 0
+        for _ in 0..<8 { value = value << 8 | UInt64(data[offset]); offset += 1 }
+        return value
     }
 
     /// A canonical varint used as a length or count (``EnvelopeError/length(_:as:)``).

@@ -151,14 +151,16 @@ actor Messenger {
     let alice = try MessagingDevice(name: "alice")
     let bob = try MessagingDevice(name: "bob")
     // BEGIN usage: envelope
-    // The server operator: a trust root (its public key ships in the app) and a server key.
+    // The server operator: a trust root (its public key ships in the app) and a server key,
+    // certified for 90 days.
+    let nowMilliseconds = UInt64(Date().timeIntervalSince1970 * 1000)
     let trustRoot = try Curve25519.KeyAgreement.PrivateKey()
     let serverKey = try Curve25519.KeyAgreement.PrivateKey()
-    let serverCertificate = try ServerCertificate.issue(keyID: 1, key: serverKey.publicKey, signedBy: trustRoot)
+    let serverCertificate = try ServerCertificate.issue(
+        keyID: 1, key: serverKey.publicKey, expiration: nowMilliseconds + 90 * 86_400_000, signedBy: trustRoot)
 
     // The server certifies Alice's identity key for a day.
     let aliceIdentity = alice.store.identityKeyPair()
-    let nowMilliseconds = UInt64(Date().timeIntervalSince1970 * 1000)
     let certificate = try SenderCertificate.issue(
         senderID: "alice", deviceID: 1, identityKey: aliceIdentity.identityKey,
         expiration: nowMilliseconds + 86_400_000, server: serverCertificate, signedBy: serverKey)

@@ -9,11 +9,11 @@ struct PKI {
     let random: SeededRandom
     var validator: CertificateValidator { CertificateValidator(trustRoot: root.publicKey) }
 
-    init(seed: UInt64, keyID: UInt32 = 7) throws {
+    init(seed: UInt64, keyID: UInt32 = 7, serverExpiration: UInt64 = 3_000_000_000_000) throws {
         random = SeededRandom(seed: seed)
         root = try Curve25519.KeyAgreement.PrivateKey(using: random)
         serverKey = try Curve25519.KeyAgreement.PrivateKey(using: random)
-        server = try ServerCertificate.issue(keyID: keyID, key: serverKey.publicKey, signedBy: root, random: random)
+        server = try ServerCertificate.issue(keyID: keyID, key: serverKey.publicKey, expiration: serverExpiration, signedBy: root, random: random)
     }
 
     func certificate(for device: Device, expiration: UInt64 = 2_000_000_000_000) throws -> SenderCertificate {
@@ -174,20 +174,106 @@ let now: UInt64 = 1_800_000_000_000
         }
     }
 
+    /// Every envelope and certificate decoder gives a value or its typed error for any bytes:
+    /// random strings with each decoder's type byte (and others) in front, plus truncations and
+    /// bit flips of genuine envelopes and certificates.
     @Test func decodersAreTotal() throws {
         let pki = try PKI(seed: 770)
-        let bob = Device("bob", seed: 771)
+        let alice = Device("alice", seed: 773), bob = Device("bob", seed: 771)
         let random = SeededRandom(seed: 772)
-        for _ in 0..<2000 {
-            let n = Int(try random.secureBytes(count: 1).bytes[0]) * 2
-            var bytes = try random.secureBytes(count: n).bytes
-            if !bytes.isEmpty { bytes[0] = [0xE1, 0xE2, 0xE3, 0x01][n % 4] }
-            _ = try? SealedEnvelope.open(bytes, recipientIdentity: bob.identity, validator: pki.validator, now: now)
-            _ = try? MultiRecipientEnvelope(serialized: bytes)
-            _ = try? MultiRecipientEnvelope.open(bytes, recipientIdentity: bob.identity, validator: pki.validator, now: now)
-            _ = try? SenderCertificate(serialized: bytes)
-            _ = try? ServerCertificate(serialized: bytes)
+        let certificate = try pki.certificate(for: alice)
+        let sealed = try SealedEnvelope.seal([1, 2, 3], contentType: .message, certificate: certificate, senderIdentity: alice.identity,
+                                             to: bob.identity.identityKey, random: random)
+        let multi = try MultiRecipientEnvelope.seal([4], contentType: .groupMessage, certificate: certificate, senderIdentity: alice.identity,
+                                                    to: [bob.identity.identityKey], random: random)
+        var inputs: [[UInt8]] = []
+        for genuine in [sealed, multi.serialized, try multi.delivered(to: 0), certificate.serialized, pki.server.serialized] {
+            for n in 0...genuine.count { inputs.append(Array(genuine.prefix(n))) }
+            for i in genuine.indices { var b = genuine; b[i] ^= 0x80; inputs.append(b) }
         }
+        let firstBytes: [UInt8] = [0xE1, 0xE2, 0xE3, EnvelopeConstants.certificateVersion, 0x01, 0x00]
+        var picked = Set<UInt8>()
+        for _ in 0..<2000 {
+            let draw = try random.secureBytes(count: 2).bytes
+            var bytes = try random.secureBytes(count: Int(draw[0]) * 2).bytes
+            if !bytes.isEmpty { bytes[0] = firstBytes[Int(draw[1]) % firstBytes.count]; picked.insert(bytes[0]) }
+            inputs.append(bytes)
+        }
+        #expect(picked == Set(firstBytes), "the loop reaches every decoder's type byte")
+
+        var opened = 0, parsedMulti = 0, parsedCertificates = 0
+        for bytes in inputs {
+            let first = bytes.first
+            // Openers: the wrong type byte is unsupported_version; otherwise framing, a key, an
+            // AEAD or (for a flipped genuine envelope that still opens) nothing.
+            func checkOpen(_ type: UInt8, _ open: () throws(EnvelopeError) -> OpenedEnvelope) {
+                do {
+                    _ = try open()
+                    opened += 1
+                } catch {
+                    switch error {
+                    case .unsupportedVersion(let byte): #expect(first != nil && first != type && byte == first)
+                    case .malformed, .authenticationFailed, .invalidKey: #expect(first == type || first == nil)
+                    case .certificate: #expect(first == type)
+                    case .tooLarge, .recipientIndexOutOfRange: Issue.record("an opener threw \(error)")
+                    }
+                }
+            }
+            checkOpen(0xE1) { () throws(EnvelopeError) in try SealedEnvelope.open(bytes, recipientIdentity: bob.identity, validator: pki.validator, now: now) }
+            checkOpen(0xE3) { () throws(EnvelopeError) in try MultiRecipientEnvelope.open(bytes, recipientIdentity: bob.identity, validator: pki.validator, now: now) }
+            do {
+                let parsed = try MultiRecipientEnvelope(serialized: bytes)
+                #expect(parsed.serialized == bytes && first == 0xE2)
+                parsedMulti += 1
+            } catch {
+                switch error {
+                case .unsupportedVersion(let byte): #expect(first != 0xE2 && byte == first)
+                case .malformed: #expect(first == 0xE2 || first == nil)
+                default: Issue.record("MultiRecipientEnvelope(serialized:) threw \(error)")
+                }
+            }
+            // Certificate parsers: a value re-encodes to the same bytes; any failure is malformed.
+            do {
+                let parsed = try SenderCertificate(serialized: bytes)
+                #expect(parsed.serialized == bytes)
+                parsedCertificates += 1
+            } catch {
+                guard case .malformed = error else { Issue.record("SenderCertificate(serialized:) threw \(error)"); continue }
+            }
+            do {
+                let parsed = try ServerCertificate(serialized: bytes)
+                #expect(parsed.serialized == bytes)
+                parsedCertificates += 1
+            } catch {
+                guard case .malformed = error else { Issue.record("ServerCertificate(serialized:) threw \(error)"); continue }
+            }
+        }
+        // The genuine inputs (and the flips the AEADs do not cover, such as a length byte that
+        // still matches) decode; random bytes never do.
+        #expect(opened >= 2 && parsedMulti >= 1 && parsedCertificates >= 2)
+    }
+
+    @Test func serverCertificatesExpire() throws {
+        let pki = try PKI(seed: 780, serverExpiration: now + 1)
+        let alice = Device("alice", seed: 781), bob = Device("bob", seed: 782)
+        #expect(pki.server.expiration == now + 1)
+        #expect(try ServerCertificate(serialized: pki.server.serialized) == pki.server)
+        let envelope = try SealedEnvelope.seal([1], contentType: .message, certificate: try pki.certificate(for: alice),
+                                               senderIdentity: alice.identity, to: bob.identity.identityKey, random: alice.random)
+        #expect(try SealedEnvelope.open(envelope, recipientIdentity: bob.identity, validator: pki.validator, now: now).message == [1])
+        #expect(throws: EnvelopeError.certificate(.serverCertificateExpired(expiration: now + 1, now: now + 1))) {
+            try SealedEnvelope.open(envelope, recipientIdentity: bob.identity, validator: pki.validator, now: now + 1)
+        }
+        // Format 1 (no expiry, version byte 0x01) is not read.
+        var formatOne = pki.server.serialized
+        formatOne[0] = 0x01
+        do {
+            _ = try ServerCertificate(serialized: formatOne)
+            Issue.record("a format-1 server certificate parsed")
+        } catch {
+            guard case .malformed = error else { Issue.record("format 1: \(error)"); return }
+        }
+        #expect(pki.server.serialized[0] == 0x02 && pki.server.serialized.count == 106)
     }
 }
 

@@ -127,9 +127,10 @@ import Testing
         for _ in 0..<2000 {
             let n = Int(try! random.secureBytes(count: 1).bytes[0])
             let bytes = [0x33] + (try! random.secureBytes(count: n).bytes)
-            _ = try? SenderKeyDistributionMessage(serialized: bytes)
-            _ = try? SenderKeyMessage(serialized: bytes)
-            _ = try? SenderKeyRecord(serialized: bytes)
+            expectParse(bytes, "SenderKeyDistributionMessage",
+                        { (b: [UInt8]) throws(SignalProtocolError) in try SenderKeyDistributionMessage(serialized: b) }, encoded: { $0.serialized.bytes })
+            expectParse(bytes, "SenderKeyMessage", { (b: [UInt8]) throws(SignalProtocolError) in try SenderKeyMessage(serialized: b) }, encoded: \.serialized)
+            #expect(throws: SessionRecordError.unsupportedFormat(version: nil)) { try SenderKeyRecord(serialized: bytes) }
         }
     }
 }

@@ -146,7 +146,7 @@ struct TestPKI {
         let serverKey = try Curve25519.KeyAgreement.PrivateKey(using: random)
         sender = try IdentityKeyPair.generate(using: random)
         recipient = try IdentityKeyPair.generate(using: random)
-        let server = try ServerCertificate.issue(keyID: 1, key: serverKey.publicKey, signedBy: root, random: random)
+        let server = try ServerCertificate.issue(keyID: 1, key: serverKey.publicKey, expiration: UInt64.max, signedBy: root, random: random)
         certificate = try SenderCertificate.issue(senderID: "alice", deviceID: 1, identityKey: sender.identityKey, expiration: .max,
                                                   server: server, signedBy: serverKey, random: random)
         validator = CertificateValidator(trustRoot: root.publicKey)

@@ -106,9 +106,17 @@ import Testing
         for _ in 0..<3000 {
             let n = Int(try! random.secureBytes(count: 1).bytes[0])
             var bytes = try! random.secureBytes(count: n).bytes
-            if !bytes.isEmpty { bytes[0] = [0x11, 0x12, 0x33][Int(n % 3)] }
-            _ = try? HushMessage(serialized: bytes)
-            _ = try? HushPreKeyMessage(serialized: bytes)
+            let first = [UInt8(0x11), 0x12, 0x33][Int(try! random.secureBytes(count: 1).bytes[0]) % 3]
+            if !bytes.isEmpty { bytes[0] = first }
+            expectParse(bytes, "HushMessage", { (b: [UInt8]) throws(SignalProtocolError) in try HushMessage(serialized: b) }, encoded: \.serialized)
+            expectParse(bytes, "HushPreKeyMessage", { (b: [UInt8]) throws(SignalProtocolError) in try HushPreKeyMessage(serialized: b) }, encoded: \.serialized)
+            // A Signal v3 byte is the other suite; a prekey byte is the wrong kind for the message parser.
+            if bytes.count >= 51, bytes[0] == 0x33 {
+                #expect(throws: SignalProtocolError.suiteMismatch(expected: .hush1, received: .signalV3)) { try HushMessage(serialized: bytes) }
+            }
+            if bytes.count >= 51, bytes[0] == 0x12 {
+                #expect(throws: SignalProtocolError.malformed(.unexpectedType(0x12))) { try HushMessage(serialized: bytes) }
+            }
         }
     }
 }

@@ -350,7 +350,7 @@ final class RelayConnection: Sendable {
             guard let deviceKey else { return await reject(.unauthenticated, pattern) }
             guard DeviceBinding.isValidAccountName(reg.account) else { return await reject(.invalidAccountName, pattern) }
             guard RelayProtocol.Limits.deviceIDs.contains(reg.deviceID) else { return await reject(.malformedStanza, pattern) }
-            guard let identity = try? Curve25519.KeyAgreement.PublicKey(rawRepresentation: reg.identityKey) else {
+            guard let identity = try? Curve25519.KeyAgreement.PublicKey(validatingRawRepresentation: reg.identityKey) else {
                 return await reject(.invalidKey, pattern)
             }
             guard DeviceBinding.verify(Array(reg.deviceSignature), account: reg.account, deviceID: reg.deviceID,
@@ -411,7 +411,9 @@ final class RelayConnection: Sendable {
         let config = relay.configuration
         let allowed = state.withLock { $0.bucket.take(now: config.clock()) }
         guard allowed else {
-            await sendError(.rateLimited, requestID: stanza.requestID)
+            var cmid: UInt64 = 0
+            if case .send(let m)? = stanza.body { cmid = m.clientMessageID }
+            await sendError(.rateLimited, requestID: stanza.requestID, clientMessageID: cmid)
             return true
         }
         if let hook = config.stanzaHook {
@@ -514,7 +516,7 @@ final class RelayConnection: Sendable {
         var oneTime: [OneTimePrekeyRecord] = []
         oneTime.reserveCapacity(u.oneTime.count)
         for p in u.oneTime {
-            guard (try? Curve25519.KeyAgreement.PublicKey(rawRepresentation: p.publicKey)) != nil else {
+            guard (try? Curve25519.KeyAgreement.PublicKey(validatingRawRepresentation: p.publicKey)) != nil else {
                 await sendError(.invalidKey, requestID: rid)
                 return
             }
@@ -523,7 +525,7 @@ final class RelayConnection: Sendable {
         var signed: SignedPrekeyRecord?
         if u.hasSignedPrekey {
             let sp = u.signedPrekey
-            guard let key = try? Curve25519.KeyAgreement.PublicKey(rawRepresentation: sp.publicKey) else {
+            guard let key = try? Curve25519.KeyAgreement.PublicKey(validatingRawRepresentation: sp.publicKey) else {
                 await sendError(.invalidKey, requestID: rid)
                 return
             }

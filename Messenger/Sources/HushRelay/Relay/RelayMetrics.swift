@@ -20,8 +20,18 @@ struct RelayMetrics: Sendable {
         Counter(label: "hush_relay_handshakes_total", dimensions: [("pattern", pattern), ("result", result)]).increment()
     }
 
-    func stanzaIn(_ kind: String) { Counter(label: "hush_relay_stanzas_in_total", dimensions: [("type", kind)]).increment() }
-    func stanzaOut(_ kind: String) { Counter(label: "hush_relay_stanzas_out_total", dimensions: [("type", kind)]).increment() }
+    /// Stanza kinds (``RelayStanza/kind``) and "malformed"; counters are made once, not per stanza.
+    static let kinds = ["send", "ack", "upload_prekeys", "fetch_prekeys", "ping", "deliver", "server_ack", "queue_empty",
+                        "welcome", "error", "ok", "prekey_bundles", "prekeys_low", "pong", "none", "malformed"]
+    let inbound: [String: Counter] = Dictionary(uniqueKeysWithValues: kinds.map {
+        ($0, Counter(label: "hush_relay_stanzas_in_total", dimensions: [("type", $0)]))
+    })
+    let outbound: [String: Counter] = Dictionary(uniqueKeysWithValues: kinds.map {
+        ($0, Counter(label: "hush_relay_stanzas_out_total", dimensions: [("type", $0)]))
+    })
+
+    func stanzaIn(_ kind: String) { inbound[kind]?.increment() }
+    func stanzaOut(_ kind: String) { outbound[kind]?.increment() }
     func error(_ code: RelayErrorCodeName) { Counter(label: "hush_relay_errors_total", dimensions: [("code", code.name)]).increment() }
     func closed(_ code: UInt16) { Counter(label: "hush_relay_closes_total", dimensions: [("code", String(code))]).increment() }
 }

@@ -6,6 +6,7 @@ import Logging
 import NIOCore
 import Prometheus
 import ServiceLifecycle
+import UnixSignals
 
 /// The network front of a ``Relay``: one HTTP/1.1 port with the WebSocket channel at
 /// `/v1/ws`, `GET /health` and `GET /metrics` (`Docs/spec/relay.md` §2, §10).
@@ -50,15 +51,29 @@ public enum RelayServer {
             router: router,
             server: .http1WebSocketUpgrade(webSocketRouter: router, configuration: .init(ws: ws)),
             configuration: .init(address: .hostname(host, port: port), backlog: 4_096),
-            services: [RelayService(relay: relay)],
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? port) },
             logger: logger
         )
     }
 }
 
+extension RelayServer {
+    /// The application and the relay's service in one group, shut down gracefully on
+    /// `gracefulShutdownSignals` within 8 seconds.
+    public static func serviceGroup(application: some ApplicationProtocol, relay: Relay,
+                                    gracefulShutdownSignals: [UnixSignal] = [.sigterm, .sigint],
+                                    logger: Logger) -> ServiceGroup {
+        var config = ServiceGroupConfiguration(services: [application, RelayService(relay: relay)],
+                                               gracefulShutdownSignals: gracefulShutdownSignals, logger: logger)
+        config.maximumGracefulShutdownDuration = .seconds(8)
+        return ServiceGroup(configuration: config)
+    }
+}
+
 /// Background work of a relay (TTL purge) and its part of graceful shutdown: on shutdown it
-/// stops new logins and closes every connection with 1001 (going away).
+/// stops new logins and closes every connection with 1001 (going away). Put it after the
+/// application in a `ServiceGroup` (services shut down in reverse order, so the connections
+/// are closed before the server stops): see ``RelayServer/serviceGroup(application:relay:gracefulShutdownSignals:logger:)``.
 public struct RelayService: Service {
     let relay: Relay
 
@@ -68,22 +83,16 @@ public struct RelayService: Service {
     /// Runs until graceful shutdown.
     public func run() async throws {
         await relay.purgeExpired()
-        await withGracefulShutdownHandler {
-            while !Task.isCancelledOrShuttingDown {
-                do { try await Task.sleep(for: relay.configuration.purgeInterval) } catch { break }
-                if Task.isShuttingDownGracefully { break }
+        // The purge loop ends (its sleep is cancelled) when graceful shutdown begins.
+        try? await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                try await Task.sleep(for: relay.configuration.purgeInterval)
                 await relay.purgeExpired()
             }
-        } onGracefulShutdown: {
-            relay.beginShutdown()
         }
         relay.beginShutdown()
         await relay.closeAll()
     }
-}
-
-extension Task where Success == Never, Failure == Never {
-    static var isCancelledOrShuttingDown: Bool { isCancelled || isShuttingDownGracefully }
 }
 
 /// Adapts Hummingbird's outbound writer.

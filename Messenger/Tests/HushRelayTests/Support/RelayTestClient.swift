@@ -62,10 +62,17 @@ final class RelayTestClient: @unchecked Sendable {
     static func connect(_ relay: TestRelay, _ device: TestDevice?, pattern: RelayProtocol.Pattern, hello: RelayClientHello,
                         relayKey: Curve25519.KeyAgreement.PublicKey? = nil, now: (@Sendable () -> UInt64)? = nil,
                         expectWelcome: Bool = true) async throws -> RelayTestClient {
-        let socket = try await TestWebSocket.connect(port: relay.port)
-        var hs = try ClientHandshake(pattern: pattern, deviceKey: device?.key,
-                                     relayKey: pattern == .xx ? nil : (relayKey ?? relay.identity.staticKey.publicKey),
-                                     trustRoot: relay.identity.trustRoot, hello: hello, now: now ?? relay.clockSeconds)
+        try await connect(port: relay.port, trustRoot: relay.identity.trustRoot, device, pattern: pattern, hello: hello,
+                          relayKey: relayKey ?? relay.identity.staticKey.publicKey, now: now ?? relay.clockSeconds,
+                          expectWelcome: expectWelcome)
+    }
+
+    static func connect(port: Int, trustRoot: Curve25519.KeyAgreement.PublicKey, _ device: TestDevice?, pattern: RelayProtocol.Pattern,
+                        hello: RelayClientHello, relayKey: Curve25519.KeyAgreement.PublicKey?, now: @escaping @Sendable () -> UInt64,
+                        expectWelcome: Bool = true) async throws -> RelayTestClient {
+        let socket = try await TestWebSocket.connect(port: port)
+        var hs = try ClientHandshake(pattern: pattern, deviceKey: device?.key, relayKey: pattern == .xx ? nil : relayKey,
+                                     trustRoot: trustRoot, hello: hello, now: now)
         let first = try hs.start()
         try await socket.send(first)
         while !hs.isFinished {

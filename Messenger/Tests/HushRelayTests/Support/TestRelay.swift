@@ -61,7 +61,8 @@ final class TestRelay: @unchecked Sendable {
         var logger = Logger(label: "test-relay-http")
         logger.logLevel = ProcessInfo.processInfo.environment["RELAY_TEST_DEBUG"] != nil ? .trace : .warning
         let app = RelayServer.application(relay: relay, port: 0, logger: logger) { port in continuation.yield(port) }
-        task = Task { try await app.run() }
+        let group = RelayServer.serviceGroup(application: app, relay: relay, gracefulShutdownSignals: [], logger: logger)
+        task = Task { try await group.run() }
         var it = portStream.makeAsyncIterator()
         port = await it.next() ?? 0
     }

@@ -1,0 +1,17 @@
+// swift-tools-version: 6.1
+//
+// libFuzzer targets for the relay's decoders (built only by run.sh, with -sanitize=fuzzer,address):
+//   FuzzStanza           StanzaCodec.decode, RelayClientHello/ServerHello, RelayCertificate
+//   FuzzRelayHandshake   the relay's side of the handshake (ServerHandshake.receive) on arbitrary
+//                        first and second messages, and an established channel's receiver
+import PackageDescription
+
+let package = Package(
+    name: "MessengerFuzz",
+    platforms: [.macOS(.v15)],
+    dependencies: [.package(name: "Messenger", path: "..")],
+    targets: [
+        .executableTarget(name: "FuzzStanza", dependencies: [.product(name: "HushTransport", package: "Messenger")]),
+        .executableTarget(name: "FuzzRelayHandshake", dependencies: [.product(name: "HushTransport", package: "Messenger")]),
+    ]
+)
