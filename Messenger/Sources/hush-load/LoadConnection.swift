@@ -185,13 +185,16 @@ final class LoadConnection: ChannelInboundHandler, @unchecked Sendable {
     /// The certificate seen in the handshake.
     private(set) var certificate: RelayCertificate?
     private(set) var welcome: RelayWelcome?
-    var channel: Channel? { context?.channel }
+    /// The event loop this connection lives on (every method but `open` runs there).
+    let loop: EventLoop
     /// Deliveries received before QueueEmpty on this connection.
     private(set) var drained = 0
     private(set) var queueEmptyAt: UInt64?
 
-    init(device: LoadDevice, handshake: LoadHandshake, stats: LoopStats, readyWhen: ReadyWhen, ready: EventLoopPromise<LoadConnection>) {
+    init(device: LoadDevice, handshake: LoadHandshake, stats: LoopStats, readyWhen: ReadyWhen, ready: EventLoopPromise<LoadConnection>,
+         loop: EventLoop) {
         self.device = device
+        self.loop = loop
         self.handshake = handshake
         self.stats = stats
         self.readyWhen = readyWhen
@@ -211,7 +214,7 @@ final class LoadConnection: ChannelInboundHandler, @unchecked Sendable {
             ready.fail(error)
             return ready.futureResult
         }
-        let handler = LoadConnection(device: device, handshake: handshake, stats: stats, readyWhen: readyWhen, ready: ready)
+        let handler = LoadConnection(device: device, handshake: handshake, stats: stats, readyWhen: readyWhen, ready: ready, loop: loop)
         let bind: SocketAddress
         do { bind = try SocketAddress(ipAddress: source, port: 0) } catch {
             ready.fail(error)

@@ -136,7 +136,7 @@ final class Worker: @unchecked Sendable {
             if targets[r].trustRoot == nil {
                 log("warning: no --trust-root: accepted the certificate of \(plan.relays[r]) (key id \(cert.keyID)) on first contact, unverified")
             }
-            c.channel?.eventLoop.execute { c.closeGracefully() }
+            c.loop.execute { c.closeGracefully() }
             firstOnRelay.insert(d.index)
         }
 
@@ -146,7 +146,7 @@ final class Worker: @unchecked Sendable {
         let (regs, regFailures) = await bounded(rest.count) { [self] i in
             let d = rest[i]
             let c = try await open(d, pattern: .ik, hello: try d.registerHello(), readyWhen: .welcome)
-            c.channel?.eventLoop.execute { c.closeGracefully() }
+            c.loop.execute { c.closeGracefully() }
             return true
         }
         result.registerSeconds = Double(monotonicNanos() - t0) / 1e9
@@ -269,7 +269,7 @@ final class Worker: @unchecked Sendable {
 
         // Close everything.
         let all = conns + offlineConns
-        for c in all { c.channel?.eventLoop.execute { c.closeGracefully() } }
+        for c in all { c.loop.execute { c.closeGracefully() } }
         try await Task.sleep(for: .milliseconds(500))
         result.unexpectedCloses = totals.unexpectedCloses.load(ordering: .relaxed)
         try await group.shutdownGracefully()
