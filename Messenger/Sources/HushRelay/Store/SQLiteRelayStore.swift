@@ -102,7 +102,7 @@ public final class SQLiteRelayStore: RelayStore {
     }
 
     static func deviceRef(_ db: Database, _ account: String, _ deviceID: UInt32) throws -> Int64? {
-        try Int64.fetchOne(db, sql: "SELECT id FROM devices WHERE account = ? AND device_id = ?", arguments: [account, Int64(deviceID)])
+        try Int64.fetchOne(db.cachedStatement(sql: "SELECT id FROM devices WHERE account = ? AND device_id = ?"), arguments: [account, Int64(deviceID)])
     }
 
     // MARK: accounts
@@ -111,31 +111,31 @@ public final class SQLiteRelayStore: RelayStore {
                          maxDevices: Int) async throws(RelayStoreError) -> RegisterOutcome {
         try await write { db in
             var outcome = RegisterOutcome.addedDevice
-            if let stored = try Data.fetchOne(db, sql: "SELECT identity_key FROM accounts WHERE name = ?", arguments: [account]) {
+            if let stored = try Data.fetchOne(db.cachedStatement(sql: "SELECT identity_key FROM accounts WHERE name = ?"), arguments: [account]) {
                 guard stored == identityKey else { throw RelayStoreError.accountTaken }
             } else {
-                try db.execute(sql: "INSERT INTO accounts (name, identity_key) VALUES (?, ?)", arguments: [account, identityKey])
+                try db.cachedStatement(sql: "INSERT INTO accounts (name, identity_key) VALUES (?, ?)").execute(arguments: [account, identityKey])
                 outcome = .createdAccount
             }
-            if let key = try Data.fetchOne(db, sql: "SELECT static_key FROM devices WHERE account = ? AND device_id = ?",
+            if let key = try Data.fetchOne(db.cachedStatement(sql: "SELECT static_key FROM devices WHERE account = ? AND device_id = ?"),
                                            arguments: [account, Int64(deviceID)]) {
                 guard key == staticKey else { throw RelayStoreError.deviceTaken(deviceID) }
                 return .alreadyRegistered
             }
-            if try Bool.fetchOne(db, sql: "SELECT 1 FROM devices WHERE static_key = ?", arguments: [staticKey]) == true {
+            if try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM devices WHERE static_key = ?"), arguments: [staticKey]) == true {
                 throw RelayStoreError.deviceTaken(deviceID)
             }
-            let count = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM devices WHERE account = ?", arguments: [account]) ?? 0
+            let count = try Int.fetchOne(db.cachedStatement(sql: "SELECT COUNT(*) FROM devices WHERE account = ?"), arguments: [account]) ?? 0
             guard count < maxDevices else { throw RelayStoreError.tooManyDevices(limit: maxDevices) }
-            try db.execute(sql: "INSERT INTO devices (account, device_id, static_key) VALUES (?, ?, ?)",
-                           arguments: [account, Int64(deviceID), staticKey])
+            try db.cachedStatement(sql: "INSERT INTO devices (account, device_id, static_key) VALUES (?, ?, ?)")
+                           .execute(arguments: [account, Int64(deviceID), staticKey])
             return outcome
         }
     }
 
     public func account(named name: String) async throws(RelayStoreError) -> AccountRecord? {
         try await read { db in
-            try Data.fetchOne(db, sql: "SELECT identity_key FROM accounts WHERE name = ?", arguments: [name])
+            try Data.fetchOne(db.cachedStatement(sql: "SELECT identity_key FROM accounts WHERE name = ?"), arguments: [name])
                 .map { AccountRecord(name: name, identityKey: $0) }
         }
     }
@@ -147,14 +147,14 @@ public final class SQLiteRelayStore: RelayStore {
 
     public func device(account: String, deviceID: UInt32) async throws(RelayStoreError) -> DeviceRecord? {
         try await read { db in
-            try Row.fetchOne(db, sql: "SELECT account, device_id, static_key, registration_id FROM devices WHERE account = ? AND device_id = ?",
+            try Row.fetchOne(db.cachedStatement(sql: "SELECT account, device_id, static_key, registration_id FROM devices WHERE account = ? AND device_id = ?"),
                              arguments: [account, Int64(deviceID)]).map(Self.deviceRecord)
         }
     }
 
     public func devices(account: String) async throws(RelayStoreError) -> [DeviceRecord] {
         try await read { db in
-            try Row.fetchAll(db, sql: "SELECT account, device_id, static_key, registration_id FROM devices WHERE account = ? ORDER BY device_id",
+            try Row.fetchAll(db.cachedStatement(sql: "SELECT account, device_id, static_key, registration_id FROM devices WHERE account = ? ORDER BY device_id"),
                              arguments: [account]).map(Self.deviceRecord)
         }
     }
@@ -164,20 +164,20 @@ public final class SQLiteRelayStore: RelayStore {
     public func storePrekeys(account: String, deviceID: UInt32, registrationID: UInt32, signed: SignedPrekeyRecord?,
                              oneTime: [OneTimePrekeyRecord], maxStored: Int) async throws(RelayStoreError) -> Int {
         try await write { db in
-            guard try Bool.fetchOne(db, sql: "SELECT 1 FROM accounts WHERE name = ?", arguments: [account]) == true else {
+            guard try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM accounts WHERE name = ?"), arguments: [account]) == true else {
                 throw RelayStoreError.unknownAccount
             }
             guard let ref = try Self.deviceRef(db, account, deviceID) else { throw RelayStoreError.unknownDevice(deviceID) }
-            try db.execute(sql: "UPDATE devices SET registration_id = ? WHERE id = ?", arguments: [Int64(registrationID), ref])
+            try db.cachedStatement(sql: "UPDATE devices SET registration_id = ? WHERE id = ?").execute(arguments: [Int64(registrationID), ref])
             if let signed {
-                try db.execute(sql: "UPDATE devices SET signed_prekey_id = ?, signed_prekey = ?, signed_prekey_signature = ? WHERE id = ?",
-                               arguments: [Int64(signed.id), signed.publicKey, signed.signature, ref])
+                try db.cachedStatement(sql: "UPDATE devices SET signed_prekey_id = ?, signed_prekey = ?, signed_prekey_signature = ? WHERE id = ?")
+                               .execute(arguments: [Int64(signed.id), signed.publicKey, signed.signature, ref])
             }
             for key in oneTime {
-                try db.execute(sql: "INSERT OR REPLACE INTO prekeys (device_ref, prekey_id, public_key) VALUES (?, ?, ?)",
-                               arguments: [ref, Int64(key.id), key.publicKey])
+                try db.cachedStatement(sql: "INSERT OR REPLACE INTO prekeys (device_ref, prekey_id, public_key) VALUES (?, ?, ?)")
+                               .execute(arguments: [ref, Int64(key.id), key.publicKey])
             }
-            let count = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM prekeys WHERE device_ref = ?", arguments: [ref]) ?? 0
+            let count = try Int.fetchOne(db.cachedStatement(sql: "SELECT COUNT(*) FROM prekeys WHERE device_ref = ?"), arguments: [ref]) ?? 0
             guard count <= maxStored else { throw RelayStoreError.tooManyPrekeys(limit: maxStored) }
             return count
         }
@@ -185,20 +185,20 @@ public final class SQLiteRelayStore: RelayStore {
 
     public func claimBundles(account: String, devices: [UInt32]?) async throws(RelayStoreError) -> [PrekeyBundleRecord] {
         try await write { db in
-            guard try Bool.fetchOne(db, sql: "SELECT 1 FROM accounts WHERE name = ?", arguments: [account]) == true else {
+            guard try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM accounts WHERE name = ?"), arguments: [account]) == true else {
                 throw RelayStoreError.unknownAccount
             }
             var rows: [Row] = []
             let sql = "SELECT id, device_id, registration_id, signed_prekey_id, signed_prekey, signed_prekey_signature FROM devices"
             if let devices {
                 for d in devices {
-                    guard let row = try Row.fetchOne(db, sql: sql + " WHERE account = ? AND device_id = ?", arguments: [account, Int64(d)]) else {
+                    guard let row = try Row.fetchOne(db.cachedStatement(sql: sql + " WHERE account = ? AND device_id = ?"), arguments: [account, Int64(d)]) else {
                         throw RelayStoreError.unknownDevice(d)
                     }
                     rows.append(row)
                 }
             } else {
-                rows = try Row.fetchAll(db, sql: sql + " WHERE account = ? ORDER BY device_id", arguments: [account])
+                rows = try Row.fetchAll(db.cachedStatement(sql: sql + " WHERE account = ? ORDER BY device_id"), arguments: [account])
             }
             return try rows.map { row in
                 let ref: Int64 = row["id"]
@@ -207,13 +207,13 @@ public final class SQLiteRelayStore: RelayStore {
                     signed = SignedPrekeyRecord(id: UInt32(truncatingIfNeeded: id), publicKey: key, signature: sig)
                 }
                 var oneTime: OneTimePrekeyRecord?
-                if let pk = try Row.fetchOne(db, sql: "SELECT prekey_id, public_key FROM prekeys WHERE device_ref = ? ORDER BY prekey_id LIMIT 1",
+                if let pk = try Row.fetchOne(db.cachedStatement(sql: "SELECT prekey_id, public_key FROM prekeys WHERE device_ref = ? ORDER BY prekey_id LIMIT 1"),
                                              arguments: [ref]) {
                     let id: Int64 = pk["prekey_id"]
                     oneTime = OneTimePrekeyRecord(id: UInt32(truncatingIfNeeded: id), publicKey: pk["public_key"])
-                    try db.execute(sql: "DELETE FROM prekeys WHERE device_ref = ? AND prekey_id = ?", arguments: [ref, id])
+                    try db.cachedStatement(sql: "DELETE FROM prekeys WHERE device_ref = ? AND prekey_id = ?").execute(arguments: [ref, id])
                 }
-                let remaining = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM prekeys WHERE device_ref = ?", arguments: [ref]) ?? 0
+                let remaining = try Int.fetchOne(db.cachedStatement(sql: "SELECT COUNT(*) FROM prekeys WHERE device_ref = ?"), arguments: [ref]) ?? 0
                 return PrekeyBundleRecord(deviceID: UInt32(truncatingIfNeeded: row["device_id"] as Int64),
                                           registrationID: UInt32(truncatingIfNeeded: row["registration_id"] as Int64),
                                           signedPrekey: signed, oneTime: oneTime, remaining: remaining)
@@ -224,7 +224,7 @@ public final class SQLiteRelayStore: RelayStore {
     public func prekeyCount(account: String, deviceID: UInt32) async throws(RelayStoreError) -> Int {
         try await read { db in
             guard let ref = try Self.deviceRef(db, account, deviceID) else { throw RelayStoreError.unknownDevice(deviceID) }
-            return try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM prekeys WHERE device_ref = ?", arguments: [ref]) ?? 0
+            return try Int.fetchOne(db.cachedStatement(sql: "SELECT COUNT(*) FROM prekeys WHERE device_ref = ?"), arguments: [ref]) ?? 0
         }
     }
 
@@ -233,18 +233,18 @@ public final class SQLiteRelayStore: RelayStore {
     public func enqueue(_ r: EnqueueRequest,
                         committed: @escaping @Sendable ([QueuedMessage]) -> Void) async throws(RelayStoreError) -> EnqueueOutcome {
         try await write({ db in
-            if let time = try Int64.fetchOne(db, sql: """
+            if let time = try Int64.fetchOne(db.cachedStatement(sql: """
                 SELECT server_time FROM dedupe WHERE sender_account = ? AND sender_device = ? AND client_message_id = ?
-                """, arguments: [r.senderAccount, Int64(r.senderDevice), Int64(bitPattern: r.clientMessageID)]) {
+                """), arguments: [r.senderAccount, Int64(r.senderDevice), Int64(bitPattern: r.clientMessageID)]) {
                 return EnqueueOutcome.duplicate(serverTime: UInt64(time))
             }
-            guard try Bool.fetchOne(db, sql: "SELECT 1 FROM accounts WHERE name = ?", arguments: [r.recipient]) == true else {
+            guard try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM accounts WHERE name = ?"), arguments: [r.recipient]) == true else {
                 throw RelayStoreError.unknownAccount
             }
             var refs: [Int64] = []
             refs.reserveCapacity(r.devices.count)
             for d in r.devices {
-                guard let row = try Row.fetchOne(db, sql: "SELECT id, queue_depth FROM devices WHERE account = ? AND device_id = ?",
+                guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT id, queue_depth FROM devices WHERE account = ? AND device_id = ?"),
                                                  arguments: [r.recipient, Int64(d)]) else { throw RelayStoreError.unknownDevice(d) }
                 let depth: Int = row["queue_depth"]
                 guard depth < r.queueCap else { throw RelayStoreError.queueFull(device: d, cap: r.queueCap) }
@@ -254,17 +254,17 @@ public final class SQLiteRelayStore: RelayStore {
             var messages: [QueuedMessage] = []
             messages.reserveCapacity(refs.count)
             for (ref, d) in zip(refs, r.devices) {
-                try db.execute(sql: """
+                try db.cachedStatement(sql: """
                     INSERT INTO messages (device_ref, sender_account, sender_device, server_time, expires_at, payload) VALUES (?, ?, ?, ?, ?, ?)
-                    """, arguments: [ref, r.senderAccount, Int64(r.senderDevice), Int64(r.now), expires, r.payload])
-                try db.execute(sql: "UPDATE devices SET queue_depth = queue_depth + 1 WHERE id = ?", arguments: [ref])
+                    """).execute(arguments: [ref, r.senderAccount, Int64(r.senderDevice), Int64(r.now), expires, r.payload])
+                try db.cachedStatement(sql: "UPDATE devices SET queue_depth = queue_depth + 1 WHERE id = ?").execute(arguments: [ref])
                 messages.append(QueuedMessage(serverID: UInt64(db.lastInsertedRowID), account: r.recipient, deviceID: d,
                                               senderAccount: r.senderAccount, senderDevice: r.senderDevice,
                                               serverTime: r.now, payload: r.payload))
             }
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 INSERT INTO dedupe (sender_account, sender_device, client_message_id, server_time, expires_at) VALUES (?, ?, ?, ?, ?)
-                """, arguments: [r.senderAccount, Int64(r.senderDevice), Int64(bitPattern: r.clientMessageID), Int64(r.now), expires])
+                """).execute(arguments: [r.senderAccount, Int64(r.senderDevice), Int64(bitPattern: r.clientMessageID), Int64(r.now), expires])
             return EnqueueOutcome.stored(serverTime: r.now, messages: messages)
         }, committed: { outcome in
             if case .stored(_, let messages) = outcome { committed(messages) }
@@ -274,10 +274,10 @@ public final class SQLiteRelayStore: RelayStore {
     public func pending(account: String, deviceID: UInt32, after: UInt64, limit: Int) async throws(RelayStoreError) -> [QueuedMessage] {
         try await read { db in
             guard let ref = try Self.deviceRef(db, account, deviceID) else { throw RelayStoreError.unknownDevice(deviceID) }
-            let rows = try Row.fetchAll(db, sql: """
+            let rows = try Row.fetchAll(db.cachedStatement(sql: """
                 SELECT id, sender_account, sender_device, server_time, payload FROM messages
                 WHERE device_ref = ? AND id > ? ORDER BY id LIMIT ?
-                """, arguments: [ref, Int64(clamping: after), limit])
+                """), arguments: [ref, Int64(clamping: after), limit])
             return rows.map { row in
                 QueuedMessage(serverID: UInt64(row["id"] as Int64), account: account, deviceID: deviceID,
                               senderAccount: row["sender_account"], senderDevice: UInt32(truncatingIfNeeded: row["sender_device"] as Int64),
@@ -292,11 +292,11 @@ public final class SQLiteRelayStore: RelayStore {
             guard let ref = try Self.deviceRef(db, account, deviceID) else { throw RelayStoreError.unknownDevice(deviceID) }
             var deleted = 0
             for id in serverIDs {
-                try db.execute(sql: "DELETE FROM messages WHERE id = ? AND device_ref = ?", arguments: [Int64(clamping: id), ref])
+                try db.cachedStatement(sql: "DELETE FROM messages WHERE id = ? AND device_ref = ?").execute(arguments: [Int64(clamping: id), ref])
                 deleted += db.changesCount
             }
             if deleted > 0 {
-                try db.execute(sql: "UPDATE devices SET queue_depth = queue_depth - ? WHERE id = ?", arguments: [deleted, ref])
+                try db.cachedStatement(sql: "UPDATE devices SET queue_depth = queue_depth - ? WHERE id = ?").execute(arguments: [deleted, ref])
             }
             return deleted
         }
