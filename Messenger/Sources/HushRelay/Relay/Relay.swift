@@ -679,7 +679,9 @@ final class RelayConnection: Sendable {
                 guard await deliver(m) else { return }
             case .read(let address, let after, let limit, let generation):
                 let batch: [QueuedMessage]
-                do { batch = try await relay.store.pending(account: address.account, deviceID: address.deviceID, after: after, limit: limit) } catch {
+                do { batch = try await relay.store.pending(account: address.account, deviceID: address.deviceID, after: after, limit: limit) } catch is CancellationError {
+                    return  // the connection is ending (the client left): not a store failure
+                } catch {
                     logger.error("queue read failed", metadata: ["error": "\(error)"])
                     await close(.internalError)
                     return
