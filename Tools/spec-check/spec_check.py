@@ -280,28 +280,85 @@ def xeddsa_sign(k, msg, Z):
     return R + s.to_bytes(32, "little")
 
 
-def xeddsa_verify(u_bytes, msg, sig):
-    """XEdDSA specification verification (xeddsa_verify)."""
+def _small_order_ys():
+    """The y-coordinates (mod p) of the 8 Edwards points of order 1, 2, 4 and 8.
+
+    Derived from the curve, not copied from a table: order 1 and 2 are (0, 1), (0, -1); order
+    4 is (+-sqrt(-1), 0); an order-8 point T doubles to an order-4 point, y(2T) = 0, i.e.
+    (y^2 + x^2) / (1 - d x^2 y^2) = 0, so x^2 = -y^2, and the curve equation
+    -x^2 + y^2 = 1 + d x^2 y^2 becomes d y^4 + 2 y^2 - 1 = 0: y^2 = (-1 +- sqrt(1 + d)) / d."""
+    ys = {0, 1, P - 1}
+    for r in _sqrts(1 + D):
+        for y in _sqrts((r - 1) * inv(D)):
+            x = recover_x(y, 0)
+            if x is not None:
+                ys.add(y)
+    return ys
+
+
+def _sqrts(a):
+    """Both square roots of a mod p (empty if a is not a square)."""
+    a %= P
+    if a == 0:
+        return [0]
+    x = pow(a, (P + 3) // 8, P)
+    if (x * x - a) % P:
+        x = x * SQRT_M1 % P
+    if (x * x - a) % P:
+        return []
+    return [x, P - x]
+
+
+SMALL_ORDER_Y = _small_order_ys()
+# Every 255-bit encoding of a small-order point, sign bit ignored: y and, where it is still
+# below 2^255, y + p (README.md "Signatures" check 2: "in any of their encodings").
+SMALL_ORDER_Y_ENCODINGS = SMALL_ORDER_Y | {y + P for y in SMALL_ORDER_Y if y + P < 2 ** 255}
+
+
+def verify(u_bytes, msg, sig, form):
+    """README.md "Signatures", "Verification": form is "spec" (certificates) or "libsignal"
+    (signed prekeys).  Returns True or False."""
     if len(sig) != 64 or len(u_bytes) != 32:
         return False
     u = le(u_bytes)
-    R, s = sig[:32], le(sig[32:])
-    if u >= P or (le(R) & (2 ** 255 - 1)) >= 2 ** 255 or s >= 2 ** 253:
+    s_bytes = bytearray(sig[32:])
+    if form == "spec":
+        if u >= P or s_bytes[31] & 0xE0:
+            return False
+        sign = 0
+    elif form == "libsignal":
+        u &= 2 ** 255 - 1
+        sign = s_bytes[31] >> 7
+        s_bytes[31] &= 0x7F
+    else:
+        raise ValueError(form)
+    y = (u - 1) * inv(u + 1) % P  # inv(0) = 0: u = p - 1 gives y = 0
+    R, s = sig[:32], le(s_bytes)
+    # 1. s >= L
+    if s >= Q:
         return False
-    um = u % 2 ** 255
-    y = (um - 1) * inv(um + 1) % P
-    x = recover_x(y, 0)
-    if x is None:  # not on_curve(A)
+    # 2. R of small order, in any encoding
+    if le(R) & (2 ** 255 - 1) in SMALL_ORDER_Y_ENCODINGS:
+        return False
+    # 3. A does not decode (no x, or x = 0 with sign 1), or A of small order
+    x = recover_x(y, sign)
+    if x is None or y in SMALL_ORDER_Y:
         return False
     A = pt_from_xy(x, y)
-    A_enc = pt_encode(A)
+    A_enc = (y | (sign << 255)).to_bytes(32, "little")
+    # 4. the equation, byte for byte, no cofactor
     h = le(sha512(R, A_enc, msg)) % Q
-    Rcheck = pt_add(pt_mul(s, BASE), pt_neg(pt_mul(h, A)))
-    return pt_encode(Rcheck) == R
+    return pt_encode(pt_add(pt_mul(s, BASE), pt_neg(pt_mul(h, A)))) == R
+
+
+def xeddsa_verify(u_bytes, msg, sig):
+    """The specification verifier (certificates, envelope.md §4.2)."""
+    return verify(u_bytes, msg, sig, "spec")
 
 
 def libsignal_sign(k, msg, Z):
-    """libsignal's curve25519 signature (FORMAT.md §5.2)."""
+    """libsignal's form (README.md "Signatures"): the raw clamped k in the nonce hash and as the
+    scalar, A with its real sign bit, carried in bit 7 of byte 63."""
     kk = le(k)
     A = pt_encode(pt_mul(kk, BASE))
     r = le(sha512(HASH1_PREFIX, k, msg, Z)) % Q
@@ -314,28 +371,8 @@ def libsignal_sign(k, msg, Z):
 
 
 def libsignal_verify(u_bytes, msg, sig):
-    """libsignal's curve_verify_signature (FORMAT.md §5.2), ref10 verify."""
-    if len(sig) != 64 or len(u_bytes) != 32:
-        return False
-    u = le(u_bytes) & (2 ** 255 - 1)
-    y = (u - 1) * inv(u + 1) % P
-    sign = sig[63] >> 7
-    s_bytes = bytearray(sig[32:])
-    s_bytes[31] &= 0x7F
-    if s_bytes[31] & 0xE0:
-        return False
-    x = recover_x(y, sign)
-    if x is None:
-        if sign == 1 and recover_x(y, 0) == 0:
-            x = 0  # ref10 accepts x = 0 with the sign bit set
-        else:
-            return False
-    A = pt_from_xy(x, y)
-    A_enc = (y | (sign << 255)).to_bytes(32, "little")
-    R = sig[:32]
-    h = le(sha512(R, A_enc, msg)) % Q
-    Rcheck = pt_add(pt_mul(le(s_bytes), BASE), pt_neg(pt_mul(h, A)))
-    return pt_encode(Rcheck) == R
+    """The libsignal-compatible verifier (signed prekeys, hush-1.md §3)."""
+    return verify(u_bytes, msg, sig, "libsignal")
 
 
 # ---------------------------------------------------------------------------
@@ -490,7 +527,7 @@ def x3dh_alice(ik_priv, ek_priv, ik_b, spk_b, opk_b):
 
 def verify_spk_signature(ik_pub, spk_pub, sig):
     msg = b"\x05" + spk_pub
-    return libsignal_verify(ik_pub, msg, sig) or xeddsa_verify(ik_pub, msg, sig)
+    return libsignal_verify(ik_pub, msg, sig)  # accepts both forms (hush-1.md §3)
 
 
 def process_bundle(alice, bob_address, bundle, draws):
@@ -1061,21 +1098,25 @@ def seal_multi(sender_priv, sender_pub, recipient_pubs, content_type, cert, mess
 
 
 def server_split(multi):
-    """The server's parse of the 0xE2 form and its per-recipient 0xE3 copies (§6)."""
+    """The server's parse of the 0xE2 form and its per-recipient 0xE3 copies (envelope.md §6,
+    "Parsing the 0xE2 form", in its order; nothing cryptographic is checked)."""
+    if len(multi) == 0:
+        fail("malformed", "empty")
+    if multi[0] != MULTI:
+        fail("unsupported_version", f"0x{multi[0]:02x}")
     r = Reader(multi)
-    if r.byte("type") != MULTI:
-        fail("unsupported_version")
+    r.byte()
     n = r.varint("recipient count")
     if n < 1:
         fail("malformed", "no recipients")
+    if n > r.remaining() // 96:
+        fail("malformed", "more recipients than the bytes can hold")
     e_pub = r.key("ephemeral key")
-    if r.remaining() < 96 * n:
-        fail("malformed", "headers truncated")
-    headers = [r.take(96) for _ in range(n)]
+    headers = [r.take(96, f"header {i + 1}") for i in range(n)]
     plen = r.varint("payload length")
     if plen < 16:
-        fail("malformed", "payload too short")
-    payload_box = r.take(plen, "payload")
+        fail("malformed", "payload box under 16 bytes")
+    payload_box = r.take(plen, "payload box")
     if r.remaining():
         fail("malformed", "trailing bytes")
     L = 32 + 96 + len(payload_box)
@@ -1229,6 +1270,16 @@ def check_envelopes(path, tally):
                       and got["message"].hex() == exp.get("message"))
                 tally.check(ok, f"{cid}: opened {got['sender_id']}.{got['device_id']} type "
                                 f"{got['content_type']}, expected {case.get('opened', case.get('error'))}")
+            elif op == "split":
+                try:
+                    copies = server_split(bytes.fromhex(case["envelope"]))
+                except ProtocolError as e:
+                    tally.check(case["expect"] == "error" and case.get("error") == e.name,
+                                f"{cid}: got error {e}, expected {case.get('error', 'ok')}")
+                    continue
+                tally.check(case["expect"] == "ok" and [c.hex() for c in copies] == case["delivered"],
+                            f"{cid}: {len(copies)} 0xE3 copies, expected "
+                            f"{len(case.get('delivered', [])) or case.get('error')}")
             else:
                 tally.check(False, f"{cid}: unknown op {op}")
         except ProtocolError as e:
