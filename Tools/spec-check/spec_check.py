@@ -541,9 +541,8 @@ def process_bundle(alice, bob_address, bundle, draws):
     if not verify_spk_signature(ik_b, spk_b, bytes.fromhex(bundle["signed_prekey_signature"])):
         fail("bad_signature")
     opk_b = strip05(bundle["one_time_prekey"]) if bundle.get("one_time_prekey") else None
-    for k in (ik_b, spk_b) + ((opk_b,) if opk_b else ()):
-        if not canonical_key(k):
-            fail("malformed", "bundle key")
+    # hush-1.md §4: "the bundle's keys are not otherwise checked" (no canonical-encoding check
+    # here: see REVIEW.md, finding on bundle key encodings).
     ek_priv = clamp(draws())
     ra_priv = clamp(draws())
     ek_pub = x25519_base(ek_priv)
@@ -574,6 +573,8 @@ def encrypt(party, address, plaintext):
     if rec is None:
         fail("no_session")
     st = rec.current
+    if not party.trusted(address, st.remote_ik):  # §6 step 2
+        fail("untrusted_identity")
     header = bytes([MSG_TYPE]) + st.send_pub + varint(st.ns) + varint(st.pn)
     prefix = b""
     if st.pending is not None:
@@ -845,6 +846,9 @@ def replay_session(path, tally):
                     tally.check(s["expect"] == "error" and s.get("error") == e.name,
                                 f"{sid}: got error {e}, expected {s.get('error', 'ok')}")
                     tally.check(fingerprint(who) == before, f"{sid}: failure changed no state")
+                    # vectors.md §4: the draws are listed exactly when they happened (a refusal
+                    # after the draws lists both; one before them lists neither).
+                    tally.check(not queue, f"{sid}: listed draws made before the refusal")
                     continue
                 ok = (s["expect"] == "ok" and ek_pub == strip05(s["base_key"]["public"])
                       and ra_pub == strip05(s["ratchet_key"]["public"]) and not queue)
@@ -1073,6 +1077,8 @@ def open_sealed(data, r_priv, r_pub, trust_root, revoked, now):
 
 
 def seal_multi(sender_priv, sender_pub, recipient_pubs, content_type, cert, message, e_priv, K):
+    if not recipient_pubs:  # §5.4
+        fail("malformed", "no recipients")
     if parse_sender_cert(cert)["ik"] != sender_pub:
         fail("identity_mismatch", "refusing to seal with another identity's certificate")
     padded = make_content(content_type, cert, message)
@@ -1327,6 +1333,66 @@ def self_checks(tally):
         tally.check(xeddsa_verify(u, m, lsig) == (e_sign == 0),
                     f"key {i}: spec verifier accepts the libsignal form iff its sign bit is 0")
     tally.check(signs == {0, 1}, "self-checks covered both signs of E")
+    strictness_self_checks(tally)
+
+
+def _equation_holds(A, A_enc, msg, sig):
+    """Check 4 of README.md "Signatures" alone (no checks 1-3)."""
+    h = le(sha512(sig[:32], A_enc, msg)) % Q
+    return pt_encode(pt_add(pt_mul(le(sig[32:]), BASE), pt_neg(pt_mul(h, A)))) == sig[:32]
+
+
+def strictness_self_checks(tally):
+    """Checks 2 and 3 of README.md "Signatures" with signatures that satisfy the equation
+    (check 4), so that only the small-order rule refuses them.  The vectors' low-order cases
+    (session-errors step 2, envelope server-key-low-order-*) fail the equation as well, so
+    they do not show these rules on their own (REVIEW.md)."""
+    m = b"strictness"
+    k = clamp(hashlib.sha256(b"strict").digest())
+    kk = le(k)
+    E = pt_encode(pt_mul(kk, BASE))
+    a = (-kk) % Q if E[31] & 0x80 else kk % Q
+    A = pt_mul(a, BASE)
+    A_enc = pt_encode(A)
+    u = x25519_base(k)
+    # Check 2: R = the identity (order 1), s = h*a: s*B - h*A = identity = R.
+    R = (1).to_bytes(32, "little")
+    h = le(sha512(R, A_enc, m)) % Q
+    sig = R + (h * a % Q).to_bytes(32, "little")
+    tally.check(_equation_holds(A, A_enc, m, sig), "check 2: an identity-R signature satisfies the equation")
+    tally.check(not xeddsa_verify(u, m, sig) and not libsignal_verify(u, m, sig),
+                "check 2: both verifiers refuse R of small order")
+    # Check 3: every small-order u; a signature with h = 0 mod 8 satisfies the equation for any
+    # key of order dividing 8 (s*B - h*A = r*B = R).
+    small_u = set()
+    for y in SMALL_ORDER_Y:
+        if y != 1:  # y = 1 (the identity) has no u
+            small_u.add((1 + y) * inv(1 - y) % P)
+    small_u.add(P - 1)  # README: u + 1 = 0 gives y = 0
+    tally.check(len(small_u) == 5 and {0, 1, P - 1} <= small_u,
+                "check 3: five u of order <= 8 (0, 1, p - 1 and two of order 8)")
+    for su in sorted(small_u):
+        ub = su.to_bytes(32, "little")
+        y = (su - 1) * inv(su + 1) % P
+        x = recover_x(y, 0)
+        Apt, Aenc = pt_from_xy(x, y), (y).to_bytes(32, "little")
+        for i in range(200):
+            r = le(sha512(b"r", bytes([i]), ub)) % Q
+            R = pt_encode(pt_mul(r, BASE))
+            if le(sha512(R, Aenc, m)) % Q % 8 == 0:
+                break
+        sig = R + r.to_bytes(32, "little")
+        tally.check(_equation_holds(Apt, Aenc, m, sig) and not xeddsa_verify(ub, m, sig)
+                    and not libsignal_verify(ub, m, sig),
+                    f"check 3: u = {su if su < 2 ** 16 else ub.hex()[:12] + '...'}: a signature satisfying "
+                    f"the equation is refused by both verifiers")
+    # Check 1 in the libsignal-compatible verifier: s + L with the sign bit kept.
+    lsig = bytearray(libsignal_sign(k, m, bytes(64)))
+    sign = lsig[63] & 0x80
+    s_val = le(bytes(lsig[32:63]) + bytes([lsig[63] & 0x7F])) + Q
+    mal = bytes(lsig[:32]) + bytearray((s_val | (sign << 248)).to_bytes(32, "little"))
+    tally.check(libsignal_verify(u, m, bytes(lsig)) and not libsignal_verify(u, m, mal),
+                "check 1: libsignal-compatible verifier refuses s + L (sign bit kept)")
 
 
 def main(argv):
