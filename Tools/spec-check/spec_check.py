@@ -171,12 +171,18 @@ def aead_open(key, nonce, ct, ad):
 
 
 def strip05(hexkey):
-    """Vector keys come as 33-byte `05 || u` or 32-byte `u`."""
+    """A public key of a session file: 33 bytes, 05 || u (vectors.md §1)."""
     b = bytes.fromhex(hexkey)
-    if len(b) == 33:
-        assert b[0] == 0x05, hexkey
-        return b[1:]
-    assert len(b) == 32, hexkey
+    if len(b) != 33 or b[0] != 0x05:
+        raise AssertionError(f"session public key not in the 33-byte 05 || u form: {hexkey}")
+    return b[1:]
+
+
+def key32(hexkey):
+    """A public key of the envelope file: 32 bytes u (envelope.md §10)."""
+    b = bytes.fromhex(hexkey)
+    if len(b) != 32:
+        raise AssertionError(f"envelope public key not 32 bytes: {hexkey}")
     return b
 
 
@@ -822,6 +828,15 @@ def replay_session(path, tally):
             tally.check(x25519_base(bytes.fromhex(o["private"])) == strip05(o["public"]),
                         f"{name}: one-time prekey {o['id']} public key")
 
+    # vectors.md §1: every listed private key is already clamped (parties' keys and the draws
+    # listed as key pairs: base_key, ratchet_key, new_ratchet_key).
+    privs = [pj["identity_key"]["private"] for pj in pjs.values()]
+    privs += [k["private"] for pj in pjs.values() for k in pj["signed_prekeys"] + pj["one_time_prekeys"]]
+    privs += [s[f]["private"] for s in js["steps"] for f in ("base_key", "ratchet_key", "new_ratchet_key")
+              if isinstance(s.get(f), dict)]
+    tally.check(all(clamp(bytes.fromhex(k)) == bytes.fromhex(k) for k in privs),
+                f"all {len(privs)} listed private keys are clamped")
+
     steps = js["steps"]
     for s in steps:
         sid = f"step {s['step']} {s['op']} {s['who']}->{s.get('peer')}"
@@ -1182,7 +1197,7 @@ def check_envelopes(path, tally):
     tally.check(x25519_base(rogue_priv) == rogue_pub, "rogue trust root public key")
 
     srv = js["server"]
-    srv_priv, srv_pub = bytes.fromhex(srv["private"]), strip05(srv["public"])
+    srv_priv, srv_pub = bytes.fromhex(srv["private"]), key32(srv["public"])
     tally.check(x25519_base(srv_priv) == srv_pub, "server public key")
     server_certs = {}
     cert = make_server_cert(root_priv, srv["key_id"], srv_pub, srv["expiration"], bytes.fromhex(srv["signature_random"]))
@@ -1202,7 +1217,7 @@ def check_envelopes(path, tally):
 
     parties = {}
     for p in js["parties"]:
-        priv, pub = bytes.fromhex(p["identity_key"]["private"]), strip05(p["identity_key"]["public"])
+        priv, pub = bytes.fromhex(p["identity_key"]["private"]), key32(p["identity_key"]["public"])
         tally.check(x25519_base(priv) == pub, f"party {p['name']} public key")
         parties[p["name"]] = (priv, pub)
 
@@ -1210,8 +1225,8 @@ def check_envelopes(path, tally):
     if "second_server" in js:
         second = js["second_server"]
         second_priv = bytes.fromhex(second["private"])
-        tally.check(x25519_base(second_priv) == strip05(second["public"]), "second server public key")
-        scert = make_server_cert(root_priv, second["key_id"], strip05(second["public"]), second["expiration"],
+        tally.check(x25519_base(second_priv) == key32(second["public"]), "second server public key")
+        scert = make_server_cert(root_priv, second["key_id"], key32(second["public"]), second["expiration"],
                                  bytes.fromhex(second["signature_random"]))
         tally.check(scert.hex() == second["certificate"], "second server certificate re-issued byte for byte")
         server_certs[second["key_id"]] = scert
@@ -1222,10 +1237,15 @@ def check_envelopes(path, tally):
         sc = server_certs[c["server_key_id"]]
         signer = c.get("signed_by", "server")
         signer_priv = signers[signer] if signer in signers else parties[signer][0]
-        made = make_sender_cert(signer_priv, c["sender_id"], c["device_id"], strip05(c["identity_key"]),
+        made = make_sender_cert(signer_priv, c["sender_id"], c["device_id"], key32(c["identity_key"]),
                                 c["expiration"], sc, bytes.fromhex(c["signature_random"]))
         tally.check(made.hex() == c["certificate"], f"sender certificate {c['id']} re-issued byte for byte")
         certs[c["id"]] = bytes.fromhex(c["certificate"])
+
+    privs = [js[k]["private"] for k in ("trust_root", "rogue_trust_root", "server", "second_server") if k in js]
+    privs += [p["identity_key"]["private"] for p in js["parties"]]
+    tally.check(all(clamp(bytes.fromhex(k)) == bytes.fromhex(k) for k in privs),
+                f"all {len(privs)} listed private keys are clamped (README.md conventions)")
 
     top_now = js["now"]
     for case in js["cases"]:
