@@ -40,6 +40,29 @@ public enum EnvelopeError: Error, Equatable, Hashable, Sendable {
     case invalidKey
     /// The sender certificate is not acceptable.
     case certificate(CertificateError)
+    /// Sealing: a length to encode (message, content, payload, recipient count) is above
+    /// `limit`, the largest that the envelope's 32-bit varints can carry (and that fits `Int`).
+    case tooLarge(byteCount: Int, limit: Int)
+    /// ``MultiRecipientEnvelope/delivered(to:)``: there is no recipient `index` among `count`.
+    case recipientIndexOutOfRange(index: Int, count: Int)
+}
+
+extension EnvelopeError {
+    /// `count` as the value of a 32-bit length varint, or ``tooLarge(byteCount:limit:)``
+    /// (no trap on inputs of 4 GiB and more).
+    static func lengthField(_ count: Int) throws(EnvelopeError) -> UInt32 {
+        guard count >= 0, let value = UInt32(exactly: count) else {
+            throw .tooLarge(byteCount: count, limit: Int(clamping: UInt32.max))
+        }
+        return value
+    }
+
+    /// A decoded 32-bit length as an `I` (`Int` in the decoders), or ``malformed(_:)`` when
+    /// it does not fit — on 32-bit platforms a length of 2³¹ or more, where `Int(_:)` traps.
+    static func length<I: FixedWidthInteger>(_ value: UInt32, as type: I.Type = Int.self) throws(EnvelopeError) -> I {
+        guard let length = I(exactly: value) else { throw .malformed("length \(value) too large") }
+        return length
+    }
 }
 
 /// Why a sender certificate is not acceptable.
@@ -75,6 +98,8 @@ extension EnvelopeError {
         case .certificate(.badSenderSignature): "bad_sender_signature"
         case .certificate(.expired): "expired"
         case .certificate(.identityMismatch): "identity_mismatch"
+        case .tooLarge: "too_large"
+        case .recipientIndexOutOfRange: "recipient_index_out_of_range"
         }
     }
 }

@@ -27,7 +27,11 @@ public struct MultiRecipientEnvelope: Sendable, Equatable {
     ) throws(EnvelopeError) -> MultiRecipientEnvelope {
         guard certificate.identityKey == senderIdentity.identityKey else { throw .certificate(.identityMismatch) }
         guard !recipients.isEmpty else { throw .malformed("no recipients") }
-        let content = EnvelopeContent.encode(type: contentType, certificate: certificate, message: message.bytes)
+        let content = try EnvelopeContent.encode(type: contentType, certificate: certificate, message: message.bytes)
+        let recipientCount = try EnvelopeError.lengthField(recipients.count)
+        // The payload box (content + tag) and every delivered envelope (key, header, payload) must fit their varints.
+        let payloadLength = try EnvelopeError.lengthField(content.count + 16)
+        _ = try EnvelopeError.lengthField(content.count + 16 + 32 + EnvelopeConstants.recipientHeaderByteCount)
         let ephemeral = try envelopeCrypto { () throws(CryptoError) in try Curve25519.KeyAgreement.PrivateKey(using: random) }
         let payloadKey = try envelopeCrypto { () throws(CryptoError) in try random.secureBytes(count: 32) }
         let payload = try SealedEnvelope.seal(content, key: payloadKey, ad: [EnvelopeConstants.multiRecipientType] + ephemeral.publicKey.rawRepresentation)
@@ -47,10 +51,10 @@ public struct MultiRecipientEnvelope: Sendable, Equatable {
             headers.append(senderBox + keyBox)
         }
         var bytes: [UInt8] = [EnvelopeConstants.multiRecipientType]
-        appendVarint(UInt32(recipients.count), to: &bytes)
+        appendVarint(recipientCount, to: &bytes)
         bytes += ephemeral.publicKey.rawRepresentation
         for header in headers { bytes += header }
-        appendVarint(UInt32(payload.count), to: &bytes)
+        appendVarint(payloadLength, to: &bytes)
         bytes += payload
         return MultiRecipientEnvelope(serialized: bytes, recipientCount: recipients.count,
                                       ephemeralKey: ephemeral.publicKey.rawRepresentation, headers: headers, payload: payload)
@@ -69,12 +73,12 @@ public struct MultiRecipientEnvelope: Sendable, Equatable {
         var r = EnvelopeReader(bytes.bytes)
         let type = try r.byte()
         guard type == EnvelopeConstants.multiRecipientType else { throw .unsupportedVersion(type) }
-        let count = Int(try r.varint())
+        let count = try r.length()
         guard count >= 1, count <= r.remaining / EnvelopeConstants.recipientHeaderByteCount else { throw .malformed("recipient count") }
         let ephemeral = try r.publicKey()
         var headers: [[UInt8]] = []
         for _ in 0..<count { headers.append(try r.bytes(EnvelopeConstants.recipientHeaderByteCount)) }
-        let payloadCount = Int(try r.varint())
+        let payloadCount = try r.length()
         guard payloadCount >= 16 else { throw .malformed("payload") }
         let payload = try r.bytes(payloadCount)
         guard r.isAtEnd else { throw .malformed("trailing bytes") }
@@ -82,10 +86,14 @@ public struct MultiRecipientEnvelope: Sendable, Equatable {
     }
 
     /// The envelope the server delivers to recipient `index` (0-based, in the sender's order).
-    public func delivered(to index: Int) -> [UInt8] {
-        precondition(headers.indices.contains(index), "recipient index out of range")
+    ///
+    /// - Throws: ``EnvelopeError/recipientIndexOutOfRange(index:count:)`` unless
+    ///   `0 ≤ index < recipientCount`; ``EnvelopeError/tooLarge(byteCount:limit:)`` if the
+    ///   delivered length does not fit its varint (a payload within 128 bytes of 4 GiB).
+    public func delivered(to index: Int) throws(EnvelopeError) -> [UInt8] {
+        guard headers.indices.contains(index) else { throw .recipientIndexOutOfRange(index: index, count: headers.count) }
         var bytes: [UInt8] = [EnvelopeConstants.deliveredType]
-        appendVarint(UInt32(32 + EnvelopeConstants.recipientHeaderByteCount + payload.count), to: &bytes)
+        appendVarint(try EnvelopeError.lengthField(32 + EnvelopeConstants.recipientHeaderByteCount + payload.count), to: &bytes)
         return bytes + ephemeralKey + headers[index] + payload
     }
 
@@ -117,7 +125,7 @@ public struct MultiRecipientEnvelope: Sendable, Equatable {
         var r = EnvelopeReader(bytes.bytes)
         let type = try r.byte()
         guard type == EnvelopeConstants.deliveredType else { throw .unsupportedVersion(type) }
-        let bodyCount = Int(try r.varint())
+        let bodyCount = try r.length()
         guard bodyCount == r.remaining else { throw .malformed(bodyCount > r.remaining ? "truncated" : "trailing bytes") }
         let ephemeral = try r.publicKey()
         let senderBox = try r.bytes(48)

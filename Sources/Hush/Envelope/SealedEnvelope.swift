@@ -88,11 +88,11 @@ public enum SealedEnvelope {
         _ message: some ContiguousByteBuffer, contentType: EnvelopeContentType, certificate: SenderCertificate,
         senderIdentity: IdentityKeyPair, to recipient: IdentityKey, random: some RandomSource
     ) throws(EnvelopeError) -> [UInt8] {
-        let content = EnvelopeContent.encode(type: contentType, certificate: certificate, message: message.bytes)
+        let content = try EnvelopeContent.encode(type: contentType, certificate: certificate, message: message.bytes)
+        let bodyLength = try EnvelopeError.lengthField(32 + 48 + content.count + 16)
         let ephemeral = try envelopeCrypto { () throws(CryptoError) in try Curve25519.KeyAgreement.PrivateKey(using: random) }
-        let bodyCount = 32 + 48 + content.count + 16
         var header: [UInt8] = [EnvelopeConstants.envelopeType]
-        appendVarint(UInt32(bodyCount), to: &header)
+        appendVarint(bodyLength, to: &header)
         header += ephemeral.publicKey.rawRepresentation
         let (kE, chain) = try EnvelopeKeys.ephemeral(dh: try agree(ephemeral, recipient.publicKey),
                                                      ephemeral: ephemeral.publicKey, recipient: recipient.publicKey,
@@ -118,7 +118,7 @@ public enum SealedEnvelope {
         var r = EnvelopeReader(bytes.bytes)
         let type = try r.byte()
         guard type == EnvelopeConstants.envelopeType else { throw .unsupportedVersion(type) }
-        let bodyCount = Int(try r.varint())
+        let bodyCount = try r.length()
         guard bodyCount == r.remaining else { throw .malformed(bodyCount > r.remaining ? "truncated" : "trailing bytes") }
         let ephemeralKey = try r.publicKey()
         let header = Array(r.data[0..<r.offset])
@@ -186,11 +186,11 @@ enum EnvelopeKeys {
 /// `type (1) || varint(len) || sender certificate || varint(len) || message || zero padding`,
 /// padded to Padmé(length).
 enum EnvelopeContent {
-    static func encode(type: EnvelopeContentType, certificate: SenderCertificate, message: [UInt8]) -> [UInt8] {
+    static func encode(type: EnvelopeContentType, certificate: SenderCertificate, message: [UInt8]) throws(EnvelopeError) -> [UInt8] {
         var content: [UInt8] = [type.rawValue]
-        appendVarint(UInt32(certificate.serialized.count), to: &content)
+        appendVarint(try EnvelopeError.lengthField(certificate.serialized.count), to: &content)
         content += certificate.serialized
-        appendVarint(UInt32(message.count), to: &content)
+        appendVarint(try EnvelopeError.lengthField(message.count), to: &content)
         content += message
         content += [UInt8](repeating: 0, count: Padme.paddedLength(content.count) - content.count)
         return content
@@ -199,9 +199,9 @@ enum EnvelopeContent {
     static func decode(_ content: [UInt8], sealedBy sender: IdentityKey, validator: CertificateValidator, now: UInt64) throws(EnvelopeError) -> OpenedEnvelope {
         var r = EnvelopeReader(content)
         guard let type = EnvelopeContentType(rawValue: try r.byte()) else { throw .malformed("content type 0") }
-        let certificateCount = Int(try r.varint())
+        let certificateCount = try r.length()
         let certificateBytes = try r.bytes(certificateCount)
-        let messageCount = Int(try r.varint())
+        let messageCount = try r.length()
         let message = try r.bytes(messageCount)
         guard content.count == Padme.paddedLength(r.offset), content[r.offset...].allSatisfy({ $0 == 0 }) else {
             throw .malformed("padding")

@@ -141,7 +141,7 @@ public struct SenderCertificate: Sendable, Equatable {
         let expiration: UInt64
         do {
             guard try r.byte() == EnvelopeConstants.certificateVersion else { throw EnvelopeError.malformed("sender certificate version") }
-            let idCount = Int(try r.varint())
+            let idCount = try r.length()
             guard (1...EnvelopeConstants.maximumSenderIDByteCount).contains(idCount) else { throw EnvelopeError.malformed("sender id length") }
             guard let id = String(validating: try r.bytes(idCount), as: UTF8.self) else { throw EnvelopeError.malformed("sender id is not UTF-8") }
             senderID = id
@@ -228,6 +228,11 @@ struct EnvelopeReader {
         var value: UInt64 = 0
         for _ in 0..<8 { value = value << 8 | UInt64(data[offset]); offset += 1 }
         return value
+    }
+
+    /// A canonical varint used as a length or count (``EnvelopeError/length(_:as:)``).
+    mutating func length() throws(EnvelopeError) -> Int {
+        try EnvelopeError.length(try varint())
     }
 
     /// Canonical unsigned LEB128 of a 32-bit value (``LEB128/decodeCanonical32(_:)``).

@@ -3,7 +3,7 @@
 ///
 /// ```
 /// record  = "HSK" 0x01 u8(state count ≤ 5) state*
-/// state   = varint(key id) varint(iteration) bytes32(chain key) key(signing public)
+/// state   = varint(key id) bytes32(chain key) varint(iteration) key(signing public)
 ///           u8(0 | 1) [bytes32(signing private)] varint(skipped count ≤ 2000) skipped*
 /// skipped = varint(iteration) bytes48(IV || cipher key)
 /// ```
@@ -41,7 +41,7 @@ extension SenderKeyRecord {
                     signingPrivate = key
                 default: throw .invalidValue(field: "signing private key flag")
                 }
-                let skippedCount = Int(try r.varint())
+                let skippedCount = Int(clamping: try r.varint())  // no trap where Int is 32 bits
                 guard skippedCount <= SignalConstants.maximumStoredMessageKeys else {
                     throw .limitExceeded(field: "skipped message keys", count: skippedCount, limit: SignalConstants.maximumStoredMessageKeys)
                 }

@@ -11,6 +11,8 @@ struct SenderChainKey: Sendable {
         return SenderMessageKey(material: material, iteration: iteration)
     }
 
+    /// The chain key of the next iteration. Callers make sure `iteration < UInt32.max`
+    /// (``SignalProtocolError/chainExhausted(counter:)`` otherwise).
     func next() -> SenderChainKey {
         SenderChainKey(key: HMACSHA256.secureAuthenticationCode(for: [SignalConstants.chainKeySeed], using: key), iteration: iteration &+ 1)
     }
@@ -50,6 +52,8 @@ struct SenderKeyState: Sendable {
         guard iteration - chainKey.iteration <= SignalConstants.maximumSkippedMessages else {
             throw .tooFarInFuture(counter: iteration, chainIndex: chainKey.iteration, limit: SignalConstants.maximumSkippedMessages)
         }
+        // No chain key follows iteration UInt32.max.
+        guard iteration < UInt32.max else { throw .chainExhausted(counter: iteration) }
         var current = chainKey
         while current.iteration < iteration {
             skippedKeys.append(current.messageKey())

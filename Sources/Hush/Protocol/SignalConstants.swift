@@ -35,6 +35,38 @@ public enum SignalConstants {
     /// is dropped.
     public static let maximumSenderKeyStates = 5
 
+    // MARK: Work per received message (Double Ratchet §2.6's reason for MAX_SKIP, applied to
+    // every state a message is tried on)
+
+    /// The most session states one message is tried on: the current one and every archived
+    /// one (FORMAT §6.4, "Which state decrypts").
+    public static let maximumStatesTriedPerMessage = 1 + maximumArchivedStates
+    /// X25519 operations with the sender's key per state tried, before the message
+    /// authenticated: the receiving half of a DH ratchet step. The sending half (the second
+    /// X25519) runs only on the state that authenticated the message.
+    public static let maximumAgreementsPerAttempt = 1
+    /// Chain-key steps (one HMAC-SHA256 each) per state tried, before the message
+    /// authenticated: walking a chain to the message's counter. The message keys of the
+    /// skipped counters (an HMAC and an HKDF each) are derived only on the state that
+    /// authenticated it.
+    public static let maximumChainStepsPerAttempt = Int(maximumSkippedMessages)
+    /// Message-key derivations per state tried before the message authenticated: the key of
+    /// the message's own counter.
+    public static let maximumMessageKeyDerivationsPerAttempt = 1
+
+    /// So a message that authenticates with no state — forged, or for a session this device
+    /// no longer has — costs at most, in total: one ratchet key pair drawn (a fixed-base
+    /// scalar multiplication; the prime-order check of a new ratchet key runs only after the
+    /// message authenticated),
+    /// ``maximumStatesTriedPerMessage`` × (``maximumAgreementsPerAttempt`` X25519 +
+    /// ``maximumChainStepsPerAttempt`` HMACs + ``maximumMessageKeyDerivationsPerAttempt``
+    /// derivation + one MAC or AEAD check): 41 X25519 and about 82,000 short HMACs. The bound
+    /// keeps libsignal's outcomes (every state is still tried, so the same messages decrypt
+    /// and the same errors are reported), and only defers work that a failing state never
+    /// needed; before, the same message cost 82 X25519 and about 492,000 HMACs (the skipped
+    /// keys were derived on every state tried).
+    public static let maximumChainStepsPerForgedMessage = maximumStatesTriedPerMessage * maximumChainStepsPerAttempt
+
     // MARK: KDF info strings (libsignal v3)
 
     /// X3DH output → first root key and chain key (X3DH §2.2's `info`).

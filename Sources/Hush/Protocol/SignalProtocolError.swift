@@ -13,6 +13,7 @@
 /// | ``badMAC`` | tampered, or no session state that matches | drop; if it persists, start a new session |
 /// | ``duplicateMessage(counter:)`` | replay, or already-delivered message | drop silently |
 /// | ``tooFarInFuture(counter:chainIndex:limit:)`` | more than ``SignalConstants/maximumSkippedMessages`` lost | drop; ask the sender to start over |
+/// | ``chainExhausted(counter:)`` | a chain reached counter `UInt32.max` (2³² messages, or a forged distribution message) | start a new session, or rotate the sender key |
 /// | ``noSession(_:)`` | no session with that address | ask the sender to fetch a bundle |
 /// | ``untrustedIdentity(_:identity:)`` | the peer's identity key changed | show a safety-number change, then trust it (``IdentityKeyStore/saveIdentity(_:for:)``) and retry |
 /// | ``unknownPreKey(_:)`` | the prekey was already used or rotated away | drop; the sender must fetch a new bundle |
@@ -34,6 +35,10 @@ public enum SignalProtocolError: Error, Equatable, Hashable, Sendable {
     case duplicateMessage(counter: UInt32)
     /// The counter is more than `limit` ahead of the receiving chain's index.
     case tooFarInFuture(counter: UInt32, chainIndex: UInt32, limit: UInt32)
+    /// A chain's 32-bit counter would pass `UInt32.max`: a message (or a group iteration)
+    /// numbered `UInt32.max` cannot be sent, received or distributed, since no chain key
+    /// follows it. The session must be replaced (or the sender key rotated). Nothing changed.
+    case chainExhausted(counter: UInt32)
     /// There is no session with this address.
     case noSession(ProtocolAddress)
     /// The address's identity key differs from the trusted one. `identity` is the new key; the
@@ -48,7 +53,9 @@ public enum SignalProtocolError: Error, Equatable, Hashable, Sendable {
     case noSenderKey(SenderKeyName, keyID: UInt32?)
     /// A group message's signature does not verify with the sender's signing key.
     case badSignature
-    /// The peer sent a key whose Diffie-Hellman result is all zero (a low-order point).
+    /// The peer sent a key outside Curve25519's prime-order subgroup: a low-order point (an
+    /// all-zero Diffie-Hellman result) or a key with a small-order component added
+    /// ("torsioned"), as a new ratchet key or in a prekey bundle.
     case invalidRatchetKey
     /// A message authenticated correctly but its encrypted body is not valid AES-CBC-PKCS#7
     /// (a broken sender: the MAC rules out tampering). Nothing changed.

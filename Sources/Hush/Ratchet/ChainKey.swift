@@ -17,37 +17,43 @@ struct ChainKey: Sendable {
     /// Calls `body` with the message key material for message `index`:
     /// `HKDF(HMAC(CK, 0x01), salt = 0*32, info = suite label, L)` (FORMAT §6.2 for v3: cipher
     /// key, MAC key and IV, L = 80; hush-1: XChaCha20-Poly1305 key and nonce, L = 56). The
-    /// material lives in stack scratch that is wiped when `body` returns: the hot path of
-    /// encrypt and decrypt allocates nothing for it.
+    /// material lives in stack scratch that is wiped (``SecureBytes/wipe(_:)``, which the
+    /// optimizer cannot remove) when `body` returns: the hot path of encrypt and decrypt
+    /// allocates nothing for it.
     func withMessageKeys<R, E: Error>(
         suite: CipherSuite, _ body: (_ material: UnsafeRawBufferPointer) throws(E) -> R
     ) throws(E) -> R {
         let length = suite.messageKeyMaterialByteCount
         return try withUnsafeTemporaryAllocation(byteCount: 32 + length, alignment: 16) {
             (scratch: UnsafeMutableRawBufferPointer) throws(E) -> R in
-            defer { scratch.initializeMemory(as: UInt8.self, repeating: 0) }
+            defer { SecureBytes.wipe(scratch) }
             let material = UnsafeMutableRawBufferPointer(rebasing: scratch[32...])
-            Self.deriveMessageKeys(from: key, suite: suite, seed: UnsafeMutableRawBufferPointer(rebasing: scratch[0..<32]), into: material)
+            key.withUnsafeBytes { k in
+                Self.deriveMessageKeys(from: k, suite: suite, seed: UnsafeMutableRawBufferPointer(rebasing: scratch[0..<32]), into: material)
+            }
             return try body(UnsafeRawBufferPointer(material))
         }
     }
 
     /// The message keys for message `index`, in wiped storage (for skipped keys).
     func messageKeys(suite: CipherSuite) -> MessageKeys {
+        key.withUnsafeBytes { k in Self.messageKeys(chainKey: k, index: index, suite: suite) }
+    }
+
+    /// The message keys derived from the 32-byte chain key `chainKey` of message `index`.
+    static func messageKeys(chainKey: UnsafeRawBufferPointer, index: UInt32, suite: CipherSuite) -> MessageKeys {
         let material = SecureBytes(count: suite.messageKeyMaterialByteCount) { out in
             withUnsafeTemporaryAllocation(byteCount: 32, alignment: 16) { seed in
-                Self.deriveMessageKeys(from: key, suite: suite, seed: seed, into: out)
-                seed.initializeMemory(as: UInt8.self, repeating: 0)
+                defer { SecureBytes.wipe(seed) }
+                deriveMessageKeys(from: chainKey, suite: suite, seed: seed, into: out)
             }
         }
         return MessageKeys(material: material, counter: index)
     }
 
-    private static func deriveMessageKeys(from key: SecureBytes, suite: CipherSuite, seed: UnsafeMutableRawBufferPointer, into out: UnsafeMutableRawBufferPointer) {
-        key.withUnsafeBytes { k in
-            withUnsafeBytes(of: SignalConstants.messageKeySeed) { one in
-                try! HMACSHA256.compute(into: seed, key: k, parts: one)
-            }
+    private static func deriveMessageKeys(from key: UnsafeRawBufferPointer, suite: CipherSuite, seed: UnsafeMutableRawBufferPointer, into out: UnsafeMutableRawBufferPointer) {
+        withUnsafeBytes(of: SignalConstants.messageKeySeed) { one in
+            try! HMACSHA256.compute(into: seed, key: key, parts: one)
         }
         suite.messageKeysInfo.withUnsafeBytes { info in
             HKDF.deriveKey(into: out, inputKeyMaterial: UnsafeRawBufferPointer(seed),
@@ -56,14 +62,15 @@ struct ChainKey: Sendable {
     }
 
     /// Steps to the chain key for message `index + 1` in place (no allocation when this value
-    /// owns its key storage alone).
+    /// owns its key storage alone). The caller makes sure `index < UInt32.max` (a message
+    /// numbered `UInt32.max` is ``SignalProtocolError/chainExhausted(counter:)``).
     mutating func advance() {
         withUnsafeTemporaryAllocation(byteCount: SignalConstants.keyByteCount, alignment: 16) { next in
+            defer { SecureBytes.wipe(next) }
             key.withUnsafeBytes { k in
                 withUnsafeBytes(of: SignalConstants.chainKeySeed) { two in try! HMACSHA256.compute(into: next, key: k, parts: two) }
             }
             key.withUnsafeMutableBytes { $0.copyMemory(from: UnsafeRawBufferPointer(next)) }
-            next.initializeMemory(as: UInt8.self, repeating: 0)
         }
         index &+= 1
     }

@@ -8,13 +8,15 @@ public enum SessionBuilder {
     /// ``SessionCipher/encrypt(_:for:store:)`` to that address produces a PreKeySignalMessage.
     ///
     /// Checks, in order (FORMAT §6.1): the bundle's identity is trusted for `address`; the
-    /// bundle has a signed prekey whose signature verifies. Only then does it draw Alice's
+    /// bundle has a signed prekey whose signature verifies; its identity, signed prekey and
+    /// one-time prekey are prime-order points (``SignalProtocolError/invalidRatchetKey``
+    /// otherwise). Only then does it draw Alice's
     /// base key and first ratchet key from `random` (in that order). If a session with
     /// `address` exists, it is archived and the new one becomes current.
     ///
     /// - Throws: ``SignalProtocolError/untrustedIdentity(_:identity:)``,
     ///   ``SignalProtocolError/invalidBundle(_:)``, ``SignalProtocolError/invalidRatchetKey``
-    ///   (a low-order key in the bundle), ``SignalProtocolError/storeFailure(operation:message:)``,
+    ///   (a low-order or torsioned key in the bundle), ``SignalProtocolError/storeFailure(operation:message:)``,
     ///   ``SignalProtocolError/crypto(_:)`` (randomness). Nothing is stored on failure.
     public static func process(
         _ bundle: PreKeyBundle, for address: ProtocolAddress,
@@ -26,6 +28,11 @@ public enum SessionBuilder {
         }
         guard trusted else { throw .untrustedIdentity(address, identity: bundle.identityKey) }
         let signedPreKey = try bundle.verifiedSignedPreKey()
+        // Every key of the bundle must be a prime-order point (no low-order or torsioned keys).
+        guard bundle.identityKey.publicKey.isInPrimeOrderSubgroup, signedPreKey.publicKey.isInPrimeOrderSubgroup,
+              bundle.oneTimePreKey?.publicKey.isInPrimeOrderSubgroup ?? true else {
+            throw .invalidRatchetKey
+        }
 
         let identity = try SignalProtocolError.store("identityKeyPair") { try identityStore.identityKeyPair() }
         let registrationID = try SignalProtocolError.store("localRegistrationID") { try identityStore.localRegistrationID() }

@@ -8,9 +8,10 @@
 /// Concurrency: the functions are synchronous and the stores are `Sendable`, so they can be
 /// called from any task. Messages of an established session update the record through
 /// ``SessionStore/updateSession(for:_:)``, which ``InMemorySignalProtocolStore`` runs under its
-/// lock; starting a session (a bundle, a first PreKeySignalMessage) loads and stores in
-/// separate steps. Unless your store makes those atomic, serialize the operations of one
-/// address (an actor that owns the stores is the simplest way: see `Docs/usage.md`).
+/// lock; so do PreKeySignalMessages (the whole X3DH, decryption and commit). Processing a
+/// bundle loads and stores in separate steps. Unless your store's `updateSession` is atomic,
+/// serialize the operations of one address (an actor that owns the stores is the simplest
+/// way: see `Docs/usage.md`).
 public enum SessionCipher {
     /// Encrypts `plaintext` for `address` with the current session and advances its sending
     /// chain. Until the peer has answered, the result is a ``PreKeySignalMessage``.
@@ -102,10 +103,29 @@ public enum SessionCipher {
     /// (Bob's half of X3DH) unless a state with the message's base key already exists.
     ///
     /// Order of checks: the sender's identity is trusted for `address`
-    /// (``SignalProtocolError/untrustedIdentity(_:identity:)``); the prekeys named exist
-    /// (``SignalProtocolError/unknownPreKey(_:)``); then decryption as for a ``SignalMessage``.
-    /// Only after success are the record stored, the identity saved and the one-time prekey
-    /// deleted.
+    /// (``SignalProtocolError/untrustedIdentity(_:identity:)``). Then, if a state was built
+    /// from the message's base key, the message's identity key must be that state's remote
+    /// identity (else ``SignalProtocolError/badMAC``: the inner MAC is checked with the
+    /// state's identity, so a different key in the header is not authenticated). Otherwise the
+    /// prekeys named must exist (``SignalProtocolError/unknownPreKey(_:)``). Then decryption as
+    /// for a ``SignalMessage``. If the message built a new state, its base key and identity key
+    /// must be prime-order points (else ``SignalProtocolError/malformed(_:)`` with
+    /// ``MalformedMessage/invalidKey(field:)`` 2 or 3): a torsioned copy of a base key has the
+    /// same X3DH secrets, so without this check it would build a second session from one
+    /// message (a replay) or use up a one-time prekey meant for the genuine message.
+    ///
+    /// Atomicity and commit order: everything runs inside one
+    /// ``SessionStore/updateSession(for:_:)`` call, so a store that runs it under a lock
+    /// (``InMemorySignalProtocolStore``) decrypts the messages of one address one at a time —
+    /// a first message delivered twice at once builds one session, and the copy is a
+    /// ``SignalProtocolError/duplicateMessage(counter:)``. After a successful decryption, still
+    /// inside that call: (1) the identity is saved, (2) the one-time prekey is removed, (3) the
+    /// record is returned for the store to keep. If (1) or (2) throws, nothing is kept and the
+    /// same message can be decrypted again later. If the store's commit (3) throws, the removed
+    /// one-time prekey is stored back, so a retry can again decrypt it; only if that also fails
+    /// is the message lost — never silently: the error is returned. A one-time prekey is
+    /// therefore removed whenever the session built from it is kept, and a replay of a message
+    /// whose session is kept finds that session (by its base key) and is a duplicate.
     public static func decrypt(
         _ message: PreKeySignalMessage, from address: ProtocolAddress,
         sessionStore: some SessionStore, identityStore: some IdentityKeyStore,
@@ -140,34 +160,57 @@ public enum SessionCipher {
         }
         guard trusted else { throw .untrustedIdentity(address, identity: message.identityKey) }
 
-        var record = try SignalProtocolError.store("loadSession") { try sessionStore.loadSession(for: address) }
-        var usedPreKeyID: UInt32?
-        if record?.hasState(withBaseKey: message.baseKey) != true {
-            guard let signedPreKey = try SignalProtocolError.store("loadSignedPreKey", {
-                try signedPreKeyStore.loadSignedPreKey(id: message.signedPreKeyID)
-            }) else { throw .unknownPreKey(.signed(message.signedPreKeyID)) }
-            var oneTimePreKey: PreKeyRecord?
-            if let id = message.preKeyID {
-                guard let found = try SignalProtocolError.store("loadPreKey", { try preKeyStore.loadPreKey(id: id) }) else {
-                    throw .unknownPreKey(.oneTime(id))
-                }
-                oneTimePreKey = found
-                usedPreKeyID = id
-            }
-            let identity = try SignalProtocolError.store("identityKeyPair") { try identityStore.identityKeyPair() }
-            let registrationID = try SignalProtocolError.store("localRegistrationID") { try identityStore.localRegistrationID() }
-            let state = try SessionState.responding(
-                identity: identity, localRegistrationID: registrationID, signedPreKey: signedPreKey.keyPair,
-                oneTimePreKey: oneTimePreKey?.keyPair, message: message)
-            if record == nil { record = SessionRecord(current: state) } else { record!.promote(state) }
-        }
-        let plaintext = try record!.decrypt(message.inner, random: random)
+        var removedPreKey: PreKeyRecord?
+        do {
+            return try SignalProtocolError.store("updateSession") {
+                try sessionStore.updateSession(for: address) { (stored: inout SessionRecord?) throws(SignalProtocolError) -> [UInt8] in
+                    var record = stored
+                    var usedPreKey: PreKeyRecord?
+                    var builtState = false
+                    if let existing = record?.state(withBaseKey: message.baseKey) {
+                        guard existing.remoteIdentity == message.identityKey else { throw .badMAC }
+                    } else {
+                        builtState = true
+                        guard let signedPreKey = try SignalProtocolError.store("loadSignedPreKey", {
+                            try signedPreKeyStore.loadSignedPreKey(id: message.signedPreKeyID)
+                        }) else { throw .unknownPreKey(.signed(message.signedPreKeyID)) }
+                        if let id = message.preKeyID {
+                            guard let found = try SignalProtocolError.store("loadPreKey", { try preKeyStore.loadPreKey(id: id) }) else {
+                                throw .unknownPreKey(.oneTime(id))
+                            }
+                            usedPreKey = found
+                        }
+                        let identity = try SignalProtocolError.store("identityKeyPair") { try identityStore.identityKeyPair() }
+                        let registrationID = try SignalProtocolError.store("localRegistrationID") { try identityStore.localRegistrationID() }
+                        let state = try SessionState.responding(
+                            identity: identity, localRegistrationID: registrationID, signedPreKey: signedPreKey.keyPair,
+                            oneTimePreKey: usedPreKey?.keyPair, message: message)
+                        if record == nil { record = SessionRecord(current: state) } else { record!.promote(state) }
+                    }
+                    let plaintext = try record!.decrypt(message.inner, random: random)
+                    // The keys a new state was built from must be prime-order points. Checked
+                    // after decryption, so that every message libsignal rejects is rejected with
+                    // libsignal's error (and forged ones cost no check); what remains is a
+                    // message that decrypted with a torsioned copy of its base key — a replay.
+                    if builtState {
+                        guard message.baseKey.isInPrimeOrderSubgroup else { throw .malformed(.invalidKey(field: 2)) }
+                        guard message.identityKey.publicKey.isInPrimeOrderSubgroup else { throw .malformed(.invalidKey(field: 3)) }
+                    }
 
-        try SignalProtocolError.store("storeSession") { try sessionStore.storeSession(record!, for: address) }
-        _ = try SignalProtocolError.store("saveIdentity") { try identityStore.saveIdentity(message.identityKey, for: address) }
-        if let usedPreKeyID {
-            try SignalProtocolError.store("removePreKey") { try preKeyStore.removePreKey(id: usedPreKeyID) }
+                    _ = try SignalProtocolError.store("saveIdentity") { try identityStore.saveIdentity(message.identityKey, for: address) }
+                    if let usedPreKey {
+                        try SignalProtocolError.store("removePreKey") { try preKeyStore.removePreKey(id: usedPreKey.id) }
+                        removedPreKey = usedPreKey
+                    }
+                    stored = record
+                    return plaintext
+                }
+            }
+        } catch {
+            // Only the store's own commit can fail after the prekey was removed: the session
+            // was not kept, so the prekey goes back (see the commit order above).
+            if let removedPreKey { try? preKeyStore.storePreKey(removedPreKey) }
+            throw error
         }
-        return plaintext
     }
 }

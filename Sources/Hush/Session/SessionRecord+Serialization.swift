@@ -139,7 +139,7 @@ extension SessionState {
         for _ in 0..<chainCount {
             let ratchetKey = try r.publicKey()
             let chainKey = ChainKey(key: try r.secret(32), index: try r.varint())
-            let skippedCount = Int(try r.varint())
+            let skippedCount = Int(clamping: try r.varint())  // no trap where Int is 32 bits
             guard skippedCount <= SignalConstants.maximumStoredMessageKeys else {
                 throw .limitExceeded(field: "skipped message keys", count: skippedCount, limit: SignalConstants.maximumStoredMessageKeys)
             }

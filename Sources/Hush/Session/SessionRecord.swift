@@ -62,9 +62,11 @@ public struct SessionRecord: Sendable {
         current = state
     }
 
-    /// Whether the current or an archived state was created from Alice's base key `baseKey`.
-    func hasState(withBaseKey baseKey: Curve25519.KeyAgreement.PublicKey) -> Bool {
-        current.aliceBaseKey == baseKey || archived.contains { $0.aliceBaseKey == baseKey }
+    /// The current or archived state created from Alice's base key `baseKey` (the first
+    /// match, current first), if any.
+    func state(withBaseKey baseKey: Curve25519.KeyAgreement.PublicKey) -> SessionState? {
+        if current.aliceBaseKey == baseKey { return current }
+        return archived.first { $0.aliceBaseKey == baseKey }
     }
 
     /// The number of archived states.
@@ -83,15 +85,19 @@ public struct SessionRecord: Sendable {
     /// Decrypts `message` with the current state, then each archived state (FORMAT §6.4,
     /// "Which state decrypts"), committing into `self` only on success.
     /// If a state needs a DH ratchet step, one key pair is drawn from `random` (at most once:
-    /// every state tried gets the same key pair).
-    mutating func decrypt(_ message: some RatchetWireMessage, random: some RandomSource) throws(SignalProtocolError) -> [UInt8] {
+    /// every state tried gets the same key pair), and the message's ratchet key is checked
+    /// once to be in the prime-order subgroup (else that state fails with
+    /// ``SignalProtocolError/invalidRatchetKey``). `work`, when given, counts what the
+    /// decryption cost (see ``SignalConstants`` on the work bound).
+    mutating func decrypt(
+        _ message: some RatchetWireMessage, random: some RandomSource, work: DecryptionWork? = nil
+    ) throws(SignalProtocolError) -> [UInt8] {
         if let plaintext = current.decryptInOrder(message) { return plaintext }
-        let keys = RatchetKeySource(random: random)
-        let newRatchetKey = keys.key
+        let context = DecryptionContext(random: random, work: work)
         var failures: [SignalProtocolError] = []
         var attempt = current
         do {
-            let plaintext = try attempt.decrypt(message, newRatchetKey: newRatchetKey)
+            let plaintext = try attempt.decrypt(message, context: context)
             attempt.pendingPreKey = nil
             current = attempt
             return plaintext
@@ -103,7 +109,7 @@ public struct SessionRecord: Sendable {
         for index in archived.indices {
             var attempt = archived[index]
             do {
-                let plaintext = try attempt.decrypt(message, newRatchetKey: newRatchetKey)
+                let plaintext = try attempt.decrypt(message, context: context)
                 attempt.pendingPreKey = nil
                 archived.remove(at: index)
                 promote(attempt)
@@ -131,13 +137,19 @@ public struct SessionRecord: Sendable {
     }
 }
 
-/// Draws the receiver's next ratchet key at most once per decryption: every session state
-/// tried gets the same key pair, and the states that fail are discarded with it.
-final class RatchetKeySource<Random: RandomSource> {
+/// What every session state tried for one message shares: the receiver's next ratchet key,
+/// drawn at most once (the states that fail are discarded with it), and whether the message's
+/// ratchet key is in the prime-order subgroup, checked at most once.
+final class DecryptionContext<Random: RandomSource> {
     let random: Random
-    var drawn: Curve25519.KeyAgreement.PrivateKey?
+    let work: DecryptionWork?
+    private var drawn: Curve25519.KeyAgreement.PrivateKey?
+    private var ratchetKeyIsValid: Bool?
 
-    init(random: Random) { self.random = random }
+    init(random: Random, work: DecryptionWork?) {
+        self.random = random
+        self.work = work
+    }
 
     func key() throws(SignalProtocolError) -> Curve25519.KeyAgreement.PrivateKey {
         if let drawn { return drawn }
@@ -145,6 +157,35 @@ final class RatchetKeySource<Random: RandomSource> {
         drawn = key
         return key
     }
+
+    /// A new ratchet key must be a prime-order point (``Curve25519/KeyAgreement/PublicKey/isInPrimeOrderSubgroup``):
+    /// low-order and torsioned keys are ``SignalProtocolError/invalidRatchetKey`` for every
+    /// state that would take a DH step with them.
+    func checkRatchetKey(_ message: some RatchetWireMessage) throws(SignalProtocolError) {
+        if ratchetKeyIsValid == nil {
+            work?.subgroupChecks += 1
+            ratchetKeyIsValid = message.ratchetKey.isInPrimeOrderSubgroup
+        }
+        guard ratchetKeyIsValid == true else { throw .invalidRatchetKey }
+    }
+}
+
+/// Counts the expensive operations of one decryption, for the tests that check the bound
+/// documented in ``SignalConstants`` ("Work per received message"). Counting is per call (the
+/// caller passes its own counter), so tests running in parallel do not disturb each other.
+package final class DecryptionWork {
+    /// Session states a decryption was attempted on (after the suite/version check).
+    package var statesTried = 0
+    /// X25519 scalar multiplications with a peer's key.
+    package var agreements = 0
+    /// Chain-key steps `CK' = HMAC(CK, 0x02)`.
+    package var chainSteps = 0
+    /// Message-key derivations `HKDF(HMAC(CK, 0x01), …)`.
+    package var messageKeyDerivations = 0
+    /// Prime-order subgroup checks of the message's ratchet key.
+    package var subgroupChecks = 0
+
+    package init() {}
 }
 
 extension SessionRecord {
@@ -162,6 +203,7 @@ extension SignalProtocolError {
         case .badMAC: "bad_mac"
         case .duplicateMessage: "duplicate_message"
         case .tooFarInFuture: "too_far_in_future"
+        case .chainExhausted: "chain_exhausted"
         case .noSession: "no_session"
         case .untrustedIdentity: "untrusted_identity"
         case .unknownPreKey: "unknown_prekey"

@@ -1,8 +1,8 @@
 /// One Double Ratchet session with a peer (Double Ratchet §3.2 "state variables"), in
 /// libsignal v3's shape.
 ///
-/// A value type whose secrets live in immutable ``SecureBytes``: copying a state is cheap and
-/// shares the key storage, and mutating a copy never changes the original. Decryption runs
+/// A value type whose secrets live in copy-on-write ``SecureBytes``: copying a state is cheap
+/// and shares the key storage, and mutating a copy never changes the original. Decryption runs
 /// on a copy and commits it only on success.
 struct SessionState: Sendable {
     /// A receiving chain (Double Ratchet `DHr`, `CKr`, `Nr`) with the keys skipped on it
@@ -110,6 +110,8 @@ extension SessionState {
     /// Encrypts with the sending chain and advances it (FORMAT §6.3 for v3, hush-1 spec §4).
     mutating func encrypt(_ plaintext: some ContiguousByteBuffer) throws(SignalProtocolError) -> CiphertextMessage {
         let counter = sendingChainKey.index
+        // A message numbered UInt32.max would leave no chain key after it (FORMAT's counters are 32 bits).
+        guard counter < UInt32.max else { throw .chainExhausted(counter: counter) }
         let message: CiphertextMessage
         switch suite {
         case .signalV3:
@@ -165,7 +167,7 @@ extension SessionState {
     /// then reports the error after trying the archived states.
     mutating func decryptInOrder(_ message: some RatchetWireMessage) -> [UInt8]? {
         guard mismatch(message) == nil, let chain = receiverChainIndex(for: message) else { return nil }
-        guard message.counter == receiverChains[chain].chainKey.index else { return nil }
+        guard message.counter == receiverChains[chain].chainKey.index, message.counter < UInt32.max else { return nil }
         let (sender, receiver) = (remoteIdentity, localIdentity)
         let plaintext = receiverChains[chain].chainKey.withMessageKeys(suite: suite) { m -> [UInt8]? in
             try? message.open(material: m, sender: sender, receiver: receiver)
@@ -178,51 +180,89 @@ extension SessionState {
 
     /// Decrypts on this state (FORMAT §6.4 steps 1–4). Called on a copy: on error the copy is
     /// discarded, so a failure changes nothing.
-    mutating func decrypt(
-        _ message: some RatchetWireMessage, newRatchetKey: () throws(SignalProtocolError) -> Curve25519.KeyAgreement.PrivateKey
+    ///
+    /// Work before the message authenticates is bounded per state (``SignalConstants``, "Work
+    /// per received message"): at most one X25519 (the receiving half of a DH ratchet step),
+    /// at most ``SignalConstants/maximumSkippedMessages`` chain-key steps (one HMAC each) and
+    /// one message-key derivation. The sending half of the DH step and the skipped message
+    /// keys are derived only after the message authenticated, which changes no outcome: the
+    /// same checks fail in the same order, and `context` draws the new ratchet key at the same
+    /// point as before (the first state that needs a DH step), so transcripts replay unchanged.
+    mutating func decrypt<Random: RandomSource>(
+        _ message: some RatchetWireMessage, context: DecryptionContext<Random>
     ) throws(SignalProtocolError) -> [UInt8] {
         if let error = mismatch(message) { throw error }
+        context.work?.statesTried += 1
         // 1. The receiving chain for the sender's ratchet key, or a DH ratchet step (§3.5).
         let chain: Int
+        var pendingStep: (rootKey: RootKey, ours: Curve25519.KeyAgreement.PrivateKey, theirs: Curve25519.KeyAgreement.PublicKey)?
         if let existing = receiverChainIndex(for: message) {
             chain = existing
         } else {
             let theirs = message.ratchetKey
+            context.work?.agreements += 1
             let (rootKey1, receivingChain) = try rootKey.step(ours: sendingRatchetKey, theirs: theirs, suite: suite)
-            let ours = try newRatchetKey()
-            let (rootKey2, sendingChain) = try rootKey1.step(ours: ours, theirs: theirs, suite: suite)
-            rootKey = rootKey2
+            let ours = try context.key()
             addReceiverChain(theirs, receivingChain)
-            previousCounter = sendingChainKey.index > 0 ? sendingChainKey.index - 1 : 0
-            sendingRatchetKey = ours
-            sendingChainKey = sendingChain
             chain = receiverChains.count - 1
+            pendingStep = (rootKey1, ours, theirs)
         }
         // 2. The message key for the counter (§3.5 TrySkippedMessageKeys / SkipMessageKeys),
         // 3. authentication, 4. decryption. Keys derived straight from the chain live on the stack.
-        let source = try messageKeySource(chain: chain, counter: message.counter)
+        let source = try messageKeySource(chain: chain, counter: message.counter, work: context.work)
         let (sender, receiver) = (remoteIdentity, localIdentity)
+        let plaintext: [UInt8]
         switch source {
         case .stored(let keys):
-            return try keys.material.withUnsafeBytes { (m) throws(SignalProtocolError) -> [UInt8] in
+            plaintext = try keys.material.withUnsafeBytes { (m) throws(SignalProtocolError) -> [UInt8] in
                 try message.open(material: m, sender: sender, receiver: receiver)
             }
-        case .chain(let chainKey):
-            return try chainKey.withMessageKeys(suite: suite) { (m) throws(SignalProtocolError) -> [UInt8] in
+        case .chain(let chainKey, let walked):
+            context.work?.messageKeyDerivations += 1
+            plaintext = try chainKey.withMessageKeys(suite: suite) { (m) throws(SignalProtocolError) -> [UInt8] in
                 try message.open(material: m, sender: sender, receiver: receiver)
             }
+            // Authenticated: now store the keys of the messages skipped on the way.
+            if let walked { storeSkippedKeys(chain: chain, walked, work: context.work) }
+            context.work?.chainSteps += 1
+            receiverChains[chain].chainKey = chainKey.next()
         }
+        // 5. The sending half of the DH ratchet step, once the message is known to be genuine.
+        // A new ratchet key must be a prime-order point. Checked only now, after the message
+        // authenticated (a v3 MAC and a hush-1 AEAD cover the key): a forged message does not
+        // pay for the check, and every message an unmodified libsignal would reject gets
+        // libsignal's error; only a torsioned key that authenticated (its sender made it) is
+        // refused, as ``SignalProtocolError/invalidRatchetKey``.
+        if let step = pendingStep {
+            try context.checkRatchetKey(message)
+            context.work?.agreements += 1
+            let (rootKey2, sendingChain) = try step.rootKey.step(ours: step.ours, theirs: step.theirs, suite: suite)
+            rootKey = rootKey2
+            previousCounter = sendingChainKey.index > 0 ? sendingChainKey.index - 1 : 0
+            sendingRatchetKey = step.ours
+            sendingChainKey = sendingChain
+        }
+        return plaintext
     }
 
     /// Where the message key for a counter comes from.
     private enum MessageKeySource {
         /// A key stored when its message was skipped (now removed from the state).
         case stored(MessageKeys)
-        /// Derived from this chain key (the chain has been advanced past it).
-        case chain(ChainKey)
+        /// Derived from this chain key; `walked` holds the chain keys of the skipped counters
+        /// before it (32 bytes each, oldest first), whose message keys are stored only once
+        /// the message authenticated.
+        case chain(ChainKey, walked: WalkedChainKeys?)
     }
 
-    private mutating func messageKeySource(chain: Int, counter: UInt32) throws(SignalProtocolError) -> MessageKeySource {
+    /// The chain keys passed over while walking a chain to a later counter.
+    struct WalkedChainKeys {
+        let keys: SecureBytes
+        let firstIndex: UInt32
+        var count: Int { keys.count / SignalConstants.keyByteCount }
+    }
+
+    private mutating func messageKeySource(chain: Int, counter: UInt32, work: DecryptionWork?) throws(SignalProtocolError) -> MessageKeySource {
         let chainKey = receiverChains[chain].chainKey
         if counter < chainKey.index {
             guard let stored = receiverChains[chain].skippedKeys.firstIndex(where: { $0.counter == counter }) else {
@@ -233,19 +273,38 @@ extension SessionState {
         guard counter - chainKey.index <= SignalConstants.maximumSkippedMessages else {
             throw .tooFarInFuture(counter: counter, chainIndex: chainKey.index, limit: SignalConstants.maximumSkippedMessages)
         }
+        // The chain key after `counter` would be number 2^32: the chain is used up.
+        guard counter < UInt32.max else { throw .chainExhausted(counter: counter) }
+        guard chainKey.index < counter else { return .chain(chainKey, walked: nil) }
         var current = chainKey
-        if current.index < counter {
-            var skipped = receiverChains[chain].skippedKeys
-            while current.index < counter {
-                skipped.append(current.messageKeys(suite: suite))
+        let steps = Int(counter - chainKey.index)
+        let size = SignalConstants.keyByteCount
+        let walked = SecureBytes(count: steps * size) { out in
+            for j in 0..<steps {
+                current.key.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: out[(j * size)..<((j + 1) * size)]).copyMemory(from: $0) }
                 current.advance()
             }
-            if skipped.count > SignalConstants.maximumStoredMessageKeys {
-                skipped.removeFirst(skipped.count - SignalConstants.maximumStoredMessageKeys)
-            }
-            receiverChains[chain].skippedKeys = skipped
         }
-        receiverChains[chain].chainKey = current.next()
-        return .chain(current)
+        work?.chainSteps += steps
+        return .chain(current, walked: WalkedChainKeys(keys: walked, firstIndex: chainKey.index))
+    }
+
+    /// Derives and stores the message keys of the walked counters (oldest dropped beyond
+    /// ``SignalConstants/maximumStoredMessageKeys``).
+    private mutating func storeSkippedKeys(chain: Int, _ walked: WalkedChainKeys, work: DecryptionWork?) {
+        var skipped = receiverChains[chain].skippedKeys
+        let overflow = skipped.count + walked.count - SignalConstants.maximumStoredMessageKeys
+        if overflow > 0 { skipped.removeFirst(Swift.min(overflow, skipped.count)) }
+        // Keys that would be evicted at once are not derived at all.
+        let firstKept = Swift.max(0, walked.count - SignalConstants.maximumStoredMessageKeys)
+        let size = SignalConstants.keyByteCount
+        walked.keys.withUnsafeBytes { raw in
+            for j in firstKept..<walked.count {
+                skipped.append(ChainKey.messageKeys(chainKey: UnsafeRawBufferPointer(rebasing: raw[(j * size)..<((j + 1) * size)]),
+                                                    index: walked.firstIndex + UInt32(j), suite: suite))
+            }
+        }
+        work?.messageKeyDerivations += walked.count - firstKept
+        receiverChains[chain].skippedKeys = skipped
     }
 }

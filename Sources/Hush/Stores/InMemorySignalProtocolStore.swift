@@ -3,8 +3,11 @@ import Synchronization
 /// Every Signal store in memory, thread-safe, with trust on first use.
 ///
 /// One lock per kind of record, so that a session update (``updateSession(for:_:)``, which
-/// runs under the sessions lock) may consult the identities. Lock order is always sessions
-/// before identities. For tests, demos and apps that persist records themselves
+/// runs under the sessions lock) may consult and update the identities and prekeys (a first
+/// PreKeySignalMessage saves the identity and removes its one-time prekey inside it). Lock
+/// order is always sessions before identities, prekeys and signed prekeys; the sender keys
+/// lock (``updateSenderKey(for:_:)``) is never held with another. For tests, demos and apps
+/// that persist records themselves
 /// (``SessionRecord/serialized()``). Nothing survives the process.
 public final class InMemorySignalProtocolStore: SignalProtocolStore, SenderKeyStore {
     private let identity: IdentityKeyPair
@@ -107,6 +110,18 @@ public final class InMemorySignalProtocolStore: SignalProtocolStore, SenderKeySt
     public func loadSenderKey(for name: SenderKeyName) -> SenderKeyRecord? { senderKeys.withLock { $0[name] } }
     /// Replaces the sender key record `name`.
     public func storeSenderKey(_ record: SenderKeyRecord, for name: SenderKeyName) { senderKeys.withLock { $0[name] = record } }
+    /// Runs `body` on the record `name` under the sender keys lock (concurrent group
+    /// operations on this store wait). If `body` throws, the record is as it was.
+    public func updateSenderKey<R, E: Error>(
+        for name: SenderKeyName, _ body: (inout SenderKeyRecord?) throws(E) -> R
+    ) throws(E) -> R {
+        try senderKeys.withLock { (map: inout [SenderKeyName: SenderKeyRecord]) throws(E) -> R in
+            var record = map[name]
+            let result = try body(&record)
+            if let record { map[name] = record }
+            return result
+        }
+    }
 
     // MARK: Snapshots
 

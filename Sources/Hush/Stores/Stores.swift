@@ -32,7 +32,8 @@ public protocol IdentityKeyStore: AnyObject, Sendable {
 }
 
 /// This device's unused one-time prekeys. The protocol removes a prekey once a session built
-/// from it has decrypted its first message (X3DH §3.4: "Bob deletes the one-time prekey").
+/// from it has decrypted its first message (X3DH §3.4: "Bob deletes the one-time prekey"),
+/// and stores it back if the session store then fails to keep that session.
 public protocol PreKeyStore: AnyObject, Sendable {
     /// The one-time prekey `id`, or `nil` if it is not (or no longer) held.
     func loadPreKey(id: UInt32) throws -> PreKeyRecord?
@@ -58,9 +59,12 @@ public protocol SessionStore: AnyObject, Sendable {
     func storeSession(_ record: SessionRecord, for address: ProtocolAddress) throws
     /// Runs `body` on the record of `address` and keeps what it leaves, as one step.
     ///
-    /// `SessionCipher` uses it for every message of an established session. The default
-    /// implementation loads, runs `body` on the copy and stores the result if `body` returns
-    /// (a store may run `body` under its own lock: `body` calls only the identity store). A
+    /// `SessionCipher` uses it for every message it decrypts or encrypts (PreKeySignalMessages
+    /// included: X3DH, decryption and the commit of identity and one-time prekey run inside
+    /// `body`). The default implementation loads, runs `body` on the copy and stores the
+    /// result if `body` returns; it is not atomic. A store may run `body` under its own lock
+    /// (per address, or one for all): `body` calls only the identity, prekey and signed prekey
+    /// stores, never this store. A
     /// store that can hand out the record in place (``InMemorySignalProtocolStore``) saves
     /// the copies. When `body` throws, nothing may be stored.
     func updateSession<R, E: Error>(for address: ProtocolAddress, _ body: (inout SessionRecord?) throws(E) -> R) throws -> R

@@ -88,6 +88,8 @@ public struct SignalMessage: Sendable, Equatable {
         plaintext: UnsafeRawBufferPointer, cipherKey: UnsafeRawBufferPointer, macKey: UnsafeRawBufferPointer,
         iv: UnsafeRawBufferPointer, sender: IdentityKey, receiver: IdentityKey
     ) throws(SignalProtocolError) {
+        // Before any length is converted: a plaintext of 2 GiB or more is a typed error, not a trap.
+        do { try AES.checkInputLength(plaintext.count) } catch { throw .crypto(error) }
         let bodyCount = (plaintext.count / AES.blockByteCount + 1) * AES.blockByteCount
         let header = 1 + 2 + 33 + 1 + ProtobufWriter.varintSize(UInt64(counter)) + 1 + ProtobufWriter.varintSize(UInt64(previousCounter))
             + 1 + ProtobufWriter.varintSize(UInt64(bodyCount))
@@ -108,7 +110,7 @@ public struct SignalMessage: Sendable, Equatable {
             offset += 32
             put(0x10); putVarint(counter)
             put(0x18); putVarint(previousCounter)
-            put(0x22); putVarint(UInt32(bodyCount))
+            put(0x22); LEB128.encode(UInt64(bodyCount), put)
             do throws(CryptoError) {
                 let written = try AES.CBC.encrypt256(plaintext, key: cipherKey, iv: iv, into: UnsafeMutableRawBufferPointer(rebasing: out[offset...]))
                 precondition(written == bodyCount)

@@ -132,6 +132,47 @@ extension Curve25519.KeyAgreement {
             return false  // u == p
         }
 
+        /// A key from its 32 raw bytes that must be the canonical encoding of a point of the
+        /// prime-order subgroup (``isInPrimeOrderSubgroup``): what a protocol should use for
+        /// every key a peer sends.
+        ///
+        /// - Throws: ``CryptoError/invalidKeySize(actual:allowed:)`` for another length,
+        ///   ``CryptoError/invalidKeyEncoding`` for a non-canonical encoding, a low-order point, a
+        ///   point with a small-order component ("torsioned") or a point on the twist.
+        public init(validatingRawRepresentation bytes: some ContiguousByteBuffer) throws(CryptoError) {
+            try self.init(rawRepresentation: bytes)
+            guard isInPrimeOrderSubgroup else { throw .invalidKeyEncoding }
+        }
+
+        /// Whether the key is the canonical encoding (``isCanonical``) of a point of the
+        /// prime-order subgroup of Curve25519 (order ℓ = 2^252 + 27742317777372353535851937790883648493).
+        ///
+        /// X25519 clamps its scalar to a multiple of the cofactor 8, so adding any of the eight
+        /// small-order points to a key gives up to eight encodings with the same shared secrets
+        /// (RFC 7748 §5, §7). A protocol that identifies a key by its bytes (a PreKeySignalMessage's
+        /// base key names its session) must accept only the subgroup point itself, as libsignal
+        /// (Rust) does. Honest keys (`k·B` for a clamped `k`) always pass.
+        ///
+        /// Construction (library calls only): the birational map of RFC 7748 §4.1 sends the
+        /// Montgomery point with coordinate `u` to the Edwards point with `y = (u − 1)/(u + 1)`
+        /// (one field inversion, as XEdDSA verification does, XEdDSA §2.6 `convert_mont`); the
+        /// map is a group isomorphism, so `u` is in the prime-order subgroup exactly when that
+        /// Edwards point is. libsodium's `crypto_core_ed25519_is_valid_point` then checks that
+        /// `y` is canonical, decodes to a point of the curve (not the twist), is not of small
+        /// order, and lies in the main subgroup (`[ℓ]P = O`). The sign of `x` is irrelevant:
+        /// negation preserves the subgroup. Public values only (neither step is constant-time).
+        public var isInPrimeOrderSubgroup: Bool {
+            rawRepresentation.withUnsafeBytes { Self.isInPrimeOrderSubgroup($0) }
+        }
+
+        /// ``isInPrimeOrderSubgroup`` for 32 raw bytes, without making a key.
+        package static func isInPrimeOrderSubgroup(_ raw: UnsafeRawBufferPointer) -> Bool {
+            Sodium.ensureInitialized()
+            guard isCanonical(raw) else { return false }
+            guard let y = XEdDSA.edwardsY(fromMontgomeryU: Array(raw)) else { return false }
+            return crypto_core_ed25519_is_valid_point(y) == 1
+        }
+
         /// Signal's 33-byte form, `0x05 || u`: what goes on the wire, into MACs and signatures.
         public var signalRepresentation: [UInt8] { [Curve25519.signalKeyType] + rawRepresentation }
 

@@ -88,7 +88,8 @@ public enum HKDF {
         let n = HMACSHA256.byteCount
         withUnsafeTemporaryAllocation(byteCount: 3 * n, alignment: 16) { scratch in
             scratch.initializeMemory(as: UInt8.self, repeating: 0)
-            defer { scratch.initializeMemory(as: UInt8.self, repeating: 0) }
+            // `sodium_memzero`: a plain zeroing store to dead stack memory is removed by -O.
+            defer { SecureBytes.wipe(scratch) }
             let zeroSalt = UnsafeRawBufferPointer(rebasing: scratch[0..<n])
             let prk = UnsafeMutableRawBufferPointer(rebasing: scratch[n..<(2 * n)])
             let tail = UnsafeMutableRawBufferPointer(rebasing: scratch[(2 * n)...])

@@ -15,7 +15,10 @@ import CSodium
 public struct SecureBytes: Sendable {
     @usableFromInline
     final class Storage: @unchecked Sendable {
-        // Immutable after initialisation, hence safe to share across threads.
+        // The pointer and count never change. The bytes change only through
+        // `SecureBytes.withUnsafeMutableBytes`, which first makes sure that this storage has a
+        // single owner (copy-on-write), so storage shared between values or threads is never
+        // written: sharing it across threads is safe.
         @usableFromInline let pointer: UnsafeMutableRawPointer
         @usableFromInline let count: Int
 
@@ -26,20 +29,24 @@ public struct SecureBytes: Sendable {
             self.pointer = UnsafeMutableRawPointer.allocate(byteCount: Swift.max(count, 1), alignment: 16)
         }
 
+        /// Test hook of this one storage (``SecureBytes/inspectRelease(_:)``): called with the
+        /// buffer after it was wiped and before it is freed. Per storage, so tests running in
+        /// parallel cannot see each other's buffers; present in release builds too.
+        var releaseInspector: ((UnsafeRawBufferPointer) -> Void)?
+
         deinit {
             sodium_memzero(pointer, Swift.max(count, 1))
-            #if DEBUG
-            SecureBytes.releaseObserver?(UnsafeRawBufferPointer(start: pointer, count: count))
-            #endif
+            releaseInspector?(UnsafeRawBufferPointer(start: pointer, count: count))
             pointer.deallocate()
         }
     }
 
-    #if DEBUG
-    /// Test hook (debug builds only): called with the buffer after it was wiped and before it
-    /// is freed, so tests can prove the wipe.
-    nonisolated(unsafe) static var releaseObserver: ((UnsafeRawBufferPointer) -> Void)?
-    #endif
+    /// For tests that prove the wipe: `inspector` is called with this value's bytes when their
+    /// storage is released (after the wipe, before the memory is freed). Not thread-safe: set
+    /// it before sharing the value.
+    package func inspectRelease(_ inspector: @escaping (UnsafeRawBufferPointer) -> Void) {
+        storage.releaseInspector = inspector
+    }
 
     @usableFromInline
     var storage: Storage

@@ -80,6 +80,19 @@ public enum AES {
         }
     }
 
+    /// The longest input one operation takes: OpenSSL's `EVP_CipherUpdate` counts in `int`,
+    /// and the output (one padding block more) must fit too.
+    public static let maximumInputByteCount = Int(Int32.max) - blockByteCount
+
+    /// Checks an input length against ``maximumInputByteCount`` (a 2 GiB input throws
+    /// ``CryptoError/parameterOutOfRange(name:value:allowed:)`` instead of trapping in the
+    /// conversion to `Int32`).
+    package static func checkInputLength(_ count: Int) throws(CryptoError) {
+        guard (0...maximumInputByteCount).contains(count) else {
+            throw .parameterOutOfRange(name: "input.count", value: count, allowed: 0...maximumInputByteCount)
+        }
+    }
+
     static func checkIV(_ iv: some ContiguousByteBuffer) throws(CryptoError) {
         guard iv.byteCount == blockByteCount else { throw .invalidNonceSize(actual: iv.byteCount, expected: blockByteCount) }
     }
@@ -112,6 +125,7 @@ public enum AES {
         key: UnsafeRawBufferPointer, iv: UnsafeRawBufferPointer,
         input: UnsafeRawBufferPointer, into out: UnsafeMutableRawBufferPointer
     ) throws(CryptoError) -> Int {
+        try checkInputLength(input.count)
         precondition(out.count >= (encrypt && padding ? (input.count / blockByteCount + 1) * blockByteCount : input.count))
         let ctx = try OpenSSL.threadCipherContext()
         // Reset after use: OpenSSL frees the key schedule with OPENSSL_clear_free (so no key
@@ -125,7 +139,7 @@ public enum AES {
         if !padding { EVP_CIPHER_CTX_set_padding(ctx, 0) }
         var written: Int32 = 0
         if input.count > 0 {
-            guard EVP_CipherUpdate(ctx, out.nonNullBase, &written, input.nonNullBase, Int32(input.count)) == 1 else {
+            guard EVP_CipherUpdate(ctx, out.nonNullBase, &written, input.nonNullBase, Int32(truncatingIfNeeded: input.count)) == 1 else {
                 throw .libraryFailure(function: "EVP_CipherUpdate")
             }
         }
@@ -155,18 +169,22 @@ extension AES.CBC {
     }
 
     /// AES-256-CBC-PKCS#7 on this thread's dedicated context: re-keyed with a NULL cipher (no
-    /// fetch, no allocation), then re-keyed with 32 zero bytes so that no key schedule of a
-    /// message key stays in memory.
+    /// fetch, no allocation), then re-keyed with 32 zero bytes and a zero IV, so that neither
+    /// the key schedule of a message key nor its IV (the original or the chained one, which
+    /// OpenSSL keeps in the context) stays in memory.
     static func cbc256(
         encrypt: Bool, key: UnsafeRawBufferPointer, iv: UnsafeRawBufferPointer,
         input: UnsafeRawBufferPointer, into out: UnsafeMutableRawBufferPointer
     ) throws(CryptoError) -> Int {
+        try AES.checkInputLength(input.count)
         precondition(out.count >= (encrypt ? (input.count / AES.blockByteCount + 1) * AES.blockByteCount : input.count))
         let ctx = try OpenSSL.threadCBC256Context()
         defer {
             withUnsafeTemporaryAllocation(byteCount: 32, alignment: 16) { zero in
                 zero.initializeMemory(as: UInt8.self, repeating: 0)
-                _ = EVP_CipherInit_ex2(ctx, nil, zero.baseAddress!.assumingMemoryBound(to: UInt8.self), nil, 1, nil)
+                let zeros = zero.baseAddress!.assumingMemoryBound(to: UInt8.self)
+                // A NULL IV would keep the message's IV in the context: pass 16 zero bytes.
+                _ = EVP_CipherInit_ex2(ctx, nil, zeros, zeros, 1, nil)
             }
         }
         guard EVP_CipherInit_ex2(ctx, nil, key.nonNullBase, iv.nonNullBase, encrypt ? 1 : 0, nil) == 1 else {
@@ -174,7 +192,7 @@ extension AES.CBC {
         }
         var written: Int32 = 0
         if input.count > 0 {
-            guard EVP_CipherUpdate(ctx, out.nonNullBase, &written, input.nonNullBase, Int32(input.count)) == 1 else {
+            guard EVP_CipherUpdate(ctx, out.nonNullBase, &written, input.nonNullBase, Int32(truncatingIfNeeded: input.count)) == 1 else {
                 throw .libraryFailure(function: "EVP_CipherUpdate")
             }
         }
@@ -186,6 +204,20 @@ extension AES.CBC {
         }
         produced += Int(tail)
         return produced
+    }
+
+    /// The original and the current (chained) IV held by this thread's AES-256-CBC context,
+    /// for the tests that check nothing of the last message stays behind. Creates the context
+    /// if this thread has none.
+    package static func threadContextIVs() throws(CryptoError) -> (original: [UInt8], updated: [UInt8]) {
+        let ctx = try OpenSSL.threadCBC256Context()
+        var original = [UInt8](repeating: 0xFF, count: AES.blockByteCount)
+        var updated = [UInt8](repeating: 0xFF, count: AES.blockByteCount)
+        guard EVP_CIPHER_CTX_get_original_iv(ctx, &original, original.count) == 1,
+              EVP_CIPHER_CTX_get_updated_iv(ctx, &updated, updated.count) == 1 else {
+            throw .libraryFailure(function: "EVP_CIPHER_CTX_get_original_iv")
+        }
+        return (original, updated)
     }
 
     /// The inverse of ``encrypt256(_:key:iv:into:)``: `out` must hold `input.count` bytes.

@@ -134,7 +134,7 @@ let now: UInt64 = 1_800_000_000_000
         let parsed = try MultiRecipientEnvelope(serialized: multi.serialized)
         #expect(parsed == multi)
         for (i, member) in members.enumerated() {
-            let delivered = parsed.delivered(to: i)
+            let delivered = try parsed.delivered(to: i)
             let opened = try MultiRecipientEnvelope.open(delivered, recipientIdentity: member.identity, validator: pki.validator, now: now)
             #expect(opened.message == Array("group hello".utf8) && opened.sender.senderID == "alice")
             // Nobody else can open this recipient's copy.
@@ -155,8 +155,8 @@ let now: UInt64 = 1_800_000_000_000
             offset += 1
             return (Array(delivered[offset..<(offset + 32 + 96)]), Array(delivered[(offset + 32 + 96)...]))
         }
-        let victim = parts(parsed.delivered(to: 1))
-        let forgedPayload = parts(other.delivered(to: 0)).payload
+        let victim = parts(try parsed.delivered(to: 1))
+        let forgedPayload = parts(try other.delivered(to: 0)).payload
         var spliced: [UInt8] = [0xE3]
         var length = UInt32(victim.head.count + forgedPayload.count)
         while length >= 0x80 { spliced.append(UInt8(length & 0x7F) | 0x80); length >>= 7 }
@@ -166,7 +166,7 @@ let now: UInt64 = 1_800_000_000_000
             try MultiRecipientEnvelope.open(spliced, recipientIdentity: members[1].identity, validator: pki.validator, now: now)
         }
         // Every byte of a delivered copy is authenticated.
-        let delivered = parsed.delivered(to: 2)
+        let delivered = try parsed.delivered(to: 2)
         for index in delivered.indices {
             var tampered = delivered
             tampered[index] ^= 0x80
@@ -187,7 +187,7 @@ let now: UInt64 = 1_800_000_000_000
         let multi = try MultiRecipientEnvelope.seal([4], contentType: .groupMessage, certificate: certificate, senderIdentity: alice.identity,
                                                     to: [bob.identity.identityKey], random: random)
         var inputs: [[UInt8]] = []
-        for genuine in [sealed, multi.serialized, multi.delivered(to: 0), certificate.serialized, pki.server.serialized] {
+        for genuine in [sealed, multi.serialized, try multi.delivered(to: 0), certificate.serialized, pki.server.serialized] {
             for n in 0...genuine.count { inputs.append(Array(genuine.prefix(n))) }
             for i in genuine.indices { var b = genuine; b[i] ^= 0x80; inputs.append(b) }
         }
@@ -215,6 +215,7 @@ let now: UInt64 = 1_800_000_000_000
                     case .unsupportedVersion(let byte): #expect(first != nil && first != type && byte == first)
                     case .malformed, .authenticationFailed, .invalidKey: #expect(first == type || first == nil)
                     case .certificate: #expect(first == type)
+                    case .tooLarge, .recipientIndexOutOfRange: Issue.record("an opener threw \(error)")
                     }
                 }
             }
