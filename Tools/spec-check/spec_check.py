@@ -321,6 +321,19 @@ SMALL_ORDER_Y = _small_order_ys()
 SMALL_ORDER_Y_ENCODINGS = SMALL_ORDER_Y | {y + P for y in SMALL_ORDER_Y if y + P < 2 ** 255}
 
 
+def is_prime_order(u_bytes):
+    """README.md "prime-order key": y = (u - 1)/(u + 1) decodes to a curve point P (either sign
+    of x) that is not of small order and has [L]P = O.  u = p - 1 is not prime-order."""
+    u = le(u_bytes)
+    if u % P == P - 1:
+        return False
+    y = (u - 1) * inv(u + 1) % P
+    x = recover_x(y, 0)
+    if x is None or y in SMALL_ORDER_Y:  # twist (no x), or small order
+        return False
+    return pt_encode(pt_mul(Q, pt_from_xy(x, y))) == pt_encode(IDENT)  # not torsioned
+
+
 def verify(u_bytes, msg, sig, form):
     """README.md "Signatures", "Verification": form is "spec" (certificates) or "libsignal"
     (signed prekeys).  Returns True or False."""
@@ -547,8 +560,10 @@ def process_bundle(alice, bob_address, bundle, draws):
     if not verify_spk_signature(ik_b, spk_b, bytes.fromhex(bundle["signed_prekey_signature"])):
         fail("bad_signature")
     opk_b = strip05(bundle["one_time_prekey"]) if bundle.get("one_time_prekey") else None
-    # hush-1.md §4: "the bundle's keys are not otherwise checked" (no canonical-encoding check
-    # here: see REVIEW.md, finding on bundle key encodings).
+    # §4 step 3: prime-order bundle keys, before the draws.
+    for k, what in ((ik_b, "identity key"), (spk_b, "signed prekey"), (opk_b, "one-time prekey")):
+        if k is not None and not is_prime_order(k):
+            fail("malformed", f"bundle {what} not prime-order")
     ek_priv = clamp(draws())
     ra_priv = clamp(draws())
     ek_pub = x25519_base(ek_priv)
@@ -581,6 +596,8 @@ def encrypt(party, address, plaintext):
     st = rec.current
     if not party.trusted(address, st.remote_ik):  # §6 step 2
         fail("untrusted_identity")
+    if st.ns >= 2 ** 32 - 1:  # §6 step 3
+        fail("chain_exhausted", f"sending chain index {st.ns}")
     header = bytes([MSG_TYPE]) + st.send_pub + varint(st.ns) + varint(st.pn)
     prefix = b""
     if st.pending is not None:
@@ -618,25 +635,21 @@ class RatchetDraw:
 
 
 def decrypt_on_state(st, msg, prefix, rdraw):
-    """Runs §7.2 steps 2-4 on (a copy of) a state; returns (plaintext, ratcheted)."""
-    if st.suite != "hush-1":
+    """Runs §7.2 steps 1-4b on (a copy of) a state; returns (plaintext, ratcheted)."""
+    if st.suite != "hush-1":  # step 1
         fail("invalid_version", "suite_mismatch")
     T, c = msg["T"], msg["counter"]
     chain = next((ch for ch in st.recv if ch.T == T), None)
     ratcheted = False
-    if chain is None:
+    if chain is None:  # step 2: the receiving half of the DH ratchet step
         out = HKDF(dh_or_malformed(st.send_priv, T, "ratchet"), st.rk, ROOT_INFO, 64)
         st.rk, ckr = out[:32], out[32:]
         r_priv = rdraw.get()
-        out = HKDF(dh_or_malformed(r_priv, T, "ratchet"), st.rk, ROOT_INFO, 64)
-        st.rk, cks = out[:32], out[32:]
         chain = Chain(T, ckr, 0)
         st.recv.append(chain)
         del st.recv[:-MAX_RECV_CHAINS]
-        st.pn = max(st.ns - 1, 0)
-        st.send_priv, st.send_pub, st.cks, st.ns = r_priv, x25519_base(r_priv), cks, 0
         ratcheted = True
-    if c < chain.n:
+    if c < chain.n:  # step 3
         mk = chain.skipped.pop(c, None)
         if mk is None:
             fail("duplicate_message", f"counter {c}")
@@ -644,6 +657,8 @@ def decrypt_on_state(st, msg, prefix, rdraw):
     else:
         if c - chain.n > MAX_SKIP:
             fail("too_far_in_future", f"counter {c}, chain index {chain.n}")
+        if c == 2 ** 32 - 1:
+            fail("chain_exhausted", f"counter {c}")
         ck = chain.ck
         for i in range(chain.n, c):
             k, n, ck = chain_step(ck)
@@ -653,9 +668,16 @@ def decrypt_on_state(st, msg, prefix, rdraw):
         key, nonce, ck = chain_step(ck)
         chain.ck, chain.n = ck, c + 1
     ad = AD_LABEL + st.remote_ik + st.local_ik + prefix + msg["header"]
-    pt = aead_open(key, nonce, msg["body"], ad)
+    pt = aead_open(key, nonce, msg["body"], ad)  # step 4
     if pt is None:
         fail("bad_mac")
+    if ratcheted:  # step 4b: T prime-order, then the sending half
+        if not is_prime_order(T):
+            fail("malformed", "ratchet key not prime-order")
+        out = HKDF(dh_or_malformed(r_priv, T, "ratchet"), st.rk, ROOT_INFO, 64)
+        st.rk, cks = out[:32], out[32:]
+        st.pn = max(st.ns - 1, 0)
+        st.send_priv, st.send_pub, st.cks, st.ns = r_priv, x25519_base(r_priv), cks, 0
     return pt, ratcheted
 
 
@@ -707,10 +729,13 @@ def decrypt_prekey_message(party, sender_address, data, rdraw):
     if not party.trusted(sender_address, pm["ik"]):
         fail("untrusted_identity")
     rec = party.records.get(sender_address)
-    existing = rec is not None and any(
-        s.base_key == pm["base_key"] for s in [rec.current] + rec.archived)
+    match = None if rec is None else next(
+        (s for s in [rec.current] + rec.archived if s.base_key == pm["base_key"]), None)
     used_opk = None
-    if existing:
+    built = False
+    if match is not None:  # §7.3 step 3
+        if match.remote_ik != pm["ik"]:
+            fail("bad_mac", "existing state for this base key has another remote identity")
         work = rec
     else:
         spk = party.spks.get(pm["spk_id"])
@@ -735,6 +760,7 @@ def decrypt_prekey_message(party, sender_address, data, rdraw):
         st.rk = out[:32]
         st.send_priv, st.send_pub, st.cks, st.ns, st.pn = spk[0], spk[1], out[32:], 0, 0
         st.recv = []
+        built = True
         if rec is None:
             work = Record(st)
         else:
@@ -742,6 +768,10 @@ def decrypt_prekey_message(party, sender_address, data, rdraw):
             work.archived = list(rec.archived)
             work.push_new(st)
     new, pt, ratcheted = decrypt_with_record(work, pm["inner"], pm["prefix"], rdraw)
+    if built:  # §7.3 step 5: field 2, then field 3, prime-order
+        for k, what in ((pm["base_key"], "base key"), (pm["ik"], "identity key")):
+            if not is_prime_order(k):
+                fail("malformed", f"{what} not prime-order")
     party.records[sender_address] = new
     party.identities[sender_address] = pm["ik"]
     if used_opk is not None:
