@@ -1385,6 +1385,36 @@ def self_checks(tally):
                     f"key {i}: spec verifier accepts the libsignal form iff its sign bit is 0")
     tally.check(signs == {0, 1}, "self-checks covered both signs of E")
     strictness_self_checks(tally)
+    chain_exhausted_self_checks(tally)
+
+
+def chain_exhausted_self_checks(tally):
+    """hush-1.md §6 step 3 and §7.2 step 3: the vectors cannot reach a counter of 2^32 - 1."""
+    k1, k2 = clamp(hashlib.sha256(b"ce1").digest()), clamp(hashlib.sha256(b"ce2").digest())
+    pa = Party({"name": "a", "address": {"name": "b", "device_id": 1}, "registration_id": 1,
+                "identity_key": {"private": k1.hex(), "public": "05" + x25519_base(k1).hex()},
+                "signed_prekeys": [], "one_time_prekeys": []})
+    st = State()
+    st.local_ik, st.remote_ik, st.local_reg, st.remote_reg = pa.ik_pub, x25519_base(k2), 1, 2
+    st.rk, st.send_priv, st.send_pub, st.cks = bytes(32), k1, pa.ik_pub, bytes(32)
+    T = x25519_base(k2)
+    st.recv = [Chain(T, bytes(32), 2 ** 32 - 1 - 5)]
+    pa.records[("b", 1)] = Record(st)
+    for ns, want in ((2 ** 32 - 2, None), (2 ** 32 - 1, "chain_exhausted")):
+        st.ns = ns
+        try:
+            encrypt(pa, ("b", 1), b"x")
+            got = None
+        except ProtocolError as e:
+            got = e.name
+        tally.check(got == want, f"chain_exhausted: encrypt at index {ns} -> {got or 'ok'}")
+    data = bytes([MSG_TYPE]) + T + varint(2 ** 32 - 1) + varint(0) + bytes(16)
+    try:
+        decrypt_on_state(copy.deepcopy(st), parse_message(data), b"", RatchetDraw(None))
+        got = None
+    except ProtocolError as e:
+        got = e.name
+    tally.check(got == "chain_exhausted", f"chain_exhausted: counter 2^32 - 1 received -> {got}")
 
 
 def _equation_holds(A, A_enc, msg, sig):
