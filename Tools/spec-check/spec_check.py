@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Independent check of the hush-1 session suite and the Hush sealed envelopes.
 
-Written from Docs/spec/README.md, Docs/spec/hush-1.md, Docs/spec/envelope.md,
-../shared/vectors/signal-v3/FORMAT.md (§2-§4, §5.2) and Signal's XEdDSA
-specification only.  It replays TestVectors/hush-1/*.json.
+Written from Docs/spec/README.md, hush-1.md, envelope.md and vectors.md and the primary
+specifications they cite (RFC 7748, RFC 5869, RFC 2104, RFC 8032, Signal's XEdDSA
+specification) only, without reading Hush's sources, tests or vector generator.  It replays
+TestVectors/hush-1/*.json.  Findings about the specification: REVIEW.md.
 
 Usage: python3 Tools/spec-check/spec_check.py TestVectors/hush-1 [-v]
 
@@ -555,7 +556,8 @@ def process_bundle(alice, bob_address, bundle, draws):
     if not alice.trusted(bob_address, ik_b):
         fail("untrusted_identity")
     if bundle.get("signed_prekey") is None:
-        fail("invalid_bundle")
+        # hush-1.md §8: invalid_bundle, "reported as malformed in vectors" (REVIEW.md F1).
+        fail("malformed", "invalid_bundle: no signed prekey")
     spk_b = strip05(bundle["signed_prekey"])
     if not verify_spk_signature(ik_b, spk_b, bytes.fromhex(bundle["signed_prekey_signature"])):
         fail("bad_signature")
@@ -1386,6 +1388,24 @@ def self_checks(tally):
     tally.check(signs == {0, 1}, "self-checks covered both signs of E")
     strictness_self_checks(tally)
     chain_exhausted_self_checks(tally)
+    size_self_checks(tally)
+
+
+def size_self_checks(tally):
+    """The size tables of envelope.md §9 and hush-1.md §9, recomputed from the layouts."""
+    k = clamp(hashlib.sha256(b"size").digest())
+    pub = x25519_base(k)
+    server_cert = make_server_cert(k, 7, pub, 0, bytes(64))
+    cert = make_sender_cert(k, "alice", 1, pub, 0, server_cert, bytes(64))
+    tally.check(len(server_cert) == 106 and len(cert) == 218, "certificate sizes 106 and 218 (envelope.md §3, §4)")
+    rows = {(5, 51): (56, 278, 288, 387), (1024, 51): (1075, 1298, 1344, 1443),
+            (5, None): (66, 288, 288, 387), (1024, None): (1091, 1314, 1344, 1443)}
+    for (n, overhead), want in rows.items():
+        msg_len = n + overhead if overhead else want[0]  # Signal v3 sizes are given, not derived
+        content = 1 + len(varint(len(cert))) + len(cert) + len(varint(msg_len)) + msg_len
+        L = 32 + 48 + padme(content) + 16
+        got = (msg_len, content, padme(content), 1 + len(varint(L)) + L)
+        tally.check(got == want, f"size table row {'hush-1' if overhead else 'Signal v3'}, {n} B: {got}")
 
 
 def chain_exhausted_self_checks(tally):
