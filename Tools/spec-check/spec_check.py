@@ -1389,6 +1389,52 @@ def self_checks(tally):
     strictness_self_checks(tally)
     chain_exhausted_self_checks(tally)
     size_self_checks(tally)
+    torsioned_identity_self_check(tally)
+
+
+def torsioned_identity_self_check(tally):
+    """hush-1.md §4 step 3 for IK_B: the vectors' torsioned identity key fails step 2 (its
+    signature was made for the genuine key), so they do not show step 3 for IK_B.  But the
+    equation of README.md "Signatures" has no cofactor: under A' = A + T (T of order 8) a
+    signature whose h is a multiple of 8 verifies, and the owner of A can grind R for that.
+    Such a bundle passes step 2 and must be refused by step 3 (malformed)."""
+    k = clamp(hashlib.sha256(b"torsioned identity").digest())
+    kk = le(k)
+    y8 = next(y for y in SMALL_ORDER_Y if y not in (0, 1, P - 1))
+    T8 = pt_from_xy(recover_x(y8, 0), y8)
+    A2 = pt_add(pt_mul(kk, BASE), T8)
+    A2_enc = pt_encode(A2)
+    y2, sign = le(A2_enc) & (2 ** 255 - 1), A2_enc[31] >> 7
+    u2 = ((1 + y2) * inv(1 - y2) % P).to_bytes(32, "little")
+    spk = x25519_base(clamp(hashlib.sha256(b"spk").digest()))
+    m = b"\x05" + spk
+    for i in range(256):
+        r = le(sha512(b"grind", bytes([i]))) % Q
+        R = pt_encode(pt_mul(r, BASE))
+        h = le(sha512(R, A2_enc, m)) % Q
+        if h % 8 == 0:
+            break
+    sig = bytearray(R + ((r + h * kk) % Q).to_bytes(32, "little"))
+    sig[63] |= sign << 7
+    sig = bytes(sig)
+    tally.check(libsignal_verify(u2, m, sig) and not is_prime_order(u2),
+                "torsioned identity key: a ground signature verifies (libsignal-compatible verifier)")
+    alice_k = clamp(hashlib.sha256(b"alice").digest())
+    alice = Party({"name": "a", "address": {"name": "a", "device_id": 1}, "registration_id": 1,
+                   "identity_key": {"private": alice_k.hex(), "public": "05" + x25519_base(alice_k).hex()},
+                   "signed_prekeys": [], "one_time_prekeys": []})
+    bundle = {"registration_id": 2, "device_id": 1, "identity_key": "05" + u2.hex(),
+              "signed_prekey_id": 1, "signed_prekey": "05" + spk.hex(), "signed_prekey_signature": sig.hex(),
+              "one_time_prekey_id": None, "one_time_prekey": None}
+
+    def no_draws():
+        raise AssertionError("drew")
+    try:
+        process_bundle(alice, ("b", 1), bundle, no_draws)
+        got = "ok"
+    except ProtocolError as e:
+        got = e.name
+    tally.check(got == "malformed", f"torsioned identity key with a valid signature: bundle -> {got} (§4 step 3)")
 
 
 def size_self_checks(tally):
