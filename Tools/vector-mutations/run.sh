@@ -101,4 +101,10 @@ run "0xE2: zero recipients accepted" $M "guard count >= 1, count <= r.remaining"
 run "0xE2: trailing bytes accepted" $M "        let payload = try r.bytes(payloadCount)
         guard r.isAtEnd else { throw .malformed(\"trailing bytes\") }" "        let payload = try r.bytes(payloadCount)"
 run "0xE2: payload under 16 accepted" $M "guard payloadCount >= 16 else" "guard payloadCount >= 15 else"
+K=Sources/HushCrypto/Curve25519/Curve25519.swift
+run "no prime-order subgroup check" $K "return crypto_core_ed25519_is_valid_point(y) == 1" "return true"
+run "torsioned ratchet keys accepted" $R "guard ratchetKeyIsValid == true else { throw .invalidRatchetKey }" ""
+P=Sources/Hush/Session/SessionCipher.swift
+run "torsioned base keys accepted" $P "guard message.baseKey.isInPrimeOrderSubgroup else { throw .malformed(.invalidKey(field: 2)) }" ""
+run "existing state: identity not compared" $P "guard existing.remoteIdentity == message.identityKey else { throw .badMAC }" ""
 swift build --product hush-conformance >/dev/null 2>&1; echo DONE
