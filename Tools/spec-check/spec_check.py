@@ -20,8 +20,16 @@ import os
 import sys
 from collections import OrderedDict
 
-import nacl.bindings as sodium
-import nacl.exceptions
+try:
+    import nacl.bindings as sodium
+    import nacl.exceptions
+except ImportError:
+    # An interpreter without PyNaCl (e.g. a pyenv python3 ahead of Debian's on the PATH): use
+    # the system one, which has python3-nacl (.ci/run installs it), if that is another binary.
+    system = "/usr/bin/python3"
+    if os.path.exists(system) and os.path.realpath(sys.executable) != os.path.realpath(system):
+        os.execv(system, [system] + sys.argv)
+    sys.exit("spec_check.py needs PyNaCl (Debian python3-nacl, or pip install pynacl)")
 
 VERBOSE = False
 
