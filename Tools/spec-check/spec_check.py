@@ -1398,6 +1398,25 @@ def self_checks(tally):
     chain_exhausted_self_checks(tally)
     size_self_checks(tally)
     torsioned_identity_self_check(tally)
+    prime_order_self_checks(tally)
+
+
+def prime_order_self_checks(tally):
+    """README.md "prime-order key" on known points: the base point u = 9, its torsioned copies
+    (plus each point of order 2, 4, 8), every small-order u, and a twist point."""
+    def u_of(pt):
+        y = le(pt_encode(pt)) & (2 ** 255 - 1)
+        return ((1 + y) * inv(1 - y) % P).to_bytes(32, "little")
+    nine = (9).to_bytes(32, "little")
+    tally.check(u_of(BASE) == nine and is_prime_order(nine), "prime-order: u = 9 (the base point)")
+    torsion = [pt_from_xy(recover_x(y, sg), y) for y in SMALL_ORDER_Y if y != 1 for sg in (0, 1)
+               if recover_x(y, sg) is not None]
+    tally.check(all(not is_prime_order(u_of(pt_add(BASE, t))) for t in torsion),
+                f"prime-order: 9 plus each of {len(torsion)} small-order points is refused (torsioned)")
+    tally.check(not any(is_prime_order(u.to_bytes(32, "little")) for u in (0, 1, P - 1)),
+                "prime-order: u = 0, 1, p - 1 refused")
+    twist = next(u for u in range(2, 100) if pow((u ** 3 + 486662 * u * u + u) % P, (P - 1) // 2, P) == P - 1)
+    tally.check(not is_prime_order(twist.to_bytes(32, "little")), f"prime-order: twist point u = {twist} refused")
 
 
 def torsioned_identity_self_check(tally):
