@@ -35,6 +35,24 @@ let package = Package(
             path: "Benchmarks/WireCodecBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
         ),
+        // HushNoise: the IK handshake's server side against its scalar multiplications, and
+        // transport encryption against ChaCha20-Poly1305.
+        .executableTarget(
+            name: "NoiseBenchmarks",
+            dependencies: [
+                .product(name: "Benchmark", package: "package-benchmark"),
+                .product(name: "HushNoise", package: "Hush"),
+                "CFloor",
+            ],
+            path: "Benchmarks/NoiseBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
+        ),
+        // The same comparison interleaved (robust on a shared machine): swift run -c release noise-floor
+        .executableTarget(
+            name: "noise-floor",
+            dependencies: [.product(name: "HushNoise", package: "Hush"), "CFloor"],
+            path: "Sources/noise-floor"
+        ),
         // Protocol benchmarks: shared operation bodies (Hush and the floor), the package-benchmark
         // target, and hush-harness for the side-by-side comparison (hush-compare).
         .systemLibrary(name: "CFloor", path: "Sources/CFloor"),

@@ -15,5 +15,6 @@ let package = Package(
         .executableTarget(name: "FuzzSessionRecord", dependencies: [.product(name: "Hush", package: "Hush")]),
         .executableTarget(name: "FuzzSessionDecrypt", dependencies: [.product(name: "Hush", package: "Hush")]),
         .executableTarget(name: "FuzzEnvelope", dependencies: [.product(name: "Hush", package: "Hush")]),
+        .executableTarget(name: "FuzzNoise", dependencies: [.product(name: "HushNoise", package: "Hush")]),
     ]
 )

@@ -2,7 +2,9 @@ import Hush
 import HushNoise
 
 /// The cacophony Noise vectors (`../shared/vectors/noise/cacophony-25519.json`: an object with
-/// a `vectors` array, each entry naming its `protocol_name`).
+/// a `vectors` array, each entry naming its `protocol_name`), and the project's own file in that
+/// format from another implementation (`TestVectors/noise`, which may mark a transport message
+/// `"rekey": true`).
 ///
 /// The three protocols HushNoise implements — `Noise_XX_25519_ChaChaPoly_SHA256`,
 /// `Noise_IK_…` and `Noise_NK_…` — are replayed with the public ``NoiseHandshake`` API, each
@@ -73,10 +75,20 @@ enum NoiseVectors {
                 return .failed("handshake hash differs: \(Hex.encode(initiatorTransport.handshakeHash))")
             }
         }
-        // Transport messages continue the alternation.
+        // Transport messages continue the alternation. `"rekey": true` (an addition of
+        // TestVectors/noise) means both sides rekeyed that direction first (§4.2, §11.3).
         while index < messages.count {
             let payload = try messages[index].hex("payload"), expected = try messages[index].hex("ciphertext")
             let fromInitiator = index % 2 == 0
+            if messages[index].bool("rekey", default: false) {
+                if fromInitiator {
+                    initiatorTransport.rekeySending()
+                    responderTransport.rekeyReceiving()
+                } else {
+                    responderTransport.rekeySending()
+                    initiatorTransport.rekeyReceiving()
+                }
+            }
             do throws(NoiseError) {
                 let written = fromInitiator ? try initiatorTransport.encrypt(payload) : try responderTransport.encrypt(payload)
                 guard written == expected else { return .failed("transport message \(index) differs: \(Hex.encode(written))") }

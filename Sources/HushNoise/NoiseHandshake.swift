@@ -15,7 +15,9 @@ import HushCrypto
 /// Handshake payloads are encrypted once a DH has happened; before that (the first message of
 /// `XX`) they travel in the clear. Received public keys that are not canonically encoded or
 /// have small order are rejected (``NoiseError/invalidPublicKey``), as is any DH whose output is
-/// all zeros.
+/// all zeros. Keys of mixed order are not (X25519's clamping ignores their small component); a
+/// server that identifies peers by their static key checks it once, at registration, with
+/// `Curve25519.KeyAgreement.PublicKey(validatingRawRepresentation:)` (Docs/noise.md).
 ///
 /// A call that throws leaves the handshake as it was before the call, but a failed handshake
 /// should be abandoned (§5: "the handshake has failed and the HandshakeState is deleted").

@@ -14,7 +14,7 @@ for argument in CommandLine.arguments.dropFirst() {
     case "--help", "-h":
         print("""
         usage: hush-conformance [--slow] [--quiet] [FILE|DIR ...]
-          Runs test vectors (Wycheproof JSON, hush-kat/1, signal-v3-session-vectors/1).
+          Runs test vectors (Wycheproof JSON, hush-kat/1, signal-v3-session-vectors/1, cacophony Noise).
           Directories are searched recursively for *.json. Default: TestVectors/
           --slow   also run cases marked slow (X25519 iterated 1,000,000 times)
           --quiet  print only failing files and the summary

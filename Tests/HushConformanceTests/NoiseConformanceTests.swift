@@ -48,3 +48,36 @@ let hasCacophony = FileManager.default.fileExists(atPath: cacophony.path)
         }
     }
 }
+
+/// TestVectors/noise: sessions from PyPI's noiseprotocol (another implementation), with rekeys;
+/// present in the repository, so they run without ../shared.
+@Suite struct NoiseProjectVectorTests {
+    static let file = packageRoot.appendingPathComponent("TestVectors/noise/noiseprotocol-25519.json")
+
+    @Test func everySessionReplays() {
+        let report = ConformanceRunner().run(file: Self.file.path)
+        #expect(report.failed == 0, "\(report.failureLines.joined(separator: "\n"))")
+        #expect(report.passed == 6 && report.skipped == 0)
+        #expect(Set(report.cases.map(\.id)) == [
+            "Noise_XX_25519_ChaChaPoly_SHA256", "Noise_IK_25519_ChaChaPoly_SHA256", "Noise_NK_25519_ChaChaPoly_SHA256",
+        ])
+    }
+
+    /// Without a rekey where noiseprotocol did one, the following message no longer matches.
+    @Test func theRekeysAreChecked() throws {
+        var root = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: Self.file)) as? [String: Any])
+        var vectors = try #require(root["vectors"] as? [[String: Any]])
+        var rekeyed = 0
+        for (v, vector) in vectors.enumerated() {
+            var messages = vector["messages"] as! [[String: Any]]
+            guard let index = messages.firstIndex(where: { $0["rekey"] as? Bool == true }) else { continue }
+            messages[index]["rekey"] = nil
+            vectors[v]["messages"] = messages
+            rekeyed += 1
+        }
+        #expect(rekeyed == 3)
+        root["vectors"] = vectors
+        let report = ConformanceRunner().run(data: try JSONSerialization.data(withJSONObject: root))
+        #expect(report.failed == 3 && report.passed == 3)
+    }
+}
