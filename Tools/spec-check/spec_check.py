@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Independent check of the hush-1 session suite and the Hush sealed envelopes.
 
-Written from Docs/spec/README.md, Docs/spec/hush-1.md, Docs/spec/envelope.md,
-../shared/vectors/signal-v3/FORMAT.md (§2-§4, §5.2) and Signal's XEdDSA
-specification only.  It replays TestVectors/hush-1/*.json.
+Written from Docs/spec/README.md, hush-1.md, envelope.md and vectors.md and the primary
+specifications they cite (RFC 7748, RFC 5869, RFC 2104, RFC 8032, Signal's XEdDSA
+specification) only, without reading Hush's sources, tests or vector generator.  It replays
+TestVectors/hush-1/*.json.  Findings about the specification: REVIEW.md.
 
 Usage: python3 Tools/spec-check/spec_check.py TestVectors/hush-1 [-v]
 
@@ -19,8 +20,16 @@ import os
 import sys
 from collections import OrderedDict
 
-import nacl.bindings as sodium
-import nacl.exceptions
+try:
+    import nacl.bindings as sodium
+    import nacl.exceptions
+except ImportError:
+    # An interpreter without PyNaCl (e.g. a pyenv python3 ahead of Debian's on the PATH): use
+    # the system one, which has python3-nacl (.ci/run installs it), if that is another binary.
+    system = "/usr/bin/python3"
+    if os.path.exists(system) and os.path.realpath(sys.executable) != os.path.realpath(system):
+        os.execv(system, [system] + sys.argv)
+    sys.exit("spec_check.py needs PyNaCl (Debian python3-nacl, or pip install pynacl)")
 
 VERBOSE = False
 
@@ -171,12 +180,18 @@ def aead_open(key, nonce, ct, ad):
 
 
 def strip05(hexkey):
-    """Vector keys come as 33-byte `05 || u` or 32-byte `u`."""
+    """A public key of a session file: 33 bytes, 05 || u (vectors.md §1)."""
     b = bytes.fromhex(hexkey)
-    if len(b) == 33:
-        assert b[0] == 0x05, hexkey
-        return b[1:]
-    assert len(b) == 32, hexkey
+    if len(b) != 33 or b[0] != 0x05:
+        raise AssertionError(f"session public key not in the 33-byte 05 || u form: {hexkey}")
+    return b[1:]
+
+
+def key32(hexkey):
+    """A public key of the envelope file: 32 bytes u (envelope.md §10)."""
+    b = bytes.fromhex(hexkey)
+    if len(b) != 32:
+        raise AssertionError(f"envelope public key not 32 bytes: {hexkey}")
     return b
 
 
@@ -280,28 +295,98 @@ def xeddsa_sign(k, msg, Z):
     return R + s.to_bytes(32, "little")
 
 
-def xeddsa_verify(u_bytes, msg, sig):
-    """XEdDSA specification verification (xeddsa_verify)."""
+def _small_order_ys():
+    """The y-coordinates (mod p) of the 8 Edwards points of order 1, 2, 4 and 8.
+
+    Derived from the curve, not copied from a table: order 1 and 2 are (0, 1), (0, -1); order
+    4 is (+-sqrt(-1), 0); an order-8 point T doubles to an order-4 point, y(2T) = 0, i.e.
+    (y^2 + x^2) / (1 - d x^2 y^2) = 0, so x^2 = -y^2, and the curve equation
+    -x^2 + y^2 = 1 + d x^2 y^2 becomes d y^4 + 2 y^2 - 1 = 0: y^2 = (-1 +- sqrt(1 + d)) / d."""
+    ys = {0, 1, P - 1}
+    for r in _sqrts(1 + D):
+        for y in _sqrts((r - 1) * inv(D)):
+            x = recover_x(y, 0)
+            if x is not None:
+                ys.add(y)
+    return ys
+
+
+def _sqrts(a):
+    """Both square roots of a mod p (empty if a is not a square)."""
+    a %= P
+    if a == 0:
+        return [0]
+    x = pow(a, (P + 3) // 8, P)
+    if (x * x - a) % P:
+        x = x * SQRT_M1 % P
+    if (x * x - a) % P:
+        return []
+    return [x, P - x]
+
+
+SMALL_ORDER_Y = _small_order_ys()
+# Every 255-bit encoding of a small-order point, sign bit ignored: y and, where it is still
+# below 2^255, y + p (README.md "Signatures" check 2: "in any of their encodings").
+SMALL_ORDER_Y_ENCODINGS = SMALL_ORDER_Y | {y + P for y in SMALL_ORDER_Y if y + P < 2 ** 255}
+
+
+def is_prime_order(u_bytes):
+    """README.md "prime-order key": y = (u - 1)/(u + 1) decodes to a curve point P (either sign
+    of x) that is not of small order and has [L]P = O.  u = p - 1 is not prime-order."""
+    u = le(u_bytes)
+    if u % P == P - 1:
+        return False
+    y = (u - 1) * inv(u + 1) % P
+    x = recover_x(y, 0)
+    if x is None or y in SMALL_ORDER_Y:  # twist (no x), or small order
+        return False
+    return pt_encode(pt_mul(Q, pt_from_xy(x, y))) == pt_encode(IDENT)  # not torsioned
+
+
+def verify(u_bytes, msg, sig, form):
+    """README.md "Signatures", "Verification": form is "spec" (certificates) or "libsignal"
+    (signed prekeys).  Returns True or False."""
     if len(sig) != 64 or len(u_bytes) != 32:
         return False
     u = le(u_bytes)
-    R, s = sig[:32], le(sig[32:])
-    if u >= P or (le(R) & (2 ** 255 - 1)) >= 2 ** 255 or s >= 2 ** 253:
+    s_bytes = bytearray(sig[32:])
+    if form == "spec":
+        if u >= P or s_bytes[31] & 0xE0:
+            return False
+        sign = 0
+    elif form == "libsignal":
+        u &= 2 ** 255 - 1
+        sign = s_bytes[31] >> 7
+        s_bytes[31] &= 0x7F
+    else:
+        raise ValueError(form)
+    y = (u - 1) * inv(u + 1) % P  # inv(0) = 0: u = p - 1 gives y = 0
+    R, s = sig[:32], le(s_bytes)
+    # 1. s >= L
+    if s >= Q:
         return False
-    um = u % 2 ** 255
-    y = (um - 1) * inv(um + 1) % P
-    x = recover_x(y, 0)
-    if x is None:  # not on_curve(A)
+    # 2. R of small order, in any encoding
+    if le(R) & (2 ** 255 - 1) in SMALL_ORDER_Y_ENCODINGS:
+        return False
+    # 3. A does not decode (no x, or x = 0 with sign 1), or A of small order
+    x = recover_x(y, sign)
+    if x is None or y in SMALL_ORDER_Y:
         return False
     A = pt_from_xy(x, y)
-    A_enc = pt_encode(A)
+    A_enc = (y | (sign << 255)).to_bytes(32, "little")
+    # 4. the equation, byte for byte, no cofactor
     h = le(sha512(R, A_enc, msg)) % Q
-    Rcheck = pt_add(pt_mul(s, BASE), pt_neg(pt_mul(h, A)))
-    return pt_encode(Rcheck) == R
+    return pt_encode(pt_add(pt_mul(s, BASE), pt_neg(pt_mul(h, A)))) == R
+
+
+def xeddsa_verify(u_bytes, msg, sig):
+    """The specification verifier (certificates, envelope.md §4.2)."""
+    return verify(u_bytes, msg, sig, "spec")
 
 
 def libsignal_sign(k, msg, Z):
-    """libsignal's curve25519 signature (FORMAT.md §5.2)."""
+    """libsignal's form (README.md "Signatures"): the raw clamped k in the nonce hash and as the
+    scalar, A with its real sign bit, carried in bit 7 of byte 63."""
     kk = le(k)
     A = pt_encode(pt_mul(kk, BASE))
     r = le(sha512(HASH1_PREFIX, k, msg, Z)) % Q
@@ -314,28 +399,8 @@ def libsignal_sign(k, msg, Z):
 
 
 def libsignal_verify(u_bytes, msg, sig):
-    """libsignal's curve_verify_signature (FORMAT.md §5.2), ref10 verify."""
-    if len(sig) != 64 or len(u_bytes) != 32:
-        return False
-    u = le(u_bytes) & (2 ** 255 - 1)
-    y = (u - 1) * inv(u + 1) % P
-    sign = sig[63] >> 7
-    s_bytes = bytearray(sig[32:])
-    s_bytes[31] &= 0x7F
-    if s_bytes[31] & 0xE0:
-        return False
-    x = recover_x(y, sign)
-    if x is None:
-        if sign == 1 and recover_x(y, 0) == 0:
-            x = 0  # ref10 accepts x = 0 with the sign bit set
-        else:
-            return False
-    A = pt_from_xy(x, y)
-    A_enc = (y | (sign << 255)).to_bytes(32, "little")
-    R = sig[:32]
-    h = le(sha512(R, A_enc, msg)) % Q
-    Rcheck = pt_add(pt_mul(le(s_bytes), BASE), pt_neg(pt_mul(h, A)))
-    return pt_encode(Rcheck) == R
+    """The libsignal-compatible verifier (signed prekeys, hush-1.md §3)."""
+    return verify(u_bytes, msg, sig, "libsignal")
 
 
 # ---------------------------------------------------------------------------
@@ -490,7 +555,7 @@ def x3dh_alice(ik_priv, ek_priv, ik_b, spk_b, opk_b):
 
 def verify_spk_signature(ik_pub, spk_pub, sig):
     msg = b"\x05" + spk_pub
-    return libsignal_verify(ik_pub, msg, sig) or xeddsa_verify(ik_pub, msg, sig)
+    return libsignal_verify(ik_pub, msg, sig)  # accepts both forms (hush-1.md §3)
 
 
 def process_bundle(alice, bob_address, bundle, draws):
@@ -499,14 +564,16 @@ def process_bundle(alice, bob_address, bundle, draws):
     if not alice.trusted(bob_address, ik_b):
         fail("untrusted_identity")
     if bundle.get("signed_prekey") is None:
-        fail("invalid_bundle")
+        # hush-1.md §8: invalid_bundle, "reported as malformed in vectors" (REVIEW.md F1).
+        fail("malformed", "invalid_bundle: no signed prekey")
     spk_b = strip05(bundle["signed_prekey"])
     if not verify_spk_signature(ik_b, spk_b, bytes.fromhex(bundle["signed_prekey_signature"])):
         fail("bad_signature")
     opk_b = strip05(bundle["one_time_prekey"]) if bundle.get("one_time_prekey") else None
-    for k in (ik_b, spk_b) + ((opk_b,) if opk_b else ()):
-        if not canonical_key(k):
-            fail("malformed", "bundle key")
+    # §4 step 3: prime-order bundle keys, before the draws.
+    for k, what in ((ik_b, "identity key"), (spk_b, "signed prekey"), (opk_b, "one-time prekey")):
+        if k is not None and not is_prime_order(k):
+            fail("malformed", f"bundle {what} not prime-order")
     ek_priv = clamp(draws())
     ra_priv = clamp(draws())
     ek_pub = x25519_base(ek_priv)
@@ -537,6 +604,10 @@ def encrypt(party, address, plaintext):
     if rec is None:
         fail("no_session")
     st = rec.current
+    if not party.trusted(address, st.remote_ik):  # §6 step 2
+        fail("untrusted_identity")
+    if st.ns >= 2 ** 32 - 1:  # §6 step 3
+        fail("chain_exhausted", f"sending chain index {st.ns}")
     header = bytes([MSG_TYPE]) + st.send_pub + varint(st.ns) + varint(st.pn)
     prefix = b""
     if st.pending is not None:
@@ -574,25 +645,21 @@ class RatchetDraw:
 
 
 def decrypt_on_state(st, msg, prefix, rdraw):
-    """Runs §7.2 steps 2-4 on (a copy of) a state; returns (plaintext, ratcheted)."""
-    if st.suite != "hush-1":
+    """Runs §7.2 steps 1-4b on (a copy of) a state; returns (plaintext, ratcheted)."""
+    if st.suite != "hush-1":  # step 1
         fail("invalid_version", "suite_mismatch")
     T, c = msg["T"], msg["counter"]
     chain = next((ch for ch in st.recv if ch.T == T), None)
     ratcheted = False
-    if chain is None:
+    if chain is None:  # step 2: the receiving half of the DH ratchet step
         out = HKDF(dh_or_malformed(st.send_priv, T, "ratchet"), st.rk, ROOT_INFO, 64)
         st.rk, ckr = out[:32], out[32:]
         r_priv = rdraw.get()
-        out = HKDF(dh_or_malformed(r_priv, T, "ratchet"), st.rk, ROOT_INFO, 64)
-        st.rk, cks = out[:32], out[32:]
         chain = Chain(T, ckr, 0)
         st.recv.append(chain)
         del st.recv[:-MAX_RECV_CHAINS]
-        st.pn = max(st.ns - 1, 0)
-        st.send_priv, st.send_pub, st.cks, st.ns = r_priv, x25519_base(r_priv), cks, 0
         ratcheted = True
-    if c < chain.n:
+    if c < chain.n:  # step 3
         mk = chain.skipped.pop(c, None)
         if mk is None:
             fail("duplicate_message", f"counter {c}")
@@ -600,6 +667,8 @@ def decrypt_on_state(st, msg, prefix, rdraw):
     else:
         if c - chain.n > MAX_SKIP:
             fail("too_far_in_future", f"counter {c}, chain index {chain.n}")
+        if c == 2 ** 32 - 1:
+            fail("chain_exhausted", f"counter {c}")
         ck = chain.ck
         for i in range(chain.n, c):
             k, n, ck = chain_step(ck)
@@ -609,9 +678,16 @@ def decrypt_on_state(st, msg, prefix, rdraw):
         key, nonce, ck = chain_step(ck)
         chain.ck, chain.n = ck, c + 1
     ad = AD_LABEL + st.remote_ik + st.local_ik + prefix + msg["header"]
-    pt = aead_open(key, nonce, msg["body"], ad)
+    pt = aead_open(key, nonce, msg["body"], ad)  # step 4
     if pt is None:
         fail("bad_mac")
+    if ratcheted:  # step 4b: T prime-order, then the sending half
+        if not is_prime_order(T):
+            fail("malformed", "ratchet key not prime-order")
+        out = HKDF(dh_or_malformed(r_priv, T, "ratchet"), st.rk, ROOT_INFO, 64)
+        st.rk, cks = out[:32], out[32:]
+        st.pn = max(st.ns - 1, 0)
+        st.send_priv, st.send_pub, st.cks, st.ns = r_priv, x25519_base(r_priv), cks, 0
     return pt, ratcheted
 
 
@@ -663,10 +739,13 @@ def decrypt_prekey_message(party, sender_address, data, rdraw):
     if not party.trusted(sender_address, pm["ik"]):
         fail("untrusted_identity")
     rec = party.records.get(sender_address)
-    existing = rec is not None and any(
-        s.base_key == pm["base_key"] for s in [rec.current] + rec.archived)
+    match = None if rec is None else next(
+        (s for s in [rec.current] + rec.archived if s.base_key == pm["base_key"]), None)
     used_opk = None
-    if existing:
+    built = False
+    if match is not None:  # §7.3 step 3
+        if match.remote_ik != pm["ik"]:
+            fail("bad_mac", "existing state for this base key has another remote identity")
         work = rec
     else:
         spk = party.spks.get(pm["spk_id"])
@@ -691,6 +770,7 @@ def decrypt_prekey_message(party, sender_address, data, rdraw):
         st.rk = out[:32]
         st.send_priv, st.send_pub, st.cks, st.ns, st.pn = spk[0], spk[1], out[32:], 0, 0
         st.recv = []
+        built = True
         if rec is None:
             work = Record(st)
         else:
@@ -698,6 +778,10 @@ def decrypt_prekey_message(party, sender_address, data, rdraw):
             work.archived = list(rec.archived)
             work.push_new(st)
     new, pt, ratcheted = decrypt_with_record(work, pm["inner"], pm["prefix"], rdraw)
+    if built:  # §7.3 step 5: field 2, then field 3, prime-order
+        for k, what in ((pm["base_key"], "base key"), (pm["ik"], "identity key")):
+            if not is_prime_order(k):
+                fail("malformed", f"{what} not prime-order")
     party.records[sender_address] = new
     party.identities[sender_address] = pm["ik"]
     if used_opk is not None:
@@ -785,6 +869,15 @@ def replay_session(path, tally):
             tally.check(x25519_base(bytes.fromhex(o["private"])) == strip05(o["public"]),
                         f"{name}: one-time prekey {o['id']} public key")
 
+    # vectors.md §1: every listed private key is already clamped (parties' keys and the draws
+    # listed as key pairs: base_key, ratchet_key, new_ratchet_key).
+    privs = [pj["identity_key"]["private"] for pj in pjs.values()]
+    privs += [k["private"] for pj in pjs.values() for k in pj["signed_prekeys"] + pj["one_time_prekeys"]]
+    privs += [s[f]["private"] for s in js["steps"] for f in ("base_key", "ratchet_key", "new_ratchet_key")
+              if isinstance(s.get(f), dict)]
+    tally.check(all(clamp(bytes.fromhex(k)) == bytes.fromhex(k) for k in privs),
+                f"all {len(privs)} listed private keys are clamped")
+
     steps = js["steps"]
     for s in steps:
         sid = f"step {s['step']} {s['op']} {s['who']}->{s.get('peer')}"
@@ -809,6 +902,9 @@ def replay_session(path, tally):
                     tally.check(s["expect"] == "error" and s.get("error") == e.name,
                                 f"{sid}: got error {e}, expected {s.get('error', 'ok')}")
                     tally.check(fingerprint(who) == before, f"{sid}: failure changed no state")
+                    # vectors.md §4: the draws are listed exactly when they happened (a refusal
+                    # after the draws lists both; one before them lists neither).
+                    tally.check(not queue, f"{sid}: listed draws made before the refusal")
                     continue
                 ok = (s["expect"] == "ok" and ek_pub == strip05(s["base_key"]["public"])
                       and ra_pub == strip05(s["ratchet_key"]["public"]) and not queue)
@@ -1037,6 +1133,8 @@ def open_sealed(data, r_priv, r_pub, trust_root, revoked, now):
 
 
 def seal_multi(sender_priv, sender_pub, recipient_pubs, content_type, cert, message, e_priv, K):
+    if not recipient_pubs:  # §5.4
+        fail("malformed", "no recipients")
     if parse_sender_cert(cert)["ik"] != sender_pub:
         fail("identity_mismatch", "refusing to seal with another identity's certificate")
     padded = make_content(content_type, cert, message)
@@ -1062,21 +1160,25 @@ def seal_multi(sender_priv, sender_pub, recipient_pubs, content_type, cert, mess
 
 
 def server_split(multi):
-    """The server's parse of the 0xE2 form and its per-recipient 0xE3 copies (§6)."""
+    """The server's parse of the 0xE2 form and its per-recipient 0xE3 copies (envelope.md §6,
+    "Parsing the 0xE2 form", in its order; nothing cryptographic is checked)."""
+    if len(multi) == 0:
+        fail("malformed", "empty")
+    if multi[0] != MULTI:
+        fail("unsupported_version", f"0x{multi[0]:02x}")
     r = Reader(multi)
-    if r.byte("type") != MULTI:
-        fail("unsupported_version")
+    r.byte()
     n = r.varint("recipient count")
     if n < 1:
         fail("malformed", "no recipients")
+    if n > r.remaining() // 96:
+        fail("malformed", "more recipients than the bytes can hold")
     e_pub = r.key("ephemeral key")
-    if r.remaining() < 96 * n:
-        fail("malformed", "headers truncated")
-    headers = [r.take(96) for _ in range(n)]
+    headers = [r.take(96, f"header {i + 1}") for i in range(n)]
     plen = r.varint("payload length")
     if plen < 16:
-        fail("malformed", "payload too short")
-    payload_box = r.take(plen, "payload")
+        fail("malformed", "payload box under 16 bytes")
+    payload_box = r.take(plen, "payload box")
     if r.remaining():
         fail("malformed", "trailing bytes")
     L = 32 + 96 + len(payload_box)
@@ -1136,7 +1238,7 @@ def check_envelopes(path, tally):
     tally.check(x25519_base(rogue_priv) == rogue_pub, "rogue trust root public key")
 
     srv = js["server"]
-    srv_priv, srv_pub = bytes.fromhex(srv["private"]), strip05(srv["public"])
+    srv_priv, srv_pub = bytes.fromhex(srv["private"]), key32(srv["public"])
     tally.check(x25519_base(srv_priv) == srv_pub, "server public key")
     server_certs = {}
     cert = make_server_cert(root_priv, srv["key_id"], srv_pub, srv["expiration"], bytes.fromhex(srv["signature_random"]))
@@ -1156,7 +1258,7 @@ def check_envelopes(path, tally):
 
     parties = {}
     for p in js["parties"]:
-        priv, pub = bytes.fromhex(p["identity_key"]["private"]), strip05(p["identity_key"]["public"])
+        priv, pub = bytes.fromhex(p["identity_key"]["private"]), key32(p["identity_key"]["public"])
         tally.check(x25519_base(priv) == pub, f"party {p['name']} public key")
         parties[p["name"]] = (priv, pub)
 
@@ -1164,8 +1266,8 @@ def check_envelopes(path, tally):
     if "second_server" in js:
         second = js["second_server"]
         second_priv = bytes.fromhex(second["private"])
-        tally.check(x25519_base(second_priv) == strip05(second["public"]), "second server public key")
-        scert = make_server_cert(root_priv, second["key_id"], strip05(second["public"]), second["expiration"],
+        tally.check(x25519_base(second_priv) == key32(second["public"]), "second server public key")
+        scert = make_server_cert(root_priv, second["key_id"], key32(second["public"]), second["expiration"],
                                  bytes.fromhex(second["signature_random"]))
         tally.check(scert.hex() == second["certificate"], "second server certificate re-issued byte for byte")
         server_certs[second["key_id"]] = scert
@@ -1176,10 +1278,15 @@ def check_envelopes(path, tally):
         sc = server_certs[c["server_key_id"]]
         signer = c.get("signed_by", "server")
         signer_priv = signers[signer] if signer in signers else parties[signer][0]
-        made = make_sender_cert(signer_priv, c["sender_id"], c["device_id"], strip05(c["identity_key"]),
+        made = make_sender_cert(signer_priv, c["sender_id"], c["device_id"], key32(c["identity_key"]),
                                 c["expiration"], sc, bytes.fromhex(c["signature_random"]))
         tally.check(made.hex() == c["certificate"], f"sender certificate {c['id']} re-issued byte for byte")
         certs[c["id"]] = bytes.fromhex(c["certificate"])
+
+    privs = [js[k]["private"] for k in ("trust_root", "rogue_trust_root", "server", "second_server") if k in js]
+    privs += [p["identity_key"]["private"] for p in js["parties"]]
+    tally.check(all(clamp(bytes.fromhex(k)) == bytes.fromhex(k) for k in privs),
+                f"all {len(privs)} listed private keys are clamped (README.md conventions)")
 
     top_now = js["now"]
     for case in js["cases"]:
@@ -1230,6 +1337,16 @@ def check_envelopes(path, tally):
                       and got["message"].hex() == exp.get("message"))
                 tally.check(ok, f"{cid}: opened {got['sender_id']}.{got['device_id']} type "
                                 f"{got['content_type']}, expected {case.get('opened', case.get('error'))}")
+            elif op == "split":
+                try:
+                    copies = server_split(bytes.fromhex(case["envelope"]))
+                except ProtocolError as e:
+                    tally.check(case["expect"] == "error" and case.get("error") == e.name,
+                                f"{cid}: got error {e}, expected {case.get('error', 'ok')}")
+                    continue
+                tally.check(case["expect"] == "ok" and [c.hex() for c in copies] == case["delivered"],
+                            f"{cid}: {len(copies)} 0xE3 copies, expected "
+                            f"{len(case.get('delivered', [])) or case.get('error')}")
             else:
                 tally.check(False, f"{cid}: unknown op {op}")
         except ProtocolError as e:
@@ -1277,6 +1394,179 @@ def self_checks(tally):
         tally.check(xeddsa_verify(u, m, lsig) == (e_sign == 0),
                     f"key {i}: spec verifier accepts the libsignal form iff its sign bit is 0")
     tally.check(signs == {0, 1}, "self-checks covered both signs of E")
+    strictness_self_checks(tally)
+    chain_exhausted_self_checks(tally)
+    size_self_checks(tally)
+    torsioned_identity_self_check(tally)
+    prime_order_self_checks(tally)
+
+
+def prime_order_self_checks(tally):
+    """README.md "prime-order key" on known points: the base point u = 9, its torsioned copies
+    (plus each point of order 2, 4, 8), every small-order u, and a twist point."""
+    def u_of(pt):
+        y = le(pt_encode(pt)) & (2 ** 255 - 1)
+        return ((1 + y) * inv(1 - y) % P).to_bytes(32, "little")
+    nine = (9).to_bytes(32, "little")
+    tally.check(u_of(BASE) == nine and is_prime_order(nine), "prime-order: u = 9 (the base point)")
+    torsion = [pt_from_xy(recover_x(y, sg), y) for y in SMALL_ORDER_Y if y != 1 for sg in (0, 1)
+               if recover_x(y, sg) is not None]
+    tally.check(all(not is_prime_order(u_of(pt_add(BASE, t))) for t in torsion),
+                f"prime-order: 9 plus each of {len(torsion)} small-order points is refused (torsioned)")
+    tally.check(not any(is_prime_order(u.to_bytes(32, "little")) for u in (0, 1, P - 1)),
+                "prime-order: u = 0, 1, p - 1 refused")
+    twist = next(u for u in range(2, 100) if pow((u ** 3 + 486662 * u * u + u) % P, (P - 1) // 2, P) == P - 1)
+    tally.check(not is_prime_order(twist.to_bytes(32, "little")), f"prime-order: twist point u = {twist} refused")
+
+
+def torsioned_identity_self_check(tally):
+    """hush-1.md §4 step 3 for IK_B: the vectors' torsioned identity key fails step 2 (its
+    signature was made for the genuine key), so they do not show step 3 for IK_B.  But the
+    equation of README.md "Signatures" has no cofactor: under A' = A + T (T of order 8) a
+    signature whose h is a multiple of 8 verifies, and the owner of A can grind R for that.
+    Such a bundle passes step 2 and must be refused by step 3 (malformed)."""
+    k = clamp(hashlib.sha256(b"torsioned identity").digest())
+    kk = le(k)
+    y8 = next(y for y in SMALL_ORDER_Y if y not in (0, 1, P - 1))
+    T8 = pt_from_xy(recover_x(y8, 0), y8)
+    A2 = pt_add(pt_mul(kk, BASE), T8)
+    A2_enc = pt_encode(A2)
+    y2, sign = le(A2_enc) & (2 ** 255 - 1), A2_enc[31] >> 7
+    u2 = ((1 + y2) * inv(1 - y2) % P).to_bytes(32, "little")
+    spk = x25519_base(clamp(hashlib.sha256(b"spk").digest()))
+    m = b"\x05" + spk
+    for i in range(256):
+        r = le(sha512(b"grind", bytes([i]))) % Q
+        R = pt_encode(pt_mul(r, BASE))
+        h = le(sha512(R, A2_enc, m)) % Q
+        if h % 8 == 0:
+            break
+    sig = bytearray(R + ((r + h * kk) % Q).to_bytes(32, "little"))
+    sig[63] |= sign << 7
+    sig = bytes(sig)
+    tally.check(libsignal_verify(u2, m, sig) and not is_prime_order(u2),
+                "torsioned identity key: a ground signature verifies (libsignal-compatible verifier)")
+    alice_k = clamp(hashlib.sha256(b"alice").digest())
+    alice = Party({"name": "a", "address": {"name": "a", "device_id": 1}, "registration_id": 1,
+                   "identity_key": {"private": alice_k.hex(), "public": "05" + x25519_base(alice_k).hex()},
+                   "signed_prekeys": [], "one_time_prekeys": []})
+    bundle = {"registration_id": 2, "device_id": 1, "identity_key": "05" + u2.hex(),
+              "signed_prekey_id": 1, "signed_prekey": "05" + spk.hex(), "signed_prekey_signature": sig.hex(),
+              "one_time_prekey_id": None, "one_time_prekey": None}
+
+    def no_draws():
+        raise AssertionError("drew")
+    try:
+        process_bundle(alice, ("b", 1), bundle, no_draws)
+        got = "ok"
+    except ProtocolError as e:
+        got = e.name
+    tally.check(got == "malformed", f"torsioned identity key with a valid signature: bundle -> {got} (§4 step 3)")
+
+
+def size_self_checks(tally):
+    """The size tables of envelope.md §9 and hush-1.md §9, recomputed from the layouts."""
+    k = clamp(hashlib.sha256(b"size").digest())
+    pub = x25519_base(k)
+    server_cert = make_server_cert(k, 7, pub, 0, bytes(64))
+    cert = make_sender_cert(k, "alice", 1, pub, 0, server_cert, bytes(64))
+    tally.check(len(server_cert) == 106 and len(cert) == 218, "certificate sizes 106 and 218 (envelope.md §3, §4)")
+    rows = {(5, 51): (56, 278, 288, 387), (1024, 51): (1075, 1298, 1344, 1443),
+            (5, None): (66, 288, 288, 387), (1024, None): (1091, 1314, 1344, 1443)}
+    for (n, overhead), want in rows.items():
+        msg_len = n + overhead if overhead else want[0]  # Signal v3 sizes are given, not derived
+        content = 1 + len(varint(len(cert))) + len(cert) + len(varint(msg_len)) + msg_len
+        L = 32 + 48 + padme(content) + 16
+        got = (msg_len, content, padme(content), 1 + len(varint(L)) + L)
+        tally.check(got == want, f"size table row {'hush-1' if overhead else 'Signal v3'}, {n} B: {got}")
+
+
+def chain_exhausted_self_checks(tally):
+    """hush-1.md §6 step 3 and §7.2 step 3: the vectors cannot reach a counter of 2^32 - 1."""
+    k1, k2 = clamp(hashlib.sha256(b"ce1").digest()), clamp(hashlib.sha256(b"ce2").digest())
+    pa = Party({"name": "a", "address": {"name": "b", "device_id": 1}, "registration_id": 1,
+                "identity_key": {"private": k1.hex(), "public": "05" + x25519_base(k1).hex()},
+                "signed_prekeys": [], "one_time_prekeys": []})
+    st = State()
+    st.local_ik, st.remote_ik, st.local_reg, st.remote_reg = pa.ik_pub, x25519_base(k2), 1, 2
+    st.rk, st.send_priv, st.send_pub, st.cks = bytes(32), k1, pa.ik_pub, bytes(32)
+    T = x25519_base(k2)
+    st.recv = [Chain(T, bytes(32), 2 ** 32 - 1 - 5)]
+    pa.records[("b", 1)] = Record(st)
+    for ns, want in ((2 ** 32 - 2, None), (2 ** 32 - 1, "chain_exhausted")):
+        st.ns = ns
+        try:
+            encrypt(pa, ("b", 1), b"x")
+            got = None
+        except ProtocolError as e:
+            got = e.name
+        tally.check(got == want, f"chain_exhausted: encrypt at index {ns} -> {got or 'ok'}")
+    data = bytes([MSG_TYPE]) + T + varint(2 ** 32 - 1) + varint(0) + bytes(16)
+    try:
+        decrypt_on_state(copy.deepcopy(st), parse_message(data), b"", RatchetDraw(None))
+        got = None
+    except ProtocolError as e:
+        got = e.name
+    tally.check(got == "chain_exhausted", f"chain_exhausted: counter 2^32 - 1 received -> {got}")
+
+
+def _equation_holds(A, A_enc, msg, sig):
+    """Check 4 of README.md "Signatures" alone (no checks 1-3)."""
+    h = le(sha512(sig[:32], A_enc, msg)) % Q
+    return pt_encode(pt_add(pt_mul(le(sig[32:]), BASE), pt_neg(pt_mul(h, A)))) == sig[:32]
+
+
+def strictness_self_checks(tally):
+    """Checks 2 and 3 of README.md "Signatures" with signatures that satisfy the equation
+    (check 4), so that only the small-order rule refuses them.  The vectors' low-order cases
+    (session-errors step 2, envelope server-key-low-order-*) fail the equation as well, so
+    they do not show these rules on their own (REVIEW.md)."""
+    m = b"strictness"
+    k = clamp(hashlib.sha256(b"strict").digest())
+    kk = le(k)
+    E = pt_encode(pt_mul(kk, BASE))
+    a = (-kk) % Q if E[31] & 0x80 else kk % Q
+    A = pt_mul(a, BASE)
+    A_enc = pt_encode(A)
+    u = x25519_base(k)
+    # Check 2: R = the identity (order 1), s = h*a: s*B - h*A = identity = R.
+    R = (1).to_bytes(32, "little")
+    h = le(sha512(R, A_enc, m)) % Q
+    sig = R + (h * a % Q).to_bytes(32, "little")
+    tally.check(_equation_holds(A, A_enc, m, sig), "check 2: an identity-R signature satisfies the equation")
+    tally.check(not xeddsa_verify(u, m, sig) and not libsignal_verify(u, m, sig),
+                "check 2: both verifiers refuse R of small order")
+    # Check 3: every small-order u; a signature with h = 0 mod 8 satisfies the equation for any
+    # key of order dividing 8 (s*B - h*A = r*B = R).
+    small_u = set()
+    for y in SMALL_ORDER_Y:
+        if y != 1:  # y = 1 (the identity) has no u
+            small_u.add((1 + y) * inv(1 - y) % P)
+    small_u.add(P - 1)  # README: u + 1 = 0 gives y = 0
+    tally.check(len(small_u) == 5 and {0, 1, P - 1} <= small_u,
+                "check 3: five u of order <= 8 (0, 1, p - 1 and two of order 8)")
+    for su in sorted(small_u):
+        ub = su.to_bytes(32, "little")
+        y = (su - 1) * inv(su + 1) % P
+        x = recover_x(y, 0)
+        Apt, Aenc = pt_from_xy(x, y), (y).to_bytes(32, "little")
+        for i in range(200):
+            r = le(sha512(b"r", bytes([i]), ub)) % Q
+            R = pt_encode(pt_mul(r, BASE))
+            if le(sha512(R, Aenc, m)) % Q % 8 == 0:
+                break
+        sig = R + r.to_bytes(32, "little")
+        tally.check(_equation_holds(Apt, Aenc, m, sig) and not xeddsa_verify(ub, m, sig)
+                    and not libsignal_verify(ub, m, sig),
+                    f"check 3: u = {su if su < 2 ** 16 else ub.hex()[:12] + '...'}: a signature satisfying "
+                    f"the equation is refused by both verifiers")
+    # Check 1 in the libsignal-compatible verifier: s + L with the sign bit kept.
+    lsig = bytearray(libsignal_sign(k, m, bytes(64)))
+    sign = lsig[63] & 0x80
+    s_val = le(bytes(lsig[32:63]) + bytes([lsig[63] & 0x7F])) + Q
+    mal = bytes(lsig[:32]) + bytearray((s_val | (sign << 248)).to_bytes(32, "little"))
+    tally.check(libsignal_verify(u, m, bytes(lsig)) and not libsignal_verify(u, m, mal),
+                "check 1: libsignal-compatible verifier refuses s + L (sign bit kept)")
 
 
 def main(argv):
