@@ -212,12 +212,12 @@ enum OddKey {
     static let p = [0xED] + [UInt8](repeating: 0xFF, count: 30) + [0x7F]
     /// p + 9: non-canonical, ≡ 9 (the base point), so a parser that reduced it would get a usable key.
     static let pPlus9 = [0xF6] + [UInt8](repeating: 0xFF, count: 30) + [0x7F]
-    /// u = 0 (order 2... the point (0, 0)), u = 1 (order 4), u = p − 1 (order 2), and a point of order 8.
+    /// u = 0 (order 2... the point (0, 0)), u = 1 (order 4), u = p − 1 (order 4, on the twist: v² = A − 2 is a non-square), and a point of order 8.
     static let zero = [UInt8](repeating: 0, count: 32)
     static let one = [1] + [UInt8](repeating: 0, count: 31)
     static let minusOne = [0xEC] + [UInt8](repeating: 0xFF, count: 30) + [0x7F]
     static let order8 = fromHex("e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800")
-    static let lowOrder: [(String, [UInt8])] = [("u = 0", zero), ("u = 1 (order 4)", one), ("u = p - 1 (order 2)", minusOne),
+    static let lowOrder: [(String, [UInt8])] = [("u = 0", zero), ("u = 1 (order 4)", one), ("u = p - 1 (order 4, on the twist)", minusOne),
                                                 ("a point of order 8", order8)]
 }
 
