@@ -187,9 +187,8 @@ final class RelayConnection: Sendable {
             await close(.handshakeTimeout)
             return true
         }
-        // Logged in: nothing more to watch (WebSocket pings detect dead peers).
-        let never = Wakeup()
-        await never.wait()
+        // Logged in: nothing more to watch (WebSocket pings detect dead peers). Returning ends
+        // this child task, so a long-lived connection does not keep its frame.
         return false
     }
 
