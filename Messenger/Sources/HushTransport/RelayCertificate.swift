@@ -96,6 +96,13 @@ public struct RelayCertificate: Sendable, Equatable {
                          handshakeKey: Curve25519.KeyAgreement.PublicKey? = nil) throws(RelayCertificate.Error) {
         guard XEdDSA.isValidSignature(signature, for: Self.signatureLabel + serialized[0..<53], publicKey: trustRoot,
                                       policy: .specificationOnly) else { throw .badSignature }
+        try validateIgnoringSignature(now: now, handshakeKey: handshakeKey)
+    }
+
+    /// The checks of ``validate(trustRoot:now:handshakeKey:)`` after the signature: the validity
+    /// dates, and (when given) that `handshakeKey` is the certified key. Only for a client
+    /// that has no trust root and trusts a certificate on first use.
+    func validateIgnoringSignature(now: UInt64, handshakeKey: Curve25519.KeyAgreement.PublicKey?) throws(RelayCertificate.Error) {
         guard now >= notBefore, now <= notAfter else { throw .expired(now: now, notBefore: notBefore, notAfter: notAfter) }
         if let handshakeKey, !ConstantTime.equals(handshakeKey.rawRepresentation, relayKey.rawRepresentation) {
             throw .keyMismatch

@@ -17,7 +17,15 @@ public struct ClientHandshake {
     public let pattern: RelayProtocol.Pattern
     private var noise: NoiseHandshake
     private var hello: RelayClientHello
-    private let trustRoot: Curve25519.KeyAgreement.PublicKey
+    /// How the relay's certificate is accepted.
+    enum CertificatePolicy {
+        /// Signed by this pinned trust root (every real client).
+        case trustRoot(Curve25519.KeyAgreement.PublicKey)
+        /// Accepted on first contact (`nil`), then held to that exact certificate
+        /// (``TrustOnFirstUseHandshake``, for loopback tools).
+        case firstUse(pinned: RelayCertificate?)
+    }
+    private let policy: CertificatePolicy
     private let now: @Sendable () -> UInt64
     /// The relay's certificate, once received and validated.
     public private(set) var certificate: RelayCertificate?
@@ -35,8 +43,16 @@ public struct ClientHandshake {
                 relayKey: Curve25519.KeyAgreement.PublicKey?, trustRoot: Curve25519.KeyAgreement.PublicKey,
                 hello: RelayClientHello, now: @escaping @Sendable () -> UInt64 = unixSeconds,
                 random: some RandomSource = SystemRandom()) throws(TransportError) {
+        try self.init(pattern: pattern, deviceKey: deviceKey, relayKey: relayKey, policy: .trustRoot(trustRoot),
+                      hello: hello, now: now, random: random)
+    }
+
+    init(pattern: RelayProtocol.Pattern, deviceKey: Curve25519.KeyAgreement.PrivateKey?,
+         relayKey: Curve25519.KeyAgreement.PublicKey?, policy: CertificatePolicy,
+         hello: RelayClientHello, now: @escaping @Sendable () -> UInt64,
+         random: some RandomSource) throws(TransportError) {
         self.pattern = pattern
-        self.trustRoot = trustRoot
+        self.policy = policy
         self.now = now
         var hello = hello
         hello.version = RelayProtocol.version
@@ -67,7 +83,15 @@ public struct ClientHandshake {
         let cert: RelayCertificate
         do throws(RelayCertificate.Error) {
             cert = try RelayCertificate(serialized: server.certificate)
-            try cert.validate(trustRoot: trustRoot, now: now(), handshakeKey: noise.remoteStaticKey)
+            switch policy {
+            case .trustRoot(let root):
+                try cert.validate(trustRoot: root, now: now(), handshakeKey: noise.remoteStaticKey)
+            case .firstUse(let pinned):
+                // The handshake key must be present: XX and IK both transmit or pre-share it.
+                guard let key = noise.remoteStaticKey else { throw .keyMismatch }
+                try cert.validateIgnoringSignature(now: now(), handshakeKey: key)
+                if let pinned, pinned.serialized != cert.serialized { throw .keyMismatch }
+            }
         } catch { throw .certificate(error) }
         certificate = cert
         serverHello = server

@@ -12,14 +12,12 @@ import HushNoise
 /// client uses ``ClientHandshake`` with a pinned trust root; this type exists for loopback
 /// tools and says so in its name.
 public struct TrustOnFirstUseHandshake {
+    private var handshake: ClientHandshake
+
     /// The pattern in use.
-    public let pattern: RelayProtocol.Pattern
-    private var noise: NoiseHandshake
-    private let hello: RelayClientHello
-    private let pinned: RelayCertificate?
-    private let now: @Sendable () -> UInt64
+    public var pattern: RelayProtocol.Pattern { handshake.pattern }
     /// The relay's certificate, once received (pin it for later handshakes).
-    public private(set) var certificate: RelayCertificate?
+    public var certificate: RelayCertificate? { handshake.certificate }
 
     /// Prepares a handshake.
     /// - Parameters:
@@ -34,56 +32,22 @@ public struct TrustOnFirstUseHandshake {
                 random: some RandomSource = SystemRandom()) throws(TransportError) {
         guard pattern != .nk else { throw .outOfOrder }
         guard pattern == .xx || pinned != nil else { throw .outOfOrder }
-        self.pattern = pattern
-        self.pinned = pinned
-        self.now = now
-        var hello = hello
-        hello.version = RelayProtocol.version
-        hello.timestamp = now()
-        self.hello = hello
-        do {
-            noise = try NoiseHandshake(pattern: pattern.noise, role: .initiator, prologue: pattern.prologue,
-                                       localStatic: deviceKey,
-                                       remoteStatic: pattern == .xx ? nil : pinned?.relayKey, random: random)
-        } catch { throw TransportError(error) }
+        handshake = try ClientHandshake(pattern: pattern, deviceKey: deviceKey,
+                                        relayKey: pattern == .xx ? nil : pinned?.relayKey,
+                                        policy: .firstUse(pinned: pinned), hello: hello, now: now, random: random)
     }
 
     /// The first WebSocket message: the pattern byte, then Noise message 1.
-    public mutating func start() throws(TransportError) -> [UInt8] {
-        let payload: [UInt8] = pattern == .xx ? [] : try ClientHandshake.encode(hello)
-        do { return [pattern.rawValue] + (try noise.writeMessage(payload: payload)) } catch { throw TransportError(error) }
-    }
+    public mutating func start() throws(TransportError) -> [UInt8] { try handshake.start() }
 
     /// Consumes the relay's handshake message; returns XX message 3 when one is due.
     public mutating func receive(_ message: some ContiguousByteBuffer) throws(TransportError) -> [UInt8]? {
-        let payload: [UInt8]
-        do { payload = try noise.readMessage(message) } catch { throw TransportError(error) }
-        let server: RelayServerHello
-        do { server = try RelayServerHello(serializedBytes: payload) } catch { throw .malformedHello(reason: "ServerHello: \(error)") }
-        guard server.version == RelayProtocol.version else { throw .malformedHello(reason: "ServerHello version \(server.version)") }
-        let cert: RelayCertificate
-        do throws(RelayCertificate.Error) {
-            cert = try RelayCertificate(serialized: server.certificate)
-            let t = now()
-            guard t >= cert.notBefore, t <= cert.notAfter else {
-                throw .expired(now: t, notBefore: cert.notBefore, notAfter: cert.notAfter)
-            }
-            guard let key = noise.remoteStaticKey,
-                  ConstantTime.equals(key.rawRepresentation, cert.relayKey.rawRepresentation) else { throw .keyMismatch }
-            if let pinned, pinned.serialized != cert.serialized { throw .keyMismatch }
-        } catch { throw .certificate(error) }
-        certificate = cert
-        guard pattern == .xx else { return nil }
-        let bytes = try ClientHandshake.encode(hello)
-        do { return try noise.writeMessage(payload: bytes) } catch { throw TransportError(error) }
+        try handshake.receive(message)
     }
 
     /// `true` once the handshake has completed.
-    public var isFinished: Bool { noise.isFinished }
+    public var isFinished: Bool { handshake.isFinished }
 
     /// The established channel.
-    public func channel() throws(TransportError) -> StanzaChannel {
-        guard noise.isFinished else { throw .outOfOrder }
-        do { return StanzaChannel(try noise.split()) } catch { throw TransportError(error) }
-    }
+    public func channel() throws(TransportError) -> StanzaChannel { try handshake.channel() }
 }
