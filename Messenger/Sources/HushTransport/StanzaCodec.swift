@@ -50,6 +50,13 @@ extension RelayStanza {
         case .prekeyBundles: "prekey_bundles"
         case .prekeysLow: "prekeys_low"
         case .pong: "pong"
+        case .getSenderCertificate: "get_sender_certificate"
+        case .senderCertificate: "sender_certificate"
+        case .setPresencePrivacy: "set_presence_privacy"
+        case .subscribePresence: "subscribe_presence"
+        case .presence: "presence"
+        case .sendEphemeral: "send_ephemeral"
+        case .deliverEphemeral: "deliver_ephemeral"
         case nil: "none"
         }
     }

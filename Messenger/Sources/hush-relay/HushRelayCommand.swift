@@ -98,7 +98,8 @@ struct Serve: AsyncParsableCommand {
         let store = try SQLiteRelayStore(path: URL(fileURLWithPath: dataDir).appendingPathComponent("relay.sqlite").path)
         var configuration = RelayConfiguration()
         configuration.queueCap = try settings.int(queueCap, "queue-cap", configuration.queueCap)
-        let relay = Relay(store: store, identity: identity, configuration: configuration, logger: logger)
+        let presence = try SQLitePresenceStore(path: URL(fileURLWithPath: dataDir).appendingPathComponent("presence.sqlite").path)
+        let relay = Relay(store: store, identity: identity, configuration: configuration, logger: logger, presenceStore: presence)
         let app = RelayServer.application(relay: relay, host: host, port: port, registry: registry, logger: logger) { bound in
             say("listening on \(host):\(bound)")
         }

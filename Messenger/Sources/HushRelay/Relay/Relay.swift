@@ -35,6 +35,8 @@ public final class Relay: Sendable {
     let logger: Logger
     let replay: ReplayCache
     let fetchLimiter: KeyedRateLimiter
+    /// Sender certificates, presence, ephemeral messages (RelayServices.swift).
+    let services: RelayServices
     private let nextConnectionID = Atomic<UInt64>(0)
     /// Every open connection, logged in or not (the router holds only logged-in devices), so
     /// that shutdown can close each with 1001. Bounded by the server's open connections.
@@ -49,13 +51,15 @@ public final class Relay: Sendable {
 
     /// A relay over `store` with `identity`.
     public init(store: any RelayStore, identity: RelayIdentity, configuration: RelayConfiguration = .init(),
-                logger: Logger = Logger(label: "hush-relay")) {
+                logger: Logger = Logger(label: "hush-relay"), presenceStore: any PresenceStore = InMemoryPresenceStore()) {
         self.store = store
         self.identity = identity
         self.configuration = configuration
         self.logger = logger
         replay = ReplayCache(windowMilliseconds: 2 * RelayProtocol.Limits.clockSkewSeconds * 1_000, capacity: 500_000)
         fetchLimiter = KeyedRateLimiter(rate: configuration.fetchRate, burst: configuration.fetchBurst)
+        services = RelayServices(presenceStore: presenceStore, certificates: identity.senderCertificates,
+                                 clock: configuration.clock, logger: logger)
     }
 
     /// Devices with a logged-in connection.
@@ -175,6 +179,7 @@ final class RelayConnection: Sendable {
         }) {
             if relay.router.unregister(address, self) { relay.metrics.devicesOnline.decrement() }
         }
+        relay.services.presence.ended(self)
         gate.close()
         logger.debug("connection ended")
     }
@@ -201,6 +206,7 @@ final class RelayConnection: Sendable {
             return true
         }
         guard first else { return }
+        relay.services.presence.ended(self)
         gate.close()
         wakeup.signal()
         relay.metrics.closed(code.rawValue)
@@ -245,7 +251,7 @@ final class RelayConnection: Sendable {
         }
     }
 
-    private func sendError(_ code: RelayErrorCode, requestID: UInt32 = 0, clientMessageID: UInt64 = 0, deviceID: UInt32 = 0) async {
+    func sendError(_ code: RelayErrorCode, requestID: UInt32 = 0, clientMessageID: UInt64 = 0, deviceID: UInt32 = 0) async {
         relay.metrics.error(RelayErrorCodeName(name: "\(code)"))
         await send(.error(code, requestID: requestID, clientMessageID: clientMessageID, deviceID: deviceID))
     }
@@ -408,6 +414,7 @@ final class RelayConnection: Sendable {
             st.identityKey = identityKey
             return true
         }
+        if ok { await relay.services.presence.online(address.account, self) }
         wakeup.signal()
         return ok
     }
@@ -449,6 +456,18 @@ final class RelayConnection: Sendable {
         case .fetchPrekeys(let f)?:
             guard case .device(let me) = current else { await sendError(.unauthenticated, requestID: f.requestID); return true }
             await handleFetch(f, me)
+        case .getSenderCertificate(let g)?:
+            guard case .device(let me) = current else { await sendError(.unauthenticated, requestID: g.requestID); return true }
+            await handleGetSenderCertificate(g, me)
+        case .setPresencePrivacy(let p)?:
+            guard case .device(let me) = current else { await sendError(.unauthenticated, requestID: p.requestID); return true }
+            await handleSetPresencePrivacy(p, me)
+        case .subscribePresence(let p)?:
+            guard case .device(let me) = current else { await sendError(.unauthenticated, requestID: p.requestID); return true }
+            await handleSubscribePresence(p, me)
+        case .sendEphemeral(let e)?:
+            guard case .device(let me) = current else { await sendError(.unauthenticated); return true }
+            await handleSendEphemeral(e, me)
         default:
             // Relay-to-client stanzas from a client are out of order.
             await sendError(.unexpectedStanza)
@@ -724,6 +743,9 @@ extension RelayStanza {
         case .uploadPrekeys(let u): u.requestID
         case .fetchPrekeys(let f): f.requestID
         case .ping(let p): p.requestID
+        case .getSenderCertificate(let g): g.requestID
+        case .setPresencePrivacy(let p): p.requestID
+        case .subscribePresence(let p): p.requestID
         default: 0
         }
     }

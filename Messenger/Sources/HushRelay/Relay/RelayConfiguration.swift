@@ -46,6 +46,9 @@ public struct RelayIdentity: Sendable {
     public let certificate: RelayCertificate
     /// The trust root's public key (what clients pin).
     public let trustRoot: Curve25519.KeyAgreement.PublicKey
+    /// The sender-certificate issuer (`Docs/spec/relay.md` §16); nil: the relay answers
+    /// `GetSenderCertificate` with UNAVAILABLE.
+    public var senderCertificates: SenderCertificateAuthority?
 
     /// An identity; throws unless the certificate certifies `staticKey` under `trustRoot`.
     public init(staticKey: Curve25519.KeyAgreement.PrivateKey, certificate: RelayCertificate,

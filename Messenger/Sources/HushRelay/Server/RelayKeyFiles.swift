@@ -11,6 +11,7 @@ import HushTransport
 /// | `trust-root.pub` | trust root public key (32 bytes): what clients pin |
 /// | `relay.key` | relay Noise static private key (32 bytes), mode 0600 |
 /// | `relay.cert` | the relay certificate (117 bytes) |
+/// | `server-certificate.key`, `.cert` | the sender-certificate key and its `ServerCertificate` (ServerCertificateFiles.swift) |
 public enum RelayKeyFiles {
     /// Errors reading or writing key files.
     public enum Error: Swift.Error, Equatable, CustomStringConvertible {
@@ -62,9 +63,12 @@ public enum RelayKeyFiles {
         do { cert = try RelayCertificate(serialized: try readHex(dir, "relay.cert")) } catch let e as Error { throw e } catch { throw .malformed("relay.cert") }
         let root: Curve25519.KeyAgreement.PublicKey
         do { root = try .init(rawRepresentation: try readHex(dir, "trust-root.pub")) } catch let e as Error { throw e } catch { throw .malformed("trust-root.pub") }
-        do { return try RelayIdentity(staticKey: key, certificate: cert, trustRoot: root, now: now) } catch {
+        var identity: RelayIdentity
+        do { identity = try RelayIdentity(staticKey: key, certificate: cert, trustRoot: root, now: now) } catch {
             throw .invalidCertificate("\(error)")
         }
+        identity.senderCertificates = try senderCertificates(in: dir, trustRoot: root, now: now)
+        return identity
     }
 
     /// Creates the trust root in `dir` unless one exists, then a new relay key and a
@@ -92,7 +96,10 @@ public enum RelayKeyFiles {
                                                   notAfter: now + validityDays * 86_400, trustRoot: root)
             try writeHex(key.rawRepresentation, dir, "relay.key", secret: true)
             try writeHex(cert.serialized, dir, "relay.cert", secret: false)
-            return try RelayIdentity(staticKey: key, certificate: cert, trustRoot: root.publicKey, now: now)
+            var identity = try RelayIdentity(staticKey: key, certificate: cert, trustRoot: root.publicKey, now: now)
+            identity.senderCertificates = try senderCertificates(in: dir, trustRoot: root.publicKey, now: now,
+                                                                 validityDays: validityDays, renew: true)
+            return identity
         } catch let e as Error { throw e } catch { throw .invalidCertificate("\(error)") }
     }
 }

@@ -55,6 +55,12 @@ public nonisolated enum RelayErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable {
   case tooManyDevices // = 18
   case invalidKey // = 19
   case invalidAccountName // = 20
+
+  /// the relay does not offer this service (no server-certificate key)
+  case unavailable // = 21
+
+  /// an account list over its limit (spec §11)
+  case listTooLong // = 22
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -84,6 +90,8 @@ public nonisolated enum RelayErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable {
     case 18: self = .tooManyDevices
     case 19: self = .invalidKey
     case 20: self = .invalidAccountName
+    case 21: self = .unavailable
+    case 22: self = .listTooLong
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -111,6 +119,8 @@ public nonisolated enum RelayErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable {
     case .tooManyDevices: return 18
     case .invalidKey: return 19
     case .invalidAccountName: return 20
+    case .unavailable: return 21
+    case .listTooLong: return 22
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -138,6 +148,50 @@ public nonisolated enum RelayErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable {
     .tooManyDevices,
     .invalidKey,
     .invalidAccountName,
+    .unavailable,
+    .listTooLong,
+  ]
+
+}
+
+public nonisolated enum RelayPresenceVisibility: SwiftProtobuf.Enum, Swift.CaseIterable {
+  public typealias RawValue = Int
+
+  /// default
+  case presenceEveryone // = 0
+
+  /// only accounts in `allowed`
+  case presenceContacts // = 1
+  case presenceNobody // = 2
+  case UNRECOGNIZED(Int)
+
+  public init() {
+    self = .presenceEveryone
+  }
+
+  public init?(rawValue: Int) {
+    switch rawValue {
+    case 0: self = .presenceEveryone
+    case 1: self = .presenceContacts
+    case 2: self = .presenceNobody
+    default: self = .UNRECOGNIZED(rawValue)
+    }
+  }
+
+  public var rawValue: Int {
+    switch self {
+    case .presenceEveryone: return 0
+    case .presenceContacts: return 1
+    case .presenceNobody: return 2
+    case .UNRECOGNIZED(let i): return i
+    }
+  }
+
+  // The compiler won't synthesize support with the UNRECOGNIZED case.
+  public static let allCases: [RelayPresenceVisibility] = [
+    .presenceEveryone,
+    .presenceContacts,
+    .presenceNobody,
   ]
 
 }
@@ -363,6 +417,64 @@ public nonisolated struct RelayStanza: Sendable {
     set {body = .pong(newValue)}
   }
 
+  /// client -> relay (spec §10-§12)
+  public var getSenderCertificate: RelayGetSenderCertificate {
+    get {
+      if case .getSenderCertificate(let v)? = body {return v}
+      return RelayGetSenderCertificate()
+    }
+    set {body = .getSenderCertificate(newValue)}
+  }
+
+  public var setPresencePrivacy: RelaySetPresencePrivacy {
+    get {
+      if case .setPresencePrivacy(let v)? = body {return v}
+      return RelaySetPresencePrivacy()
+    }
+    set {body = .setPresencePrivacy(newValue)}
+  }
+
+  public var subscribePresence: RelaySubscribePresence {
+    get {
+      if case .subscribePresence(let v)? = body {return v}
+      return RelaySubscribePresence()
+    }
+    set {body = .subscribePresence(newValue)}
+  }
+
+  public var sendEphemeral: RelaySendEphemeral {
+    get {
+      if case .sendEphemeral(let v)? = body {return v}
+      return RelaySendEphemeral()
+    }
+    set {body = .sendEphemeral(newValue)}
+  }
+
+  /// relay -> client (spec §10-§12)
+  public var senderCertificate: RelaySenderCertificateIssued {
+    get {
+      if case .senderCertificate(let v)? = body {return v}
+      return RelaySenderCertificateIssued()
+    }
+    set {body = .senderCertificate(newValue)}
+  }
+
+  public var presence: RelayPresence {
+    get {
+      if case .presence(let v)? = body {return v}
+      return RelayPresence()
+    }
+    set {body = .presence(newValue)}
+  }
+
+  public var deliverEphemeral: RelayDeliverEphemeral {
+    get {
+      if case .deliverEphemeral(let v)? = body {return v}
+      return RelayDeliverEphemeral()
+    }
+    set {body = .deliverEphemeral(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -382,6 +494,15 @@ public nonisolated struct RelayStanza: Sendable {
     case prekeyBundles(RelayPrekeyBundles)
     case prekeysLow(RelayPrekeysLow)
     case pong(RelayPong)
+    /// client -> relay (spec §10-§12)
+    case getSenderCertificate(RelayGetSenderCertificate)
+    case setPresencePrivacy(RelaySetPresencePrivacy)
+    case subscribePresence(RelaySubscribePresence)
+    case sendEphemeral(RelaySendEphemeral)
+    /// relay -> client (spec §10-§12)
+    case senderCertificate(RelaySenderCertificateIssued)
+    case presence(RelayPresence)
+    case deliverEphemeral(RelayDeliverEphemeral)
 
   }
 
@@ -702,12 +823,145 @@ public nonisolated struct RelayError: Sendable {
   public init() {}
 }
 
+/// Asks for a sender certificate for this connection's device.
+public nonisolated struct RelayGetSenderCertificate: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var requestID: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// A Hush SenderCertificate (Docs/spec/envelope.md §4) for the requesting device, certifying
+/// its account's identity key, signed by the relay's server-certificate key.
+public nonisolated struct RelaySenderCertificateIssued: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var requestID: UInt32 = 0
+
+  /// SenderCertificate.serialized
+  public var certificate: Data = Data()
+
+  /// the certificate's expiration, Unix milliseconds (≤ 7 days ahead)
+  public var expiration: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Sets who may see this account's online state and last seen. Replaces the previous setting.
+public nonisolated struct RelaySetPresencePrivacy: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var requestID: UInt32 = 0
+
+  public var visibility: RelayPresenceVisibility = .presenceEveryone
+
+  /// PRESENCE_CONTACTS: 0..1000 account names, no repeats
+  public var allowed: [String] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Sets the accounts whose presence this connection receives. Replaces this connection's
+/// previous subscription (not durable: a new connection starts with none).
+public nonisolated struct RelaySubscribePresence: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var requestID: UInt32 = 0
+
+  /// 0..256 account names, no repeats
+  public var accounts: [String] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// An account's presence as the subscriber may see it.
+public nonisolated struct RelayPresence: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var account: String = String()
+
+  /// some device of the account is logged in
+  public var online: Bool = false
+
+  /// Unix milliseconds the account was last online; 0 unknown
+  public var lastSeen: UInt64 = 0
+
+  /// the account's privacy setting hides it from this subscriber
+  public var hidden: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// A payload for the recipient's devices that are online now; never stored, never acked.
+public nonisolated struct RelaySendEphemeral: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// recipient account
+  public var account: String = String()
+
+  /// packed; 0..16; empty: every online device
+  public var devices: [UInt32] = []
+
+  /// opaque (a Hush sealed envelope), at most 1024 bytes
+  public var payload: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct RelayDeliverEphemeral: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var senderAccount: String = String()
+
+  public var senderDevice: UInt32 = 0
+
+  /// Unix milliseconds
+  public var serverTime: UInt64 = 0
+
+  public var payload: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "hush.relay.v1"
 
 nonisolated extension RelayErrorCode: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ERROR_CODE_UNSPECIFIED\0\u{1}MALFORMED_STANZA\0\u{1}UNEXPECTED_STANZA\0\u{1}UNAUTHENTICATED\0\u{1}UNKNOWN_ACCOUNT\0\u{1}UNKNOWN_DEVICE\0\u{1}ACCOUNT_TAKEN\0\u{1}DEVICE_TAKEN\0\u{1}INVALID_SIGNATURE\0\u{1}QUEUE_FULL\0\u{1}RATE_LIMITED\0\u{1}TOO_MANY_PREKEYS\0\u{1}PAYLOAD_TOO_LARGE\0\u{1}REPLAYED_HANDSHAKE\0\u{1}CLOCK_SKEW\0\u{1}UNSUPPORTED_VERSION\0\u{1}INTERNAL_ERROR\0\u{1}DEVICE_KEY_MISMATCH\0\u{1}TOO_MANY_DEVICES\0\u{1}INVALID_KEY\0\u{1}INVALID_ACCOUNT_NAME\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ERROR_CODE_UNSPECIFIED\0\u{1}MALFORMED_STANZA\0\u{1}UNEXPECTED_STANZA\0\u{1}UNAUTHENTICATED\0\u{1}UNKNOWN_ACCOUNT\0\u{1}UNKNOWN_DEVICE\0\u{1}ACCOUNT_TAKEN\0\u{1}DEVICE_TAKEN\0\u{1}INVALID_SIGNATURE\0\u{1}QUEUE_FULL\0\u{1}RATE_LIMITED\0\u{1}TOO_MANY_PREKEYS\0\u{1}PAYLOAD_TOO_LARGE\0\u{1}REPLAYED_HANDSHAKE\0\u{1}CLOCK_SKEW\0\u{1}UNSUPPORTED_VERSION\0\u{1}INTERNAL_ERROR\0\u{1}DEVICE_KEY_MISMATCH\0\u{1}TOO_MANY_DEVICES\0\u{1}INVALID_KEY\0\u{1}INVALID_ACCOUNT_NAME\0\u{1}UNAVAILABLE\0\u{1}LIST_TOO_LONG\0")
+}
+
+nonisolated extension RelayPresenceVisibility: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0PRESENCE_EVERYONE\0\u{1}PRESENCE_CONTACTS\0\u{1}PRESENCE_NOBODY\0")
 }
 
 nonisolated extension RelayClientHello: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
@@ -909,7 +1163,7 @@ nonisolated extension RelayServerHello: SwiftProtobuf.Message, SwiftProtobuf._Me
 
 nonisolated extension RelayStanza: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Stanza"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}send\0\u{1}ack\0\u{3}upload_prekeys\0\u{3}fetch_prekeys\0\u{1}ping\0\u{1}deliver\0\u{3}server_ack\0\u{3}queue_empty\0\u{1}welcome\0\u{1}error\0\u{1}ok\0\u{3}prekey_bundles\0\u{3}prekeys_low\0\u{1}pong\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}send\0\u{1}ack\0\u{3}upload_prekeys\0\u{3}fetch_prekeys\0\u{1}ping\0\u{1}deliver\0\u{3}server_ack\0\u{3}queue_empty\0\u{1}welcome\0\u{1}error\0\u{1}ok\0\u{3}prekey_bundles\0\u{3}prekeys_low\0\u{1}pong\0\u{3}get_sender_certificate\0\u{3}set_presence_privacy\0\u{3}subscribe_presence\0\u{3}send_ephemeral\0\u{3}sender_certificate\0\u{1}presence\0\u{3}deliver_ephemeral\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1099,6 +1353,97 @@ nonisolated extension RelayStanza: SwiftProtobuf.Message, SwiftProtobuf._Message
           self.body = .pong(v)
         }
       }()
+      case 15: try {
+        var v: RelayGetSenderCertificate?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .getSenderCertificate(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .getSenderCertificate(v)
+        }
+      }()
+      case 16: try {
+        var v: RelaySetPresencePrivacy?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .setPresencePrivacy(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .setPresencePrivacy(v)
+        }
+      }()
+      case 17: try {
+        var v: RelaySubscribePresence?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .subscribePresence(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .subscribePresence(v)
+        }
+      }()
+      case 18: try {
+        var v: RelaySendEphemeral?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .sendEphemeral(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .sendEphemeral(v)
+        }
+      }()
+      case 19: try {
+        var v: RelaySenderCertificateIssued?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .senderCertificate(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .senderCertificate(v)
+        }
+      }()
+      case 20: try {
+        var v: RelayPresence?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .presence(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .presence(v)
+        }
+      }()
+      case 21: try {
+        var v: RelayDeliverEphemeral?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .deliverEphemeral(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .deliverEphemeral(v)
+        }
+      }()
       default: break
       }
     }
@@ -1165,6 +1510,34 @@ nonisolated extension RelayStanza: SwiftProtobuf.Message, SwiftProtobuf._Message
     case .pong?: try {
       guard case .pong(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 14)
+    }()
+    case .getSenderCertificate?: try {
+      guard case .getSenderCertificate(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 15)
+    }()
+    case .setPresencePrivacy?: try {
+      guard case .setPresencePrivacy(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 16)
+    }()
+    case .subscribePresence?: try {
+      guard case .subscribePresence(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 17)
+    }()
+    case .sendEphemeral?: try {
+      guard case .sendEphemeral(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 18)
+    }()
+    case .senderCertificate?: try {
+      guard case .senderCertificate(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 19)
+    }()
+    case .presence?: try {
+      guard case .presence(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 20)
+    }()
+    case .deliverEphemeral?: try {
+      guard case .deliverEphemeral(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 21)
     }()
     case nil: break
     }
@@ -1820,6 +2193,281 @@ nonisolated extension RelayError: SwiftProtobuf.Message, SwiftProtobuf._MessageI
     if lhs.requestID != rhs.requestID {return false}
     if lhs.clientMessageID != rhs.clientMessageID {return false}
     if lhs.deviceID != rhs.deviceID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension RelayGetSenderCertificate: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".GetSenderCertificate"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.requestID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.requestID != 0 {
+      try visitor.visitSingularUInt32Field(value: self.requestID, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: RelayGetSenderCertificate, rhs: RelayGetSenderCertificate) -> Bool {
+    if lhs.requestID != rhs.requestID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension RelaySenderCertificateIssued: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SenderCertificateIssued"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}certificate\0\u{1}expiration\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.requestID) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.certificate) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.expiration) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.requestID != 0 {
+      try visitor.visitSingularUInt32Field(value: self.requestID, fieldNumber: 1)
+    }
+    if !self.certificate.isEmpty {
+      try visitor.visitSingularBytesField(value: self.certificate, fieldNumber: 2)
+    }
+    if self.expiration != 0 {
+      try visitor.visitSingularUInt64Field(value: self.expiration, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: RelaySenderCertificateIssued, rhs: RelaySenderCertificateIssued) -> Bool {
+    if lhs.requestID != rhs.requestID {return false}
+    if lhs.certificate != rhs.certificate {return false}
+    if lhs.expiration != rhs.expiration {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension RelaySetPresencePrivacy: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SetPresencePrivacy"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}visibility\0\u{1}allowed\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.requestID) }()
+      case 2: try { try decoder.decodeSingularEnumField(value: &self.visibility) }()
+      case 3: try { try decoder.decodeRepeatedStringField(value: &self.allowed) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.requestID != 0 {
+      try visitor.visitSingularUInt32Field(value: self.requestID, fieldNumber: 1)
+    }
+    if self.visibility != .presenceEveryone {
+      try visitor.visitSingularEnumField(value: self.visibility, fieldNumber: 2)
+    }
+    if !self.allowed.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.allowed, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: RelaySetPresencePrivacy, rhs: RelaySetPresencePrivacy) -> Bool {
+    if lhs.requestID != rhs.requestID {return false}
+    if lhs.visibility != rhs.visibility {return false}
+    if lhs.allowed != rhs.allowed {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension RelaySubscribePresence: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SubscribePresence"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}accounts\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.requestID) }()
+      case 2: try { try decoder.decodeRepeatedStringField(value: &self.accounts) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.requestID != 0 {
+      try visitor.visitSingularUInt32Field(value: self.requestID, fieldNumber: 1)
+    }
+    if !self.accounts.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.accounts, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: RelaySubscribePresence, rhs: RelaySubscribePresence) -> Bool {
+    if lhs.requestID != rhs.requestID {return false}
+    if lhs.accounts != rhs.accounts {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension RelayPresence: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Presence"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}account\0\u{1}online\0\u{3}last_seen\0\u{1}hidden\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.account) }()
+      case 2: try { try decoder.decodeSingularBoolField(value: &self.online) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.lastSeen) }()
+      case 4: try { try decoder.decodeSingularBoolField(value: &self.hidden) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.account.isEmpty {
+      try visitor.visitSingularStringField(value: self.account, fieldNumber: 1)
+    }
+    if self.online != false {
+      try visitor.visitSingularBoolField(value: self.online, fieldNumber: 2)
+    }
+    if self.lastSeen != 0 {
+      try visitor.visitSingularUInt64Field(value: self.lastSeen, fieldNumber: 3)
+    }
+    if self.hidden != false {
+      try visitor.visitSingularBoolField(value: self.hidden, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: RelayPresence, rhs: RelayPresence) -> Bool {
+    if lhs.account != rhs.account {return false}
+    if lhs.online != rhs.online {return false}
+    if lhs.lastSeen != rhs.lastSeen {return false}
+    if lhs.hidden != rhs.hidden {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension RelaySendEphemeral: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SendEphemeral"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}account\0\u{1}devices\0\u{1}payload\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.account) }()
+      case 2: try { try decoder.decodeRepeatedUInt32Field(value: &self.devices) }()
+      case 3: try { try decoder.decodeSingularBytesField(value: &self.payload) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.account.isEmpty {
+      try visitor.visitSingularStringField(value: self.account, fieldNumber: 1)
+    }
+    if !self.devices.isEmpty {
+      try visitor.visitPackedUInt32Field(value: self.devices, fieldNumber: 2)
+    }
+    if !self.payload.isEmpty {
+      try visitor.visitSingularBytesField(value: self.payload, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: RelaySendEphemeral, rhs: RelaySendEphemeral) -> Bool {
+    if lhs.account != rhs.account {return false}
+    if lhs.devices != rhs.devices {return false}
+    if lhs.payload != rhs.payload {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension RelayDeliverEphemeral: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DeliverEphemeral"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}sender_account\0\u{3}sender_device\0\u{3}server_time\0\u{1}payload\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.senderAccount) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.senderDevice) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.serverTime) }()
+      case 4: try { try decoder.decodeSingularBytesField(value: &self.payload) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.senderAccount.isEmpty {
+      try visitor.visitSingularStringField(value: self.senderAccount, fieldNumber: 1)
+    }
+    if self.senderDevice != 0 {
+      try visitor.visitSingularUInt32Field(value: self.senderDevice, fieldNumber: 2)
+    }
+    if self.serverTime != 0 {
+      try visitor.visitSingularUInt64Field(value: self.serverTime, fieldNumber: 3)
+    }
+    if !self.payload.isEmpty {
+      try visitor.visitSingularBytesField(value: self.payload, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: RelayDeliverEphemeral, rhs: RelayDeliverEphemeral) -> Bool {
+    if lhs.senderAccount != rhs.senderAccount {return false}
+    if lhs.senderDevice != rhs.senderDevice {return false}
+    if lhs.serverTime != rhs.serverTime {return false}
+    if lhs.payload != rhs.payload {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
