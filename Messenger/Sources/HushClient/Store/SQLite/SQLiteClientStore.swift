@@ -160,6 +160,8 @@ public final class SQLiteClientStore: ClientStore, @unchecked Sendable {
             try db.execute(sql: "PRAGMA secure_delete = ON")
         }
         config.label = "HushClient.store"
+        // Another process holding the file (a second `hush` on the same home) is waited for, not forever.
+        config.busyMode = .timeout(5)
         return try mapErrors { try DatabaseQueue(path: path, configuration: config) }
     }
 
