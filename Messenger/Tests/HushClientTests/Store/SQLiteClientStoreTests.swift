@@ -82,6 +82,23 @@ final class SQLiteFactory: ClientStoreFactory, @unchecked Sendable {
         _ = try open(.passphrase(Self.passphrase, limits: .interactive))
     }
 
+    @Test func argon2idLimitsAreBounded() throws {
+        expectError(.keyDerivationFailed) { try create(.passphrase(Self.passphrase, limits: .init(operations: 17, memoryBytes: 8192))) }
+        expectError(.keyDerivationFailed) { try create(.passphrase(Self.passphrase, limits: .init(operations: 1, memoryBytes: 100))) }
+        try create().close()
+        // Limits raised in the file (and its digest recomputed, as anyone can) are refused, not run.
+        let db = try raw()
+        try db.write { db in
+            let row = try #require(try Row.fetchOne(db, sql: "SELECT method, salt, operations, wrapped_key FROM store_keys"))
+            var wrap = KeyWrap(method: row[0], salt: [UInt8](row[1] as Data), operations: row[2], memoryBytes: 1 << 34,
+                               wrappedKey: [UInt8](row[3] as Data), digest: [])
+            wrap.digest = SHA256.hash(wrap.associatedData + wrap.wrappedKey)
+            try db.execute(sql: "UPDATE store_keys SET memory_bytes = ?, digest = ?", arguments: [wrap.memoryBytes, Data(wrap.digest)])
+        }
+        try db.close()
+        expectError(.corrupted(table: "store_keys")) { try open() }
+    }
+
     @Test func keyFileMustMatchAndBe32Bytes() throws {
         _ = try create(.keyFile(SQLiteFactory.keyFile))
         expectError(.wrongPassphrase) { try open(.keyFile(SecureBytes(copying: [UInt8](repeating: 0x4C, count: 32)))) }
