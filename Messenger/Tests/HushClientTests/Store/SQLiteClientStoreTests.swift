@@ -273,7 +273,8 @@ final class SQLiteFactory: ClientStoreFactory, @unchecked Sendable {
 
     // MARK: Durability
 
-    @Test func sessionsSurviveReopenBothWays() throws {
+    @Test(arguments: CipherSuite.allCases)
+    func sessionsSurviveReopenBothWays(suite: CipherSuite) throws {
         let alicePath = directory.path("alice.sqlite"), bobPath = directory.path("bob.sqlite")
         let secret = ClientStoreSecret.keyFile(SQLiteFactory.keyFile)
         let aliceIdentity = try IdentityKeyPair.generate(using: SeededRandom(seed: 1))
@@ -288,7 +289,7 @@ final class SQLiteFactory: ClientStoreFactory, @unchecked Sendable {
         for p in preKeys { try bob.storePreKey(p) }
         let bundle = PreKeyBundle(registrationID: 22, deviceID: 1, identityKey: bobIdentity.identityKey,
                                   signedPreKey: signed.publicSignedPreKey, oneTimePreKey: preKeys[0].publicPreKey)
-        try SessionBuilder.process(bundle, for: bobAddress, store: alice)
+        try SessionBuilder.process(bundle, for: bobAddress, store: alice, suite: suite)
         let first = try SessionCipher.encrypt(Array("before restart".utf8), for: bobAddress, store: alice)
         try alice.close()
         alice = try SQLiteClientStore.open(path: alicePath, secret: secret)
