@@ -8,7 +8,7 @@ import Testing
 /// One test user: a client, its store and its event log.
 struct User {
     let client: HushClient
-    let store: InMemoryClientStore
+    let store: any ClientStore
     let log: EventLog
 
     var name: String { client.account }
@@ -24,10 +24,22 @@ struct User {
     }
 
     /// The same store opened by a new client (an app restart).
-    func reopened(_ relay: ClientTestRelay) throws -> User {
+    func reopened(_ relay: ClientTestRelay, store: (any ClientStore)? = nil) throws -> User {
+        let store = store ?? self.store
         let client = try HushClient(store: store, configuration: relay.configuration())
         return User(client: client, store: store, log: EventLog(client))
     }
+
+    /// A user whose store is an encrypted SQLite file at `path`.
+    static func makeSQLite(_ name: String, _ relay: ClientTestRelay, path: String) throws -> User {
+        let keys = try HushClient.generateIdentity()
+        let store = try SQLiteClientStore.create(path: path, secret: .keyFile(sqliteKey), identity: keys.identity,
+                                                 registrationID: keys.registrationID)
+        let client = try HushClient.create(account: name, store: store, configuration: relay.configuration())
+        return User(client: client, store: store, log: EventLog(client))
+    }
+
+    static let sqliteKey = SecureBytes(copying: [UInt8](repeating: 0x5A, count: 32))
 
     /// Starts and waits until the offline queue is drained.
     func online() async {
@@ -194,6 +206,34 @@ struct User {
         await bob.waitTick(back, .delivered)
         #expect(try await again.client.messages(in: "bob").map(\.body) == ["one", "two", "three"])
         #expect(two.clientMessageID > one.clientMessageID)
+        await again.client.stop()
+        await bob.client.stop()
+        await relay.finish()
+    }
+
+    @Test func clientRestartFromAnEncryptedSQLiteFile() async throws {
+        let relay = try await ClientTestRelay.start()
+        let path = relay.directory.appendingPathComponent("alice-client.sqlite").path
+        let alice = try User.makeSQLite("alice", relay, path: path), bob = try User.make("bob", relay)
+        await alice.online()
+        await bob.online()
+        let one = try await alice.client.send("one", to: "bob")
+        await alice.waitTick(one, .delivered)
+        await bob.client.stop()
+        let offline = try await alice.client.send("while bob is away", to: "bob")
+        await alice.waitTick(offline, .sent)
+        await alice.client.stop()
+        // A new process: the file opened again with its key.
+        let reopened = try SQLiteClientStore.open(path: path, secret: .keyFile(User.sqliteKey))
+        let again = try alice.reopened(relay, store: reopened)
+        await again.online()
+        await bob.online()
+        _ = await bob.waitMessage(from: "alice", "while bob is away")
+        await again.waitTick(offline, .delivered)
+        let back = try await bob.client.send("back", to: "alice")
+        _ = await again.waitMessage(from: "bob", "back")
+        await bob.waitTick(back, .delivered)
+        #expect(try await again.client.messages(in: "bob").map(\.body) == ["one", "while bob is away", "back"])
         await again.client.stop()
         await bob.client.stop()
         await relay.finish()

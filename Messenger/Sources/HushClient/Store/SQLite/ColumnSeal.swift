@@ -72,7 +72,7 @@ struct ColumnSeal: Sendable {
         guard sealed.count >= Self.overhead else { throw .corrupted(table: table) }
         let ad = Self.associatedData(table, column, row)
         let n = XChaChaPoly.nonceByteCount
-        let result: [UInt8]? = sealed.withUnsafeBytes { (raw: UnsafeRawBufferPointer) -> [UInt8]? in
+        let result: [UInt8]? = [UInt8](sealed).withUnsafeBytes { (raw: UnsafeRawBufferPointer) -> [UInt8]? in
             let nonce = UnsafeRawBufferPointer(rebasing: raw[..<n])
             let body = UnsafeRawBufferPointer(rebasing: raw[n...])
             return try? XChaChaPoly.decrypt(body, key: key, nonce: nonce, associatedData: ad)
