@@ -47,7 +47,8 @@ final class PresenceHub: Sendable {
 
     func isOnline(_ account: String) -> Bool { state.withLock { !($0.online[account]?.isEmpty ?? true) } }
 
-    /// Loads the durable values of `accounts` into the cache.
+    /// Loads the durable values of `accounts` into the cache. A privacy setting that cannot be
+    /// read is not cached, so the account counts as hidden (fail closed) until a later read works.
     private func load(_ accounts: some Sequence<String>) async {
         for account in accounts {
             let cached = state.withLock { ($0.lastSeen[account] != nil, $0.privacy[account] != nil) }
@@ -57,9 +58,6 @@ final class PresenceHub: Sendable {
             if !cached.1 {
                 do { privacy = try await store.privacy(account) ?? .everyone } catch {
                     logger.error("presence privacy read failed", metadata: ["error": "\(error)"])
-                    privacy = PresencePrivacy(visibility: .nobody)  // fail closed, not cached
-                    state.withLock { s in if s.lastSeen[account] == nil, let seen { s.lastSeen[account] = seen } }
-                    continue
                 }
             }
             state.withLock { s in
