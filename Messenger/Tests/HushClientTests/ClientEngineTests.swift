@@ -308,6 +308,14 @@ struct User {
         relay.clock.advance(by: 1_000)
         await alice.client.stop()
         _ = await bob.log.first { $0 == .presence(PresenceInfo(account: "alice", online: false, lastSeen: relay.clock.now, hidden: false)) }
+        // Last seen survives a relay restart (durable presence store).
+        let seen = relay.clock.now
+        let mark = await bob.log.mark()
+        await relay.stop()
+        relay.clock.advance(by: 1_000)
+        try await relay.start()
+        _ = await bob.log.next(after: mark) { $0 == .connection(.online) }
+        _ = await bob.log.next(after: mark) { $0 == .presence(PresenceInfo(account: "alice", online: false, lastSeen: seen, hidden: false)) }
         // Alice hides from everyone; kept locally and sent when she connects.
         try await alice.client.setPresence(.nobody)
         await alice.online()
