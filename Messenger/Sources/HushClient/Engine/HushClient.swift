@@ -529,6 +529,7 @@ public actor HushClient {
         }
         let now = configuration.clock()
         let cert = usableCertificate()
+        let online = drained && link != nil
         var changed: String?
         let id: MessageID
         do { id = try step {
@@ -537,7 +538,9 @@ public actor HushClient {
                 let mid = MessageID(account: account, device: deviceID, clientMessageID: counter)
                 let content = MessageContent.text(id: counter, sentAt: now, body: text)
                 let devices = try store.sessionDevices(for: recipient)
-                if let cert, !devices.isEmpty {
+                // Encrypted now only when it can go now: written offline, it is encrypted (and
+                // sealed with a then-fresh sender certificate) when the connection returns.
+                if let cert, !devices.isEmpty, online {
                     for (i, device) in devices.enumerated() {
                         let payload: [UInt8]
                         do { payload = try seal(content, to: ProtocolAddress(name: recipient, deviceID: device), certificate: cert) } catch SignalProtocolError.untrustedIdentity(let a, _) {
