@@ -68,7 +68,7 @@ final class RelayLink: Sendable {
         let socket: WebSocketConnection
         do {
             socket = try await WebSocketConnection.connect(host: endpoint.host, port: endpoint.port, path: endpoint.path,
-                                                           timeout: .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000))
+                                                           timeout: .nanoseconds(max(1, timeout.components.seconds * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000)))
         } catch { throw .unreachable("\(error)") }
         var events = socket.events.makeAsyncIterator()
         // A silent relay: the watchdog drops the socket, which ends the event stream.
