@@ -310,6 +310,8 @@ struct User {
         _ = await bob.log.first { $0 == .presence(PresenceInfo(account: "alice", online: false, lastSeen: relay.clock.now, hidden: false)) }
         // Last seen survives a relay restart (durable presence store).
         let seen = relay.clock.now
+        // The relay writes last seen in the background: wait until it is on disk.
+        while try await relay.presenceStore.lastSeen("alice") != seen { try await Task.sleep(for: .milliseconds(2)) }
         let mark = await bob.log.mark()
         await relay.stop()
         relay.clock.advance(by: 1_000)

@@ -21,6 +21,7 @@ final class ClientTestRelay: @unchecked Sendable {
     let directory: URL
     let identity: RelayIdentity
     private(set) var relay: Relay!
+    private(set) var presenceStore: SQLitePresenceStore!
     private(set) var port = 0
     private var task: Task<Void, any Error>?
     /// Data generation: ``resetData()`` starts over with empty databases (a relay that lost its data).
@@ -67,6 +68,7 @@ final class ClientTestRelay: @unchecked Sendable {
         let store = try SQLiteRelayStore(path: directory.appendingPathComponent("relay-\(generation).sqlite").path)
         let presence = try SQLitePresenceStore(path: directory.appendingPathComponent("presence-\(generation).sqlite").path)
         let relay = Relay(store: store, identity: identity, configuration: config, logger: logger, presenceStore: presence)
+        presenceStore = presence
         self.relay = relay
         let (ports, continuation) = AsyncStream<Int>.makeStream()
         let app = RelayServer.application(relay: relay, port: port, logger: logger) { continuation.yield($0) }
