@@ -130,6 +130,11 @@ public struct ClientConfiguration: Sendable {
     public var requestTimeout: Duration = .seconds(10)
     /// A typing indicator lasts this long unless renewed (ms).
     public var typingTTL: UInt64 = 6_000
+    /// How many undelivered events `HushClient.events` holds before it drops the oldest. Events
+    /// are notifications: every message and tick they report is already in the store, so an app
+    /// that fell behind re-reads `messages(in:)` / `conversations()` instead. Bounded so that a
+    /// client nobody listens to does not grow without limit.
+    public var eventBufferLimit = 10_000
     /// Rotate the signed prekey after this long (ms): 2 days.
     public var signedPreKeyRotation: UInt64 = 2 * 86_400_000
     /// Keep rotated signed prekeys this long (ms): 30 days.

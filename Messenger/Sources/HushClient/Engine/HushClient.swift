@@ -21,7 +21,9 @@ public actor HushClient {
     public nonisolated let account: String
     /// This device's id.
     public nonisolated let deviceID: UInt32
-    /// Everything the client reports, in order (one consumer).
+    /// Everything the client reports, in order (one consumer). Holds at most
+    /// ``ClientConfiguration/eventBufferLimit`` unread events, dropping the oldest beyond that
+    /// (the store keeps every message and tick regardless).
     public nonisolated let events: AsyncStream<ClientEvent>
     private let sink: AsyncStream<ClientEvent>.Continuation
     /// The local store.
@@ -105,7 +107,7 @@ public actor HushClient {
         identity = profile.3
         self.store = store
         self.configuration = configuration
-        (events, sink) = AsyncStream<ClientEvent>.makeStream(bufferingPolicy: .unbounded)
+        (events, sink) = AsyncStream<ClientEvent>.makeStream(bufferingPolicy: .bufferingNewest(max(1, configuration.eventBufferLimit)))
     }
 
     /// Maps store and protocol failures to ``ClientError``.
