@@ -52,6 +52,8 @@ let package = Package(
         .executableTarget(name: "hush-conformance", dependencies: ["HushConformance"]),
         // Writes TestVectors/hush-1 (Hush's own suite and envelopes) from fixed seeds.
         .executableTarget(name: "hush-vectors", dependencies: ["Hush", "CSodium", "CCrypto"], path: "Tools/hush-vectors"),
+        // Writes TestVectors/pqxdh (its seeded ML-KEM encapsulation comes from kyber-py: see the tool).
+        .executableTarget(name: "hush-pq-vectors", dependencies: ["HushPQ"], path: "Tools/hush-pq-vectors"),
         .testTarget(name: "HushCryptoTests", dependencies: ["HushCrypto"]),
         .testTarget(name: "HushTests", dependencies: ["Hush"]),
         .testTarget(name: "HushNoiseTests", dependencies: ["HushNoise"]),
