@@ -6,7 +6,8 @@
 #     only checkouts allowed are swift-crypto and its swift-asn1, which the root manifest
 #     declares for the HushPQ product — SwiftPM resolves (clones) every dependency a manifest
 #     declares, but builds only those of the products used;
-#   - swift-crypto is not BUILT: no Crypto / CCryptoBoringSSL / SwiftASN1 build directory.
+#   - swift-crypto is not BUILT: no object file or module of Crypto, CCryptoBoringSSL,
+#     SwiftASN1 or HushPQ.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 work="${HUSH_CONSUMER_DIR:-$(mktemp -d)}"
@@ -39,11 +40,15 @@ for name in $checkouts; do
     *) echo "FAIL: a Hush-only consumer checked out $name" >&2; fail=1 ;;
   esac
 done
-built=$(find .build -type d \( -name 'Crypto.build' -o -name 'CCryptoBoringSSL.build' -o -name 'CCryptoBoringSSLShims.build' \
-  -o -name 'CryptoBoringWrapper.build' -o -name 'SwiftASN1.build' -o -name 'HushPQ.build' \) 2>/dev/null | head -5)
+# SwiftPM lays out a build directory (an output file map) for every target of the resolved
+# graph; what counts is whether anything was compiled: object files or a module.
+built=$(find .build \( -path '*/Crypto.build/*.o' -o -path '*/CCryptoBoringSSL.build/*.o' -o -path '*/CryptoBoringWrapper.build/*.o' \
+  -o -path '*/SwiftASN1.build/*.o' -o -path '*/HushPQ.build/*.o' -o -name 'Crypto.swiftmodule' -o -name 'SwiftASN1.swiftmodule' \
+  -o -name 'HushPQ.swiftmodule' \) 2>/dev/null | head -5)
 if [ -n "$built" ]; then
-  echo "FAIL: a Hush-only consumer built swift-crypto or HushPQ:" >&2
+  echo "FAIL: a Hush-only consumer built swift-crypto, swift-asn1 or HushPQ:" >&2
   echo "$built" >&2
   fail=1
 fi
+[ "$fail" -eq 0 ] && echo "ok: no server package checked out; swift-crypto, swift-asn1 and HushPQ not built"
 exit $fail
