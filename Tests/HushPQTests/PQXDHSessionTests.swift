@@ -10,7 +10,14 @@ import Testing
         #expect(first.0 == (suite == .signalV3 ? .preKeySignal : .hushPreKey))
         if suite == .signalV3 { #expect(first.1[0] == 0x44) }
         // Hush without HushPQ refuses the PQXDH forms as a newer protocol / unknown encoding.
-        #expect(throws: (any Error).self) { try CiphertextMessage(kind: first.0, serialized: first.1) }
+        let refusal: SignalProtocolError = suite == .signalV3 ? .invalidVersion(4) : .malformed(.invalidEncoding)
+        #expect(throws: refusal) { try CiphertextMessage(kind: first.0, serialized: first.1) }
+        // …and Hush's public decrypt of a parsed PQXDH message (no Kyber store) refuses to build a state.
+        let parsed = try PQXDH.message(kind: first.0, serialized: first.1)
+        #expect(throws: SignalProtocolError.unknownPreKey(.kyber(200))) {
+            try SessionCipher.decrypt(parsed, from: alice.address, store: bob.store)
+        }
+        #expect(bob.store.loadSession(for: alice.address) == nil && bob.store.loadPreKey(id: 100) != nil)
         #expect(try bob.receive(first, from: alice) == "hello")
         #expect(bob.store.loadSession(for: alice.address)?.establishment == .pqxdh)
         #expect(try bob.kyberStore.loadKyberPreKey(id: 200) == nil)

@@ -196,7 +196,8 @@ extension SessionState {
         if tag >= 3 {
             let kyberID = try r.varint()
             let count = Int(try r.varint())
-            guard count == SignalConstants.kyberCiphertextByteCount || count == HushSuiteConstants.kyberCiphertextByteCount else {
+            let expected = suite == .signalV3 ? SignalConstants.kyberCiphertextByteCount : HushSuiteConstants.kyberCiphertextByteCount
+            guard count == expected else {
                 throw .invalidValue(field: "KEM ciphertext")
             }
             pending!.kem = PendingKEM(kyberPreKeyID: kyberID, ciphertext: Array(try r.take(count)))
