@@ -4,6 +4,8 @@
 // SignalMessage, hush-1 prekey messages with flag bit 1), ML-KEM-1024 keys, Kyber prekey
 // encodings and decapsulation. Every input yields a value or a typed error; a message that
 // parses keeps exactly the input bytes, and carries Kyber fields exactly in its PQXDH form.
+// At exit LeakSanitizer reports 129 bytes in 2 allocations made inside swift-crypto while the
+// key below is built: once per process (the same after 20,000 or 3.7 million runs), not per input.
 let key = try! MLKEM1024.PrivateKey(seed: [UInt8](repeating: 0x5A, count: 64))
 
 @_cdecl("LLVMFuzzerTestOneInput")
