@@ -14,6 +14,7 @@ let package = Package(
         // Only for WireCodecBenchmarks (swift-protobuf vs Hush's hand-written wire codec). Exact:
         // Tools/protobuf/generate.sh builds protoc-gen-swift at this same version.
         .package(url: "https://github.com/apple/swift-protobuf", exact: "1.39.0"),
+        .package(url: "https://github.com/apple/swift-crypto", exact: "4.5.2"),
     ],
     targets: [
         .executableTarget(
@@ -58,7 +59,9 @@ let package = Package(
         .systemLibrary(name: "CFloor", path: "Sources/CFloor"),
         .target(
             name: "ProtocolBodies",
-            dependencies: ["CFloor", .product(name: "Hush", package: "Hush")],
+            dependencies: ["CFloor", .product(name: "Hush", package: "Hush"), .product(name: "HushPQ", package: "Hush"),
+                           // The floor of PQXDH calls swift-crypto's ML-KEM directly (the root package's pin).
+                           .product(name: "Crypto", package: "swift-crypto")],
             path: "Sources/ProtocolBodies"
         ),
         .executableTarget(name: "hush-harness", dependencies: ["ProtocolBodies"], path: "Sources/hush-harness"),

@@ -16,5 +16,6 @@ let package = Package(
         .executableTarget(name: "FuzzSessionDecrypt", dependencies: [.product(name: "Hush", package: "Hush")]),
         .executableTarget(name: "FuzzEnvelope", dependencies: [.product(name: "Hush", package: "Hush")]),
         .executableTarget(name: "FuzzNoise", dependencies: [.product(name: "HushNoise", package: "Hush")]),
+        .executableTarget(name: "FuzzPQXDH", dependencies: [.product(name: "HushPQ", package: "Hush")]),
     ]
 )

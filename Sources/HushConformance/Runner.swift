@@ -83,6 +83,7 @@ public struct ConformanceRunner: Sendable {
                 case HushKAT.format: try HushKAT.run(root, report: &report, includeSlow: includeSlow)
                 case SignalV3.format, SignalV3.hushFormat: try SignalV3.run(root, report: &report)
                 case EnvelopeVectors.format: try EnvelopeVectors.run(root, report: &report)
+                case PQXDHVectors.format: try PQXDHVectors.run(root, report: &report)
                 default:
                     report.format = format
                     report.skippedFile = true

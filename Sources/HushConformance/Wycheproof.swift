@@ -4,7 +4,8 @@ import Hush
 /// `tcId` and a `result` of `valid`, `invalid` or `acceptable`.
 enum Wycheproof {
     /// The schemas this runner understands, by the prefix of the file's `schema` field.
-    static let schemas = ["xdh_comp", "eddsa_verify", "aead_test", "hkdf_test", "mac_test", "ind_cpa_test"]
+    static let schemas = ["xdh_comp", "eddsa_verify", "aead_test", "hkdf_test", "mac_test", "ind_cpa_test",
+                          "mlkem_test", "mlkem_keygen_seed_test", "mlkem_encaps_test"]
 
     static func run(_ root: Fields, report: inout FileReport) throws(VectorError) {
         let schemaField = try root.string("schema")
@@ -21,6 +22,10 @@ enum Wycheproof {
                 let id = (try? test.int("tcId")).map(String.init) ?? "?"
                 report.run(id) { () throws(VectorError) -> CaseOutcome in
                     let result = try test.string("result")
+                    if schema.hasPrefix("mlkem") {
+                        return try MLKEMChecks.check(schema: schema, group: group, test: test, result: result)
+                            ?? .skipped("not ML-KEM-1024")
+                    }
                     guard let check = try check(schema: schema, algorithm: algorithm, group: group, test: test, result: result) else {
                         return .skipped("\(algorithm) is not a primitive Hush provides")
                     }

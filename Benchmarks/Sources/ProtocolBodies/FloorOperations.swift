@@ -46,6 +46,20 @@ public enum FloorOperations {
         BenchOperation("x3dh_initiator_hush1") { n in
             { for _ in 0..<n { Floor.shared.subgroupChecks(3); Floor.shared.verify(); Floor.shared.keygen(); Floor.shared.keygen(); Floor.shared.x3dh(); Floor.shared.dh(); Floor.shared.hkdf(64); Floor.shared.hushMessage(payload: 100) } }
         },
+        // PQXDH: X3DH's floor, plus the Kyber prekey's signature check and one encapsulation
+        // (initiator), or one decapsulation (responder).
+        BenchOperation("pqxdh_initiator") { n in
+            { for _ in 0..<n { Floor.shared.subgroupChecks(3); Floor.shared.verify(); Floor.shared.verify(); KEMFloor.shared.encapsulate(); Floor.shared.keygen(); Floor.shared.keygen(); Floor.shared.x3dh(); Floor.shared.dh(); Floor.shared.hkdf(64); Floor.shared.message(payload: 100) } }
+        },
+        BenchOperation("pqxdh_responder") { n in
+            { for _ in 0..<n { Floor.shared.subgroupChecks(2); KEMFloor.shared.decapsulate(); Floor.shared.x3dh(); Floor.shared.ratchetStep(); Floor.shared.message(payload: 100, decrypt: true) } }
+        },
+        BenchOperation("pqxdh_initiator_hush1") { n in
+            { for _ in 0..<n { Floor.shared.subgroupChecks(3); Floor.shared.verify(); Floor.shared.verify(); KEMFloor.shared.encapsulate(); Floor.shared.keygen(); Floor.shared.keygen(); Floor.shared.x3dh(); Floor.shared.dh(); Floor.shared.hkdf(64); Floor.shared.hushMessage(payload: 100) } }
+        },
+        BenchOperation("pqxdh_responder_hush1") { n in
+            { for _ in 0..<n { Floor.shared.subgroupChecks(2); KEMFloor.shared.decapsulate(); Floor.shared.x3dh(); Floor.shared.ratchetStep(); Floor.shared.hushMessage(payload: 100) } }
+        },
         BenchOperation("x3dh_responder_hush1") { n in
             { for _ in 0..<n { Floor.shared.subgroupChecks(2); Floor.shared.x3dh(); Floor.shared.ratchetStep(); Floor.shared.hushMessage(payload: 100) } }
         },

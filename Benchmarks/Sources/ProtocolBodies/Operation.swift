@@ -13,7 +13,8 @@ public struct BenchOperation: Sendable {
     /// Operations per measured sample.
     public var batch: Int {
         switch name {
-        case "x3dh_initiator", "x3dh_responder", "x3dh_initiator_hush1", "x3dh_responder_hush1": return 20
+        case "x3dh_initiator", "x3dh_responder", "x3dh_initiator_hush1", "x3dh_responder_hush1",
+             "pqxdh_initiator", "pqxdh_responder", "pqxdh_initiator_hush1", "pqxdh_responder_hush1": return 20
         case "ping_pong", "ping_pong_hush1", "record_serialize_2000", "record_deserialize_2000": return 50
         case "xeddsa_sign", "xeddsa_verify", "senderkey_encrypt_100", "senderkey_decrypt_100", "roundtrip_64k", "roundtrip_64k_hush1",
              "envelope_seal", "envelope_open": return 100
@@ -31,5 +32,6 @@ public enum OperationName {
         "senderkey_encrypt_100", "senderkey_decrypt_100",
         "x3dh_initiator_hush1", "x3dh_responder_hush1", "encrypt_100_hush1", "decrypt_100_hush1", "ping_pong_hush1",
         "roundtrip_1k_hush1", "roundtrip_64k_hush1", "envelope_seal", "envelope_open",
+        "pqxdh_initiator", "pqxdh_responder", "pqxdh_initiator_hush1", "pqxdh_responder_hush1",
     ]
 }

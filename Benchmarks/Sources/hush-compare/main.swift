@@ -280,6 +280,7 @@ func main() {
         goals.append((over.isEmpty ? "met" : "MISSED") + ": ≤ \(String(format: "%.2f", limit))× the floor — \(list)")
     }
     floorGoal(["encrypt_100", "decrypt_100", "encrypt_100_hush1", "decrypt_100_hush1"], 1.15)
+    floorGoal(["pqxdh_initiator", "pqxdh_responder", "pqxdh_initiator_hush1", "pqxdh_responder_hush1"], 1.1)
     floorGoal(["ping_pong", "x3dh_initiator", "x3dh_responder", "roundtrip_64k",
                "ping_pong_hush1", "x3dh_initiator_hush1", "x3dh_responder_hush1", "roundtrip_64k_hush1"], 1.1)
     for peer in ["vodozemac", "vodozemac-net"] {

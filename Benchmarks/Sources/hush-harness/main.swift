@@ -3,6 +3,7 @@
 //   hush-harness [--ops a,b] [--quick] [--list]
 // prints one JSON object per line: {"impl":"hush","op":"encrypt_100","ns":1234.5,"iterations":N}
 import Foundation
+import Hush
 import ProtocolBodies
 
 let arguments = Array(CommandLine.arguments.dropFirst())
@@ -11,17 +12,26 @@ var selected: Set<String>?
 if let i = arguments.firstIndex(of: "--ops"), i + 1 < arguments.count {
     selected = Set(arguments[i + 1].split(separator: ",").map(String.init))
 }
-let implementations: [(String, [BenchOperation])] = [("hush", HushOperations.all), ("floor", FloorOperations.all)]
+let implementations: [(String, [BenchOperation])] = [("hush", HushOperations.all + PQXDHOperations.all), ("floor", FloorOperations.all)]
+
+if arguments.contains("--pq-bytes") {
+    for suite in [CipherSuite.signalV3, .hush1] {
+        let (x, p) = try! PQXDHOperations.addedBytes(suite: suite)
+        print("\(suite): first message \(x) bytes with X3DH, \(p) with PQXDH (+\(p - x))")
+    }
+    exit(0)
+}
 
 if arguments.contains("--list") {
-    for name in OperationName.all where HushOperations.all.contains(where: { $0.name == name }) { print(name) }
+    for name in OperationName.all where (HushOperations.all + PQXDHOperations.all).contains(where: { $0.name == name }) { print(name) }
     exit(0)
 }
 
 /// Batch sizes: enough work per batch to be measurable, few enough to finish quickly.
 func batchSize(_ op: String) -> Int {
     switch op {
-    case "x3dh_initiator", "x3dh_responder", "x3dh_initiator_hush1", "x3dh_responder_hush1": return quick ? 40 : 150
+    case "x3dh_initiator", "x3dh_responder", "x3dh_initiator_hush1", "x3dh_responder_hush1",
+         "pqxdh_initiator", "pqxdh_responder", "pqxdh_initiator_hush1", "pqxdh_responder_hush1": return quick ? 40 : 150
     case "ping_pong", "ping_pong_hush1": return quick ? 100 : 400
     case "roundtrip_64k", "roundtrip_64k_hush1": return quick ? 20 : 100
     case "record_serialize_2000", "record_deserialize_2000": return quick ? 20 : 100

@@ -30,6 +30,13 @@ public enum CipherSuite: UInt8, Sendable, Equatable, Hashable, CaseIterable, Cus
     }
 
     /// `info` of the root KDF (Double Ratchet §5.2 `KDF_RK`).
+    var pqxdhInfo: [UInt8] {
+        switch self {
+        case .signalV3: SignalConstants.pqxdhInfo
+        case .hush1: HushSuiteConstants.pqxdhInfo
+        }
+    }
+
     var ratchetInfo: [UInt8] {
         switch self {
         case .signalV3: SignalConstants.ratchetInfo
@@ -63,12 +70,15 @@ public enum HushSuiteConstants {
     public static let preKeyMessageType: UInt8 = 0x12
     /// AEAD tag length (XChaCha20-Poly1305).
     public static let tagByteCount = 16
+    /// A hush-1 PQXDH prekey message's raw ML-KEM-1024 ciphertext.
+    public static let kyberCiphertextByteCount = 1568
     /// Key and nonce lengths of the message AEAD.
     static let keyByteCount = 32
     static let nonceByteCount = 24
     static let messageKeyMaterialByteCount = 56
 
     static let x3dhInfo = Array("hush-1/x3dh".utf8)
+    static let pqxdhInfo = Array("hush-1/pqxdh".utf8)
     static let ratchetInfo = Array("hush-1/root".utf8)
     static let messageKeysInfo = Array("hush-1/message-keys".utf8)
     /// Prefix of every message's associated data.

@@ -71,6 +71,16 @@ public enum SignalConstants {
 
     /// X3DH output → first root key and chain key (X3DH §2.2's `info`).
     static let x3dhInfo = Array("WhisperText".utf8)
+    /// PQXDH's KDF info for the Signal-v3 suite (PQXDH spec §2.2 "info", libsignal's label).
+    static let pqxdhInfo = Array("WhisperText_X25519_SHA-256_CRYSTALS-KYBER-1024".utf8)
+    /// The message version of sessions set up with PQXDH (libsignal's version 4).
+    public static let postQuantumMessageVersion: UInt8 = 4
+    /// libsignal's key-type byte of Kyber-1024 (ML-KEM-1024) keys and ciphertexts.
+    public static let kyberKeyType: UInt8 = 0x08
+    /// A serialized Kyber-1024 ciphertext: type byte and 1,568 bytes.
+    public static let kyberCiphertextByteCount = 1 + 1568
+    /// A serialized Kyber-1024 public key: type byte and 1,568 bytes.
+    public static let kyberPublicKeyByteCount = 1 + 1568
     /// `KDF_RK` of the Double Ratchet (§5.2): root key and DH output → root key, chain key.
     static let ratchetInfo = Array("WhisperRatchet".utf8)
     /// Message key expansion (Double Ratchet §5.2, `KDF_CK` output → encryption keys).

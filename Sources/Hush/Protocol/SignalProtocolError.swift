@@ -8,6 +8,7 @@
 /// |---|---|---|
 /// | ``malformed(_:)`` | not a message, truncated, bad key encoding | drop it |
 /// | ``invalidVersion(_:)`` | sender speaks a newer protocol | drop, maybe tell the user |
+/// | ``postQuantumRequired`` | an X3DH session offered to a receiver that requires PQXDH | drop; the sender must use PQXDH |
 /// | ``legacyVersion(_:)`` | sender speaks v2 or older | drop |
 /// | ``suiteMismatch(expected:received:)`` | a message of another suite than the session's | drop |
 /// | ``badMAC`` | tampered, or no session state that matches | drop; if it persists, start a new session |
@@ -25,6 +26,9 @@ public enum SignalProtocolError: Error, Equatable, Hashable, Sendable {
     case malformed(MalformedMessage)
     /// The message's version (the high nibble of its first byte) is newer than 3.
     case invalidVersion(UInt8)
+    /// A session set up with X3DH was refused because the receiver's policy requires PQXDH
+    /// (HushPQ's `PostQuantumPolicy.requirePQXDH`).
+    case postQuantumRequired
     /// The message's version is older than 3 (Signal's pre-2016 formats), which Hush refuses.
     case legacyVersion(UInt8)
     /// The message belongs to another cipher suite than the session (or the operation).
@@ -89,12 +93,15 @@ public enum PreKeyReference: Equatable, Hashable, Sendable, CustomStringConverti
     case signed(UInt32)
     /// A one-time prekey id.
     case oneTime(UInt32)
+    /// A Kyber (ML-KEM-1024) prekey id, one-time or last-resort (PQXDH).
+    case kyber(UInt32)
 
     /// `signed prekey 1`, `one-time prekey 7`.
     public var description: String {
         switch self {
         case .signed(let id): "signed prekey \(id)"
         case .oneTime(let id): "one-time prekey \(id)"
+        case .kyber(let id): "Kyber prekey \(id)"
         }
     }
 }
@@ -105,6 +112,12 @@ public enum BundleProblem: Equatable, Hashable, Sendable {
     case missingSignedPreKey
     /// The signed prekey's signature does not verify with the bundle's identity key.
     case badSignedPreKeySignature
+    /// The policy requires PQXDH and the bundle has no Kyber prekey (a downgrade, or a peer
+    /// without post-quantum support).
+    case missingKyberPreKey
+    /// The Kyber prekey's signature does not verify with the bundle's identity key, or its
+    /// encoding is not an ML-KEM-1024 key.
+    case badKyberPreKeySignature
 }
 
 extension SignalProtocolError {

@@ -23,6 +23,15 @@ public enum SessionBuilder {
         sessionStore: some SessionStore, identityStore: some IdentityKeyStore,
         suite: CipherSuite = .signalV3, random: some RandomSource = SystemRandom()
     ) throws(SignalProtocolError) {
+        try processBundle(bundle, for: address, sessionStore: sessionStore, identityStore: identityStore,
+                          suite: suite, random: random, postQuantum: nil)
+    }
+
+    static func processBundle(
+        _ bundle: PreKeyBundle, for address: ProtocolAddress,
+        sessionStore: some SessionStore, identityStore: some IdentityKeyStore,
+        suite: CipherSuite, random: some RandomSource, postQuantum: PostQuantumInitiation?
+    ) throws(SignalProtocolError) {
         let trusted = try SignalProtocolError.store("isTrustedIdentity") {
             try identityStore.isTrustedIdentity(bundle.identityKey, for: address, direction: .sending)
         }
@@ -40,7 +49,8 @@ public enum SessionBuilder {
         let ratchetKey = try SignalProtocolError.crypto { () throws(CryptoError) in try Curve25519.KeyAgreement.PrivateKey(using: random) }
         let state = try SessionState.initiating(
             identity: identity, localRegistrationID: registrationID, baseKey: baseKey, ratchetKey: ratchetKey,
-            bundle: bundle, signedPreKey: signedPreKey, suite: suite)
+            bundle: bundle, signedPreKey: signedPreKey, suite: suite,
+            kem: postQuantum.map { ($0.sharedSecret, SessionState.PendingKEM(kyberPreKeyID: $0.kyberPreKeyID, ciphertext: $0.wireCiphertext)) })
 
         var record = try SignalProtocolError.store("loadSession") { try sessionStore.loadSession(for: address) }
         if record == nil {

@@ -153,7 +153,7 @@ public enum SessionCipher {
         _ message: some PreKeyWireMessage, from address: ProtocolAddress,
         sessionStore: some SessionStore, identityStore: some IdentityKeyStore,
         preKeyStore: some PreKeyStore, signedPreKeyStore: some SignedPreKeyStore,
-        random: some RandomSource
+        random: some RandomSource, postQuantum: PostQuantumReceiver? = nil
     ) throws(SignalProtocolError) -> [UInt8] {
         let trusted = try SignalProtocolError.store("isTrustedIdentity") {
             try identityStore.isTrustedIdentity(message.identityKey, for: address, direction: .receiving)
@@ -161,6 +161,7 @@ public enum SessionCipher {
         guard trusted else { throw .untrustedIdentity(address, identity: message.identityKey) }
 
         var removedPreKey: PreKeyRecord?
+        var consumedKyberPreKey: UInt32?
         do {
             return try SignalProtocolError.store("updateSession") {
                 try sessionStore.updateSession(for: address) { (stored: inout SessionRecord?) throws(SignalProtocolError) -> [UInt8] in
@@ -171,6 +172,11 @@ public enum SessionCipher {
                         guard existing.remoteIdentity == message.identityKey else { throw .badMAC }
                     } else {
                         builtState = true
+                        // PQXDH (HushPQ): without a receiver for it, a KEM prekey is unknown;
+                        // an X3DH message is refused when the policy requires PQXDH. Checked
+                        // only for new states: a retransmission of a kept session is fine.
+                        if message.kyberPreKeyID == nil, postQuantum?.requirePostQuantum == true { throw .postQuantumRequired }
+                        if let kyberID = message.kyberPreKeyID, postQuantum == nil { throw .unknownPreKey(.kyber(kyberID)) }
                         guard let signedPreKey = try SignalProtocolError.store("loadSignedPreKey", {
                             try signedPreKeyStore.loadSignedPreKey(id: message.signedPreKeyID)
                         }) else { throw .unknownPreKey(.signed(message.signedPreKeyID)) }
@@ -182,9 +188,13 @@ public enum SessionCipher {
                         }
                         let identity = try SignalProtocolError.store("identityKeyPair") { try identityStore.identityKeyPair() }
                         let registrationID = try SignalProtocolError.store("localRegistrationID") { try identityStore.localRegistrationID() }
+                        var kemSecret: SecureBytes?
+                        if let kyberID = message.kyberPreKeyID, let ciphertext = message.kyberCiphertext, let postQuantum {
+                            kemSecret = try postQuantum.decapsulate(kyberID, ciphertext)
+                        }
                         let state = try SessionState.responding(
                             identity: identity, localRegistrationID: registrationID, signedPreKey: signedPreKey.keyPair,
-                            oneTimePreKey: usedPreKey?.keyPair, message: message)
+                            oneTimePreKey: usedPreKey?.keyPair, message: message, kemSecret: kemSecret)
                         if record == nil { record = SessionRecord(current: state) } else { record!.promote(state) }
                     }
                     let plaintext = try record!.decrypt(message.inner, random: random)
@@ -198,6 +208,10 @@ public enum SessionCipher {
                     }
 
                     _ = try SignalProtocolError.store("saveIdentity") { try identityStore.saveIdentity(message.identityKey, for: address) }
+                    if builtState, let kyberID = message.kyberPreKeyID, let postQuantum {
+                        try postQuantum.markUsed(kyberID)
+                        consumedKyberPreKey = kyberID
+                    }
                     if let usedPreKey {
                         try SignalProtocolError.store("removePreKey") { try preKeyStore.removePreKey(id: usedPreKey.id) }
                         removedPreKey = usedPreKey
@@ -210,6 +224,7 @@ public enum SessionCipher {
             // Only the store's own commit can fail after the prekey was removed: the session
             // was not kept, so the prekey goes back (see the commit order above).
             if let removedPreKey { try? preKeyStore.storePreKey(removedPreKey) }
+            if let consumedKyberPreKey { postQuantum?.restore(consumedKyberPreKey) }
             throw error
         }
     }

@@ -17,13 +17,14 @@ public enum SessionRecordError: Error, Equatable, Hashable, Sendable {
 ///
 /// ```
 /// record   = "HSR" 0x02 state(current) u8(archived count ≤ 40) state*
-/// state    = u8(suite: 3 signal-v3, 1 hush-1) u8(session version = 3)
+/// state    = u8(suite: 3 signal-v3, 1 hush-1) u8(session version: 3 X3DH, 4 PQXDH)
 ///            key(local identity) key(remote identity) varint(local reg id) varint(remote reg id)
 ///            key(Alice's base key) bytes32(root key)
 ///            bytes32(sending ratchet private) key(sending ratchet public)
 ///            bytes32(sending chain key) varint(sending index) varint(previous counter)
 ///            u8(receiver chain count ≤ 5) chain*
-///            u8(pending: 0 none, 1 without one-time prekey, 2 with) [varint(otk id)] varint(spk id) key(base key)
+///            u8(pending: 0 none, 1 without one-time prekey, 2 with; 3 and 4 the same for PQXDH)
+///            [varint(otk id)] varint(spk id) key(base key) [varint(Kyber prekey id) varint(n) bytesN(KEM ciphertext)]
 /// chain    = key(ratchet key) bytes32(chain key) varint(index) varint(skipped count ≤ 2000) skipped*
 /// skipped  = varint(counter) bytesN(message key material: N = 80 for v3, 56 for hush-1)
 /// key      = 32 raw bytes of an X25519 public key;  varint = unsigned LEB128, ≤ 5 bytes, < 2^32
@@ -97,14 +98,20 @@ extension SessionState {
             }
         }
         if let pending = pendingPreKey {
+            let pq: UInt8 = pending.kem == nil ? 0 : 2
             if let id = pending.preKeyID {
-                w.write(UInt8(2))
+                w.write(UInt8(2) + pq)
                 w.writeVarint(id)
             } else {
-                w.write(UInt8(1))
+                w.write(UInt8(1) + pq)
             }
             w.writeVarint(pending.signedPreKeyID)
             w.write(pending.baseKey)
+            if let kem = pending.kem {
+                w.writeVarint(kem.kyberPreKeyID)
+                w.writeVarint(UInt32(kem.ciphertext.count))
+                w.write(kem.ciphertext)
+            }
         } else {
             w.write(UInt8(0))
         }
@@ -117,7 +124,9 @@ extension SessionState {
             suite = s
         }
         let version = try r.byte()
-        guard version == SignalConstants.messageVersion else { throw .invalidValue(field: "session version") }
+        guard version == SignalConstants.messageVersion || version == SignalConstants.postQuantumMessageVersion else {
+            throw .invalidValue(field: "session version")
+        }
         let localIdentity = IdentityKey(publicKey: try r.publicKey())
         let remoteIdentity = IdentityKey(publicKey: try r.publicKey())
         let localRegistrationID = try r.varint()
@@ -171,13 +180,27 @@ extension SessionState {
             chains.append(ReceiverChain(ratchetKey: ratchetKey, chainKey: chainKey, skippedKeys: skipped))
         }
         var pending: PendingPreKey?
-        switch try r.byte() {
+        let tag = try r.byte()
+        switch tag {
         case 0: pending = nil
-        case 1: pending = PendingPreKey(preKeyID: nil, signedPreKeyID: try r.varint(), baseKey: try r.publicKey())
-        case 2:
+        case 1, 3: pending = PendingPreKey(preKeyID: nil, signedPreKeyID: try r.varint(), baseKey: try r.publicKey())
+        case 2, 4:
             let id = try r.varint()
             pending = PendingPreKey(preKeyID: id, signedPreKeyID: try r.varint(), baseKey: try r.publicKey())
         default: throw .invalidValue(field: "pending prekey")
+        }
+        // A PQXDH header goes with a session of version 4, and only with one.
+        guard (tag >= 3) == (version == SignalConstants.postQuantumMessageVersion) || tag == 0 else {
+            throw .invalidValue(field: "pending prekey")
+        }
+        if tag >= 3 {
+            let kyberID = try r.varint()
+            let count = Int(try r.varint())
+            let expected = suite == .signalV3 ? SignalConstants.kyberCiphertextByteCount : HushSuiteConstants.kyberCiphertextByteCount
+            guard count == expected else {
+                throw .invalidValue(field: "KEM ciphertext")
+            }
+            pending!.kem = PendingKEM(kyberPreKeyID: kyberID, ciphertext: Array(try r.take(count)))
         }
         return SessionState(
             suite: suite, version: version, localIdentity: localIdentity, remoteIdentity: remoteIdentity,

@@ -211,6 +211,9 @@ extension SignalProtocolError {
         case .badSignature: "bad_signature"
         case .invalidBundle(.badSignedPreKeySignature): "bad_signature"
         case .invalidBundle(.missingSignedPreKey): "malformed"
+        case .invalidBundle(.missingKyberPreKey): "malformed"
+        case .invalidBundle(.badKyberPreKeySignature): "bad_signature"
+        case .postQuantumRequired: "invalid_version"
         case .storeFailure: "store_failure"
         case .crypto: "crypto_failure"
         }

@@ -19,7 +19,18 @@ struct SessionState: Sendable {
         var preKeyID: UInt32?
         var signedPreKeyID: UInt32
         var baseKey: Curve25519.KeyAgreement.PublicKey
+        /// PQXDH only: the Kyber prekey used and the KEM ciphertext, repeated like the rest.
+        var kem: PendingKEM? = nil
     }
+
+    /// The PQXDH part of the initial message header.
+    struct PendingKEM: Sendable, Equatable {
+        var kyberPreKeyID: UInt32
+        var ciphertext: [UInt8]
+    }
+
+    /// How the session was set up: X3DH for session version 3, PQXDH for version 4.
+    var establishment: SessionEstablishment { version == SignalConstants.postQuantumMessageVersion ? .pqxdh : .x3dh }
 
     /// The session's cipher suite; a session never mixes suites.
     var suite: CipherSuite
@@ -67,23 +78,27 @@ extension SessionState {
     static func initiating(
         identity: IdentityKeyPair, localRegistrationID: UInt32,
         baseKey: Curve25519.KeyAgreement.PrivateKey, ratchetKey: Curve25519.KeyAgreement.PrivateKey,
-        bundle: PreKeyBundle, signedPreKey: PreKeyBundle.SignedPreKey, suite: CipherSuite
+        bundle: PreKeyBundle, signedPreKey: PreKeyBundle.SignedPreKey, suite: CipherSuite,
+        kem: (secret: SecureBytes, header: PendingKEM)? = nil
     ) throws(SignalProtocolError) -> SessionState {
         let (rootKey0, chainKey0) = try X3DH.initiator(
             identity: identity, baseKey: baseKey, theirIdentity: bundle.identityKey,
-            theirSignedPreKey: signedPreKey.publicKey, theirOneTimePreKey: bundle.oneTimePreKey?.publicKey, suite: suite)
+            theirSignedPreKey: signedPreKey.publicKey, theirOneTimePreKey: bundle.oneTimePreKey?.publicKey, suite: suite,
+            kemSecret: kem?.secret)
         // Alice's first sending chain: a DH ratchet step from her ratchet key to Bob's signed
         // prekey, which acts as his first ratchet key (Double Ratchet §3.3 RatchetInitAlice).
         let (rootKey1, sendingChain) = try rootKey0.step(ours: ratchetKey, theirs: signedPreKey.publicKey, suite: suite)
         return SessionState(
-            suite: suite, localIdentity: identity.identityKey, remoteIdentity: bundle.identityKey,
+            suite: suite, version: kem == nil ? SignalConstants.messageVersion : SignalConstants.postQuantumMessageVersion,
+            localIdentity: identity.identityKey, remoteIdentity: bundle.identityKey,
             localRegistrationID: localRegistrationID, remoteRegistrationID: bundle.registrationID,
             aliceBaseKey: baseKey.publicKey, rootKey: rootKey1,
             sendingRatchetKey: ratchetKey, sendingChainKey: sendingChain, previousCounter: 0,
             // libsignal also keeps CK0 as a receiving chain for Bob's signed prekey.
             receiverChains: [ReceiverChain(ratchetKey: signedPreKey.publicKey, chainKey: chainKey0,
                                            skippedKeys: SkippedMessageKeys(materialByteCount: suite.messageKeyMaterialByteCount))],
-            pendingPreKey: PendingPreKey(preKeyID: bundle.oneTimePreKey?.id, signedPreKeyID: signedPreKey.id, baseKey: baseKey.publicKey))
+            pendingPreKey: PendingPreKey(preKeyID: bundle.oneTimePreKey?.id, signedPreKeyID: signedPreKey.id,
+                                         baseKey: baseKey.publicKey, kem: kem?.header))
     }
 
     /// Bob's state on receiving Alice's first PreKeySignalMessage (FORMAT §6.1, last part):
@@ -92,13 +107,15 @@ extension SessionState {
     static func responding(
         identity: IdentityKeyPair, localRegistrationID: UInt32,
         signedPreKey: Curve25519.KeyAgreement.PrivateKey, oneTimePreKey: Curve25519.KeyAgreement.PrivateKey?,
-        message: some PreKeyWireMessage
+        message: some PreKeyWireMessage, kemSecret: SecureBytes? = nil
     ) throws(SignalProtocolError) -> SessionState {
         let (rootKey0, chainKey0) = try X3DH.responder(
             identity: identity, signedPreKey: signedPreKey, oneTimePreKey: oneTimePreKey,
-            theirIdentity: message.identityKey, theirBaseKey: message.baseKey, suite: message.suite)
+            theirIdentity: message.identityKey, theirBaseKey: message.baseKey, suite: message.suite, kemSecret: kemSecret)
         return SessionState(
-            suite: message.suite, localIdentity: identity.identityKey, remoteIdentity: message.identityKey,
+            suite: message.suite,
+            version: kemSecret == nil ? SignalConstants.messageVersion : SignalConstants.postQuantumMessageVersion,
+            localIdentity: identity.identityKey, remoteIdentity: message.identityKey,
             localRegistrationID: localRegistrationID, remoteRegistrationID: message.registrationID,
             aliceBaseKey: message.baseKey, rootKey: rootKey0,
             sendingRatchetKey: signedPreKey, sendingChainKey: chainKey0, previousCounter: 0,
@@ -120,7 +137,7 @@ extension SessionState {
             let inner = try sendingChainKey.withMessageKeys(suite: suite) { (m) throws(SignalProtocolError) -> SignalMessage in
                 try plaintext.withUnsafeBytes { (p: UnsafeRawBufferPointer) throws(SignalProtocolError) -> SignalMessage in
                     try SignalMessage(
-                        ratchetKey: sendingRatchetKey.publicKey, counter: counter, previousCounter: previousCounter, plaintext: p,
+                        version: version, ratchetKey: sendingRatchetKey.publicKey, counter: counter, previousCounter: previousCounter, plaintext: p,
                         cipherKey: UnsafeRawBufferPointer(rebasing: m[0..<32]), macKey: UnsafeRawBufferPointer(rebasing: m[32..<64]),
                         iv: UnsafeRawBufferPointer(rebasing: m[64..<80]), sender: localIdentity, receiver: remoteIdentity)
                 }
@@ -128,14 +145,16 @@ extension SessionState {
             if let pending = pendingPreKey {
                 message = .preKeySignal(PreKeySignalMessage(
                     registrationID: localRegistrationID, preKeyID: pending.preKeyID, signedPreKeyID: pending.signedPreKeyID,
-                    baseKey: pending.baseKey, identityKey: localIdentity, message: inner))
+                    baseKey: pending.baseKey, identityKey: localIdentity, message: inner,
+                    kyberPreKeyID: pending.kem?.kyberPreKeyID, kyberCiphertext: pending.kem?.ciphertext))
             } else {
                 message = .signal(inner)
             }
         case .hush1:
             let header = pendingPreKey.map { pending in
                 HushPreKeyMessage.header(preKeyID: pending.preKeyID, signedPreKeyID: pending.signedPreKeyID,
-                                         registrationID: localRegistrationID, baseKey: pending.baseKey, identityKey: localIdentity)
+                                         registrationID: localRegistrationID, baseKey: pending.baseKey, identityKey: localIdentity,
+                                         kyberPreKeyID: pending.kem?.kyberPreKeyID, kyberCiphertext: pending.kem?.ciphertext)
             } ?? []
             let inner = sendingChainKey.withMessageKeys(suite: suite) { m in
                 plaintext.withUnsafeBytes { p in
@@ -146,7 +165,8 @@ extension SessionState {
             if let pending = pendingPreKey {
                 message = .hushPreKey(HushPreKeyMessage(
                     preKeyID: pending.preKeyID, signedPreKeyID: pending.signedPreKeyID, registrationID: localRegistrationID,
-                    baseKey: pending.baseKey, identityKey: localIdentity, message: inner))
+                    baseKey: pending.baseKey, identityKey: localIdentity, message: inner,
+                    kyberPreKeyID: pending.kem?.kyberPreKeyID, kyberCiphertext: pending.kem?.ciphertext))
             } else {
                 message = .hush(inner)
             }

@@ -139,6 +139,10 @@ public struct HushPreKeyMessage: Sendable, Equatable {
     public let identityKey: IdentityKey
     /// The wrapped message (sharing ``serialized``).
     public let message: HushMessage
+    /// PQXDH only (flag bit 1): the receiver's Kyber prekey the sender encapsulated to.
+    public let kyberPreKeyID: UInt32?
+    /// PQXDH only (flag bit 1): the ML-KEM-1024 ciphertext (1,568 bytes).
+    public let kyberCiphertext: [UInt8]?
 
     /// The complete serialized message.
     public var serialized: [UInt8] { message.serialized }
@@ -150,15 +154,31 @@ public struct HushPreKeyMessage: Sendable, Equatable {
 
     /// Parses a prekey message, keeping the array (no copy).
     public init(serialized data: [UInt8]) throws(SignalProtocolError) {
+        try self.init(serialized: data, allowingPostQuantum: false)
+    }
+
+    /// Parses a prekey message; with `allowingPostQuantum` (HushPQ), also one with flag bit 1
+    /// (`Docs/spec/pqxdh.md` §5.2): `varint(Kyber prekey id) || ciphertext (1568)` after the
+    /// identity key.
+    @_spi(HushPQ) public init(serialized data: [UInt8], allowingPostQuantum: Bool) throws(SignalProtocolError) {
         var r = WireReader(data, offset: 0)
         try HushWire.checkType(try r.byte(), expected: HushSuiteConstants.preKeyMessageType)
         let flags = try r.byte()
-        guard flags & ~1 == 0 else { throw .malformed(.invalidEncoding) }
+        guard flags & ~(allowingPostQuantum ? 3 : 1) == 0 else { throw .malformed(.invalidEncoding) }
         preKeyID = flags & 1 == 1 ? try r.varint() : nil
         signedPreKeyID = try r.varint()
         registrationID = try r.varint()
         baseKey = try r.publicKey(field: 2)
         identityKey = IdentityKey(publicKey: try r.publicKey(field: 3))
+        if flags & 2 == 2 {
+            kyberPreKeyID = try r.varint()
+            guard data.count - r.offset >= HushSuiteConstants.kyberCiphertextByteCount else { throw .malformed(.tooShort(data.count)) }
+            kyberCiphertext = Array(data[r.offset..<(r.offset + HushSuiteConstants.kyberCiphertextByteCount)])
+            r.offset += HushSuiteConstants.kyberCiphertextByteCount
+        } else {
+            kyberPreKeyID = nil
+            kyberCiphertext = nil
+        }
         guard r.offset < data.count else { throw .malformed(.missingField(4)) }
         message = try HushMessage(data, start: r.offset)
     }
@@ -166,25 +186,34 @@ public struct HushPreKeyMessage: Sendable, Equatable {
     /// The header bytes up to the inner message (FORMAT of `Docs/spec/hush-1.md` §5).
     static func header(
         preKeyID: UInt32?, signedPreKeyID: UInt32, registrationID: UInt32,
-        baseKey: Curve25519.KeyAgreement.PublicKey, identityKey: IdentityKey
+        baseKey: Curve25519.KeyAgreement.PublicKey, identityKey: IdentityKey,
+        kyberPreKeyID: UInt32? = nil, kyberCiphertext: [UInt8]? = nil
     ) -> [UInt8] {
+        let kem = kyberPreKeyID.flatMap { id in kyberCiphertext.map { (id, $0) } }
         let count = 2 + (preKeyID.map(WireWriter.varintSize) ?? 0) + WireWriter.varintSize(signedPreKeyID)
-            + WireWriter.varintSize(registrationID) + 64
+            + WireWriter.varintSize(registrationID) + 64 + (kem.map { WireWriter.varintSize($0.0) + $0.1.count } ?? 0)
         return [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
             var w = WireWriter(UnsafeMutableRawBufferPointer(buffer))
             w.put(HushSuiteConstants.preKeyMessageType)
-            w.put(preKeyID == nil ? 0 : 1)
+            w.put((preKeyID == nil ? 0 : 1) | (kem == nil ? 0 : 2))
             if let preKeyID { w.putVarint(preKeyID) }
             w.putVarint(signedPreKeyID)
             w.putVarint(registrationID)
             w.put(baseKey)
             w.put(identityKey.publicKey)
+            if let kem {
+                w.putVarint(kem.0)
+                w.put(kem.1)
+            }
             initialized = count
         }
     }
 
     init(preKeyID: UInt32?, signedPreKeyID: UInt32, registrationID: UInt32,
-         baseKey: Curve25519.KeyAgreement.PublicKey, identityKey: IdentityKey, message: HushMessage) {
+         baseKey: Curve25519.KeyAgreement.PublicKey, identityKey: IdentityKey, message: HushMessage,
+         kyberPreKeyID: UInt32? = nil, kyberCiphertext: [UInt8]? = nil) {
+        self.kyberPreKeyID = kyberPreKeyID
+        self.kyberCiphertext = kyberCiphertext
         self.preKeyID = preKeyID
         self.signedPreKeyID = signedPreKeyID
         self.registrationID = registrationID

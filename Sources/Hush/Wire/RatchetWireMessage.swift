@@ -60,6 +60,8 @@ protocol PreKeyWireMessage: Sendable {
     var signedPreKeyID: UInt32 { get }
     var baseKey: Curve25519.KeyAgreement.PublicKey { get }
     var identityKey: IdentityKey { get }
+    var kyberPreKeyID: UInt32? { get }
+    var kyberCiphertext: [UInt8]? { get }
     var inner: Inner { get }
 }
 

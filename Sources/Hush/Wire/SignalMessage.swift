@@ -41,6 +41,11 @@ public struct SignalMessage: Sendable, Equatable {
 
     /// Parses `bytes`, keeping the array itself (no copy) as ``serialized``.
     public init(serialized data: [UInt8]) throws(SignalProtocolError) {
+        try self.init(serialized: data, maximumVersion: SignalConstants.messageVersion)
+    }
+
+    /// Parses a message of version 3 or, with `maximumVersion` 4, of a PQXDH session (HushPQ).
+    @_spi(HushPQ) public init(serialized data: [UInt8], maximumVersion: UInt8) throws(SignalProtocolError) {
         guard data.count >= Self.minimumByteCount else { throw .malformed(.tooShort(data.count)) }
         // As libsignal: versions 0 and 1 are refused here; a version-2 message parses and is
         // refused by each session state ("Message version 2, but session version 3"), so it
@@ -48,7 +53,7 @@ public struct SignalMessage: Sendable, Equatable {
         // PreKeySignalMessage it is an inner/outer version mismatch.
         let version = data[0] >> 4
         guard version >= SignalConstants.messageVersion - 1 else { throw .legacyVersion(version) }
-        guard version <= SignalConstants.messageVersion else { throw .invalidVersion(version) }
+        guard version <= maximumVersion else { throw .invalidVersion(version) }
         var ratchetKey: Range<Int>?
         var counter: UInt32?
         var previousCounter: UInt32 = 0
@@ -84,6 +89,7 @@ public struct SignalMessage: Sendable, Equatable {
     /// Builds and MACs a message (FORMAT §6.3) in one allocation: the header is written,
     /// AES-256-CBC encrypts the plaintext straight into its place, and the MAC goes last.
     init(
+        version: UInt8 = SignalConstants.messageVersion,
         ratchetKey: Curve25519.KeyAgreement.PublicKey, counter: UInt32, previousCounter: UInt32,
         plaintext: UnsafeRawBufferPointer, cipherKey: UnsafeRawBufferPointer, macKey: UnsafeRawBufferPointer,
         iv: UnsafeRawBufferPointer, sender: IdentityKey, receiver: IdentityKey
@@ -102,7 +108,7 @@ public struct SignalMessage: Sendable, Equatable {
             let out = UnsafeMutableRawBufferPointer(buffer)
             let base = buffer.baseAddress!
             var offset = 0
-            base[0] = SignalConstants.versionByte
+            base[0] = (version << 4) | version
             base[1] = 0x0A; base[2] = 33; base[3] = Curve25519.signalKeyType
             ratchetKey.rawRepresentation.withUnsafeBytes { k in
                 UnsafeMutableRawBufferPointer(rebasing: out[4..<36]).copyMemory(from: k)
@@ -126,7 +132,7 @@ public struct SignalMessage: Sendable, Equatable {
             initialized = total
         }
         if let failure { throw .crypto(failure) }
-        self.version = SignalConstants.messageVersion
+        self.version = version
         self.ratchetKeyRange = 4..<36
         self.counter = counter
         self.previousCounter = previousCounter
@@ -226,16 +232,28 @@ public struct PreKeySignalMessage: Sendable, Equatable {
     public let identityKey: IdentityKey
     /// The wrapped ratchet message.
     public let message: SignalMessage
+    /// PQXDH (version 4) only: the receiver's Kyber prekey the sender encapsulated to.
+    public let kyberPreKeyID: UInt32?
+    /// PQXDH (version 4) only: the ML-KEM-1024 ciphertext, `0x08 || 1568 bytes`.
+    public let kyberCiphertext: [UInt8]?
     /// The complete serialized message.
     public let serialized: [UInt8]
 
     /// Parses `bytes` (FORMAT §6.5 step 1).
     public init(serialized bytes: some ContiguousByteBuffer) throws(SignalProtocolError) {
-        let data = bytes.bytes
+        try self.init(serialized: bytes.bytes, maximumVersion: SignalConstants.messageVersion)
+    }
+
+    /// Parses a version-3 message or, with `maximumVersion` 4, a PQXDH one (HushPQ): fields 7
+    /// (Kyber prekey id) and 8 (KEM ciphertext) are then required, and the inner message must
+    /// be of version 4 too.
+    @_spi(HushPQ) public init(serialized data: [UInt8], maximumVersion: UInt8) throws(SignalProtocolError) {
         guard data.count >= 2 else { throw .malformed(.tooShort(data.count)) }
         let version = data[0] >> 4
         guard version >= SignalConstants.messageVersion else { throw .legacyVersion(version) }
-        guard version == SignalConstants.messageVersion else { throw .invalidVersion(version) }
+        guard version <= maximumVersion else { throw .invalidVersion(version) }
+        var kyberPreKeyID: UInt32?
+        var kyberCiphertext: Range<Int>?
         var preKeyID: UInt32?
         var signedPreKeyID: UInt32?
         var registrationID: UInt32 = 0
@@ -253,6 +271,10 @@ public struct PreKeySignalMessage: Sendable, Equatable {
                 case 4: inner = try value.byteRange()
                 case 5: registrationID = try value.uint32()
                 case 6: signedPreKeyID = try value.uint32()
+                case 7 where version == SignalConstants.postQuantumMessageVersion: kyberPreKeyID = try value.uint32()
+                case 8 where version == SignalConstants.postQuantumMessageVersion:
+                    let range = try value.byteRange()
+                    kyberCiphertext = (range.lowerBound + 1)..<(range.upperBound + 1)
                 default: continue
                 }
             }
@@ -262,8 +284,16 @@ public struct PreKeySignalMessage: Sendable, Equatable {
         guard let identityKey else { throw .malformed(.missingField(3)) }
         guard let inner else { throw .malformed(.missingField(4)) }
         // `inner` is relative to the protobuf body, which starts at byte 1.
-        let message = try SignalMessage(serialized: data[(inner.lowerBound + 1)..<(inner.upperBound + 1)])
+        if version == SignalConstants.postQuantumMessageVersion {
+            guard kyberPreKeyID != nil else { throw .malformed(.missingField(7)) }
+            guard let kyberCiphertext else { throw .malformed(.missingField(8)) }
+            guard kyberCiphertext.count == SignalConstants.kyberCiphertextByteCount,
+                  data[kyberCiphertext.lowerBound] == SignalConstants.kyberKeyType else { throw .malformed(.invalidKey(field: 8)) }
+        }
+        let message = try SignalMessage(serialized: Array(data[(inner.lowerBound + 1)..<(inner.upperBound + 1)]), maximumVersion: maximumVersion)
         guard message.version == version else { throw .invalidVersion(message.version) }
+        self.kyberPreKeyID = kyberPreKeyID
+        self.kyberCiphertext = kyberCiphertext.map { Array(data[$0]) }
         self.version = version
         self.registrationID = registrationID
         self.preKeyID = preKeyID
@@ -277,17 +307,26 @@ public struct PreKeySignalMessage: Sendable, Equatable {
     /// Wraps `message` (FORMAT §6.3).
     init(
         registrationID: UInt32, preKeyID: UInt32?, signedPreKeyID: UInt32,
-        baseKey: Curve25519.KeyAgreement.PublicKey, identityKey: IdentityKey, message: SignalMessage
+        baseKey: Curve25519.KeyAgreement.PublicKey, identityKey: IdentityKey, message: SignalMessage,
+        kyberPreKeyID: UInt32? = nil, kyberCiphertext: [UInt8]? = nil
     ) {
-        var writer = ProtobufWriter(capacity: 1 + 6 + 35 + 35 + 3 + message.serialized.count + 6 + 6,
-                                    prefix: SignalConstants.versionByte)
+        let version = message.version
+        var writer = ProtobufWriter(capacity: 1 + 6 + 35 + 35 + 3 + message.serialized.count + 6 + 6
+                                        + (kyberCiphertext.map { 6 + 3 + $0.count } ?? 0),
+                                    prefix: (version << 4) | version)
         if let preKeyID { writer.appendField(1, uint32: preKeyID) }
         writer.appendField(2, bytes: baseKey.signalRepresentation)
         writer.appendField(3, bytes: identityKey.serialized)
         writer.appendField(4, bytes: message.serialized)
         writer.appendField(5, uint32: registrationID)
         writer.appendField(6, uint32: signedPreKeyID)
-        self.version = SignalConstants.messageVersion
+        if let kyberPreKeyID, let kyberCiphertext {
+            writer.appendField(7, uint32: kyberPreKeyID)
+            writer.appendField(8, bytes: kyberCiphertext)
+        }
+        self.kyberPreKeyID = kyberPreKeyID
+        self.kyberCiphertext = kyberCiphertext
+        self.version = version
         self.registrationID = registrationID
         self.preKeyID = preKeyID
         self.signedPreKeyID = signedPreKeyID
