@@ -144,9 +144,19 @@ final class RelayConnection: ChannelDuplexHandler, RemovableChannelHandler, @unc
     var bucket: TokenBucket
 
     // Ordering and backpressure.
-    /// A stanza's store work is outstanding.
+    /// A stanza's store work is outstanding (``storeWork(_:then:)``).
     private var busy = false
-    /// Inbound messages that arrived while `busy` (bounded by one socket read).
+    /// Sends and acks handed to the store's callback API and not yet completed. They are
+    /// pipelined: the writer commits them in submission order and their completions come back
+    /// to this loop in that order, so their replies keep the order of the stanzas.
+    private var pipelined = 0
+    /// A stanza that must wait until the pipelined ones completed (its reply would overtake theirs).
+    private var deferred: RelayStanza?
+    /// Most pipelined store operations per connection.
+    static let maxPipelined = 32
+    /// No further inbound message is handled now.
+    private var blocked: Bool { busy || deferred != nil || pipelined >= Self.maxPipelined }
+    /// Inbound messages that arrived while `blocked` (bounded by one socket read).
     private var inbox: [WebSocketFrame] = []
     /// A read was requested while paused.
     private var readPending = false
@@ -297,6 +307,7 @@ final class RelayConnection: ChannelDuplexHandler, RemovableChannelHandler, @unc
     func close(_ code: RelayProtocol.CloseCode, immediately: Bool = false) {
         guard phase != .closed, let context else { return }
         salvageAcks()
+        deferred = nil
         if case .device(let address) = phase, relay.router.unregister(address, self) { relay.metrics.devicesOnline.decrement() }
         phase = .closed
         handshake = nil
@@ -376,11 +387,36 @@ final class RelayConnection: ChannelDuplexHandler, RemovableChannelHandler, @unc
         }
     }
 
-    /// A completion handler for the store's callback API that comes back to the loop.
+    /// A completion handler for the store's callback API that comes back to the loop; the
+    /// operation is pipelined (see `pipelined`).
     func storeCompletion<T: Sendable>(_ then: @escaping (Result<T, RelayStoreError>) -> Void) -> @Sendable (Result<T, RelayStoreError>) -> Void {
-        busy = true
+        pipelined += 1
         let done = NIOLoopBound(then, eventLoop: eventLoop)
-        return { [self] result in eventLoop.execute { self.completed { done.value(result) } } }
+        return { [self] result in
+            eventLoop.execute {
+                self.pipelined -= 1
+                if self.phase != .closed { done.value(result) }
+                if self.pipelined == 0, let d = self.deferred, self.phase != .closed {
+                    self.deferred = nil
+                    self.handle(d)
+                }
+                self.drainInbox()
+                self.flush()
+            }
+        }
+    }
+
+    /// Whether `stanza` may be handled while pipelined operations are outstanding: a send or
+    /// ack that will reach the store (its reply, or its error, comes in completion order).
+    private func canPipeline(_ stanza: RelayStanza) -> Bool {
+        guard relay.callbacks != nil, relay.configuration.stanzaHook == nil, case .device = phase else { return false }
+        var b = bucket
+        guard b.take(now: relay.configuration.clock()) else { return false }
+        switch stanza.body {
+        case .send(let m)?: return sendRejection(m) == nil
+        case .ack(let a)?: return (1...RelayProtocol.Limits.maxAckIDs).contains(a.serverIds.count)
+        default: return false
+        }
     }
 
     private func completed(_ body: () -> Void) {
@@ -405,7 +441,7 @@ final class RelayConnection: ChannelDuplexHandler, RemovableChannelHandler, @unc
                 return
             }
             // In order with the stanzas before it (a close after acks applies the acks first).
-            if busy || !inbox.isEmpty { inbox.append(frame) } else { process(frame) }
+            if blocked || !inbox.isEmpty { inbox.append(frame) } else { process(frame) }
         case .ping:
             let pong = WebSocketFrame(fin: true, opcode: .pong, data: frame.unmaskedData)
             context.write(wrapOutboundOut(pong), promise: nil)
@@ -423,7 +459,7 @@ final class RelayConnection: ChannelDuplexHandler, RemovableChannelHandler, @unc
     }
 
     func read(context: ChannelHandlerContext) {
-        if phase != .closed, busy || !inbox.isEmpty || !context.channel.isWritable {
+        if phase != .closed, blocked || !inbox.isEmpty || !context.channel.isWritable {
             readPending = true
         } else {
             context.read()
@@ -431,7 +467,7 @@ final class RelayConnection: ChannelDuplexHandler, RemovableChannelHandler, @unc
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable, !busy, inbox.isEmpty { resumeReading() }
+        if context.channel.isWritable, !blocked, inbox.isEmpty { resumeReading() }
         context.fireChannelWritabilityChanged()
     }
 
@@ -455,10 +491,10 @@ final class RelayConnection: ChannelDuplexHandler, RemovableChannelHandler, @unc
 
     /// Handles queued messages until one waits for the store, then reads again.
     private func drainInbox() {
-        while !busy, phase != .closed, !inbox.isEmpty {
+        while !blocked, phase != .closed, !inbox.isEmpty {
             process(inbox.removeFirst())
         }
-        if !busy, inbox.isEmpty, context?.channel.isWritable ?? false { resumeReading() }
+        if !blocked, inbox.isEmpty, context?.channel.isWritable ?? false { resumeReading() }
     }
 
     private func process(_ frame: WebSocketFrame) {
@@ -488,6 +524,10 @@ final class RelayConnection: ChannelDuplexHandler, RemovableChannelHandler, @unc
             return
         }
         relay.metrics.stanzaIn(stanza.kind)
+        if pipelined > 0, !canPipeline(stanza) {
+            deferred = stanza
+            return
+        }
         handle(stanza)
     }
 
@@ -628,6 +668,8 @@ final class RelayConnection: ChannelDuplexHandler, RemovableChannelHandler, @unc
     /// with ``send(_:)``/``sendError(_:requestID:clientMessageID:deviceID:)``, reach other
     /// devices' connections through `relay.router`, and run store work with
     /// ``storeWork(_:then:)`` (the next stanza waits until it finished).
+    /// Sends and acks are pipelined (several in the store at once, replies in order); any other
+    /// stanza waits until they completed.
     private func handle(_ stanza: RelayStanza) {
         let config = relay.configuration
         guard bucket.take(now: config.clock()) else {

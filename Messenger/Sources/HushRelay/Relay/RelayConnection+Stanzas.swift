@@ -6,15 +6,19 @@ import HushTransport
 /// Handlers of the logged-in request stanzas (§7, §8), called from ``RelayConnection``'s
 /// dispatch switch on the event loop.
 extension RelayConnection {
-    func handleSend(_ m: RelaySend, from me: DeviceAddress) {
+    /// Why a send is refused before it reaches the store, if it is.
+    func sendRejection(_ m: RelaySend) -> RelayErrorCode? {
         let limits = RelayProtocol.Limits.self
-        let cmid = m.clientMessageID
         guard (1...limits.maxDevicesPerRequest).contains(m.devices.count), Set(m.devices).count == m.devices.count,
-              m.devices.allSatisfy({ limits.deviceIDs.contains($0) }) else {
-            return sendError(.malformedStanza, clientMessageID: cmid)
-        }
-        guard m.payload.count <= limits.maxPayload else { return sendError(.payloadTooLarge, clientMessageID: cmid) }
-        guard DeviceBinding.isValidAccountName(m.account) else { return sendError(.unknownAccount, clientMessageID: cmid) }
+              m.devices.allSatisfy({ limits.deviceIDs.contains($0) }) else { return .malformedStanza }
+        guard m.payload.count <= limits.maxPayload else { return .payloadTooLarge }
+        guard DeviceBinding.isValidAccountName(m.account) else { return .unknownAccount }
+        return nil
+    }
+
+    func handleSend(_ m: RelaySend, from me: DeviceAddress) {
+        let cmid = m.clientMessageID
+        if let rejection = sendRejection(m) { return sendError(rejection, clientMessageID: cmid) }
         let config = relay.configuration
         let request = EnqueueRequest(senderAccount: me.account, senderDevice: me.deviceID, clientMessageID: cmid, recipient: m.account,
                                      devices: m.devices, payload: m.payload, now: config.clock(),
