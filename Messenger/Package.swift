@@ -10,6 +10,8 @@
 //                   a thin client connection; no server dependencies
 //   HushRelay       accounts, devices, prekeys, routing, durable offline queue (RelayStore +
 //                   SQLite), limits, metrics, the SwiftNIO HTTP/WebSocket server
+//   HushClient      the client an app embeds: keys, sessions, relay connection, encrypted
+//                   local store, ticks, presence (Docs/client.md)
 //   hush-relay      the executable: serve, keygen
 import PackageDescription
 
@@ -20,6 +22,7 @@ let package = Package(
         .library(name: "HushTransport", targets: ["HushTransport"]),
         .library(name: "HushRelay", targets: ["HushRelay"]),
         .library(name: "RelayStoreConformance", targets: ["RelayStoreConformance"]),
+        .library(name: "HushClient", targets: ["HushClient"]),
         .executable(name: "hush-relay", targets: ["hush-relay"]),
     ],
     dependencies: [
@@ -61,6 +64,22 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
         ),
+        // The messaging client an app embeds: keys, sessions, the relay connection, the encrypted
+        // local store, ticks, presence (Docs/client.md). No server dependencies beyond NIO's
+        // WebSocket client.
+        .target(
+            name: "HushClient",
+            dependencies: [
+                "HushTransport",
+                .product(name: "Hush", package: "Hush"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+            ]
+        ),
         // The checks every RelayStore implementation must pass (SQLite here; PostgreSQL later).
         .target(name: "RelayStoreConformance", dependencies: ["HushRelay"]),
         .executableTarget(
@@ -93,6 +112,10 @@ let package = Package(
         .testTarget(
             name: "HushTransportTests",
             dependencies: ["HushTransport", .product(name: "HushNoise", package: "Hush")]
+        ),
+        .testTarget(
+            name: "HushClientTests",
+            dependencies: ["HushClient", "HushRelay", "HushTransport", .product(name: "Hush", package: "Hush")]
         ),
         .testTarget(
             name: "HushRelayTests",
