@@ -2,14 +2,14 @@
 //
 // Messenger — the relay (server role) and the transport shared with clients, built on Hush.
 //
-// Its own package so that a consumer of the `Hush` product never fetches or builds Hummingbird,
+// Its own package so that a consumer of the `Hush` product never fetches or builds
 // SwiftNIO, GRDB or swift-protobuf (SwiftPM checks out every dependency a manifest declares).
 // See Docs/architecture.md §"Messenger" and Docs/spec/relay.md.
 //
 //   HushTransport   stanzas (protobuf), framing, relay certificate, Noise session glue,
 //                   a thin client connection; no server dependencies
 //   HushRelay       accounts, devices, prekeys, routing, durable offline queue (RelayStore +
-//                   SQLite), limits, metrics, the Hummingbird WebSocket server
+//                   SQLite), limits, metrics, the SwiftNIO HTTP/WebSocket server
 //   HushClient      the client an app embeds: keys, sessions, relay connection, encrypted
 //                   local store, ticks, presence (Docs/client.md)
 //   hush-relay      the executable: serve, keygen
@@ -30,8 +30,6 @@ let package = Package(
         // folder's name as identity, which differs between checkouts.
         .package(name: "Hush", path: ".."),
         .package(url: "https://github.com/apple/swift-protobuf", exact: "1.39.0"),
-        .package(url: "https://github.com/hummingbird-project/hummingbird", exact: "2.28.1", traits: []),
-        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", exact: "2.8.1"),
         .package(url: "https://github.com/groue/GRDB.swift", exact: "7.10.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
@@ -55,9 +53,11 @@ let package = Package(
             dependencies: [
                 "HushTransport",
                 .product(name: "GRDB", package: "GRDB.swift"),
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -88,7 +88,6 @@ let package = Package(
                 "HushRelay",
                 .product(name: "Hush", package: "Hush"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

@@ -22,7 +22,5 @@ extension RelayProtocol {
         public static let ephemeralRate: Double = 5
         /// Burst of ephemeral sends.
         public static let ephemeralBurst: Double = 20
-        /// Ephemeral messages being written to one recipient connection at once; more are dropped.
-        public static let maxEphemeralInFlight = 16
     }
 }

@@ -81,6 +81,21 @@ public enum RelayStoreConformance {
             // A failed registration left nothing behind.
             try expect(try await s.account(named: "alice")?.identityKey == key(1), "unchanged")
         }),
+        ("loginRecord", { factory in
+            let s = try await populated(factory)
+            try await expectError(.unknownAccount) { try await s.loginRecord(account: "nobody", deviceID: 1) }
+            try expect(try await s.loginRecord(account: "bob", deviceID: 3) == nil, "no such device")
+            try expect(try await s.loginRecord(account: "bob", deviceID: 2) == LoginRecord(identityKey: key(0xB0), staticKey: key(0xB2), prekeyCount: 0),
+                       "bob.2 before an upload")
+            _ = try await s.storePrekeys(account: "bob", deviceID: 2, registrationID: 7, signed: nil,
+                                         oneTime: (1...3).map { OneTimePrekeyRecord(id: $0, publicKey: key(UInt8($0))) }, maxStored: 1_000)
+            try expect(try await s.loginRecord(account: "bob", deviceID: 2)?.prekeyCount == 3, "prekey count after an upload")
+            _ = try await s.claimBundles(account: "bob", devices: [2])
+            try expect(try await s.loginRecord(account: "bob", deviceID: 2)?.prekeyCount == 2, "prekey count after a claim")
+            let again = try await factory.reopen()
+            try expect(try await again.loginRecord(account: "bob", deviceID: 2) == LoginRecord(identityKey: key(0xB0), staticKey: key(0xB2), prekeyCount: 2),
+                       "after a reopen")
+        }),
         ("enqueueAndDrainInOrder", { factory in
             let s = try await populated(factory)
             var ids: [UInt64] = []

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import Hummingbird
+
 import Hush
 import HushRelay
 import HushTransport

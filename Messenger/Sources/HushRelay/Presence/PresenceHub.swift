@@ -15,8 +15,8 @@ final class PresenceHub: Sendable {
     private struct State {
         /// account → its logged-in connections.
         var online: [String: [UInt64: RelayConnection]] = [:]
-        /// connection → its account (for connections registered as online).
-        var accountOf: [UInt64: String] = [:]
+        /// connection → its device (for connections registered as online).
+        var addressOf: [UInt64: DeviceAddress] = [:]
         /// watched account → subscribers (by connection id).
         var watchers: [String: [UInt64: PresenceSubscriber]] = [:]
         /// connection → the accounts it watches.
@@ -41,8 +41,11 @@ final class PresenceHub: Sendable {
     // MARK: queries
 
     /// The online connections of `account` (ephemeral delivery, §18).
-    func connections(of account: String) -> [RelayConnection] {
-        state.withLock { s in s.online[account].map { Array($0.values) } ?? [] }
+    func connections(of account: String) -> [(connection: RelayConnection, deviceID: UInt32)] {
+        state.withLock { s in
+            guard let online = s.online[account] else { return [] }
+            return online.compactMap { id, c in s.addressOf[id].map { (c, $0.deviceID) } }
+        }
     }
 
     func isOnline(_ account: String) -> Bool { state.withLock { !($0.online[account]?.isEmpty ?? true) } }
@@ -94,20 +97,21 @@ final class PresenceHub: Sendable {
     // MARK: connection hooks
 
     /// `connection` logged in as a device of `account`.
-    func online(_ account: String, _ connection: RelayConnection) async {
+    func online(_ address: DeviceAddress, _ connection: RelayConnection) async {
+        let account = address.account
         // The privacy setting is needed only to tell watchers; a login nobody watches reads nothing.
         if state.withLock({ $0.watchers[account] != nil }) { await load([account]) }
         let now = clock()
         let pushes = state.withLock { s -> [(PresenceSubscriber, RelayPresence)] in
             let wasOnline = !(s.online[account]?.isEmpty ?? true)
             s.online[account, default: [:]][connection.id] = connection
-            s.accountOf[connection.id] = account
+            s.addressOf[connection.id] = address
             s.lastSeen[account] = max(s.lastSeen[account] ?? 0, now)
             return wasOnline ? [] : Self.notifyWatchers(of: account, s)
         }
         for (sub, p) in pushes { sub.enqueue(p) }
         // Closed while the cache was loading: `ended` ran before the insert above.
-        if connection.phase == .closed { ended(connection); return }
+        if connection.isClosed { ended(connection); return }
         persistLastSeen(account, now)
     }
 
@@ -130,7 +134,7 @@ final class PresenceHub: Sendable {
                 sub.cancel()
                 for a in watched { s.watchers[a]?[connection.id] = nil; if s.watchers[a]?.isEmpty == true { s.watchers[a] = nil } }
             }
-            guard let account = s.accountOf.removeValue(forKey: connection.id) else { return (nil, []) }
+            guard let account = s.addressOf.removeValue(forKey: connection.id)?.account else { return (nil, []) }
             s.online[account]?[connection.id] = nil
             guard s.online[account]?.isEmpty ?? true else { return (nil, []) }
             s.online[account] = nil
@@ -202,28 +206,27 @@ final class PresenceSubscriber: Sendable {
             s.draining = true
             return true
         }
-        if start { Task { await self.drain() } }
+        if start { drain() }
     }
 
     func cancel() { state.withLock { $0.cancelled = true; $0.pending.removeAll(); $0.order.removeAll() } }
 
-    private func drain() async {
-        while true {
-            let next = state.withLock { s -> RelayPresence? in
-                while !s.order.isEmpty {
-                    let a = s.order.removeFirst()
-                    if let p = s.pending.removeValue(forKey: a) { return p }
-                }
-                s.draining = false
-                return nil
+    /// Writes what is pending on the connection's event loop. A connection whose socket is not
+    /// accepting more (its peer is not reading) keeps its pending pushes — at most one per watched
+    /// account — for the next change, instead of growing its outbound buffer.
+    private func drain() {
+        connection.onLoopIfWritable { [self] connection, writable in
+            let batch = state.withLock { s -> [RelayPresence] in
+                defer { s.draining = false }
+                guard writable else { return [] }
+                let out = s.order.compactMap { s.pending.removeValue(forKey: $0) }
+                s.order.removeAll()
+                return out
             }
-            guard let next else { return }
-            var stanza = RelayStanza()
-            stanza.presence = next
-            guard await connection.send(stanza) else {
-                cancel()
-                state.withLock { $0.draining = false }
-                return
+            for p in batch {
+                var stanza = RelayStanza()
+                stanza.presence = p
+                guard connection.send(stanza) else { cancel(); return }
             }
         }
     }

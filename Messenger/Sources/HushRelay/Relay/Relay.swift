@@ -3,26 +3,13 @@ import Foundation
 import Hush
 import HushTransport
 import Logging
+import NIOCore
+import NIOWebSocket
 import Synchronization
 
-/// One inbound WebSocket message, as the transport hands it to a connection.
-public enum InboundFrame: Sendable {
-    /// A binary message (handshake message or Noise transport message).
-    case binary([UInt8])
-    /// A text message (not allowed: closes with 1003).
-    case text
-}
-
-/// How a connection writes to and closes its transport (a WebSocket in production).
-public protocol RelayConnectionTransport: Sendable {
-    /// Writes one binary message; returns once the transport accepted it (backpressure).
-    func send(_ message: [UInt8]) async throws
-    /// Closes with a close code.
-    func close(_ code: RelayProtocol.CloseCode) async
-}
-
 /// The relay: accounts, devices, prekeys, routing and the offline queue over a
-/// ``RelayStore``, independent of the network server (see ``RelayServer``).
+/// ``RelayStore``, independent of the listening socket (see ``RelayServer``). Its connections
+/// are ``RelayConnection`` channel handlers.
 public final class Relay: Sendable {
     /// The durable state.
     public let store: any RelayStore
@@ -35,6 +22,8 @@ public final class Relay: Sendable {
     let logger: Logger
     let replay: ReplayCache
     let fetchLimiter: KeyedRateLimiter
+    /// The store's completion-handler hot path, when it has one (no Swift task per send or ack).
+    let callbacks: (any CallbackRelayStore)?
     /// Sender certificates, presence, ephemeral messages (RelayServices.swift).
     let services: RelayServices
     private let nextConnectionID = Atomic<UInt64>(0)
@@ -56,6 +45,7 @@ public final class Relay: Sendable {
         self.identity = identity
         self.configuration = configuration
         self.logger = logger
+        callbacks = store as? any CallbackRelayStore
         replay = ReplayCache(windowMilliseconds: 2 * RelayProtocol.Limits.clockSkewSeconds * 1_000, capacity: 500_000)
         fetchLimiter = KeyedRateLimiter(rate: configuration.fetchRate, burst: configuration.fetchBurst)
         services = RelayServices(presenceStore: presenceStore, certificates: identity.senderCertificates,
@@ -65,17 +55,16 @@ public final class Relay: Sendable {
     /// Devices with a logged-in connection.
     public var onlineDevices: Int { router.count }
 
-    /// Serves one connection until it ends: handshake, login, stanzas, deliveries.
-    public func serve<S: AsyncSequence & Sendable>(inbound: S, transport: some RelayConnectionTransport) async
-    where S.Element == InboundFrame {
+    /// Open connections in any state.
+    public var openConnections: Int { open.withLock { $0.count } }
+
+    func opened(_ connection: RelayConnection) -> UInt64 {
         let id = nextConnectionID.add(1, ordering: .relaxed).newValue
-        let connection = RelayConnection(relay: self, id: id, transport: transport)
         open.withLock { $0[id] = connection }
-        defer { open.withLock { _ = $0.removeValue(forKey: id) } }
-        // A connection that arrives after shutdown began is closed at once.
-        if isShuttingDown { await connection.close(.goingAway) }
-        await connection.run(inbound: inbound)
+        return id
     }
+
+    func ended(_ id: UInt64) { open.withLock { _ = $0.removeValue(forKey: id) } }
 
     /// Deletes expired messages (the TTL, §7.2); returns how many.
     @discardableResult
@@ -92,647 +81,680 @@ public final class Relay: Sendable {
     }
 
     /// Closes every open connection with 1001 (going away), for shutdown: logged-in devices,
-    /// connections still in their handshake, and anonymous ones.
+    /// connections still in their handshake, and anonymous ones; returns once they ended
+    /// (each waits at most the 2 s close handshake).
     public func closeAll() async {
         let all = open.withLock { Array($0.values) }
-        await withTaskGroup(of: Void.self) { group in
-            for c in all { group.addTask { await c.close(.goingAway) } }
+        for c in all { c.closeSoon(.goingAway) }
+        await waitForConnections(timeout: .milliseconds(2_500))
+    }
+
+    /// Waits until no connection is open, at most `timeout`.
+    func waitForConnections(timeout: Duration) async {
+        let clock = ContinuousClock()
+        let deadline = clock.now + timeout
+        while openConnections > 0, clock.now < deadline, !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(20))
         }
     }
 
-    /// The number of messages queued on this device's connection but not yet acknowledged
+    /// Drops every connection's TCP at once (the server was cancelled).
+    func dropAll() {
+        for c in open.withLock({ Array($0.values) }) { c.eventLoop.execute { c.context?.close(promise: nil) } }
+    }
+
+    /// The number of messages delivered on this device's connection but not yet acknowledged
     /// (for tests and diagnostics).
     public func inFlight(account: String, deviceID: UInt32) -> Int? {
         router.connection(DeviceAddress(account: account, deviceID: deviceID))?.inFlightCount
     }
 }
 
-/// One client connection (`Docs/spec/relay.md` §5–§8).
-final class RelayConnection: Sendable {
-    enum Phase: Sendable, Equatable {
+/// One client connection (`Docs/spec/relay.md` §5–§8) as a NIO channel handler after the
+/// WebSocket upgrade: WebSocket control frames, the Noise handshake, transport decryption and
+/// encryption, stanza decoding and handling, timeouts and the delivery window all run on the
+/// channel's event loop, with no Swift task per connection.
+///
+/// Threading: every `var` is touched only on `eventLoop` (hence `@unchecked Sendable`); other
+/// threads enter through ``closeSoon(_:)``, ``push(_:)`` and ``notifyPrekeysLow(_:)``, which
+/// hop onto the loop. Store work runs off the loop (the store's writer queue or reader pool,
+/// or a task for stores without a completion-handler API); its result comes back to the loop.
+/// While one stanza waits for the store, further inbound messages wait in `inbox` and the
+/// handler stops reading from the socket, so stanzas of one connection are handled strictly in
+/// order and a client that floods the relay is slowed down by TCP, not buffered.
+final class RelayConnection: ChannelDuplexHandler, RemovableChannelHandler, @unchecked Sendable {
+    typealias InboundIn = WebSocketFrame
+    typealias OutboundIn = WebSocketFrame
+    typealias OutboundOut = WebSocketFrame
+
+    enum Phase: Equatable {
         case handshake
         case anonymous
         case device(DeviceAddress)
         case closed
     }
 
-    struct State {
-        var phase = Phase.handshake
-        var identityKey: Curve25519.KeyAgreement.PublicKey?
-        var inflight: Set<UInt64> = []
-        var lastDelivered: UInt64 = 0
-        var pushed: [QueuedMessage] = []
-        var needsStoreRead = true
-        var generation = 0
-        var drained = false
-        var prekeysLow: UInt32?
-        var sender: StanzaChannel.Sender?
-        var bucket: TokenBucket
-    }
-
     let relay: Relay
-    let id: UInt64
-    let transport: any RelayConnectionTransport
-    let state: Mutex<State>
-    let gate = SerialGate()
-    let wakeup = Wakeup()
-    let logger: Logger
-    var window: Int { relay.configuration.deliveryWindow }
+    let eventLoop: any EventLoop
+    private(set) var id: UInt64 = 0
+    var context: ChannelHandlerContext?
 
-    init(relay: Relay, id: UInt64, transport: some RelayConnectionTransport) {
+    var phase = Phase.handshake {
+        didSet { if phase == .closed { closedFlag.store(true, ordering: .relaxed) } }
+    }
+    private let closedFlag = Atomic<Bool>(false)
+    /// Whether the connection closed (readable from any thread; `phase` is the loop's).
+    var isClosed: Bool { closedFlag.load(ordering: .relaxed) }
+    private var handshake: ServerHandshake?
+    private var handshakeStarted = DispatchTime.now()
+    private var sender: StanzaChannel.Sender?
+    private var receiver: StanzaChannel.Receiver?
+    var identityKey: Curve25519.KeyAgreement.PublicKey?
+    var bucket: TokenBucket
+
+    // Ordering and backpressure.
+    /// A stanza's store work is outstanding (``storeWork(_:then:)``).
+    private var busy = false
+    /// Sends and acks handed to the store's callback API and not yet completed. They are
+    /// pipelined: the writer commits them in submission order and their completions come back
+    /// to this loop in that order, so their replies keep the order of the stanzas.
+    private var pipelined = 0
+    /// A stanza that must wait until the pipelined ones completed (its reply would overtake theirs).
+    private var deferred: RelayStanza?
+    /// Most pipelined store operations per connection.
+    static let maxPipelined = 32
+    /// No further inbound message is handled now.
+    private var blocked: Bool { busy || deferred != nil || pipelined >= Self.maxPipelined }
+    /// Inbound messages that arrived while `blocked` (bounded by one socket read).
+    private var inbox: [WebSocketFrame] = []
+    /// A read was requested while paused.
+    private var readPending = false
+    private var needsFlush = false
+
+    // Timers.
+    private var handshakeTimer: Scheduled<Void>?
+    private var pingTimer: Scheduled<Void>?
+    private var awaitingPong = false
+    private var closeTimer: Scheduled<Void>?
+    private var ended = false
+
+    // Delivery state (§7.3, RelayConnection+Delivery.swift).
+    var inflight: Set<UInt64> = []
+    let inflightAtomic = Atomic<Int>(0)
+    var lastDelivered: UInt64 = 0
+    var pushed: [QueuedMessage] = []
+    var needsStoreRead = true
+    var generation = 0
+    var drained = false
+    var reading = false
+    var prekeysLow: UInt32?
+
+    var window: Int { relay.configuration.deliveryWindow }
+    var inFlightCount: Int { inflightAtomic.load(ordering: .relaxed) }
+
+    init(relay: Relay, eventLoop: any EventLoop) {
         self.relay = relay
-        self.id = id
-        self.transport = transport
+        self.eventLoop = eventLoop
         let c = relay.configuration
-        state = Mutex(State(bucket: TokenBucket(rate: c.stanzaRate, burst: c.stanzaBurst, now: c.clock())))
-        var logger = relay.logger
-        logger[metadataKey: "conn"] = "\(id)"
-        self.logger = logger
+        bucket = TokenBucket(rate: c.stanzaRate, burst: c.stanzaBurst, now: c.clock())
     }
 
-    var phase: Phase { state.withLock { $0.phase } }
-    var inFlightCount: Int { state.withLock { $0.inflight.count } }
+    func log(_ level: Logger.Level, _ message: @autoclosure () -> Logger.Message, _ metadata: Logger.Metadata = [:]) {
+        guard relay.logger.logLevel <= level else { return }
+        var m = metadata
+        m["conn"] = "\(id)"
+        relay.logger.log(level: level, message(), metadata: m)
+    }
 
     // MARK: lifecycle
 
-    enum Ending: Sendable { case readerDone, timedOut, other }
-
-    func run<S: AsyncSequence & Sendable>(inbound: S) async where S.Element == InboundFrame {
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        id = relay.opened(self)
         relay.metrics.connectionsOpened.increment()
         relay.metrics.connectionsOpen.increment()
-        defer { relay.metrics.connectionsOpen.decrement() }
-        await withTaskGroup(of: Ending.self) { group in
-            group.addTask { await self.readLoop(inbound); return .readerDone }
-            group.addTask { await self.watchdog() ? .timedOut : .other }
-            group.addTask { await self.deliveryLoop(); return .other }
-            // The reader ends when the peer's close arrives (or the transport fails); a close
-            // from elsewhere (shutdown, replacement, delivery failure) waits for it, bounded by
-            // the WebSocket close timeout. Only a handshake timeout cuts the reader short.
-            while let ending = await group.next() {
-                if ending != .other { break }
+        // A connection that arrives after shutdown began is closed at once.
+        if relay.isShuttingDown {
+            close(.goingAway)
+            flush()
+            return
+        }
+        let loop = context.eventLoop.assumeIsolated()
+        handshakeTimer = loop.scheduleTask(in: TimeAmount(relay.configuration.handshakeTimeout)) { [self] in
+            handshakeTimer = nil
+            guard phase == .handshake else { return }
+            relay.metrics.handshake(handshake?.pattern.map { "\($0)" } ?? "unknown", "timeout")
+            close(.handshakeTimeout)
+            flush()
+        }
+        schedulePing()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) { end() }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        end()
+        context.fireChannelInactive()
+    }
+
+    /// Cleans up once when the channel goes away.
+    private func end() {
+        guard !ended else { return }
+        ended = true
+        if case .device(let address) = phase, relay.router.unregister(address, self) { relay.metrics.devicesOnline.decrement() }
+        relay.services.presence.ended(self)
+        salvageAcks()
+        if phase != .closed {
+            // The peer's TCP stream ended without a close handshake.
+            relay.metrics.closed(RelayProtocol.CloseCode.normal.rawValue)
+            phase = .closed
+        }
+        handshake = nil
+        inbox.removeAll()
+        pushed.removeAll()
+        handshakeTimer?.cancel()
+        pingTimer?.cancel()
+        closeTimer?.cancel()
+        relay.ended(id)
+        relay.metrics.connectionsOpen.decrement()
+        log(.debug, "connection ended")
+        context = nil
+    }
+
+    /// The connection ends with messages still waiting in `inbox`: their acks are applied
+    /// anyway (nothing else in them can be answered any more), so that a client that acks and
+    /// then closes does not see those messages again.
+    private func salvageAcks() {
+        guard case .device(let me) = phase, !inbox.isEmpty, var r = receiver else { return }
+        let frames = inbox
+        inbox.removeAll()
+        for frame in frames where frame.opcode == .binary {
+            var data = frame.unmaskedData
+            let bytes = data.readBytes(length: data.readableBytes) ?? []
+            guard let plaintext = try? r.openBytes(bytes) else { break }
+            guard case .ack(let a)? = (try? StanzaCodec.decode(plaintext))?.body,
+                  (1...RelayProtocol.Limits.maxAckIDs).contains(a.serverIds.count) else { continue }
+            let store = relay.store, metrics = relay.metrics, ids = a.serverIds
+            Task {
+                if let n = try? await store.acknowledge(account: me.account, deviceID: me.deviceID, serverIDs: ids) {
+                    metrics.acks.increment(by: n)
+                }
             }
-            group.cancelAll()
         }
-        if case .device(let address) = state.withLock({ s -> Phase in
-            defer { s.phase = .closed }
-            return s.phase
-        }) {
-            if relay.router.unregister(address, self) { relay.metrics.devicesOnline.decrement() }
-        }
-        relay.services.presence.ended(self)
-        gate.close()
-        logger.debug("connection ended")
+        receiver = r
     }
 
-    /// `true` when it closed the connection for a handshake timeout.
-    private func watchdog() async -> Bool {
-        do { try await Task.sleep(for: relay.configuration.handshakeTimeout) } catch { return false }
-        if phase == .handshake {
-            relay.metrics.handshake("unknown", "timeout")
-            await close(.handshakeTimeout)
-            return true
+    private func schedulePing() {
+        let interval = relay.configuration.pingInterval
+        guard interval > .zero, let context else { return }
+        pingTimer = context.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(interval)) { [self] in
+            pingTimer = nil
+            guard phase != .closed, let context = self.context else { return }
+            if awaitingPong {
+                // No pong since the last ping (§2).
+                close(.goingAway)
+                flush()
+                return
+            }
+            awaitingPong = true
+            var data = context.channel.allocator.buffer(capacity: 4)
+            data.writeInteger(UInt32(truncatingIfNeeded: id))
+            context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .ping, data: data)), promise: nil)
+            schedulePing()
         }
-        // Logged in: nothing more to watch (WebSocket pings detect dead peers). Returning ends
-        // this child task, so a long-lived connection does not keep its frame.
-        return false
     }
 
-    /// Closes the connection with `code`; later sends fail at once.
-    func close(_ code: RelayProtocol.CloseCode) async {
-        let first = state.withLock { s -> Bool in
-            if s.phase == .closed { return false }
-            if case .device(let address) = s.phase, relay.router.unregister(address, self) { relay.metrics.devicesOnline.decrement() }
-            s.phase = .closed
-            return true
+    /// Closes from any thread.
+    func closeSoon(_ code: RelayProtocol.CloseCode) {
+        eventLoop.execute { [self] in
+            close(code)
+            flush()
         }
-        guard first else { return }
+    }
+
+    /// Sends a close frame with `code`, then waits up to 2 s for the peer's close frame before
+    /// dropping TCP (§2); later stanzas are not sent. `immediately`: drop TCP after the frame.
+    func close(_ code: RelayProtocol.CloseCode, immediately: Bool = false) {
+        guard phase != .closed, let context else { return }
+        salvageAcks()
+        deferred = nil
+        if case .device(let address) = phase, relay.router.unregister(address, self) { relay.metrics.devicesOnline.decrement() }
+        phase = .closed
         relay.services.presence.ended(self)
-        gate.close()
-        wakeup.signal()
+        handshake = nil
+        inbox.removeAll()
+        pushed.removeAll()
+        handshakeTimer?.cancel()
+        pingTimer?.cancel()
         relay.metrics.closed(code.rawValue)
-        logger.debug("closing", metadata: ["code": "\(code.rawValue)"])
-        await transport.close(code)
-        logger.trace("closed", metadata: ["code": "\(code.rawValue)"])
+        log(.debug, "closing", ["code": "\(code.rawValue)"])
+        var data = context.channel.allocator.buffer(capacity: 2)
+        data.writeInteger(code.rawValue)
+        let frame = WebSocketFrame(fin: true, opcode: .connectionClose, data: data)
+        if immediately {
+            context.writeAndFlush(wrapOutboundOut(frame)).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+            return
+        }
+        context.write(wrapOutboundOut(frame), promise: nil)
+        needsFlush = true
+        closeTimer = context.eventLoop.assumeIsolated().scheduleTask(in: .seconds(2)) {
+            context.close(promise: nil)
+        }
+        // Resume reading so that the peer's close frame is seen.
+        resumeReading()
     }
 
     // MARK: writing
 
-    /// Writes raw bytes (handshake messages) in order with stanzas.
-    private func sendRaw(_ bytes: [UInt8]) async -> Bool {
-        guard await gate.acquire() else { return false }
-        defer { gate.release() }
-        do {
-            try await transport.send(bytes)
-            return true
-        } catch { return false }
+    /// Writes one binary WebSocket message (buffered until ``flush()``).
+    private func writeRaw(_ bytes: [UInt8]) -> Bool {
+        guard phase != .closed, let context else { return false }
+        let frame = WebSocketFrame(fin: true, opcode: .binary, data: context.channel.allocator.buffer(bytes: bytes))
+        context.write(wrapOutboundOut(frame), promise: nil)
+        needsFlush = true
+        return true
     }
 
     /// Encrypts and writes one stanza; `false` when the connection is gone.
     @discardableResult
-    func send(_ stanza: RelayStanza) async -> Bool {
-        guard await gate.acquire() else { return false }
-        defer { gate.release() }
-        let sealed = state.withLock { s -> Result<[UInt8], TransportError>? in
-            guard var sender = s.sender else { return nil }
-            defer { s.sender = sender }
-            do throws(TransportError) { return .success(try sender.seal(stanza)) } catch { return .failure(error) }
-        }
-        switch sealed {
-        case nil: return false
-        case .failure(let error):
-            logger.error("cannot seal stanza", metadata: ["error": "\(error)"])
+    func send(_ stanza: RelayStanza) -> Bool {
+        guard phase != .closed, var s = sender else { return false }
+        let bytes: [UInt8]
+        do throws(TransportError) {
+            bytes = try s.seal(stanza)
+        } catch {
+            log(.error, "cannot seal stanza", ["error": "\(error)"])
             return false
-        case .success(let bytes):
-            do {
-                try await transport.send(bytes)
-                relay.metrics.stanzaOut(stanza.kind)
-                return true
-            } catch { return false }
+        }
+        sender = s
+        guard writeRaw(bytes) else { return false }
+        relay.metrics.stanzaOut(stanza.kind)
+        return true
+    }
+
+    func sendError(_ code: RelayErrorCode, requestID: UInt32 = 0, clientMessageID: UInt64 = 0, deviceID: UInt32 = 0) {
+        relay.metrics.error(RelayErrorCodeName(name: "\(code)"))
+        send(.error(code, requestID: requestID, clientMessageID: clientMessageID, deviceID: deviceID))
+    }
+
+    func flush() {
+        guard needsFlush, let context else { return }
+        needsFlush = false
+        context.flush()
+    }
+
+    // MARK: store work
+
+    /// Runs `op` off the event loop and `then` with its result back on the loop; the
+    /// connection handles no further stanza until then.
+    func storeWork<T: Sendable>(_ op: @escaping @Sendable () async throws(RelayStoreError) -> T,
+                                then: @escaping (Result<T, RelayStoreError>) -> Void) {
+        busy = true
+        let done = NIOLoopBound(then, eventLoop: eventLoop)
+        Task { [self] in
+            let result: Result<T, RelayStoreError>
+            do throws(RelayStoreError) { result = .success(try await op()) } catch { result = .failure(error) }
+            eventLoop.execute { self.completed { done.value(result) } }
         }
     }
 
-    func sendError(_ code: RelayErrorCode, requestID: UInt32 = 0, clientMessageID: UInt64 = 0, deviceID: UInt32 = 0) async {
-        relay.metrics.error(RelayErrorCodeName(name: "\(code)"))
-        await send(.error(code, requestID: requestID, clientMessageID: clientMessageID, deviceID: deviceID))
+    /// Runs `op` (a service's async work, e.g. the presence store) off the event loop and `then`
+    /// with its result back on the loop; like ``storeWork(_:then:)``, the next stanza waits.
+    func offLoop<T: Sendable>(_ op: @escaping @Sendable () async -> T, then: @escaping (T) -> Void) {
+        busy = true
+        let done = NIOLoopBound(then, eventLoop: eventLoop)
+        Task { [self] in
+            let result = await op()
+            eventLoop.execute { self.completed { done.value(result) } }
+        }
+    }
+
+    /// From any thread: runs `body` on this connection's loop if it is still open and its
+    /// socket accepts more (`false` passed when it is closed or its peer is not reading, so
+    /// that droppable stanzas — presence, typing — never pile up for a slow peer), then flushes.
+    func onLoopIfWritable(_ body: @escaping @Sendable (RelayConnection, Bool) -> Void) {
+        eventLoop.execute { [self] in
+            let ok = phase != .closed && (context?.channel.isWritable ?? false)
+            body(self, ok)
+            flush()
+        }
+    }
+
+    /// A completion handler for the store's callback API that comes back to the loop; the
+    /// operation is pipelined (see `pipelined`).
+    func storeCompletion<T: Sendable>(_ then: @escaping (Result<T, RelayStoreError>) -> Void) -> @Sendable (Result<T, RelayStoreError>) -> Void {
+        pipelined += 1
+        let done = NIOLoopBound(then, eventLoop: eventLoop)
+        return { [self] result in
+            eventLoop.execute {
+                self.pipelined -= 1
+                if self.phase != .closed { done.value(result) }
+                if self.pipelined == 0, let d = self.deferred, self.phase != .closed {
+                    self.deferred = nil
+                    self.handle(d)
+                }
+                self.drainInbox()
+                self.flush()
+            }
+        }
+    }
+
+    /// Whether `stanza` may be handled while pipelined operations are outstanding: a send or
+    /// ack that will reach the store (its reply, or its error, comes in completion order).
+    private func canPipeline(_ stanza: RelayStanza) -> Bool {
+        guard relay.callbacks != nil, relay.configuration.stanzaHook == nil, case .device = phase else { return false }
+        var b = bucket
+        guard b.take(now: relay.configuration.clock()) else { return false }
+        switch stanza.body {
+        case .send(let m)?: return sendRejection(m) == nil
+        case .ack(let a)?: return (1...RelayProtocol.Limits.maxAckIDs).contains(a.serverIds.count)
+        default: return false
+        }
+    }
+
+    private func completed(_ body: () -> Void) {
+        busy = false
+        if phase != .closed { body() }
+        drainInbox()
+        flush()
     }
 
     // MARK: reading
 
-    private func readLoop<S: AsyncSequence>(_ inbound: S) async where S.Element == InboundFrame {
-        var handshake: ServerHandshake? = ServerHandshake(relayKey: relay.identity.staticKey, certificate: relay.identity.certificate,
-                                                          serverTime: relay.configuration.clock() / 1_000, random: relay.configuration.random)
-        var receiver: StanzaChannel.Receiver?
-        let started = DispatchTime.now()
-        do {
-            for try await frame in inbound {
-                if phase == .closed { return }
-                guard case .binary(let bytes) = frame else {
-                    await close(.unsupportedData)
-                    return
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        switch frame.opcode {
+        case .binary, .text, .connectionClose:
+            if phase == .closed {
+                if frame.opcode == .connectionClose {
+                    // The peer answered our close frame.
+                    closeTimer?.cancel()
+                    context.close(promise: nil)
                 }
-                if var hs = handshake {
-                    let step: ServerHandshake.Step
-                    do { step = try hs.receive(bytes) } catch {
-                        relay.metrics.handshake(hs.pattern.map { "\($0)" } ?? "unknown", "failed")
-                        logger.debug("handshake failed", metadata: ["error": "\(error)"])
-                        await close(.handshakeFailed)
-                        return
-                    }
-                    switch step {
-                    case .reply(let reply):
-                        handshake = hs
-                        guard await sendRaw(reply) else { return }
-                    case .finished(let reply, let hello, let channel):
-                        handshake = nil
-                        relay.metrics.handshakeLatency.recordInterval(since: started)
-                        state.withLock { $0.sender = channel.sender }
-                        receiver = channel.receiver
-                        if let reply { guard await sendRaw(reply) else { return } }
-                        guard await login(hello, pattern: hs.pattern ?? .xx, deviceKey: channel.remoteStaticKey,
-                                          ephemeral: hs.clientEphemeral) else { return }
-                    }
-                    continue
-                }
-                guard var r = receiver else { return }
-                let plaintext: [UInt8]
-                do { plaintext = try r.openBytes(bytes) } catch {
-                    await close(.decryptFailed)
-                    return
-                }
-                receiver = r
-                let stanza: RelayStanza
-                do { stanza = try StanzaCodec.decode(plaintext) } catch {
-                    relay.metrics.stanzaIn("malformed")
-                    await sendError(.malformedStanza)
-                    await close(.protocolViolation)
-                    return
-                }
-                relay.metrics.stanzaIn(stanza.kind)
-                guard await handle(stanza) else { return }
+                return
             }
-        } catch {
-            logger.debug("inbound ended", metadata: ["error": "\(error)"])
+            // In order with the stanzas before it (a close after acks applies the acks first).
+            if blocked || !inbox.isEmpty { inbox.append(frame) } else { process(frame) }
+        case .ping:
+            let pong = WebSocketFrame(fin: true, opcode: .pong, data: frame.unmaskedData)
+            context.write(wrapOutboundOut(pong), promise: nil)
+            needsFlush = true
+        case .pong:
+            awaitingPong = false
+        default:
+            break
         }
-        if phase != .closed { await close(relay.isShuttingDown ? .goingAway : .normal) }
     }
 
-    // MARK: login (§5)
+    func channelReadComplete(context: ChannelHandlerContext) {
+        flush()
+        context.fireChannelReadComplete()
+    }
 
-    private func reject(_ code: RelayErrorCode, _ pattern: RelayProtocol.Pattern) async -> Bool {
+    func read(context: ChannelHandlerContext) {
+        if phase != .closed, blocked || !inbox.isEmpty || !context.channel.isWritable {
+            readPending = true
+        } else {
+            context.read()
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable, !blocked, inbox.isEmpty { resumeReading() }
+        context.fireChannelWritabilityChanged()
+    }
+
+    private func resumeReading() {
+        guard readPending, let context else { return }
+        readPending = false
+        context.read()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        switch error {
+        case NIOWebSocketError.invalidFrameLength, NIOWebSocketFrameAggregator.Error.accumulatedFrameSizeIsTooLarge:
+            close(.messageTooBig, immediately: true)
+        case is NIOWebSocketError, is NIOWebSocketFrameAggregator.Error:
+            close(.unsupportedData, immediately: true)
+        default:
+            log(.debug, "connection error", ["error": "\(error)"])
+            context.close(promise: nil)
+        }
+    }
+
+    /// Handles queued messages until one waits for the store, then reads again.
+    private func drainInbox() {
+        while !blocked, phase != .closed, !inbox.isEmpty {
+            process(inbox.removeFirst())
+        }
+        if !blocked, inbox.isEmpty, context?.channel.isWritable ?? false { resumeReading() }
+    }
+
+    private func process(_ frame: WebSocketFrame) {
+        switch frame.opcode {
+        case .text: return close(.unsupportedData)
+        case .connectionClose: return close(.normal, immediately: true)   // the client closes: answer 1000, drop TCP
+        default: break
+        }
+        var data = frame.unmaskedData
+        let bytes = data.readBytes(length: data.readableBytes) ?? []
+        if phase == .handshake, receiver == nil {
+            handshakeStep(bytes)
+            return
+        }
+        guard var r = receiver else { return }
+        let plaintext: [UInt8]
+        do { plaintext = try r.openBytes(bytes) } catch {
+            close(.decryptFailed)
+            return
+        }
+        receiver = r
+        let stanza: RelayStanza
+        do { stanza = try StanzaCodec.decode(plaintext) } catch {
+            relay.metrics.stanzaIn("malformed")
+            sendError(.malformedStanza)
+            close(.protocolViolation)
+            return
+        }
+        relay.metrics.stanzaIn(stanza.kind)
+        if pipelined > 0, !canPipeline(stanza) {
+            deferred = stanza
+            return
+        }
+        handle(stanza)
+    }
+
+    // MARK: handshake and login (§4, §5)
+
+    private func handshakeStep(_ bytes: [UInt8]) {
+        if handshake == nil {
+            // Made at the first message, not at the upgrade: a silent connection holds no Noise state.
+            handshakeStarted = DispatchTime.now()
+            handshake = ServerHandshake(relayKey: relay.identity.staticKey, certificate: relay.identity.certificate,
+                                        serverTime: relay.configuration.clock() / 1_000, random: relay.configuration.random)
+        }
+        guard var hs = handshake else { return }
+        let step: ServerHandshake.Step
+        do { step = try hs.receive(bytes) } catch {
+            relay.metrics.handshake(hs.pattern.map { "\($0)" } ?? "unknown", "failed")
+            log(.debug, "handshake failed", ["error": "\(error)"])
+            close(.handshakeFailed)
+            return
+        }
+        switch step {
+        case .reply(let reply):
+            handshake = hs
+            _ = writeRaw(reply)
+        case .finished(let reply, let hello, let channel):
+            handshake = nil
+            relay.metrics.handshakeLatency.recordInterval(since: handshakeStarted)
+            sender = channel.sender
+            receiver = channel.receiver
+            if let reply { guard writeRaw(reply) else { return } }
+            login(hello, pattern: hs.pattern ?? .xx, deviceKey: channel.remoteStaticKey, ephemeral: hs.clientEphemeral)
+        }
+    }
+
+    private func reject(_ code: RelayErrorCode, _ pattern: RelayProtocol.Pattern) {
         relay.metrics.handshake("\(pattern)", "rejected")
-        await sendError(code)
-        await close(.loginRejected)
-        return false
+        sendError(code)
+        close(.loginRejected)
     }
 
     private func login(_ hello: RelayClientHello, pattern: RelayProtocol.Pattern,
-                       deviceKey: Curve25519.KeyAgreement.PublicKey?, ephemeral: [UInt8]?) async -> Bool {
+                       deviceKey: Curve25519.KeyAgreement.PublicKey?, ephemeral: [UInt8]?) {
         let now = relay.configuration.clock()
-        guard hello.version == RelayProtocol.version else { return await reject(.unsupportedVersion, pattern) }
+        guard hello.version == RelayProtocol.version else { return reject(.unsupportedVersion, pattern) }
         let skew = RelayProtocol.Limits.clockSkewSeconds
         let seconds = now / 1_000
-        guard hello.timestamp + skew >= seconds, hello.timestamp <= seconds + skew else { return await reject(.clockSkew, pattern) }
-        guard let ephemeral, relay.replay.insert(ephemeral, now: now) else { return await reject(.replayedHandshake, pattern) }
+        guard hello.timestamp + skew >= seconds, hello.timestamp <= seconds + skew else { return reject(.clockSkew, pattern) }
+        guard let ephemeral, relay.replay.insert(ephemeral, now: now) else { return reject(.replayedHandshake, pattern) }
+        let store = relay.store
 
         switch (pattern, hello.action) {
         case (.nk, nil):
-            state.withLock { $0.phase = .anonymous }
+            phase = .anonymous
+            handshakeTimer?.cancel()
             relay.metrics.handshake("nk", "anonymous")
             var w = RelayWelcome()
             w.serverTime = now
             var s = RelayStanza()
             s.welcome = w
-            return await send(s)
+            send(s)
         case (.nk, _), (_, nil):
-            return await reject(.unauthenticated, pattern)
+            reject(.unauthenticated, pattern)
         case (_, .login(let login)?):
-            guard let deviceKey else { return await reject(.unauthenticated, pattern) }
-            let device: DeviceRecord?
-            let account: AccountRecord?
-            do {
-                account = try await relay.store.account(named: login.account)
-                device = try await relay.store.device(account: login.account, deviceID: login.deviceID)
-            } catch { return await reject(.internalError, pattern) }
-            guard let account else { return await reject(.unknownAccount, pattern) }
-            guard let device else { return await reject(.unknownDevice, pattern) }
-            guard ConstantTime.equals(device.staticKey, deviceKey.rawRepresentation) else {
-                return await reject(.deviceKeyMismatch, pattern)
+            guard let deviceKey else { return reject(.unauthenticated, pattern) }
+            let account = login.account, deviceID = login.deviceID
+            storeWork({ () async throws(RelayStoreError) in try await store.loginRecord(account: account, deviceID: deviceID) }) { [self] result in
+                guard case .success(let found) = result else {
+                    if case .failure(.unknownAccount) = result { return reject(.unknownAccount, pattern) }
+                    return reject(.internalError, pattern)
+                }
+                guard let found else { return reject(.unknownDevice, pattern) }
+                guard ConstantTime.equals(found.staticKey, deviceKey.rawRepresentation) else {
+                    return reject(.deviceKeyMismatch, pattern)
+                }
+                loggedIn(DeviceAddress(account: account, deviceID: deviceID), identity: found.identityKey, registered: false,
+                         pattern: pattern, prekeys: found.prekeyCount)
             }
-            return await loggedIn(DeviceAddress(account: login.account, deviceID: login.deviceID),
-                                  identity: account.identityKey, registered: false, pattern: pattern)
         case (_, .register(let reg)?):
-            guard let deviceKey else { return await reject(.unauthenticated, pattern) }
-            guard DeviceBinding.isValidAccountName(reg.account) else { return await reject(.invalidAccountName, pattern) }
-            guard RelayProtocol.Limits.deviceIDs.contains(reg.deviceID) else { return await reject(.malformedStanza, pattern) }
+            guard let deviceKey else { return reject(.unauthenticated, pattern) }
+            guard DeviceBinding.isValidAccountName(reg.account) else { return reject(.invalidAccountName, pattern) }
+            guard RelayProtocol.Limits.deviceIDs.contains(reg.deviceID) else { return reject(.malformedStanza, pattern) }
             guard let identity = try? Curve25519.KeyAgreement.PublicKey(validatingRawRepresentation: reg.identityKey) else {
-                return await reject(.invalidKey, pattern)
+                return reject(.invalidKey, pattern)
             }
             guard DeviceBinding.verify(Array(reg.deviceSignature), account: reg.account, deviceID: reg.deviceID,
                                        deviceKey: deviceKey, identityKey: identity) else {
-                return await reject(.invalidSignature, pattern)
+                return reject(.invalidSignature, pattern)
             }
-            do {
-                _ = try await relay.store.register(account: reg.account, identityKey: reg.identityKey, deviceID: reg.deviceID,
-                                                   staticKey: Data(deviceKey.rawRepresentation),
-                                                   maxDevices: RelayProtocol.Limits.maxDevicesPerAccount)
-            } catch {
-                switch error {
-                case .accountTaken: return await reject(.accountTaken, pattern)
-                case .deviceTaken: return await reject(.deviceTaken, pattern)
-                case .tooManyDevices: return await reject(.tooManyDevices, pattern)
-                default: return await reject(.internalError, pattern)
+            let account = reg.account, deviceID = reg.deviceID, identityKey = reg.identityKey
+            let staticKey = Data(deviceKey.rawRepresentation)
+            storeWork({ () async throws(RelayStoreError) -> Int in
+                _ = try await store.register(account: account, identityKey: identityKey, deviceID: deviceID, staticKey: staticKey,
+                                             maxDevices: RelayProtocol.Limits.maxDevicesPerAccount)
+                return (try? await store.prekeyCount(account: account, deviceID: deviceID)) ?? 0
+            }) { [self] result in
+                switch result {
+                case .success(let prekeys):
+                    log(.info, "device registered", ["device": "\(account).\(deviceID)"])
+                    loggedIn(DeviceAddress(account: account, deviceID: deviceID), identity: identityKey, registered: true,
+                             pattern: pattern, prekeys: prekeys)
+                case .failure(.accountTaken): reject(.accountTaken, pattern)
+                case .failure(.deviceTaken): reject(.deviceTaken, pattern)
+                case .failure(.tooManyDevices): reject(.tooManyDevices, pattern)
+                case .failure: reject(.internalError, pattern)
                 }
             }
-            logger.info("device registered", metadata: ["device": "\(reg.account).\(reg.deviceID)"])
-            return await loggedIn(DeviceAddress(account: reg.account, deviceID: reg.deviceID),
-                                  identity: reg.identityKey, registered: true, pattern: pattern)
         }
     }
 
-    private func loggedIn(_ address: DeviceAddress, identity: Data, registered: Bool, pattern: RelayProtocol.Pattern) async -> Bool {
-        let identityKey = try? Curve25519.KeyAgreement.PublicKey(rawRepresentation: identity)
-        let remaining = (try? await relay.store.prekeyCount(account: address.account, deviceID: address.deviceID)) ?? 0
+    private func loggedIn(_ address: DeviceAddress, identity: Data, registered: Bool, pattern: RelayProtocol.Pattern, prekeys: Int) {
+        guard phase == .handshake else { return }
+        identityKey = try? Curve25519.KeyAgreement.PublicKey(rawRepresentation: identity)
         // Register before the first queue read, so that nothing committed in between is missed (§7.3).
         if let old = relay.router.register(address, self) {
-            Task { await old.close(.replaced) }
+            old.closeSoon(.replaced)
         } else {
             relay.metrics.devicesOnline.increment()
         }
         var w = RelayWelcome()
         w.account = address.account
         w.deviceID = address.deviceID
-        w.prekeysRemaining = UInt32(clamping: remaining)
+        w.prekeysRemaining = UInt32(clamping: prekeys)
         w.serverTime = relay.configuration.clock()
         w.registered = registered
         var s = RelayStanza()
         s.welcome = w
         relay.metrics.handshake("\(pattern)", registered ? "registered" : "login")
-        guard await send(s) else { return false }
-        let ok = state.withLock { st -> Bool in
-            guard st.phase == .handshake else { return false }
-            st.phase = .device(address)
-            st.identityKey = identityKey
-            return true
-        }
-        if ok { await relay.services.presence.online(address.account, self) }
-        wakeup.signal()
-        return ok
+        send(s)
+        phase = .device(address)
+        handshakeTimer?.cancel()
+        handshakeTimer = nil
+        // Presence (§17) is told without holding up the login: it may read the store.
+        let presence = relay.services.presence
+        Task { [self] in await presence.online(address, self) }
+        pump()
     }
 
     // MARK: stanzas (§6, §7)
 
-    /// Handles one stanza; `false` when the connection was closed.
-    private func handle(_ stanza: RelayStanza) async -> Bool {
+    /// The one dispatch point for client stanzas. Handlers run on the event loop; they answer
+    /// with ``send(_:)``/``sendError(_:requestID:clientMessageID:deviceID:)``, reach other
+    /// devices' connections through `relay.router`, and run store work with
+    /// ``storeWork(_:then:)`` (the next stanza waits until it finished).
+    /// Sends and acks are pipelined (several in the store at once, replies in order); any other
+    /// stanza waits until they completed.
+    private func handle(_ stanza: RelayStanza) {
         let config = relay.configuration
-        let allowed = state.withLock { $0.bucket.take(now: config.clock()) }
-        guard allowed else {
+        guard bucket.take(now: config.clock()) else {
             var cmid: UInt64 = 0
             if case .send(let m)? = stanza.body { cmid = m.clientMessageID }
-            await sendError(.rateLimited, requestID: stanza.requestID, clientMessageID: cmid)
-            return true
+            sendError(.rateLimited, requestID: stanza.requestID, clientMessageID: cmid)
+            return
         }
         if let hook = config.stanzaHook {
             do { try hook(stanza) } catch {
-                logger.error("stanza handler failed", metadata: ["type": "\(stanza.kind)"])
-                await close(.internalError)
-                return false
+                log(.error, "stanza handler failed", ["type": "\(stanza.kind)"])
+                close(.internalError)
+                return
             }
         }
-        let current = phase
         switch stanza.body {
         case .ping(let p)?:
             var pong = RelayStanza()
             pong.pong.requestID = p.requestID
-            return await send(pong) || true
+            send(pong)
         case .send(let m)?:
-            guard case .device(let me) = current else { await sendError(.unauthenticated, clientMessageID: m.clientMessageID); return true }
-            await handleSend(m, from: me)
+            guard case .device(let me) = phase else { return sendError(.unauthenticated, clientMessageID: m.clientMessageID) }
+            handleSend(m, from: me)
         case .ack(let a)?:
-            guard case .device(let me) = current else { await sendError(.unauthenticated); return true }
-            await handleAck(a, me)
+            guard case .device(let me) = phase else { return sendError(.unauthenticated) }
+            handleAck(a, me)
         case .uploadPrekeys(let u)?:
-            guard case .device(let me) = current else { await sendError(.unauthenticated, requestID: u.requestID); return true }
-            await handleUpload(u, me)
+            guard case .device(let me) = phase else { return sendError(.unauthenticated, requestID: u.requestID) }
+            handleUpload(u, me)
         case .fetchPrekeys(let f)?:
-            guard case .device(let me) = current else { await sendError(.unauthenticated, requestID: f.requestID); return true }
-            await handleFetch(f, me)
+            guard case .device(let me) = phase else { return sendError(.unauthenticated, requestID: f.requestID) }
+            handleFetch(f, me)
         case .getSenderCertificate(let g)?:
-            guard case .device(let me) = current else { await sendError(.unauthenticated, requestID: g.requestID); return true }
-            await handleGetSenderCertificate(g, me)
+            guard case .device(let me) = phase else { return sendError(.unauthenticated, requestID: g.requestID) }
+            handleGetSenderCertificate(g, me)
         case .setPresencePrivacy(let p)?:
-            guard case .device(let me) = current else { await sendError(.unauthenticated, requestID: p.requestID); return true }
-            await handleSetPresencePrivacy(p, me)
+            guard case .device(let me) = phase else { return sendError(.unauthenticated, requestID: p.requestID) }
+            handleSetPresencePrivacy(p, me)
         case .subscribePresence(let p)?:
-            guard case .device(let me) = current else { await sendError(.unauthenticated, requestID: p.requestID); return true }
-            await handleSubscribePresence(p, me)
+            guard case .device(let me) = phase else { return sendError(.unauthenticated, requestID: p.requestID) }
+            handleSubscribePresence(p, me)
         case .sendEphemeral(let e)?:
-            guard case .device(let me) = current else { await sendError(.unauthenticated); return true }
-            await handleSendEphemeral(e, me)
+            guard case .device(let me) = phase else { return sendError(.unauthenticated) }
+            handleSendEphemeral(e, me)
         default:
             // Relay-to-client stanzas from a client are out of order.
-            await sendError(.unexpectedStanza)
-            await close(.protocolViolation)
-            return false
+            sendError(.unexpectedStanza)
+            close(.protocolViolation)
         }
-        return phase != .closed
-    }
-
-    private func handleSend(_ m: RelaySend, from me: DeviceAddress) async {
-        let limits = RelayProtocol.Limits.self
-        let cmid = m.clientMessageID
-        guard (1...limits.maxDevicesPerRequest).contains(m.devices.count), Set(m.devices).count == m.devices.count,
-              m.devices.allSatisfy({ limits.deviceIDs.contains($0) }) else {
-            await sendError(.malformedStanza, clientMessageID: cmid)
-            return
-        }
-        guard m.payload.count <= limits.maxPayload else { await sendError(.payloadTooLarge, clientMessageID: cmid); return }
-        guard DeviceBinding.isValidAccountName(m.account) else { await sendError(.unknownAccount, clientMessageID: cmid); return }
-        let config = relay.configuration
-        let request = EnqueueRequest(senderAccount: me.account, senderDevice: me.deviceID, clientMessageID: cmid, recipient: m.account,
-                                     devices: m.devices, payload: m.payload, now: config.clock(),
-                                     ttlMilliseconds: config.ttlMilliseconds, queueCap: config.queueCap)
-        let router = relay.router
-        let started = DispatchTime.now()
-        let outcome: EnqueueOutcome
-        do {
-            outcome = try await relay.store.enqueue(request, committed: { router.push($0) })
-        } catch {
-            switch error {
-            case .unknownAccount: await sendError(.unknownAccount, clientMessageID: cmid)
-            case .unknownDevice(let d): await sendError(.unknownDevice, clientMessageID: cmid, deviceID: d)
-            case .queueFull(let d, _): await sendError(.queueFull, clientMessageID: cmid, deviceID: d)
-            default:
-                logger.error("enqueue failed", metadata: ["error": "\(error)"])
-                await sendError(.internalError, clientMessageID: cmid)
-            }
-            return
-        }
-        relay.metrics.commitLatency.recordInterval(since: started)
-        var ack = RelayServerAck()
-        ack.clientMessageID = cmid
-        switch outcome {
-        case .stored(let time, let messages):
-            relay.metrics.messagesStored.increment(by: messages.count)
-            ack.serverTime = time
-        case .duplicate(let time):
-            relay.metrics.duplicates.increment()
-            ack.serverTime = time
-        }
-        var s = RelayStanza()
-        s.serverAck = ack
-        await send(s)
-    }
-
-    private func handleAck(_ a: RelayAck, _ me: DeviceAddress) async {
-        guard (1...RelayProtocol.Limits.maxAckIDs).contains(a.serverIds.count) else { await sendError(.malformedStanza); return }
-        do {
-            let n = try await relay.store.acknowledge(account: me.account, deviceID: me.deviceID, serverIDs: a.serverIds)
-            relay.metrics.acks.increment(by: n)
-        } catch {
-            logger.error("ack failed", metadata: ["error": "\(error)"])
-            await sendError(.internalError)
-            return
-        }
-        state.withLock { s in for id in a.serverIds { s.inflight.remove(id) } }
-        wakeup.signal()
-    }
-
-    private func handleUpload(_ u: RelayUploadPrekeys, _ me: DeviceAddress) async {
-        let rid = u.requestID
-        guard u.oneTime.count <= RelayProtocol.Limits.maxPrekeysPerUpload else { await sendError(.tooManyPrekeys, requestID: rid); return }
-        var oneTime: [OneTimePrekeyRecord] = []
-        oneTime.reserveCapacity(u.oneTime.count)
-        for p in u.oneTime {
-            guard (try? Curve25519.KeyAgreement.PublicKey(validatingRawRepresentation: p.publicKey)) != nil else {
-                await sendError(.invalidKey, requestID: rid)
-                return
-            }
-            oneTime.append(OneTimePrekeyRecord(id: p.id, publicKey: p.publicKey))
-        }
-        var signed: SignedPrekeyRecord?
-        if u.hasSignedPrekey {
-            let sp = u.signedPrekey
-            guard let key = try? Curve25519.KeyAgreement.PublicKey(validatingRawRepresentation: sp.publicKey) else {
-                await sendError(.invalidKey, requestID: rid)
-                return
-            }
-            guard let identity = state.withLock({ $0.identityKey }),
-                  XEdDSA.isValidSignature(sp.signature, for: key.signalRepresentation, publicKey: identity) else {
-                await sendError(.invalidSignature, requestID: rid)
-                return
-            }
-            signed = SignedPrekeyRecord(id: sp.id, publicKey: sp.publicKey, signature: sp.signature)
-        }
-        do {
-            _ = try await relay.store.storePrekeys(account: me.account, deviceID: me.deviceID, registrationID: u.registrationID,
-                                                   signed: signed, oneTime: oneTime, maxStored: RelayProtocol.Limits.maxStoredPrekeys)
-        } catch {
-            if case .tooManyPrekeys = error { await sendError(.tooManyPrekeys, requestID: rid) } else { await sendError(.internalError, requestID: rid) }
-            return
-        }
-        var s = RelayStanza()
-        s.ok.requestID = rid
-        await send(s)
-    }
-
-    private func handleFetch(_ f: RelayFetchPrekeys, _ me: DeviceAddress) async {
-        let rid = f.requestID
-        guard f.devices.count <= RelayProtocol.Limits.maxDevicesPerRequest else { await sendError(.malformedStanza, requestID: rid); return }
-        guard relay.fetchLimiter.take(me.description, now: relay.configuration.clock()) else {
-            await sendError(.rateLimited, requestID: rid)
-            return
-        }
-        guard DeviceBinding.isValidAccountName(f.account) else { await sendError(.unknownAccount, requestID: rid); return }
-        let account: AccountRecord?
-        let bundles: [PrekeyBundleRecord]
-        do {
-            account = try await relay.store.account(named: f.account)
-            guard account != nil else { await sendError(.unknownAccount, requestID: rid); return }
-            bundles = try await relay.store.claimBundles(account: f.account, devices: f.devices.isEmpty ? nil : f.devices)
-        } catch {
-            switch error {
-            case .unknownAccount: await sendError(.unknownAccount, requestID: rid)
-            case .unknownDevice(let d): await sendError(.unknownDevice, requestID: rid, deviceID: d)
-            default: await sendError(.internalError, requestID: rid)
-            }
-            return
-        }
-        var out = RelayPrekeyBundles()
-        out.requestID = rid
-        out.identityKey = account!.identityKey
-        out.bundles = bundles.map { b in
-            var pb = RelayPrekeyBundle()
-            pb.deviceID = b.deviceID
-            pb.registrationID = b.registrationID
-            if let sp = b.signedPrekey {
-                pb.signedPrekey.id = sp.id
-                pb.signedPrekey.publicKey = sp.publicKey
-                pb.signedPrekey.signature = sp.signature
-            }
-            if let ot = b.oneTime {
-                pb.oneTime.id = ot.id
-                pb.oneTime.publicKey = ot.publicKey
-            }
-            return pb
-        }
-        var s = RelayStanza()
-        s.prekeyBundles = out
-        await send(s)
-        for b in bundles where b.oneTime != nil && b.remaining < RelayProtocol.Limits.prekeysLowThreshold {
-            relay.router.connection(DeviceAddress(account: f.account, deviceID: b.deviceID))?.notifyPrekeysLow(b.remaining)
-        }
-    }
-
-    // MARK: delivery (§7.3)
-
-    /// A committed message for this device (called by the store's commit callback, in commit order).
-    func push(_ message: QueuedMessage) {
-        state.withLock { s in
-            if s.pushed.count >= window {
-                // Overflow: forget the buffer and read from the store instead.
-                s.pushed.removeAll(keepingCapacity: true)
-                s.needsStoreRead = true
-                s.generation += 1
-            } else {
-                s.pushed.append(message)
-            }
-        }
-        wakeup.signal()
-    }
-
-    func notifyPrekeysLow(_ remaining: Int) {
-        state.withLock { $0.prekeysLow = UInt32(clamping: remaining) }
-        wakeup.signal()
-    }
-
-    enum DeliveryAction {
-        case wait
-        case stop
-        case read(DeviceAddress, after: UInt64, limit: Int, generation: Int)
-        case deliver(QueuedMessage)
-        case queueEmpty
-        case prekeysLow(UInt32)
-    }
-
-    private func nextAction() -> DeliveryAction {
-        state.withLock { s -> DeliveryAction in
-            guard case .device(let address) = s.phase else { return s.phase == .closed ? .stop : .wait }
-            if let low = s.prekeysLow {
-                s.prekeysLow = nil
-                return .prekeysLow(low)
-            }
-            let room = window - s.inflight.count
-            guard room > 0 else { return .wait }
-            if s.needsStoreRead { return .read(address, after: s.lastDelivered, limit: room, generation: s.generation) }
-            while !s.pushed.isEmpty {
-                let m = s.pushed.removeFirst()
-                if m.serverID > s.lastDelivered {
-                    s.lastDelivered = m.serverID
-                    s.inflight.insert(m.serverID)
-                    return .deliver(m)
-                }
-            }
-            if !s.drained {
-                s.drained = true
-                return .queueEmpty
-            }
-            return .wait
-        }
-    }
-
-    private func deliveryLoop() async {
-        while !Task.isCancelled {
-            switch nextAction() {
-            case .stop: return
-            case .wait: await wakeup.wait()
-            case .prekeysLow(let n):
-                var s = RelayStanza()
-                s.prekeysLow.remaining = n
-                guard await send(s) else { return }
-            case .queueEmpty:
-                var s = RelayStanza()
-                s.queueEmpty = RelayQueueEmpty()
-                guard await send(s) else { return }
-            case .deliver(let m):
-                guard await deliver(m) else { return }
-            case .read(let address, let after, let limit, let generation):
-                let batch: [QueuedMessage]
-                do { batch = try await relay.store.pending(account: address.account, deviceID: address.deviceID, after: after, limit: limit) } catch is CancellationError {
-                    return  // the connection is ending (the client left): not a store failure
-                } catch {
-                    logger.error("queue read failed", metadata: ["error": "\(error)"])
-                    await close(.internalError)
-                    return
-                }
-                let toSend = state.withLock { s -> [QueuedMessage] in
-                    var out: [QueuedMessage] = []
-                    for m in batch where m.serverID > s.lastDelivered {
-                        s.lastDelivered = m.serverID
-                        s.inflight.insert(m.serverID)
-                        out.append(m)
-                    }
-                    if batch.count < limit, s.generation == generation { s.needsStoreRead = false }
-                    let last = s.lastDelivered
-                    s.pushed.removeAll { $0.serverID <= last }
-                    return out
-                }
-                for m in toSend { guard await deliver(m) else { return } }
-            }
-        }
-    }
-
-    private func deliver(_ m: QueuedMessage) async -> Bool {
-        var d = RelayDeliver()
-        d.serverID = m.serverID
-        d.senderAccount = m.senderAccount
-        d.senderDevice = m.senderDevice
-        d.serverTime = m.serverTime
-        d.payload = m.payload
-        var s = RelayStanza()
-        s.deliver = d
-        guard await send(s) else { return false }
-        relay.metrics.delivered.increment()
-        return true
     }
 }
 

@@ -15,54 +15,35 @@ final class RelayServices: Sendable {
                                            burst: RelayProtocol.ServiceLimits.presenceBurst)
     let ephemeralLimiter = KeyedRateLimiter(rate: RelayProtocol.ServiceLimits.ephemeralRate,
                                             burst: RelayProtocol.ServiceLimits.ephemeralBurst)
-    /// Ephemeral writes in progress per recipient connection.
-    private let ephemeralInFlight = Mutex<[UInt64: Int]>([:])
 
     init(presenceStore: any PresenceStore, certificates: SenderCertificateAuthority?,
          clock: @escaping @Sendable () -> UInt64, logger: Logger) {
         presence = PresenceHub(store: presenceStore, clock: clock, logger: logger)
         self.certificates = certificates
     }
-
-    /// Reserves a write slot towards `connection`; false when it has too many in flight.
-    func reserveEphemeral(_ connection: RelayConnection) -> Bool {
-        ephemeralInFlight.withLock { m in
-            let n = m[connection.id, default: 0]
-            guard n < RelayProtocol.ServiceLimits.maxEphemeralInFlight else { return false }
-            m[connection.id] = n + 1
-            return true
-        }
-    }
-
-    func releaseEphemeral(_ connection: RelayConnection) {
-        ephemeralInFlight.withLock { m in
-            let n = m[connection.id, default: 1] - 1
-            m[connection.id] = n > 0 ? n : nil
-        }
-    }
 }
 
 extension RelayConnection {
     // MARK: sender certificates (§16)
 
-    func handleGetSenderCertificate(_ g: RelayGetSenderCertificate, _ me: DeviceAddress) async {
+    func handleGetSenderCertificate(_ g: RelayGetSenderCertificate, _ me: DeviceAddress) {
         let rid = g.requestID
         let services = relay.services
-        guard let authority = services.certificates else { await sendError(.unavailable, requestID: rid); return }
+        guard let authority = services.certificates else { sendError(.unavailable, requestID: rid); return }
         let now = relay.configuration.clock()
-        guard services.certificateLimiter.take(me.description, now: now) else { await sendError(.rateLimited, requestID: rid); return }
-        guard let identity = state.withLock({ $0.identityKey }) else { await sendError(.internalError, requestID: rid); return }
+        guard services.certificateLimiter.take(me.description, now: now) else { sendError(.rateLimited, requestID: rid); return }
+        guard let identity = identityKey else { sendError(.internalError, requestID: rid); return }
         let certificate: SenderCertificate
         do { certificate = try authority.issue(account: me.account, deviceID: me.deviceID, identityKey: identity, now: now) } catch {
-            logger.error("sender certificate not issued", metadata: ["error": "\(error)"])
-            await sendError(.unavailable, requestID: rid)
+            log(.error, "sender certificate not issued", ["error": "\(error)"])
+            sendError(.unavailable, requestID: rid)
             return
         }
         var s = RelayStanza()
         s.senderCertificate.requestID = rid
         s.senderCertificate.certificate = Data(certificate.serialized)
         s.senderCertificate.expiration = certificate.expiration
-        await send(s)
+        send(s)
     }
 
     // MARK: presence (§17)
@@ -74,11 +55,11 @@ extension RelayConnection {
         return nil
     }
 
-    func handleSetPresencePrivacy(_ p: RelaySetPresencePrivacy, _ me: DeviceAddress) async {
+    func handleSetPresencePrivacy(_ p: RelaySetPresencePrivacy, _ me: DeviceAddress) {
         let rid = p.requestID
         let services = relay.services
         guard services.presenceLimiter.take(me.account, now: relay.configuration.clock()) else {
-            await sendError(.rateLimited, requestID: rid)
+            sendError(.rateLimited, requestID: rid)
             return
         }
         let visibility: PresenceVisibility
@@ -86,60 +67,62 @@ extension RelayConnection {
         case .presenceEveryone: visibility = .everyone
         case .presenceContacts: visibility = .contacts
         case .presenceNobody: visibility = .nobody
-        case .UNRECOGNIZED: await sendError(.malformedStanza, requestID: rid); return
+        case .UNRECOGNIZED: sendError(.malformedStanza, requestID: rid); return
         }
         if let code = Self.validList(p.allowed, max: RelayProtocol.ServiceLimits.maxPresenceAllowList) {
-            await sendError(code, requestID: rid)
+            sendError(code, requestID: rid)
             return
         }
-        do {
-            try await services.presence.setPrivacy(me.account, PresencePrivacy(visibility: visibility, allowed: Set(p.allowed)))
-        } catch {
-            logger.error("presence privacy write failed", metadata: ["error": "\(error)"])
-            await sendError(.internalError, requestID: rid)
-            return
+        let presence = services.presence, account = me.account
+        let privacy = PresencePrivacy(visibility: visibility, allowed: Set(p.allowed))
+        offLoop({ () async -> PresenceStoreError? in
+            do throws(PresenceStoreError) { try await presence.setPrivacy(account, privacy); return nil } catch { return error }
+        }) { [self] failure in
+            if let failure {
+                log(.error, "presence privacy write failed", ["error": "\(failure)"])
+                sendError(.internalError, requestID: rid)
+                return
+            }
+            var s = RelayStanza()
+            s.ok.requestID = rid
+            send(s)
         }
-        var s = RelayStanza()
-        s.ok.requestID = rid
-        await send(s)
     }
 
-    func handleSubscribePresence(_ p: RelaySubscribePresence, _ me: DeviceAddress) async {
+    func handleSubscribePresence(_ p: RelaySubscribePresence, _ me: DeviceAddress) {
         let rid = p.requestID
         let services = relay.services
         guard services.presenceLimiter.take(me.account, now: relay.configuration.clock()) else {
-            await sendError(.rateLimited, requestID: rid)
+            sendError(.rateLimited, requestID: rid)
             return
         }
         if let code = Self.validList(p.accounts, max: RelayProtocol.ServiceLimits.maxPresenceSubscriptions) {
-            await sendError(code, requestID: rid)
+            sendError(code, requestID: rid)
             return
         }
         // Ok first, then the current presence of each account (in request order).
         var s = RelayStanza()
         s.ok.requestID = rid
-        await send(s)
-        await services.presence.subscribe(self, viewer: me.account, accounts: p.accounts)
+        send(s)
+        let presence = services.presence, viewer = me.account, accounts = p.accounts
+        offLoop({ [self] in await presence.subscribe(self, viewer: viewer, accounts: accounts) }) { _ in }
     }
 
     // MARK: ephemeral (§18)
 
-    func handleSendEphemeral(_ e: RelaySendEphemeral, _ me: DeviceAddress) async {
+    func handleSendEphemeral(_ e: RelaySendEphemeral, _ me: DeviceAddress) {
         let limits = RelayProtocol.ServiceLimits.self
         guard e.devices.count <= RelayProtocol.Limits.maxDevicesPerRequest, Set(e.devices).count == e.devices.count else {
-            await sendError(.malformedStanza)
+            sendError(.malformedStanza)
             return
         }
-        guard e.payload.count <= limits.maxEphemeralPayload else { await sendError(.payloadTooLarge); return }
-        guard DeviceBinding.isValidAccountName(e.account) else { await sendError(.invalidAccountName); return }
+        guard e.payload.count <= limits.maxEphemeralPayload else { sendError(.payloadTooLarge); return }
+        guard DeviceBinding.isValidAccountName(e.account) else { sendError(.invalidAccountName); return }
         let services = relay.services
         let now = relay.configuration.clock()
-        guard services.ephemeralLimiter.take(me.description, now: now) else { await sendError(.rateLimited); return }
+        guard services.ephemeralLimiter.take(me.description, now: now) else { sendError(.rateLimited); return }
         let wanted = Set(e.devices)
-        let targets = services.presence.connections(of: e.account).filter { c in
-            guard case .device(let a) = c.phase else { return false }
-            return wanted.isEmpty || wanted.contains(a.deviceID)
-        }
+        let targets = services.presence.connections(of: e.account).filter { wanted.isEmpty || wanted.contains($0.deviceID) }.map(\.connection)
         guard !targets.isEmpty else { return }  // nobody online: dropped, never queued
         var d = RelayDeliverEphemeral()
         d.senderAccount = me.account
@@ -148,12 +131,10 @@ extension RelayConnection {
         d.payload = e.payload
         var s = RelayStanza()
         s.deliverEphemeral = d
+        let stanza = s
         for c in targets where c !== self {
-            guard services.reserveEphemeral(c) else { continue }  // a slow recipient: dropped
-            Task {
-                await c.send(s)
-                services.releaseEphemeral(c)
-            }
+            // A recipient whose socket is full (not reading) misses it: dropped, never queued.
+            c.onLoopIfWritable { c, writable in if writable { c.send(stanza) } }
         }
     }
 }

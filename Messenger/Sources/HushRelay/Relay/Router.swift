@@ -16,8 +16,8 @@ public struct DeviceAddress: Hashable, Sendable, CustomStringConvertible {
 }
 
 /// Which devices are online, and on which connection. Pushes are synchronous and
-/// non-blocking (they append to the connection's bounded buffer), so the store can call them
-/// in commit order.
+/// non-blocking (they hand the message to the connection's event loop, which appends it to
+/// the connection's bounded buffer), so the store can call them in commit order.
 final class Router: Sendable {
     private let online: Mutex<[DeviceAddress: RelayConnection]> = Mutex([:])
 
@@ -43,7 +43,7 @@ final class Router: Sendable {
     /// Hands committed messages to their devices' connections.
     func push(_ messages: [QueuedMessage]) {
         for m in messages {
-            connection(DeviceAddress(account: m.account, deviceID: m.deviceID))?.push(m)
+            connection(DeviceAddress(account: m.account, deviceID: m.deviceID))?.push([m])
         }
     }
 

@@ -156,6 +156,22 @@ public enum EnqueueOutcome: Sendable, Equatable {
     case duplicate(serverTime: UInt64)
 }
 
+/// What a login looks up (``RelayStore/loginRecord(account:deviceID:)``).
+public struct LoginRecord: Sendable, Equatable {
+    /// The account's X25519 identity public key, 32 bytes.
+    public var identityKey: Data
+    /// The device's Noise static public key, 32 bytes.
+    public var staticKey: Data
+    /// One-time prekeys stored for the device.
+    public var prekeyCount: Int
+    /// Creates a record.
+    public init(identityKey: Data, staticKey: Data, prekeyCount: Int) {
+        self.identityKey = identityKey
+        self.staticKey = staticKey
+        self.prekeyCount = prekeyCount
+    }
+}
+
 /// What `register` did.
 public enum RegisterOutcome: Sendable, Equatable {
     /// A new account with its first device.
@@ -205,6 +221,11 @@ public protocol RelayStore: Sendable {
     func account(named name: String) async throws(RelayStoreError) -> AccountRecord?
     /// The device, if registered.
     func device(account: String, deviceID: UInt32) async throws(RelayStoreError) -> DeviceRecord?
+    /// What a login needs, in one lookup: the account's identity key, the device's static key
+    /// and its one-time prekey count. Throws `unknownAccount` when the account does not exist;
+    /// `nil` when the account has no such device. (A default implementation composes
+    /// ``account(named:)``, ``device(account:deviceID:)`` and ``prekeyCount(account:deviceID:)``.)
+    func loginRecord(account: String, deviceID: UInt32) async throws(RelayStoreError) -> LoginRecord?
     /// All devices of an account, by device id.
     func devices(account: String) async throws(RelayStoreError) -> [DeviceRecord]
 
@@ -234,4 +255,28 @@ public protocol RelayStore: Sendable {
     /// Deletes messages and dedupe entries that expired at or before `now` (Unix ms). Returns
     /// the number of messages deleted.
     func purgeExpired(now: UInt64) async throws(RelayStoreError) -> Int
+}
+
+extension RelayStore {
+    /// The login lookup from three calls, for stores without a joined one.
+    public func loginRecord(account: String, deviceID: UInt32) async throws(RelayStoreError) -> LoginRecord? {
+        guard let a = try await self.account(named: account) else { throw .unknownAccount }
+        guard let d = try await device(account: account, deviceID: deviceID) else { return nil }
+        return LoginRecord(identityKey: a.identityKey, staticKey: d.staticKey,
+                           prekeyCount: try await prekeyCount(account: account, deviceID: deviceID))
+    }
+}
+
+/// The routing hot path with completion handlers instead of `async`, for a store that can
+/// call back from its own queue: the relay's event-loop connections then need no Swift task
+/// (and no extra thread hop) per send and per ack. Same contract as the `async` methods of
+/// ``RelayStore``; `completion` runs exactly once, after the commit (after `committed`).
+/// Optional: the relay uses it when the store conforms (``SQLiteRelayStore`` does).
+public protocol CallbackRelayStore: RelayStore {
+    /// ``RelayStore/enqueue(_:committed:)`` with a completion handler.
+    func enqueue(_ request: EnqueueRequest, committed: @escaping @Sendable ([QueuedMessage]) -> Void,
+                 completion: @escaping @Sendable (Result<EnqueueOutcome, RelayStoreError>) -> Void)
+    /// ``RelayStore/acknowledge(account:deviceID:serverIDs:)`` with a completion handler.
+    func acknowledge(account: String, deviceID: UInt32, serverIDs: [UInt64],
+                     completion: @escaping @Sendable (Result<Int, RelayStoreError>) -> Void)
 }

@@ -8,12 +8,20 @@ import Synchronization
 /// - WAL journal, `synchronous = FULL`: a commit is on disk (fsync) before the call returns,
 ///   so nothing acknowledged is lost on `kill -9` or power loss.
 /// - Group commit: writes from all connections are queued and committed together, one
-///   transaction (one fsync) per batch, each write in its own savepoint so that one failing
-///   write changes nothing while the others commit. Writes run on one dedicated dispatch
-///   queue, reads on GRDB's reader pool: never on an event loop.
-public final class SQLiteRelayStore: RelayStore {
+///   transaction (one fsync) per batch. The hot writes (enqueue, acknowledge) validate
+///   everything before their first statement, so they need no savepoint: a rejected one has
+///   written nothing, and a storage error fails the whole batch. The rare writes (register,
+///   prekeys, purge) keep a savepoint each. Writes run on one dedicated dispatch queue, reads
+///   on GRDB's reader pool: never on an event loop.
+/// - In memory (``StoreCache``): accounts, devices (row id, static key, registration id),
+///   queue depths and prekey counts, loaded at open and changed only by the writer, so login,
+///   routing checks and depth queries touch no table. Registrations and prekey counts enter
+///   the cache after their commit; queue depths change inside the batch (later writes of the
+///   batch see them) and the cache is reloaded from the database if a batch fails.
+public final class SQLiteRelayStore: RelayStore, CallbackRelayStore {
     let pool: DatabasePool
     private let batcher: GroupCommitter
+    let cache: SharedCache
 
     /// Opens (creating if needed) the database at `path`.
     public init(path: String) throws(RelayStoreError) {
@@ -25,10 +33,15 @@ public final class SQLiteRelayStore: RelayStore {
         do {
             pool = try DatabasePool(path: path, configuration: config)
             try Self.migrator.migrate(pool)
+            cache = SharedCache(try pool.read(StoreCache.load))
         } catch {
             throw .storage("open: \(error)")
         }
-        batcher = GroupCommitter(pool: pool)
+        let cache = self.cache
+        batcher = GroupCommitter(pool: pool) { db in
+            // A failed batch rolled back: forget the depths it counted.
+            if let fresh = try? StoreCache.load(db) { cache.withLock { $0 = fresh } }
+        }
     }
 
     static var migrator: DatabaseMigrator {
@@ -79,15 +92,24 @@ public final class SQLiteRelayStore: RelayStore {
                 CREATE INDEX dedupe_by_expiry ON dedupe (expires_at);
                 """)
         }
+        // Queue depths are counted in memory (from the messages table at open): the column
+        // cost an UPDATE per stored and per acknowledged message.
+        m.registerMigration("v2") { db in
+            try db.execute(sql: "ALTER TABLE devices DROP COLUMN queue_depth")
+        }
         return m
     }
 
     // MARK: helpers
 
-    private func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T,
+    /// Runs `body` in the writer's next batch. `isolated`: in its own savepoint (a throw rolls
+    /// back only this write); otherwise `body` must throw only before its first statement that
+    /// writes, and a storage error fails the batch. `committed` runs after the commit, on the
+    /// writer, in commit order.
+    private func write<T: Sendable>(isolated: Bool, _ body: @escaping @Sendable (Database) throws -> T,
                                     committed: (@Sendable (T) -> Void)? = nil) async throws(RelayStoreError) -> T {
         let result: Result<T, RelayStoreError> = await withCheckedContinuation { continuation in
-            batcher.submit(body: body, committed: committed) { continuation.resume(returning: $0) }
+            batcher.submit(isolated: isolated, body: body, committed: committed) { continuation.resume(returning: $0) }
         }
         return try result.get()
     }
@@ -109,7 +131,8 @@ public final class SQLiteRelayStore: RelayStore {
 
     public func register(account: String, identityKey: Data, deviceID: UInt32, staticKey: Data,
                          maxDevices: Int) async throws(RelayStoreError) -> RegisterOutcome {
-        try await write { db in
+        let cache = self.cache
+        return try await write(isolated: true, { db -> (RegisterOutcome, Int64?) in
             var outcome = RegisterOutcome.addedDevice
             if let stored = try Data.fetchOne(db.cachedStatement(sql: "SELECT identity_key FROM accounts WHERE name = ?"), arguments: [account]) {
                 guard stored == identityKey else { throw RelayStoreError.accountTaken }
@@ -120,7 +143,7 @@ public final class SQLiteRelayStore: RelayStore {
             if let key = try Data.fetchOne(db.cachedStatement(sql: "SELECT static_key FROM devices WHERE account = ? AND device_id = ?"),
                                            arguments: [account, Int64(deviceID)]) {
                 guard key == staticKey else { throw RelayStoreError.deviceTaken(deviceID) }
-                return .alreadyRegistered
+                return (.alreadyRegistered, nil)
             }
             if try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM devices WHERE static_key = ?"), arguments: [staticKey]) == true {
                 throw RelayStoreError.deviceTaken(deviceID)
@@ -129,33 +152,42 @@ public final class SQLiteRelayStore: RelayStore {
             guard count < maxDevices else { throw RelayStoreError.tooManyDevices(limit: maxDevices) }
             try db.cachedStatement(sql: "INSERT INTO devices (account, device_id, static_key) VALUES (?, ?, ?)")
                            .execute(arguments: [account, Int64(deviceID), staticKey])
-            return outcome
-        }
+            return (outcome, db.lastInsertedRowID)
+        }, committed: { outcome, ref in
+            guard let ref else { return }
+            cache.withLock { c in
+                c.accounts[account] = identityKey
+                c.add(StoreCache.Device(ref: ref, account: account, deviceID: deviceID, staticKey: staticKey))
+            }
+        }).0
     }
 
     public func account(named name: String) async throws(RelayStoreError) -> AccountRecord? {
-        try await read { db in
-            try Data.fetchOne(db.cachedStatement(sql: "SELECT identity_key FROM accounts WHERE name = ?"), arguments: [name])
-                .map { AccountRecord(name: name, identityKey: $0) }
-        }
-    }
-
-    static func deviceRecord(_ row: Row) -> DeviceRecord {
-        DeviceRecord(account: row["account"], deviceID: UInt32(truncatingIfNeeded: row["device_id"] as Int64),
-                     staticKey: row["static_key"], registrationID: UInt32(truncatingIfNeeded: row["registration_id"] as Int64))
+        cache.withLock { $0.accounts[name] }.map { AccountRecord(name: name, identityKey: $0) }
     }
 
     public func device(account: String, deviceID: UInt32) async throws(RelayStoreError) -> DeviceRecord? {
-        try await read { db in
-            try Row.fetchOne(db.cachedStatement(sql: "SELECT account, device_id, static_key, registration_id FROM devices WHERE account = ? AND device_id = ?"),
-                             arguments: [account, Int64(deviceID)]).map(Self.deviceRecord)
+        cache.withLock { c in
+            c.device(account, deviceID).map {
+                DeviceRecord(account: account, deviceID: deviceID, staticKey: $0.staticKey, registrationID: $0.registrationID)
+            }
+        }
+    }
+
+    public func loginRecord(account: String, deviceID: UInt32) async throws(RelayStoreError) -> LoginRecord? {
+        try cache.withLock { c throws(RelayStoreError) -> LoginRecord? in
+            guard let identity = c.accounts[account] else { throw .unknownAccount }
+            return c.device(account, deviceID).map { LoginRecord(identityKey: identity, staticKey: $0.staticKey, prekeyCount: $0.prekeys) }
         }
     }
 
     public func devices(account: String) async throws(RelayStoreError) -> [DeviceRecord] {
         try await read { db in
             try Row.fetchAll(db.cachedStatement(sql: "SELECT account, device_id, static_key, registration_id FROM devices WHERE account = ? ORDER BY device_id"),
-                             arguments: [account]).map(Self.deviceRecord)
+                             arguments: [account]).map { row in
+                DeviceRecord(account: row["account"], deviceID: UInt32(truncatingIfNeeded: row["device_id"] as Int64),
+                             staticKey: row["static_key"], registrationID: UInt32(truncatingIfNeeded: row["registration_id"] as Int64))
+            }
         }
     }
 
@@ -163,7 +195,8 @@ public final class SQLiteRelayStore: RelayStore {
 
     public func storePrekeys(account: String, deviceID: UInt32, registrationID: UInt32, signed: SignedPrekeyRecord?,
                              oneTime: [OneTimePrekeyRecord], maxStored: Int) async throws(RelayStoreError) -> Int {
-        try await write { db in
+        let cache = self.cache
+        return try await write(isolated: true, { db -> (Int64, Int) in
             guard try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM accounts WHERE name = ?"), arguments: [account]) == true else {
                 throw RelayStoreError.unknownAccount
             }
@@ -179,12 +212,18 @@ public final class SQLiteRelayStore: RelayStore {
             }
             let count = try Int.fetchOne(db.cachedStatement(sql: "SELECT COUNT(*) FROM prekeys WHERE device_ref = ?"), arguments: [ref]) ?? 0
             guard count <= maxStored else { throw RelayStoreError.tooManyPrekeys(limit: maxStored) }
-            return count
-        }
+            return (ref, count)
+        }, committed: { ref, count in
+            cache.withLock { c in
+                c.devices[ref]?.prekeys = count
+                c.devices[ref]?.registrationID = registrationID
+            }
+        }).1
     }
 
     public func claimBundles(account: String, devices: [UInt32]?) async throws(RelayStoreError) -> [PrekeyBundleRecord] {
-        try await write { db in
+        let cache = self.cache
+        return try await write(isolated: true, { db -> [(Int64, PrekeyBundleRecord)] in
             guard try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM accounts WHERE name = ?"), arguments: [account]) == true else {
                 throw RelayStoreError.unknownAccount
             }
@@ -214,50 +253,60 @@ public final class SQLiteRelayStore: RelayStore {
                     try db.cachedStatement(sql: "DELETE FROM prekeys WHERE device_ref = ? AND prekey_id = ?").execute(arguments: [ref, id])
                 }
                 let remaining = try Int.fetchOne(db.cachedStatement(sql: "SELECT COUNT(*) FROM prekeys WHERE device_ref = ?"), arguments: [ref]) ?? 0
-                return PrekeyBundleRecord(deviceID: UInt32(truncatingIfNeeded: row["device_id"] as Int64),
-                                          registrationID: UInt32(truncatingIfNeeded: row["registration_id"] as Int64),
-                                          signedPrekey: signed, oneTime: oneTime, remaining: remaining)
+                return (ref, PrekeyBundleRecord(deviceID: UInt32(truncatingIfNeeded: row["device_id"] as Int64),
+                                                registrationID: UInt32(truncatingIfNeeded: row["registration_id"] as Int64),
+                                                signedPrekey: signed, oneTime: oneTime, remaining: remaining))
             }
-        }
+        }, committed: { bundles in
+            cache.withLock { c in for (ref, b) in bundles { c.devices[ref]?.prekeys = b.remaining } }
+        }).map(\.1)
     }
 
     public func prekeyCount(account: String, deviceID: UInt32) async throws(RelayStoreError) -> Int {
-        try await read { db in
-            guard let ref = try Self.deviceRef(db, account, deviceID) else { throw RelayStoreError.unknownDevice(deviceID) }
-            return try Int.fetchOne(db.cachedStatement(sql: "SELECT COUNT(*) FROM prekeys WHERE device_ref = ?"), arguments: [ref]) ?? 0
-        }
+        guard let n = cache.withLock({ $0.device(account, deviceID)?.prekeys }) else { throw .unknownDevice(deviceID) }
+        return n
     }
 
     // MARK: queue
 
     public func enqueue(_ r: EnqueueRequest,
                         committed: @escaping @Sendable ([QueuedMessage]) -> Void) async throws(RelayStoreError) -> EnqueueOutcome {
-        try await write({ db in
+        let result: Result<EnqueueOutcome, RelayStoreError> = await withCheckedContinuation { continuation in
+            enqueue(r, committed: committed) { continuation.resume(returning: $0) }
+        }
+        return try result.get()
+    }
+
+    public func enqueue(_ r: EnqueueRequest, committed: @escaping @Sendable ([QueuedMessage]) -> Void,
+                        completion: @escaping @Sendable (Result<EnqueueOutcome, RelayStoreError>) -> Void) {
+        let cache = self.cache
+        batcher.submit(isolated: false, body: { db in
             if let time = try Int64.fetchOne(db.cachedStatement(sql: """
                 SELECT server_time FROM dedupe WHERE sender_account = ? AND sender_device = ? AND client_message_id = ?
                 """), arguments: [r.senderAccount, Int64(r.senderDevice), Int64(bitPattern: r.clientMessageID)]) {
                 return EnqueueOutcome.duplicate(serverTime: UInt64(time))
             }
-            guard try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM accounts WHERE name = ?"), arguments: [r.recipient]) == true else {
-                throw RelayStoreError.unknownAccount
-            }
-            var refs: [Int64] = []
-            refs.reserveCapacity(r.devices.count)
-            for d in r.devices {
-                guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT id, queue_depth FROM devices WHERE account = ? AND device_id = ?"),
-                                                 arguments: [r.recipient, Int64(d)]) else { throw RelayStoreError.unknownDevice(d) }
-                let depth: Int = row["queue_depth"]
-                guard depth < r.queueCap else { throw RelayStoreError.queueFull(device: d, cap: r.queueCap) }
-                refs.append(row["id"])
+            // Every check before the first write (no savepoint, see write(isolated:)).
+            let refs = try cache.withLock { c throws(RelayStoreError) -> [Int64] in
+                guard c.accounts[r.recipient] != nil else { throw .unknownAccount }
+                var refs: [Int64] = []
+                refs.reserveCapacity(r.devices.count)
+                for d in r.devices {
+                    guard let device = c.device(r.recipient, d) else { throw .unknownDevice(d) }
+                    guard device.depth < r.queueCap else { throw .queueFull(device: d, cap: r.queueCap) }
+                    refs.append(device.ref)
+                }
+                for ref in refs { c.changeDepth(ref, by: 1) }
+                return refs
             }
             let expires = Int64(clamping: r.now &+ r.ttlMilliseconds)
             var messages: [QueuedMessage] = []
             messages.reserveCapacity(refs.count)
+            let insert = try db.cachedStatement(sql: """
+                INSERT INTO messages (device_ref, sender_account, sender_device, server_time, expires_at, payload) VALUES (?, ?, ?, ?, ?, ?)
+                """)
             for (ref, d) in zip(refs, r.devices) {
-                try db.cachedStatement(sql: """
-                    INSERT INTO messages (device_ref, sender_account, sender_device, server_time, expires_at, payload) VALUES (?, ?, ?, ?, ?, ?)
-                    """).execute(arguments: [ref, r.senderAccount, Int64(r.senderDevice), Int64(r.now), expires, r.payload])
-                try db.cachedStatement(sql: "UPDATE devices SET queue_depth = queue_depth + 1 WHERE id = ?").execute(arguments: [ref])
+                try insert.execute(arguments: [ref, r.senderAccount, Int64(r.senderDevice), Int64(r.now), expires, r.payload])
                 messages.append(QueuedMessage(serverID: UInt64(db.lastInsertedRowID), account: r.recipient, deviceID: d,
                                               senderAccount: r.senderAccount, senderDevice: r.senderDevice,
                                               serverTime: r.now, payload: r.payload))
@@ -268,12 +317,12 @@ public final class SQLiteRelayStore: RelayStore {
             return EnqueueOutcome.stored(serverTime: r.now, messages: messages)
         }, committed: { outcome in
             if case .stored(_, let messages) = outcome { committed(messages) }
-        })
+        }, done: completion)
     }
 
     public func pending(account: String, deviceID: UInt32, after: UInt64, limit: Int) async throws(RelayStoreError) -> [QueuedMessage] {
-        try await read { db in
-            guard let ref = try Self.deviceRef(db, account, deviceID) else { throw RelayStoreError.unknownDevice(deviceID) }
+        guard let ref = cache.withLock({ $0.device(account, deviceID)?.ref }) else { throw .unknownDevice(deviceID) }
+        return try await read { db in
             let rows = try Row.fetchAll(db.cachedStatement(sql: """
                 SELECT id, sender_account, sender_device, server_time, payload FROM messages
                 WHERE device_ref = ? AND id > ? ORDER BY id LIMIT ?
@@ -287,57 +336,150 @@ public final class SQLiteRelayStore: RelayStore {
     }
 
     public func acknowledge(account: String, deviceID: UInt32, serverIDs: [UInt64]) async throws(RelayStoreError) -> Int {
-        guard !serverIDs.isEmpty else { return 0 }
-        return try await write { db in
-            guard let ref = try Self.deviceRef(db, account, deviceID) else { throw RelayStoreError.unknownDevice(deviceID) }
-            var deleted = 0
-            for id in serverIDs {
-                try db.cachedStatement(sql: "DELETE FROM messages WHERE id = ? AND device_ref = ?").execute(arguments: [Int64(clamping: id), ref])
-                deleted += db.changesCount
-            }
-            if deleted > 0 {
-                try db.cachedStatement(sql: "UPDATE devices SET queue_depth = queue_depth - ? WHERE id = ?").execute(arguments: [deleted, ref])
-            }
-            return deleted
+        let result: Result<Int, RelayStoreError> = await withCheckedContinuation { continuation in
+            acknowledge(account: account, deviceID: deviceID, serverIDs: serverIDs) { continuation.resume(returning: $0) }
         }
+        return try result.get()
+    }
+
+    /// `DELETE … WHERE device_ref = ? AND id IN (?, …)` with `n` ids (cached per `n`).
+    static func deleteSQL(_ n: Int) -> String {
+        "DELETE FROM messages WHERE device_ref = ? AND id IN (" + Array(repeating: "?", count: n).joined(separator: ",") + ")"
+    }
+
+    public func acknowledge(account: String, deviceID: UInt32, serverIDs: [UInt64],
+                            completion: @escaping @Sendable (Result<Int, RelayStoreError>) -> Void) {
+        guard !serverIDs.isEmpty else { return completion(.success(0)) }
+        let cache = self.cache
+        batcher.submit(isolated: false, body: { db -> Int in
+            guard let ref = cache.withLock({ $0.device(account, deviceID)?.ref }) else { throw RelayStoreError.unknownDevice(deviceID) }
+            // One statement per ack stanza (at most 64 ids; larger lists in chunks of 64).
+            var deleted = 0
+            var start = 0
+            while start < serverIDs.count {
+                let chunk = serverIDs[start..<min(start + 64, serverIDs.count)]
+                var args: [any DatabaseValueConvertible] = [ref]
+                args.reserveCapacity(chunk.count + 1)
+                for id in chunk { args.append(Int64(clamping: id)) }
+                try db.cachedStatement(sql: Self.deleteSQL(chunk.count)).execute(arguments: StatementArguments(args))
+                deleted += db.changesCount
+                start += chunk.count
+            }
+            if deleted > 0 { cache.withLock { $0.changeDepth(ref, by: -deleted) } }
+            return deleted
+        }, committed: nil, done: completion)
     }
 
     public func queueDepth(account: String, deviceID: UInt32) async throws(RelayStoreError) -> Int {
-        try await read { db in
-            guard let depth = try Int.fetchOne(db, sql: "SELECT queue_depth FROM devices WHERE account = ? AND device_id = ?",
-                                               arguments: [account, Int64(deviceID)]) else { throw RelayStoreError.unknownDevice(deviceID) }
-            return depth
-        }
+        guard let depth = cache.withLock({ $0.device(account, deviceID)?.depth }) else { throw .unknownDevice(deviceID) }
+        return depth
     }
 
     public func totalQueueDepth() async throws(RelayStoreError) -> Int {
-        try await read { db in try Int.fetchOne(db, sql: "SELECT COALESCE(SUM(queue_depth), 0) FROM devices") ?? 0 }
+        cache.withLock { $0.totalDepth }
     }
 
     public func purgeExpired(now: UInt64) async throws(RelayStoreError) -> Int {
-        try await write { db in
+        let cache = self.cache
+        return try await write(isolated: true) { db in
             let cutoff = Int64(clamping: now)
-            try db.execute(sql: """
-                UPDATE devices SET queue_depth = queue_depth -
-                    (SELECT COUNT(*) FROM messages WHERE messages.device_ref = devices.id AND messages.expires_at <= ?1)
-                WHERE id IN (SELECT DISTINCT device_ref FROM messages WHERE expires_at <= ?1)
-                """, arguments: [cutoff])
+            let counts = try Row.fetchAll(db, sql: "SELECT device_ref, COUNT(*) AS n FROM messages WHERE expires_at <= ? GROUP BY device_ref",
+                                          arguments: [cutoff])
             try db.execute(sql: "DELETE FROM messages WHERE expires_at <= ?", arguments: [cutoff])
             let deleted = db.changesCount
             try db.execute(sql: "DELETE FROM dedupe WHERE expires_at <= ?", arguments: [cutoff])
+            cache.withLock { c in for row in counts { c.changeDepth(row["device_ref"], by: -(row["n"] as Int)) } }
             return deleted
         }
     }
 }
 
-/// Collects writes and commits them in batches: one transaction and one fsync per batch,
-/// each write in its own savepoint. `committed` callbacks run in commit order on the writer
-/// queue, before the next batch begins.
+/// The store's cache behind a lock (a class, so that closures can share it).
+final class SharedCache: Sendable {
+    private let mutex: Mutex<StoreCache>
+    init(_ cache: StoreCache) { mutex = Mutex(cache) }
+    func withLock<R, E: Error>(_ body: (inout sending StoreCache) throws(E) -> sending R) throws(E) -> sending R {
+        try mutex.withLock(body)
+    }
+}
+
+/// What ``SQLiteRelayStore`` keeps in memory (about 200 bytes per registered device).
+struct StoreCache: Sendable {
+    struct Device: Sendable {
+        let ref: Int64
+        let account: String
+        let deviceID: UInt32
+        let staticKey: Data
+        var registrationID: UInt32 = 0
+        var depth = 0
+        var prekeys = 0
+    }
+    struct Address: Hashable, Sendable {
+        let account: String
+        let deviceID: UInt32
+    }
+
+    /// Identity keys by account name.
+    var accounts: [String: Data] = [:]
+    /// Devices by row id.
+    var devices: [Int64: Device] = [:]
+    /// Row ids by address.
+    var refs: [Address: Int64] = [:]
+    /// Messages queued for all devices.
+    var totalDepth = 0
+
+    func device(_ account: String, _ deviceID: UInt32) -> Device? {
+        refs[Address(account: account, deviceID: deviceID)].flatMap { devices[$0] }
+    }
+
+    mutating func add(_ device: Device) {
+        devices[device.ref] = device
+        refs[Address(account: device.account, deviceID: device.deviceID)] = device.ref
+        totalDepth += device.depth
+    }
+
+    mutating func changeDepth(_ ref: Int64, by delta: Int) {
+        guard devices[ref] != nil else { return }
+        devices[ref]!.depth += delta
+        totalDepth += delta
+    }
+
+    /// Reads everything from the database.
+    static func load(_ db: Database) throws -> StoreCache {
+        var c = StoreCache()
+        for row in try Row.fetchAll(db, sql: "SELECT name, identity_key FROM accounts") {
+            c.accounts[row["name"]] = row["identity_key"]
+        }
+        var depths: [Int64: Int] = [:]
+        for row in try Row.fetchAll(db, sql: "SELECT device_ref, COUNT(*) AS n FROM messages GROUP BY device_ref") {
+            depths[row["device_ref"]] = row["n"]
+        }
+        var prekeys: [Int64: Int] = [:]
+        for row in try Row.fetchAll(db, sql: "SELECT device_ref, COUNT(*) AS n FROM prekeys GROUP BY device_ref") {
+            prekeys[row["device_ref"]] = row["n"]
+        }
+        for row in try Row.fetchAll(db, sql: "SELECT id, account, device_id, static_key, registration_id FROM devices") {
+            let ref: Int64 = row["id"]
+            c.add(Device(ref: ref, account: row["account"], deviceID: UInt32(truncatingIfNeeded: row["device_id"] as Int64),
+                         staticKey: row["static_key"], registrationID: UInt32(truncatingIfNeeded: row["registration_id"] as Int64),
+                         depth: depths[ref] ?? 0, prekeys: prekeys[ref] ?? 0))
+        }
+        return c
+    }
+}
+
+/// Collects writes and commits them in batches: one transaction and one fsync per batch.
+/// `committed` callbacks run in commit order on the writer queue, before the next batch
+/// begins, then the completions.
 final class GroupCommitter: Sendable {
     struct Pending: Sendable {
+        let isolated: Bool
         let apply: @Sendable (Database) throws -> Void
         let finish: @Sendable ((any Error)?) -> Void
     }
+
+    /// A write's result, touched only on the writer queue.
+    final class Box<T>: @unchecked Sendable { var value: T? }
 
     private struct State {
         var pending: [Pending] = []
@@ -345,22 +487,26 @@ final class GroupCommitter: Sendable {
     }
 
     private let pool: DatabasePool
+    private let recover: @Sendable (Database) -> Void
     private let queue = DispatchQueue(label: "hush-relay.sqlite.writer")
     private let state = Mutex(State())
     /// Most writes committed in one transaction (bounds a batch's latency and memory).
-    static let maxBatch = 512
+    static let maxBatch = 1_024
 
-    init(pool: DatabasePool) { self.pool = pool }
+    /// `recover` runs on the writer after a batch failed (its transaction rolled back).
+    init(pool: DatabasePool, recover: @escaping @Sendable (Database) -> Void) {
+        self.pool = pool
+        self.recover = recover
+    }
 
-    func submit<T: Sendable>(body: @escaping @Sendable (Database) throws -> T, committed: (@Sendable (T) -> Void)?,
+    func submit<T: Sendable>(isolated: Bool, body: @escaping @Sendable (Database) throws -> T, committed: (@Sendable (T) -> Void)?,
                              done: @escaping @Sendable (Result<T, RelayStoreError>) -> Void) {
-        let box = Mutex<T?>(nil)
-        let pending = Pending(apply: { db in
-            let value = try body(db)
-            box.withLock { $0 = value }
+        let box = Box<T>()
+        let pending = Pending(isolated: isolated, apply: { db in
+            box.value = try body(db)
         }, finish: { error in
             if let error { done(.failure(SQLiteRelayStore.map(error))); return }
-            guard let value = box.withLock({ $0 }) else { done(.failure(.storage("no result"))); return }
+            guard let value = box.value else { done(.failure(.storage("no result"))); return }
             committed?(value)
             done(.success(value))
         })
@@ -380,30 +526,42 @@ final class GroupCommitter: Sendable {
                     s.flushing = false
                     return []
                 }
-                let n = min(s.pending.count, Self.maxBatch)
-                let batch = Array(s.pending.prefix(n))
-                s.pending.removeFirst(n)
+                if s.pending.count <= Self.maxBatch {
+                    defer { s.pending = [] }
+                    return s.pending
+                }
+                let batch = Array(s.pending.prefix(Self.maxBatch))
+                s.pending.removeFirst(Self.maxBatch)
                 return batch
             }
             if batch.isEmpty { return }
             var errors = [(any Error)?](repeating: nil, count: batch.count)
+            var failed = false
             do {
                 try pool.writeWithoutTransaction { db in
                     try db.inTransaction(.immediate) {
                         for (i, w) in batch.enumerated() {
-                            do {
-                                try db.inSavepoint {
-                                    try w.apply(db)
-                                    return .commit
-                                }
-                            } catch { errors[i] = error }
+                            if w.isolated {
+                                do {
+                                    try db.inSavepoint {
+                                        try w.apply(db)
+                                        return .commit
+                                    }
+                                } catch { errors[i] = error }
+                            } else {
+                                // A rejection (RelayStoreError) happens before any write; a
+                                // storage error aborts the batch.
+                                do { try w.apply(db) } catch let e as RelayStoreError { errors[i] = e }
+                            }
                         }
                         return .commit
                     }
                 }
             } catch {
+                failed = true
                 for i in errors.indices where errors[i] == nil { errors[i] = error }
             }
+            if failed { pool.writeWithoutTransaction { db in recover(db) } }
             for (i, w) in batch.enumerated() { w.finish(errors[i]) }
         }
     }

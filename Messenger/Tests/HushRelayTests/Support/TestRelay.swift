@@ -1,5 +1,5 @@
 import Foundation
-import Hummingbird
+
 import Hush
 import HushTransport
 import Logging

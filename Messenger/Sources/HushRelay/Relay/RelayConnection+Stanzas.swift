@@ -1,0 +1,176 @@
+import Dispatch
+import Foundation
+import Hush
+import HushTransport
+
+/// Handlers of the logged-in request stanzas (§7, §8), called from ``RelayConnection``'s
+/// dispatch switch on the event loop.
+extension RelayConnection {
+    /// Why a send is refused before it reaches the store, if it is.
+    func sendRejection(_ m: RelaySend) -> RelayErrorCode? {
+        let limits = RelayProtocol.Limits.self
+        guard (1...limits.maxDevicesPerRequest).contains(m.devices.count), Set(m.devices).count == m.devices.count,
+              m.devices.allSatisfy({ limits.deviceIDs.contains($0) }) else { return .malformedStanza }
+        guard m.payload.count <= limits.maxPayload else { return .payloadTooLarge }
+        guard DeviceBinding.isValidAccountName(m.account) else { return .unknownAccount }
+        return nil
+    }
+
+    func handleSend(_ m: RelaySend, from me: DeviceAddress) {
+        let cmid = m.clientMessageID
+        if let rejection = sendRejection(m) { return sendError(rejection, clientMessageID: cmid) }
+        let config = relay.configuration
+        let request = EnqueueRequest(senderAccount: me.account, senderDevice: me.deviceID, clientMessageID: cmid, recipient: m.account,
+                                     devices: m.devices, payload: m.payload, now: config.clock(),
+                                     ttlMilliseconds: config.ttlMilliseconds, queueCap: config.queueCap)
+        let router = relay.router
+        let started = DispatchTime.now()
+        let then: (Result<EnqueueOutcome, RelayStoreError>) -> Void = { [self] result in
+            let outcome: EnqueueOutcome
+            switch result {
+            case .success(let o): outcome = o
+            case .failure(.unknownAccount): return sendError(.unknownAccount, clientMessageID: cmid)
+            case .failure(.unknownDevice(let d)): return sendError(.unknownDevice, clientMessageID: cmid, deviceID: d)
+            case .failure(.queueFull(let d, _)): return sendError(.queueFull, clientMessageID: cmid, deviceID: d)
+            case .failure(let error):
+                log(.error, "enqueue failed", ["error": "\(error)"])
+                return sendError(.internalError, clientMessageID: cmid)
+            }
+            relay.metrics.commitLatency.recordInterval(since: started)
+            var ack = RelayServerAck()
+            ack.clientMessageID = cmid
+            switch outcome {
+            case .stored(let time, let messages):
+                relay.metrics.messagesStored.increment(by: messages.count)
+                ack.serverTime = time
+            case .duplicate(let time):
+                relay.metrics.duplicates.increment()
+                ack.serverTime = time
+            }
+            var s = RelayStanza()
+            s.serverAck = ack
+            send(s)
+        }
+        if let direct = relay.callbacks {
+            direct.enqueue(request, committed: { router.push($0) }, completion: storeCompletion(then))
+        } else {
+            let store = relay.store
+            storeWork({ () async throws(RelayStoreError) -> EnqueueOutcome in
+                try await store.enqueue(request, committed: { router.push($0) })
+            }, then: then)
+        }
+    }
+
+    func handleAck(_ a: RelayAck, _ me: DeviceAddress) {
+        guard (1...RelayProtocol.Limits.maxAckIDs).contains(a.serverIds.count) else { return sendError(.malformedStanza) }
+        let ids = a.serverIds
+        let then: (Result<Int, RelayStoreError>) -> Void = { [self] result in
+            switch result {
+            case .success(let n):
+                relay.metrics.acks.increment(by: n)
+                acknowledged(ids)
+            case .failure(let error):
+                log(.error, "ack failed", ["error": "\(error)"])
+                sendError(.internalError)
+            }
+        }
+        if let direct = relay.callbacks {
+            direct.acknowledge(account: me.account, deviceID: me.deviceID, serverIDs: ids, completion: storeCompletion(then))
+        } else {
+            let store = relay.store
+            storeWork({ () async throws(RelayStoreError) -> Int in
+                try await store.acknowledge(account: me.account, deviceID: me.deviceID, serverIDs: ids)
+            }, then: then)
+        }
+    }
+
+    func handleUpload(_ u: RelayUploadPrekeys, _ me: DeviceAddress) {
+        let rid = u.requestID
+        guard u.oneTime.count <= RelayProtocol.Limits.maxPrekeysPerUpload else { return sendError(.tooManyPrekeys, requestID: rid) }
+        var oneTime: [OneTimePrekeyRecord] = []
+        oneTime.reserveCapacity(u.oneTime.count)
+        for p in u.oneTime {
+            guard (try? Curve25519.KeyAgreement.PublicKey(validatingRawRepresentation: p.publicKey)) != nil else {
+                return sendError(.invalidKey, requestID: rid)
+            }
+            oneTime.append(OneTimePrekeyRecord(id: p.id, publicKey: p.publicKey))
+        }
+        var signed: SignedPrekeyRecord?
+        if u.hasSignedPrekey {
+            let sp = u.signedPrekey
+            guard let key = try? Curve25519.KeyAgreement.PublicKey(validatingRawRepresentation: sp.publicKey) else {
+                return sendError(.invalidKey, requestID: rid)
+            }
+            guard let identity = identityKey,
+                  XEdDSA.isValidSignature(sp.signature, for: key.signalRepresentation, publicKey: identity) else {
+                return sendError(.invalidSignature, requestID: rid)
+            }
+            signed = SignedPrekeyRecord(id: sp.id, publicKey: sp.publicKey, signature: sp.signature)
+        }
+        let store = relay.store
+        let registrationID = u.registrationID
+        let upload = oneTime, signedPrekey = signed
+        storeWork({ () async throws(RelayStoreError) -> Int in
+            try await store.storePrekeys(account: me.account, deviceID: me.deviceID, registrationID: registrationID,
+                                         signed: signedPrekey, oneTime: upload, maxStored: RelayProtocol.Limits.maxStoredPrekeys)
+        }) { [self] result in
+            switch result {
+            case .success:
+                var s = RelayStanza()
+                s.ok.requestID = rid
+                send(s)
+            case .failure(.tooManyPrekeys): sendError(.tooManyPrekeys, requestID: rid)
+            case .failure: sendError(.internalError, requestID: rid)
+            }
+        }
+    }
+
+    func handleFetch(_ f: RelayFetchPrekeys, _ me: DeviceAddress) {
+        let rid = f.requestID
+        guard f.devices.count <= RelayProtocol.Limits.maxDevicesPerRequest else { return sendError(.malformedStanza, requestID: rid) }
+        guard relay.fetchLimiter.take(me.description, now: relay.configuration.clock()) else {
+            return sendError(.rateLimited, requestID: rid)
+        }
+        guard DeviceBinding.isValidAccountName(f.account) else { return sendError(.unknownAccount, requestID: rid) }
+        let store = relay.store
+        let account = f.account
+        let devices = f.devices.isEmpty ? nil : f.devices
+        storeWork({ () async throws(RelayStoreError) -> (AccountRecord, [PrekeyBundleRecord])? in
+            guard let record = try await store.account(named: account) else { return nil }
+            return (record, try await store.claimBundles(account: account, devices: devices))
+        }) { [self] result in
+            let record: AccountRecord
+            let bundles: [PrekeyBundleRecord]
+            switch result {
+            case .success(let found?): (record, bundles) = found
+            case .success(nil), .failure(.unknownAccount): return sendError(.unknownAccount, requestID: rid)
+            case .failure(.unknownDevice(let d)): return sendError(.unknownDevice, requestID: rid, deviceID: d)
+            case .failure: return sendError(.internalError, requestID: rid)
+            }
+            var out = RelayPrekeyBundles()
+            out.requestID = rid
+            out.identityKey = record.identityKey
+            out.bundles = bundles.map { b in
+                var pb = RelayPrekeyBundle()
+                pb.deviceID = b.deviceID
+                pb.registrationID = b.registrationID
+                if let sp = b.signedPrekey {
+                    pb.signedPrekey.id = sp.id
+                    pb.signedPrekey.publicKey = sp.publicKey
+                    pb.signedPrekey.signature = sp.signature
+                }
+                if let ot = b.oneTime {
+                    pb.oneTime.id = ot.id
+                    pb.oneTime.publicKey = ot.publicKey
+                }
+                return pb
+            }
+            var s = RelayStanza()
+            s.prekeyBundles = out
+            send(s)
+            for b in bundles where b.oneTime != nil && b.remaining < RelayProtocol.Limits.prekeysLowThreshold {
+                relay.router.connection(DeviceAddress(account: account, deviceID: b.deviceID))?.notifyPrekeysLow(b.remaining)
+            }
+        }
+    }
+}
