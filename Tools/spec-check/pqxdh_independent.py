@@ -775,6 +775,116 @@ def replay(path, t):
         t.check(f"bundle {br['name']}: nothing stored, nothing drawn", a.fingerprint() == fp)
 
 
+def self_checks(path, t):
+    """Rules of pqxdh.md that no vector pins (REVIEW.md P11 lists them); outcomes as the text says
+    or, where it is silent, as guessed in REVIEW.md."""
+    v = json.load(open(path))
+    suite = v["suite"]
+    parse = parse_v3_prekey_message if suite == "signal-v3" else parse_h1_prekey_message
+    bj, pt = v["bob"], hx(v["plaintext"])
+    A_ADDR, B_ADDR = ("alice", 1), ("bob", 1)
+    kp = bj["kyber_prekey"]
+    kem = {"m": hx(v["kem"]["m"])}
+    tag = f"self-check ({suite})"
+    bob_ik_priv = hx(bj["identity_private"])
+
+    def bundle(kyber=True):
+        return {"ik": H.x25519_base(bob_ik_priv), "reg": bj["registration_id"],
+                "spk_id": bj["signed_prekey"]["id"],
+                "spk": H.x25519_base(hx(bj["signed_prekey"]["private"])),
+                "spk_sig": hx(bj["signed_prekey"]["signature"]),
+                "opk_id": bj["one_time_prekey"]["id"],
+                "opk": H.x25519_base(hx(bj["one_time_prekey"]["private"])),
+                "kyber": (kp["id"], hx(kp["public"]), hx(kp["signature"])) if kyber else None}
+
+    # S1: every message Alice sends until Bob answers carries the header, CT included (§4).
+    alice = Alice(v["alice"], suite)
+    alice.process_bundle(B_ADDR, bundle(), kem, "require-pqxdh")
+    first = alice.encrypt(B_ADDR, pt)
+    second = alice.encrypt(B_ADDR, b"second")
+    p1, p2 = parse(first), parse(second)
+    t.check(f"{tag}: second message repeats the prekey header (Kyber id, CT, base key)",
+            p2["kyber_id"] == p1["kyber_id"] and p2["ct"] == p1["ct"]
+            and p2["base_key"] == p1["base_key"] and p2["inner"]["counter"] == 1)
+    bob = Bob(bj, suite)
+    bob.decrypt(A_ADDR, first, "require-pqxdh")
+    t.expect_ok(f"{tag}: second message decrypts on the matching state (Kyber prekey already gone)",
+                lambda: bob.decrypt(A_ADDR, second, "require-pqxdh"), b"second")
+    # S2: a retransmission's CT is not re-checked (§5.3: additions only when a new state is built).
+    third = alice.encrypt(B_ADDR, b"third")
+    i = third.find(p1["ct"]) + 100
+    flipped = third[:i] + bytes([third[i] ^ 1]) + third[i + 1:]
+    if suite == "signal-v3":
+        t.expect_ok(f"{tag}: CT altered in a retransmission: not authenticated in v3, decrypts",
+                    lambda: bob.decrypt(A_ADDR, flipped, "require-pqxdh"), b"third")
+    else:
+        t.expect_error(f"{tag}: CT altered in a retransmission: in the AD, bad_mac",
+                       lambda: bob.decrypt(A_ADDR, flipped, "require-pqxdh"), "bad_mac")
+    # S3: parser rules of §5.1 / §5.2.
+    main = hx(v["message"])
+    if suite == "signal-v3":
+        f = pb_decode(main[1:])
+
+        def reenc(fields, version=0x44):
+            return bytes([version]) + pb_encode(sorted(fields.items()))
+        for drop in (7, 8):
+            g = dict(f)
+            del g[drop]
+            t.expect_error(f"{tag}: field {drop} missing: malformed",
+                           lambda: parse(reenc(g)), "malformed", f"missing field {drop}")
+        for bad, what in ((b"\x05" + f[8][1:], "type byte 0x05"), (f[8][:-1], "1,568 bytes")):
+            g = dict(f)
+            g[8] = bad
+            t.expect_error(f"{tag}: field 8 with {what}: malformed (invalid key field 8)",
+                           lambda: parse(reenc(g)), "malformed", "invalid key field 8")
+        g = dict(f)
+        g[4] = b"\x33" + f[4][1:]
+        t.expect_error(f"{tag}: inner SignalMessage 0x33 in a 0x44 message: invalid_version (guess)",
+                       lambda: parse(reenc(g)), "invalid_version")
+        t.expect_error(f"{tag}: version 5: invalid_version", lambda: parse(reenc(f, 0x55)),
+                       "invalid_version")
+    else:
+        bad = main[:1] + bytes([main[1] | 0x04]) + main[2:]
+        t.expect_error(f"{tag}: flag bit 2: malformed", lambda: parse(bad), "malformed", "flag")
+        t.expect_error(f"{tag}: truncated in CT: malformed", lambda: parse(main[:200]), "malformed")
+    # S4: an ek failing the modulus check, validly signed, is refused before any draw (§4 step 2).
+    ek = bytearray(hx(kp["public"]))
+    ek[0], ek[1] = 0xFF, ek[1] | 0x0F  # first coefficient 4095 >= q
+    sig = H.libsignal_sign(bob_ik_priv, bytes([KYBER_TYPE]) + bytes(ek), bytes(64))
+    b = bundle()
+    b["kyber"] = (kp["id"], bytes(ek), sig)
+    a = Alice(v["alice"], suite)
+    fp = a.fingerprint()
+    t.expect_error(f"{tag}: signed ek failing the modulus check: bad_signature",
+                   lambda: a.process_bundle(B_ADDR, b, kem, "accept-either"), "bad_signature",
+                   "does not decode")
+    t.check(f"{tag}: ... nothing drawn or stored", a.fingerprint() == fp)
+    # S5: accept-either with a stripped bundle gives an X3DH (version 3) session Bob accepts
+    # unless he requires PQXDH.
+    a = Alice(v["alice"], suite)
+    st = a.process_bundle(B_ADDR, bundle(kyber=False), kem, "accept-either")
+    x = a.encrypt(B_ADDR, pt)
+    t.check(f"{tag}: stripped bundle under accept-either: version 3, no Kyber fields",
+            st["version"] == 3 and not parse(x)["pq"]
+            and x[0] == (0x33 if suite == "signal-v3" else 0x12) and
+            (suite == "signal-v3" or x[1] == 0x01))
+    t.expect_ok(f"{tag}: ... Bob under accept-either decrypts it",
+                lambda: Bob(bj, suite).decrypt(A_ADDR, x, "accept-either"), pt)
+    t.expect_error(f"{tag}: ... Bob under require-pqxdh: invalid_version",
+                   lambda: Bob(bj, suite).decrypt(A_ADDR, x, "require-pqxdh"), "invalid_version",
+                   "policy")
+    # S6: §4 as written checks the Kyber signature before the trust of IK_B.
+    a = Alice(v["alice"], suite)
+    a.identities[B_ADDR] = H.x25519_base(hx(v["alice"]["identity_private"]))  # another key
+    b = bundle()
+    b["kyber"] = (kp["id"], hx(kp["public"]), bytes(64))
+    t.expect_error(f"{tag}: untrusted IK_B and bad Kyber signature: bad_signature (§4 order)",
+                   lambda: a.process_bundle(B_ADDR, b, kem, "accept-either"), "bad_signature")
+    t.expect_error(f"{tag}: untrusted IK_B, good Kyber signature: untrusted_identity",
+                   lambda: a.process_bundle(B_ADDR, bundle(), kem, "accept-either"),
+                   "untrusted_identity")
+
+
 def main(argv):
     global VERBOSE
     args = [a for a in argv[1:] if a != "-v"]
@@ -784,6 +894,8 @@ def main(argv):
     files = sorted(f for f in os.listdir(folder) if f.endswith(".json"))
     for f in files:
         replay(os.path.join(folder, f), t)
+    for f in files:
+        self_checks(os.path.join(folder, f), t)
     print(f"pqxdh-independent: {t.passed} passed, {t.failed} failed")
     return 0 if t.failed == 0 and files else 1
 
