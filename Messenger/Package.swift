@@ -10,6 +10,9 @@
 //                   a thin client connection; no server dependencies
 //   HushRelay       accounts, devices, prekeys, routing, durable offline queue (RelayStore +
 //                   SQLite), limits, metrics, the Hummingbird WebSocket server
+//   HushRelayPostgres  RelayStore on PostgreSQL (postgres-nio) and the multi-node RelayCluster
+//                   over LISTEN/NOTIFY; only hush-relay and the tests depend on it, so a consumer
+//                   of the HushRelay library never compiles postgres-nio
 //   hush-relay      the executable: serve, keygen
 import PackageDescription
 
@@ -19,6 +22,7 @@ let package = Package(
     products: [
         .library(name: "HushTransport", targets: ["HushTransport"]),
         .library(name: "HushRelay", targets: ["HushRelay"]),
+        .library(name: "HushRelayPostgres", targets: ["HushRelayPostgres"]),
         .library(name: "RelayStoreConformance", targets: ["RelayStoreConformance"]),
         .executable(name: "hush-relay", targets: ["hush-relay"]),
     ],
@@ -37,6 +41,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", exact: "0.2.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", exact: "1.33.2"),
     ],
     targets: [
         .target(
@@ -61,12 +66,24 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
         ),
-        // The checks every RelayStore implementation must pass (SQLite here; PostgreSQL later).
+        // RelayStore on PostgreSQL and the multi-node cluster (Docs/architecture.md §"PostgreSQL").
+        .target(
+            name: "HushRelayPostgres",
+            dependencies: [
+                "HushRelay",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        // The checks every RelayStore implementation must pass (SQLite and PostgreSQL).
         .target(name: "RelayStoreConformance", dependencies: ["HushRelay"]),
         .executableTarget(
             name: "hush-relay",
             dependencies: [
                 "HushRelay",
+                "HushRelayPostgres",
                 .product(name: "Hush", package: "Hush"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -99,8 +116,10 @@ let package = Package(
             name: "HushRelayTests",
             dependencies: [
                 "HushRelay",
+                "HushRelayPostgres",
                 "HushTransport",
                 "RelayStoreConformance",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -22,9 +22,9 @@ final class RelayProcess: @unchecked Sendable {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../.build/debug/hush-relay").standardized
     }
 
-    init(dataDir: URL) throws {
+    init(dataDir: URL, extraArguments: [String] = []) throws {
         process.executableURL = Self.binary
-        process.arguments = ["serve", "--port", "0", "--data-dir", dataDir.path, "--log-level", "error"]
+        process.arguments = ["serve", "--port", "0", "--data-dir", dataDir.path, "--log-level", "error"] + extraArguments
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = FileHandle.nullDevice

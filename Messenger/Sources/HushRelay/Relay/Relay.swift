@@ -392,6 +392,7 @@ final class RelayConnection: Sendable {
         } else {
             relay.metrics.devicesOnline.increment()
         }
+        await relay.configuration.cluster.announce(address)  // cluster touch point 1 (RelayCluster.swift)
         var w = RelayWelcome()
         w.account = address.account
         w.deviceID = address.deviceID
@@ -608,6 +609,7 @@ final class RelayConnection: Sendable {
 
     /// A committed message for this device (called by the store's commit callback, in commit order).
     func push(_ message: QueuedMessage) {
+        if relay.configuration.cluster.deliversByStoreRead { return wakeForStoreRead() }  // cluster touch point 2
         state.withLock { s in
             if s.pushed.count >= window {
                 // Overflow: forget the buffer and read from the store instead.
