@@ -48,17 +48,16 @@ final class ExitStatus: Sendable {
     var value: Int32? { status.withLock { $0 } }
 }
 
-/// Runs `postgres.sh restart` (fast shutdown, start); returns its exit status.
+/// Runs `postgres.sh restart` (fast shutdown, start) on a thread of its own; returns its exit
+/// status. (`system`, not `Process`: the server it starts outlives the script.)
 func restartPostgres() async -> Int32 {
-    await Task.detached {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/bash")
-        p.arguments = [postgresScript.path, "restart"]
-        p.standardOutput = FileHandle.nullDevice
-        do { try p.run() } catch { return -1 }
-        p.waitUntilExit()
-        return p.terminationStatus
-    }.value
+    await withCheckedContinuation { continuation in
+        let thread = Thread {
+            let status = system("/bin/bash '\(postgresScript.path)' restart >/dev/null 2>&1 </dev/null")
+            continuation.resume(returning: status == -1 ? -1 : (status >> 8) & 0xFF)
+        }
+        thread.start()
+    }
 }
 
 extension PostgresTests {
@@ -195,6 +194,7 @@ extension PostgresTests {
                 if window == 2 { restart = Task { [restarted] in restarted.set(await restartPostgres()) } }
                 if window > 2, restarted.value != nil { break }
             }
+            print("postgresRestartUnderLoad: \(next) sends, restart status \(String(describing: restarted.value))")
             await restart?.value
             #expect(restarted.value == 0, "postgres.sh restart failed")
             let total = Int(next)
