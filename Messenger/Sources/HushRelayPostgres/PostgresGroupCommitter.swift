@@ -76,7 +76,17 @@ final class PostgresGroupCommitter: Sendable {
                 case nil: resume(.failure(.storage("no result")))
                 }
             }, abandon: { resume(.failure(.unavailable)) })
-            enqueue(write)
+            // Every caller waits at most the timeout from its own submission, also while its
+            // write is still queued behind a batch that waits for the database.
+            let timer = Task { [timeout] in
+                do { try await Task.sleep(for: timeout) } catch { return }
+                resume(.failure(.unavailable))
+            }
+            let original = write
+            enqueue(Write(apply: original.apply, finish: { error in
+                timer.cancel()
+                original.finish(error)
+            }, abandon: original.abandon))
         }
         return try result.get()
     }
@@ -125,9 +135,13 @@ final class PostgresGroupCommitter: Sendable {
         var ambiguous = false
         var backoff = Duration.milliseconds(20)
         while true {
-            let commitSent = Mutex(false)
+            let flags = AttemptFlags()
             do {
-                try await client.withConnection { connection in
+                // The lease may wait for a server that is not back yet: past the deadline, a
+                // wait that has not begun a transaction is cancelled (a begun one is finished).
+                let attempt = Task { [client, logger, ambiguous, flags] in
+                    try await client.withConnection { connection in
+                    flags.began.withLock { $0 = true }
                     try await connection.query("BEGIN", logger: logger)
                     for (i, w) in batch.enumerated() {
                         do { try await w.apply(connection, ambiguous) } catch let e as PSQLError where e.code == .server {
@@ -135,9 +149,16 @@ final class PostgresGroupCommitter: Sendable {
                             throw Failure.statement(index: i, e)
                         }
                     }
-                    commitSent.withLock { $0 = true }
+                    flags.commitSent.withLock { $0 = true }
                     try await connection.query("COMMIT", logger: logger)
+                    }
                 }
+                let canceller = Task {
+                    do { try await Task.sleep(until: deadline, clock: .continuous) } catch { return }
+                    if !flags.began.withLock({ $0 }) { attempt.cancel() }
+                }
+                defer { canceller.cancel() }
+                try await attempt.value
                 for w in batch { w.finish(nil) }
                 return
             } catch Failure.statement(let index, let error) {
@@ -157,7 +178,7 @@ final class PostgresGroupCommitter: Sendable {
                 for w in batch { await commit([w]) }
                 return
             } catch {
-                if commitSent.withLock({ $0 }) { ambiguous = true }
+                if flags.commitSent.withLock({ $0 }) { ambiguous = true }
                 guard ContinuousClock.now < deadline else {
                     logger.error("database unavailable; writes not acknowledged", metadata: ["writes": "\(batch.count)", "error": "\(Self.describe(error))"])
                     for w in batch { w.finish(.unavailable) }
@@ -192,6 +213,12 @@ final class PostgresGroupCommitter: Sendable {
         }
         return "postgres client: \(e.code)"
     }
+}
+
+/// What one commit attempt got to.
+final class AttemptFlags: Sendable {
+    let began = Mutex(false)
+    let commitSent = Mutex(false)
 }
 
 /// Runs `body`, retrying transient failures (lost connections, restarts) until `timeout` has
