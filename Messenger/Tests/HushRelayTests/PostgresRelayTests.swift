@@ -158,7 +158,7 @@ extension PostgresTests {
         /// resending the failed ones with the same ids succeeds, and the recipient then receives
         /// every message exactly once: nothing acknowledged was lost, nothing stored twice.
         @Test(.enabled(if: ProcessInfo.processInfo.environment["HUSH_TEST_POSTGRES_FAULTS"] == "1",
-                       "set HUSH_TEST_POSTGRES_FAULTS=1 to restart the test PostgreSQL server under load (passes alone; failed once with a 1001 close when run beside the whole suite, not yet diagnosed)"))
+                       "set HUSH_TEST_POSTGRES_FAULTS=1 to restart the test PostgreSQL server under load (not yet stable: 5 of 6 runs passed, one ended with a 1001 close after 60 s)"))
         func postgresRestartUnderLoad() async throws {
             let node = try await PostgresNode.start(try TestPostgres.configuration(timeoutMilliseconds: 20_000), node: "n1")
             let alice = TestDevice("alice"), bob = TestDevice("bob")
