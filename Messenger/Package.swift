@@ -12,6 +12,9 @@
 //                   SQLite), limits, metrics, the SwiftNIO HTTP/WebSocket server
 //   HushClient      the client an app embeds: keys, sessions, relay connection, encrypted
 //                   local store, ticks, presence (Docs/client.md)
+//   HushRelayPostgres  RelayStore on PostgreSQL (postgres-nio) and the multi-node RelayCluster
+//                   over LISTEN/NOTIFY; only hush-relay and the tests depend on it, so a consumer
+//                   of the HushRelay library never compiles postgres-nio
 //   hush-relay      the executable: serve, keygen
 import PackageDescription
 
@@ -21,6 +24,7 @@ let package = Package(
     products: [
         .library(name: "HushTransport", targets: ["HushTransport"]),
         .library(name: "HushRelay", targets: ["HushRelay"]),
+        .library(name: "HushRelayPostgres", targets: ["HushRelayPostgres"]),
         .library(name: "RelayStoreConformance", targets: ["RelayStoreConformance"]),
         .library(name: "HushClient", targets: ["HushClient"]),
         .executable(name: "hush-relay", targets: ["hush-relay"]),
@@ -38,6 +42,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", exact: "0.2.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", exact: "1.33.2"),
     ],
     targets: [
         .target(
@@ -80,12 +85,24 @@ let package = Package(
                 .product(name: "NIOWebSocket", package: "swift-nio"),
             ]
         ),
-        // The checks every RelayStore implementation must pass (SQLite here; PostgreSQL later).
+        // RelayStore on PostgreSQL and the multi-node cluster (Docs/architecture.md §"PostgreSQL").
+        .target(
+            name: "HushRelayPostgres",
+            dependencies: [
+                "HushRelay",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        // The checks every RelayStore implementation must pass (SQLite and PostgreSQL).
         .target(name: "RelayStoreConformance", dependencies: ["HushRelay"]),
         .executableTarget(
             name: "hush-relay",
             dependencies: [
                 "HushRelay",
+                "HushRelayPostgres",
                 .product(name: "Hush", package: "Hush"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -121,8 +138,10 @@ let package = Package(
             name: "HushRelayTests",
             dependencies: [
                 "HushRelay",
+                "HushRelayPostgres",
                 "HushTransport",
                 "RelayStoreConformance",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -84,5 +84,7 @@ public enum RelayProtocol {
         case decryptFailed = 4005
         /// Internal error in the relay; retry later.
         case internalError = 4006
+        /// The same device logged in later on another relay node sharing this relay's database.
+        case connectedElsewhere = 4007
     }
 }

@@ -3,6 +3,7 @@ import Foundation
 
 import Hush
 import HushRelay
+import HushRelayPostgres
 import HushTransport
 import Logging
 import Metrics
@@ -58,7 +59,10 @@ struct Serve: AsyncParsableCommand {
             On an empty data directory the relay creates its trust root, its Noise key and a certificate, \
             and prints the trust root's public key (what clients pin). Settings come from flags, then \
             HUSH_RELAY_* environment variables (HUSH_RELAY_PORT, HUSH_RELAY_HOST, HUSH_RELAY_DATA_DIR, \
-            HUSH_RELAY_QUEUE_CAP, HUSH_RELAY_LOG_LEVEL), then the config file. SIGTERM or SIGINT shut \
+            HUSH_RELAY_QUEUE_CAP, HUSH_RELAY_LOG_LEVEL, HUSH_RELAY_STORE), then the config file. \
+            --store postgres://user@host:port/db?schema=…&pool=…&timeout_ms=… keeps the state in \
+            PostgreSQL instead of data-dir/relay.sqlite; several relay processes may then share \
+            that database (any device may connect to any of them). SIGTERM or SIGINT shut \
             the relay down gracefully (connections are closed with 1001).
             """
     )
@@ -69,6 +73,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Config file with key = value lines (port, host, data-dir, queue-cap, log-level).") var config: String?
     @Option(help: "Messages queued per device before sends fail with QUEUE_FULL. Default 10000.") var queueCap: Int?
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical. Default info.") var logLevel: String?
+    @Option(help: "sqlite (data-dir/relay.sqlite, one node) or a postgres:// URL (one or more nodes). Default sqlite.") var store: String?
 
     func run() async throws {
         let settings = try Settings(file: config)
@@ -95,15 +100,35 @@ struct Serve: AsyncParsableCommand {
         say("trust root: \(Hex.encode(identity.trustRoot.rawRepresentation))")
         say("relay key: \(Hex.encode(identity.staticKey.publicKey.rawRepresentation)) (certificate key id \(identity.certificate.keyID))")
 
-        let store = try SQLiteRelayStore(path: URL(fileURLWithPath: dataDir).appendingPathComponent("relay.sqlite").path)
         var configuration = RelayConfiguration()
         configuration.queueCap = try settings.int(queueCap, "queue-cap", configuration.queueCap)
+        let storeSetting = settings.string(self.store, "store", "sqlite")
+        let relayStore: any RelayStore
+        var postgres: (PostgresRelayStore, PostgresRelayCluster)?
+        if storeSetting == "sqlite" {
+            relayStore = try SQLiteRelayStore(path: URL(fileURLWithPath: dataDir).appendingPathComponent("relay.sqlite").path)
+        } else if storeSetting.hasPrefix("postgres://") || storeSetting.hasPrefix("postgresql://") {
+            let pg = try await PostgresRelayStore.connect(try PostgresStoreConfiguration(url: storeSetting), notifyCommits: true, logger: logger)
+            let cluster = PostgresRelayCluster(store: pg, logger: logger)
+            configuration.cluster = cluster
+            relayStore = pg
+            postgres = (pg, cluster)
+            say("store: postgresql (node \(pg.configuration.nodeID), schema \(pg.configuration.schema))")
+        } else {
+            throw ValidationError("--store: sqlite or a postgres:// URL")
+        }
+        // Presence (last seen, privacy) stays per node in the data dir, also with PostgreSQL
+        // (Docs/architecture.md §5b: presence is not yet shared between nodes).
         let presence = try SQLitePresenceStore(path: URL(fileURLWithPath: dataDir).appendingPathComponent("presence.sqlite").path)
-        let relay = Relay(store: store, identity: identity, configuration: configuration, logger: logger, presenceStore: presence)
+        let relay = Relay(store: relayStore, identity: identity, configuration: configuration, logger: logger, presenceStore: presence)
+        let listener = postgres.map { _, cluster in Task { await cluster.run(relay: relay) } }
         let app = RelayServer.application(relay: relay, host: host, port: port, registry: registry, logger: logger) { bound in
             say("listening on \(host):\(bound)")
         }
         try await RelayServer.serviceGroup(application: app, relay: relay, logger: logger).run()
+        listener?.cancel()
+        await listener?.value
+        await postgres?.0.shutdown()
         logger.info("stopped")
     }
 }

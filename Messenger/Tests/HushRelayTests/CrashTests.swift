@@ -22,12 +22,14 @@ final class RelayProcess: @unchecked Sendable {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../.build/debug/hush-relay").standardized
     }
 
-    init(dataDir: URL) throws {
+    init(dataDir: URL, extraArguments: [String] = []) throws {
         process.executableURL = Self.binary
-        process.arguments = ["serve", "--port", "0", "--data-dir", dataDir.path, "--log-level", "error"]
+        let debug = ProcessInfo.processInfo.environment["RELAY_TEST_DEBUG"] != nil
+        process.arguments = ["serve", "--port", "0", "--data-dir", dataDir.path, "--log-level", debug ? "debug" : "error"] + extraArguments
         let pipe = Pipe()
         process.standardOutput = pipe
-        process.standardError = FileHandle.nullDevice
+        // RELAY_TEST_DEBUG (debug level) or RELAY_TEST_STDERR (error level): the relay's log on stderr.
+        if !debug && ProcessInfo.processInfo.environment["RELAY_TEST_STDERR"] == nil { process.standardError = FileHandle.nullDevice }
         pipe.fileHandleForReading.readabilityHandler = { [output] h in
             let data = h.availableData
             output.append(String(decoding: data, as: UTF8.self))

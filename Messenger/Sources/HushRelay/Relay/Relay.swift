@@ -679,6 +679,10 @@ final class RelayConnection: ChannelDuplexHandler, RemovableChannelHandler, @unc
         } else {
             relay.metrics.devicesOnline.increment()
         }
+        // Cluster touch point 1 (RelayCluster.swift): other nodes close their older connection of
+        // this device (4007). Not awaited: the login does not wait for the database.
+        let cluster = relay.configuration.cluster
+        if !(cluster is SingleNodeCluster) { Task { await cluster.announce(address) } }
         var w = RelayWelcome()
         w.account = address.account
         w.deviceID = address.deviceID

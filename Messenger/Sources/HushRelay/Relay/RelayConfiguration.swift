@@ -28,6 +28,8 @@ public struct RelayConfiguration: Sendable {
     public var clock: @Sendable () -> UInt64 = { UInt64(max(0, Date.now.timeIntervalSince1970 * 1_000)) }
     /// Randomness for handshakes.
     public var random: any RandomSource = SystemRandom()
+    /// How this node shares its store with other relay nodes (``SingleNodeCluster``: it does not).
+    public var cluster: any RelayCluster = SingleNodeCluster()
     /// Test hook: called with every stanza a logged-in connection receives, before it is
     /// handled; a throw is treated as a crash of that connection's handler.
     public var stanzaHook: (@Sendable (RelayStanza) throws -> Void)?

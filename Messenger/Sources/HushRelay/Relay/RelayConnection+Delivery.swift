@@ -7,6 +7,9 @@ extension RelayConnection {
     /// Committed messages for this device, in commit order (from the store's commit callback,
     /// through ``Router/push(_:)``). Callable from any thread.
     func push(_ messages: [QueuedMessage]) {
+        // Cluster touch point 2 (RelayCluster.swift): with several nodes, only a queue read keeps
+        // server-id order.
+        if relay.configuration.cluster.deliversByStoreRead { return wakeForStoreRead() }
         eventLoop.execute { [self] in
             guard case .device = phase else { return }
             for m in messages {

@@ -200,10 +200,15 @@ public enum RelayStoreError: Error, Equatable, Sendable {
     case tooManyPrekeys(limit: Int)
     /// The storage engine failed (message text from the engine; no payloads or keys).
     case storage(String)
+    /// The database could not be reached within the store's operation timeout (a networked
+    /// store, e.g. PostgreSQL restarting). The call was not acknowledged: a write may or may not
+    /// have committed, and retrying it with the same ids is safe (dedupe, idempotent acks).
+    case unavailable
 }
 
-/// Durable state of the relay (`Docs/spec/relay.md` §7). Implementations: ``SQLiteRelayStore``;
-/// every implementation must pass `RelayStoreConformance`.
+/// Durable state of the relay (`Docs/spec/relay.md` §7). Implementations: ``SQLiteRelayStore``,
+/// `PostgresRelayStore` (target HushRelayPostgres); every implementation must pass
+/// `RelayStoreConformance`.
 ///
 /// Contract, beyond each method's comment:
 /// - Every mutating call is atomic: it commits completely and durably before returning, or

@@ -25,7 +25,8 @@ final class TestRelay: @unchecked Sendable {
 
     var clockSeconds: @Sendable () -> UInt64 { { [clock] in clock.now / 1_000 } }
 
-    static func start(_ configure: (inout RelayConfiguration) -> Void = { _ in }) async throws -> TestRelay {
+    /// `store`: the relay's store (default: a fresh SQLite database in a temporary directory).
+    static func start(store givenStore: (any RelayStore)? = nil, _ configure: (inout RelayConfiguration) -> Void = { _ in }) async throws -> TestRelay {
         let clock = TestClock()
         var config = RelayConfiguration()
         config.clock = { [clock] in clock.now }
@@ -34,7 +35,7 @@ final class TestRelay: @unchecked Sendable {
         configure(&config)
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("hush-relay-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let store = try SQLiteRelayStore(path: directory.appendingPathComponent("relay.sqlite").path)
+        let store = try givenStore ?? SQLiteRelayStore(path: directory.appendingPathComponent("relay.sqlite").path)
         let root = try Curve25519.KeyAgreement.PrivateKey()
         let key = try Curve25519.KeyAgreement.PrivateKey()
         let seconds = clock.now / 1_000

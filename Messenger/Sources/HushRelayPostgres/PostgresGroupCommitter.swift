@@ -1,0 +1,270 @@
+import Foundation
+import HushRelay
+import Logging
+import PostgresNIO
+import Synchronization
+
+/// Commits this process's writes in batches, one transaction per batch, strictly one batch
+/// after another, so that `committed` callbacks run in commit order (the ``RelayStore``
+/// contract) and one device's pushes arrive in server-id order.
+///
+/// A lost connection: a batch whose `COMMIT` was never sent is rolled back by the server and
+/// is retried on a new connection. A batch whose `COMMIT` was sent but not answered is
+/// ambiguous; it is retried too, and each write is told so (`retry: true`): the enqueue
+/// function then recognises its own earlier commit through the dedupe row and reports it as
+/// stored, so nothing is stored twice and nothing committed is reported as failed. Callers
+/// wait at most the operation timeout, then get ``RelayStoreError/unavailable`` (not
+/// acknowledged); the batch itself is finished (retried until the deadline, or its outcome
+/// known) before the next one starts, so order is never broken.
+final class PostgresGroupCommitter: Sendable {
+    struct Write: Sendable {
+        /// Runs the write's statement on the batch connection; `retry` after an ambiguous commit.
+        let apply: @Sendable (PostgresConnection, _ retry: Bool) async throws -> Void
+        /// Called once, in batch order: nil after the commit, or the error.
+        let finish: @Sendable (RelayStoreError?) -> Void
+        /// Called once if the caller stopped waiting (timeout).
+        let abandon: @Sendable () -> Void
+    }
+
+    private struct State {
+        var pending: [Write] = []
+        var flushing = false
+    }
+
+    private let client: PostgresClient
+    private let state = Mutex(State())
+    private let logger: Logger
+    private let timeout: Duration
+    /// Most writes committed in one transaction.
+    static let maxBatch = 256
+
+    init(client: PostgresClient, timeout: Duration, logger: Logger) {
+        self.client = client
+        self.timeout = timeout
+        self.logger = logger
+    }
+
+    /// Runs `body` in the next batch; `committed` runs after the commit, in commit order.
+    func submit<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection, Bool) async throws -> T,
+                             committed: (@Sendable (T) -> Void)? = nil) async throws(RelayStoreError) -> T {
+        // The write's own outcome: a value, or a typed rejection (the functions check before they
+        // change anything, so a rejected write leaves the batch's transaction usable).
+        let box = Mutex<Result<T, RelayStoreError>?>(nil)
+        let result: Result<T, RelayStoreError> = await withCheckedContinuation { continuation in
+            let resumed = Mutex(false)
+            let resume: @Sendable (Result<T, RelayStoreError>) -> Void = { r in
+                let first = resumed.withLock { done -> Bool in
+                    defer { done = true }
+                    return !done
+                }
+                if first { continuation.resume(returning: r) }
+            }
+            let write = Write(apply: { connection, retry in
+                do {
+                    let value = try await body(connection, retry)
+                    box.withLock { $0 = .success(value) }
+                } catch let rejected as RelayStoreError {
+                    box.withLock { $0 = .failure(rejected) }
+                }
+            }, finish: { error in
+                if let error { resume(.failure(error)); return }
+                switch box.withLock({ $0 }) {
+                case .success(let value)?:
+                    committed?(value)
+                    resume(.success(value))
+                case .failure(let rejected)?: resume(.failure(rejected))
+                case nil: resume(.failure(.storage("no result")))
+                }
+            }, abandon: { resume(.failure(.unavailable)) })
+            // Every caller waits at most the timeout from its own submission, also while its
+            // write is still queued behind a batch that waits for the database.
+            let timer = Task { [timeout] in
+                do { try await Task.sleep(for: timeout) } catch { return }
+                resume(.failure(.unavailable))
+            }
+            let original = write
+            enqueue(Write(apply: original.apply, finish: { error in
+                timer.cancel()
+                original.finish(error)
+            }, abandon: original.abandon))
+        }
+        return try result.get()
+    }
+
+    private func enqueue(_ write: Write) {
+        let start = state.withLock { s -> Bool in
+            s.pending.append(write)
+            if s.flushing { return false }
+            s.flushing = true
+            return true
+        }
+        if start { Task { await self.flushLoop() } }
+    }
+
+    private func flushLoop() async {
+        while true {
+            let batch = state.withLock { s -> [Write] in
+                if s.pending.isEmpty {
+                    s.flushing = false
+                    return []
+                }
+                let n = min(s.pending.count, Self.maxBatch)
+                let batch = Array(s.pending.prefix(n))
+                s.pending.removeFirst(n)
+                return batch
+            }
+            if batch.isEmpty { return }
+            await commit(batch)
+        }
+    }
+
+    enum Failure: Error {
+        /// One statement failed on the server: the transaction is aborted, nothing committed.
+        case statement(index: Int, any Error)
+    }
+
+    /// Commits `batch`, retrying lost connections until the deadline.
+    private func commit(_ batch: [Write]) async {
+        let deadline = ContinuousClock.now.advanced(by: timeout)
+        // The callers stop waiting at the deadline; the batch is still finished here first.
+        let watchdog = Task {
+            try? await Task.sleep(until: deadline, clock: .continuous)
+            if !Task.isCancelled { for w in batch { w.abandon() } }
+        }
+        defer { watchdog.cancel() }
+        var ambiguous = false
+        var backoff = Duration.milliseconds(20)
+        while true {
+            let flags = AttemptFlags()
+            do {
+                // The lease may wait for a server that is not back yet: past the deadline, a
+                // wait that has not begun a transaction is cancelled (a begun one is finished).
+                let attempt = Task { [client, logger, ambiguous, flags] in
+                    try await client.withConnection { connection in
+                    flags.began.withLock { $0 = true }
+                    try await connection.query("BEGIN", logger: logger)
+                    for (i, w) in batch.enumerated() {
+                        do { try await w.apply(connection, ambiguous) } catch let e as PSQLError where e.code == .server {
+                            try? await connection.query("ROLLBACK", logger: logger)
+                            throw Failure.statement(index: i, e)
+                        }
+                    }
+                    flags.commitSent.withLock { $0 = true }
+                    try await connection.query("COMMIT", logger: logger)
+                    }
+                }
+                let canceller = Task {
+                    do { try await Task.sleep(until: deadline, clock: .continuous) } catch { return }
+                    if !flags.began.withLock({ $0 }) { attempt.cancel() }
+                }
+                defer { canceller.cancel() }
+                try await attempt.value
+                for w in batch { w.finish(nil) }
+                return
+            } catch Failure.statement(let index, let error) {
+                if Self.isTransient(error), ContinuousClock.now < deadline {
+                    // Deadlock with another node, or the server is shutting down: nothing committed.
+                    try? await Task.sleep(for: backoff)
+                    backoff = min(backoff * 2, .milliseconds(500))
+                    continue
+                }
+                // A bad write aborts only its own batch: commit the others one by one.
+                if batch.count == 1 {
+                    logger.error("store write failed", metadata: ["error": "\(String(reflecting: error))"])
+                    batch[0].finish(.storage(Self.describe(error)))
+                    return
+                }
+                logger.warning("batch aborted by one write; committing its writes one by one", metadata: ["index": "\(index)"])
+                for w in batch { await commit([w]) }
+                return
+            } catch {
+                if flags.commitSent.withLock({ $0 }) { ambiguous = true }
+                guard ContinuousClock.now < deadline else {
+                    logger.error("database unavailable; writes not acknowledged", metadata: ["writes": "\(batch.count)", "error": "\(Self.describe(error))"])
+                    for w in batch { w.finish(.unavailable) }
+                    return
+                }
+                logger.warning("database connection lost; retrying batch", metadata: ["ambiguous": "\(ambiguous)", "error": "\(Self.describe(error))"])
+                try? await Task.sleep(for: backoff)
+                backoff = min(backoff * 2, .milliseconds(500))
+            }
+        }
+    }
+
+    /// Server errors that mean "try again": serialization failure, deadlock, the server
+    /// shutting down or starting up, connection-class errors.
+    static func isTransient(_ error: any Error) -> Bool {
+        guard let e = error as? PSQLError else { return false }
+        guard e.code == .server else { return true }
+        let state = e.serverInfo?[.sqlState] ?? ""
+        return state == "40001" || state == "40P01" || state.hasPrefix("08") || state.hasPrefix("57P")
+    }
+
+    /// Error text without query binds (which could carry payloads or keys).
+    static func describe(_ error: any Error) -> String {
+        if let e = error as? PostgresError, case .server(let message) = e {
+            return "postgres \(message.fields[.sqlState] ?? "?"): \(message.fields[.message] ?? "")"
+        }
+        guard let e = error as? PSQLError else { return "\(type(of: error))" }
+        if e.code == .server {
+            let state = e.serverInfo?[.sqlState] ?? "?"
+            let message = e.serverInfo?[.message] ?? ""
+            return "postgres \(state): \(message)"
+        }
+        return "postgres client: \(e.code)"
+    }
+}
+
+/// What one commit attempt got to.
+final class AttemptFlags: Sendable {
+    let began = Mutex(false)
+    let commitSent = Mutex(false)
+}
+
+/// Runs `body`, retrying transient failures (lost connections, restarts) until `timeout` has
+/// passed; then throws ``RelayStoreError/unavailable``. For reads, which are safe to repeat.
+func retrying<T: Sendable>(timeout: Duration, logger: Logger, _ body: @escaping @Sendable () async throws -> T) async throws(RelayStoreError) -> T {
+    let deadline = ContinuousClock.now.advanced(by: timeout)
+    var backoff = Duration.milliseconds(20)
+    while true {
+        let result: Result<T, any Error>? = await withDeadline(deadline) {
+            do { return .success(try await body()) } catch { return .failure(error) }
+        }
+        switch result {
+        case nil: throw .unavailable
+        case .success(let value)?: return value
+        case .failure(let error)?:
+            if let e = error as? RelayStoreError { throw e }
+            if error is CancellationError { throw .storage("cancelled") }
+            guard PostgresGroupCommitter.isTransient(error) else { throw .storage(PostgresGroupCommitter.describe(error)) }
+            guard ContinuousClock.now < deadline else { throw .unavailable }
+            logger.debug("database read failed; retrying", metadata: ["error": "\(PostgresGroupCommitter.describe(error))"])
+            try? await Task.sleep(for: backoff)
+            backoff = min(backoff * 2, .milliseconds(500))
+        }
+    }
+}
+
+/// `body`'s value, or nil once `deadline` passed (the body keeps running detached; it is a
+/// read, and its result is dropped).
+func withDeadline<T: Sendable>(_ deadline: ContinuousClock.Instant, _ body: @escaping @Sendable () async -> T) async -> T? {
+    await withCheckedContinuation { (continuation: CheckedContinuation<T?, Never>) in
+        let done = Mutex(false)
+        let finish: @Sendable (T?) -> Void = { value in
+            let first = done.withLock { d -> Bool in
+                defer { d = true }
+                return !d
+            }
+            if first { continuation.resume(returning: value) }
+        }
+        let timer = Task {
+            do { try await Task.sleep(until: deadline, clock: .continuous) } catch { return }  // cancelled: the body finished
+            finish(nil)
+        }
+        Task {
+            let value = await body()
+            timer.cancel()
+            finish(value)
+        }
+    }
+}

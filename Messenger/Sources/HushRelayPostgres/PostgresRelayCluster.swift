@@ -1,0 +1,132 @@
+import HushRelay
+import Logging
+import PostgresNIO
+import Synchronization
+
+/// Several relay nodes on one PostgreSQL database (`Docs/architecture.md` §"Several relay nodes").
+///
+/// - Delivery across nodes: the store (opened with `notifyCommits: true`) NOTIFYs the wake
+///   channel inside each enqueue's transaction, so a notification exists exactly when the
+///   message committed. Every node LISTENs; the node holding the device wakes its connection,
+///   which reads the queue. Nodes never talk to each other directly.
+/// - Takeover: a login bumps the device's session number in the database and NOTIFYs it; a node
+///   holding an older session of that device closes it with 4007 (connected elsewhere).
+/// - Missed notifications (the listening connection was lost): after listening again, every
+///   local connection reads its queue, and sessions are re-checked against the database.
+/// - `kill -9` of a node: its queue rows are committed; its devices reconnect to another node.
+public final class PostgresRelayCluster: RelayCluster {
+    private let store: PostgresRelayStore
+    private let logger: Logger
+    /// Session numbers of the devices that logged in here (latest login per device).
+    private let sessions = Mutex<[DeviceAddress: Int64]>([:])
+    /// Most devices whose sessions are remembered (older entries are dropped; a dropped entry
+    /// only means a late takeover notice is also honoured).
+    static let maxSessions = 1_000_000
+
+    /// A cluster over `store` (which must have been opened with `notifyCommits: true`).
+    public init(store: PostgresRelayStore, logger: Logger = Logger(label: "hush-relay.cluster")) {
+        self.store = store
+        self.logger = logger
+    }
+
+    /// Other nodes commit messages for this node's devices.
+    public var deliversByStoreRead: Bool { true }
+
+    public func announce(_ address: DeviceAddress) async {
+        do {
+            let session = try await store.announce(account: address.account, deviceID: address.deviceID)
+            sessions.withLock { map in
+                if map.count >= Self.maxSessions { map.removeAll(keepingCapacity: true) }
+                map[address] = max(map[address] ?? 0, session)
+            }
+        } catch {
+            // The login stands; another node's older connection stays open until its own
+            // close (both read the same queue; the client ignores repeated server ids).
+            logger.warning("announce failed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Listens until cancelled, reconnecting after a lost connection; wakes and takes over
+    /// connections of `relay`. Run it beside the relay's server. `listening` is called each time
+    /// both channels are listened to (tests wait for it).
+    public func run(relay: Relay, listening: (@Sendable () -> Void)? = nil) async {
+        let config = store.configuration
+        let me = config.nodeID
+        var backoff = Duration.milliseconds(50)
+        var first = true
+        while !Task.isCancelled {
+            do {
+                try await store.client.withConnection { connection in
+                    try await connection.listen(on: config.wakeChannel) { wakes in
+                        try await connection.listen(on: config.onlineChannel) { onlines in
+                            // Listening: anything committed before now is found by a queue read.
+                            if !first { await self.resynchronise(relay) }
+                            first = false
+                            backoff = .milliseconds(50)
+                            listening?()
+                            try await withThrowingTaskGroup(of: Void.self) { group in
+                                group.addTask {
+                                    for try await n in wakes {
+                                        guard let (origin, address) = Self.parseWake(n.payload), origin != me else { continue }
+                                        relay.wake(address)
+                                    }
+                                }
+                                group.addTask {
+                                    for try await n in onlines {
+                                        guard let (origin, session, address) = Self.parseOnline(n.payload), origin != me else { continue }
+                                        await self.remoteLogin(address, session: session, relay: relay)
+                                    }
+                                }
+                                try await group.next()
+                                group.cancelAll()
+                            }
+                        }
+                    }
+                }
+            } catch {
+                if Task.isCancelled { return }
+                logger.warning("cluster listener lost; reconnecting", metadata: ["error": "\(PostgresGroupCommitter.describe(error))"])
+            }
+            if Task.isCancelled { return }
+            first = false
+            try? await Task.sleep(for: backoff)
+            backoff = min(backoff * 2, .seconds(2))
+        }
+    }
+
+    private func remoteLogin(_ address: DeviceAddress, session: Int64, relay: Relay) async {
+        let older = sessions.withLock { map -> Bool in
+            guard let mine = map[address] else { return true }
+            guard mine < session else { return false }
+            map[address] = nil
+            return true
+        }
+        if older { await relay.takeOver(address) }
+    }
+
+    /// After a gap in listening: every local connection reads its queue, and devices that
+    /// logged in elsewhere meanwhile are taken over.
+    private func resynchronise(_ relay: Relay) async {
+        relay.wakeAll()
+        let local = sessions.withLock { $0 }
+        for (address, mine) in local where relay.holds(address) {
+            if let current = try? await store.session(account: address.account, deviceID: address.deviceID), current > mine {
+                await remoteLogin(address, session: current, relay: relay)
+            }
+        }
+    }
+
+    /// "origin account device".
+    static func parseWake(_ payload: String) -> (String, DeviceAddress)? {
+        let parts = payload.split(separator: " ", omittingEmptySubsequences: false)
+        guard parts.count == 3, let device = UInt32(parts[2]) else { return nil }
+        return (String(parts[0]), DeviceAddress(account: String(parts[1]), deviceID: device))
+    }
+
+    /// "origin session account device".
+    static func parseOnline(_ payload: String) -> (String, Int64, DeviceAddress)? {
+        let parts = payload.split(separator: " ", omittingEmptySubsequences: false)
+        guard parts.count == 4, let session = Int64(parts[1]), let device = UInt32(parts[3]) else { return nil }
+        return (String(parts[0]), session, DeviceAddress(account: String(parts[2]), deviceID: device))
+    }
+}

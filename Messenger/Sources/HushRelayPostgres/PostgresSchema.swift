@@ -1,0 +1,305 @@
+import Foundation
+
+/// The relay's PostgreSQL schema, as numbered migrations (`Docs/architecture.md` §"PostgreSQL").
+///
+/// `hush_schema_version` records each applied version. Migrations run in one transaction under a
+/// transaction-level advisory lock, so that several relay nodes starting at once apply each
+/// version exactly once. Every mutating store operation is one PL/pgSQL function: one round trip,
+/// all checks before the first change (so a rejected call changes nothing even inside a group
+/// commit), and typed outcomes as status codes instead of exceptions.
+enum PostgresSchema {
+    /// Status codes returned by the functions.
+    enum Status {
+        static let ok: Int64 = 0
+        static let duplicate: Int64 = 1
+        static let unknownAccount: Int64 = 2
+        static let unknownDevice: Int64 = 3
+        static let queueFull: Int64 = 4
+        static let tooManyPrekeys: Int64 = 5
+        static let createdAccount: Int64 = 0
+        static let addedDevice: Int64 = 1
+        static let alreadyRegistered: Int64 = 6
+        static let accountTaken: Int64 = 10
+        static let deviceTaken: Int64 = 11
+        static let tooManyDevices: Int64 = 12
+    }
+
+    /// The advisory lock key that serialises migrations across nodes.
+    static let migrationLock: Int64 = 0x4855_5348_5245_4C59 // "HUSHRELY"
+
+    /// Version → SQL. Never edit an applied version: add a new one.
+    static let migrations: [(Int64, String)] = [(1, v1)]
+
+    /// `sql` split into statements at `;` outside `$$` bodies and `--` comments (the extended
+    /// query protocol takes one statement at a time).
+    static func statements(_ sql: String) -> [String] {
+        var out: [String] = []
+        var current = ""
+        var inBody = false
+        var inComment = false
+        var previous: Character = " "
+        for ch in sql {
+            if inComment {
+                if ch == "\n" { inComment = false }
+                current.append(ch)
+                previous = ch
+                continue
+            }
+            if !inBody, ch == "-", previous == "-" { inComment = true }
+            if ch == "$", previous == "$" { inBody.toggle() }
+            if ch == ";", !inBody {
+                let statement = current.trimmingCharacters(in: .whitespacesAndNewlines)
+                if !statement.isEmpty { out.append(statement) }
+                current = ""
+                previous = " "
+                continue
+            }
+            current.append(ch)
+            previous = ch
+        }
+        let rest = current.trimmingCharacters(in: .whitespacesAndNewlines)
+        if !rest.split(separator: "\n").allSatisfy({ $0.trimmingCharacters(in: .whitespaces).hasPrefix("--") }) { out.append(rest) }
+        return out
+    }
+
+    static let v1 = """
+        CREATE TABLE accounts (
+            name text PRIMARY KEY,
+            identity_key bytea NOT NULL
+        );
+        CREATE TABLE devices (
+            id bigserial PRIMARY KEY,
+            account text NOT NULL REFERENCES accounts(name),
+            device_id bigint NOT NULL,
+            static_key bytea NOT NULL UNIQUE,
+            registration_id bigint NOT NULL DEFAULT 0,
+            queue_depth bigint NOT NULL DEFAULT 0,
+            session bigint NOT NULL DEFAULT 0,
+            signed_prekey_id bigint,
+            signed_prekey bytea,
+            signed_prekey_signature bytea,
+            UNIQUE (account, device_id)
+        );
+        CREATE TABLE prekeys (
+            device_ref bigint NOT NULL REFERENCES devices(id),
+            prekey_id bigint NOT NULL,
+            public_key bytea NOT NULL,
+            PRIMARY KEY (device_ref, prekey_id)
+        );
+        CREATE TABLE messages (
+            id bigserial PRIMARY KEY,
+            device_ref bigint NOT NULL REFERENCES devices(id),
+            sender_account text NOT NULL,
+            sender_device bigint NOT NULL,
+            server_time bigint NOT NULL,
+            expires_at bigint NOT NULL,
+            payload bytea NOT NULL
+        );
+        CREATE INDEX messages_by_device ON messages (device_ref, id);
+        CREATE INDEX messages_by_expiry ON messages (expires_at);
+        CREATE TABLE dedupe (
+            sender_account text NOT NULL,
+            sender_device bigint NOT NULL,
+            client_message_id bigint NOT NULL,
+            server_time bigint NOT NULL,
+            expires_at bigint NOT NULL,
+            server_ids bigint[] NOT NULL,
+            PRIMARY KEY (sender_account, sender_device, client_message_id)
+        );
+        CREATE INDEX dedupe_by_expiry ON dedupe (expires_at);
+
+        -- register: 0 created account, 1 added device, 6 already registered,
+        -- 10 account taken, 11 device taken, 12 too many devices.
+        CREATE FUNCTION hush_register(p_account text, p_identity bytea, p_device bigint, p_static bytea, p_max bigint)
+        RETURNS bigint LANGUAGE plpgsql AS $$
+        DECLARE
+            v_identity bytea;
+            v_key bytea;
+            v_created boolean := false;
+        BEGIN
+            INSERT INTO accounts (name, identity_key) VALUES (p_account, p_identity) ON CONFLICT (name) DO NOTHING;
+            IF FOUND THEN v_created := true; END IF;
+            -- The account row lock serialises registrations of one account (device count).
+            SELECT identity_key INTO v_identity FROM accounts WHERE name = p_account FOR UPDATE;
+            IF v_identity <> p_identity THEN RETURN 10; END IF;
+            SELECT static_key INTO v_key FROM devices WHERE account = p_account AND device_id = p_device;
+            IF FOUND THEN
+                IF v_key = p_static THEN RETURN 6; END IF;
+                RETURN 11;
+            END IF;
+            IF EXISTS (SELECT 1 FROM devices WHERE static_key = p_static) THEN
+                IF v_created THEN DELETE FROM accounts WHERE name = p_account; END IF;
+                RETURN 11;
+            END IF;
+            IF (SELECT count(*) FROM devices WHERE account = p_account) >= p_max THEN RETURN 12; END IF;
+            BEGIN
+                INSERT INTO devices (account, device_id, static_key) VALUES (p_account, p_device, p_static);
+            EXCEPTION WHEN unique_violation THEN
+                -- Another node registered this static key between the check and the insert.
+                IF v_created THEN DELETE FROM accounts WHERE name = p_account; END IF;
+                RETURN 11;
+            END;
+            IF v_created THEN RETURN 0; END IF;
+            RETURN 1;
+        END $$;
+
+        -- enqueue: (0, server_time, ids) stored; (1, server_time, ids) duplicate;
+        -- (2, 0, null) unknown account; (3, device, null) unknown device; (4, device, null) queue full.
+        -- Device rows are locked before the message ids are drawn, so one device's ids increase in
+        -- commit order across all nodes. With p_channel, one NOTIFY per recipient device is sent
+        -- at commit (and only if it commits): "origin account device".
+        CREATE FUNCTION hush_enqueue(p_sender text, p_sender_device bigint, p_cmid bigint, p_recipient text,
+                                     p_devices bigint[], p_payload bytea, p_now bigint, p_expires bigint,
+                                     p_cap bigint, p_origin text, p_channel text)
+        RETURNS TABLE (r_status bigint, r_detail bigint, r_ids bigint[]) LANGUAGE plpgsql AS $$
+        DECLARE
+            v_time bigint;
+            v_ids bigint[];
+            v_refs bigint[] := '{}';
+            v_ref bigint;
+            v_depth bigint;
+            v_device bigint;
+            v_id bigint;
+        BEGIN
+            SELECT server_time, server_ids INTO v_time, v_ids FROM dedupe
+                WHERE sender_account = p_sender AND sender_device = p_sender_device AND client_message_id = p_cmid;
+            IF FOUND THEN RETURN QUERY SELECT 1::bigint, v_time, v_ids; RETURN; END IF;
+            IF NOT EXISTS (SELECT 1 FROM accounts WHERE name = p_recipient) THEN
+                RETURN QUERY SELECT 2::bigint, 0::bigint, NULL::bigint[]; RETURN;
+            END IF;
+            FOREACH v_device IN ARRAY p_devices LOOP
+                SELECT id, queue_depth INTO v_ref, v_depth FROM devices
+                    WHERE account = p_recipient AND device_id = v_device FOR UPDATE;
+                IF NOT FOUND THEN RETURN QUERY SELECT 3::bigint, v_device, NULL::bigint[]; RETURN; END IF;
+                IF v_depth >= p_cap THEN RETURN QUERY SELECT 4::bigint, v_device, NULL::bigint[]; RETURN; END IF;
+                v_refs := v_refs || v_ref;
+            END LOOP;
+            v_ids := '{}';
+            FOR i IN 1 .. coalesce(array_length(v_refs, 1), 0) LOOP
+                INSERT INTO messages (device_ref, sender_account, sender_device, server_time, expires_at, payload)
+                    VALUES (v_refs[i], p_sender, p_sender_device, p_now, p_expires, p_payload) RETURNING id INTO v_id;
+                UPDATE devices SET queue_depth = queue_depth + 1 WHERE id = v_refs[i];
+                v_ids := v_ids || v_id;
+                IF p_channel IS NOT NULL THEN
+                    PERFORM pg_notify(p_channel, p_origin || ' ' || p_recipient || ' ' || p_devices[i]::text);
+                END IF;
+            END LOOP;
+            INSERT INTO dedupe (sender_account, sender_device, client_message_id, server_time, expires_at, server_ids)
+                VALUES (p_sender, p_sender_device, p_cmid, p_now, p_expires, v_ids);
+            RETURN QUERY SELECT 0::bigint, p_now, v_ids;
+        END $$;
+
+        -- store prekeys: (0, count) stored; (2, 0) unknown account; (3, 0) unknown device;
+        -- (5, 0) too many (nothing changed).
+        CREATE FUNCTION hush_store_prekeys(p_account text, p_device bigint, p_registration bigint,
+                                           p_signed_id bigint, p_signed_key bytea, p_signed_sig bytea,
+                                           p_ids bigint[], p_keys bytea[], p_max bigint)
+        RETURNS TABLE (r_status bigint, r_count bigint) LANGUAGE plpgsql AS $$
+        DECLARE
+            v_ref bigint;
+            v_count bigint;
+        BEGIN
+            IF NOT EXISTS (SELECT 1 FROM accounts WHERE name = p_account) THEN RETURN QUERY SELECT 2::bigint, 0::bigint; RETURN; END IF;
+            SELECT id INTO v_ref FROM devices WHERE account = p_account AND device_id = p_device FOR UPDATE;
+            IF NOT FOUND THEN RETURN QUERY SELECT 3::bigint, 0::bigint; RETURN; END IF;
+            SELECT count(*) INTO v_count FROM (
+                SELECT prekey_id FROM prekeys WHERE device_ref = v_ref UNION SELECT unnest(p_ids)) u;
+            IF v_count > p_max THEN RETURN QUERY SELECT 5::bigint, 0::bigint; RETURN; END IF;
+            UPDATE devices SET registration_id = p_registration WHERE id = v_ref;
+            IF p_signed_id IS NOT NULL THEN
+                UPDATE devices SET signed_prekey_id = p_signed_id, signed_prekey = p_signed_key,
+                                   signed_prekey_signature = p_signed_sig WHERE id = v_ref;
+            END IF;
+            FOR i IN 1 .. coalesce(array_length(p_ids, 1), 0) LOOP
+                INSERT INTO prekeys (device_ref, prekey_id, public_key) VALUES (v_ref, p_ids[i], p_keys[i])
+                    ON CONFLICT (device_ref, prekey_id) DO UPDATE SET public_key = EXCLUDED.public_key;
+            END LOOP;
+            RETURN QUERY SELECT 0::bigint, v_count;
+        END $$;
+
+        -- claim bundles: one row per device (status 0), or a single row with status 2 (unknown
+        -- account) or 3 (unknown device, in r_device) and nothing consumed. The lowest free
+        -- one-time prekey is deleted and returned; SKIP LOCKED lets concurrent claims on other
+        -- nodes take the next key instead of waiting and then finding none.
+        CREATE FUNCTION hush_claim(p_account text, p_devices bigint[])
+        RETURNS TABLE (r_status bigint, r_device bigint, r_registration bigint, r_signed_id bigint, r_signed_key bytea,
+                       r_signed_sig bytea, r_ot_id bigint, r_ot_key bytea, r_remaining bigint)
+        LANGUAGE plpgsql AS $$
+        DECLARE
+            v_device bigint;
+            v_devices bigint[];
+            d record;
+            v_ot_id bigint;
+            v_ot_key bytea;
+        BEGIN
+            IF NOT EXISTS (SELECT 1 FROM accounts WHERE name = p_account) THEN
+                RETURN QUERY SELECT 2::bigint, 0::bigint, 0::bigint, NULL::bigint, NULL::bytea, NULL::bytea, NULL::bigint, NULL::bytea, 0::bigint;
+                RETURN;
+            END IF;
+            IF p_devices IS NULL THEN
+                SELECT coalesce(array_agg(device_id ORDER BY device_id), '{}') INTO v_devices FROM devices WHERE account = p_account;
+            ELSE
+                FOREACH v_device IN ARRAY p_devices LOOP
+                    IF NOT EXISTS (SELECT 1 FROM devices WHERE account = p_account AND device_id = v_device) THEN
+                        RETURN QUERY SELECT 3::bigint, v_device, 0::bigint, NULL::bigint, NULL::bytea, NULL::bytea, NULL::bigint, NULL::bytea, 0::bigint;
+                        RETURN;
+                    END IF;
+                END LOOP;
+                v_devices := p_devices;
+            END IF;
+            FOREACH v_device IN ARRAY v_devices LOOP
+                SELECT * INTO d FROM devices WHERE account = p_account AND device_id = v_device;
+                v_ot_id := NULL; v_ot_key := NULL;
+                DELETE FROM prekeys p WHERE (p.device_ref, p.prekey_id) = (
+                    SELECT q.device_ref, q.prekey_id FROM prekeys q WHERE q.device_ref = d.id
+                    ORDER BY q.prekey_id LIMIT 1 FOR UPDATE SKIP LOCKED)
+                    RETURNING p.prekey_id, p.public_key INTO v_ot_id, v_ot_key;
+                RETURN QUERY SELECT 0::bigint, v_device, d.registration_id, d.signed_prekey_id, d.signed_prekey,
+                    d.signed_prekey_signature, v_ot_id, v_ot_key, (SELECT count(*) FROM prekeys WHERE device_ref = d.id);
+            END LOOP;
+        END $$;
+
+        -- acknowledge: (0, deleted) or (3, 0) unknown device.
+        CREATE FUNCTION hush_acknowledge(p_account text, p_device bigint, p_ids bigint[])
+        RETURNS TABLE (r_status bigint, r_deleted bigint) LANGUAGE plpgsql AS $$
+        DECLARE
+            v_ref bigint;
+            v_deleted bigint;
+        BEGIN
+            SELECT id INTO v_ref FROM devices WHERE account = p_account AND device_id = p_device;
+            IF NOT FOUND THEN RETURN QUERY SELECT 3::bigint, 0::bigint; RETURN; END IF;
+            WITH gone AS (DELETE FROM messages WHERE device_ref = v_ref AND id = ANY(p_ids) RETURNING 1)
+                SELECT count(*) INTO v_deleted FROM gone;
+            IF v_deleted > 0 THEN UPDATE devices SET queue_depth = queue_depth - v_deleted WHERE id = v_ref; END IF;
+            RETURN QUERY SELECT 0::bigint, v_deleted;
+        END $$;
+
+        -- purge: messages deleted; the depth counters drop by exactly the rows deleted.
+        CREATE FUNCTION hush_purge(p_now bigint)
+        RETURNS bigint LANGUAGE plpgsql AS $$
+        DECLARE
+            v_deleted bigint;
+        BEGIN
+            WITH gone AS (DELETE FROM messages WHERE expires_at <= p_now RETURNING device_ref),
+                 per AS (SELECT device_ref, count(*) AS n FROM gone GROUP BY device_ref),
+                 upd AS (UPDATE devices SET queue_depth = queue_depth - per.n FROM per WHERE devices.id = per.device_ref RETURNING per.n)
+                SELECT coalesce(sum(n), 0) INTO v_deleted FROM upd;
+            DELETE FROM dedupe WHERE expires_at <= p_now;
+            RETURN v_deleted;
+        END $$;
+
+        -- announce: a device logged in on node p_origin; returns its new session number and tells
+        -- the other nodes ("origin session account device") so that they close older connections.
+        CREATE FUNCTION hush_announce(p_account text, p_device bigint, p_origin text, p_channel text)
+        RETURNS bigint LANGUAGE plpgsql AS $$
+        DECLARE
+            v_session bigint;
+        BEGIN
+            UPDATE devices SET session = session + 1 WHERE account = p_account AND device_id = p_device
+                RETURNING session INTO v_session;
+            IF NOT FOUND THEN RETURN 0; END IF;
+            PERFORM pg_notify(p_channel, p_origin || ' ' || v_session::text || ' ' || p_account || ' ' || p_device::text);
+            RETURN v_session;
+        END $$;
+        """
+}
