@@ -26,6 +26,11 @@ final class PresenceHub: Sendable {
         var privacy: [String: PresencePrivacy] = [:]
     }
     private let state = Mutex(State())
+    private struct Writes {
+        var unwritten: [String: UInt64] = [:]
+        var writing = false
+    }
+    private let writes = Mutex(Writes())
     let store: any PresenceStore
     let logger: Logger
     let clock: @Sendable () -> UInt64
@@ -96,11 +101,22 @@ final class PresenceHub: Sendable {
 
     // MARK: connection hooks
 
-    /// `connection` logged in as a device of `account`.
-    func online(_ address: DeviceAddress, _ connection: RelayConnection) async {
-        let account = address.account
+    /// `connection` logged in as a device of `address.account`. Returns at once; when somebody
+    /// watches the account, its privacy setting may first be read from the store (in a task).
+    func online(_ address: DeviceAddress, _ connection: RelayConnection) {
         // The privacy setting is needed only to tell watchers; a login nobody watches reads nothing.
-        if state.withLock({ $0.watchers[account] != nil }) { await load([account]) }
+        if state.withLock({ $0.watchers[address.account] != nil }) {
+            Task {
+                await self.load([address.account])
+                self.markOnline(address, connection)
+            }
+        } else {
+            markOnline(address, connection)
+        }
+    }
+
+    private func markOnline(_ address: DeviceAddress, _ connection: RelayConnection) {
+        let account = address.account
         let now = clock()
         let pushes = state.withLock { s -> [(PresenceSubscriber, RelayPresence)] in
             let wasOnline = !(s.online[account]?.isEmpty ?? true)
@@ -115,13 +131,32 @@ final class PresenceHub: Sendable {
         persistLastSeen(account, now)
     }
 
-    /// Writes last seen without holding up the caller (login, close). Writes may land in any
-    /// order: the store keeps the latest time.
+    /// Writes last seen without holding up the caller (login, close): the newest time per account
+    /// waits in `unwritten` (bounded by the accounts that changed) and one writer task at a time
+    /// stores them, so a login storm costs one task and a few writes per batch, not one each.
     private func persistLastSeen(_ account: String, _ time: UInt64) {
+        let start = writes.withLock { w -> Bool in
+            w.unwritten[account] = max(w.unwritten[account] ?? 0, time)
+            guard !w.writing else { return false }
+            w.writing = true
+            return true
+        }
+        guard start else { return }
         let store = self.store, logger = self.logger
-        Task {
-            do { try await store.setLastSeen(account, time) } catch {
-                logger.error("last seen write failed", metadata: ["error": "\(error)"])
+        Task { [self] in
+            while true {
+                let batch = self.writes.withLock { w -> [String: UInt64] in
+                    let b = w.unwritten
+                    w.unwritten.removeAll(keepingCapacity: true)
+                    if b.isEmpty { w.writing = false }
+                    return b
+                }
+                if batch.isEmpty { return }
+                for (account, time) in batch {
+                    do { try await store.setLastSeen(account, time) } catch {
+                        logger.error("last seen write failed", metadata: ["error": "\(error)"])
+                    }
+                }
             }
         }
     }

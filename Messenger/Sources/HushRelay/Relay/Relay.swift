@@ -626,7 +626,7 @@ final class RelayConnection: ChannelDuplexHandler, RemovableChannelHandler, @unc
         case (_, .login(let login)?):
             guard let deviceKey else { return reject(.unauthenticated, pattern) }
             let account = login.account, deviceID = login.deviceID
-            storeWork({ () async throws(RelayStoreError) in try await store.loginRecord(account: account, deviceID: deviceID) }) { [self] result in
+            let finish = { [self] (result: Result<LoginRecord?, RelayStoreError>) in
                 guard case .success(let found) = result else {
                     if case .failure(.unknownAccount) = result { return reject(.unknownAccount, pattern) }
                     return reject(.internalError, pattern)
@@ -637,6 +637,12 @@ final class RelayConnection: ChannelDuplexHandler, RemovableChannelHandler, @unc
                 }
                 loggedIn(DeviceAddress(account: account, deviceID: deviceID), identity: found.identityKey, registered: false,
                          pattern: pattern, prekeys: found.prekeyCount)
+            }
+            // A store that answers from memory (SQLite) is asked on the loop: no hop per login.
+            if let callbacks = relay.callbacks {
+                finish(callbacks.loginRecordNow(account: account, deviceID: deviceID))
+            } else {
+                storeWork({ () async throws(RelayStoreError) in try await store.loginRecord(account: account, deviceID: deviceID) }, then: finish)
             }
         case (_, .register(let reg)?):
             guard let deviceKey else { return reject(.unauthenticated, pattern) }
@@ -697,8 +703,7 @@ final class RelayConnection: ChannelDuplexHandler, RemovableChannelHandler, @unc
         handshakeTimer?.cancel()
         handshakeTimer = nil
         // Presence (§17) is told without holding up the login: it may read the store.
-        let presence = relay.services.presence
-        Task { [self] in await presence.online(address, self) }
+        relay.services.presence.online(address, self)
         pump()
     }
 

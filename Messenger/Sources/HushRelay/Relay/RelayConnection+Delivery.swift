@@ -74,6 +74,13 @@ extension RelayConnection {
 
     /// Reads the next queued messages from the store (off the loop).
     private func readQueue(_ address: DeviceAddress, limit: Int) {
+        // Nothing queued (the store's in-memory count, which a write raises before it commits):
+        // no read needed, as after a read that came back short. Most logins take this path.
+        if relay.callbacks?.queueDepthNow(account: address.account, deviceID: address.deviceID) == 0 {
+            needsStoreRead = false
+            pump()
+            return
+        }
         reading = true
         let after = lastDelivered, gen = generation
         let store = relay.store

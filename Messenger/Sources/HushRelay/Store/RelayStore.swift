@@ -284,4 +284,11 @@ public protocol CallbackRelayStore: RelayStore {
     /// ``RelayStore/acknowledge(account:deviceID:serverIDs:)`` with a completion handler.
     func acknowledge(account: String, deviceID: UInt32, serverIDs: [UInt64],
                      completion: @escaping @Sendable (Result<Int, RelayStoreError>) -> Void)
+    /// ``RelayStore/loginRecord(account:deviceID:)`` answered from memory, without waiting (the
+    /// login path then needs no thread hop).
+    func loginRecordNow(account: String, deviceID: UInt32) -> Result<LoginRecord?, RelayStoreError>
+    /// The number of messages queued for the device and not yet deleted, from memory (`nil`: unknown
+    /// device). It is never below the number of committed messages (it counts a write before its
+    /// batch commits), so 0 means that a queue read would find nothing.
+    func queueDepthNow(account: String, deviceID: UInt32) -> Int?
 }

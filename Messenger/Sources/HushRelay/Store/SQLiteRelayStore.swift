@@ -175,10 +175,18 @@ public final class SQLiteRelayStore: RelayStore, CallbackRelayStore {
     }
 
     public func loginRecord(account: String, deviceID: UInt32) async throws(RelayStoreError) -> LoginRecord? {
-        try cache.withLock { c throws(RelayStoreError) -> LoginRecord? in
-            guard let identity = c.accounts[account] else { throw .unknownAccount }
-            return c.device(account, deviceID).map { LoginRecord(identityKey: identity, staticKey: $0.staticKey, prekeyCount: $0.prekeys) }
+        try loginRecordNow(account: account, deviceID: deviceID).get()
+    }
+
+    public func loginRecordNow(account: String, deviceID: UInt32) -> Result<LoginRecord?, RelayStoreError> {
+        cache.withLock { c -> Result<LoginRecord?, RelayStoreError> in
+            guard let identity = c.accounts[account] else { return .failure(.unknownAccount) }
+            return .success(c.device(account, deviceID).map { LoginRecord(identityKey: identity, staticKey: $0.staticKey, prekeyCount: $0.prekeys) })
         }
+    }
+
+    public func queueDepthNow(account: String, deviceID: UInt32) -> Int? {
+        cache.withLock { $0.device(account, deviceID)?.depth }
     }
 
     public func devices(account: String) async throws(RelayStoreError) -> [DeviceRecord] {
