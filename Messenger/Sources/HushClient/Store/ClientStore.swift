@@ -67,8 +67,9 @@ public struct StoredMessage: Sendable, Equatable {
     public var serverTime: UInt64
     /// Outgoing: the ticks; incoming: `.delivered` once stored, `.read` once the user saw it.
     public var state: TickState
-    /// Local insertion order, assigned by the store (0 before insertion). Conversations are shown
-    /// in (sentAt, sequence) order.
+    /// Local insertion order, assigned by the store (0 before insertion), increasing across the
+    /// whole store. Conversations are paged and shown in sequence order (the order this device
+    /// stored them; `messages(in:before:limit:)` pages by it).
     public var sequence: Int64
 
     public init(id: MessageID, conversation: String, direction: MessageDirection, body: String,
@@ -132,7 +133,11 @@ public struct OutboxItem: Sendable, Equatable {
 ///
 /// `atomically(_:)` is the unit of durability: the calls `body` makes on this store (from the same
 /// thread) commit together when it returns, and none of them does when it throws. Calls outside
-/// it are each atomic. Nesting is allowed (the inner one joins the outer).
+/// it are each atomic. Other threads' calls wait until the step ends (it is isolated). Nesting is
+/// allowed: the inner step joins the outer one; when the inner one throws, its own changes are
+/// undone and the outer one decides the rest (it may catch and go on). `updateSession` and
+/// `updateSenderKey` are such steps too: when their body throws, nothing they or it did is kept
+/// (a one-time prekey removed during a failed PreKeySignalMessage is still there).
 public protocol ClientStore: SignalProtocolStore, SenderKeyStore {
     /// Runs `body` as one atomic, durable step.
     func atomically<R>(_ body: () throws -> R) throws -> R
@@ -152,14 +157,16 @@ public protocol ClientStore: SignalProtocolStore, SenderKeyStore {
     /// The message with `id`.
     func message(_ id: MessageID) throws -> StoredMessage?
     /// Advances the state of `id` to `state` if that is later than its current state (ticks never
-    /// go back). Returns true when it changed.
+    /// go back). Returns true when the state changed; false too for an unknown id. A non-zero
+    /// `serverTime` is recorded if none was known yet, even when the state does not change (a
+    /// late relay ack after the delivery receipt).
     @discardableResult
     func advance(_ id: MessageID, to state: TickState, serverTime: UInt64?) throws -> Bool
     /// Up to `limit` messages of `conversation`, newest last, older than `before` (a sequence) if given.
     func messages(in conversation: String, before: Int64?, limit: Int) throws -> [StoredMessage]
     /// Incoming messages of `conversation` not yet `.read`, oldest first.
     func unreadIncoming(in conversation: String) throws -> [StoredMessage]
-    /// Every conversation, most recent first.
+    /// Every conversation that has a message, most recent (highest last sequence) first.
     func conversations() throws -> [ConversationSummary]
 
     // MARK: Inbound dedupe
@@ -169,6 +176,7 @@ public protocol ClientStore: SignalProtocolStore, SenderKeyStore {
     /// Records `serverID` as processed.
     func markProcessed(serverID: UInt64, at: UInt64) throws
     /// Forgets processed ids recorded before `before` (the relay's 30-day TTL bounds redelivery).
+    /// Marking an id again keeps its first time.
     func pruneProcessed(before: UInt64) throws
 
     // MARK: Outbox
@@ -177,17 +185,24 @@ public protocol ClientStore: SignalProtocolStore, SenderKeyStore {
     /// ignored (returns false).
     @discardableResult
     func enqueue(_ item: OutboxItem) throws -> Bool
-    /// Every item not yet acked by the relay, in send order.
+    /// Every item not yet acked by the relay, in send order (sequence ascending).
     func outbox() throws -> [OutboxItem]
     /// Removes the item with `clientMessageID` (the relay acked it).
     func removeFromOutbox(clientMessageID: UInt64) throws
 
     // MARK: Signed prekey rotation
 
-    /// Every signed prekey held (current and previous ones kept for late messages).
+    /// Every signed prekey held (current and previous ones kept for late messages), by id.
     func signedPreKeys() throws -> [SignedPreKeyRecord]
     /// Removes a rotated-away signed prekey.
     func removeSignedPreKey(id: UInt32) throws
-    /// The ids of the one-time prekeys still held.
+    /// The ids of the one-time prekeys still held, ascending.
     func preKeyIDs() throws -> [UInt32]
+
+    // MARK: Sessions
+
+    /// Deletes the session with `address` (the next message to it needs a new bundle).
+    func deleteSession(for address: ProtocolAddress) throws
+    /// The devices of account `name` this device has a session with, ascending.
+    func sessionDevices(for name: String) throws -> [UInt32]
 }
