@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import HummingbirdWebSocket
+import Hush
 import HushTransport
 import Logging
 import NIOCore
@@ -9,7 +10,7 @@ import ServiceLifecycle
 import UnixSignals
 
 /// The network front of a ``Relay``: one HTTP/1.1 port with the WebSocket channel at
-/// `/v1/ws`, `GET /health` and `GET /metrics` (`Docs/spec/relay.md` §2, §10).
+/// `/v1/ws`, `GET /health`, `GET /metrics` and `GET /v1/trust-root` (`Docs/spec/relay.md` §2, §10).
 public enum RelayServer {
     /// Builds the Hummingbird application.
     /// - Parameters:
@@ -25,6 +26,14 @@ public enum RelayServer {
             headers[.contentType] = "text/plain"
             return Response(status: relay.isShuttingDown ? .serviceUnavailable : .ok, headers: headers,
                             body: .init(byteBuffer: ByteBuffer(string: relay.isShuttingDown ? "shutting down\n" : "ok\n")))
+        }
+        // The trust root's public key as 64 hex digits and a line end: what a client with no
+        // pinned key may pin on first contact (spec §12; `hush init` without --trust-root).
+        let trustRoot = Hex.encode(relay.identity.trustRoot.rawRepresentation) + "\n"
+        router.get("/v1/trust-root") { _, _ -> Response in
+            var headers = HTTPFields()
+            headers[.contentType] = "text/plain"
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: trustRoot)))
         }
         router.get("/metrics") { _, _ -> Response in
             var text = registry?.emitToString() ?? ""
