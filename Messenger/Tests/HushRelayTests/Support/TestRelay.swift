@@ -40,7 +40,12 @@ final class TestRelay: @unchecked Sendable {
         let seconds = clock.now / 1_000
         let cert = try RelayCertificate.issue(keyID: 1, relayKey: key.publicKey, notBefore: seconds - 86_400,
                                               notAfter: seconds + 400 * 86_400, trustRoot: root)
-        let identity = try RelayIdentity(staticKey: key, certificate: cert, trustRoot: root.publicKey, now: seconds)
+        var identity = try RelayIdentity(staticKey: key, certificate: cert, trustRoot: root.publicKey, now: seconds)
+        let serverKey = try Curve25519.KeyAgreement.PrivateKey()
+        let serverCert = try ServerCertificate.issue(keyID: 1, key: serverKey.publicKey, expiration: clock.now + 90 * 86_400_000,
+                                                     signedBy: root)
+        identity.senderCertificates = try SenderCertificateAuthority(serverKey: serverKey, certificate: serverCert,
+                                                                     trustRoot: root.publicKey)
         var logger = Logger(label: "test-relay")
         logger.logLevel = ProcessInfo.processInfo.environment["RELAY_TEST_DEBUG"] != nil ? .trace : .warning
         let relay = Relay(store: store, identity: identity, configuration: config, logger: logger)
