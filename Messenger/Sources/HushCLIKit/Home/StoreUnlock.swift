@@ -69,7 +69,10 @@ public enum SecretMaterial: Sendable {
     static func readFile(_ path: String) throws(CLIError) -> SecureBytes {
         guard var data = FileManager.default.contents(atPath: (path as NSString).expandingTildeInPath) else { throw .unreadable(path) }
         defer { data.resetBytes(in: 0..<data.count) }
-        return data.withUnsafeBytes { SecureBytes(copying: $0) }
+        let count = data.count
+        return SecureBytes(count: count) { (out: UnsafeMutableRawBufferPointer) in
+            if count > 0 { _ = data.copyBytes(to: out.bindMemory(to: UInt8.self)) }
+        }
     }
 
     static func ask(_ prompt: String) throws(CLIError) -> SecureBytes {

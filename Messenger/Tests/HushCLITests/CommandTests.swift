@@ -1,0 +1,107 @@
+import Foundation
+import Testing
+
+/// `hush` as a person runs it: the demo, and two `hush chat` screens under tmux.
+@Suite(.serialized) struct CommandTests {
+    /// `hush demo` passes (exit 0) and leaves no temporary folder behind.
+    @Test func demoExitsZero() async throws {
+        try #require(FileManager.default.fileExists(atPath: Binaries.hush.path),
+                     "build it first: swift build --package-path Messenger --product hush")
+        let tmp = FileManager.default.temporaryDirectory
+        func demoFolders() -> Set<String> {
+            Set(((try? FileManager.default.contentsOfDirectory(atPath: tmp.path)) ?? []).filter { $0.hasPrefix("hush-demo-") })
+        }
+        let before = demoFolders()
+        let result = try await run(Binaries.hush, ["demo", "--plain"], timeout: .seconds(120))
+        #expect(result.status == 0, "stdout:\n\(result.stdout)\nstderr:\n\(result.stderr)")
+        #expect(result.stdout.contains("demo passed in "))
+        #expect(result.stdout.contains("✓✓ read"))
+        #expect(!result.stdout.contains("\u{1B}["))
+        #expect(demoFolders() == before)
+    }
+
+    /// Two terminals: alice and bob each run `hush chat` in a tmux session; what one types shows
+    /// in the other, and the sender's screen shows ✓✓ then read (blue ✓✓ in colour, "✓✓ read"
+    /// with --plain); "typing…" shows while the other types.
+    @Test func chatUnderTmux() async throws {
+        try #require(FileManager.default.fileExists(atPath: Binaries.hush.path),
+                     "build it first: swift build --package-path Messenger --product hush")
+        try #require(FileManager.default.fileExists(atPath: Binaries.relay.path),
+                     "build it first: swift build --package-path Messenger --product hush-relay")
+        let tmux = try #require(Binaries.tmux, "tmux is needed (apt-get install tmux)")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("hush-tmux-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let socket = dir.appendingPathComponent("tmux.sock").path
+        let relay = try RelayChild(dataDir: dir.appendingPathComponent("relay"))
+        defer {
+            _ = try? Process.run(tmux, arguments: ["-S", socket, "kill-server"]).waitUntilExit()
+            relay.stop()
+            try? FileManager.default.removeItem(at: dir)
+        }
+        try await relay.ready()
+        let url = "ws://127.0.0.1:\(relay.port)"
+
+        // alice pins the trust root on first contact; bob is given it (the relay's file).
+        let a = try await run(Binaries.hush, ["init", "--home", dir.appendingPathComponent("alice").path, "--relay", url,
+                                              "--name", "alice", "--key-file", dir.appendingPathComponent("alice.key").path])
+        #expect(a.status == 0, "\(a.stdout)\(a.stderr)")
+        let pinned = try String(contentsOf: dir.appendingPathComponent("relay/trust-root.pub"), encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(a.stdout.contains("trust root: \(pinned)"))
+        let b = try await run(Binaries.hush, ["init", "--home", dir.appendingPathComponent("bob").path, "--relay", url, "--name", "bob",
+                                              "--key-file", dir.appendingPathComponent("bob.key").path,
+                                              "--trust-root", dir.appendingPathComponent("relay/trust-root.pub").path])
+        #expect(b.status == 0, "\(b.stdout)\(b.stderr)")
+        try #require(a.status == 0 && b.status == 0)
+
+        func tmuxRun(_ args: [String]) async throws -> String {
+            let r = try await run(tmux, ["-S", socket] + args, timeout: .seconds(20))
+            #expect(r.status == 0, "tmux \(args): \(r.stderr)")
+            return r.stdout
+        }
+        func chat(_ session: String, _ me: String, _ peer: String, _ extra: String) async throws {
+            let command = "TERM=xterm-256color exec \(Binaries.hush.path) chat \(peer) --home \(dir.appendingPathComponent(me).path) \(extra)"
+            _ = try await tmuxRun(["new-session", "-d", "-s", session, "-x", "90", "-y", "16", command])
+        }
+        /// Polls the pane (bounded) until `text` shows; returns the screen.
+        @discardableResult
+        func waitFor(_ session: String, _ text: String, escapes: Bool = false) async throws -> String {
+            let deadline = ContinuousClock.now + .seconds(30)
+            var screen = ""
+            while ContinuousClock.now < deadline {
+                screen = try await tmuxRun(["capture-pane", "-p", "-t", session] + (escapes ? ["-e"] : []))
+                if screen.contains(text) { return screen }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            Issue.record("\(session)'s screen never showed \(text.debugDescription); it shows:\n\(screen)")
+            throw CancellationError()
+        }
+
+        try await chat("alice", "alice", "bob", "")
+        try await chat("bob", "bob", "alice", "--plain")
+        try await waitFor("alice", "relay online")
+        try await waitFor("bob", "relay online")
+        try await waitFor("alice", "bob: online")
+        try await waitFor("bob", "alice: online")
+
+        // alice → bob: it shows on bob's screen; alice's goes ✓✓, then blue ✓✓ (bob has the chat open).
+        _ = try await tmuxRun(["send-keys", "-t", "alice", "-l", "Hello from alice"])
+        _ = try await tmuxRun(["send-keys", "-t", "alice", "Enter"])
+        let bobScreen = try await waitFor("bob", "alice: Hello from alice")
+        #expect(bobScreen.contains("hush · bob ⇄ alice"))
+        try await waitFor("alice", "you: Hello from alice ✓✓")
+        try await waitFor("alice", "you: Hello from alice \u{1B}[34m✓✓", escapes: true)
+
+        // bob types: alice sees "bob: typing…"; bob's reply goes ✓✓ read (plain text) once alice has it.
+        _ = try await tmuxRun(["send-keys", "-t", "bob", "-l", "Hi alice"])
+        try await waitFor("alice", "bob: typing…")
+        _ = try await tmuxRun(["send-keys", "-t", "bob", "Enter"])
+        try await waitFor("alice", "bob: Hi alice")
+        try await waitFor("bob", "you: Hi alice ✓✓ read")
+        try await waitFor("alice", "bob: online")
+
+        // Ctrl-C leaves the chat cleanly (the session ends with the process).
+        _ = try await tmuxRun(["send-keys", "-t", "bob", "C-c"])
+        try await waitFor("alice", "bob: last seen")
+    }
+}
