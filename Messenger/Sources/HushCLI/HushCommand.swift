@@ -228,16 +228,17 @@ struct Verify: AsyncParsableCommand {
 struct Chat: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Chat with a contact in this terminal: live messages, ✓ / ✓✓ / read, typing…, online / last seen.",
-        discussion: "Type and press Enter to send. Ctrl-C, Ctrl-D or /quit to leave. NO_COLOR or --plain: read shows as \"✓✓ read\"."
+        discussion: "Type and press Enter to send. Ctrl-C, Ctrl-D or /quit to leave. Read is a blue ✓✓; with --plain or NO_COLOR it shows as \"✓✓ read\"."
     )
     @OptionGroup var options: HomeOptions
     @Argument(help: "The contact.") var name: String
     @Flag(help: "No colours: read receipts spelled out.") var plain = false
+    @Flag(help: "Colours even if NO_COLOR is set (read is a blue ✓✓).") var color = false
 
     func run() async throws {
         try await runReporting {
             let account = try options.open()
-            let session = ChatSession(account: account, peer: name, style: plain ? .plain : .detect())
+            let session = ChatSession(account: account, peer: name, style: plain ? .plain : color ? .ansi : .detect())
             do { try await session.run() } catch {
                 await account.close()
                 throw Account.describe(error)

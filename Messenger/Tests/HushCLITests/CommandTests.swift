@@ -33,11 +33,18 @@ import Testing
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let socket = dir.appendingPathComponent("tmux.sock").path
         let relay = try RelayChild(dataDir: dir.appendingPathComponent("relay"))
-        defer {
-            _ = try? Process.run(tmux, arguments: ["-S", socket, "kill-server"]).waitUntilExit()
-            relay.stop()
-            try? FileManager.default.removeItem(at: dir)
+        do {
+            try await chatSteps(tmux: tmux, socket: socket, dir: dir, relay: relay)
+        } catch {
+            Issue.record("the chat steps stopped: \(error)")
         }
+        // The chats end with the tmux server, the relay on SIGTERM.
+        _ = try? await run(tmux, ["-S", socket, "kill-server"], timeout: .seconds(10))
+        relay.stop()
+        try? FileManager.default.removeItem(at: dir)
+    }
+
+    func chatSteps(tmux: URL, socket: String, dir: URL, relay: RelayChild) async throws {
         try await relay.ready()
         let url = "ws://127.0.0.1:\(relay.port)"
 
@@ -77,7 +84,7 @@ import Testing
             throw CancellationError()
         }
 
-        try await chat("alice", "alice", "bob", "")
+        try await chat("alice", "alice", "bob", "--color")
         try await chat("bob", "bob", "alice", "--plain")
         try await waitFor("alice", "relay online")
         try await waitFor("bob", "relay online")
@@ -105,3 +112,4 @@ import Testing
         try await waitFor("alice", "bob: last seen")
     }
 }
+

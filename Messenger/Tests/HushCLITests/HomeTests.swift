@@ -33,7 +33,7 @@ import Testing
         let mode = try FileManager.default.attributesOfItem(atPath: home.configURL.path)[.posixPermissions] as? Int
         #expect(mode == 0o600)
         #expect(try FileManager.default.attributesOfItem(atPath: dir.path)[.posixPermissions] as? Int == 0o700)
-        FileManager.default.createFile(atPath: home.configURL.path, contents: Data("{".utf8))
+        _ = FileManager.default.createFile(atPath: home.configURL.path, contents: Data("{".utf8))
         #expect(throws: CLIError.badConfig("\(home.configURL.path) does not parse")) { try home.loadConfig() }
     }
 
@@ -64,7 +64,7 @@ import Testing
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         let pass = dir.appendingPathComponent("pass").path
-        FileManager.default.createFile(atPath: pass, contents: Data("correct horse\nsecond line\n".utf8))
+        _ = FileManager.default.createFile(atPath: pass, contents: Data("correct horse\nsecond line\n".utf8))
         guard case .passphrase(let p) = try SecretMaterial.load(.passphraseFile(pass)) else { Issue.record("not a passphrase"); return }
         #expect(p == SecureBytes(copying: Array("correct horse".utf8)))
         guard case .passphrase(let e) = try SecretMaterial.load(.environment, environment: ["HUSH_PASSPHRASE": "s3cret"]) else {
@@ -72,7 +72,7 @@ import Testing
         }
         #expect(e == SecureBytes(copying: Array("s3cret".utf8)))
         #expect(throws: CLIError.emptyPassphrase) { try SecretMaterial.load(.environment, environment: ["HUSH_PASSPHRASE": ""]) }
-        FileManager.default.createFile(atPath: pass, contents: Data("\nx".utf8))
+        _ = FileManager.default.createFile(atPath: pass, contents: Data("\nx".utf8))
         #expect(throws: CLIError.emptyPassphrase) { try SecretMaterial.load(.passphraseFile(pass)) }
         #expect(throws: CLIError.unreadable(dir.appendingPathComponent("none").path)) {
             try SecretMaterial.load(.passphraseFile(dir.appendingPathComponent("none").path))
@@ -87,7 +87,7 @@ import Testing
         #expect(FileManager.default.contents(atPath: key) == first)
         guard case .keyFile(let k) = try SecretMaterial.load(.keyFile(key)) else { Issue.record("not a key"); return }
         #expect(k == SecureBytes(copying: [UInt8](first)))
-        FileManager.default.createFile(atPath: key, contents: Data(count: 31))
+        _ = FileManager.default.createFile(atPath: key, contents: Data(count: 31))
         #expect(throws: CLIError.keyFileSize(31)) { try SecretMaterial.load(.keyFile(key)) }
     }
 

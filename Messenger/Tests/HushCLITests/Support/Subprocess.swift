@@ -36,35 +36,52 @@ struct Finished {
 }
 
 /// Runs `executable` with `arguments` to its end, killing it after `timeout` (then status is -1).
+///
+/// Spawned with `posix_spawn` and reaped with `waitpid`, output through files: Foundation's
+/// `Process` does not see a tmux client exit while the tmux server it forked is alive (the
+/// server inherits what Process watches), and a pipe would stay open the same way.
 func run(_ executable: URL, _ arguments: [String], environment: [String: String]? = nil,
          timeout: Duration = .seconds(60)) async throws -> Finished {
-    let process = Process()
-    process.executableURL = executable
-    process.arguments = arguments
-    if let environment { process.environment = environment }
-    let out = Output(), err = Output()
-    let outPipe = Pipe(), errPipe = Pipe()
-    process.standardOutput = outPipe
-    process.standardError = errPipe
-    process.standardInput = FileHandle.nullDevice
-    outPipe.fileHandleForReading.readabilityHandler = { out.append(String(decoding: $0.availableData, as: UTF8.self)) }
-    errPipe.fileHandleForReading.readabilityHandler = { err.append(String(decoding: $0.availableData, as: UTF8.self)) }
-    try process.run()
-    let deadline = ContinuousClock.now + timeout
-    while process.isRunning && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
-    var status = Int32(-1)
-    if process.isRunning {
-        process.terminate()
-        process.waitUntilExit()
-    } else {
-        process.waitUntilExit()
-        status = process.terminationStatus
+    let base = FileManager.default.temporaryDirectory.appendingPathComponent("hush-run-\(UUID().uuidString)")
+    let outPath = base.path + ".out", errPath = base.path + ".err"
+    defer {
+        unlink(outPath)
+        unlink(errPath)
     }
-    outPipe.fileHandleForReading.readabilityHandler = nil
-    errPipe.fileHandleForReading.readabilityHandler = nil
-    out.append(String(decoding: outPipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
-    err.append(String(decoding: errPipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
-    return Finished(status: status, stdout: out.value, stderr: err.value)
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+    posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+    let env = (environment ?? ProcessInfo.processInfo.environment).map { "\($0.key)=\($0.value)" }
+    var pid: pid_t = 0
+    let args = [executable.path] + arguments
+    let argv = args.map { strdup($0) } + [nil]
+    let envp = env.map { strdup($0) } + [nil]
+    defer { (argv + envp).forEach { free($0) } }
+    let rc = posix_spawn(&pid, executable.path, &actions, nil, argv, envp)
+    guard rc == 0 else { throw POSIXError(POSIXErrorCode(rawValue: rc) ?? .EIO) }
+    let deadline = ContinuousClock.now + timeout
+    var status: Int32 = -1
+    while true {
+        var raw: Int32 = 0
+        let r = waitpid(pid, &raw, WNOHANG)
+        if r == pid {
+            status = (raw & 0x7F) == 0 ? (raw >> 8) & 0xFF : -1
+            break
+        }
+        if r < 0 && errno != EINTR { break }
+        if ContinuousClock.now >= deadline {
+            kill(pid, SIGKILL)
+            _ = waitpid(pid, &raw, 0)
+            break
+        }
+        try await Task.sleep(for: .milliseconds(20))
+    }
+    let stdout = (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
+    let stderr = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
+    return Finished(status: status, stdout: stdout, stderr: stderr)
 }
 
 /// `hush-relay serve` on a free loopback port, as a child process.
