@@ -39,7 +39,14 @@ import Testing
             Issue.record("the chat steps stopped: \(error)")
         }
         // The chats end with the tmux server, the relay on SIGTERM.
+        // The pane processes get SIGTERM by pid as well: under the test runner a pane could
+        // outlive kill-server.
+        let pids = try? await run(tmux, ["-S", socket, "list-panes", "-a", "-F", "#{pane_pid}"], timeout: .seconds(10))
+        let server = try? await run(tmux, ["-S", socket, "display-message", "-p", "#{pid}"], timeout: .seconds(10))
         _ = try? await run(tmux, ["-S", socket, "kill-server"], timeout: .seconds(10))
+        for line in ((pids?.stdout ?? "") + "\n" + (server?.stdout ?? "")).split(separator: "\n") {
+            if let pid = Int32(line.trimmingCharacters(in: .whitespaces)), pid > 1 { kill(pid, SIGTERM) }
+        }
         relay.stop()
         try? FileManager.default.removeItem(at: dir)
     }
