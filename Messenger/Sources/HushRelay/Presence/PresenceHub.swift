@@ -47,7 +47,8 @@ final class PresenceHub: Sendable {
 
     func isOnline(_ account: String) -> Bool { state.withLock { !($0.online[account]?.isEmpty ?? true) } }
 
-    /// Loads the durable values of `accounts` into the cache.
+    /// Loads the durable values of `accounts` into the cache. A privacy setting that cannot be
+    /// read is not cached, so the account counts as hidden (fail closed) until a later read works.
     private func load(_ accounts: some Sequence<String>) async {
         for account in accounts {
             let cached = state.withLock { ($0.lastSeen[account] != nil, $0.privacy[account] != nil) }
@@ -57,9 +58,6 @@ final class PresenceHub: Sendable {
             if !cached.1 {
                 do { privacy = try await store.privacy(account) ?? .everyone } catch {
                     logger.error("presence privacy read failed", metadata: ["error": "\(error)"])
-                    privacy = PresencePrivacy(visibility: .nobody)  // fail closed, not cached
-                    state.withLock { s in if s.lastSeen[account] == nil, let seen { s.lastSeen[account] = seen } }
-                    continue
                 }
             }
             state.withLock { s in
@@ -97,7 +95,8 @@ final class PresenceHub: Sendable {
 
     /// `connection` logged in as a device of `account`.
     func online(_ account: String, _ connection: RelayConnection) async {
-        await load([account])
+        // The privacy setting is needed only to tell watchers; a login nobody watches reads nothing.
+        if state.withLock({ $0.watchers[account] != nil }) { await load([account]) }
         let now = clock()
         let pushes = state.withLock { s -> [(PresenceSubscriber, RelayPresence)] in
             let wasOnline = !(s.online[account]?.isEmpty ?? true)
@@ -109,8 +108,17 @@ final class PresenceHub: Sendable {
         for (sub, p) in pushes { sub.enqueue(p) }
         // Closed while the cache was loading: `ended` ran before the insert above.
         if connection.phase == .closed { ended(connection); return }
-        do { try await store.setLastSeen(account, now) } catch {
-            logger.error("last seen write failed", metadata: ["error": "\(error)"])
+        persistLastSeen(account, now)
+    }
+
+    /// Writes last seen without holding up the caller (login, close). Writes may land in any
+    /// order: the store keeps the latest time.
+    private func persistLastSeen(_ account: String, _ time: UInt64) {
+        let store = self.store, logger = self.logger
+        Task {
+            do { try await store.setLastSeen(account, time) } catch {
+                logger.error("last seen write failed", metadata: ["error": "\(error)"])
+            }
         }
     }
 
@@ -131,12 +139,7 @@ final class PresenceHub: Sendable {
         }
         for (sub, p) in pushes { sub.enqueue(p) }
         guard let account else { return }
-        let store = self.store, logger = self.logger
-        Task {
-            do { try await store.setLastSeen(account, now) } catch {
-                logger.error("last seen write failed", metadata: ["error": "\(error)"])
-            }
-        }
+        persistLastSeen(account, now)
     }
 
     // MARK: requests

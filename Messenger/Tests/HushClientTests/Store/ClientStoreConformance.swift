@@ -1,5 +1,6 @@
 import Foundation
 import Hush
+import Synchronization
 import Testing
 @testable import HushClient
 
@@ -52,6 +53,7 @@ enum ClientStoreConformance {
         ("unread", unread),
         ("conversationsOrdering", conversationsOrdering),
         ("concurrentInserts", concurrentInserts),
+        ("concurrentEncryptsNeverShareAKey", concurrentEncryptsNeverShareAKey),
     ]
 
     // MARK: Fixtures
@@ -576,6 +578,33 @@ enum ClientStoreConformance {
         #expect(all.count == 100)
         #expect(Set(all.map(\.sequence)).count == 100)
         #expect(try (0..<4).allSatisfy { w in try (0..<25).allSatisfy { try store.isProcessed(serverID: UInt64(w * 100 + $0)) } })
+    }
+}
+
+extension ClientStoreConformance {
+    /// Two threads encrypting to Bob at once, each in its own send step: every message gets
+    /// its own chain index (Bob decrypts all of them, in any order, none as a duplicate).
+    static func concurrentEncryptsNeverShareAKey(_ factory: any ClientStoreFactory) throws {
+        let (alice, bob) = try pair(factory)
+        let store = alice.store
+        let results = Mutex<[(UInt64, CiphertextMessage)]>([])
+        DispatchQueue.concurrentPerform(iterations: 2) { worker in
+            for n in 0..<15 {
+                let id = UInt64(worker * 100 + n)
+                let sent = try? store.atomically { () throws -> CiphertextMessage in
+                    let m = try SessionCipher.encrypt(Array("m\(id)".utf8), for: bob.address, store: store)
+                    try store.enqueue(item(id, payload: m.serialized))
+                    return m
+                }
+                if let sent { results.withLock { $0.append((id, sent)) } }
+            }
+        }
+        let all = results.withLock { $0 }
+        #expect(all.count == 30)
+        #expect(try store.outbox().count == 30)
+        for (id, message) in all.shuffled() {
+            #expect(try SessionCipher.decrypt(message, from: alice.address, store: bob.store) == Array("m\(id)".utf8))
+        }
     }
 }
 

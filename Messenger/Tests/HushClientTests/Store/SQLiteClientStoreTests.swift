@@ -82,6 +82,23 @@ final class SQLiteFactory: ClientStoreFactory, @unchecked Sendable {
         _ = try open(.passphrase(Self.passphrase, limits: .interactive))
     }
 
+    @Test func argon2idLimitsAreBounded() throws {
+        expectError(.keyDerivationFailed) { try create(.passphrase(Self.passphrase, limits: .init(operations: 17, memoryBytes: 8192))) }
+        expectError(.keyDerivationFailed) { try create(.passphrase(Self.passphrase, limits: .init(operations: 1, memoryBytes: 100))) }
+        try create().close()
+        // Limits raised in the file (and its digest recomputed, as anyone can) are refused, not run.
+        let db = try raw()
+        try db.write { db in
+            let row = try #require(try Row.fetchOne(db, sql: "SELECT method, salt, operations, wrapped_key FROM store_keys"))
+            var wrap = KeyWrap(method: row[0], salt: [UInt8](row[1] as Data), operations: row[2], memoryBytes: 1 << 34,
+                               wrappedKey: [UInt8](row[3] as Data), digest: [])
+            wrap.digest = SHA256.hash(wrap.associatedData + wrap.wrappedKey)
+            try db.execute(sql: "UPDATE store_keys SET memory_bytes = ?, digest = ?", arguments: [wrap.memoryBytes, Data(wrap.digest)])
+        }
+        try db.close()
+        expectError(.corrupted(table: "store_keys")) { try open() }
+    }
+
     @Test func keyFileMustMatchAndBe32Bytes() throws {
         _ = try create(.keyFile(SQLiteFactory.keyFile))
         expectError(.wrongPassphrase) { try open(.keyFile(SecureBytes(copying: [UInt8](repeating: 0x4C, count: 32)))) }
@@ -202,12 +219,37 @@ final class SQLiteFactory: ClientStoreFactory, @unchecked Sendable {
         #expect(try reopened.setting("b") == [2])
     }
 
+    @Test(arguments: [
+        "UPDATE messages SET sender_device = 'x'", "UPDATE messages SET body = 'text, not a blob'",
+        "UPDATE messages SET state = 9", "UPDATE messages SET direction = 'in'", "UPDATE messages SET conversation = x'00ff'",
+        "UPDATE outbox SET devices = 42", "UPDATE outbox SET message_device = 'two'", "UPDATE sessions SET record = 7",
+        "UPDATE signed_prekeys SET record = x''", "UPDATE settings SET value = NULL", "UPDATE conversations SET unread = 'many'",
+        "UPDATE device SET registration_id = 3", "UPDATE store_keys SET operations = 'lots'",
+    ])
+    func aValueOfTheWrongTypeIsATypedErrorNotATrap(sql: String) throws {
+        try populate(try create(.keyFile(SQLiteFactory.keyFile))).close()
+        let db = try raw()
+        // `settings.value` is NOT NULL: that edit fails in SQLite itself; the others land.
+        try? db.write { db in try db.execute(sql: sql) }
+        try db.close()
+        do {
+            try readEverything(try open(.keyFile(SQLiteFactory.keyFile)))
+        } catch let error as ClientStoreError {
+            guard case .corrupted = error else {
+                Issue.record("expected corrupted, got \(error)")
+                return
+            }
+        }
+    }
+
     @Test func aFlippedByteAnywhereInTheFileGivesAValueOrATypedError() throws {
         try populate(try create(.keyFile(SQLiteFactory.keyFile))).close()
         let original = try Data(contentsOf: URL(fileURLWithPath: path))
         var outcomes: [String: Int] = [:]
         let random = SeededRandom(seed: 77)
-        for _ in 0..<60 {
+        // HUSH_STORE_FLIPS=n runs more (a longer hunt for traps); 60 by default.
+        let flips = ProcessInfo.processInfo.environment["HUSH_STORE_FLIPS"].flatMap(Int.init) ?? 60
+        for _ in 0..<flips {
             var offsetBytes = [UInt8](repeating: 0, count: 4)
             offsetBytes.withUnsafeMutableBytes { random.fill($0) }
             let offset = Int(offsetBytes.reduce(UInt32(0)) { $0 << 8 | UInt32($1) } % UInt32(original.count))
@@ -223,14 +265,16 @@ final class SQLiteFactory: ClientStoreFactory, @unchecked Sendable {
                 outcomes["\(error)", default: 0] += 1
             }
         }
-        #expect(outcomes.values.reduce(0, +) == 60)
+        #expect(outcomes.values.reduce(0, +) == flips)
+        if flips > 60 { print("byte flips:", outcomes.sorted { $0.key < $1.key }) }
         try original.write(to: URL(fileURLWithPath: path))
         try readEverything(try open(.keyFile(SQLiteFactory.keyFile)))
     }
 
     // MARK: Durability
 
-    @Test func sessionsSurviveReopenBothWays() throws {
+    @Test(arguments: CipherSuite.allCases)
+    func sessionsSurviveReopenBothWays(suite: CipherSuite) throws {
         let alicePath = directory.path("alice.sqlite"), bobPath = directory.path("bob.sqlite")
         let secret = ClientStoreSecret.keyFile(SQLiteFactory.keyFile)
         let aliceIdentity = try IdentityKeyPair.generate(using: SeededRandom(seed: 1))
@@ -245,7 +289,7 @@ final class SQLiteFactory: ClientStoreFactory, @unchecked Sendable {
         for p in preKeys { try bob.storePreKey(p) }
         let bundle = PreKeyBundle(registrationID: 22, deviceID: 1, identityKey: bobIdentity.identityKey,
                                   signedPreKey: signed.publicSignedPreKey, oneTimePreKey: preKeys[0].publicPreKey)
-        try SessionBuilder.process(bundle, for: bobAddress, store: alice)
+        try SessionBuilder.process(bundle, for: bobAddress, store: alice, suite: suite)
         let first = try SessionCipher.encrypt(Array("before restart".utf8), for: bobAddress, store: alice)
         try alice.close()
         alice = try SQLiteClientStore.open(path: alicePath, secret: secret)

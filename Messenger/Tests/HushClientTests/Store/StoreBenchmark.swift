@@ -84,6 +84,12 @@ struct StoreBenchmark {
         let argonInteractive = try clock.measure {
             _ = try Argon2id.deriveKey(fromPassword: Array("passphrase".utf8), salt: [UInt8](repeating: 1, count: 16), limits: .interactive)
         }
+        // The real thing: reopening the 100,000-message store under a passphrase at the default limits.
+        try store.rekey(to: .passphrase("a passphrase of ordinary length", limits: .moderate))
+        try store.close()
+        let passphraseOpen = try clock.measure {
+            store = try SQLiteClientStore.open(path: path, secret: .passphrase("a passphrase of ordinary length"))
+        }
         print("""
             StoreBenchmark: \(total) messages in \(conversations) conversations, file \(size / 1_048_576) MiB
               insert (batches of \(batch)): \(Self.milliseconds(insertTime)) ms
@@ -92,6 +98,7 @@ struct StoreBenchmark {
               paging all history, \(pages) pages of 50: \(Self.milliseconds(pagingTime)) ms; RSS \(rssBefore) MiB -> \(rssAfter) MiB
               receive step (insert + markProcessed, fsync): \(Self.milliseconds(stepTime) / Double(steps)) ms each
               Argon2id moderate: \(Self.milliseconds(argon)) ms; interactive: \(Self.milliseconds(argonInteractive)) ms
+              open (passphrase, moderate): \(Self.milliseconds(passphraseOpen)) ms
             """)
         try store.close()
     }

@@ -72,12 +72,12 @@ struct ColumnSeal: Sendable {
         guard sealed.count >= Self.overhead else { throw .corrupted(table: table) }
         let ad = Self.associatedData(table, column, row)
         let n = XChaChaPoly.nonceByteCount
-        // Through an array: `Data.withUnsafeBytes` is ambiguous once a module of the target
-        // (HushTransport) makes Data a ContiguousByteBuffer. The sealed bytes are not secret.
-        let bytes = [UInt8](sealed)
-        guard let result = try? XChaChaPoly.decrypt(bytes[n...], key: key, nonce: bytes[..<n], associatedData: ad) else {
-            throw .corrupted(table: table)
+        let result: [UInt8]? = [UInt8](sealed).withUnsafeBytes { (raw: UnsafeRawBufferPointer) -> [UInt8]? in
+            let nonce = UnsafeRawBufferPointer(rebasing: raw[..<n])
+            let body = UnsafeRawBufferPointer(rebasing: raw[n...])
+            return try? XChaChaPoly.decrypt(body, key: key, nonce: nonce, associatedData: ad)
         }
+        guard let result else { throw .corrupted(table: table) }
         return result
     }
 

@@ -106,9 +106,9 @@ public final class SQLiteClientStore: ClientStore, @unchecked Sendable {
                 guard let row = try Row.fetchOne(
                     db, sql: "SELECT method, salt, operations, memory_bytes, wrapped_key, digest FROM store_keys WHERE id = 1")
                 else { throw ClientStoreError.corrupted(table: "store_keys") }
-                guard let method = row[0] as String?, let salt = row[1] as Data?, let operations = row[2] as Int?,
-                      let memory = row[3] as Int?, let wrapped = row[4] as Data?, let digest = row[5] as Data?
-                else { throw ClientStoreError.corrupted(table: "store_keys") }
+                let c = Columns(row, "store_keys")
+                let method: String = try c[0], salt: Data = try c[1], operations: Int = try c[2]
+                let memory: Int = try c[3], wrapped: Data = try c[4], digest: Data = try c[5]
                 return KeyWrap(method: method, salt: [UInt8](salt), operations: operations, memoryBytes: memory,
                                wrappedKey: [UInt8](wrapped), digest: [UInt8](digest))
             }
@@ -116,9 +116,10 @@ public final class SQLiteClientStore: ClientStore, @unchecked Sendable {
             try ClientStoreSchema.migrator.migrate(queue)
             let seal = ColumnSeal(key: databaseKey, random: random)
             let (identity, registrationID) = try queue.inDatabase { db -> (IdentityKeyPair, UInt32) in
-                guard let row = try Row.fetchOne(db, sql: "SELECT identity_key_pair, registration_id FROM device WHERE id = 1"),
-                      let pair = row[0] as Data?, let registration = row[1] as Data?
+                guard let row = try Row.fetchOne(db, sql: "SELECT identity_key_pair, registration_id FROM device WHERE id = 1")
                 else { throw ClientStoreError.corrupted(table: "device") }
+                let c = Columns(row, "device")
+                let pair: Data = try c[0], registration: Data = try c[1]
                 let key = ColumnSeal.RowKey(.integer(1))
                 let scalar = try seal.openSecret(pair, "device", "identity_key_pair", key)
                 let registrationBytes = try seal.open(registration, "device", "registration_id", key)
@@ -175,6 +176,7 @@ public final class SQLiteClientStore: ClientStore, @unchecked Sendable {
 
     static func map(_ error: any Error) -> ClientStoreError {
         if let e = error as? ClientStoreError { return e }
+        if error is RowDecodingError { return .corrupted(table: "sqlite") }
         if let e = error as? DatabaseError {
             switch e.resultCode.primaryResultCode {
             case .SQLITE_NOTADB: return .notAHushStore
@@ -212,6 +214,8 @@ public final class SQLiteClientStore: ClientStore, @unchecked Sendable {
             }
         } catch let error as DatabaseError {
             throw Self.map(error)
+        } catch let error as RowDecodingError {
+            throw Self.map(error)
         }
     }
 
@@ -222,6 +226,8 @@ public final class SQLiteClientStore: ClientStore, @unchecked Sendable {
             if let db = TransactionFrame.current(for: owner) { return try body(db) }
             return try queue.inDatabase { db in try TransactionFrame.with(owner, db) { try body(db) } }
         } catch let error as DatabaseError {
+            throw Self.map(error)
+        } catch let error as RowDecodingError {
             throw Self.map(error)
         }
     }
@@ -338,7 +344,8 @@ public final class SQLiteClientStore: ClientStore, @unchecked Sendable {
     public func signedPreKeys() throws -> [SignedPreKeyRecord] {
         try read { db in
             try Row.fetchAll(db.cachedStatement(sql: "SELECT id, record FROM signed_prekeys ORDER BY id")).map { row in
-                try decodeSignedPreKey(row[0], row[1])
+                let c = Columns(row, "signed_prekeys")
+                return try decodeSignedPreKey(try c[0], try c[1])
             }
         }
     }
@@ -471,17 +478,18 @@ public final class SQLiteClientStore: ClientStore, @unchecked Sendable {
 
     /// A message from `messageColumns`, starting at column `o`.
     private func decodeMessage(_ row: Row, at o: Int = 0) throws -> StoredMessage {
-        let id = MessageID(account: row[o + 1], device: UInt32(truncatingIfNeeded: row[o + 2] as Int64),
-                           clientMessageID: UInt64(bitPattern: row[o + 3] as Int64))
-        let conversation: String = row[o + 4]
-        guard let direction = MessageDirection(rawValue: row[o + 5]), let state = TickState(rawValue: row[o + 8]) else {
+        let c = Columns(row, "messages")
+        let id = MessageID(account: try c[o + 1], device: UInt32(truncatingIfNeeded: try c[o + 2] as Int64),
+                           clientMessageID: UInt64(bitPattern: try c[o + 3] as Int64))
+        let conversation: String = try c[o + 4]
+        guard let direction = MessageDirection(rawValue: try c[o + 5]), let state = TickState(rawValue: try c[o + 8]) else {
             throw ClientStoreError.corrupted(table: "messages")
         }
-        let sentAt = UInt64(bitPattern: row[o + 6] as Int64)
-        let body = try seal.open(row[o + 9], "messages", "body", Self.bodyKey(id, conversation, direction, sentAt))
+        let sentAt = UInt64(bitPattern: try c[o + 6] as Int64)
+        let body = try seal.open(try c[o + 9], "messages", "body", Self.bodyKey(id, conversation, direction, sentAt))
         guard let text = String(validating: body, as: UTF8.self) else { throw ClientStoreError.corrupted(table: "messages") }
         return StoredMessage(id: id, conversation: conversation, direction: direction, body: text, sentAt: sentAt,
-                             serverTime: UInt64(bitPattern: row[o + 7] as Int64), state: state, sequence: row[o + 0])
+                             serverTime: UInt64(bitPattern: try c[o + 7] as Int64), state: state, sequence: try c[o + 0])
     }
 
     public func insertMessage(_ message: StoredMessage) throws -> StoredMessage? {
@@ -529,19 +537,20 @@ public final class SQLiteClientStore: ClientStore, @unchecked Sendable {
                     """),
                 arguments: [id.account, Int64(id.device), Int64(bitPattern: id.clientMessageID)])
             else { return false }
-            let sequence: Int64 = row[0]
-            guard let current = TickState(rawValue: row[1]), let direction = MessageDirection(rawValue: row[3]) else {
+            let c = Columns(row, "messages")
+            let sequence: Int64 = try c[0]
+            guard let current = TickState(rawValue: try c[1]), let direction = MessageDirection(rawValue: try c[3]) else {
                 throw ClientStoreError.corrupted(table: "messages")
             }
             let changed = state > current
-            let newServerTime: Int64 = row[2]
+            let newServerTime: Int64 = try c[2]
             let setTime = newServerTime == 0 && (serverTime ?? 0) != 0
             guard changed || setTime else { return false }
             try db.cachedStatement(sql: "UPDATE messages SET state = ?, server_time = ? WHERE sequence = ?").execute(arguments: [
                 max(state, current).rawValue, setTime ? Int64(bitPattern: serverTime!) : newServerTime, sequence,
             ])
             if changed, direction == .incoming, current < .read, state == .read {
-                try db.cachedStatement(sql: "UPDATE conversations SET unread = unread - 1 WHERE account = ?").execute(arguments: [row[4] as String])
+                try db.cachedStatement(sql: "UPDATE conversations SET unread = unread - 1 WHERE account = ?").execute(arguments: [try c[4] as String])
             }
             return changed
         }
@@ -575,7 +584,7 @@ public final class SQLiteClientStore: ClientStore, @unchecked Sendable {
                 ORDER BY c.last_sequence DESC
                 """)).map { row in
                 let message = try decodeMessage(row, at: 1)
-                return ConversationSummary(account: message.conversation, lastMessage: message, unread: row[0])
+                return ConversationSummary(account: message.conversation, lastMessage: message, unread: try Columns(row, "conversations")[0])
             }
         }
     }
@@ -636,20 +645,21 @@ public final class SQLiteClientStore: ClientStore, @unchecked Sendable {
                 SELECT sequence, client_message_id, account, devices, payload, message_account, message_device, message_client_id, created_at
                 FROM outbox ORDER BY sequence
                 """)).map { row in
-                let clientMessageID = UInt64(bitPattern: row[1] as Int64)
-                let account: String = row[2]
-                let devices: Data = row[3]
+                let c = Columns(row, "outbox")
+                let clientMessageID = UInt64(bitPattern: try c[1] as Int64)
+                let account: String = try c[2]
+                let devices: Data = try c[3]
                 guard devices.count % 4 == 0 else { throw ClientStoreError.corrupted(table: "outbox") }
-                let payload = try seal.open(row[4], "outbox", "payload", Self.payloadKey(clientMessageID, account, devices))
+                let payload = try seal.open(try c[4], "outbox", "payload", Self.payloadKey(clientMessageID, account, devices))
                 let deviceList = stride(from: 0, to: devices.count, by: 4).map { i in
                     devices[devices.startIndex + i..<devices.startIndex + i + 4].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
                 }
                 var message: MessageID?
-                if let a = row[5] as String?, let d = row[6] as Int64?, let c = row[7] as Int64? {
-                    message = MessageID(account: a, device: UInt32(truncatingIfNeeded: d), clientMessageID: UInt64(bitPattern: c))
+                if let a = try c[5] as String?, let d = try c[6] as Int64?, let m = try c[7] as Int64? {
+                    message = MessageID(account: a, device: UInt32(truncatingIfNeeded: d), clientMessageID: UInt64(bitPattern: m))
                 }
                 return OutboxItem(clientMessageID: clientMessageID, account: account, devices: deviceList, payload: payload,
-                                  message: message, createdAt: UInt64(bitPattern: row[8] as Int64), sequence: row[0])
+                                  message: message, createdAt: UInt64(bitPattern: try c[8] as Int64), sequence: try c[0])
             }
         }
     }
@@ -657,6 +667,22 @@ public final class SQLiteClientStore: ClientStore, @unchecked Sendable {
     public func removeFromOutbox(clientMessageID: UInt64) throws {
         try step { db in
             try db.cachedStatement(sql: "DELETE FROM outbox WHERE client_message_id = ?").execute(arguments: [Int64(bitPattern: clientMessageID)])
+        }
+    }
+}
+
+/// Typed column access that reports a value of the wrong type (a file edited outside the store)
+/// as `.corrupted(table:)`: GRDB's `row[i]` traps on such a value.
+struct Columns {
+    let row: Row
+    let table: String
+    init(_ row: Row, _ table: String) {
+        self.row = row
+        self.table = table
+    }
+    subscript<T: DatabaseValueConvertible>(_ index: Int) -> T {
+        get throws {
+            do { return try row.decode(T.self, atIndex: index) } catch { throw ClientStoreError.corrupted(table: table) }
         }
     }
 }

@@ -51,6 +51,10 @@ public struct ClientStoreSecret: Sendable, CustomStringConvertible {
 struct KeyWrap {
     static let argon2idMethod = "argon2id"
     static let keyFileMethod = "key-file"
+    /// The most a store may ask of Argon2id (libsodium's `sensitive` memory, 4× its passes):
+    /// the limits are in the clear, so a file edited to demand more is refused, not obeyed.
+    static let maximumOperations = 16
+    static let maximumMemoryBytes = 1 << 30
 
     var method: String
     var salt: [UInt8]
@@ -75,6 +79,7 @@ struct KeyWrap {
         var wrap: KeyWrap
         switch secret.kind {
         case .passphrase(_, let limits):
+            guard limits.operations <= maximumOperations, limits.memoryBytes <= maximumMemoryBytes else { throw .keyDerivationFailed }
             let salt: [UInt8]
             do { salt = try random.secureBytes(count: Argon2id.saltByteCount).bytes } catch { throw .keyDerivationFailed }
             wrap = KeyWrap(method: argon2idMethod, salt: salt, operations: limits.operations, memoryBytes: limits.memoryBytes, wrappedKey: [], digest: [])
@@ -95,6 +100,9 @@ struct KeyWrap {
         switch secret.kind {
         case .passphrase(let passphrase, _):
             guard method == Self.argon2idMethod else { throw .wrongPassphrase }
+            guard operations <= Self.maximumOperations, memoryBytes <= Self.maximumMemoryBytes else {
+                throw .corrupted(table: "store_keys")
+            }
             do {
                 return SymmetricKey(try Argon2id.deriveKey(
                     fromPassword: passphrase, salt: salt, outputByteCount: XChaChaPoly.keyByteCount,

@@ -1,0 +1,141 @@
+import Foundation
+
+/// What the plaintext of a message between two HushClient devices carries (`Docs/client.md`
+/// §Content). The first byte is the content type; the relay never sees it (it is inside the
+/// session encryption and the sealed envelope).
+///
+/// ```
+/// 0x01 text               varint(message id) || varint(sent at, Unix ms) || UTF-8 text
+/// 0x02 delivery receipt   varint(n) || n × varint(message id)        1 ≤ n ≤ 256
+/// 0x03 read receipt       varint(n) || n × varint(message id)        1 ≤ n ≤ 256
+/// 0x04 typing             state (0x00 stopped, 0x01 started) || varint(sent at, Unix ms)
+/// ```
+/// Varints are unsigned LEB128, at most 10 bytes, canonical (no trailing 0x80 groups).
+/// Message ids are the sender's client message ids (``MessageID/clientMessageID``); a receipt
+/// names messages of the device it is sent to.
+public enum MessageContent: Sendable, Equatable {
+    /// A text message.
+    case text(id: UInt64, sentAt: UInt64, body: String)
+    /// The receiving device stored these messages.
+    case delivered([UInt64])
+    /// The user read these messages.
+    case read([UInt64])
+    /// Typing started (true) or stopped (false) at `sentAt`.
+    case typing(Bool, sentAt: UInt64)
+
+    /// Content type bytes.
+    public enum Kind: UInt8, Sendable {
+        case text = 0x01, delivered = 0x02, read = 0x03, typing = 0x04
+    }
+
+    /// Ids in one receipt.
+    public static let maxReceiptIDs = 256
+    /// UTF-8 bytes of a text (the relay's 64,000-byte payload limit leaves room for the envelope).
+    public static let maxTextBytes = 60_000
+
+    /// Why bytes are not content.
+    public enum DecodeError: Error, Equatable, Sendable {
+        case empty
+        case unknownType(UInt8)
+        case truncated
+        case badVarint
+        case badCount(Int)
+        case notUTF8
+        case trailingBytes
+        case badTypingState(UInt8)
+    }
+
+    /// The encoding.
+    public var encoded: [UInt8] {
+        var out: [UInt8] = []
+        switch self {
+        case .text(let id, let sentAt, let body):
+            out.append(Kind.text.rawValue)
+            Varint.append(id, to: &out)
+            Varint.append(sentAt, to: &out)
+            out += Array(body.utf8)
+        case .delivered(let ids), .read(let ids):
+            out.append(self.kind.rawValue)
+            Varint.append(UInt64(ids.count), to: &out)
+            for id in ids { Varint.append(id, to: &out) }
+        case .typing(let on, let sentAt):
+            out.append(Kind.typing.rawValue)
+            out.append(on ? 1 : 0)
+            Varint.append(sentAt, to: &out)
+        }
+        return out
+    }
+
+    /// The type.
+    public var kind: Kind {
+        switch self {
+        case .text: .text
+        case .delivered: .delivered
+        case .read: .read
+        case .typing: .typing
+        }
+    }
+
+    /// Decodes `bytes`; any input yields content or a ``DecodeError``.
+    public init(decoding bytes: [UInt8]) throws(DecodeError) {
+        guard let first = bytes.first else { throw .empty }
+        guard let kind = Kind(rawValue: first) else { throw .unknownType(first) }
+        var r = Varint.Reader(bytes: bytes, offset: 1)
+        switch kind {
+        case .text:
+            let id = try r.read(), sentAt = try r.read()
+            guard let text = String(validating: bytes[r.offset...], as: UTF8.self) else { throw .notUTF8 }
+            guard bytes.count - r.offset <= Self.maxTextBytes else { throw .badCount(bytes.count - r.offset) }
+            self = .text(id: id, sentAt: sentAt, body: text)
+            return
+        case .delivered, .read:
+            let n = try r.read()
+            guard (1...UInt64(Self.maxReceiptIDs)).contains(n) else { throw .badCount(Int(clamping: n)) }
+            var ids: [UInt64] = []
+            for _ in 0..<n { ids.append(try r.read()) }
+            self = kind == .delivered ? .delivered(ids) : .read(ids)
+        case .typing:
+            guard r.offset < bytes.count else { throw .truncated }
+            let state = bytes[r.offset]
+            r.offset += 1
+            guard state <= 1 else { throw .badTypingState(state) }
+            self = .typing(state == 1, sentAt: try r.read())
+        }
+        guard r.offset == bytes.count else { throw .trailingBytes }
+    }
+}
+
+/// Unsigned LEB128.
+enum Varint {
+    static func append(_ value: UInt64, to out: inout [UInt8]) {
+        var v = value
+        while v >= 0x80 {
+            out.append(UInt8(v & 0x7F) | 0x80)
+            v >>= 7
+        }
+        out.append(UInt8(v))
+    }
+
+    struct Reader {
+        let bytes: [UInt8]
+        var offset: Int
+
+        mutating func read() throws(MessageContent.DecodeError) -> UInt64 {
+            var value: UInt64 = 0
+            var shift: UInt64 = 0
+            for i in 0..<10 {
+                guard offset < bytes.count else { throw .truncated }
+                let b = bytes[offset]
+                offset += 1
+                if i == 9, b > 1 { throw .badVarint }
+                value |= UInt64(b & 0x7F) << shift
+                if b & 0x80 == 0 {
+                    if i > 0, b == 0 { throw .badVarint }  // non-canonical
+                    return value
+                }
+                shift += 7
+            }
+            throw .badVarint
+        }
+    }
+}

@@ -1,0 +1,146 @@
+import Foundation
+import Hush
+import HushTransport
+
+/// The connection manager's state (`Docs/client.md` §Connection).
+public enum ConnectionState: Sendable, Equatable {
+    /// Not started, or stopped.
+    case offline
+    /// Opening a connection (attempt number, from 1).
+    case connecting(attempt: Int)
+    /// Logged in; receiving what was queued while offline (no outbox sends yet).
+    case syncing
+    /// The offline queue is drained (QueueEmpty): live traffic, outbox being sent.
+    case online
+    /// Waiting before the next attempt (after a failure).
+    case waiting(attempt: Int, delay: Duration)
+    /// The relay refused this device for good (e.g. the account name is taken): no more attempts.
+    case failed(RelayErrorCode)
+}
+
+/// Who may see this account's online state and last seen.
+public enum PresenceSetting: Sendable, Equatable {
+    case everyone
+    /// Only these accounts (the allow list uploaded to the relay).
+    case contacts([String])
+    case nobody
+}
+
+/// An account's presence as the relay lets this device see it.
+public struct PresenceInfo: Sendable, Equatable {
+    public var account: String
+    public var online: Bool
+    /// Unix milliseconds; nil when unknown or hidden.
+    public var lastSeen: UInt64?
+    /// The account's privacy setting hides it from us.
+    public var hidden: Bool
+
+    public init(account: String, online: Bool, lastSeen: UInt64?, hidden: Bool) {
+        self.account = account
+        self.online = online
+        self.lastSeen = lastSeen
+        self.hidden = hidden
+    }
+}
+
+/// What a ``HushClient`` reports, in order.
+public enum ClientEvent: Sendable, Equatable {
+    /// The connection state changed.
+    case connection(ConnectionState)
+    /// An incoming message was stored (shown in arrival order per conversation).
+    case message(StoredMessage)
+    /// An outgoing message's ticks advanced.
+    case tick(MessageID, TickState)
+    /// A contact's presence.
+    case presence(PresenceInfo)
+    /// A contact started (until `expiresAt`, Unix ms, unless renewed) or stopped typing.
+    case typing(account: String, isTyping: Bool, expiresAt: UInt64)
+    /// A contact's identity key changed: compare the new safety number; sending to them needs
+    /// ``HushClient/approveIdentity(of:)``.
+    case identityChanged(account: String)
+    /// A message could not be sent and was given up (the relay's reason).
+    case sendFailed(MessageID, RelayErrorCode)
+}
+
+/// Errors of the client API.
+public enum ClientError: Error, Equatable, Sendable {
+    /// The store failed (its message).
+    case store(String)
+    /// A protocol operation failed.
+    case crypto(String)
+    /// Not connected and the operation needs the relay now.
+    case offline
+    /// The relay answered with an error.
+    case relay(RelayErrorCode)
+    /// No answer in time.
+    case timeout
+    /// The contact's identity changed; ``HushClient/approveIdentity(of:)`` first.
+    case identityNotApproved(String)
+    /// The account has no devices with prekeys.
+    case noDevices(String)
+    /// Invalid input (empty or too long text, bad account name).
+    case invalidArgument(String)
+    /// The store holds no device profile (create one with ``HushClient/create(account:deviceID:store:configuration:)``).
+    case notProvisioned
+    /// The relay issued a sender certificate that does not verify.
+    case badSenderCertificate(String)
+}
+
+/// Exponential backoff with jitter: attempt n waits a uniformly random time in
+/// [d/2, d] where d = min(maximum, base · 2^(n-1)).
+public struct Backoff: Sendable {
+    public var base: Duration
+    public var maximum: Duration
+
+    public init(base: Duration = .milliseconds(200), maximum: Duration = .seconds(30)) {
+        self.base = base
+        self.maximum = maximum
+    }
+
+    /// The delay before attempt `attempt` (≥ 1), with `unit` ∈ [0, 1) as the jitter draw.
+    public func delay(attempt: Int, unit: Double) -> Duration {
+        let exp = min(attempt - 1, 30)
+        var d = base * (1 << exp)
+        if d > maximum { d = maximum }
+        let ms = Double(d.components.seconds) * 1_000 + Double(d.components.attoseconds) / 1e15
+        return .milliseconds(Int64(ms / 2 + ms / 2 * unit))
+    }
+}
+
+/// How a ``HushClient`` runs. Every clock, randomness and wait is injectable.
+public struct ClientConfiguration: Sendable {
+    /// The relay.
+    public var endpoint: RelayEndpoint
+    /// The relay trust root this client pins (relay certificates and sender certificates).
+    public var trustRoot: Curve25519.KeyAgreement.PublicKey
+    /// The suite of new sessions.
+    public var suite: CipherSuite = .hush1
+    /// Wall clock, Unix milliseconds.
+    public var clock: @Sendable () -> UInt64 = { UInt64(max(0, Date.now.timeIntervalSince1970 * 1_000)) }
+    /// Randomness (keys, jitter).
+    public var random: any RandomSource = SystemRandom()
+    /// Sleeps (backoff, typing expiry, receipt batching); tests may shorten it.
+    public var sleep: @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) }
+    /// Reconnect backoff.
+    public var backoff = Backoff()
+    /// Ping stanza interval while connected; also when the schedules (prekey rotation,
+    /// certificate renewal) are checked.
+    public var pingInterval: Duration = .seconds(20)
+    /// A request (and the handshake) must be answered within this.
+    public var requestTimeout: Duration = .seconds(10)
+    /// A typing indicator lasts this long unless renewed (ms).
+    public var typingTTL: UInt64 = 6_000
+    /// Rotate the signed prekey after this long (ms): 2 days.
+    public var signedPreKeyRotation: UInt64 = 2 * 86_400_000
+    /// Keep rotated signed prekeys this long (ms): 30 days.
+    public var signedPreKeyRetention: UInt64 = 30 * 86_400_000
+    /// Renew the sender certificate when it has less than this left (ms): 1 day.
+    public var certificateRenewal: UInt64 = 86_400_000
+    /// One-time prekeys generated at setup and per replenishment.
+    public var preKeyBatch = 100
+
+    public init(endpoint: RelayEndpoint, trustRoot: Curve25519.KeyAgreement.PublicKey) {
+        self.endpoint = endpoint
+        self.trustRoot = trustRoot
+    }
+}

@@ -1,0 +1,177 @@
+import Foundation
+import Hush
+import HushClient
+import HushRelay
+import HushTransport
+import Logging
+import Synchronization
+
+/// A settable clock (Unix milliseconds) shared by the relay and the clients of a test.
+final class TestClock: Sendable {
+    private let value: Atomic<UInt64>
+    init(_ ms: UInt64 = 1_800_000_000_000) { value = Atomic(ms) }
+    var now: UInt64 { value.load(ordering: .relaxed) }
+    func advance(by ms: UInt64) { value.add(ms, ordering: .relaxed) }
+}
+
+/// An in-process relay on loopback with SQLite stores in a temporary directory. It can be
+/// stopped and started again on the same port with the same keys and data (a relay restart).
+final class ClientTestRelay: @unchecked Sendable {
+    let clock: TestClock
+    let directory: URL
+    let identity: RelayIdentity
+    private(set) var relay: Relay!
+    private(set) var presenceStore: SQLitePresenceStore!
+    private(set) var port = 0
+    private var task: Task<Void, any Error>?
+    /// Data generation: ``resetData()`` starts over with empty databases (a relay that lost its data).
+    private var generation = 0
+    /// The relay's stanza hook (see `RelayConfiguration.stanzaHook`), read at ``start()``.
+    var hook: (@Sendable (RelayStanza) throws -> Void)?
+
+    var trustRoot: Curve25519.KeyAgreement.PublicKey { identity.trustRoot }
+    var endpoint: RelayEndpoint { RelayEndpoint(host: "127.0.0.1", port: port) }
+
+    init(clock: TestClock = TestClock()) throws {
+        self.clock = clock
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("hush-client-relay-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let root = try Curve25519.KeyAgreement.PrivateKey()
+        let key = try Curve25519.KeyAgreement.PrivateKey()
+        let seconds = clock.now / 1_000
+        let cert = try RelayCertificate.issue(keyID: 1, relayKey: key.publicKey, notBefore: seconds - 86_400,
+                                              notAfter: seconds + 400 * 86_400, trustRoot: root)
+        var identity = try RelayIdentity(staticKey: key, certificate: cert, trustRoot: root.publicKey, now: seconds)
+        let serverKey = try Curve25519.KeyAgreement.PrivateKey()
+        let serverCert = try ServerCertificate.issue(keyID: 1, key: serverKey.publicKey, expiration: clock.now + 400 * 86_400_000,
+                                                     signedBy: root)
+        identity.senderCertificates = try SenderCertificateAuthority(serverKey: serverKey, certificate: serverCert,
+                                                                     trustRoot: root.publicKey)
+        self.identity = identity
+    }
+
+    static func start(clock: TestClock = TestClock()) async throws -> ClientTestRelay {
+        let r = try ClientTestRelay(clock: clock)
+        try await r.start()
+        return r
+    }
+
+    /// Starts (again) on the same port once one was bound.
+    func start() async throws {
+        var config = RelayConfiguration()
+        config.clock = { [clock] in clock.now }
+        config.handshakeTimeout = .seconds(5)
+        config.pingInterval = .zero
+        config.stanzaHook = hook
+        var logger = Logger(label: "client-test-relay")
+        logger.logLevel = ProcessInfo.processInfo.environment["RELAY_TEST_DEBUG"] != nil ? .trace : .critical
+        let store = try SQLiteRelayStore(path: directory.appendingPathComponent("relay-\(generation).sqlite").path)
+        let presence = try SQLitePresenceStore(path: directory.appendingPathComponent("presence-\(generation).sqlite").path)
+        let relay = Relay(store: store, identity: identity, configuration: config, logger: logger, presenceStore: presence)
+        presenceStore = presence
+        self.relay = relay
+        let (ports, continuation) = AsyncStream<Int>.makeStream()
+        let app = RelayServer.application(relay: relay, port: port, logger: logger) { continuation.yield($0) }
+        let group = RelayServer.serviceGroup(application: app, relay: relay, gracefulShutdownSignals: [], logger: logger)
+        task = Task { try await group.run() }
+        var it = ports.makeAsyncIterator()
+        port = await it.next() ?? 0
+    }
+
+    /// Stops the server (connections closed with 1001); data and keys stay.
+    func stop() async {
+        task?.cancel()
+        _ = try? await task?.value
+        task = nil
+    }
+
+    /// Stops, forgets every account, message and prekey (same keys and port), starts again.
+    func resetData() async throws {
+        await stop()
+        generation += 1
+        try await start()
+    }
+
+    func finish() async {
+        await stop()
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    /// A configuration for a client of this relay: test clock, quick backoff.
+    func configuration(suite: CipherSuite = .hush1) -> ClientConfiguration {
+        var c = ClientConfiguration(endpoint: endpoint, trustRoot: trustRoot)
+        c.clock = { [clock] in clock.now }
+        c.suite = suite
+        c.backoff = Backoff(base: .milliseconds(20), maximum: .milliseconds(200))
+        c.pingInterval = .seconds(3_600)
+        c.requestTimeout = .seconds(20)
+        return c
+    }
+}
+
+/// Records a client's events and lets a test wait for one (no timing: it waits for the event).
+actor EventLog {
+    private(set) var all: [ClientEvent] = []
+    private var waiters: [(id: Int, match: @Sendable (ClientEvent) -> Bool, c: CheckedContinuation<ClientEvent, Never>)] = []
+    private var consumed = 0
+    private var nextID = 0
+    private var task: Task<Void, Never>?
+
+    init(_ client: HushClient) {
+        let events = client.events
+        Task { await self.run(events) }
+    }
+
+    private func run(_ events: AsyncStream<ClientEvent>) async {
+        for await e in events { record(e) }
+    }
+
+    private func record(_ e: ClientEvent) {
+        all.append(e)
+        var still: [(id: Int, match: @Sendable (ClientEvent) -> Bool, c: CheckedContinuation<ClientEvent, Never>)] = []
+        for w in waiters {
+            if w.match(e) { w.c.resume(returning: e) } else { still.append(w) }
+        }
+        waiters = still
+    }
+
+    /// What a wait returns when the test's time limit cancels it (no test waits for this).
+    static let cancelled = ClientEvent.connection(.failed(.unspecified))
+
+    /// The first event (ever recorded) that matches.
+    func first(where match: @escaping @Sendable (ClientEvent) -> Bool) async -> ClientEvent {
+        await next(after: 0, where: match)
+    }
+
+    /// Waits until an event matches, counting only events after `index` (see ``mark()``).
+    /// Cancellation (the suite's time limit) ends the wait with ``cancelled``.
+    func next(after index: Int, where match: @escaping @Sendable (ClientEvent) -> Bool) async -> ClientEvent {
+        if let e = all.dropFirst(index).first(where: match) { return e }
+        nextID += 1
+        let id = nextID
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { c in
+                if Task.isCancelled { c.resume(returning: Self.cancelled); return }
+                waiters.append((id, match, c))
+            }
+        } onCancel: {
+            Task { await self.cancelWaiter(id) }
+        }
+    }
+
+    private func cancelWaiter(_ id: Int) {
+        guard let i = waiters.firstIndex(where: { $0.id == id }) else { return }
+        waiters.remove(at: i).c.resume(returning: Self.cancelled)
+    }
+
+    /// The number of events so far.
+    func mark() -> Int { all.count }
+
+    func messages(from account: String) -> [StoredMessage] {
+        all.compactMap { if case .message(let m) = $0, m.conversation == account { m } else { nil } }
+    }
+
+    func ticks(_ id: MessageID) -> [TickState] {
+        all.compactMap { if case .tick(let m, let t) = $0, m == id { t } else { nil } }
+    }
+}
