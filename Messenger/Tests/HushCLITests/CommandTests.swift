@@ -20,6 +20,71 @@ import Testing
         #expect(demoFolders() == before)
     }
 
+    /// The one-shot commands: send (✓), inbox (fetches, unread count), contacts, verify (the same
+    /// safety number on both sides), a passphrase store, a wrong passphrase refused.
+    @Test func sendInboxContactsVerify() async throws {
+        try #require(FileManager.default.fileExists(atPath: Binaries.hush.path),
+                     "build it first: swift build --package-path Messenger --product hush")
+        try #require(FileManager.default.fileExists(atPath: Binaries.relay.path),
+                     "build it first: swift build --package-path Messenger --product hush-relay")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("hush-cmd-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let relay = try RelayChild(dataDir: dir.appendingPathComponent("relay"))
+        defer {
+            relay.stop()
+            try? FileManager.default.removeItem(at: dir)
+        }
+        try await relay.ready()
+        let url = "ws://127.0.0.1:\(relay.port)"
+        let alice = ["--home", dir.appendingPathComponent("alice").path]
+        let bob = ["--home", dir.appendingPathComponent("bob").path]
+        var env = ProcessInfo.processInfo.environment
+        env["NO_COLOR"] = "1"
+        var bobEnv = env
+        bobEnv["HUSH_PASSPHRASE"] = "bob's passphrase"
+        func hush(_ args: [String], _ environment: [String: String]) async throws -> Finished {
+            try await run(Binaries.hush, args, environment: environment, timeout: .seconds(60))
+        }
+
+        let a = try await hush(["init", "--relay", url, "--name", "alice", "--key-file", dir.appendingPathComponent("a.key").path] + alice, env)
+        #expect(a.status == 0, "\(a.stdout)\(a.stderr)")
+        let b = try await hush(["init", "--relay", url, "--name", "bob", "--kdf", "interactive"] + bob, bobEnv)
+        #expect(b.status == 0, "\(b.stdout)\(b.stderr)")
+
+        let sent = try await hush(["send", "bob", "Hi Bob, from the command line"] + alice, env)
+        #expect(sent.status == 0, "\(sent.stdout)\(sent.stderr)")
+        #expect(sent.stdout.hasPrefix("✓ to bob: Hi Bob, from the command line"))
+
+        var wrong = bobEnv
+        wrong["HUSH_PASSPHRASE"] = "not bob's"
+        let refused = try await hush(["inbox"] + bob, wrong)
+        #expect(refused.status == 1)
+        #expect(refused.stderr == "hush: wrong passphrase (or key file) for this store\n")
+
+        let inbox = try await hush(["inbox"] + bob, bobEnv)
+        #expect(inbox.status == 0, "\(inbox.stdout)\(inbox.stderr)")
+        #expect(inbox.stdout.hasPrefix("alice (1 unread)\n"))
+        #expect(inbox.stdout.contains(" alice: Hi Bob, from the command line\n"))
+
+        let contacts = try await hush(["contacts"] + bob, bobEnv)
+        #expect(contacts.stdout == "alice  1 unread\n", "\(contacts.stderr)")
+
+        let va = try await hush(["verify", "bob"] + alice, env)
+        let vb = try await hush(["verify", "alice"] + bob, bobEnv)
+        #expect(va.status == 0 && vb.status == 0, "\(va.stderr)\(vb.stderr)")
+        let number = { (s: String) in s.split(separator: "\n").dropFirst().first.map { String($0).trimmingCharacters(in: .whitespaces) } }
+        #expect(number(va.stdout) != nil && number(va.stdout) == number(vb.stdout))
+        #expect(number(va.stdout)?.count == 71)
+
+        // alice's inbox now shows ✓✓ for her message (bob's inbox fetched it).
+        let aliceInbox = try await hush(["inbox"] + alice, env)
+        #expect(aliceInbox.stdout.contains("you: Hi Bob, from the command line ✓✓"), "\(aliceInbox.stdout)\(aliceInbox.stderr)")
+
+        let again = try await hush(["init", "--relay", url, "--name", "alice"] + alice, env)
+        #expect(again.status == 1)
+        #expect(again.stderr.contains("already holds a Hush account"))
+    }
+
     /// Two terminals: alice and bob each run `hush chat` in a tmux session; what one types shows
     /// in the other, and the sender's screen shows ✓✓ then read (blue ✓✓ in colour, "✓✓ read"
     /// with --plain); "typing…" shows while the other types.
@@ -32,12 +97,13 @@ import Testing
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("hush-tmux-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let socket = dir.appendingPathComponent("tmux.sock").path
-        let relay = try RelayChild(dataDir: dir.appendingPathComponent("relay"))
+        let relays = Relays(try RelayChild(dataDir: dir.appendingPathComponent("relay")))
         do {
-            try await chatSteps(tmux: tmux, socket: socket, dir: dir, relay: relay)
+            try await chatSteps(tmux: tmux, socket: socket, dir: dir, relays: relays)
         } catch {
             Issue.record("the chat steps stopped: \(error)")
         }
+        let relay = relays.current
         // The chats end with the tmux server, the relay on SIGTERM.
         // The pane processes get SIGTERM by pid as well: under the test runner a pane could
         // outlive kill-server.
@@ -51,7 +117,14 @@ import Testing
         try? FileManager.default.removeItem(at: dir)
     }
 
-    func chatSteps(tmux: URL, socket: String, dir: URL, relay: RelayChild) async throws {
+    /// The relay process of the moment (the test restarts it).
+    final class Relays: @unchecked Sendable {
+        var current: RelayChild
+        init(_ r: RelayChild) { current = r }
+    }
+
+    func chatSteps(tmux: URL, socket: String, dir: URL, relays: Relays) async throws {
+        let relay = relays.current
         try await relay.ready()
         let url = "ws://127.0.0.1:\(relay.port)"
 
@@ -113,6 +186,19 @@ import Testing
         try await waitFor("alice", "bob: Hi alice")
         try await waitFor("bob", "you: Hi alice ✓✓ read")
         try await waitFor("alice", "bob: online")
+
+        // The relay restarts (SIGTERM, then the same data on the same port): both chats say so,
+        // reconnect by themselves and carry on.
+        relay.stop()
+        try await waitFor("alice", "relay offline")
+        relays.current = try RelayChild(dataDir: dir.appendingPathComponent("relay"), port: relay.port)
+        try await relays.current.ready()
+        try await waitFor("alice", "relay online")
+        try await waitFor("bob", "relay online")
+        _ = try await tmuxRun(["send-keys", "-t", "alice", "-l", "Still there after the restart?"])
+        _ = try await tmuxRun(["send-keys", "-t", "alice", "Enter"])
+        try await waitFor("bob", "alice: Still there after the restart?")
+        try await waitFor("alice", "you: Still there after the restart? \u{1B}[34m✓✓", escapes: true)
 
         // Ctrl-C leaves the chat cleanly (the session ends with the process).
         _ = try await tmuxRun(["send-keys", "-t", "bob", "C-c"])

@@ -90,9 +90,10 @@ final class RelayChild: @unchecked Sendable {
     let output = Output()
     private(set) var port = 0
 
-    init(dataDir: URL) throws {
+    /// Serves `dataDir` on `port` (0: a free one).
+    init(dataDir: URL, port: Int = 0) throws {
         process.executableURL = Binaries.relay
-        process.arguments = ["serve", "--port", "0", "--data-dir", dataDir.path, "--log-level", "error"]
+        process.arguments = ["serve", "--port", String(port), "--data-dir", dataDir.path, "--log-level", "error"]
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = FileHandle.nullDevice
