@@ -125,7 +125,7 @@ struct Send: AsyncParsableCommand {
                 await account.close()
             } catch {
                 await account.close()
-                throw Account.describe(error)
+                throw Account.describe(error, recipient: name)
             }
         }
     }

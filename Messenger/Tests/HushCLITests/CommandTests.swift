@@ -55,6 +55,10 @@ import Testing
         #expect(sent.status == 0, "\(sent.stdout)\(sent.stderr)")
         #expect(sent.stdout.hasPrefix("✓ to bob: Hi Bob, from the command line"))
 
+        let nobody = try await hush(["send", "nobody", "hello?"] + alice, env)
+        #expect(nobody.status == 1)
+        #expect(nobody.stderr == "hush: there is no account named nobody on this relay\n")
+
         var wrong = bobEnv
         wrong["HUSH_PASSPHRASE"] = "not bob's"
         let refused = try await hush(["inbox"] + bob, wrong)

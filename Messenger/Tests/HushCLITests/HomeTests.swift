@@ -91,6 +91,17 @@ import Testing
         #expect(throws: CLIError.keyFileSize(31)) { try SecretMaterial.load(.keyFile(key)) }
     }
 
+    @Test func aPassphraseFileMayBeAPipe() throws {
+        // As `--passphrase-file <(echo …)` gives it: /dev/fd/N, no size to stat.
+        let pipe = Pipe()
+        pipe.fileHandleForWriting.write(Data("from a pipe\n".utf8))
+        try pipe.fileHandleForWriting.close()
+        guard case .passphrase(let p) = try SecretMaterial.load(.passphraseFile("/dev/fd/\(pipe.fileHandleForReading.fileDescriptor)")) else {
+            Issue.record("not a passphrase"); return
+        }
+        #expect(p == SecureBytes(copying: Array("from a pipe".utf8)))
+    }
+
     @Test func secretsNeverPrint() throws {
         #expect(!"\(SecretMaterial.passphrase(SecureBytes(copying: Array("hunter2".utf8))))".contains("hunter2"))
     }

@@ -95,9 +95,11 @@ public final class Account: @unchecked Sendable {
         return try open(home: home, secret: try SecretMaterial.load(choice, environment: environment))
     }
 
-    /// A sentence for an engine or store error.
-    public static func describe(_ error: any Error) -> CLIError {
+    /// A sentence for an engine or store error (`recipient`: the account a send was for).
+    public static func describe(_ error: any Error, recipient: String? = nil) -> CLIError {
         switch error {
+        case ClientError.relay(.unknownAccount) where recipient != nil:
+            return .failed("there is no account named \(recipient ?? "") on this relay")
         case let e as CLIError: return e
         case ClientStoreError.wrongPassphrase: return .failed("wrong passphrase (or key file) for this store")
         case ClientStoreError.corrupted(let table): return .failed("the store is damaged (table \(table)): it was changed outside hush")

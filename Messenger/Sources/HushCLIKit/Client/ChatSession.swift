@@ -86,7 +86,7 @@ public actor ChatSession {
                 if let m = try? account.store.message(id) { screen.upsert(m) }
                 screen.notice = nil
             } catch {
-                screen.notice = "not sent: " + Account.describe(error).description
+                screen.notice = "not sent: " + Account.describe(error, recipient: peer).description
             }
             redraw()
         }

@@ -66,13 +66,30 @@ public enum SecretMaterial: Sendable {
         return bytes.slice(0..<length)
     }
 
+    /// Longest passphrase file read (bytes).
+    static let maxFileBytes = 4_096
+
+    /// Reads a small file straight into wiped memory (plain `read`, so pipes such as
+    /// `<(echo …)` work too).
     static func readFile(_ path: String) throws(CLIError) -> SecureBytes {
-        guard var data = FileManager.default.contents(atPath: (path as NSString).expandingTildeInPath) else { throw .unreadable(path) }
-        defer { data.resetBytes(in: 0..<data.count) }
-        let count = data.count
-        return SecureBytes(count: count) { (out: UnsafeMutableRawBufferPointer) in
-            if count > 0 { _ = data.copyBytes(to: out.bindMemory(to: UInt8.self)) }
+        let expanded = (path as NSString).expandingTildeInPath
+        var length = 0
+        var failed = false
+        let buffer = SecureBytes(count: maxFileBytes + 1) { (out: UnsafeMutableRawBufferPointer) in
+            let fd = open(expanded, O_RDONLY)
+            guard fd >= 0, let base = out.baseAddress else { failed = true; return }
+            defer { close(fd) }
+            while length < out.count {
+                let n = read(fd, base + length, out.count - length)
+                if n < 0 && errno == EINTR { continue }
+                if n < 0 { failed = true; return }
+                if n == 0 { break }
+                length += n
+            }
         }
+        guard !failed else { throw .unreadable(path) }
+        guard length <= maxFileBytes else { throw .failed("\(path) is longer than \(maxFileBytes) bytes") }
+        return buffer.slice(0..<length)
     }
 
     static func ask(_ prompt: String) throws(CLIError) -> SecureBytes {
