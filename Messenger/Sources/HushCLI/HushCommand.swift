@@ -16,7 +16,7 @@ struct HushCommand: AsyncParsableCommand {
             or asked on the terminal) or a 32-byte key file (--key-file). Start with `hush demo`, or \
             `hush init`, then `hush chat NAME`.
             """,
-        subcommands: [Init.self, Send.self, Inbox.self, Contacts.self, Verify.self, Chat.self, Demo.self]
+        subcommands: [Init.self, Send.self, Inbox.self, Contacts.self, Verify.self, Chat.self, Settings.self, Demo.self]
     )
 }
 
@@ -244,6 +244,52 @@ struct Chat: AsyncParsableCommand {
                 throw Account.describe(error)
             }
             await account.close()
+        }
+    }
+}
+
+struct Settings: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Privacy: read receipts on or off, who sees online / last seen.",
+        discussion: """
+            With read receipts off, others never see blue ✓✓ for messages you read (delivery ✓✓ still \
+            goes). Presence: everyone, nobody, or contacts:NAME,NAME (only those). Stored in the store and \
+            sent to the relay on every connection. Without options, prints the current read-receipt setting.
+            """
+    )
+    @OptionGroup var options: HomeOptions
+    @Option(help: "on or off.") var readReceipts: String?
+    @Option(help: "everyone, nobody, or contacts:NAME,NAME.") var presence: String?
+
+    func run() async throws {
+        try await runReporting {
+            let account = try options.open()
+            do {
+                let client = account.client
+                if let readReceipts {
+                    guard ["on", "off"].contains(readReceipts) else { throw ValidationError("--read-receipts: on or off") }
+                    try await client.setReadReceipts(readReceipts == "on")
+                }
+                if let presence {
+                    let setting: PresenceSetting
+                    switch presence {
+                    case "everyone": setting = .everyone
+                    case "nobody": setting = .nobody
+                    case let p where p.hasPrefix("contacts:"):
+                        setting = .contacts(p.dropFirst("contacts:".count).split(separator: ",").map(String.init))
+                    default: throw ValidationError("--presence: everyone, nobody or contacts:NAME,NAME")
+                    }
+                    try await client.setPresence(setting)
+                }
+                say("read receipts: \(await client.readReceiptsEnabled ? "on" : "off")")
+                await account.close()
+            } catch let e as ValidationError {
+                await account.close()
+                throw e
+            } catch {
+                await account.close()
+                throw Account.describe(error)
+            }
         }
     }
 }

@@ -84,6 +84,11 @@ import Testing
         let aliceInbox = try await hush(["inbox"] + alice, env)
         #expect(aliceInbox.stdout.contains("you: Hi Bob, from the command line ✓✓"), "\(aliceInbox.stdout)\(aliceInbox.stderr)")
 
+        let settings = try await hush(["settings", "--read-receipts", "off", "--presence", "contacts:alice"] + bob, bobEnv)
+        #expect(settings.status == 0, "\(settings.stderr)")
+        #expect(settings.stdout == "read receipts: off\n")
+        #expect(try await hush(["settings"] + bob, bobEnv).stdout == "read receipts: off\n")
+
         let again = try await hush(["init", "--relay", url, "--name", "alice"] + alice, env)
         #expect(again.status == 1)
         #expect(again.stderr.contains("already holds a Hush account"))
