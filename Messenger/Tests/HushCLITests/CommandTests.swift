@@ -200,10 +200,15 @@ import Testing
         // reconnect by themselves and carry on.
         relay.stop()
         try await waitFor("alice", "relay offline")
+        // Typed while the relay is down: pending (…) in the outbox.
+        _ = try await tmuxRun(["send-keys", "-t", "alice", "-l", "Typed while the relay was down"])
+        _ = try await tmuxRun(["send-keys", "-t", "alice", "Enter"])
+        try await waitFor("alice", "you: Typed while the relay was down …")
         relays.current = try RelayChild(dataDir: dir.appendingPathComponent("relay"), port: relay.port)
         try await relays.current.ready()
         try await waitFor("alice", "relay online")
         try await waitFor("bob", "relay online")
+        try await waitFor("bob", "alice: Typed while the relay was down")
         _ = try await tmuxRun(["send-keys", "-t", "alice", "-l", "Still there after the restart?"])
         _ = try await tmuxRun(["send-keys", "-t", "alice", "Enter"])
         try await waitFor("bob", "alice: Still there after the restart?")
