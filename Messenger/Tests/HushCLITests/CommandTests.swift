@@ -92,6 +92,15 @@ import Testing
         let again = try await hush(["init", "--relay", url, "--name", "alice"] + alice, env)
         #expect(again.status == 1)
         #expect(again.stderr.contains("already holds a Hush account"))
+
+        // A name someone else registered: refused, and the new home is left empty (init can be retried).
+        let other = dir.appendingPathComponent("other")
+        let taken = try await hush(["init", "--relay", url, "--name", "alice", "--home", other.path,
+                                    "--key-file", dir.appendingPathComponent("o.key").path], env)
+        #expect(taken.status == 1)
+        #expect(taken.stderr == "hush: relay: the name alice is taken on this relay\n")
+        #expect(!FileManager.default.fileExists(atPath: other.appendingPathComponent("config.json").path))
+        #expect(!FileManager.default.fileExists(atPath: other.appendingPathComponent("store.sqlite").path))
     }
 
     /// Two terminals: alice and bob each run `hush chat` in a tmux session; what one types shows

@@ -120,11 +120,12 @@ public final class Account: @unchecked Sendable {
     /// queue drained, prekeys and sender certificate in place).
     public func connect(timeout: Duration = .seconds(15)) async throws(CLIError) {
         await client.start()
-        let client = self.client
+        let client = self.client, name = config.account
         do {
             try await waitUntil("the relay at \(config.relay)", timeout: timeout) {
                 switch await client.connectionState {
                 case .online: return true
+                case .failed(.accountTaken): throw CLIError.relay("the name \(name) is taken on this relay")
                 case .failed(let code): throw CLIError.relay("refused this device: \(code)")
                 default: return false
                 }
