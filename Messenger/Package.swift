@@ -16,6 +16,9 @@
 //                   over LISTEN/NOTIFY; only hush-relay and the tests depend on it, so a consumer
 //                   of the HushRelay library never compiles postgres-nio
 //   hush-relay      the executable: serve, keygen
+//   HushCLIKit      the `hush` command's parts: home folder, secrets, the chat screen, the demo
+//   hush            the messenger command (target HushCLI): init, send, inbox, contacts, verify,
+//                   chat, demo (README "Try it")
 import PackageDescription
 
 let package = Package(
@@ -28,6 +31,7 @@ let package = Package(
         .library(name: "RelayStoreConformance", targets: ["RelayStoreConformance"]),
         .library(name: "HushClient", targets: ["HushClient"]),
         .executable(name: "hush-relay", targets: ["hush-relay"]),
+        .executable(name: "hush", targets: ["HushCLI"]),
     ],
     dependencies: [
         // The root package. Its name must be given: a path dependency otherwise takes the
@@ -111,6 +115,30 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // The `hush` command's logic, testable without a terminal: the home folder and its
+        // secret, message lines with their ticks, the chat screen, the demo (its embedded relay is
+        // why this depends on HushRelay; nothing else here does).
+        .target(
+            name: "HushCLIKit",
+            dependencies: [
+                "HushClient",
+                "HushRelay",
+                "HushTransport",
+                .product(name: "Hush", package: "Hush"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // `hush` (the executable's target has another name than the library `Hush`: one folder on
+        // a case-insensitive file system otherwise).
+        .executableTarget(
+            name: "HushCLI",
+            dependencies: [
+                "HushCLIKit",
+                "HushClient",
+                .product(name: "Hush", package: "Hush"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
         // The load generator (Docs/relay.md); not a product, never built by consumers.
         .executableTarget(
             name: "hush-load",
@@ -133,6 +161,10 @@ let package = Package(
         .testTarget(
             name: "HushClientTests",
             dependencies: ["HushClient", "HushRelay", "HushTransport", .product(name: "Hush", package: "Hush")]
+        ),
+        .testTarget(
+            name: "HushCLITests",
+            dependencies: ["HushCLIKit", "HushClient", .product(name: "Hush", package: "Hush")]
         ),
         .testTarget(
             name: "HushRelayTests",

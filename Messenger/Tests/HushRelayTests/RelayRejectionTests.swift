@@ -85,6 +85,10 @@ import Testing
         guard case .binary = await replay.next() else { Issue.record("no handshake reply"); return }
         guard case .binary = await replay.next() else { Issue.record("no error stanza"); return }
         #expect(await replay.next() == .closed(4002))
+        // The replay logged nobody in: once the genuine connection's close has been processed
+        // (its client returned before the relay saw it), no device is online. Bounded wait.
+        let deadline = ContinuousClock.now + .seconds(10)
+        while relay.relay.onlineDevices != 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
         #expect(relay.relay.onlineDevices == 0)
         await relay.stop()
     }

@@ -1,4 +1,5 @@
 import Foundation
+import Hush
 import HushTransport
 import Logging
 import NIOCore
@@ -10,7 +11,7 @@ import ServiceLifecycle
 import UnixSignals
 
 /// The network front of a ``Relay``: one HTTP/1.1 port with the WebSocket channel at
-/// `/v1/ws`, `GET /health` and `GET /metrics` (`Docs/spec/relay.md` §2, §12), on SwiftNIO
+/// `/v1/ws`, `GET /health`, `GET /metrics` and `GET /v1/trust-root` (`Docs/spec/relay.md` §2, §12), on SwiftNIO
 /// directly. Each connection is a pipeline of NIO channel handlers on one event loop — HTTP/1
 /// until the upgrade, then NIOWebSocket's frame codec, a fragment aggregator and a
 /// ``RelayConnection`` — with no Swift task per connection (Docs/architecture.md §Messenger).
@@ -166,6 +167,10 @@ final class HTTPEndpointHandler: ChannelInboundHandler, RemovableChannelHandler 
                     handler.write(context, head, .ok, "text/plain; version=0.0.4", body)
                 }
             }
+        case "/v1/trust-root":
+            // The trust root's public key as 64 hex digits and a line end: what a client with no
+            // pinned key may pin on first contact (spec §12; `hush init` without --trust-root).
+            write(context, head, .ok, "text/plain", Hex.encode(relay.identity.trustRoot.rawRepresentation) + "\n")
         default:
             write(context, head, .notFound, "text/plain", "not found\n")
         }

@@ -26,6 +26,9 @@ public final class SQLiteRelayStore: RelayStore, CallbackRelayStore {
     /// Opens (creating if needed) the database at `path`.
     public init(path: String) throws(RelayStoreError) {
         var config = Configuration()
+        // Another connection to the file (a previous instance still closing, e.g. across a
+        // restart in one process) is waited for, up to 5 s, instead of failing at once.
+        config.busyMode = .timeout(5)
         config.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = FULL")
         }

@@ -56,8 +56,29 @@ final class ClientTestRelay: @unchecked Sendable {
         return r
     }
 
-    /// Starts (again) on the same port once one was bound.
+    /// A bind that failed even after retries.
+    struct CannotBind: Error { let port: Int }
+
+    /// Starts (again) on the same port once one was bound. The first start takes a port below
+    /// the kernel's ephemeral range (32768–60999 here), so that no client socket of this or a
+    /// parallel test process can be holding it when the relay restarts; a restart retries the
+    /// bind for a while (the previous listener may still be closing) and throws, never hangs.
     func start() async throws {
+        if port == 0 {
+            for _ in 0..<200 {
+                if try await startOnce(port: Int.random(in: 20_000..<32_000)) { return }
+            }
+            throw CannotBind(port: 0)
+        }
+        for _ in 0..<100 {
+            if try await startOnce(port: port) { return }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw CannotBind(port: port)
+    }
+
+    /// One attempt: `false` when the port could not be bound.
+    private func startOnce(port wanted: Int) async throws -> Bool {
         var config = RelayConfiguration()
         config.clock = { [clock] in clock.now }
         config.handshakeTimeout = .seconds(5)
@@ -71,11 +92,21 @@ final class ClientTestRelay: @unchecked Sendable {
         presenceStore = presence
         self.relay = relay
         let (ports, continuation) = AsyncStream<Int>.makeStream()
-        let app = RelayServer.application(relay: relay, port: port, logger: logger) { continuation.yield($0) }
+        let app = RelayServer.application(relay: relay, port: wanted, logger: logger) { continuation.yield($0) }
         let group = RelayServer.serviceGroup(application: app, relay: relay, gracefulShutdownSignals: [], logger: logger)
-        task = Task { try await group.run() }
+        // A server that fails (the port is taken) ends the stream, so the wait below ends too.
+        let t = Task {
+            defer { continuation.finish() }
+            try await group.run()
+        }
         var it = ports.makeAsyncIterator()
-        port = await it.next() ?? 0
+        guard let bound = await it.next() else {
+            _ = try? await t.value
+            return false
+        }
+        task = t
+        port = bound
+        return true
     }
 
     /// Stops the server (connections closed with 1001); data and keys stay.

@@ -1,0 +1,154 @@
+import Foundation
+import Hush
+import HushClient
+
+/// `hush chat NAME`: the screen, live. Events from the client and keys from the terminal update
+/// a ``ChatScreen``, which is redrawn whole after every change (and every second, for the typing
+/// indicator's expiry and last seen).
+public actor ChatSession {
+    private let account: Account
+    private let peer: String
+    private let style: TerminalStyle
+    private let timeZone: TimeZone
+    private var screen: ChatScreen
+    private var editor = InputEditor()
+    private var typingSentAt: UInt64?
+    private var finished = false
+    /// How often "typing…" is renewed while the draft is not empty (ms); the engine's TTL is 6 s.
+    static let typingRenewal: UInt64 = 3_000
+
+    public init(account: Account, peer: String, style: TerminalStyle, timeZone: TimeZone = .current) {
+        self.account = account
+        self.peer = peer
+        self.style = style
+        self.timeZone = timeZone
+        screen = ChatScreen(me: account.config.account, peer: peer)
+    }
+
+    private var now: UInt64 { account.client.configuration.clock() }
+
+    /// Runs until Ctrl-C, Ctrl-D or `/quit` (or the end of standard input).
+    public func run() async throws {
+        let client = account.client
+        for m in (try? await client.messages(in: peer, limit: ChatScreen.maxMessages)) ?? [] { screen.upsert(m) }
+        let terminal = Terminal()
+        terminal.enterRawMode()
+        defer {
+            terminal.restore()
+            Terminal.write("\r\n")
+        }
+        redraw()
+        await client.start()
+        try? await client.subscribePresence([peer])
+        let events = Task { [client] in
+            for await event in client.events {
+                if await self.handle(event) { break }
+            }
+        }
+        let ticker = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(1))
+                await self.tick()
+            }
+        }
+        for await bytes in Terminal.inputBytes() {
+            for action in editor.feed(bytes) { await perform(action) }
+            if finished { break }
+        }
+        finished = true
+        ticker.cancel()
+        events.cancel()
+        if typingSentAt != nil { _ = await client.setTyping(false, to: peer) }
+        // Whatever was typed goes out before leaving (bounded).
+        try? await account.flush(timeout: .seconds(3))
+    }
+
+    private func perform(_ action: InputEditor.Action) async {
+        let client = account.client
+        switch action {
+        case .quit:
+            finished = true
+        case .edited(let text):
+            screen.input = text
+            if text.isEmpty {
+                if typingSentAt != nil { _ = await client.setTyping(false, to: peer); typingSentAt = nil }
+            } else if typingSentAt == nil {
+                typingSentAt = now
+                _ = await client.setTyping(true, to: peer)
+            }
+            redraw()
+        case .submit(let text):
+            screen.input = ""
+            if text == "/quit" { finished = true; return }
+            if typingSentAt != nil { _ = await client.setTyping(false, to: peer); typingSentAt = nil }
+            do {
+                let id = try await client.send(text, to: peer)
+                if let m = try? account.store.message(id) { screen.upsert(m) }
+                screen.notice = nil
+            } catch {
+                screen.notice = "not sent: " + Account.describe(error, recipient: peer).description
+            }
+            redraw()
+        }
+    }
+
+    /// Applies `event`; returns true once the session is over.
+    private func handle(_ event: ClientEvent) async -> Bool {
+        guard !finished else { return true }
+        let client = account.client
+        switch event {
+        case .connection(let state):
+            screen.connection = Self.status(state)
+            if state == .online { _ = try? await client.markRead(peer) }
+        case .message(let m):
+            if m.conversation == peer {
+                screen.upsert(m)
+                if screen.connection == .online { _ = try? await client.markRead(peer) }
+            } else {
+                screen.notice = "new message from \(m.conversation) (hush chat \(m.conversation))"
+            }
+        case .tick(let id, let state):
+            screen.advance(id, to: state)
+        case .presence(let p) where p.account == peer:
+            screen.peerStatus = p.hidden ? .hidden : p.online ? .online : p.lastSeen.map { .lastSeen($0) } ?? .unknown
+            if p.online == false { screen.peerTypingUntil = nil }
+        case .typing(let who, let isTyping, let expiresAt) where who == peer:
+            screen.peerTypingUntil = isTyping ? expiresAt : nil
+        case .identityChanged(let who):
+            screen.notice = "\(who)'s identity key changed: check `hush verify \(who)`, then `hush verify \(who) --approve`"
+        case .sendFailed(_, let code):
+            screen.notice = "a message could not be sent: \(code)"
+        default:
+            return false
+        }
+        redraw()
+        return false
+    }
+
+    private func tick() async {
+        if let sent = typingSentAt, !screen.input.isEmpty, now >= sent + Self.typingRenewal {
+            typingSentAt = now
+            _ = await account.client.setTyping(true, to: peer)
+        }
+        if let until = screen.peerTypingUntil, until <= now { screen.peerTypingUntil = nil }
+        redraw()
+    }
+
+    static func status(_ state: ConnectionState) -> LinkStatus {
+        switch state {
+        case .offline: .offline
+        case .connecting: .connecting
+        case .syncing: .syncing
+        case .online: .online
+        case .waiting(_, let delay):
+            .retrying(seconds: Double(delay.components.seconds) + Double(delay.components.attoseconds) / 1e18)
+        case .failed(let code): .failed("\(code)")
+        }
+    }
+
+    private func redraw() {
+        guard !finished else { return }
+        let size = Terminal.size()
+        Terminal.write(screen.frame(width: size.width, height: size.height, style: style, timeZone: timeZone, now: now))
+    }
+}

@@ -1,0 +1,231 @@
+import Foundation
+import Testing
+
+/// `hush` as a person runs it: the demo, and two `hush chat` screens under tmux.
+@Suite(.serialized) struct CommandTests {
+    /// `hush demo` passes (exit 0) and leaves no temporary folder behind.
+    @Test func demoExitsZero() async throws {
+        try #require(FileManager.default.fileExists(atPath: Binaries.hush.path),
+                     "build it first: swift build --package-path Messenger --product hush")
+        let tmp = FileManager.default.temporaryDirectory
+        func demoFolders() -> Set<String> {
+            Set(((try? FileManager.default.contentsOfDirectory(atPath: tmp.path)) ?? []).filter { $0.hasPrefix("hush-demo-") })
+        }
+        let before = demoFolders()
+        let result = try await run(Binaries.hush, ["demo", "--plain"], timeout: .seconds(120))
+        #expect(result.status == 0, "stdout:\n\(result.stdout)\nstderr:\n\(result.stderr)")
+        #expect(result.stdout.contains("demo passed in "))
+        #expect(result.stdout.contains("✓✓ read"))
+        #expect(!result.stdout.contains("\u{1B}["))
+        #expect(demoFolders() == before)
+    }
+
+    /// The one-shot commands: send (✓), inbox (fetches, unread count), contacts, verify (the same
+    /// safety number on both sides), a passphrase store, a wrong passphrase refused.
+    @Test func sendInboxContactsVerify() async throws {
+        try #require(FileManager.default.fileExists(atPath: Binaries.hush.path),
+                     "build it first: swift build --package-path Messenger --product hush")
+        try #require(FileManager.default.fileExists(atPath: Binaries.relay.path),
+                     "build it first: swift build --package-path Messenger --product hush-relay")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("hush-cmd-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let relay = try RelayChild(dataDir: dir.appendingPathComponent("relay"))
+        defer {
+            relay.stop()
+            try? FileManager.default.removeItem(at: dir)
+        }
+        try await relay.ready()
+        let url = "ws://127.0.0.1:\(relay.port)"
+        let alice = ["--home", dir.appendingPathComponent("alice").path]
+        let bob = ["--home", dir.appendingPathComponent("bob").path]
+        var env = ProcessInfo.processInfo.environment
+        env["NO_COLOR"] = "1"
+        var bobEnv = env
+        bobEnv["HUSH_PASSPHRASE"] = "bob's passphrase"
+        func hush(_ args: [String], _ environment: [String: String]) async throws -> Finished {
+            try await run(Binaries.hush, args, environment: environment, timeout: .seconds(60))
+        }
+
+        let a = try await hush(["init", "--relay", url, "--name", "alice", "--key-file", dir.appendingPathComponent("a.key").path] + alice, env)
+        #expect(a.status == 0, "\(a.stdout)\(a.stderr)")
+        let b = try await hush(["init", "--relay", url, "--name", "bob", "--kdf", "interactive"] + bob, bobEnv)
+        #expect(b.status == 0, "\(b.stdout)\(b.stderr)")
+
+        let sent = try await hush(["send", "bob", "Hi Bob, from the command line"] + alice, env)
+        #expect(sent.status == 0, "\(sent.stdout)\(sent.stderr)")
+        #expect(sent.stdout.hasPrefix("✓ to bob: Hi Bob, from the command line"))
+
+        let nobody = try await hush(["send", "nobody", "hello?"] + alice, env)
+        #expect(nobody.status == 1)
+        #expect(nobody.stderr == "hush: there is no account named nobody on this relay\n")
+
+        var wrong = bobEnv
+        wrong["HUSH_PASSPHRASE"] = "not bob's"
+        let refused = try await hush(["inbox"] + bob, wrong)
+        #expect(refused.status == 1)
+        #expect(refused.stderr == "hush: wrong passphrase (or key file) for this store\n")
+
+        let inbox = try await hush(["inbox"] + bob, bobEnv)
+        #expect(inbox.status == 0, "\(inbox.stdout)\(inbox.stderr)")
+        #expect(inbox.stdout.hasPrefix("alice (1 unread)\n"))
+        #expect(inbox.stdout.contains(" alice: Hi Bob, from the command line\n"))
+
+        let contacts = try await hush(["contacts"] + bob, bobEnv)
+        #expect(contacts.stdout == "alice  1 unread\n", "\(contacts.stderr)")
+
+        let va = try await hush(["verify", "bob"] + alice, env)
+        let vb = try await hush(["verify", "alice"] + bob, bobEnv)
+        #expect(va.status == 0 && vb.status == 0, "\(va.stderr)\(vb.stderr)")
+        let number = { (s: String) in s.split(separator: "\n").dropFirst().first.map { String($0).trimmingCharacters(in: .whitespaces) } }
+        #expect(number(va.stdout) != nil && number(va.stdout) == number(vb.stdout))
+        #expect(number(va.stdout)?.count == 71)
+
+        // alice's inbox now shows ✓✓ for her message (bob's inbox fetched it).
+        let aliceInbox = try await hush(["inbox"] + alice, env)
+        #expect(aliceInbox.stdout.contains("you: Hi Bob, from the command line ✓✓"), "\(aliceInbox.stdout)\(aliceInbox.stderr)")
+
+        let settings = try await hush(["settings", "--read-receipts", "off", "--presence", "contacts:alice"] + bob, bobEnv)
+        #expect(settings.status == 0, "\(settings.stderr)")
+        #expect(settings.stdout == "read receipts: off\n")
+        #expect(try await hush(["settings"] + bob, bobEnv).stdout == "read receipts: off\n")
+
+        let again = try await hush(["init", "--relay", url, "--name", "alice"] + alice, env)
+        #expect(again.status == 1)
+        #expect(again.stderr.contains("already holds a Hush account"))
+
+        // A name someone else registered: refused, and the new home is left empty (init can be retried).
+        let other = dir.appendingPathComponent("other")
+        let taken = try await hush(["init", "--relay", url, "--name", "alice", "--home", other.path,
+                                    "--key-file", dir.appendingPathComponent("o.key").path], env)
+        #expect(taken.status == 1)
+        #expect(taken.stderr == "hush: relay: the name alice is taken on this relay\n")
+        #expect(!FileManager.default.fileExists(atPath: other.appendingPathComponent("config.json").path))
+        #expect(!FileManager.default.fileExists(atPath: other.appendingPathComponent("store.sqlite").path))
+    }
+
+    /// Two terminals: alice and bob each run `hush chat` in a tmux session; what one types shows
+    /// in the other, and the sender's screen shows ✓✓ then read (blue ✓✓ in colour, "✓✓ read"
+    /// with --plain); "typing…" shows while the other types.
+    @Test func chatUnderTmux() async throws {
+        try #require(FileManager.default.fileExists(atPath: Binaries.hush.path),
+                     "build it first: swift build --package-path Messenger --product hush")
+        try #require(FileManager.default.fileExists(atPath: Binaries.relay.path),
+                     "build it first: swift build --package-path Messenger --product hush-relay")
+        let tmux = try #require(Binaries.tmux, "tmux is needed (apt-get install tmux)")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("hush-tmux-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let socket = dir.appendingPathComponent("tmux.sock").path
+        let relays = Relays(try RelayChild(dataDir: dir.appendingPathComponent("relay")))
+        do {
+            try await chatSteps(tmux: tmux, socket: socket, dir: dir, relays: relays)
+        } catch {
+            Issue.record("the chat steps stopped: \(error)")
+        }
+        let relay = relays.current
+        // The chats end with the tmux server, the relay on SIGTERM.
+        // The pane processes get SIGTERM by pid as well: under the test runner a pane could
+        // outlive kill-server.
+        let pids = try? await run(tmux, ["-S", socket, "list-panes", "-a", "-F", "#{pane_pid}"], timeout: .seconds(10))
+        let server = try? await run(tmux, ["-S", socket, "display-message", "-p", "#{pid}"], timeout: .seconds(10))
+        _ = try? await run(tmux, ["-S", socket, "kill-server"], timeout: .seconds(10))
+        for line in ((pids?.stdout ?? "") + "\n" + (server?.stdout ?? "")).split(separator: "\n") {
+            if let pid = Int32(line.trimmingCharacters(in: .whitespaces)), pid > 1 { kill(pid, SIGTERM) }
+        }
+        relay.stop()
+        try? FileManager.default.removeItem(at: dir)
+    }
+
+    /// The relay process of the moment (the test restarts it).
+    final class Relays: @unchecked Sendable {
+        var current: RelayChild
+        init(_ r: RelayChild) { current = r }
+    }
+
+    func chatSteps(tmux: URL, socket: String, dir: URL, relays: Relays) async throws {
+        let relay = relays.current
+        try await relay.ready()
+        let url = "ws://127.0.0.1:\(relay.port)"
+
+        // alice pins the trust root on first contact; bob is given it (the relay's file).
+        let a = try await run(Binaries.hush, ["init", "--home", dir.appendingPathComponent("alice").path, "--relay", url,
+                                              "--name", "alice", "--key-file", dir.appendingPathComponent("alice.key").path])
+        #expect(a.status == 0, "\(a.stdout)\(a.stderr)")
+        let pinned = try String(contentsOf: dir.appendingPathComponent("relay/trust-root.pub"), encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(a.stdout.contains("trust root: \(pinned)"))
+        let b = try await run(Binaries.hush, ["init", "--home", dir.appendingPathComponent("bob").path, "--relay", url, "--name", "bob",
+                                              "--key-file", dir.appendingPathComponent("bob.key").path,
+                                              "--trust-root", dir.appendingPathComponent("relay/trust-root.pub").path])
+        #expect(b.status == 0, "\(b.stdout)\(b.stderr)")
+        try #require(a.status == 0 && b.status == 0)
+
+        func tmuxRun(_ args: [String]) async throws -> String {
+            let r = try await run(tmux, ["-S", socket] + args, timeout: .seconds(20))
+            #expect(r.status == 0, "tmux \(args): \(r.stderr)")
+            return r.stdout
+        }
+        func chat(_ session: String, _ me: String, _ peer: String, _ extra: String) async throws {
+            let command = "TERM=xterm-256color exec \(Binaries.hush.path) chat \(peer) --home \(dir.appendingPathComponent(me).path) \(extra)"
+            _ = try await tmuxRun(["new-session", "-d", "-s", session, "-x", "90", "-y", "16", command])
+        }
+        /// Polls the pane (bounded) until `text` shows; returns the screen.
+        @discardableResult
+        func waitFor(_ session: String, _ text: String, escapes: Bool = false) async throws -> String {
+            let deadline = ContinuousClock.now + .seconds(30)
+            var screen = ""
+            while ContinuousClock.now < deadline {
+                screen = try await tmuxRun(["capture-pane", "-p", "-t", session] + (escapes ? ["-e"] : []))
+                if screen.contains(text) { return screen }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            Issue.record("\(session)'s screen never showed \(text.debugDescription); it shows:\n\(screen)")
+            throw CancellationError()
+        }
+
+        try await chat("alice", "alice", "bob", "--color")
+        try await chat("bob", "bob", "alice", "--plain")
+        try await waitFor("alice", "relay online")
+        try await waitFor("bob", "relay online")
+        try await waitFor("alice", "bob: online")
+        try await waitFor("bob", "alice: online")
+
+        // alice → bob: it shows on bob's screen; alice's goes ✓✓, then blue ✓✓ (bob has the chat open).
+        _ = try await tmuxRun(["send-keys", "-t", "alice", "-l", "Hello from alice"])
+        _ = try await tmuxRun(["send-keys", "-t", "alice", "Enter"])
+        let bobScreen = try await waitFor("bob", "alice: Hello from alice")
+        #expect(bobScreen.contains("hush · bob ⇄ alice"))
+        try await waitFor("alice", "you: Hello from alice ✓✓")
+        try await waitFor("alice", "you: Hello from alice \u{1B}[34m✓✓", escapes: true)
+
+        // bob types: alice sees "bob: typing…"; bob's reply goes ✓✓ read (plain text) once alice has it.
+        _ = try await tmuxRun(["send-keys", "-t", "bob", "-l", "Hi alice"])
+        try await waitFor("alice", "bob: typing…")
+        _ = try await tmuxRun(["send-keys", "-t", "bob", "Enter"])
+        try await waitFor("alice", "bob: Hi alice")
+        try await waitFor("bob", "you: Hi alice ✓✓ read")
+        try await waitFor("alice", "bob: online")
+
+        // The relay restarts (SIGTERM, then the same data on the same port): both chats say so,
+        // reconnect by themselves and carry on.
+        relay.stop()
+        try await waitFor("alice", "relay offline")
+        // Typed while the relay is down: pending (…) in the outbox.
+        _ = try await tmuxRun(["send-keys", "-t", "alice", "-l", "Typed while the relay was down"])
+        _ = try await tmuxRun(["send-keys", "-t", "alice", "Enter"])
+        try await waitFor("alice", "you: Typed while the relay was down …")
+        relays.current = try RelayChild(dataDir: dir.appendingPathComponent("relay"), port: relay.port)
+        try await relays.current.ready()
+        try await waitFor("alice", "relay online")
+        try await waitFor("bob", "relay online")
+        try await waitFor("bob", "alice: Typed while the relay was down")
+        _ = try await tmuxRun(["send-keys", "-t", "alice", "-l", "Still there after the restart?"])
+        _ = try await tmuxRun(["send-keys", "-t", "alice", "Enter"])
+        try await waitFor("bob", "alice: Still there after the restart?")
+        try await waitFor("alice", "you: Still there after the restart? \u{1B}[34m✓✓", escapes: true)
+
+        // Ctrl-C leaves the chat cleanly (the session ends with the process).
+        _ = try await tmuxRun(["send-keys", "-t", "bob", "C-c"])
+        try await waitFor("alice", "bob: last seen")
+    }
+}
+
