@@ -68,7 +68,14 @@ public struct Demo {
         for a in accounts { await a.close() }
         for l in logs { await l.stop() }
         await relay?.stop()
-        try? FileManager.default.removeItem(at: root)
+        // A store's last write (a WAL checkpoint, a last-seen update) may still be landing while
+        // the tree is removed, which makes one removal fail ("directory not empty"): retry, bounded.
+        for _ in 0..<100 {
+            try? FileManager.default.removeItem(at: root)
+            if !FileManager.default.fileExists(atPath: root.path) { return }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        output("warning: could not remove \(root.path)")
     }
 
     private func step(_ text: String) { output("  ✔ " + text) }
