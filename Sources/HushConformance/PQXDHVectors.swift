@@ -87,20 +87,51 @@ enum PQXDHVectors {
         }
         for rejection in (try? root.objects("bundle_rejections")) ?? [] {
             report.run(try rejection.string("name")) { () throws(VectorError) -> CaseOutcome in
-                let (store, bundle, address) = try aliceSide(s)
-                let k = try Fields(rejection.object["kyber_prekey"], name: "kyber_prekey")
-                let kyber = KyberPreKey(id: UInt32(try k.int("id")), publicKey: try kemPublic(try k.hex("public")), signature: try k.hex("signature"))
-                let kem = try encapsulation(s.kem)
-                let expected = try rejection.string("error")
-                do throws(SignalProtocolError) {
-                    try PQXDH.process(PostQuantumPreKeyBundle(bundle: bundle.bundle, kyberPreKey: kyber), for: address, store: store, suite: suite,
-                                      encapsulator: RecordedEncapsulator(kem), random: ReplayRandom([UInt8](repeating: 1, count: 64)))
-                    return .failed("bundle accepted")
-                } catch {
-                    guard error.transcriptName == expected else { return .failed("\(error); expected \(expected)") }
-                    return store.loadSession(for: address) == nil ? .passed : .failed("a session was stored")
-                }
+                try bundleRejection(rejection, s)
             }
+        }
+    }
+
+    /// A bundle rejection (§7 step 5): Bob's bundle with the case's Kyber prekey (none when
+    /// absent), optionally another one-time prekey public key, refused by an Alice who may
+    /// already trust another identity for Bob, under the case's policy.
+    static func bundleRejection(_ rejection: Fields, _ s: Scenario) throws(VectorError) -> CaseOutcome {
+        let (store, bundle, address) = try aliceSide(s)
+        let expected = try rejection.string("error")
+        let policy: PostQuantumPolicy = (try? rejection.string("policy")) == "require-pqxdh" ? .requirePQXDH : .acceptEither
+        var kyber: KyberPreKey?
+        if rejection.object["kyber_prekey"] != nil {
+            let k = try Fields(rejection.object["kyber_prekey"], name: "kyber_prekey")
+            // An `ek` failing §2's checks cannot be in a bundle: refused as `bad_signature` (§4).
+            guard let key = try? MLKEM1024.PublicKey(rawRepresentation: try k.hex("public")) else {
+                return expected == "bad_signature" ? .passed : .failed("undecodable ek; expected \(expected)")
+            }
+            kyber = KyberPreKey(id: UInt32(try k.int("id")), publicKey: key, signature: try k.hex("signature"))
+        }
+        var x3dh = bundle.bundle
+        if let u = try? rejection.hex("one_time_prekey_public") {
+            let key: Curve25519.KeyAgreement.PublicKey
+            do { key = try Curve25519.KeyAgreement.PublicKey(rawRepresentation: u) } catch { throw .badValue(field: "one_time_prekey_public", reason: "\(error)") }
+            x3dh = PreKeyBundle(registrationID: x3dh.registrationID, deviceID: x3dh.deviceID, identityKey: x3dh.identityKey,
+                                signedPreKey: x3dh.signedPreKey, oneTimePreKey: .init(id: x3dh.oneTimePreKey!.id, publicKey: key))
+        }
+        if let trusted = try? rejection.hex("alice_trusted_identity") {
+            let identity: IdentityKey
+            do { identity = try IdentityKey(serialized: trusted) } catch { throw .badValue(field: "alice_trusted_identity", reason: "\(error)") }
+            _ = store.saveIdentity(identity, for: address)
+        }
+        let kem = try encapsulation(s.kem)
+        let encapsulator = RecordedEncapsulator(kem)
+        do throws(SignalProtocolError) {
+            try PQXDH.process(PostQuantumPreKeyBundle(bundle: x3dh, kyberPreKey: kyber), for: address, store: store, suite: s.suite,
+                              policy: policy, encapsulator: encapsulator, random: ReplayRandom([UInt8](repeating: 1, count: 64)))
+            return .failed("bundle accepted")
+        } catch {
+            guard error.transcriptName == expected else { return .failed("\(error); expected \(expected)") }
+            guard store.loadSession(for: address) == nil else { return .failed("a session was stored") }
+            // Nothing was encapsulated: the recorded pair is still there.
+            if let kyber, (try? encapsulator.encapsulate(to: kyber.publicKey)) == nil { return .failed("encapsulated before refusing") }
+            return .passed
         }
     }
 

@@ -23,7 +23,14 @@ import Testing
         #expect(throws: KEMError.invalidPublicKey) { try MLKEM1024.PublicKey(rawRepresentation: [UInt8](repeating: 0xFF, count: 1568)) }
         let key = try MLKEM1024.PrivateKey(seed: [UInt8](repeating: 7, count: 64))
         #expect(throws: KEMError.invalidCiphertext) { try key.decapsulate([UInt8](repeating: 0, count: 1567)) }
-        #expect(throws: KEMError.encapsulationFailed) { try RecordedEncapsulator([]).encapsulate(to: key.publicKey) }
+        #expect(throws: KEMError.randomness(.randomSourceExhausted(requested: 32, remaining: 0))) {
+            try RecordedEncapsulator([]).encapsulate(to: key.publicKey)
+        }
+        let other = try MLKEM1024.PrivateKey(seed: [UInt8](repeating: 8, count: 64)).publicKey
+        let recorded = try SystemEncapsulator().encapsulate(to: other)
+        #expect(throws: KEMError.encapsulationFailed) {
+            try RecordedEncapsulator([(other.rawRepresentation, recorded)]).encapsulate(to: key.publicKey)
+        }
     }
 
     @Test func secretsAreRedacted() throws {

@@ -87,11 +87,19 @@ def pb_bytes(field, b):
     return varint((field << 3) | 2) + varint(len(b)) + b
 
 
-def pb_parse(data):
+# Wire types of the PreKeySignalMessage's known fields (pqxdh.md §5.1 "Encoding").
+PREKEY_WIRE = {1: 0, 2: 2, 3: 2, 4: 2, 5: 0, 6: 0, 7: 0, 8: 2}
+
+
+def pb_parse(data, known=None):
+    """protocol.md §5 / pqxdh.md §5.1 step 2: a structural error or a known field of the wrong
+    wire type is `malformed`; the last of a repeated field counts; unknown fields are skipped."""
     fields, i = {}, 0
     while i < len(data):
         key, i = read_varint(data, i)
         number, wire = key >> 3, key & 7
+        if number == 0:
+            raise Reject("malformed", "field 0")
         if wire == 0:
             v, i = read_varint(data, i)
         elif wire == 2:
@@ -101,6 +109,11 @@ def pb_parse(data):
             v, i = data[i:i + n], i + n
         else:
             raise Reject("malformed", f"wire type {wire}")
+        if known is not None:
+            if number not in known:
+                continue
+            if known[number] != wire:
+                raise Reject("malformed", f"field {number} wire type {wire}")
         fields[number] = v
     return fields
 
@@ -225,11 +238,21 @@ class Bob:
             else:
                 p["kyber_id"] = p["ct"] = None
             p["prefix"], p["inner"] = data[:i], data[i:]
+            if not p["inner"]:
+                raise Reject("malformed", "missing field 4")
             return p
+        if not data:
+            raise Reject("malformed", "empty")
         version = data[0] >> 4
-        if version not in (3, 4):
+        if version < 3:
+            raise Reject("legacy_version", str(version))
+        if version > 4:
             raise Reject("invalid_version", str(version))
-        f = pb_parse(data[1:])
+        # §5.1 step 3: in a version-3 message fields 7 and 8 are unknown fields.
+        known = PREKEY_WIRE if version == 4 else {n: w for n, w in PREKEY_WIRE.items() if n < 7}
+        f = pb_parse(data[1:], known)
+        if not all(n in f for n in (6, 2, 3, 4)):
+            raise Reject("malformed", "missing field")
         p = {"opk": f.get(1), "spk": f[6], "reg": f.get(5, 0), "base": f[2][1:], "identity": f[3][1:], "inner": f[4]}
         if version == 4:
             if 7 not in f or 8 not in f or len(f[8]) != 1 + CT_LEN or f[8][0] != KYBER_TYPE:
@@ -237,6 +260,9 @@ class Bob:
             p["kyber_id"], p["ct"] = f[7], f[8][1:]
         else:
             p["kyber_id"] = p["ct"] = None
+        # §5.1 step 4: the inner message's version equals the outer one.
+        if not p["inner"] or p["inner"][0] >> 4 != version:
+            raise Reject("invalid_version", "inner version")
         return p
 
     def receive(self, data):
@@ -349,10 +375,43 @@ def replay(path, t):
         except Reject as e:
             t.check(False, f"{name} {a['name']}", str(e))
     for r in v.get("bundle_rejections", []):
-        ik_b = pub(h(v["bob"]["identity_private"]))
-        k = r["kyber_prekey"]
-        ok = base.libsignal_verify(ik_b, bytes([KYBER_TYPE]) + h(k["public"]), h(k["signature"]))
-        t.check(not ok and r["error"] == "bad_signature", f"{name} {r['name']}", "bundle accepted")
+        t.check(alice_bundle_error(v, r) == r["error"], f"{name} {r['name']}",
+                f"{alice_bundle_error(v, r)}, expected {r['error']}")
+
+
+def ek_valid(ek):
+    """§2 / FIPS 203 §7.2: 1,568 bytes whose 12-bit coefficients (in the 1,536 bytes before rho)
+    are all below q = 3329."""
+    if len(ek) != 1568:
+        return False
+    for i in range(0, 1536, 3):
+        a, b, c = ek[i], ek[i + 1], ek[i + 2]
+        if (a | (b & 0x0F) << 8) >= 3329 or (b >> 4 | c << 4) >= 3329:
+            return False
+    return True
+
+
+def alice_bundle_error(v, r):
+    """§4: the error Alice refuses the case's bundle with (None: accepted), in §4's order."""
+    k = r.get("kyber_prekey")
+    if k is None:  # step 1
+        return "malformed" if r.get("policy") == "require-pqxdh" else None
+    if not ek_valid(h(k["public"])):  # decoding, before the checks
+        return "bad_signature"
+    ik_b = pub(h(v["bob"]["identity_private"]))
+    trusted = r.get("alice_trusted_identity")
+    if trusted is not None and h(trusted) != b"\x05" + ik_b:  # step 2
+        return "untrusted_identity"
+    spk = v["bob"]["signed_prekey"]
+    spk_pub = pub(h(spk["private"]))
+    if not base.libsignal_verify(ik_b, b"\x05" + spk_pub, h(spk["signature"])):  # step 3
+        return "bad_signature"
+    if not base.libsignal_verify(ik_b, bytes([KYBER_TYPE]) + h(k["public"]), h(k["signature"])):  # step 4
+        return "bad_signature"
+    opk = h(r["one_time_prekey_public"]) if "one_time_prekey_public" in r else pub(h(v["bob"]["one_time_prekey"]["private"]))
+    if not all(base.is_prime_order(key) for key in (ik_b, spk_pub, opk)):  # step 5
+        return "malformed"
+    return None
 
 
 def main(argv):

@@ -54,13 +54,31 @@ extension SessionRecord {
     }
 }
 
+/// Alice's PQXDH steps, which Hush runs at their place in the bundle checks
+/// (`Docs/spec/pqxdh.md` §4, libsignal's order): `verify` right after the signed prekey's
+/// signature, `encapsulate` after every check passed and before the device's random draws.
+@_spi(HushPQ) public struct PostQuantumInitiator {
+    /// The Kyber prekey's signature by the bundle's identity key
+    /// (``BundleProblem/badKyberPreKeySignature`` otherwise).
+    public var verify: () throws(SignalProtocolError) -> Void
+    /// `Encaps(ek)`: the KEM ciphertext and shared secret.
+    public var encapsulate: () throws(SignalProtocolError) -> PostQuantumInitiation
+
+    public init(verify: @escaping () throws(SignalProtocolError) -> Void,
+                encapsulate: @escaping () throws(SignalProtocolError) -> PostQuantumInitiation) {
+        self.verify = verify
+        self.encapsulate = encapsulate
+    }
+}
+
 extension SessionBuilder {
-    /// ``process(_:for:sessionStore:identityStore:suite:random:)`` with PQXDH's KEM part
-    /// (HushPQ checks the Kyber prekey's signature and encapsulates before calling this).
+    /// ``process(_:for:sessionStore:identityStore:suite:random:)`` with PQXDH's KEM part:
+    /// HushPQ's `verify` and `encapsulate` run inside the checks, in the order of
+    /// `Docs/spec/pqxdh.md` §4.
     @_spi(HushPQ) public static func process(
         _ bundle: PreKeyBundle, for address: ProtocolAddress,
         sessionStore: some SessionStore, identityStore: some IdentityKeyStore,
-        suite: CipherSuite, random: some RandomSource, postQuantum: PostQuantumInitiation?
+        suite: CipherSuite, random: some RandomSource, postQuantum: PostQuantumInitiator?
     ) throws(SignalProtocolError) {
         try processBundle(bundle, for: address, sessionStore: sessionStore, identityStore: identityStore,
                           suite: suite, random: random, postQuantum: postQuantum)

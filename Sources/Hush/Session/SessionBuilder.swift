@@ -30,18 +30,23 @@ public enum SessionBuilder {
     static func processBundle(
         _ bundle: PreKeyBundle, for address: ProtocolAddress,
         sessionStore: some SessionStore, identityStore: some IdentityKeyStore,
-        suite: CipherSuite, random: some RandomSource, postQuantum: PostQuantumInitiation?
+        suite: CipherSuite, random: some RandomSource, postQuantum: PostQuantumInitiator?
     ) throws(SignalProtocolError) {
         let trusted = try SignalProtocolError.store("isTrustedIdentity") {
             try identityStore.isTrustedIdentity(bundle.identityKey, for: address, direction: .sending)
         }
         guard trusted else { throw .untrustedIdentity(address, identity: bundle.identityKey) }
         let signedPreKey = try bundle.verifiedSignedPreKey()
+        // PQXDH: the Kyber prekey's signature next, as libsignal's process_prekey_bundle
+        // orders it (Docs/spec/pqxdh.md §4 step 4).
+        try postQuantum?.verify()
         // Every key of the bundle must be a prime-order point (no low-order or torsioned keys).
         guard bundle.identityKey.publicKey.isInPrimeOrderSubgroup, signedPreKey.publicKey.isInPrimeOrderSubgroup,
               bundle.oneTimePreKey?.publicKey.isInPrimeOrderSubgroup ?? true else {
             throw .invalidRatchetKey
         }
+        // PQXDH §3.3: (CT, SS) = Encaps(PQPK_B), only once every check passed (pqxdh.md §4 step 6).
+        let kem = try postQuantum?.encapsulate()
 
         let identity = try SignalProtocolError.store("identityKeyPair") { try identityStore.identityKeyPair() }
         let registrationID = try SignalProtocolError.store("localRegistrationID") { try identityStore.localRegistrationID() }
@@ -50,7 +55,7 @@ public enum SessionBuilder {
         let state = try SessionState.initiating(
             identity: identity, localRegistrationID: registrationID, baseKey: baseKey, ratchetKey: ratchetKey,
             bundle: bundle, signedPreKey: signedPreKey, suite: suite,
-            kem: postQuantum.map { ($0.sharedSecret, SessionState.PendingKEM(kyberPreKeyID: $0.kyberPreKeyID, ciphertext: $0.wireCiphertext)) })
+            kem: kem.map { ($0.sharedSecret, SessionState.PendingKEM(kyberPreKeyID: $0.kyberPreKeyID, ciphertext: $0.wireCiphertext)) })
 
         var record = try SignalProtocolError.store("loadSession") { try sessionStore.loadSession(for: address) }
         if record == nil {

@@ -176,8 +176,11 @@ public struct SystemEncapsulator: MLKEMEncapsulator {
     }
 }
 
-/// Replays recorded encapsulations in order (deterministic tests and vectors); throws
-/// ``KEMError/encapsulationFailed`` when none is left or the key is not the recorded one.
+/// Replays recorded encapsulations in order (deterministic tests and vectors). With none
+/// left it throws ``KEMError/randomness(_:)`` with
+/// ``CryptoError/randomSourceExhausted(requested:remaining:)`` (a recording is the 32-byte
+/// `m` drawn ahead of time, as ``ReplayRandom`` is for other randomness); a key other than the
+/// recorded one is ``KEMError/encapsulationFailed``.
 public final class RecordedEncapsulator: MLKEMEncapsulator, @unchecked Sendable {
     private let lock = NSLock()
     private var queue: [(publicKey: [UInt8]?, encapsulation: MLKEM1024.Encapsulation)]
@@ -194,7 +197,7 @@ public final class RecordedEncapsulator: MLKEMEncapsulator, @unchecked Sendable 
     public func encapsulate(to publicKey: MLKEM1024.PublicKey) throws(KEMError) -> MLKEM1024.Encapsulation {
         lock.lock()
         defer { lock.unlock() }
-        guard !queue.isEmpty else { throw .encapsulationFailed }
+        guard !queue.isEmpty else { throw .randomness(.randomSourceExhausted(requested: 32, remaining: 0)) }
         let next = queue.removeFirst()
         if let expected = next.publicKey, expected != publicKey.rawRepresentation { throw .encapsulationFailed }
         return next.encapsulation

@@ -9,13 +9,18 @@ import Synchronization
 public enum PQXDH {
     /// Builds a session with `address` from `bundle` (PQXDH §3.3) and stores it.
     ///
-    /// Checks, in order: a bundle without a Kyber prekey is refused under
-    /// ``PostQuantumPolicy/requirePQXDH`` (``BundleProblem/missingKyberPreKey``) and goes to
-    /// X3DH otherwise; the Kyber prekey's signature by the bundle's identity key
-    /// (``BundleProblem/badKyberPreKeySignature``); then everything
-    /// ``SessionBuilder/process(_:for:sessionStore:identityStore:suite:random:)`` checks.
-    /// The encapsulation comes from `encapsulator` first, then the base key and the first
-    /// ratchet key from `random` (in that order). Nothing is stored on failure.
+    /// Checks, in order (`Docs/spec/pqxdh.md` §4, libsignal's order): a bundle without a Kyber
+    /// prekey is refused under ``PostQuantumPolicy/requirePQXDH``
+    /// (``BundleProblem/missingKyberPreKey``) and goes to X3DH otherwise; the identity is
+    /// trusted for `address` (``SignalProtocolError/untrustedIdentity(_:identity:)``); the
+    /// signed prekey's signature; the Kyber prekey's signature by the bundle's identity key
+    /// (``BundleProblem/badKyberPreKeySignature``); prime-order keys. Only then does it
+    /// encapsulate with `encapsulator` and draw the base key and the first ratchet key from
+    /// `random` (in that order). Nothing is stored, and nothing is encapsulated, on a refusal.
+    ///
+    /// An encapsulator failure is ``SignalProtocolError/crypto(_:)``: a recorded encapsulator
+    /// with none left is ``CryptoError/randomSourceExhausted(requested:remaining:)``, any other
+    /// failure ``CryptoError/libraryFailure(function:)``.
     public static func process(
         _ bundle: PostQuantumPreKeyBundle, for address: ProtocolAddress,
         store: some IdentityKeyStore & SessionStore, suite: CipherSuite = .signalV3,
@@ -27,13 +32,19 @@ public enum PQXDH {
             try SessionBuilder.process(bundle.bundle, for: address, store: store, suite: suite, random: random)
             return
         }
-        guard kyber.isSigned(by: bundle.bundle.identityKey) else { throw .invalidBundle(.badKyberPreKeySignature) }
-        let encapsulation: MLKEM1024.Encapsulation
-        do { encapsulation = try encapsulator.encapsulate(to: kyber.publicKey) } catch { throw .crypto(.randomSourceExhausted(requested: MLKEM1024.sharedSecretByteCount, remaining: 0)) }
-        let wire = suite == .signalV3 ? [SignalConstants.kyberKeyType] + encapsulation.ciphertext : encapsulation.ciphertext
-        try SessionBuilder.process(
-            bundle.bundle, for: address, sessionStore: store, identityStore: store, suite: suite, random: random,
-            postQuantum: PostQuantumInitiation(kyberPreKeyID: kyber.id, wireCiphertext: wire, sharedSecret: encapsulation.sharedSecret.bytes))
+        let identityKey = bundle.bundle.identityKey
+        let initiator = PostQuantumInitiator(
+            verify: { () throws(SignalProtocolError) in
+                guard kyber.isSigned(by: identityKey) else { throw .invalidBundle(.badKyberPreKeySignature) }
+            },
+            encapsulate: { () throws(SignalProtocolError) -> PostQuantumInitiation in
+                let encapsulation: MLKEM1024.Encapsulation
+                do throws(KEMError) { encapsulation = try encapsulator.encapsulate(to: kyber.publicKey) } catch { throw .crypto(error.cryptoError) }
+                let wire = suite == .signalV3 ? [SignalConstants.kyberKeyType] + encapsulation.ciphertext : encapsulation.ciphertext
+                return PostQuantumInitiation(kyberPreKeyID: kyber.id, wireCiphertext: wire, sharedSecret: encapsulation.sharedSecret.bytes)
+            })
+        try SessionBuilder.process(bundle.bundle, for: address, sessionStore: store, identityStore: store, suite: suite,
+                                   random: random, postQuantum: initiator)
     }
 
     /// Parses a message of `kind`, including the PQXDH forms (a version-4 ``PreKeySignalMessage``
@@ -87,6 +98,16 @@ extension SignalProtocolError {
     static func storeCall<T>(_ operation: String, _ body: () throws -> T) throws(SignalProtocolError) -> T {
         do { return try body() } catch let error as SignalProtocolError { throw error } catch {
             throw .storeFailure(operation: operation, message: String(describing: error))
+        }
+    }
+}
+
+extension KEMError {
+    /// The ``CryptoError`` an encapsulation failure is reported as (``PQXDH/process(_:for:store:suite:policy:encapsulator:random:)``).
+    var cryptoError: CryptoError {
+        switch self {
+        case .randomness(let error): error
+        default: .libraryFailure(function: "ML-KEM-1024 Encaps")
         }
     }
 }
