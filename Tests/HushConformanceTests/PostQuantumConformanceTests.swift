@@ -45,11 +45,19 @@ import Testing
         let report = ConformanceRunner().run(file: packageRoot.appendingPathComponent("TestVectors/pqxdh/\(file)").path)
         #expect(report.fileError == nil)
         #expect(report.failed == 0, "\(report.failureLines.joined(separator: "\n"))")
-        #expect(report.passed == 9)
-        #expect(report.cases.map(\.id) == [
-            "alice", "bob", "kem_ciphertext_bit_flipped", "unknown_kyber_prekey", "reused_one_time_kyber_prekey",
-            "x3dh_refused_by_policy", "last_resort_kyber_prekey_first", "last_resort_kyber_prekey_again", "bad_kyber_prekey_signature",
-        ])
+        let parsing = file == "signal-v3.json"
+            ? ["v4_missing_kyber_prekey_id", "v4_missing_kyber_ciphertext", "v4_kyber_ciphertext_type_byte",
+               "v4_kyber_ciphertext_one_byte_short", "v4_kyber_prekey_id_length_delimited", "v4_kyber_ciphertext_as_varint",
+               "v3_outer_version_with_kyber_fields", "v5_outer_version"]
+            : ["flag_bit_2_set", "kem_ciphertext_truncated", "no_inner_message"]
+        let expected = ["alice", "bob", "kem_ciphertext_bit_flipped", "unknown_kyber_prekey", "reused_one_time_kyber_prekey",
+                        "x3dh_refused_by_policy", "x3dh_unknown_signed_prekey_refused_by_policy", "low_order_base_key_unknown_kyber_prekey"]
+            + parsing
+            + ["last_resort_kyber_prekey_first", "last_resort_kyber_prekey_again", "bad_kyber_prekey_signature",
+               "stripped_bundle_refused_by_policy", "kyber_public_key_out_of_range", "untrusted_identity_before_kyber_signature",
+               "kyber_signature_before_low_order_one_time_prekey", "low_order_one_time_prekey"]
+        #expect(report.passed == expected.count)
+        #expect(report.cases.map(\.id) == expected)
     }
 
     /// One flipped byte of the first message fails Alice's and Bob's cases.

@@ -162,6 +162,7 @@ public enum SessionCipher {
 
         var removedPreKey: PreKeyRecord?
         var consumedKyberPreKey: UInt32?
+        var replacedIdentity: IdentityKey??
         do {
             return try SignalProtocolError.store("updateSession") {
                 try sessionStore.updateSession(for: address) { (stored: inout SessionRecord?) throws(SignalProtocolError) -> [UInt8] in
@@ -207,7 +208,9 @@ public enum SessionCipher {
                         guard message.identityKey.publicKey.isInPrimeOrderSubgroup else { throw .malformed(.invalidKey(field: 3)) }
                     }
 
-                    _ = try SignalProtocolError.store("saveIdentity") { try identityStore.saveIdentity(message.identityKey, for: address) }
+                    // Commit (protocol.md §4 step 6, pqxdh.md §5.3 step 12): consume the prekeys,
+                    // then save the identity, then keep the record; whatever fails, the steps
+                    // before it are undone below.
                     if builtState, let kyberID = message.kyberPreKeyID, let postQuantum {
                         try postQuantum.markUsed(kyberID)
                         consumedKyberPreKey = kyberID
@@ -216,15 +219,23 @@ public enum SessionCipher {
                         try SignalProtocolError.store("removePreKey") { try preKeyStore.removePreKey(id: usedPreKey.id) }
                         removedPreKey = usedPreKey
                     }
+                    let previous = try SignalProtocolError.store("identity") { try identityStore.identity(for: address) }
+                    if previous != message.identityKey {
+                        _ = try SignalProtocolError.store("saveIdentity") { try identityStore.saveIdentity(message.identityKey, for: address) }
+                        replacedIdentity = previous
+                    }
                     stored = record
                     return plaintext
                 }
             }
         } catch {
-            // Only the store's own commit can fail after the prekey was removed: the session
-            // was not kept, so the prekey goes back (see the commit order above).
+            // A later commit step, or the store's own commit, failed: the session was not
+            // kept, so the prekeys go back and a replaced identity is restored. (A first
+            // identity, recorded on first use, stays: it is the key this message
+            // authenticated, and a retry records it again.)
             if let removedPreKey { try? preKeyStore.storePreKey(removedPreKey) }
             if let consumedKyberPreKey { postQuantum?.restore(consumedKyberPreKey) }
+            if case .some(.some(let previous)) = replacedIdentity { _ = try? identityStore.saveIdentity(previous, for: address) }
             throw error
         }
     }

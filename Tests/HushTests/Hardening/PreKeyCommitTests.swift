@@ -88,4 +88,26 @@ import Testing
             try SessionCipher.decrypt(first, from: alice.address, store: store, random: bob.random)
         }
     }
+
+    /// A failed commit does not change whom Bob trusts: with a store that trusts any key and
+    /// an older key on record, a late failure leaves the older key recorded (the identity is
+    /// saved after the prekeys are consumed, and restored if the record cannot be kept).
+    @Test(arguments: ["removePreKey", "storeSession"])
+    func aFailedCommitKeepsTheRecordedIdentity(operation: String) throws {
+        let (alice, bob, first) = try Self.firstMessage(seed: 1440)
+        let older = Device("alice", seed: 1442).identity.identityKey
+        _ = bob.store.saveIdentity(older, for: alice.address)
+        let store = WrappedStore(bob.store)
+        store.trustEverything = true
+        store.atomicUpdates = false
+        store.failing = [operation]
+        #expect(throws: SignalProtocolError.self) {
+            try SessionCipher.decrypt(first, from: alice.address, store: store, random: bob.random)
+        }
+        #expect(bob.store.identity(for: alice.address) == older)
+        #expect(bob.store.preKeyIDs.contains(100))
+        store.failing = []
+        #expect(try SessionCipher.decrypt(first, from: alice.address, store: store, random: bob.random) == Array("first flight".utf8))
+        #expect(bob.store.identity(for: alice.address) == alice.identity.identityKey)
+    }
 }
