@@ -9,13 +9,19 @@ prime-order test, varints) are reused from spec_check.py, which another reviewer
 spec alone.  Everything PQXDH-specific (ML-KEM wiring, both message formats, the Signal-v3 suite's
 protobuf, AES-CBC and MAC, Bob's checks, the policy) is written here.
 
-Findings about the specification: REVIEW.md, "PQXDH (independent review, 2026-12-02)".
+Findings about the specification: REVIEW.md, "PQXDH (independent review, 2026-12-02)" (P1-P14)
+and its second round (P15-), after pqxdh.md §4 (Alice's check order) and §7 (new vector cases)
+changed.  Every rejection and bundle case is checked three ways: it is one §7 describes (the
+message rebuilt from the main message where §7 calls it a rewrite, or from §7's label
+derivation), the error comes from this file's §4 / §5 code for the reason the text gives, and,
+for multi-fault cases, removing the first fault gives the next one.
 
 Usage: Tools/spec-check/.venv/bin/python Tools/spec-check/pqxdh_independent.py TestVectors/pqxdh [-v]
 (run.sh runs it after pqxdh_check.py).  Ends "pqxdh-independent: N passed, M failed".
 """
 
 import copy
+import hashlib
 import hmac as _hmac
 import json
 import os
@@ -116,8 +122,13 @@ def pb_encode(fields):
     return out
 
 
-def pb_decode(data):
-    """Returns {field: value} (last one wins); malformed on anything protocol.md §5 refuses."""
+def pb_decode(data, schema):
+    """Returns {field: value} (last one wins); malformed on anything protocol.md §5 refuses.
+
+    schema: {known field number: wire type (0 varint, 2 length-delimited)}.  A known field of
+    another wire type is malformed (protocol.md §5, pqxdh.md §5.1 step 2); unknown fields of
+    wire types 0, 1, 2, 5 are skipped.  Varint fields are read as uint32: a wider varint is
+    truncated to its low 32 bits (protocol.md §5)."""
     r, out = 0, {}
 
     def rd_varint():
@@ -138,23 +149,35 @@ def pb_decode(data):
         num, wt = tag >> 3, tag & 7
         if num == 0:
             fail("malformed", "field number 0")
+        if wt in (3, 4, 6, 7):
+            fail("malformed", f"wire type {wt}")
+        if num in schema and schema[num] != wt:
+            fail("malformed", f"field {num}: wire type {wt}, expected {schema[num]}")
         if wt == 0:
-            out[num] = rd_varint()
+            val = rd_varint() & 0xFFFFFFFF
         elif wt == 2:
             n = rd_varint()
             if r + n > len(data):
                 fail("malformed", "truncated field")
-            out[num] = bytes(data[r:r + n])
+            val = bytes(data[r:r + n])
             r += n
         elif wt == 1:
             r += 8
-        elif wt == 5:
+            val = None
+        else:  # wt == 5
             r += 4
-        else:
-            fail("malformed", f"wire type {wt}")
+            val = None
         if r > len(data):
             fail("malformed", "truncated field")
+        if num in schema:
+            out[num] = val
     return out
+
+
+# protocol.md §5 (version 3) and pqxdh.md §5.1 (version 4: fields 7 varint, 8 bytes)
+SIGNAL_MESSAGE_SCHEMA = {1: 2, 2: 0, 3: 0, 4: 2}
+PREKEY_SCHEMA_V3 = {1: 0, 2: 2, 3: 2, 4: 2, 5: 0, 6: 0}
+PREKEY_SCHEMA_V4 = {**PREKEY_SCHEMA_V3, 7: 0, 8: 2}
 
 
 def key33(b, field):
@@ -204,15 +227,17 @@ def v3_signal_message(version, mk, ratchet_pub, n, pn, pt, ik_sender, ik_receive
     return m + mac
 
 
-def parse_v3_signal_message(data):
+def parse_v3_signal_message(data, highest=4):
+    """protocol.md §5: high nibble > highest -> invalid_version; < 3 -> legacy_version, except
+    that version 2 parses (each state then refuses it)."""
     if len(data) < 10:
         fail("malformed", "SignalMessage too short")
     hi = data[0] >> 4
-    if hi > 4:
+    if hi > highest:
         fail("invalid_version", f"SignalMessage version {hi}")
-    if hi < 3:
-        fail("invalid_version", f"legacy SignalMessage version {hi}")
-    f = pb_decode(data[1:-8])
+    if hi < 2:
+        fail("legacy_version", f"SignalMessage version {hi}")
+    f = pb_decode(data[1:-8], SIGNAL_MESSAGE_SCHEMA)
     for n in (1, 2, 4):
         if n not in f:
             fail("malformed", f"SignalMessage missing field {n}")
@@ -221,19 +246,23 @@ def parse_v3_signal_message(data):
 
 
 def parse_v3_prekey_message(data, pq_supported=True):
+    """pqxdh.md §5.1 "Parsing", steps 1-4, in that order."""
     if len(data) < 1:
         fail("malformed", "too short")
-    hi = data[0] >> 4
+    highest = 4 if pq_supported else 3
+    hi = data[0] >> 4  # step 1: high nibble only
     if hi < 3:
-        fail("invalid_version", f"legacy version {hi}")
-    if hi > (4 if pq_supported else 3):
+        fail("legacy_version", f"version {hi}")
+    if hi > highest:
         fail("invalid_version", f"version {hi}")
-    f = pb_decode(data[1:])
-    for n in (2, 3, 4, 6):
+    # step 2: protobuf; fields 7 and 8 are known (typed) in version 4 only
+    f = pb_decode(data[1:], PREKEY_SCHEMA_V4 if hi == 4 else PREKEY_SCHEMA_V3)
+    # step 3: required fields 6, 2, 3, 4, then (version 4) 7, 8 and field 8's form
+    for n in (6, 2, 3, 4):
         if n not in f:
-            fail("malformed", f"PreKeySignalMessage missing field {n}")
+            fail("malformed", f"missing field {n}")
     kyber_id = ct = None
-    if hi == 4:  # pqxdh.md §5.1
+    if hi == 4:
         if 7 not in f:
             fail("malformed", "missing field 7")
         if 8 not in f:
@@ -241,11 +270,14 @@ def parse_v3_prekey_message(data, pq_supported=True):
         if len(f[8]) != 1 + CT_LEN or f[8][0] != KYBER_TYPE:
             fail("malformed", "invalid key field 8")
         kyber_id, ct = f[7], f[8][1:]
-    inner = parse_v3_signal_message(f[4])
+    # (placement of the key checks of fields 2 and 3 is not stated: REVIEW.md P16)
+    base_key, ik = key33(f[2], 2), key33(f[3], 3)
+    # step 4: the inner SignalMessage, with its own version rules, must have the outer version
+    inner = parse_v3_signal_message(f[4], highest)
     if inner["version"] != hi:
-        fail("invalid_version", "inner SignalMessage version differs from the outer one")
-    return {"version": hi, "opk_id": f.get(1), "base_key": key33(f[2], 2),
-            "ik": key33(f[3], 3), "inner": inner, "reg_id": f.get(5), "spk_id": f[6],
+        fail("invalid_version", f"inner SignalMessage version {inner['version']} differs from the outer {hi}")
+    return {"version": hi, "opk_id": f.get(1), "base_key": base_key,
+            "ik": ik, "inner": inner, "reg_id": f.get(5), "spk_id": f[6],
             "kyber_id": kyber_id, "ct": ct, "pq": hi == 4}
 
 
@@ -329,34 +361,53 @@ class Alice:
 
     def fingerprint(self):
         return (repr(sorted(self.identities.items())), repr(sorted(self.sessions.keys())),
-                len(self.draws))
+                len(self.draws), self.encapsulations)
+
+    encapsulations = 0  # Encaps calls made (pqxdh.md §4: a refused bundle encapsulates nothing)
+
+    def encaps(self, ek, kem):
+        """pqxdh.md §4 step 6 with a recorded encapsulator: kem["m"] is the one recorded `m`
+        (None once used); none left -> crypto_failure (randomSourceExhausted(32, 0))."""
+        m = kem.get("m")
+        if m is None:
+            fail("crypto_failure", "randomSourceExhausted(requested: 32, remaining: 0)")
+        kem["m"] = None
+        self.encapsulations += 1
+        return kem_encaps_internal(ek, m)
 
     def process_bundle(self, addr, b, kem, policy):
-        """b: bundle dict with ik, reg, spk_id, spk, spk_sig, opk_id, opk, kyber (id, ek, sig) or None."""
-        # §4 step 1
-        if b["kyber"] is None:
-            if policy == "require-pqxdh":
-                fail("malformed", "missingKyberPreKey")
-        else:
+        """b: bundle dict with ik, reg, spk_id, spk, spk_sig, opk_id, opk, kyber (id, ek, sig) or None.
+        kem: {"m": recorded m} (consumed by the encapsulation)."""
+        # §4 "Before the checks, decoding": EncodeKEM(ek) = 0x08 || ek, 1,569 bytes; ek passes §2.
+        if b["kyber"] is not None:
             kid, ek, ksig = b["kyber"]
-            # §4 step 2
-            if not H.libsignal_verify(b["ik"], bytes([KYBER_TYPE]) + ek, ksig):
-                fail("bad_signature", "Kyber prekey signature")
             if not ek_decodes(ek):
-                fail("bad_signature", "Kyber ek does not decode")
-        # §4 step 3: X3DH's checks (hush-1.md §4)
+                fail("bad_signature", "Kyber ek does not decode (KEMError.invalidPublicKey)")
+        # §4 step 1: no Kyber prekey -> policy, else X3DH (hush-1.md §4 / protocol.md §2), whose
+        # order (trust, signed prekey, prime-order, draws) is steps 2, 3, 5 below without 4 and 6.
+        if b["kyber"] is None and policy == "require-pqxdh":
+            fail("malformed", "missingKyberPreKey")
+        # §4 step 2: trust of IK_B (identities hold the 32-byte u)
         known = self.identities.get(addr)
         if known is not None and known != b["ik"]:
             fail("untrusted_identity")
+        # §4 step 3: signed prekey present, its signature
+        if b["spk"] is None:
+            fail("malformed", "missingSignedPreKey")
         if not H.libsignal_verify(b["ik"], b"\x05" + b["spk"], b["spk_sig"]):
             fail("bad_signature", "signed prekey signature")
+        # §4 step 4: the Kyber prekey's signature over 0x08 || ek
+        if b["kyber"] is not None and not H.libsignal_verify(
+                b["ik"], bytes([KYBER_TYPE]) + b["kyber"][1], b["kyber"][2]):
+            fail("bad_signature", "Kyber prekey signature (badKyberPreKeySignature)")
+        # §4 step 5: prime-order IK_B, SPK_B, OPK_B
         for k in (b["ik"], b["spk"], b["opk"]):
             if k is not None and not H.is_prime_order(k):
-                fail("malformed", "bundle key not prime-order")
+                fail("malformed", "bundle key not prime-order (invalidRatchetKey)")
+        # §4 step 6: Encaps, before the draws
         ct = ss = None
         if b["kyber"] is not None:
-            c, K = kem_encaps_internal(b["kyber"][1], kem["m"])
-            ct, ss = c, K
+            ct, ss = self.encaps(b["kyber"][1], kem)
         ek_priv = H.clamp(self.draws.pop(0))
         ra_priv = H.clamp(self.draws.pop(0))
         dhs = [dh(self.ik_priv, b["spk"], "DH1"), dh(ek_priv, b["ik"], "DH2"),
@@ -493,9 +544,11 @@ class Bob:
             idx = i
             break
         if pt is None:
-            for name in ("invalid_version", "too_far_in_future"):
+            # protocol.md §3 "Which state decrypts": a version error if any attempt hit one,
+            # else too_far_in_future, else the current state's error.
+            for names in (("invalid_version", "legacy_version"), ("too_far_in_future",)):
                 for e in errs:
-                    if e.name == name:
+                    if e.name in names:
                         raise e
             raise errs[0]
         if built:
@@ -514,8 +567,10 @@ class Bob:
 
     def _decrypt_on_state(self, st, pm, rprime):
         suite, msg = self.suite, pm["inner"]
-        if suite == "signal-v3" and msg["version"] != st["version"]:
-            fail("invalid_version", "message version differs from the state's")
+        if suite == "signal-v3" and msg["version"] > st["version"]:  # pqxdh.md §5.1
+            fail("invalid_version", f"version-{msg['version']} message, version-{st['version']} state")
+        if suite == "signal-v3" and msg["version"] < st["version"]:
+            fail("legacy_version", f"version-{msg['version']} message, version-{st['version']} state")
         T, c = msg["T"], msg["counter"]
         chain = next((ch for ch in st["recv"] if ch["T"] == T), None)
         ratcheted = False
@@ -559,6 +614,198 @@ class Bob:
 
 
 # ---------------------------------------------------------------------------
+# §7's descriptions of the cases, and its label derivation
+# ---------------------------------------------------------------------------
+
+def fixed(label, n=32):
+    """pqxdh.md §7: the first n bytes of SHA-256("hush-pq-vectors/" || label || "/0") || ..."/1" ..."""
+    out, i = b"", 0
+    while len(out) < n:
+        out += hashlib.sha256(f"hush-pq-vectors/{label}/{i}".encode()).digest()
+        i += 1
+    return out[:n]
+
+
+def pb_tokens(data):
+    """The fields of a (well-formed) protobuf in their order: [(number, wire type, value)]."""
+    r, out = 0, []
+
+    def rd():
+        nonlocal r
+        v = k = 0
+        while True:
+            b = data[r]
+            r += 1
+            v |= (b & 0x7F) << (7 * k)
+            k += 1
+            if not b & 0x80:
+                return v
+    while r < len(data):
+        tag = rd()
+        num, wt = tag >> 3, tag & 7
+        if wt == 0:
+            out.append((num, 0, rd()))
+        elif wt == 2:
+            n = rd()
+            out.append((num, 2, data[r:r + n]))
+            r += n
+        else:
+            raise AssertionError("the main message has only wire types 0 and 2")
+    return out
+
+
+def pb_untokens(tokens):
+    out = b""
+    for num, wt, val in tokens:
+        out += pb_varint(num << 3 | wt)
+        out += pb_varint(val) if wt == 0 else pb_varint(len(val)) + val
+    return out
+
+
+def rejection_description(suite, name, main, main_pm, rej, kp):
+    """pqxdh.md §7 "The rejection cases": (the message as the description rebuilds it from the
+    main message, or None where it is not a rewrite of it; the reason this checker's §5 code
+    gives, or None for a case §7 does not describe)."""
+    reasons = {
+        "kem_ciphertext_bit_flipped": "MAC" if suite == "signal-v3" else "AEAD",
+        "unknown_kyber_prekey": "kyber prekey 999",
+        "reused_one_time_kyber_prekey": f"kyber prekey {kp['id']}",
+        "x3dh_refused_by_policy": "policy",
+        "x3dh_unknown_signed_prekey_refused_by_policy": "policy",
+        "low_order_base_key_unknown_kyber_prekey": "kyber prekey 999",
+    }
+    rebuilt = None
+    if name == "low_order_base_key_unknown_kyber_prekey" and "unknown_kyber_prekey" in rej:
+        u = rej["unknown_kyber_prekey"]
+        bk = (parse_v3_prekey_message if suite == "signal-v3" else parse_h1_prekey_message)(u)["base_key"]
+        i = u.find(bk)
+        rebuilt = u[:i] + bytes(32) + u[i + 32:]
+    if suite == "signal-v3":
+        toks = pb_tokens(main[1:])
+
+        def rw(fn, first=0x44):
+            return bytes([first]) + pb_untokens([x for t in toks for x in fn(t)])
+        kid = main_pm["kyber_id"]
+        cases = {
+            "v4_missing_kyber_prekey_id": (lambda t: [] if t[0] == 7 else [t], "missing field 7"),
+            "v4_missing_kyber_ciphertext": (lambda t: [] if t[0] == 8 else [t], "missing field 8"),
+            "v4_kyber_ciphertext_type_byte": (
+                lambda t: [(8, 2, b"\x09" + t[2][1:])] if t[0] == 8 else [t], "invalid key field 8"),
+            "v4_kyber_ciphertext_one_byte_short": (
+                lambda t: [(8, 2, t[2][:-1])] if t[0] == 8 else [t], "invalid key field 8"),
+            "v4_kyber_prekey_id_length_delimited": (
+                lambda t: [(7, 2, pb_varint(kid))] if t[0] == 7 else [t], "field 7: wire type 2"),
+            "v4_kyber_ciphertext_as_varint": (
+                lambda t: [(8, 0, 1)] if t[0] == 8 else [t], "field 8: wire type 0"),
+        }
+        if name in cases:
+            fn, why = cases[name]
+            return rw(fn), why
+        if name == "v3_outer_version_with_kyber_fields":
+            return b"\x33" + main[1:], "inner SignalMessage version 4 differs from the outer 3"
+        if name == "v5_outer_version":
+            return b"\x54" + main[1:], "version 5"
+    else:
+        ct_at = main.find(main_pm["ct"])
+        if name == "flag_bit_2_set":
+            return main[:1] + bytes([main[1] | 0x04]) + main[2:], "flag bits"
+        if name == "kem_ciphertext_truncated":
+            return main[:ct_at + 1000], "truncated Kyber ciphertext"
+        if name == "no_inner_message":
+            return main[:ct_at + CT_LEN], "missing field 4"
+    return rebuilt, reasons.get(name)
+
+
+def bundle_description(name):
+    """pqxdh.md §7 "The bundle cases": the case's shape, the reason this checker's §4 code
+    gives, and (multi-fault cases) what removing the first fault must give."""
+    def trust_cleared(a, b):
+        a.identities.clear()
+
+    def good_kyber(genuine):
+        def change(a, b):
+            b["kyber"] = genuine
+        return change
+    d = {
+        "bad_kyber_prekey_signature": dict(kyber="bad-signature", reason="Kyber prekey signature"),
+        "stripped_bundle_refused_by_policy": dict(kyber="none", policy="require-pqxdh",
+                                                  reason="missingKyberPreKey"),
+        "kyber_public_key_out_of_range": dict(kyber="out-of-range", reason="does not decode"),
+        "untrusted_identity_before_kyber_signature": dict(
+            kyber="bad-signature", mallory=True, reason="",
+            next=[("without the trusted other identity", trust_cleared, "bad_signature",
+                   "Kyber prekey signature")]),
+        "kyber_signature_before_low_order_one_time_prekey": dict(
+            kyber="bad-signature", low_order_opk=True, reason="Kyber prekey signature"),
+        "low_order_one_time_prekey": dict(kyber="genuine", low_order_opk=True,
+                                          reason="not prime-order"),
+    }.get(name)
+    return d
+
+
+def derivation_checks(v, t, bundle, kp, lrk, spk_pub, opk_pub):
+    suite, bj, al = v["suite"], v["bob"], v["alice"]
+    tag = f"§7 derivation ({suite})"
+    for what, got, label, n in (
+            ("alice identity", al["identity_private"], "alice/identity", 32),
+            ("bob identity", bj["identity_private"], "bob/identity", 32),
+            ("bob signed prekey", bj["signed_prekey"]["private"], "bob/signed-prekey", 32),
+            ("bob one-time prekey", bj["one_time_prekey"]["private"], "bob/one-time-prekey", 32),
+            ("one-time Kyber seed", kp["seed"], "bob/kyber-one-time/seed", 64),
+            ("last-resort Kyber seed", lrk["seed"], "bob/kyber-last-resort/seed", 64),
+            ("main base key", al["base_private"], f"main/{suite}/base", 32),
+            ("main ratchet key", al["ratchet_private"], f"main/{suite}/ratchet", 32),
+            ("main kem.m", v["kem"]["m"], f"main/{suite}/kem-m", 32)):
+        want = fixed(label, n)
+        if n == 32 and not label.endswith("kem-m"):
+            want = H.clamp(want)
+        t.check(f"{tag}: {what} = fixed({label!r})", hx(got) == want)
+    ik = hx(bj["identity_private"])
+    sigs = [("signed prekey", b"\x05" + spk_pub, bj["signed_prekey"]["signature"], "bob/spk-sig"),
+            ("one-time Kyber prekey", bytes([KYBER_TYPE]) + hx(kp["public"]), kp["signature"],
+             "bob/kyber-one-time/sig"),
+            ("last-resort Kyber prekey", bytes([KYBER_TYPE]) + hx(lrk["public"]), lrk["signature"],
+             "bob/kyber-last-resort/sig")]
+    for br in v["bundle_rejections"]:
+        if br["name"] == "kyber_public_key_out_of_range":
+            k = br["kyber_prekey"]
+            sigs.append(("out-of-range ek", bytes([KYBER_TYPE]) + hx(k["public"]), k["signature"],
+                         "bob/kyber-out-of-range/sig"))
+    for what, msg, sig, label in sigs:
+        t.check(f"{tag}: {what} signature = Sign(IK_B, ..., fixed({label!r}, 64))",
+                H.libsignal_sign(ik, msg, fixed(label, 64)) == hx(sig))
+    # Every other message of the file, rebuilt by Alice from its labelled draws.
+    rej = {r["name"]: hx(r["message"]) for r in v["rejections"]}
+    acc = [hx(a["message"]) for a in v["accepted"]]
+    genuine = (kp["id"], hx(kp["public"]), hx(kp["signature"]))
+    last_resort = (lrk["id"], hx(lrk["public"]), hx(lrk["signature"]))
+    plan = [("unknown", rej.get("unknown_kyber_prekey"), (999,) + genuine[1:], None),
+            ("reused", rej.get("reused_one_time_kyber_prekey"), genuine, None),
+            ("stripped", rej.get("x3dh_refused_by_policy"), None, None),
+            ("stripped-unknown-spk", rej.get("x3dh_unknown_signed_prekey_refused_by_policy"), None, 8),
+            ("last-resort-1", acc[0] if acc else None, last_resort, None),
+            ("last-resort-2", acc[1] if len(acc) > 1 else None, last_resort, None)]
+    for case, msg, kyber, spk_id in plan:
+        if msg is None:
+            t.check(f"{tag}: message {case} present", False)
+            continue
+        b = bundle(kyber=None, opk=False)
+        b["kyber"] = kyber
+        if spk_id is not None:
+            b["spk_id"] = spk_id
+        a = Alice(al, suite)
+        a.draws = [fixed(f"{case}/{suite}/base"), fixed(f"{case}/{suite}/ratchet")]
+        kem = {"m": fixed(f"{case}/{suite}/kem-m")}
+        try:
+            a.process_bundle(("bob", 1), b, kem, "accept-either")
+            out = a.encrypt(("bob", 1), hx(v["plaintext"]))
+        except ProtocolError as e:
+            t.check(f"{tag}: message {case} rebuilt", False, str(e))
+            continue
+        t.check(f"{tag}: message {case} rebuilt byte for byte from its labels", out == msg)
+
+
+# ---------------------------------------------------------------------------
 # Replay (pqxdh.md §7)
 # ---------------------------------------------------------------------------
 
@@ -583,15 +830,15 @@ class Tally:
             ok = e.name == error and (reason is None or reason in e.detail)
             return self.check(name, ok, f"got {e.name} ({e.detail}), want {error}"
                               + (f" ({reason})" if reason else "")), e
-        except AssertionError as e:
-            return self.check(name, False, f"assertion: {e}"), None
+        except Exception as e:  # noqa: BLE001  (a crash of the checker is a failure, not an abort)
+            return self.check(name, False, f"{type(e).__name__}: {e}"), None
         return self.check(name, False, f"accepted, want {error}"), None
 
     def expect_ok(self, name, fn, want):
         try:
             got = fn()
-        except (ProtocolError, AssertionError) as e:
-            self.check(name, False, f"error {e}")
+        except Exception as e:  # noqa: BLE001
+            self.check(name, False, f"error {type(e).__name__}: {e}")
             return None
         self.check(name, got[0] == want, f"got {got[0].hex()}")
         return got
@@ -647,12 +894,14 @@ def replay(path, t):
              "opk": opk_pub if opk else None, "kyber": None}
         if kyber == "one-time":
             b["kyber"] = (kp["id"], hx(kp["public"]), hx(kp["signature"]))
+        elif kyber is not None:
+            b["kyber"] = kyber
         return b
 
     # 1. Alice
     alice = Alice(v["alice"], suite)
     try:
-        st = alice.process_bundle(B_ADDR, bundle(), kem, "require-pqxdh")
+        st = alice.process_bundle(B_ADDR, bundle(), dict(kem), "require-pqxdh")
         out = alice.encrypt(B_ADDR, pt)
         t.check("alice: first message byte for byte", out == main,
                 f"\n    got  {out[:80].hex()}...\n    want {main[:80].hex()}...")
@@ -664,7 +913,7 @@ def replay(path, t):
     a2 = Alice(v["alice"], suite)
     fp = a2.fingerprint()
     t.expect_error("alice: require-pqxdh refuses a bundle without a Kyber prekey",
-                   lambda: a2.process_bundle(B_ADDR, bundle(kyber=None), kem, "require-pqxdh"),
+                   lambda: a2.process_bundle(B_ADDR, bundle(kyber=None), dict(kem), "require-pqxdh"),
                    "malformed", "missingKyberPreKey")
     t.check("alice: ... and nothing changed", a2.fingerprint() == fp)
 
@@ -695,7 +944,14 @@ def replay(path, t):
         want = "invalid_version" if suite == "signal-v3" else "malformed"
         t.check(f"a receiver without PQXDH refuses the message ({want})", e.name == want, e.name)
 
-    # 3. Rejections
+    # 3. Rejections. Each case is one §7 describes ("The rejection cases"): the message is checked
+    # against that description (rebuilt from the main message where §7 says it is a rewrite of
+    # it), then Bob, following §5, must fail with the listed error for the stated reason, and
+    # change nothing.
+    parse = parse_v3_prekey_message if suite == "signal-v3" else parse_h1_prekey_message
+    rej = {r["name"]: hx(r["message"]) for r in v["rejections"]}
+    lr = bj["last_resort_kyber_prekey"]["id"]
+    main_pm = parse(main)
     for rj in v["rejections"]:
         name, data, err = rj["name"], hx(rj["message"]), rj["error"]
         policy = rj.get("policy", "accept-either")
@@ -704,14 +960,23 @@ def replay(path, t):
         else:
             b = Bob(bj, suite)
         fp = b.fingerprint()
-        reason = {"kem_ciphertext_bit_flipped": "MAC" if suite == "signal-v3" else "AEAD",
-                  "unknown_kyber_prekey": "kyber prekey",
-                  "reused_one_time_kyber_prekey": f"kyber prekey {kp['id']}",
-                  "x3dh_refused_by_policy": "policy"}.get(name)
-        ok, e = t.expect_error(f"rejection {name}: {err}", lambda: b.decrypt(A_ADDR, data, policy),
-                               err, reason)
+        rebuilt, reason = rejection_description(suite, name, main, main_pm, rej, kp)
+        if rebuilt is not None:
+            what = ("unknown_kyber_prekey's message with the base key u = 0"
+                    if name == "low_order_base_key_unknown_kyber_prekey" else "the main message")
+            t.check(f"rejection {name}: is {what} rewritten as §7 describes",
+                    rebuilt == data, f"\n    got  {data[:60].hex()}...\n    want {rebuilt[:60].hex()}...")
+        if reason is None:
+            t.check(f"rejection {name}: a case §7 describes", False, "not described in §7")
+            reason = ""
+        t.check(f"rejection {name}: policy as §7 describes the case",
+                policy == ("require-pqxdh" if name.startswith("x3dh_") else "accept-either")
+                and rj["after_main"] == (name == "reused_one_time_kyber_prekey"))
+        t.expect_error(f"rejection {name}: {err}", lambda: b.decrypt(A_ADDR, data, policy),
+                       err, reason)
         t.check(f"rejection {name}: nothing changed", b.fingerprint() == fp)
-        # Why it fails: the same message succeeds once the stated reason is removed.
+        # Why it fails: the same message succeeds (or fails at the next step) once the stated
+        # reason is removed.
         if name == "kem_ciphertext_bit_flipped":
             diff = [i for i in range(len(main)) if i < len(data) and main[i] != data[i]]
             one_bit = len(data) == len(main) and len(diff) == 1 and \
@@ -726,16 +991,17 @@ def replay(path, t):
                 t.check(f"rejection {name}: Decaps gives an unrelated secret (implicit rejection)",
                         kem_decaps(hx(kp["seed"]), ct2) != hx(v["kem"]["shared_secret"]))
         elif name in ("unknown_kyber_prekey", "reused_one_time_kyber_prekey"):
-            pm = (parse_v3_prekey_message if suite == "signal-v3" else parse_h1_prekey_message)(data)
+            pm = parse(data)
             if name == "unknown_kyber_prekey":
-                t.check(f"rejection {name}: names an id Bob never had",
-                        pm["kyber_id"] not in (kp["id"], bj["last_resort_kyber_prekey"]["id"]))
+                t.check(f"rejection {name}: names id 999, which Bob never had",
+                        pm["kyber_id"] == 999 and 999 not in (kp["id"], lr))
                 # The renamed key is the one-time Kyber prekey: Bob holding it under that id decrypts.
                 b2 = Bob(bj, suite)
                 b2.kyber[pm["kyber_id"]] = b2.kyber.pop(kp["id"])
             else:
                 t.check(f"rejection {name}: names the one-time Kyber prekey", pm["kyber_id"] == kp["id"])
                 b2 = Bob(bj, suite)  # a Bob that never decrypted the main message
+            t.check(f"rejection {name}: no one-time X25519 prekey (§7)", pm["opk_id"] is None)
             t.expect_ok(f"rejection {name}: decrypts once Bob holds that Kyber prekey",
                         lambda: b2.decrypt(A_ADDR, data, policy), pt)
         elif name == "x3dh_refused_by_policy":
@@ -747,12 +1013,31 @@ def replay(path, t):
                         got2[1]["state"]["establishment"] == "x3dh" and got2[1]["state"]["version"] == 3)
                 t.check(f"rejection {name}: the one-time Kyber prekey is untouched",
                         kp["id"] in b2.kyber)
-        else:
-            t.check(f"rejection {name}: known rejection case", False, "unknown case name")
+        elif name == "x3dh_unknown_signed_prekey_refused_by_policy":
+            pm = parse(data)
+            t.check(f"rejection {name}: an X3DH message naming signed prekey 8 (Bob has "
+                    f"{bj['signed_prekey']['id']})", not pm["pq"] and pm["spk_id"] == 8
+                    and 8 != bj["signed_prekey"]["id"])
+            b2 = Bob(bj, suite)
+            t.expect_error(f"rejection {name}: under accept-either: unknown_prekey (signed 8)",
+                           lambda: b2.decrypt(A_ADDR, data, "accept-either"), "unknown_prekey",
+                           "signed prekey 8")
+            b3 = Bob(bj, suite)
+            b3.spks[8] = b3.spks.pop(bj["signed_prekey"]["id"])
+            t.expect_ok(f"rejection {name}: decrypts (accept-either) once Bob holds his signed "
+                        "prekey as id 8 (the key unchanged)",
+                        lambda: b3.decrypt(A_ADDR, data, "accept-either"), pt)
+        elif name == "low_order_base_key_unknown_kyber_prekey":
+            b2 = Bob(bj, suite)
+            b2.kyber[999] = b2.kyber.pop(kp["id"])
+            t.expect_error(f"rejection {name}: with the Kyber prekey held: malformed (all-zero DH, "
+                           "§5.3 step 9)", lambda: b2.decrypt(A_ADDR, data, policy), "malformed",
+                           "all-zero DH")
+        elif reason is not None and rebuilt is None:
+            t.check(f"rejection {name}: checked against its description", False, "no check")
 
     # 4. Accepted messages, in order, to one fresh Bob (require-pqxdh)
     bob = Bob(bj, suite)
-    lr = bj["last_resort_kyber_prekey"]["id"]
     for n, ac in enumerate(v["accepted"]):
         got = t.expect_ok(f"accepted {ac['name']}: decrypts", lambda: bob.decrypt(
             A_ADDR, hx(ac["message"]), "require-pqxdh"), pt)
@@ -762,17 +1047,74 @@ def replay(path, t):
             t.check(f"accepted {ac['name']}: built a new state ({n + 1} held)",
                     got[1]["built"] and len(bob.states) == n + 1)
 
-    # 5. Bundle rejections
+    # 5. Bundle rejections (§7 replay step 5; the cases of "The bundle cases")
+    lrk = bj["last_resort_kyber_prekey"]
+    genuine = (kp["id"], hx(kp["public"]), hx(kp["signature"]))
+    bad_sig = None
     for br in v["bundle_rejections"]:
-        a = Alice(v["alice"], suite)
+        name = br["name"]
+        if name == "bad_kyber_prekey_signature" and "kyber_prekey" in br:
+            bad_sig = (br["kyber_prekey"]["id"], hx(br["kyber_prekey"]["public"]),
+                       hx(br["kyber_prekey"]["signature"]))
+    mallory = b"\x05" + H.x25519_base(H.clamp(fixed("mallory/identity")))
+
+    def case_bundle(br):
         b = bundle()
-        k = br["kyber_prekey"]
-        b["kyber"] = (k["id"], hx(k["public"]), hx(k["signature"]))
+        k = br.get("kyber_prekey")
+        b["kyber"] = None if k is None else (k["id"], hx(k["public"]), hx(k["signature"]))
+        if "one_time_prekey_public" in br:
+            b["opk"] = hx(br["one_time_prekey_public"])
+        a = Alice(v["alice"], suite)
+        if "alice_trusted_identity" in br:
+            tid = hx(br["alice_trusted_identity"])
+            if len(tid) != 33 or tid[0] != 0x05:
+                raise AssertionError("alice_trusted_identity is not a 33-byte 0x05 key")
+            a.identities[B_ADDR] = tid[1:]
+        return a, b, br.get("policy", "accept-either")
+
+    for br in v["bundle_rejections"]:
+        name, err = br["name"], br["error"]
+        a, b, policy = case_bundle(br)
         fp = a.fingerprint()
-        t.expect_error(f"bundle {br['name']}: {br['error']}",
-                       lambda: a.process_bundle(B_ADDR, b, kem, "accept-either"), br["error"],
-                       "Kyber prekey signature")
-        t.check(f"bundle {br['name']}: nothing stored, nothing drawn", a.fingerprint() == fp)
+        d = bundle_description(name)
+        if d is None:
+            t.check(f"bundle {name}: a case §7 describes", False, "not described in §7")
+            d = {}
+        k, want_policy = b["kyber"], d.get("policy", "accept-either")
+        shape = {"genuine": k == genuine, "bad-signature": k is not None and k == bad_sig,
+                 "none": k is None, "out-of-range": k is not None and k[1][0] == 0xFF
+                 and k[1][1] & 0x0F == 0x0F}.get(d.get("kyber"), False)
+        t.check(f"bundle {name}: Kyber prekey, policy, trusted identity, one-time prekey as §7 "
+                "describes", shape and policy == want_policy
+                and (hx(br["alice_trusted_identity"]) == mallory if d.get("mallory")
+                     else "alice_trusted_identity" not in br)
+                and (br.get("one_time_prekey_public") == "00" * 32 if d.get("low_order_opk")
+                     else "one_time_prekey_public" not in br))
+        t.expect_error(f"bundle {name}: {err}", lambda: a.process_bundle(B_ADDR, b, dict(kem), policy),
+                       err, d.get("reason"))
+        t.check(f"bundle {name}: nothing stored, nothing encapsulated, nothing drawn",
+                a.fingerprint() == fp)
+        # Every fault of a multi-fault case is real: removing the first one gives the second.
+        for label, change, want, why in d.get("next", ()):
+            a2, b2, pol2 = case_bundle(br)
+            change(a2, b2)
+            t.expect_error(f"bundle {name}: {label}: {want}",
+                           lambda: a2.process_bundle(B_ADDR, b2, dict(kem), pol2), want, why)
+    if bad_sig is not None:
+        t.check("bundle bad_kyber_prekey_signature: the last-resort key with the one-time key's "
+                "signature", bad_sig[1] == hx(lrk["public"]) and bad_sig[2] == hx(kp["signature"]))
+    # The stripped bundle is refused only for the policy: under accept-either it gives X3DH.
+    a = Alice(v["alice"], suite)
+    st = t.expect_ok("bundle stripped_bundle_refused_by_policy: accepted under accept-either "
+                     "(X3DH)", lambda: (b"", a.process_bundle(B_ADDR, bundle(kyber=None),
+                                                              dict(kem), "accept-either")), b"")
+    if st:
+        t.check("bundle stripped_bundle_refused_by_policy: ... a version-3 state, nothing "
+                "encapsulated", st[1]["version"] == 3 and a.encapsulations == 0)
+
+    # 6. The derivation of §7 "What the files list" (informative, but the text says it holds):
+    # the keys, the signatures and every message of the file, rebuilt byte for byte.
+    derivation_checks(v, t, bundle, kp, lrk, spk_pub, opk_pub)
 
 
 def self_checks(path, t):
@@ -799,7 +1141,7 @@ def self_checks(path, t):
 
     # S1: every message Alice sends until Bob answers carries the header, CT included (§4).
     alice = Alice(v["alice"], suite)
-    alice.process_bundle(B_ADDR, bundle(), kem, "require-pqxdh")
+    alice.process_bundle(B_ADDR, bundle(), dict(kem), "require-pqxdh")
     first = alice.encrypt(B_ADDR, pt)
     second = alice.encrypt(B_ADDR, b"second")
     p1, p2 = parse(first), parse(second)
@@ -823,7 +1165,7 @@ def self_checks(path, t):
     # S3: parser rules of §5.1 / §5.2.
     main = hx(v["message"])
     if suite == "signal-v3":
-        f = pb_decode(main[1:])
+        f = pb_decode(main[1:], PREKEY_SCHEMA_V4)
 
         def reenc(fields, version=0x44):
             return bytes([version]) + pb_encode(sorted(fields.items()))
@@ -856,13 +1198,13 @@ def self_checks(path, t):
     a = Alice(v["alice"], suite)
     fp = a.fingerprint()
     t.expect_error(f"{tag}: signed ek failing the modulus check: bad_signature",
-                   lambda: a.process_bundle(B_ADDR, b, kem, "accept-either"), "bad_signature",
+                   lambda: a.process_bundle(B_ADDR, b, dict(kem), "accept-either"), "bad_signature",
                    "does not decode")
     t.check(f"{tag}: ... nothing drawn or stored", a.fingerprint() == fp)
     # S5: accept-either with a stripped bundle gives an X3DH (version 3) session Bob accepts
     # unless he requires PQXDH.
     a = Alice(v["alice"], suite)
-    st = a.process_bundle(B_ADDR, bundle(kyber=False), kem, "accept-either")
+    st = a.process_bundle(B_ADDR, bundle(kyber=False), dict(kem), "accept-either")
     x = a.encrypt(B_ADDR, pt)
     t.check(f"{tag}: stripped bundle under accept-either: version 3, no Kyber fields",
             st["version"] == 3 and not parse(x)["pq"]
@@ -873,16 +1215,120 @@ def self_checks(path, t):
     t.expect_error(f"{tag}: ... Bob under require-pqxdh: invalid_version",
                    lambda: Bob(bj, suite).decrypt(A_ADDR, x, "require-pqxdh"), "invalid_version",
                    "policy")
-    # S6: §4 as written checks the Kyber signature before the trust of IK_B.
-    a = Alice(v["alice"], suite)
-    a.identities[B_ADDR] = H.x25519_base(hx(v["alice"]["identity_private"]))  # another key
-    b = bundle()
-    b["kyber"] = (kp["id"], hx(kp["public"]), bytes(64))
-    t.expect_error(f"{tag}: untrusted IK_B and bad Kyber signature: bad_signature (§4 order)",
-                   lambda: a.process_bundle(B_ADDR, b, kem, "accept-either"), "bad_signature")
-    t.expect_error(f"{tag}: untrusted IK_B, good Kyber signature: untrusted_identity",
-                   lambda: a.process_bundle(B_ADDR, bundle(), kem, "accept-either"),
+    # S6: §4's order (decoding; 1 policy; 2 trust; 3 signed prekey; 4 Kyber signature;
+    # 5 prime-order; 6 Encaps), the multi-fault cases no vector pins.
+    other = H.x25519_base(hx(v["alice"]["identity_private"]))  # a key that is not Bob's
+    bad_kyber = (kp["id"], hx(kp["public"]), bytes(64))
+
+    def alice_case(trusted=None, **changes):
+        a = Alice(v["alice"], suite)
+        if trusted is not None:
+            a.identities[B_ADDR] = trusted
+        b = bundle()
+        b.update(changes)
+        return a, b
+    for label, (a, b), want, why in (
+            ("untrusted IK_B, good Kyber signature", alice_case(other), "untrusted_identity", ""),
+            ("bad signed prekey signature and bad Kyber signature", alice_case(
+                spk_sig=bytes(64), kyber=bad_kyber), "bad_signature", "signed prekey signature"),
+            ("no signed prekey and bad Kyber signature", alice_case(spk=None, kyber=bad_kyber),
+             "malformed", "missingSignedPreKey"),
+            ("out-of-range ek and an untrusted IK_B: decoding first", alice_case(
+                other, kyber=(kp["id"], bytes(ek), sig)), "bad_signature", "does not decode"),
+            ("low-order signed prekey (signed) and bad Kyber signature", alice_case(
+                spk=bytes(32), spk_sig=H.libsignal_sign(bob_ik_priv, b"\x05" + bytes(32), bytes(64)),
+                kyber=bad_kyber), "bad_signature", "Kyber prekey signature")):
+        fp = a.fingerprint()
+        t.expect_error(f"{tag}: {label}: {want}",
+                       lambda: a.process_bundle(B_ADDR, b, dict(kem), "accept-either"), want, why)
+        t.check(f"{tag}: ... nothing stored, encapsulated or drawn", a.fingerprint() == fp)
+    # §4 step 1 comes before step 2: a stripped bundle from an untrusted IK_B.
+    a, b = alice_case(other, kyber=None)
+    t.expect_error(f"{tag}: stripped bundle, untrusted IK_B, require-pqxdh: malformed (step 1 first)",
+                   lambda: a.process_bundle(B_ADDR, b, dict(kem), "require-pqxdh"), "malformed",
+                   "missingKyberPreKey")
+    t.expect_error(f"{tag}: ... under accept-either: X3DH's untrusted_identity",
+                   lambda: a.process_bundle(B_ADDR, b, dict(kem), "accept-either"),
                    "untrusted_identity")
+    # §4 step 6: a recorded encapsulator with nothing left -> crypto_failure, before any draw.
+    a, b = alice_case()
+    fp = a.fingerprint()
+    t.expect_error(f"{tag}: encapsulator exhausted: crypto_failure (randomSourceExhausted(32, 0))",
+                   lambda: a.process_bundle(B_ADDR, b, {"m": None}, "accept-either"),
+                   "crypto_failure", "requested: 32")
+    t.check(f"{tag}: ... nothing stored, nothing drawn", a.fingerprint() == fp)
+
+    # S7: §5.1 / §5.2 parsing rules no vector pins.
+    if suite == "signal-v3":
+        toks = pb_tokens(main[1:])
+        kid = p1["kyber_id"]
+
+        def rw(tokens, first=0x44):
+            return bytes([first]) + pb_untokens(tokens)
+        t.expect_ok(f"{tag}: outer 0x43 (low nibble not parsed): decrypts",
+                    lambda: Bob(bj, suite).decrypt(A_ADDR, b"\x43" + main[1:], "require-pqxdh"), pt)
+        wide = [(n, w, (x + (1 << 32)) if n == 7 else x) for n, w, x in toks]
+        t.expect_ok(f"{tag}: field 7 as a varint wider than 32 bits: truncated, decrypts",
+                    lambda: Bob(bj, suite).decrypt(A_ADDR, rw(wide), "require-pqxdh"), pt)
+        rep = [t_ for tk in toks for t_ in ([(7, 0, 999), tk] if tk[0] == 7 else [tk])]
+        t.expect_ok(f"{tag}: field 7 repeated (999 then the real id): the last counts, decrypts",
+                    lambda: Bob(bj, suite).decrypt(A_ADDR, rw(rep), "require-pqxdh"), pt)
+        t.expect_ok(f"{tag}: an unknown field 9 is skipped, decrypts",
+                    lambda: Bob(bj, suite).decrypt(A_ADDR, rw(toks + [(9, 2, b"x")]),
+                                                   "require-pqxdh"), pt)
+        t.expect_error(f"{tag}: wire type 6: malformed",
+                       lambda: parse(main + b"\x4e"), "malformed", "wire type 6")
+        t.expect_error(f"{tag}: version 2 outer: legacy_version",
+                       lambda: parse(b"\x22" + main[1:]), "legacy_version")
+        # A version-3 message carrying fields 7 and 8 (either wire type): skipped, X3DH.
+        a = Alice(v["alice"], suite)
+        a.process_bundle(B_ADDR, bundle(kyber=False), dict(kem), "accept-either")
+        x3 = a.encrypt(B_ADDR, pt)
+        xt = pb_tokens(x3[1:])
+        for extra, what in (([(7, 0, kid), (8, 2, f[8])], "as in version 4"),
+                            ([(7, 2, b"\x01"), (8, 0, 1)], "with swapped wire types")):
+            got = t.expect_ok(f"{tag}: version 3 with fields 7 and 8 {what}: skipped, X3DH",
+                              lambda: Bob(bj, suite).decrypt(A_ADDR, rw(xt + extra, 0x33),
+                                                             "accept-either"), pt)
+            if got:
+                t.check(f"{tag}: ... a version-3 state", got[1]["state"]["version"] == 3)
+        # Version of a message against the version of a state.
+        bx = Bob(bj, suite)
+        bx.decrypt(A_ADDR, x3, "accept-either")          # a version-3 state
+        second3 = pb_tokens(a.encrypt(B_ADDR, b"two")[1:])
+        inner4 = [(n, w, (b"\x44" + x[1:]) if n == 4 else x) for n, w, x in second3]
+        m4 = rw(inner4 + [(7, 0, kid), (8, 2, f[8])], 0x44)
+        t.expect_error(f"{tag}: version-4 message for a version-3 state: invalid_version",
+                       lambda: bx.decrypt(A_ADDR, m4, "accept-either"), "invalid_version",
+                       "version-4 message, version-3 state")
+        by = Bob(bj, suite)
+        by.decrypt(A_ADDR, first, "require-pqxdh")        # a version-4 state
+        fourth = pb_tokens(alice.encrypt(B_ADDR, b"four")[1:])
+        inner3 = [(n, w, (b"\x33" + x[1:]) if n == 4 else x) for n, w, x in fourth if n not in (7, 8)]
+        t.expect_error(f"{tag}: version-3 message for a version-4 state: legacy_version",
+                       lambda: by.decrypt(A_ADDR, rw(inner3, 0x33), "accept-either"),
+                       "legacy_version", "version-3 message, version-4 state")
+    else:
+        ct_at = main.find(p1["ct"])
+        vk = H.varint(p1["kyber_id"])
+        t.check(f"{tag}: the Kyber id sits right before CT", main[ct_at - len(vk):ct_at] == vk)
+        bad = main[:ct_at - len(vk)] + bytes([vk[0] | 0x80, 0x00]) + vk[1:] + main[ct_at:] \
+            if len(vk) == 1 else None
+        if bad is not None:
+            t.expect_error(f"{tag}: Kyber id with a redundant zero group: malformed",
+                           lambda: parse(bad), "malformed", "invalid encoding")
+        t.expect_error(f"{tag}: flag bit 7: malformed",
+                       lambda: parse(main[:1] + bytes([main[1] | 0x80]) + main[2:]), "malformed",
+                       "flag bits")
+
+    # S8: §5.3 "consequences": a missing one-time X25519 prekey and a missing Kyber prekey give
+    # the X25519 one's unknown_prekey (step 6 before step 7).
+    b = Bob(bj, suite)
+    del b.opks[bj["one_time_prekey"]["id"]]
+    del b.kyber[kp["id"]]
+    t.expect_error(f"{tag}: missing OPK and missing Kyber prekey: unknown_prekey (one-time)",
+                   lambda: b.decrypt(A_ADDR, main, "accept-either"), "unknown_prekey",
+                   f"one-time prekey {bj['one_time_prekey']['id']}")
 
 
 def main(argv):
