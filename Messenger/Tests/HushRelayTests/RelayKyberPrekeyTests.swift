@@ -9,7 +9,7 @@ import Testing
 /// `PrekeysLow` and `Welcome`, and every refusal as a typed `Error` stanza. The relay checks
 /// lengths and signatures only, so the keys here are random 1,568-byte strings signed like
 /// real ones (`0x08 || key`).
-@Suite(.serialized) struct RelayKyberPrekeyTests {
+@Suite(.serialized, .timeLimit(.minutes(2))) struct RelayKyberPrekeyTests {
     /// A Kyber prekey signed by `identity` (or with the given signature).
     static func kyber(_ id: UInt32, length: Int = RelayProtocol.Limits.kyberPublicKeyLength, by identity: Curve25519.KeyAgreement.PrivateKey,
                       signature: Data? = nil) throws -> RelayKyberPrekey {
