@@ -2,6 +2,7 @@ import Foundation
 import Hush
 import HushPQ
 import HushRelay
+import Synchronization
 import Testing
 @testable import HushClient
 
@@ -133,6 +134,48 @@ import Testing
         await bob.waitTick(toAlice, .delivered)
         #expect(try session(alice, with: "bob")?.establishment == .pqxdh)
         for u in [alice, bob, carol, dave] { await u.client.stop() }
+        await relay.finish()
+    }
+
+    /// A relay that strips Kyber prekeys from bundles: a requirePQXDH sender refuses at once; an
+    /// acceptEither sender falls back to X3DH, and the requirePQXDH recipient drops that X3DH
+    /// prekey message (it never becomes a session or a message), while sessions set up before
+    /// go on.
+    @Test func aRelayStrippingKyberPrekeysIsDetectedOnBothSides() async throws {
+        let relay = try ClientTestRelay()
+        let stripper = Mutex<KyberStrippingStore?>(nil)
+        relay.wrapStore = { base in
+            let s = KyberStrippingStore(base)
+            stripper.withLock { $0 = s }
+            return s
+        }
+        try await relay.start()
+        let strip = try #require(stripper.withLock { $0 })
+        let bob = try User.make("bob", relay), erin = try User.make("erin", relay)
+        await bob.online()
+        await erin.online()
+        let before = try await erin.client.send("before", to: "bob")
+        _ = await bob.waitMessage(from: "erin", "before")
+        await erin.waitTick(before, .delivered)
+        #expect(try session(bob, with: "erin")?.establishment == .pqxdh)
+
+        strip.stripping = true
+        let alice = try User.make("alice", relay)
+        await alice.online()
+        await #expect(throws: ClientError.postQuantumRequired("bob")) { try await alice.client.send("refused", to: "bob") }
+        let dave = try User.make("dave", relay) { $0.postQuantumPolicy = .acceptEither }
+        await dave.online()
+        let downgraded = try await dave.client.send("downgraded", to: "bob")
+        await dave.waitTick(downgraded, .sent)
+        #expect(try session(dave, with: "bob")?.establishment == .x3dh)
+        // Erin's next message is queued after Dave's: once it is shown, Dave's was processed.
+        let marker = try await erin.client.send("marker", to: "bob")
+        _ = await bob.waitMessage(from: "erin", "marker")
+        await erin.waitTick(marker, .delivered)
+        #expect(try bob.store.message(downgraded) == nil)
+        #expect(try session(bob, with: "dave") == nil)
+        #expect(try await bob.client.messages(in: "dave").isEmpty)
+        for u in [alice, bob, dave, erin] { await u.client.stop() }
         await relay.finish()
     }
 
