@@ -81,6 +81,7 @@ let package = Package(
             dependencies: [
                 "HushTransport",
                 .product(name: "Hush", package: "Hush"),
+                .product(name: "HushPQ", package: "Hush"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -160,7 +161,8 @@ let package = Package(
         ),
         .testTarget(
             name: "HushClientTests",
-            dependencies: ["HushClient", "HushRelay", "HushTransport", .product(name: "Hush", package: "Hush")]
+            dependencies: ["HushClient", "HushRelay", "HushTransport", .product(name: "Hush", package: "Hush"),
+                           .product(name: "HushPQ", package: "Hush")]
         ),
         .testTarget(
             name: "HushCLITests",

@@ -4,6 +4,7 @@
 //   FuzzStanza           StanzaCodec.decode, RelayClientHello/ServerHello, RelayCertificate
 //   FuzzRelayHandshake   the relay's side of the handshake (ServerHandshake.receive) on arbitrary
 //                        first and second messages, and an established channel's receiver
+//   FuzzKyberPreKeyRecord  the client store's Kyber prekey record decoder (KyberPreKeyRecordCoding)
 import PackageDescription
 
 let package = Package(
@@ -13,5 +14,6 @@ let package = Package(
     targets: [
         .executableTarget(name: "FuzzStanza", dependencies: [.product(name: "HushTransport", package: "Messenger")]),
         .executableTarget(name: "FuzzRelayHandshake", dependencies: [.product(name: "HushTransport", package: "Messenger")]),
+        .executableTarget(name: "FuzzKyberPreKeyRecord", dependencies: [.product(name: "HushClient", package: "Messenger")]),
     ]
 )

@@ -207,6 +207,9 @@ struct Verify: AsyncParsableCommand {
                 let changed = try await client.identityNeedsApproval(name)
                 say("safety number with \(name):")
                 say("  \(number)")
+                if let how = try await client.sessionEstablishment(with: name) {
+                    say(how == .pqxdh ? "session: PQXDH (post-quantum)" : "session: X3DH (not post-quantum)")
+                }
                 if changed && approve {
                     try await client.approveIdentity(of: name)
                     say("\(name)'s new identity is approved: sending works again")

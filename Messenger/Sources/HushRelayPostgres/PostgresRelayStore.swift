@@ -165,24 +165,30 @@ public final class PostgresRelayStore: RelayStore {
 
     // MARK: prekeys
 
-    public func storePrekeys(account: String, deviceID: UInt32, registrationID: UInt32, signed: SignedPrekeyRecord?,
-                             oneTime: [OneTimePrekeyRecord], maxStored: Int) async throws(RelayStoreError) -> Int {
+    public func storePrekeys(account: String, deviceID: UInt32, _ upload: PrekeyUpload) async throws(RelayStoreError) -> PrekeyCounts {
         let logger = logger
-        let ids = oneTime.map { Int64($0.id) }
-        let keys = oneTime.map { ByteBuffer(bytes: Array($0.publicKey)) }
-        let (status, count) = try await write { c, _ in
+        let ids = upload.oneTime.map { Int64($0.id) }
+        let keys = upload.oneTime.map { ByteBuffer(bytes: Array($0.publicKey)) }
+        let kIDs = upload.kyberOneTime.map { Int64($0.id) }
+        let kKeys = upload.kyberOneTime.map { ByteBuffer(bytes: Array($0.publicKey)) }
+        let kSigs = upload.kyberOneTime.map { ByteBuffer(bytes: Array($0.signature)) }
+        let signed = upload.signed, last = upload.kyberLastResort
+        let maxStored = Int64(clamping: upload.maxStored), maxKyber = Int64(clamping: upload.maxStoredKyber)
+        let (status, count, kyber) = try await write { c, _ in
             let rows = try await c.query("""
-                SELECT r_status, r_count FROM hush_store_prekeys(\(account), \(Int64(deviceID)), \(Int64(registrationID)),
-                    \(signed.map { Int64($0.id) }), \(signed?.publicKey), \(signed?.signature), \(ids), \(keys), \(Int64(maxStored)))
+                SELECT r_status, r_count, r_kyber_count FROM hush_store_prekeys_pq(\(account), \(Int64(deviceID)), \(Int64(upload.registrationID)),
+                    \(signed.map { Int64($0.id) }), \(signed?.publicKey), \(signed?.signature), \(ids), \(keys), \(maxStored),
+                    \(last.map { Int64($0.id) }), \(last?.publicKey), \(last?.signature), \(kIDs), \(kKeys), \(kSigs), \(maxKyber))
                 """, logger: logger)
-            for try await r in rows.decode((Int64, Int64).self) { return r }
+            for try await r in rows.decode((Int64, Int64, Int64).self) { return r }
             throw RelayStoreError.storage("no row")
         }
         switch status {
-        case PostgresSchema.Status.ok: return Int(count)
+        case PostgresSchema.Status.ok: return PrekeyCounts(oneTime: Int(count), kyberOneTime: Int(kyber))
         case PostgresSchema.Status.unknownAccount: throw .unknownAccount
         case PostgresSchema.Status.unknownDevice: throw .unknownDevice(deviceID)
-        case PostgresSchema.Status.tooManyPrekeys: throw .tooManyPrekeys(limit: maxStored)
+        case PostgresSchema.Status.tooManyPrekeys: throw .tooManyPrekeys(limit: upload.maxStored)
+        case PostgresSchema.Status.tooManyKyberPrekeys: throw .tooManyPrekeys(limit: upload.maxStoredKyber)
         default: throw .storage("store prekeys: status \(status)")
         }
     }
@@ -190,11 +196,12 @@ public final class PostgresRelayStore: RelayStore {
     public func claimBundles(account: String, devices: [UInt32]?) async throws(RelayStoreError) -> [PrekeyBundleRecord] {
         let logger = logger
         let list = devices.map { $0.map(Int64.init) }
-        typealias Row = (Int64, Int64, Int64, Int64?, Data?, Data?, Int64?, Data?, Int64)
+        typealias Row = (Int64, Int64, Int64, Int64?, Data?, Data?, Int64?, Data?, Int64, Int64?, Data?, Data?, Bool, Int64)
         let rows: [PrekeyBundleRow] = try await write { c, _ in
             let rows = try await c.query("""
-                SELECT r_status, r_device, r_registration, r_signed_id, r_signed_key, r_signed_sig, r_ot_id, r_ot_key, r_remaining
-                FROM hush_claim(\(account), \(list))
+                SELECT r_status, r_device, r_registration, r_signed_id, r_signed_key, r_signed_sig, r_ot_id, r_ot_key, r_remaining,
+                       r_k_id, r_k_key, r_k_sig, r_k_last_resort, r_k_remaining
+                FROM hush_claim_pq(\(account), \(list))
                 """, logger: logger)
             var out: [PrekeyBundleRow] = []
             for try await r in rows.decode(Row.self) { out.append(PrekeyBundleRow(r)) }
@@ -211,6 +218,19 @@ public final class PostgresRelayStore: RelayStore {
         let count: Int64? = try await read { client in
             let rows = try await client.query("""
                 SELECT (SELECT count(*) FROM prekeys WHERE device_ref = d.id) FROM devices d
+                WHERE d.account = \(account) AND d.device_id = \(Int64(deviceID))
+                """)
+            for try await n in rows.decode(Int64.self) { return n }
+            return nil
+        }
+        guard let count else { throw .unknownDevice(deviceID) }
+        return Int(count)
+    }
+
+    public func kyberPrekeyCount(account: String, deviceID: UInt32) async throws(RelayStoreError) -> Int {
+        let count: Int64? = try await read { client in
+            let rows = try await client.query("""
+                SELECT (SELECT count(*) FROM kyber_prekeys WHERE device_ref = d.id) FROM devices d
                 WHERE d.account = \(account) AND d.device_id = \(Int64(deviceID))
                 """)
             for try await n in rows.decode(Int64.self) { return n }
@@ -358,14 +378,17 @@ struct PrekeyBundleRow: Sendable {
     let device: Int64
     let record: PrekeyBundleRecord
 
-    init(_ r: (Int64, Int64, Int64, Int64?, Data?, Data?, Int64?, Data?, Int64)) {
+    init(_ r: (Int64, Int64, Int64, Int64?, Data?, Data?, Int64?, Data?, Int64, Int64?, Data?, Data?, Bool, Int64)) {
         status = r.0
         device = r.1
         var signed: SignedPrekeyRecord?
         if let id = r.3, let key = r.4, let sig = r.5 { signed = SignedPrekeyRecord(id: UInt32(truncatingIfNeeded: id), publicKey: key, signature: sig) }
         var oneTime: OneTimePrekeyRecord?
         if let id = r.6, let key = r.7 { oneTime = OneTimePrekeyRecord(id: UInt32(truncatingIfNeeded: id), publicKey: key) }
+        var kyber: KyberPrekeyRecord?
+        if let id = r.9, let key = r.10, let sig = r.11 { kyber = KyberPrekeyRecord(id: UInt32(truncatingIfNeeded: id), publicKey: key, signature: sig) }
         record = PrekeyBundleRecord(deviceID: UInt32(truncatingIfNeeded: r.1), registrationID: UInt32(truncatingIfNeeded: r.2),
-                                    signedPrekey: signed, oneTime: oneTime, remaining: Int(r.8))
+                                    signedPrekey: signed, oneTime: oneTime, remaining: Int(r.8),
+                                    kyber: kyber, kyberIsLastResort: kyber != nil && r.12, kyberRemaining: Int(r.13))
     }
 }

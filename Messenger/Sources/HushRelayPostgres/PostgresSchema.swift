@@ -16,6 +16,7 @@ enum PostgresSchema {
         static let unknownDevice: Int64 = 3
         static let queueFull: Int64 = 4
         static let tooManyPrekeys: Int64 = 5
+        static let tooManyKyberPrekeys: Int64 = 7
         static let createdAccount: Int64 = 0
         static let addedDevice: Int64 = 1
         static let alreadyRegistered: Int64 = 6
@@ -28,7 +29,7 @@ enum PostgresSchema {
     static let migrationLock: Int64 = 0x4855_5348_5245_4C59 // "HUSHRELY"
 
     /// Version → SQL. Never edit an applied version: add a new one.
-    static let migrations: [(Int64, String)] = [(1, v1)]
+    static let migrations: [(Int64, String)] = [(1, v1), (2, v2)]
 
     /// `sql` split into statements at `;` outside `$$` bodies and `--` comments (the extended
     /// query protocol takes one statement at a time).
@@ -300,6 +301,122 @@ enum PostgresSchema {
             IF NOT FOUND THEN RETURN 0; END IF;
             PERFORM pg_notify(p_channel, p_origin || ' ' || v_session::text || ' ' || p_account || ' ' || p_device::text);
             RETURN v_session;
+        END $$;
+        """
+
+    /// Kyber prekeys (`Docs/spec/relay.md` §8.3): the last-resort one on the device row, one-time
+    /// ones in their own table; upload and claim functions that handle both kinds in one call.
+    static let v2 = """
+        ALTER TABLE devices ADD COLUMN kyber_last_resort_id bigint;
+        ALTER TABLE devices ADD COLUMN kyber_last_resort bytea;
+        ALTER TABLE devices ADD COLUMN kyber_last_resort_signature bytea;
+        CREATE TABLE kyber_prekeys (
+            device_ref bigint NOT NULL REFERENCES devices(id),
+            prekey_id bigint NOT NULL,
+            public_key bytea NOT NULL,
+            signature bytea NOT NULL,
+            PRIMARY KEY (device_ref, prekey_id)
+        );
+
+        -- store prekeys of both kinds: (0, count, kyber count) stored; (2, 0, 0) unknown account;
+        -- (3, 0, 0) unknown device; (5, 0, 0) too many X25519 ones, (7, 0, 0) too many Kyber ones
+        -- (nothing changed).
+        CREATE FUNCTION hush_store_prekeys_pq(p_account text, p_device bigint, p_registration bigint,
+                                              p_signed_id bigint, p_signed_key bytea, p_signed_sig bytea,
+                                              p_ids bigint[], p_keys bytea[], p_max bigint,
+                                              p_lr_id bigint, p_lr_key bytea, p_lr_sig bytea,
+                                              p_k_ids bigint[], p_k_keys bytea[], p_k_sigs bytea[], p_k_max bigint)
+        RETURNS TABLE (r_status bigint, r_count bigint, r_kyber_count bigint) LANGUAGE plpgsql AS $$
+        DECLARE
+            v_ref bigint;
+            v_count bigint;
+            v_kyber bigint;
+        BEGIN
+            IF NOT EXISTS (SELECT 1 FROM accounts WHERE name = p_account) THEN RETURN QUERY SELECT 2::bigint, 0::bigint, 0::bigint; RETURN; END IF;
+            SELECT id INTO v_ref FROM devices WHERE account = p_account AND device_id = p_device FOR UPDATE;
+            IF NOT FOUND THEN RETURN QUERY SELECT 3::bigint, 0::bigint, 0::bigint; RETURN; END IF;
+            SELECT count(*) INTO v_count FROM (
+                SELECT prekey_id FROM prekeys WHERE device_ref = v_ref UNION SELECT unnest(p_ids)) u;
+            IF v_count > p_max THEN RETURN QUERY SELECT 5::bigint, 0::bigint, 0::bigint; RETURN; END IF;
+            SELECT count(*) INTO v_kyber FROM (
+                SELECT prekey_id FROM kyber_prekeys WHERE device_ref = v_ref UNION SELECT unnest(p_k_ids)) u;
+            IF v_kyber > p_k_max THEN RETURN QUERY SELECT 7::bigint, 0::bigint, 0::bigint; RETURN; END IF;
+            UPDATE devices SET registration_id = p_registration WHERE id = v_ref;
+            IF p_signed_id IS NOT NULL THEN
+                UPDATE devices SET signed_prekey_id = p_signed_id, signed_prekey = p_signed_key,
+                                   signed_prekey_signature = p_signed_sig WHERE id = v_ref;
+            END IF;
+            FOR i IN 1 .. coalesce(array_length(p_ids, 1), 0) LOOP
+                INSERT INTO prekeys (device_ref, prekey_id, public_key) VALUES (v_ref, p_ids[i], p_keys[i])
+                    ON CONFLICT (device_ref, prekey_id) DO UPDATE SET public_key = EXCLUDED.public_key;
+            END LOOP;
+            IF p_lr_id IS NOT NULL THEN
+                UPDATE devices SET kyber_last_resort_id = p_lr_id, kyber_last_resort = p_lr_key,
+                                   kyber_last_resort_signature = p_lr_sig WHERE id = v_ref;
+            END IF;
+            FOR i IN 1 .. coalesce(array_length(p_k_ids, 1), 0) LOOP
+                INSERT INTO kyber_prekeys (device_ref, prekey_id, public_key, signature) VALUES (v_ref, p_k_ids[i], p_k_keys[i], p_k_sigs[i])
+                    ON CONFLICT (device_ref, prekey_id) DO UPDATE SET public_key = EXCLUDED.public_key, signature = EXCLUDED.signature;
+            END LOOP;
+            RETURN QUERY SELECT 0::bigint, v_count, v_kyber;
+        END $$;
+
+        -- claim bundles with Kyber prekeys: hush_claim's rows plus the Kyber prekey (the lowest
+        -- free one-time one, deleted, or else the last-resort one, kept; r_k_last_resort says
+        -- which) and the one-time Kyber prekeys left. Same statuses as hush_claim.
+        CREATE FUNCTION hush_claim_pq(p_account text, p_devices bigint[])
+        RETURNS TABLE (r_status bigint, r_device bigint, r_registration bigint, r_signed_id bigint, r_signed_key bytea,
+                       r_signed_sig bytea, r_ot_id bigint, r_ot_key bytea, r_remaining bigint,
+                       r_k_id bigint, r_k_key bytea, r_k_sig bytea, r_k_last_resort boolean, r_k_remaining bigint)
+        LANGUAGE plpgsql AS $$
+        DECLARE
+            v_device bigint;
+            v_devices bigint[];
+            d record;
+            v_ot_id bigint;
+            v_ot_key bytea;
+            v_k_id bigint;
+            v_k_key bytea;
+            v_k_sig bytea;
+            v_k_lr boolean;
+        BEGIN
+            IF NOT EXISTS (SELECT 1 FROM accounts WHERE name = p_account) THEN
+                RETURN QUERY SELECT 2::bigint, 0::bigint, 0::bigint, NULL::bigint, NULL::bytea, NULL::bytea, NULL::bigint, NULL::bytea, 0::bigint,
+                    NULL::bigint, NULL::bytea, NULL::bytea, false, 0::bigint;
+                RETURN;
+            END IF;
+            IF p_devices IS NULL THEN
+                SELECT coalesce(array_agg(device_id ORDER BY device_id), '{}') INTO v_devices FROM devices WHERE account = p_account;
+            ELSE
+                FOREACH v_device IN ARRAY p_devices LOOP
+                    IF NOT EXISTS (SELECT 1 FROM devices WHERE account = p_account AND device_id = v_device) THEN
+                        RETURN QUERY SELECT 3::bigint, v_device, 0::bigint, NULL::bigint, NULL::bytea, NULL::bytea, NULL::bigint, NULL::bytea, 0::bigint,
+                            NULL::bigint, NULL::bytea, NULL::bytea, false, 0::bigint;
+                        RETURN;
+                    END IF;
+                END LOOP;
+                v_devices := p_devices;
+            END IF;
+            FOREACH v_device IN ARRAY v_devices LOOP
+                SELECT * INTO d FROM devices WHERE account = p_account AND device_id = v_device;
+                v_ot_id := NULL; v_ot_key := NULL;
+                DELETE FROM prekeys p WHERE (p.device_ref, p.prekey_id) = (
+                    SELECT q.device_ref, q.prekey_id FROM prekeys q WHERE q.device_ref = d.id
+                    ORDER BY q.prekey_id LIMIT 1 FOR UPDATE SKIP LOCKED)
+                    RETURNING p.prekey_id, p.public_key INTO v_ot_id, v_ot_key;
+                v_k_id := NULL; v_k_key := NULL; v_k_sig := NULL; v_k_lr := false;
+                DELETE FROM kyber_prekeys p WHERE (p.device_ref, p.prekey_id) = (
+                    SELECT q.device_ref, q.prekey_id FROM kyber_prekeys q WHERE q.device_ref = d.id
+                    ORDER BY q.prekey_id LIMIT 1 FOR UPDATE SKIP LOCKED)
+                    RETURNING p.prekey_id, p.public_key, p.signature INTO v_k_id, v_k_key, v_k_sig;
+                IF v_k_id IS NULL AND d.kyber_last_resort_id IS NOT NULL THEN
+                    v_k_id := d.kyber_last_resort_id; v_k_key := d.kyber_last_resort; v_k_sig := d.kyber_last_resort_signature;
+                    v_k_lr := true;
+                END IF;
+                RETURN QUERY SELECT 0::bigint, v_device, d.registration_id, d.signed_prekey_id, d.signed_prekey,
+                    d.signed_prekey_signature, v_ot_id, v_ot_key, (SELECT count(*) FROM prekeys WHERE device_ref = d.id),
+                    v_k_id, v_k_key, v_k_sig, v_k_lr, (SELECT count(*) FROM kyber_prekeys WHERE device_ref = d.id);
+            END LOOP;
         END $$;
         """
 }

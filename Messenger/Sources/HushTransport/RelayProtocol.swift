@@ -52,8 +52,19 @@ public enum RelayProtocol {
         public static let maxPrekeysPerUpload = 100
         /// One-time prekeys stored per device.
         public static let maxStoredPrekeys = 1_000
-        /// The owner is sent `PrekeysLow` when fewer than this many remain.
+        /// The owner is sent `PrekeysLow` when fewer than this many remain (of either kind).
         public static let prekeysLowThreshold = 10
+        /// One-time Kyber prekeys per `UploadPrekeys` (§8.3; the stanza size allows at most 39).
+        public static let maxKyberPrekeysPerUpload = 100
+        /// One-time Kyber prekeys stored per device (§8.3).
+        public static let maxStoredKyberPrekeys = 1_000
+        /// Length of a Kyber prekey's `public_key`: a raw ML-KEM-1024 encapsulation key.
+        public static let kyberPublicKeyLength = 1_568
+        /// One-time Kyber prekeys a client puts in one `UploadPrekeys`: 36 fit in a stanza beside
+        /// 100 X25519 one-time prekeys, a signed and a last-resort prekey (spec §8.3).
+        public static let kyberPrekeysPerStanza = 32
+        /// Length of an XEdDSA signature.
+        public static let signatureLength = 64
         /// Ids per `Ack`.
         public static let maxAckIDs = 64
         /// `ClientHello.timestamp` must be within this many seconds of the relay's clock (§4.4).

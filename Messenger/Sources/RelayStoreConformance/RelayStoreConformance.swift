@@ -44,6 +44,10 @@ public enum RelayStoreConformance {
     }
 
     static func key(_ byte: UInt8) -> Data { Data(repeating: byte, count: 32) }
+    /// A Kyber prekey record of the wire sizes (the store does not check keys or signatures).
+    static func kyber(_ id: UInt32, _ byte: UInt8) -> KyberPrekeyRecord {
+        KyberPrekeyRecord(id: id, publicKey: Data(repeating: byte, count: 1_568), signature: Data(repeating: byte ^ 0xFF, count: 64))
+    }
     static let day: UInt64 = 86_400_000
     static let ttl: UInt64 = 30 * day
 
@@ -261,6 +265,84 @@ public enum RelayStoreConformance {
             try expect(try await r.pending(account: "bob", deviceID: 1, after: 0, limit: 10).map(\.payload) == [Data("kept".utf8)], "message")
             try expect(try await r.prekeyCount(account: "bob", deviceID: 1) == 1, "prekeys")
             try expect(try await r.device(account: "bob", deviceID: 2) != nil, "devices")
+        }),
+        ("kyberPrekeys", { factory in
+            let s = try await populated(factory)
+            let last = kyber(50, 0x50)
+            let ot = (1...3).map { kyber(UInt32($0), UInt8($0)) }
+            let x = [OneTimePrekeyRecord(id: 1, publicKey: key(1))]
+            try expect(try await s.storePrekeys(account: "bob", deviceID: 1, PrekeyUpload(
+                registrationID: 9, oneTime: x, kyberLastResort: last, kyberOneTime: ot.reversed(), maxStored: 5, maxStoredKyber: 4))
+                == PrekeyCounts(oneTime: 1, kyberOneTime: 3), "stored")
+            try expect(try await s.kyberPrekeyCount(account: "bob", deviceID: 1) == 3, "Kyber count")
+            try expect(try await s.prekeyCount(account: "bob", deviceID: 1) == 1, "X25519 count")
+            try expect(try await s.loginRecord(account: "bob", deviceID: 1)?.kyberPrekeyCount == 3, "login record count")
+            // Over the Kyber cap: nothing of the upload is stored, X25519 keys included.
+            try await expectError(.tooManyPrekeys(limit: 4)) {
+                try await s.storePrekeys(account: "bob", deviceID: 1, PrekeyUpload(
+                    registrationID: 10, oneTime: [OneTimePrekeyRecord(id: 2, publicKey: key(2))], kyberLastResort: kyber(51, 0x51),
+                    kyberOneTime: [kyber(10, 10), kyber(11, 11)], maxStored: 5, maxStoredKyber: 4))
+            }
+            try expect(try await s.kyberPrekeyCount(account: "bob", deviceID: 1) == 3, "rejected upload changed no Kyber key")
+            try expect(try await s.prekeyCount(account: "bob", deviceID: 1) == 1, "rejected upload changed no X25519 key")
+            // One-time Kyber prekeys go lowest id first, consumed with the X25519 one.
+            let b1 = try await s.claimBundles(account: "bob", devices: [1])
+            try expect(b1 == [PrekeyBundleRecord(deviceID: 1, registrationID: 9, signedPrekey: nil, oneTime: x[0], remaining: 0,
+                                                 kyber: ot[0], kyberIsLastResort: false, kyberRemaining: 2)], "first bundle")
+            try expect(try await s.kyberPrekeyCount(account: "bob", deviceID: 1) == 2, "consumed")
+            // A device without Kyber prekeys gets none.
+            let all = try await s.claimBundles(account: "bob", devices: nil)
+            try expect(all.count == 2 && all[0].kyber == ot[1] && all[1].kyber == nil && !all[1].kyberIsLastResort && all[1].kyberRemaining == 0,
+                       "all devices")
+            _ = try await s.claimBundles(account: "bob", devices: [1])
+            // Exhausted: the last-resort key, every time, never consumed.
+            for _ in 0..<3 {
+                let b = try await s.claimBundles(account: "bob", devices: [1])
+                try expect(b[0].kyber == last && b[0].kyberIsLastResort && b[0].kyberRemaining == 0 && !b[0].consumedOneTime, "last resort")
+            }
+            // A new last-resort key replaces the old; one-time ids re-uploaded replace the stored.
+            let last2 = kyber(52, 0x52)
+            try expect(try await s.storePrekeys(account: "bob", deviceID: 1, PrekeyUpload(
+                registrationID: 9, kyberLastResort: last2, kyberOneTime: [kyber(7, 7), kyber(7, 8)], maxStored: 5, maxStoredKyber: 4))
+                == PrekeyCounts(oneTime: 0, kyberOneTime: 1), "replace")
+            let b2 = try await s.claimBundles(account: "bob", devices: [1])
+            try expect(b2[0].kyber == kyber(7, 8) && !b2[0].kyberIsLastResort, "replaced one-time")
+            let b3 = try await s.claimBundles(account: "bob", devices: [1])
+            try expect(b3[0].kyber == last2 && b3[0].kyberIsLastResort, "replaced last resort")
+            // An upload of X25519 keys only keeps the Kyber keys.
+            _ = try await s.storePrekeys(account: "bob", deviceID: 1, registrationID: 9, signed: nil, oneTime: [], maxStored: 5)
+            try expect(try await s.claimBundles(account: "bob", devices: [1])[0].kyber == last2, "kept by an X25519-only upload")
+        }),
+        ("atomicKyberConsumption", { factory in
+            let s = try await populated(factory)
+            let last = kyber(99, 0x99)
+            _ = try await s.storePrekeys(account: "bob", deviceID: 1, PrekeyUpload(
+                registrationID: 1, oneTime: (1...5).map { OneTimePrekeyRecord(id: UInt32($0), publicKey: key(UInt8($0))) },
+                kyberLastResort: last, kyberOneTime: (1...10).map { kyber(UInt32($0), UInt8($0)) }, maxStored: 100, maxStoredKyber: 100))
+            let claimed = try await withThrowingTaskGroup(of: PrekeyBundleRecord.self) { group in
+                for _ in 0..<25 { group.addTask { try await s.claimBundles(account: "bob", devices: [1])[0] } }
+                var out: [PrekeyBundleRecord] = []
+                for try await r in group { out.append(r) }
+                return out
+            }
+            let oneTime = claimed.filter { !$0.kyberIsLastResort }.compactMap(\.kyber)
+            try expect(oneTime.count == 10 && Set(oneTime.map(\.id)).count == 10, "each one-time Kyber prekey handed out exactly once")
+            try expect(claimed.filter(\.kyberIsLastResort).count == 15 && claimed.allSatisfy { $0.kyber != nil }, "then the last-resort one")
+            try expect(claimed.filter(\.kyberIsLastResort).allSatisfy { $0.kyber == last }, "the last-resort key")
+            try expect(claimed.compactMap(\.oneTime).count == 5, "X25519 one-time prekeys too")
+            try expect(try await s.kyberPrekeyCount(account: "bob", deviceID: 1) == 0, "none left")
+        }),
+        ("kyberDurableAcrossReopen", { factory in
+            let s = try await populated(factory)
+            _ = try await s.storePrekeys(account: "bob", deviceID: 1, PrekeyUpload(
+                registrationID: 3, kyberLastResort: kyber(40, 0x40), kyberOneTime: [kyber(1, 1), kyber(2, 2)], maxStored: 10, maxStoredKyber: 10))
+            _ = try await s.claimBundles(account: "bob", devices: [1])
+            let r = try await factory.reopen()
+            try expect(try await r.kyberPrekeyCount(account: "bob", deviceID: 1) == 1, "count")
+            try expect(try await r.loginRecord(account: "bob", deviceID: 1)?.kyberPrekeyCount == 1, "login record")
+            try expect(try await r.claimBundles(account: "bob", devices: [1])[0].kyber == kyber(2, 2), "one-time")
+            let b = try await r.claimBundles(account: "bob", devices: [1])[0]
+            try expect(b.kyber == kyber(40, 0x40) && b.kyberIsLastResort, "last resort")
         }),
     ]
 }

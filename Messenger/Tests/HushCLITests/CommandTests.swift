@@ -79,6 +79,7 @@ import Testing
         let number = { (s: String) in s.split(separator: "\n").dropFirst().first.map { String($0).trimmingCharacters(in: .whitespaces) } }
         #expect(number(va.stdout) != nil && number(va.stdout) == number(vb.stdout))
         #expect(number(va.stdout)?.count == 71)
+        #expect(va.stdout.contains("\nsession: PQXDH (post-quantum)\n") && vb.stdout.contains("\nsession: PQXDH (post-quantum)\n"))
 
         // alice's inbox now shows ✓✓ for her message (bob's inbox fetched it).
         let aliceInbox = try await hush(["inbox"] + alice, env)

@@ -109,6 +109,8 @@ public final class Account: @unchecked Sendable {
         case ClientError.identityNotApproved(let who):
             return .failed("\(who)'s identity key changed: compare safety numbers with `hush verify \(who)`, then `hush verify \(who) --approve`")
         case ClientError.noDevices(let who): return .failed("\(who) has no devices on this relay (not registered yet?)")
+        case ClientError.postQuantumRequired(let who):
+            return .failed("\(who) publishes no post-quantum (Kyber) prekey, and this client requires PQXDH: nothing was sent")
         case ClientError.relay(let code): return .relay("\(code)")
         case ClientError.offline: return .relay("not connected")
         case let e as ClientError: return .failed("\(e)")

@@ -118,6 +118,8 @@ public actor ChatSession {
             screen.notice = "\(who)'s identity key changed: check `hush verify \(who)`, then `hush verify \(who) --approve`"
         case .sendFailed(_, let code):
             screen.notice = "a message could not be sent: \(code)"
+        case .sendRefused(_, let reason):
+            screen.notice = "a message was not sent: \(Account.describe(reason).description)"
         default:
             return false
         }

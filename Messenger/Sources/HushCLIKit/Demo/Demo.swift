@@ -215,6 +215,12 @@ public struct Demo {
         }
         output("")
         output("safety number (the same on both sides): \(safety)")
+        // Both sides' session with the other was set up with PQXDH (the default policy requires it).
+        guard try await alice.client.sessionEstablishment(with: "bob") == .pqxdh,
+              try await bob.client.sessionEstablishment(with: "alice") == .pqxdh else {
+            throw CLIError.failed("the session was not set up with PQXDH")
+        }
+        output("session: PQXDH (post-quantum), on both sides")
     }
 
     /// The demo's clients retry fast (the relay restart).

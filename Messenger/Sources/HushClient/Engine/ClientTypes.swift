@@ -1,5 +1,6 @@
 import Foundation
 import Hush
+import HushPQ
 import HushTransport
 
 /// The connection manager's state (`Docs/client.md` §Connection).
@@ -60,6 +61,10 @@ public enum ClientEvent: Sendable, Equatable {
     case identityChanged(account: String)
     /// A message could not be sent and was given up (the relay's reason).
     case sendFailed(MessageID, RelayErrorCode)
+    /// A message written while offline was given up by this client (the reason): e.g.
+    /// ``ClientError/postQuantumRequired(_:)`` when the recipient's devices publish no Kyber
+    /// prekey and ``ClientConfiguration/postQuantumPolicy`` is ``PostQuantumPolicy/requirePQXDH``.
+    case sendRefused(MessageID, ClientError)
 }
 
 /// Errors of the client API.
@@ -78,6 +83,10 @@ public enum ClientError: Error, Equatable, Sendable {
     case identityNotApproved(String)
     /// The account has no devices with prekeys.
     case noDevices(String)
+    /// Every bundle of the account lacked a Kyber prekey while the policy is
+    /// ``PostQuantumPolicy/requirePQXDH`` (a device that never published one, or a relay that
+    /// strips them): no session was built and nothing was sent (`Docs/client.md` §Prekeys).
+    case postQuantumRequired(String)
     /// Invalid input (empty or too long text, bad account name).
     case invalidArgument(String)
     /// The store holds no device profile (create one with ``HushClient/create(account:deviceID:store:configuration:)``).
@@ -143,6 +152,15 @@ public struct ClientConfiguration: Sendable {
     public var certificateRenewal: UInt64 = 86_400_000
     /// One-time prekeys generated at setup and per replenishment.
     public var preKeyBatch = 100
+    /// One-time Kyber prekeys generated at setup and per replenishment (the last-resort Kyber
+    /// prekey rotates with the signed prekey: ``signedPreKeyRotation``, ``signedPreKeyRetention``).
+    public var kyberPreKeyBatch = 100
+    /// Whether sessions must be set up with PQXDH (`Docs/client.md` §Prekeys). The default,
+    /// ``PostQuantumPolicy/requirePQXDH``, refuses a bundle without a Kyber prekey (sending
+    /// fails with ``ClientError/postQuantumRequired(_:)``) and drops X3DH prekey messages that
+    /// would start a session; ``PostQuantumPolicy/acceptEither`` falls back to X3DH for peers
+    /// that publish no Kyber prekeys.
+    public var postQuantumPolicy: PostQuantumPolicy = .requirePQXDH
 
     public init(endpoint: RelayEndpoint, trustRoot: Curve25519.KeyAgreement.PublicKey) {
         self.endpoint = endpoint

@@ -1,5 +1,6 @@
 import Foundation
 import Hush
+import HushPQ
 import HushTransport
 
 /// A messaging client: one device of one account (`Docs/client.md`).
@@ -52,6 +53,7 @@ public actor HushClient {
     private var sessionTasks: [String: Task<Void, any Error>] = [:]
     private var typingUntil: [String: UInt64] = [:]
     private var replenishing = false
+    private var replenishingKyber = false
 
     // MARK: setup
 
@@ -61,9 +63,10 @@ public actor HushClient {
     }
 
     /// Creates the first (or another) device of `account` in `store` (whose identity and
-    /// registration id it uses): a Noise device key, a signed prekey and
-    /// ``ClientConfiguration/preKeyBatch`` one-time prekeys. Registration with the relay happens
-    /// on the first connection (``start()``).
+    /// registration id it uses): a Noise device key, a signed prekey,
+    /// ``ClientConfiguration/preKeyBatch`` one-time prekeys, a signed last-resort Kyber prekey and
+    /// ``ClientConfiguration/kyberPreKeyBatch`` signed one-time Kyber prekeys. Registration with
+    /// the relay (and the upload of every prekey) happens on the first connection (``start()``).
     public static func create(account: String, deviceID: UInt32 = 1, store: any ClientStore,
                               configuration: ClientConfiguration) throws(ClientError) -> HushClient {
         guard DeviceBinding.isValidAccountName(account) else { throw .invalidArgument("account name") }
@@ -85,6 +88,8 @@ public actor HushClient {
                 let count = UInt32(configuration.preKeyBatch)
                 for p in try PreKeyRecord.generate(ids: 1...count, using: random) { try store.storePreKey(p) }
                 try store.setU64(SettingKey.nextPreKeyID, UInt64(count) + 1)
+                try generateKyberPreKeys(store: store, identity: identity, now: now, random: random,
+                                         count: configuration.kyberPreKeyBatch)
                 try store.setFlag(SettingKey.readReceipts, true)
             }
         }
@@ -108,6 +113,22 @@ public actor HushClient {
         self.store = store
         self.configuration = configuration
         (events, sink) = AsyncStream<ClientEvent>.makeStream(bufferingPolicy: .bufferingNewest(max(1, configuration.eventBufferLimit)))
+    }
+
+    /// Generates, in the store, a signed last-resort Kyber prekey and `count` signed one-time
+    /// Kyber prekeys with the next ids (PQXDH §2.3; the caller runs it inside `atomically`).
+    static func generateKyberPreKeys(store: any ClientStore, identity: IdentityKeyPair, now: UInt64,
+                                     random: some RandomSource, count: Int) throws {
+        var next = UInt32(try store.u64(SettingKey.nextKyberPreKeyID) ?? 1)
+        let last = try KyberPreKeyRecord.generate(id: next, kind: .lastResort, timestamp: now, signedBy: identity, using: random)
+        try store.storeKyberPreKey(last)
+        try store.setU64(SettingKey.kyberLastResortID, UInt64(last.id))
+        next &+= 1
+        for _ in 0..<count {
+            try store.storeKyberPreKey(try KyberPreKeyRecord.generate(id: next, kind: .oneTime, timestamp: now, signedBy: identity, using: random))
+            next &+= 1
+        }
+        try store.setU64(SettingKey.nextKyberPreKeyID, UInt64(next))
     }
 
     /// Maps store and protocol failures to ``ClientError``.
@@ -335,7 +356,7 @@ public actor HushClient {
         case .pong(let p)?: resolve(p.requestID, stanza)
         case .prekeyBundles(let b)?: resolve(b.requestID, stanza)
         case .senderCertificate(let c)?: resolve(c.requestID, stanza)
-        case .prekeysLow?: Task { try? await self.replenishPreKeys() }
+        case .prekeysLow(let low)?: Task { await self.prekeysLow(low) }
         case .presence(let p)?:
             emit(.presence(PresenceInfo(account: p.account, online: p.online && !p.hidden,
                                         lastSeen: p.hidden || p.lastSeen == 0 ? nil : p.lastSeen, hidden: p.hidden)))
@@ -378,16 +399,20 @@ public actor HushClient {
             let first = opened.message.first ?? 0
             let kind: CiphertextMessage.Kind
             if opened.contentType == .preKeyMessage { kind = first == 0x12 ? .hushPreKey : .preKeySignal } else { kind = first == 0x11 ? .hush : .signal }
-            let message = try CiphertextMessage(kind: kind, serialized: opened.message)
+            // PQXDH's parser: version-4 and flag-bit-1 prekey messages too (Docs/spec/pqxdh.md §5).
+            let message = try PQXDH.message(kind: kind, serialized: opened.message)
             let store = self.store, random = configuration.random, readOn = readReceiptsEnabled
+            let policy = configuration.postQuantumPolicy
             try store.atomically {
                 let plain: [UInt8]
-                do { plain = try SessionCipher.decrypt(message, from: address, store: store, random: random) } catch SignalProtocolError.untrustedIdentity(let a, let newKey) {
+                do {
+                    plain = try PQXDH.decrypt(message, from: address, store: store, kyberStore: store, policy: policy, random: random)
+                } catch SignalProtocolError.untrustedIdentity(let a, let newKey) {
                     // A contact's new identity: accept what it sends, hold our sends until approved.
                     try store.saveIdentity(newKey, for: a)
                     try store.setSetting(SettingKey.pendingIdentity(a.name), newKey.serialized)
                     effects.append(.identityChanged(account: a.name))
-                    plain = try SessionCipher.decrypt(message, from: address, store: store, random: random)
+                    plain = try PQXDH.decrypt(message, from: address, store: store, kyberStore: store, policy: policy, random: random)
                 }
                 // The session advanced: whatever the content, this message is processed.
                 if let content = try? MessageContent(decoding: plain) {
@@ -610,7 +635,7 @@ public actor HushClient {
         guard let key = try? Curve25519.KeyAgreement.PublicKey(rawRepresentation: b.identityKey) else { throw .crypto("bundle identity key") }
         let identityKey = IdentityKey(publicKey: key)
         guard !b.bundles.isEmpty else { throw .noDevices(recipient) }
-        var built = 0
+        var built = 0, refused = 0
         for pb in b.bundles {
             guard pb.hasSignedPrekey, let spk = try? Curve25519.KeyAgreement.PublicKey(rawRepresentation: pb.signedPrekey.publicKey) else { continue }
             var oneTime: PreKeyBundle.OneTimePreKey?
@@ -620,17 +645,28 @@ public actor HushClient {
             let bundle = PreKeyBundle(registrationID: pb.registrationID, deviceID: pb.deviceID, identityKey: identityKey,
                                       signedPreKey: .init(id: pb.signedPrekey.id, publicKey: spk, signature: Array(pb.signedPrekey.signature)),
                                       oneTimePreKey: oneTime)
+            // The Kyber prekey, one-time or last-resort alike (its signature is checked by PQXDH).
+            var kyber: KyberPreKey?
+            if pb.hasKyber {
+                // An encapsulation key of the wrong length or failing the modulus check: a bad bundle.
+                guard let key = try? MLKEM1024.PublicKey(rawRepresentation: Array(pb.kyber.publicKey)) else { continue }
+                kyber = KyberPreKey(id: pb.kyber.id, publicKey: key, signature: Array(pb.kyber.signature))
+            }
             let address = ProtocolAddress(name: recipient, deviceID: pb.deviceID)
             do {
-                try SessionBuilder.process(bundle, for: address, store: store, suite: configuration.suite, random: configuration.random)
+                try PQXDH.process(PostQuantumPreKeyBundle(bundle: bundle, kyberPreKey: kyber), for: address, store: store,
+                                  suite: configuration.suite, policy: configuration.postQuantumPolicy, random: configuration.random)
                 built += 1
             } catch .untrustedIdentity(let a, let newKey) {
                 markIdentityChanged(a.name, newKey)
                 throw .identityNotApproved(a.name)
+            } catch .invalidBundle(.missingKyberPreKey) {
+                refused += 1  // requirePQXDH: no session without a Kyber prekey
             } catch {
                 continue  // a bad bundle for one device: skip that device
             }
         }
+        if built == 0 && refused > 0 { throw .postQuantumRequired(recipient) }
         guard built > 0 else { throw .noDevices(recipient) }
     }
 
@@ -691,6 +727,11 @@ public actor HushClient {
             return true
         } catch ClientError.identityNotApproved {
             return false  // approveIdentity(of:) pumps again
+        } catch ClientError.postQuantumRequired(let who) {
+            // Retrying would only drain the recipient's one-time prekeys: give it up.
+            _ = try? store.removeFromOutbox(clientMessageID: item.clientMessageID)
+            if let m = item.message { emit(.sendRefused(m, .postQuantumRequired(who))) }
+            return true
         } catch {
             retryPumpLater()
             return false
@@ -889,6 +930,15 @@ public actor HushClient {
         }
     }
 
+    /// How the session with `contact` (its first device with one) was set up: `.pqxdh` or
+    /// `.x3dh` (`Docs/client.md` §Prekeys); nil before any session with it.
+    public func sessionEstablishment(with contact: String) throws(ClientError) -> SessionEstablishment? {
+        try step {
+            guard let device = try store.sessionDevices(for: contact).first else { return nil }
+            return try store.loadSession(for: ProtocolAddress(name: contact, deviceID: device))?.establishment
+        }
+    }
+
     /// Whether `contact`'s identity changed and waits for approval.
     public func identityNeedsApproval(_ contact: String) throws(ClientError) -> Bool {
         try step { try store.setting(SettingKey.pendingIdentity(contact)) != nil }
@@ -920,12 +970,15 @@ public actor HushClient {
 
     private func maintain(welcome: RelayWelcome?) async {
         do {
-            if try !step({ try store.flag(SettingKey.preKeysUploaded) }) {
+            if try !step({ try store.flag(SettingKey.preKeysUploaded) && store.flag(SettingKey.kyberPreKeysUploaded) }) {
                 try await uploadAllPreKeys()
-            } else if let welcome, welcome.prekeysRemaining < UInt32(RelayProtocol.Limits.prekeysLowThreshold) {
-                try await replenishPreKeys()
+            } else if let welcome {
+                let low = UInt32(RelayProtocol.Limits.prekeysLowThreshold)
+                if welcome.prekeysRemaining < low { try await replenishPreKeys() }
+                if welcome.kyberPrekeysRemaining < low { try await replenishKyberPreKeys() }
             }
             try await rotateSignedPreKeyIfDue()
+            try await rotateKyberLastResortIfDue()
             _ = try await ensureCertificate()
             if welcome != nil {
                 if try !step({ try store.strings(SettingKey.presence) }).isEmpty { try await sendPresenceSetting() }
@@ -942,6 +995,13 @@ public actor HushClient {
         if drained { flushReceipts() }
     }
 
+    /// `PrekeysLow` (spec relay §8.2): replenishes the kind (or kinds) below the threshold.
+    private func prekeysLow(_ low: RelayPrekeysLow) async {
+        let threshold = UInt32(RelayProtocol.Limits.prekeysLowThreshold)
+        if low.remaining < threshold { try? await replenishPreKeys() }
+        if low.kyberRemaining < threshold { try? await replenishKyberPreKeys() }
+    }
+
     private func signedPreKeyStanza(_ spk: SignedPreKeyRecord) -> RelaySignedPrekey {
         var s = RelaySignedPrekey()
         s.id = spk.id
@@ -950,31 +1010,68 @@ public actor HushClient {
         return s
     }
 
-    private func upload(signed: SignedPreKeyRecord?, oneTime: [PreKeyRecord]) async throws(ClientError) {
+    private func kyberPreKeyStanza(_ k: KyberPreKeyRecord) -> RelayKyberPrekey {
+        var s = RelayKyberPrekey()
+        s.id = k.id
+        s.publicKey = Data(k.keyPair.publicKey.rawRepresentation)
+        s.signature = Data(k.signature)
+        return s
+    }
+
+    /// Uploads prekeys: the first stanza carries `signed`, `oneTime`, `kyberLastResort` and up to
+    /// ``RelayProtocol/Limits/kyberPrekeysPerStanza`` one-time Kyber prekeys, further stanzas the
+    /// rest of `kyberOneTime` (a stanza holds at most 36 Kyber prekeys, spec relay §8.3).
+    private func upload(signed: SignedPreKeyRecord?, oneTime: [PreKeyRecord], kyberLastResort: KyberPreKeyRecord? = nil,
+                        kyberOneTime: [KyberPreKeyRecord] = []) async throws(ClientError) {
         let registrationID = try step { try store.localRegistrationID() }
-        _ = try await request { rid in
-            var s = RelayStanza()
-            s.uploadPrekeys.requestID = rid
-            s.uploadPrekeys.registrationID = registrationID
-            if let signed { s.uploadPrekeys.signedPrekey = signedPreKeyStanza(signed) }
-            s.uploadPrekeys.oneTime = oneTime.map { p in
-                var k = RelayPrekey()
-                k.id = p.id
-                k.publicKey = Data(p.keyPair.publicKey.rawRepresentation)
-                return k
+        let per = RelayProtocol.Limits.kyberPrekeysPerStanza
+        var offset = 0
+        repeat {
+            let chunk = Array(kyberOneTime[offset..<min(kyberOneTime.count, offset + per)])
+            let first = offset == 0
+            _ = try await request { rid in
+                var s = RelayStanza()
+                s.uploadPrekeys.requestID = rid
+                s.uploadPrekeys.registrationID = registrationID
+                if first {
+                    if let signed { s.uploadPrekeys.signedPrekey = signedPreKeyStanza(signed) }
+                    s.uploadPrekeys.oneTime = oneTime.map { p in
+                        var k = RelayPrekey()
+                        k.id = p.id
+                        k.publicKey = Data(p.keyPair.publicKey.rawRepresentation)
+                        return k
+                    }
+                    if let kyberLastResort { s.uploadPrekeys.kyberLastResort = kyberPreKeyStanza(kyberLastResort) }
+                }
+                s.uploadPrekeys.kyberOneTime = chunk.map(kyberPreKeyStanza)
+                return s
             }
-            return s
-        }
+            offset += per
+        } while offset < kyberOneTime.count
     }
 
     private func uploadAllPreKeys() async throws(ClientError) {
-        let (signed, oneTime): (SignedPreKeyRecord?, [PreKeyRecord]) = try step {
-            let id = UInt32(try store.u64(SettingKey.signedPreKeyID) ?? 1)
-            let ids = try store.preKeyIDs().suffix(RelayProtocol.Limits.maxPrekeysPerUpload)
-            return (try store.loadSignedPreKey(id: id), try ids.compactMap { try store.loadPreKey(id: $0) })
+        let now = configuration.clock(), random = configuration.random, batch = configuration.kyberPreKeyBatch
+        let identity = self.identity
+        let (signed, oneTime, last, kyber): (SignedPreKeyRecord?, [PreKeyRecord], KyberPreKeyRecord?, [KyberPreKeyRecord]) = try step {
+            try store.atomically {
+                // A store made before Kyber prekeys existed gets its set now.
+                if try store.u64(SettingKey.kyberLastResortID) == nil {
+                    try Self.generateKyberPreKeys(store: store, identity: identity, now: now, random: random, count: batch)
+                }
+                let id = UInt32(try store.u64(SettingKey.signedPreKeyID) ?? 1)
+                let ids = try store.preKeyIDs().suffix(RelayProtocol.Limits.maxPrekeysPerUpload)
+                let lastID = try store.u64(SettingKey.kyberLastResortID).map { UInt32(truncatingIfNeeded: $0) }
+                let kyber = try store.kyberPreKeys().filter { $0.kind == .oneTime }.suffix(RelayProtocol.Limits.maxStoredKyberPrekeys)
+                return (try store.loadSignedPreKey(id: id), try ids.compactMap { try store.loadPreKey(id: $0) },
+                        try lastID.flatMap { try store.loadKyberPreKey(id: $0) }, Array(kyber))
+            }
         }
-        try await upload(signed: signed, oneTime: oneTime)
-        try step { try store.setFlag(SettingKey.preKeysUploaded, true) }
+        try await upload(signed: signed, oneTime: oneTime, kyberLastResort: last, kyberOneTime: kyber)
+        try step {
+            try store.setFlag(SettingKey.preKeysUploaded, true)
+            try store.setFlag(SettingKey.kyberPreKeysUploaded, true)
+        }
     }
 
     /// Generates and uploads a batch of one-time prekeys.
@@ -1021,6 +1118,64 @@ public actor HushClient {
             for (i, spk) in all.enumerated() where spk.id != currentID && i + 1 < all.count {
                 // Replaced when its successor was made: kept for `retention` after that.
                 if now >= all[i + 1].timestamp + retention { try store.removeSignedPreKey(id: spk.id) }
+            }
+        }
+    }
+
+
+    /// Generates and uploads a batch of one-time Kyber prekeys.
+    private func replenishKyberPreKeys() async throws(ClientError) {
+        guard !replenishingKyber else { return }
+        replenishingKyber = true
+        defer { replenishingKyber = false }
+        let batch = min(configuration.kyberPreKeyBatch, RelayProtocol.Limits.maxKyberPrekeysPerUpload)
+        let random = configuration.random, now = configuration.clock(), identity = self.identity
+        let keys: [KyberPreKeyRecord] = try step {
+            try store.atomically {
+                var next = UInt32(try store.u64(SettingKey.nextKyberPreKeyID) ?? 1)
+                var keys: [KyberPreKeyRecord] = []
+                for _ in 0..<batch {
+                    let k = try KyberPreKeyRecord.generate(id: next, kind: .oneTime, timestamp: now, signedBy: identity, using: random)
+                    try store.storeKyberPreKey(k)
+                    keys.append(k)
+                    next &+= 1
+                }
+                try store.setU64(SettingKey.nextKyberPreKeyID, UInt64(next))
+                return keys
+            }
+        }
+        try await upload(signed: nil, oneTime: [], kyberOneTime: keys)
+    }
+
+    /// Rotates the last-resort Kyber prekey on the signed prekey's schedule
+    /// (``ClientConfiguration/signedPreKeyRotation``) and forgets those replaced more than
+    /// ``ClientConfiguration/signedPreKeyRetention`` ago (a late PQXDH message may still name one).
+    private func rotateKyberLastResortIfDue() async throws(ClientError) {
+        let now = configuration.clock()
+        let rotation = configuration.signedPreKeyRotation, retention = configuration.signedPreKeyRetention
+        let random = configuration.random, identity = self.identity
+        let fresh: KyberPreKeyRecord? = try step {
+            try store.atomically {
+                guard let currentID = try store.u64(SettingKey.kyberLastResortID),
+                      let current = try store.loadKyberPreKey(id: UInt32(truncatingIfNeeded: currentID)),
+                      now >= current.timestamp + rotation else { return nil }
+                let id = UInt32(try store.u64(SettingKey.nextKyberPreKeyID) ?? 1)
+                let next = try KyberPreKeyRecord.generate(id: id, kind: .lastResort, timestamp: now, signedBy: identity, using: random)
+                try store.storeKyberPreKey(next)
+                try store.setU64(SettingKey.nextKyberPreKeyID, UInt64(id &+ 1))
+                return next
+            }
+        }
+        if let fresh {
+            try await upload(signed: nil, oneTime: [], kyberLastResort: fresh)
+            try step { try store.setU64(SettingKey.kyberLastResortID, UInt64(fresh.id)) }
+        }
+        try step {
+            guard let currentID = try store.u64(SettingKey.kyberLastResortID) else { return }
+            let all = try store.kyberPreKeys().filter { $0.kind == .lastResort }.sorted { $0.id < $1.id }
+            for (i, key) in all.enumerated() where UInt64(key.id) != currentID && i + 1 < all.count {
+                // Replaced when its successor was made: kept for `retention` after that.
+                if now >= all[i + 1].timestamp + retention { try store.removeKyberPreKey(id: key.id) }
             }
         }
     }

@@ -13,6 +13,12 @@ enum SettingKey {
     static let preKeysUploaded = "prekeys.uploaded"
     static let signedPreKeyID = "signed-prekey.current-id"
     static let signedPreKeyUploaded = "signed-prekey.uploaded"
+    /// The next Kyber prekey id (one-time and last-resort keys share the id space).
+    static let nextKyberPreKeyID = "kyber-prekeys.next-id"
+    /// The current last-resort Kyber prekey's id.
+    static let kyberLastResortID = "kyber-prekeys.last-resort-id"
+    /// Every Kyber prekey held was uploaded (cleared when the relay lost the device).
+    static let kyberPreKeysUploaded = "kyber-prekeys.uploaded"
     static let senderCertificate = "sender-certificate"
     static let readReceipts = "privacy.read-receipts"
     static let presence = "presence.setting"

@@ -1,9 +1,10 @@
 import Hush
+import HushPQ
 
 // The contract between HushClient's engine and its local store (Docs/client.md §Store).
 //
 // A client store keeps everything a device owns: Hush's protocol records (identities, prekeys,
-// signed prekeys, sessions, sender keys) and the app's data (device settings, contacts,
+// signed prekeys, Kyber prekeys, sessions, sender keys) and the app's data (device settings, contacts,
 // conversations, messages with their tick state, the outbox, the ids of inbound messages already
 // processed). Two implementations: `InMemoryClientStore` (tests) and the encrypted SQLite store
 // (GRDB; sensitive columns sealed with XChaCha20-Poly1305 under a database key that an
@@ -138,7 +139,7 @@ public struct OutboxItem: Sendable, Equatable {
 /// undone and the outer one decides the rest (it may catch and go on). `updateSession` and
 /// `updateSenderKey` are such steps too: when their body throws, nothing they or it did is kept
 /// (a one-time prekey removed during a failed PreKeySignalMessage is still there).
-public protocol ClientStore: SignalProtocolStore, SenderKeyStore {
+public protocol ClientStore: SignalProtocolStore, SenderKeyStore, KyberPreKeyStore {
     /// Runs `body` as one atomic, durable step.
     func atomically<R>(_ body: () throws -> R) throws -> R
 
@@ -198,6 +199,14 @@ public protocol ClientStore: SignalProtocolStore, SenderKeyStore {
     func removeSignedPreKey(id: UInt32) throws
     /// The ids of the one-time prekeys still held, ascending.
     func preKeyIDs() throws -> [UInt32]
+
+    // MARK: Kyber prekeys (PQXDH)
+
+    /// Every Kyber prekey held (one-time ones not yet used, the current last-resort one and the
+    /// previous ones kept for late messages), by id.
+    func kyberPreKeys() throws -> [KyberPreKeyRecord]
+    /// Removes a Kyber prekey of either kind (a rotated-away last-resort key).
+    func removeKyberPreKey(id: UInt32) throws
 
     // MARK: Sessions
 

@@ -1,5 +1,6 @@
 import Foundation
 import Hush
+import HushPQ
 
 /// A ``ClientStore`` in memory: for tests and demos. Thread-safe; nothing survives the process.
 ///
@@ -16,6 +17,7 @@ public final class InMemoryClientStore: ClientStore, @unchecked Sendable {
         var identities: [ProtocolAddress: IdentityKey] = [:]
         var preKeys: [UInt32: PreKeyRecord] = [:]
         var signedPreKeys: [UInt32: SignedPreKeyRecord] = [:]
+        var kyberPreKeys: [UInt32: KyberPreKeyRecord] = [:]
         var sessions: [ProtocolAddress: SessionRecord] = [:]
         var senderKeys: [SenderKeyName: SenderKeyRecord] = [:]
         var settings: [String: [UInt8]] = [:]
@@ -95,6 +97,17 @@ public final class InMemoryClientStore: ClientStore, @unchecked Sendable {
         locked { state.signedPreKeys.values.sorted { $0.id < $1.id } }
     }
     public func removeSignedPreKey(id: UInt32) throws { locked { _ = state.signedPreKeys.removeValue(forKey: id) } }
+
+    // MARK: KyberPreKeyStore
+
+    public func loadKyberPreKey(id: UInt32) throws -> KyberPreKeyRecord? { locked { state.kyberPreKeys[id] } }
+    public func storeKyberPreKey(_ record: KyberPreKeyRecord) throws { locked { state.kyberPreKeys[record.id] = record } }
+    /// A one-time key is deleted; a last-resort key stays (until rotated away).
+    public func markKyberPreKeyUsed(id: UInt32) throws {
+        locked { if state.kyberPreKeys[id]?.kind == .oneTime { state.kyberPreKeys[id] = nil } }
+    }
+    public func kyberPreKeys() throws -> [KyberPreKeyRecord] { locked { state.kyberPreKeys.values.sorted { $0.id < $1.id } } }
+    public func removeKyberPreKey(id: UInt32) throws { locked { _ = state.kyberPreKeys.removeValue(forKey: id) } }
 
     // MARK: SessionStore
 

@@ -187,7 +187,7 @@ final class RelayConnection: ChannelDuplexHandler, RemovableChannelHandler, @unc
     var generation = 0
     var drained = false
     var reading = false
-    var prekeysLow: UInt32?
+    var prekeysLow: (remaining: UInt32, kyber: UInt32)?
 
     var window: Int { relay.configuration.deliveryWindow }
     var inFlightCount: Int { inflightAtomic.load(ordering: .relaxed) }
@@ -636,7 +636,7 @@ final class RelayConnection: ChannelDuplexHandler, RemovableChannelHandler, @unc
                     return reject(.deviceKeyMismatch, pattern)
                 }
                 loggedIn(DeviceAddress(account: account, deviceID: deviceID), identity: found.identityKey, registered: false,
-                         pattern: pattern, prekeys: found.prekeyCount)
+                         pattern: pattern, prekeys: PrekeyCounts(oneTime: found.prekeyCount, kyberOneTime: found.kyberPrekeyCount))
             }
             // A store that answers from memory (SQLite) is asked on the loop: no hop per login.
             if let callbacks = relay.callbacks {
@@ -657,10 +657,11 @@ final class RelayConnection: ChannelDuplexHandler, RemovableChannelHandler, @unc
             }
             let account = reg.account, deviceID = reg.deviceID, identityKey = reg.identityKey
             let staticKey = Data(deviceKey.rawRepresentation)
-            storeWork({ () async throws(RelayStoreError) -> Int in
+            storeWork({ () async throws(RelayStoreError) -> PrekeyCounts in
                 _ = try await store.register(account: account, identityKey: identityKey, deviceID: deviceID, staticKey: staticKey,
                                              maxDevices: RelayProtocol.Limits.maxDevicesPerAccount)
-                return (try? await store.prekeyCount(account: account, deviceID: deviceID)) ?? 0
+                return PrekeyCounts(oneTime: (try? await store.prekeyCount(account: account, deviceID: deviceID)) ?? 0,
+                                    kyberOneTime: (try? await store.kyberPrekeyCount(account: account, deviceID: deviceID)) ?? 0)
             }) { [self] result in
                 switch result {
                 case .success(let prekeys):
@@ -676,7 +677,7 @@ final class RelayConnection: ChannelDuplexHandler, RemovableChannelHandler, @unc
         }
     }
 
-    private func loggedIn(_ address: DeviceAddress, identity: Data, registered: Bool, pattern: RelayProtocol.Pattern, prekeys: Int) {
+    private func loggedIn(_ address: DeviceAddress, identity: Data, registered: Bool, pattern: RelayProtocol.Pattern, prekeys: PrekeyCounts) {
         guard phase == .handshake else { return }
         identityKey = try? Curve25519.KeyAgreement.PublicKey(rawRepresentation: identity)
         // Register before the first queue read, so that nothing committed in between is missed (§7.3).
@@ -692,7 +693,8 @@ final class RelayConnection: ChannelDuplexHandler, RemovableChannelHandler, @unc
         var w = RelayWelcome()
         w.account = address.account
         w.deviceID = address.deviceID
-        w.prekeysRemaining = UInt32(clamping: prekeys)
+        w.prekeysRemaining = UInt32(clamping: prekeys.oneTime)
+        w.kyberPrekeysRemaining = UInt32(clamping: prekeys.kyberOneTime)
         w.serverTime = relay.configuration.clock()
         w.registered = registered
         var s = RelayStanza()

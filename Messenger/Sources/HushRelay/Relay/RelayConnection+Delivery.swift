@@ -27,10 +27,10 @@ extension RelayConnection {
         }
     }
 
-    /// Tells this device that its one-time prekeys run low. Callable from any thread.
-    func notifyPrekeysLow(_ remaining: Int) {
+    /// Tells this device that its one-time prekeys (X25519 or Kyber) run low. Callable from any thread.
+    func notifyPrekeysLow(_ remaining: Int, kyberRemaining: Int) {
         eventLoop.execute { [self] in
-            prekeysLow = UInt32(clamping: remaining)
+            prekeysLow = (UInt32(clamping: remaining), UInt32(clamping: kyberRemaining))
             pump()
             flush()
         }
@@ -44,7 +44,8 @@ extension RelayConnection {
         if let low = prekeysLow {
             prekeysLow = nil
             var s = RelayStanza()
-            s.prekeysLow.remaining = low
+            s.prekeysLow.remaining = low.remaining
+            s.prekeysLow.kyberRemaining = low.kyber
             guard send(s) else { return }
         }
         while true {

@@ -86,7 +86,8 @@ extension RelayConnection {
 
     func handleUpload(_ u: RelayUploadPrekeys, _ me: DeviceAddress) {
         let rid = u.requestID
-        guard u.oneTime.count <= RelayProtocol.Limits.maxPrekeysPerUpload else { return sendError(.tooManyPrekeys, requestID: rid) }
+        guard u.oneTime.count <= RelayProtocol.Limits.maxPrekeysPerUpload,
+              u.kyberOneTime.count <= RelayProtocol.Limits.maxKyberPrekeysPerUpload else { return sendError(.tooManyPrekeys, requestID: rid) }
         var oneTime: [OneTimePrekeyRecord] = []
         oneTime.reserveCapacity(u.oneTime.count)
         for p in u.oneTime {
@@ -107,12 +108,26 @@ extension RelayConnection {
             }
             signed = SignedPrekeyRecord(id: sp.id, publicKey: sp.publicKey, signature: sp.signature)
         }
+        // Kyber prekeys (§8.3): every key checked before anything is stored.
+        var kyberLastResort: KyberPrekeyRecord?
+        var kyberOneTime: [KyberPrekeyRecord] = []
+        kyberOneTime.reserveCapacity(u.kyberOneTime.count)
+        for (k, isLastResort) in u.kyberOneTime.map({ ($0, false) }) + (u.hasKyberLastResort ? [(u.kyberLastResort, true)] : []) {
+            switch checkKyber(k) {
+            case .invalidKey?: return sendError(.invalidKey, requestID: rid)
+            case .invalidSignature?: return sendError(.invalidSignature, requestID: rid)
+            default: break
+            }
+            let record = KyberPrekeyRecord(id: k.id, publicKey: k.publicKey, signature: k.signature)
+            if isLastResort { kyberLastResort = record } else { kyberOneTime.append(record) }
+        }
         let store = relay.store
-        let registrationID = u.registrationID
-        let upload = oneTime, signedPrekey = signed
-        storeWork({ () async throws(RelayStoreError) -> Int in
-            try await store.storePrekeys(account: me.account, deviceID: me.deviceID, registrationID: registrationID,
-                                         signed: signedPrekey, oneTime: upload, maxStored: RelayProtocol.Limits.maxStoredPrekeys)
+        let upload = PrekeyUpload(registrationID: u.registrationID, signed: signed, oneTime: oneTime,
+                                  kyberLastResort: kyberLastResort, kyberOneTime: kyberOneTime,
+                                  maxStored: RelayProtocol.Limits.maxStoredPrekeys,
+                                  maxStoredKyber: RelayProtocol.Limits.maxStoredKyberPrekeys)
+        storeWork({ () async throws(RelayStoreError) -> PrekeyCounts in
+            try await store.storePrekeys(account: me.account, deviceID: me.deviceID, upload)
         }) { [self] result in
             switch result {
             case .success:
@@ -123,6 +138,17 @@ extension RelayConnection {
             case .failure: sendError(.internalError, requestID: rid)
             }
         }
+    }
+
+    /// A Kyber prekey's problem, if any (§8.3): `public_key` must be 1,568 bytes (`INVALID_KEY`),
+    /// `signature` 64 bytes and a valid XEdDSA signature by the account's identity key over
+    /// `0x08 || public_key` (`INVALID_SIGNATURE`).
+    private func checkKyber(_ k: RelayKyberPrekey) -> RelayErrorCode? {
+        guard k.publicKey.count == RelayProtocol.Limits.kyberPublicKeyLength else { return .invalidKey }
+        guard k.signature.count == RelayProtocol.Limits.signatureLength, let identity = identityKey else { return .invalidSignature }
+        var message = [SignalConstants.kyberKeyType]
+        message += k.publicKey
+        return XEdDSA.isValidSignature(k.signature, for: message, publicKey: identity, policy: .libsignalCompatible) ? nil : .invalidSignature
     }
 
     func handleFetch(_ f: RelayFetchPrekeys, _ me: DeviceAddress) {
@@ -163,13 +189,23 @@ extension RelayConnection {
                     pb.oneTime.id = ot.id
                     pb.oneTime.publicKey = ot.publicKey
                 }
+                if let k = b.kyber {
+                    pb.kyber.id = k.id
+                    pb.kyber.publicKey = k.publicKey
+                    pb.kyber.signature = k.signature
+                    pb.kyberLastResort = b.kyberIsLastResort
+                }
                 return pb
             }
             var s = RelayStanza()
             s.prekeyBundles = out
             send(s)
-            for b in bundles where b.oneTime != nil && b.remaining < RelayProtocol.Limits.prekeysLowThreshold {
-                relay.router.connection(DeviceAddress(account: account, deviceID: b.deviceID))?.notifyPrekeysLow(b.remaining)
+            // §8.2: the owner hears when this fetch took a one-time key of a kind now below 10.
+            let low = RelayProtocol.Limits.prekeysLowThreshold
+            for b in bundles where (b.oneTime != nil && b.remaining < low)
+                || (b.kyber != nil && !b.kyberIsLastResort && b.kyberRemaining < low) {
+                relay.router.connection(DeviceAddress(account: account, deviceID: b.deviceID))?
+                    .notifyPrekeysLow(b.remaining, kyberRemaining: b.kyberRemaining)
             }
         }
     }

@@ -61,7 +61,68 @@ public struct OneTimePrekeyRecord: Sendable, Equatable {
     }
 }
 
-/// One device's bundle as handed out; `oneTime` was consumed by the fetch that returned it.
+/// A signed Kyber (ML-KEM-1024) prekey as published (`Docs/spec/relay.md` §8.3): a one-time
+/// one or the device's last-resort one.
+public struct KyberPrekeyRecord: Sendable, Equatable {
+    /// The owner's id for it.
+    public var id: UInt32
+    /// The raw ML-KEM-1024 encapsulation key, 1,568 bytes.
+    public var publicKey: Data
+    /// 64-byte XEdDSA signature by the identity key over `0x08 || publicKey`.
+    public var signature: Data
+    /// Creates a record.
+    public init(id: UInt32, publicKey: Data, signature: Data) {
+        self.id = id
+        self.publicKey = publicKey
+        self.signature = signature
+    }
+}
+
+/// One prekey upload of a device (`Docs/spec/relay.md` §8.1, §8.3), validated by the relay.
+public struct PrekeyUpload: Sendable, Equatable {
+    /// The registration id, stored on every upload.
+    public var registrationID: UInt32
+    /// Replaces the stored signed prekey when given.
+    public var signed: SignedPrekeyRecord?
+    /// One-time X25519 prekeys to add (an id already stored is replaced).
+    public var oneTime: [OneTimePrekeyRecord]
+    /// Replaces the stored last-resort Kyber prekey when given.
+    public var kyberLastResort: KyberPrekeyRecord?
+    /// One-time Kyber prekeys to add (an id already stored is replaced).
+    public var kyberOneTime: [KyberPrekeyRecord]
+    /// At most this many one-time X25519 prekeys may be stored after the upload.
+    public var maxStored: Int
+    /// At most this many one-time Kyber prekeys may be stored after the upload.
+    public var maxStoredKyber: Int
+    /// Creates an upload.
+    public init(registrationID: UInt32, signed: SignedPrekeyRecord? = nil, oneTime: [OneTimePrekeyRecord] = [],
+                kyberLastResort: KyberPrekeyRecord? = nil, kyberOneTime: [KyberPrekeyRecord] = [],
+                maxStored: Int, maxStoredKyber: Int) {
+        self.registrationID = registrationID
+        self.signed = signed
+        self.oneTime = oneTime
+        self.kyberLastResort = kyberLastResort
+        self.kyberOneTime = kyberOneTime
+        self.maxStored = maxStored
+        self.maxStoredKyber = maxStoredKyber
+    }
+}
+
+/// A device's unclaimed one-time prekeys of each kind.
+public struct PrekeyCounts: Sendable, Equatable {
+    /// One-time X25519 prekeys.
+    public var oneTime: Int
+    /// One-time Kyber prekeys.
+    public var kyberOneTime: Int
+    /// Creates counts.
+    public init(oneTime: Int, kyberOneTime: Int) {
+        self.oneTime = oneTime
+        self.kyberOneTime = kyberOneTime
+    }
+}
+
+/// One device's bundle as handed out; `oneTime`, and `kyber` unless it is the last-resort key,
+/// were consumed by the fetch that returned it.
 public struct PrekeyBundleRecord: Sendable, Equatable {
     /// The device.
     public var deviceID: UInt32
@@ -73,14 +134,27 @@ public struct PrekeyBundleRecord: Sendable, Equatable {
     public var oneTime: OneTimePrekeyRecord?
     /// One-time prekeys left for this device after the fetch.
     public var remaining: Int
+    /// A one-time Kyber prekey if one was left, else the last-resort Kyber prekey, else nil.
+    public var kyber: KyberPrekeyRecord?
+    /// Whether ``kyber`` is the last-resort key (which a fetch never consumes).
+    public var kyberIsLastResort: Bool
+    /// One-time Kyber prekeys left for this device after the fetch.
+    public var kyberRemaining: Int
     /// Creates a record.
-    public init(deviceID: UInt32, registrationID: UInt32, signedPrekey: SignedPrekeyRecord?, oneTime: OneTimePrekeyRecord?, remaining: Int) {
+    public init(deviceID: UInt32, registrationID: UInt32, signedPrekey: SignedPrekeyRecord?, oneTime: OneTimePrekeyRecord?, remaining: Int,
+                kyber: KyberPrekeyRecord? = nil, kyberIsLastResort: Bool = false, kyberRemaining: Int = 0) {
         self.deviceID = deviceID
         self.registrationID = registrationID
         self.signedPrekey = signedPrekey
         self.oneTime = oneTime
         self.remaining = remaining
+        self.kyber = kyber
+        self.kyberIsLastResort = kyberIsLastResort
+        self.kyberRemaining = kyberRemaining
     }
+
+    /// Whether this fetch consumed a one-time prekey of either kind.
+    public var consumedOneTime: Bool { oneTime != nil || (kyber != nil && !kyberIsLastResort) }
 }
 
 /// A message in a device's queue.
@@ -164,11 +238,14 @@ public struct LoginRecord: Sendable, Equatable {
     public var staticKey: Data
     /// One-time prekeys stored for the device.
     public var prekeyCount: Int
+    /// One-time Kyber prekeys stored for the device.
+    public var kyberPrekeyCount: Int
     /// Creates a record.
-    public init(identityKey: Data, staticKey: Data, prekeyCount: Int) {
+    public init(identityKey: Data, staticKey: Data, prekeyCount: Int, kyberPrekeyCount: Int = 0) {
         self.identityKey = identityKey
         self.staticKey = staticKey
         self.prekeyCount = prekeyCount
+        self.kyberPrekeyCount = kyberPrekeyCount
     }
 }
 
@@ -196,7 +273,7 @@ public enum RelayStoreError: Error, Equatable, Sendable {
     case deviceTaken(UInt32)
     /// The account has the maximum number of devices.
     case tooManyDevices(limit: Int)
-    /// The upload would store more one-time prekeys than allowed.
+    /// The upload would store more one-time prekeys (X25519 or Kyber) than allowed.
     case tooManyPrekeys(limit: Int)
     /// The storage engine failed (message text from the engine; no payloads or keys).
     case storage(String)
@@ -234,15 +311,20 @@ public protocol RelayStore: Sendable {
     /// All devices of an account, by device id.
     func devices(account: String) async throws(RelayStoreError) -> [DeviceRecord]
 
-    /// Stores a prekey upload: replaces the signed prekey when given, adds (or replaces by id)
-    /// one-time prekeys. Returns the number of one-time prekeys now stored.
-    func storePrekeys(account: String, deviceID: UInt32, registrationID: UInt32, signed: SignedPrekeyRecord?,
-                      oneTime: [OneTimePrekeyRecord], maxStored: Int) async throws(RelayStoreError) -> Int
+    /// Stores a prekey upload atomically: replaces the signed prekey and the last-resort Kyber
+    /// prekey when given, adds (or replaces by id) one-time prekeys of both kinds. Throws
+    /// `tooManyPrekeys` (storing nothing) when either kind would exceed its cap. Returns the
+    /// counts now stored.
+    func storePrekeys(account: String, deviceID: UInt32, _ upload: PrekeyUpload) async throws(RelayStoreError) -> PrekeyCounts
     /// Hands out one bundle per device (all devices when `devices` is nil), atomically
-    /// consuming one one-time prekey per device (the lowest id). Unknown device ids throw.
+    /// consuming, per device, the lowest-id one-time prekey and the lowest-id one-time Kyber
+    /// prekey (or naming the last-resort Kyber prekey, not consumed, when no one-time Kyber
+    /// prekey is left). Unknown device ids throw.
     func claimBundles(account: String, devices: [UInt32]?) async throws(RelayStoreError) -> [PrekeyBundleRecord]
     /// One-time prekeys stored for a device.
     func prekeyCount(account: String, deviceID: UInt32) async throws(RelayStoreError) -> Int
+    /// One-time Kyber prekeys stored for a device.
+    func kyberPrekeyCount(account: String, deviceID: UInt32) async throws(RelayStoreError) -> Int
 
     /// Commits a message for each recipient device, or recognises a duplicate.
     /// Throws `unknownAccount`, `unknownDevice`, `queueFull` (then nothing is stored).
@@ -268,7 +350,17 @@ extension RelayStore {
         guard let a = try await self.account(named: account) else { throw .unknownAccount }
         guard let d = try await device(account: account, deviceID: deviceID) else { return nil }
         return LoginRecord(identityKey: a.identityKey, staticKey: d.staticKey,
-                           prekeyCount: try await prekeyCount(account: account, deviceID: deviceID))
+                           prekeyCount: try await prekeyCount(account: account, deviceID: deviceID),
+                           kyberPrekeyCount: try await kyberPrekeyCount(account: account, deviceID: deviceID))
+    }
+
+    /// An upload of X25519 prekeys only (the form before Kyber prekeys); returns the number of
+    /// one-time prekeys now stored.
+    public func storePrekeys(account: String, deviceID: UInt32, registrationID: UInt32, signed: SignedPrekeyRecord?,
+                             oneTime: [OneTimePrekeyRecord], maxStored: Int) async throws(RelayStoreError) -> Int {
+        try await storePrekeys(account: account, deviceID: deviceID,
+                               PrekeyUpload(registrationID: registrationID, signed: signed, oneTime: oneTime,
+                                            maxStored: maxStored, maxStoredKyber: .max)).oneTime
     }
 }
 

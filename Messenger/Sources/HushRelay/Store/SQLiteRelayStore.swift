@@ -14,7 +14,7 @@ import Synchronization
 ///   prekeys, purge) keep a savepoint each. Writes run on one dedicated dispatch queue, reads
 ///   on GRDB's reader pool: never on an event loop.
 /// - In memory (``StoreCache``): accounts, devices (row id, static key, registration id),
-///   queue depths and prekey counts, loaded at open and changed only by the writer, so login,
+///   queue depths and prekey counts (X25519 and Kyber), loaded at open and changed only by the writer, so login,
 ///   routing checks and depth queries touch no table. Registrations and prekey counts enter
 ///   the cache after their commit; queue depths change inside the batch (later writes of the
 ///   batch see them) and the cache is reloaded from the database if a batch fails.
@@ -100,6 +100,22 @@ public final class SQLiteRelayStore: RelayStore, CallbackRelayStore {
         m.registerMigration("v2") { db in
             try db.execute(sql: "ALTER TABLE devices DROP COLUMN queue_depth")
         }
+        // Kyber prekeys (spec §8.3): the last-resort one on the device row, one-time ones in
+        // their own table.
+        m.registerMigration("v3") { db in
+            try db.execute(sql: """
+                ALTER TABLE devices ADD COLUMN kyber_last_resort_id INTEGER;
+                ALTER TABLE devices ADD COLUMN kyber_last_resort BLOB;
+                ALTER TABLE devices ADD COLUMN kyber_last_resort_signature BLOB;
+                CREATE TABLE kyber_prekeys (
+                    device_ref INTEGER NOT NULL,
+                    prekey_id INTEGER NOT NULL,
+                    public_key BLOB NOT NULL,
+                    signature BLOB NOT NULL,
+                    PRIMARY KEY (device_ref, prekey_id)
+                ) WITHOUT ROWID;
+                """)
+        }
         return m
     }
 
@@ -184,7 +200,8 @@ public final class SQLiteRelayStore: RelayStore, CallbackRelayStore {
     public func loginRecordNow(account: String, deviceID: UInt32) -> Result<LoginRecord?, RelayStoreError> {
         cache.withLock { c -> Result<LoginRecord?, RelayStoreError> in
             guard let identity = c.accounts[account] else { return .failure(.unknownAccount) }
-            return .success(c.device(account, deviceID).map { LoginRecord(identityKey: identity, staticKey: $0.staticKey, prekeyCount: $0.prekeys) })
+            return .success(c.device(account, deviceID).map { LoginRecord(identityKey: identity, staticKey: $0.staticKey, prekeyCount: $0.prekeys,
+                                                                         kyberPrekeyCount: $0.kyberPrekeys) })
         }
     }
 
@@ -204,30 +221,40 @@ public final class SQLiteRelayStore: RelayStore, CallbackRelayStore {
 
     // MARK: prekeys
 
-    public func storePrekeys(account: String, deviceID: UInt32, registrationID: UInt32, signed: SignedPrekeyRecord?,
-                             oneTime: [OneTimePrekeyRecord], maxStored: Int) async throws(RelayStoreError) -> Int {
+    public func storePrekeys(account: String, deviceID: UInt32, _ upload: PrekeyUpload) async throws(RelayStoreError) -> PrekeyCounts {
         let cache = self.cache
-        return try await write(isolated: true, { db -> (Int64, Int) in
+        return try await write(isolated: true, { db -> (Int64, PrekeyCounts) in
             guard try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM accounts WHERE name = ?"), arguments: [account]) == true else {
                 throw RelayStoreError.unknownAccount
             }
             guard let ref = try Self.deviceRef(db, account, deviceID) else { throw RelayStoreError.unknownDevice(deviceID) }
-            try db.cachedStatement(sql: "UPDATE devices SET registration_id = ? WHERE id = ?").execute(arguments: [Int64(registrationID), ref])
-            if let signed {
+            try db.cachedStatement(sql: "UPDATE devices SET registration_id = ? WHERE id = ?").execute(arguments: [Int64(upload.registrationID), ref])
+            if let signed = upload.signed {
                 try db.cachedStatement(sql: "UPDATE devices SET signed_prekey_id = ?, signed_prekey = ?, signed_prekey_signature = ? WHERE id = ?")
                                .execute(arguments: [Int64(signed.id), signed.publicKey, signed.signature, ref])
             }
-            for key in oneTime {
+            for key in upload.oneTime {
                 try db.cachedStatement(sql: "INSERT OR REPLACE INTO prekeys (device_ref, prekey_id, public_key) VALUES (?, ?, ?)")
                                .execute(arguments: [ref, Int64(key.id), key.publicKey])
             }
+            if let last = upload.kyberLastResort {
+                try db.cachedStatement(sql: "UPDATE devices SET kyber_last_resort_id = ?, kyber_last_resort = ?, kyber_last_resort_signature = ? WHERE id = ?")
+                               .execute(arguments: [Int64(last.id), last.publicKey, last.signature, ref])
+            }
+            for key in upload.kyberOneTime {
+                try db.cachedStatement(sql: "INSERT OR REPLACE INTO kyber_prekeys (device_ref, prekey_id, public_key, signature) VALUES (?, ?, ?, ?)")
+                               .execute(arguments: [ref, Int64(key.id), key.publicKey, key.signature])
+            }
             let count = try Int.fetchOne(db.cachedStatement(sql: "SELECT COUNT(*) FROM prekeys WHERE device_ref = ?"), arguments: [ref]) ?? 0
-            guard count <= maxStored else { throw RelayStoreError.tooManyPrekeys(limit: maxStored) }
-            return (ref, count)
-        }, committed: { ref, count in
+            guard count <= upload.maxStored else { throw RelayStoreError.tooManyPrekeys(limit: upload.maxStored) }
+            let kyber = try Int.fetchOne(db.cachedStatement(sql: "SELECT COUNT(*) FROM kyber_prekeys WHERE device_ref = ?"), arguments: [ref]) ?? 0
+            guard kyber <= upload.maxStoredKyber else { throw RelayStoreError.tooManyPrekeys(limit: upload.maxStoredKyber) }
+            return (ref, PrekeyCounts(oneTime: count, kyberOneTime: kyber))
+        }, committed: { ref, counts in
             cache.withLock { c in
-                c.devices[ref]?.prekeys = count
-                c.devices[ref]?.registrationID = registrationID
+                c.devices[ref]?.prekeys = counts.oneTime
+                c.devices[ref]?.kyberPrekeys = counts.kyberOneTime
+                c.devices[ref]?.registrationID = upload.registrationID
             }
         }).1
     }
@@ -239,7 +266,10 @@ public final class SQLiteRelayStore: RelayStore, CallbackRelayStore {
                 throw RelayStoreError.unknownAccount
             }
             var rows: [Row] = []
-            let sql = "SELECT id, device_id, registration_id, signed_prekey_id, signed_prekey, signed_prekey_signature FROM devices"
+            let sql = """
+                SELECT id, device_id, registration_id, signed_prekey_id, signed_prekey, signed_prekey_signature,
+                       kyber_last_resort_id, kyber_last_resort, kyber_last_resort_signature FROM devices
+                """
             if let devices {
                 for d in devices {
                     guard let row = try Row.fetchOne(db.cachedStatement(sql: sql + " WHERE account = ? AND device_id = ?"), arguments: [account, Int64(d)]) else {
@@ -264,17 +294,41 @@ public final class SQLiteRelayStore: RelayStore, CallbackRelayStore {
                     try db.cachedStatement(sql: "DELETE FROM prekeys WHERE device_ref = ? AND prekey_id = ?").execute(arguments: [ref, id])
                 }
                 let remaining = try Int.fetchOne(db.cachedStatement(sql: "SELECT COUNT(*) FROM prekeys WHERE device_ref = ?"), arguments: [ref]) ?? 0
+                var kyber: KyberPrekeyRecord?
+                var lastResort = false
+                if let k = try Row.fetchOne(db.cachedStatement(sql: "SELECT prekey_id, public_key, signature FROM kyber_prekeys WHERE device_ref = ? ORDER BY prekey_id LIMIT 1"),
+                                            arguments: [ref]) {
+                    let id: Int64 = k["prekey_id"]
+                    kyber = KyberPrekeyRecord(id: UInt32(truncatingIfNeeded: id), publicKey: k["public_key"], signature: k["signature"])
+                    try db.cachedStatement(sql: "DELETE FROM kyber_prekeys WHERE device_ref = ? AND prekey_id = ?").execute(arguments: [ref, id])
+                } else if let id = row["kyber_last_resort_id"] as Int64?, let key = row["kyber_last_resort"] as Data?,
+                          let sig = row["kyber_last_resort_signature"] as Data? {
+                    kyber = KyberPrekeyRecord(id: UInt32(truncatingIfNeeded: id), publicKey: key, signature: sig)
+                    lastResort = true
+                }
+                let kyberRemaining = try Int.fetchOne(db.cachedStatement(sql: "SELECT COUNT(*) FROM kyber_prekeys WHERE device_ref = ?"), arguments: [ref]) ?? 0
                 return (ref, PrekeyBundleRecord(deviceID: UInt32(truncatingIfNeeded: row["device_id"] as Int64),
                                                 registrationID: UInt32(truncatingIfNeeded: row["registration_id"] as Int64),
-                                                signedPrekey: signed, oneTime: oneTime, remaining: remaining))
+                                                signedPrekey: signed, oneTime: oneTime, remaining: remaining,
+                                                kyber: kyber, kyberIsLastResort: lastResort, kyberRemaining: kyberRemaining))
             }
         }, committed: { bundles in
-            cache.withLock { c in for (ref, b) in bundles { c.devices[ref]?.prekeys = b.remaining } }
+            cache.withLock { c in
+                for (ref, b) in bundles {
+                    c.devices[ref]?.prekeys = b.remaining
+                    c.devices[ref]?.kyberPrekeys = b.kyberRemaining
+                }
+            }
         }).map(\.1)
     }
 
     public func prekeyCount(account: String, deviceID: UInt32) async throws(RelayStoreError) -> Int {
         guard let n = cache.withLock({ $0.device(account, deviceID)?.prekeys }) else { throw .unknownDevice(deviceID) }
+        return n
+    }
+
+    public func kyberPrekeyCount(account: String, deviceID: UInt32) async throws(RelayStoreError) -> Int {
+        guard let n = cache.withLock({ $0.device(account, deviceID)?.kyberPrekeys }) else { throw .unknownDevice(deviceID) }
         return n
     }
 
@@ -424,6 +478,7 @@ struct StoreCache: Sendable {
         var registrationID: UInt32 = 0
         var depth = 0
         var prekeys = 0
+        var kyberPrekeys = 0
     }
     struct Address: Hashable, Sendable {
         let account: String
@@ -469,11 +524,15 @@ struct StoreCache: Sendable {
         for row in try Row.fetchAll(db, sql: "SELECT device_ref, COUNT(*) AS n FROM prekeys GROUP BY device_ref") {
             prekeys[row["device_ref"]] = row["n"]
         }
+        var kyber: [Int64: Int] = [:]
+        for row in try Row.fetchAll(db, sql: "SELECT device_ref, COUNT(*) AS n FROM kyber_prekeys GROUP BY device_ref") {
+            kyber[row["device_ref"]] = row["n"]
+        }
         for row in try Row.fetchAll(db, sql: "SELECT id, account, device_id, static_key, registration_id FROM devices") {
             let ref: Int64 = row["id"]
             c.add(Device(ref: ref, account: row["account"], deviceID: UInt32(truncatingIfNeeded: row["device_id"] as Int64),
                          staticKey: row["static_key"], registrationID: UInt32(truncatingIfNeeded: row["registration_id"] as Int64),
-                         depth: depths[ref] ?? 0, prekeys: prekeys[ref] ?? 0))
+                         depth: depths[ref] ?? 0, prekeys: prekeys[ref] ?? 0, kyberPrekeys: kyber[ref] ?? 0))
         }
         return c
     }

@@ -59,7 +59,7 @@ public nonisolated enum RelayErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable {
   /// the relay does not offer this service (no server-certificate key)
   case unavailable // = 21
 
-  /// an account list over its limit (spec §11)
+  /// an account list over its limit (spec §17)
   case listTooLong // = 22
   case UNRECOGNIZED(Int)
 
@@ -417,7 +417,7 @@ public nonisolated struct RelayStanza: Sendable {
     set {body = .pong(newValue)}
   }
 
-  /// client -> relay (spec §10-§12)
+  /// client -> relay (spec §16-§18)
   public var getSenderCertificate: RelayGetSenderCertificate {
     get {
       if case .getSenderCertificate(let v)? = body {return v}
@@ -450,7 +450,7 @@ public nonisolated struct RelayStanza: Sendable {
     set {body = .sendEphemeral(newValue)}
   }
 
-  /// relay -> client (spec §10-§12)
+  /// relay -> client (spec §16-§18)
   public var senderCertificate: RelaySenderCertificateIssued {
     get {
       if case .senderCertificate(let v)? = body {return v}
@@ -494,12 +494,12 @@ public nonisolated struct RelayStanza: Sendable {
     case prekeyBundles(RelayPrekeyBundles)
     case prekeysLow(RelayPrekeysLow)
     case pong(RelayPong)
-    /// client -> relay (spec §10-§12)
+    /// client -> relay (spec §16-§18)
     case getSenderCertificate(RelayGetSenderCertificate)
     case setPresencePrivacy(RelaySetPresencePrivacy)
     case subscribePresence(RelaySubscribePresence)
     case sendEphemeral(RelaySendEphemeral)
-    /// relay -> client (spec §10-§12)
+    /// relay -> client (spec §16-§18)
     case senderCertificate(RelaySenderCertificateIssued)
     case presence(RelayPresence)
     case deliverEphemeral(RelayDeliverEphemeral)
@@ -617,6 +617,9 @@ public nonisolated struct RelayWelcome: Sendable {
   /// true when this connection registered the device
   public var registered: Bool = false
 
+  /// this device's unclaimed one-time Kyber prekeys (spec §8.3)
+  public var kyberPrekeysRemaining: UInt32 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -655,6 +658,25 @@ public nonisolated struct RelayPrekey: Sendable {
   public init() {}
 }
 
+/// A signed ML-KEM-1024 prekey (PQXDH; Docs/spec/pqxdh.md §3, spec §8.3).
+public nonisolated struct RelayKyberPrekey: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var id: UInt32 = 0
+
+  /// 1,568 bytes: the raw ML-KEM-1024 encapsulation key
+  public var publicKey: Data = Data()
+
+  /// 64 bytes: XEdDSA by the identity key over 0x08 || public_key
+  public var signature: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 public nonisolated struct RelayUploadPrekeys: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -677,11 +699,25 @@ public nonisolated struct RelayUploadPrekeys: Sendable {
   /// 0..100; ids already stored are replaced
   public var oneTime: [RelayPrekey] = []
 
+  /// optional: replaces the stored one (spec §8.3)
+  public var kyberLastResort: RelayKyberPrekey {
+    get {_kyberLastResort ?? RelayKyberPrekey()}
+    set {_kyberLastResort = newValue}
+  }
+  /// Returns true if `kyberLastResort` has been explicitly set.
+  public var hasKyberLastResort: Bool {self._kyberLastResort != nil}
+  /// Clears the value of `kyberLastResort`. Subsequent reads from it will return its default value.
+  public mutating func clearKyberLastResort() {self._kyberLastResort = nil}
+
+  /// 0..100; ids already stored are replaced
+  public var kyberOneTime: [RelayKyberPrekey] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _signedPrekey: RelaySignedPrekey? = nil
+  fileprivate var _kyberLastResort: RelayKyberPrekey? = nil
 }
 
 public nonisolated struct RelayFetchPrekeys: Sendable {
@@ -729,12 +765,26 @@ public nonisolated struct RelayPrekeyBundle: Sendable {
   /// Clears the value of `oneTime`. Subsequent reads from it will return its default value.
   public mutating func clearOneTime() {self._oneTime = nil}
 
+  /// a one-time Kyber prekey if one was left, else the last-resort one; absent if neither
+  public var kyber: RelayKyberPrekey {
+    get {_kyber ?? RelayKyberPrekey()}
+    set {_kyber = newValue}
+  }
+  /// Returns true if `kyber` has been explicitly set.
+  public var hasKyber: Bool {self._kyber != nil}
+  /// Clears the value of `kyber`. Subsequent reads from it will return its default value.
+  public mutating func clearKyber() {self._kyber = nil}
+
+  /// true: `kyber` is the device's last-resort Kyber prekey (not consumed)
+  public var kyberLastResort: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _signedPrekey: RelaySignedPrekey? = nil
   fileprivate var _oneTime: RelayPrekey? = nil
+  fileprivate var _kyber: RelayKyberPrekey? = nil
 }
 
 public nonisolated struct RelayPrekeyBundles: Sendable {
@@ -753,13 +803,18 @@ public nonisolated struct RelayPrekeyBundles: Sendable {
   public init() {}
 }
 
-/// This device has fewer than 10 unclaimed one-time prekeys.
+/// This device has fewer than 10 unclaimed one-time prekeys, or fewer than 10 unclaimed
+/// one-time Kyber prekeys (spec §8.2).
 public nonisolated struct RelayPrekeysLow: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
+  /// unclaimed one-time (X25519) prekeys
   public var remaining: UInt32 = 0
+
+  /// unclaimed one-time Kyber prekeys
+  public var kyberRemaining: UInt32 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1732,7 +1787,7 @@ nonisolated extension RelayQueueEmpty: SwiftProtobuf.Message, SwiftProtobuf._Mes
 
 nonisolated extension RelayWelcome: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Welcome"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}account\0\u{3}device_id\0\u{3}prekeys_remaining\0\u{3}server_time\0\u{1}registered\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}account\0\u{3}device_id\0\u{3}prekeys_remaining\0\u{3}server_time\0\u{1}registered\0\u{3}kyber_prekeys_remaining\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1745,6 +1800,7 @@ nonisolated extension RelayWelcome: SwiftProtobuf.Message, SwiftProtobuf._Messag
       case 3: try { try decoder.decodeSingularUInt32Field(value: &self.prekeysRemaining) }()
       case 4: try { try decoder.decodeSingularUInt64Field(value: &self.serverTime) }()
       case 5: try { try decoder.decodeSingularBoolField(value: &self.registered) }()
+      case 6: try { try decoder.decodeSingularUInt32Field(value: &self.kyberPrekeysRemaining) }()
       default: break
       }
     }
@@ -1766,6 +1822,9 @@ nonisolated extension RelayWelcome: SwiftProtobuf.Message, SwiftProtobuf._Messag
     if self.registered != false {
       try visitor.visitSingularBoolField(value: self.registered, fieldNumber: 5)
     }
+    if self.kyberPrekeysRemaining != 0 {
+      try visitor.visitSingularUInt32Field(value: self.kyberPrekeysRemaining, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1775,6 +1834,7 @@ nonisolated extension RelayWelcome: SwiftProtobuf.Message, SwiftProtobuf._Messag
     if lhs.prekeysRemaining != rhs.prekeysRemaining {return false}
     if lhs.serverTime != rhs.serverTime {return false}
     if lhs.registered != rhs.registered {return false}
+    if lhs.kyberPrekeysRemaining != rhs.kyberPrekeysRemaining {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1855,9 +1915,49 @@ nonisolated extension RelayPrekey: SwiftProtobuf.Message, SwiftProtobuf._Message
   }
 }
 
+nonisolated extension RelayKyberPrekey: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".KyberPrekey"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}public_key\0\u{1}signature\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.id) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.publicKey) }()
+      case 3: try { try decoder.decodeSingularBytesField(value: &self.signature) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.id != 0 {
+      try visitor.visitSingularUInt32Field(value: self.id, fieldNumber: 1)
+    }
+    if !self.publicKey.isEmpty {
+      try visitor.visitSingularBytesField(value: self.publicKey, fieldNumber: 2)
+    }
+    if !self.signature.isEmpty {
+      try visitor.visitSingularBytesField(value: self.signature, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: RelayKyberPrekey, rhs: RelayKyberPrekey) -> Bool {
+    if lhs.id != rhs.id {return false}
+    if lhs.publicKey != rhs.publicKey {return false}
+    if lhs.signature != rhs.signature {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
 nonisolated extension RelayUploadPrekeys: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".UploadPrekeys"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}registration_id\0\u{3}signed_prekey\0\u{3}one_time\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}registration_id\0\u{3}signed_prekey\0\u{3}one_time\0\u{3}kyber_last_resort\0\u{3}kyber_one_time\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1869,6 +1969,8 @@ nonisolated extension RelayUploadPrekeys: SwiftProtobuf.Message, SwiftProtobuf._
       case 2: try { try decoder.decodeSingularUInt32Field(value: &self.registrationID) }()
       case 3: try { try decoder.decodeSingularMessageField(value: &self._signedPrekey) }()
       case 4: try { try decoder.decodeRepeatedMessageField(value: &self.oneTime) }()
+      case 5: try { try decoder.decodeSingularMessageField(value: &self._kyberLastResort) }()
+      case 6: try { try decoder.decodeRepeatedMessageField(value: &self.kyberOneTime) }()
       default: break
       }
     }
@@ -1891,6 +1993,12 @@ nonisolated extension RelayUploadPrekeys: SwiftProtobuf.Message, SwiftProtobuf._
     if !self.oneTime.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.oneTime, fieldNumber: 4)
     }
+    try { if let v = self._kyberLastResort {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+    } }()
+    if !self.kyberOneTime.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.kyberOneTime, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1899,6 +2007,8 @@ nonisolated extension RelayUploadPrekeys: SwiftProtobuf.Message, SwiftProtobuf._
     if lhs.registrationID != rhs.registrationID {return false}
     if lhs._signedPrekey != rhs._signedPrekey {return false}
     if lhs.oneTime != rhs.oneTime {return false}
+    if lhs._kyberLastResort != rhs._kyberLastResort {return false}
+    if lhs.kyberOneTime != rhs.kyberOneTime {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1946,7 +2056,7 @@ nonisolated extension RelayFetchPrekeys: SwiftProtobuf.Message, SwiftProtobuf._M
 
 nonisolated extension RelayPrekeyBundle: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".PrekeyBundle"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}device_id\0\u{3}registration_id\0\u{3}signed_prekey\0\u{3}one_time\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}device_id\0\u{3}registration_id\0\u{3}signed_prekey\0\u{3}one_time\0\u{1}kyber\0\u{3}kyber_last_resort\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1958,6 +2068,8 @@ nonisolated extension RelayPrekeyBundle: SwiftProtobuf.Message, SwiftProtobuf._M
       case 2: try { try decoder.decodeSingularUInt32Field(value: &self.registrationID) }()
       case 3: try { try decoder.decodeSingularMessageField(value: &self._signedPrekey) }()
       case 4: try { try decoder.decodeSingularMessageField(value: &self._oneTime) }()
+      case 5: try { try decoder.decodeSingularMessageField(value: &self._kyber) }()
+      case 6: try { try decoder.decodeSingularBoolField(value: &self.kyberLastResort) }()
       default: break
       }
     }
@@ -1980,6 +2092,12 @@ nonisolated extension RelayPrekeyBundle: SwiftProtobuf.Message, SwiftProtobuf._M
     try { if let v = self._oneTime {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
     } }()
+    try { if let v = self._kyber {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+    } }()
+    if self.kyberLastResort != false {
+      try visitor.visitSingularBoolField(value: self.kyberLastResort, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1988,6 +2106,8 @@ nonisolated extension RelayPrekeyBundle: SwiftProtobuf.Message, SwiftProtobuf._M
     if lhs.registrationID != rhs.registrationID {return false}
     if lhs._signedPrekey != rhs._signedPrekey {return false}
     if lhs._oneTime != rhs._oneTime {return false}
+    if lhs._kyber != rhs._kyber {return false}
+    if lhs.kyberLastResort != rhs.kyberLastResort {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2035,7 +2155,7 @@ nonisolated extension RelayPrekeyBundles: SwiftProtobuf.Message, SwiftProtobuf._
 
 nonisolated extension RelayPrekeysLow: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".PrekeysLow"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}remaining\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}remaining\0\u{3}kyber_remaining\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2044,6 +2164,7 @@ nonisolated extension RelayPrekeysLow: SwiftProtobuf.Message, SwiftProtobuf._Mes
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularUInt32Field(value: &self.remaining) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.kyberRemaining) }()
       default: break
       }
     }
@@ -2053,11 +2174,15 @@ nonisolated extension RelayPrekeysLow: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if self.remaining != 0 {
       try visitor.visitSingularUInt32Field(value: self.remaining, fieldNumber: 1)
     }
+    if self.kyberRemaining != 0 {
+      try visitor.visitSingularUInt32Field(value: self.kyberRemaining, fieldNumber: 2)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: RelayPrekeysLow, rhs: RelayPrekeysLow) -> Bool {
     if lhs.remaining != rhs.remaining {return false}
+    if lhs.kyberRemaining != rhs.kyberRemaining {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

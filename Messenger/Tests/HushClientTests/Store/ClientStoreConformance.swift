@@ -1,5 +1,6 @@
 import Foundation
 import Hush
+import HushPQ
 import Synchronization
 import Testing
 @testable import HushClient
@@ -37,6 +38,8 @@ enum ClientStoreConformance {
         ("identitiesTrustOnFirstUse", identitiesTrustOnFirstUse),
         ("preKeysRoundTrip", preKeysRoundTrip),
         ("signedPreKeysRoundTrip", signedPreKeysRoundTrip),
+        ("kyberPreKeysRoundTrip", kyberPreKeysRoundTrip),
+        ("pqxdhMessageConsumesOnlyOneTimeKyberPreKeys", pqxdhMessageConsumesOnlyOneTimeKyberPreKeys),
         ("sessionsRoundTripAndDecrypt", sessionsRoundTripAndDecrypt),
         ("updateSessionCommitsOnlyOnSuccess", updateSessionCommitsOnlyOnSuccess),
         ("failedPreKeyMessageKeepsPreKey", failedPreKeyMessageKeepsPreKey),
@@ -216,6 +219,73 @@ enum ClientStoreConformance {
         try store.removeSignedPreKey(id: 1)
         #expect(try store.signedPreKeys().map(\.id) == [2])
         #expect(try store.loadSignedPreKey(id: 1) == nil)
+    }
+
+    /// Kyber prekeys come back whole (kind, timestamp, seed, public key, signature), list by id,
+    /// `markKyberPreKeyUsed` deletes a one-time key and keeps a last-resort one, and a failed
+    /// step puts everything back.
+    static func kyberPreKeysRoundTrip(_ factory: any ClientStoreFactory) throws {
+        let (store, identity) = try fresh(factory)
+        let random = SeededRandom(seed: 9)
+        let last = try KyberPreKeyRecord.generate(id: 5, kind: .lastResort, timestamp: 77_000, signedBy: identity, using: random)
+        let one = try KyberPreKeyRecord.generate(id: 2, kind: .oneTime, timestamp: 78_000, signedBy: identity, using: random)
+        let two = try KyberPreKeyRecord.generate(id: 3, kind: .oneTime, timestamp: 79_000, signedBy: identity, using: random)
+        for k in [last, one, two] { try store.storeKyberPreKey(k) }
+        for k in [last, one, two] {
+            let loaded = try #require(try store.loadKyberPreKey(id: k.id))
+            #expect(loaded.kind == k.kind && loaded.timestamp == k.timestamp && loaded.signature == k.signature)
+            #expect(loaded.keyPair.seed == k.keyPair.seed && loaded.keyPair.publicKey == k.keyPair.publicKey)
+            #expect(loaded.publicKyberPreKey.isSigned(by: identity.identityKey))
+        }
+        #expect(try store.loadKyberPreKey(id: 4) == nil)
+        #expect(try store.kyberPreKeys().map(\.id) == [2, 3, 5])
+        #expect(throws: Abort.self) {
+            try store.atomically {
+                try store.markKyberPreKeyUsed(id: 2)
+                try store.removeKyberPreKey(id: 5)
+                throw Abort()
+            }
+        }
+        #expect(try store.kyberPreKeys().map(\.id) == [2, 3, 5])
+        try store.markKyberPreKeyUsed(id: 2)
+        try store.markKyberPreKeyUsed(id: 5)
+        try store.markKyberPreKeyUsed(id: 6)  // unknown: nothing
+        #expect(try store.kyberPreKeys().map(\.id) == [3, 5])
+        try store.removeKyberPreKey(id: 5)
+        #expect(try store.kyberPreKeys().map(\.id) == [3])
+    }
+
+    /// The store as Bob's Kyber prekey store in PQXDH (both suites): a message to a one-time
+    /// Kyber prekey consumes it (a second session to it is `unknownPreKey(.kyber)`), one to the
+    /// last-resort key keeps it.
+    static func pqxdhMessageConsumesOnlyOneTimeKyberPreKeys(_ factory: any ClientStoreFactory) throws {
+        for suite in [CipherSuite.signalV3, .hush1] {
+            let bob = try Device("bob", seed: 2, factory: factory)
+            let random = SeededRandom(seed: 3)
+            let oneTime = try KyberPreKeyRecord.generate(id: 20, kind: .oneTime, signedBy: bob.identity, using: random)
+            let last = try KyberPreKeyRecord.generate(id: 21, kind: .lastResort, signedBy: bob.identity, using: random)
+            try bob.store.storeKyberPreKey(oneTime)
+            try bob.store.storeKyberPreKey(last)
+            func send(_ name: String, seed: UInt64, kyber: KyberPreKeyRecord) throws -> (ProtocolAddress, CiphertextMessage) {
+                let alice = try Device(name, seed: seed, factory: InMemoryFactory())
+                try PQXDH.process(PostQuantumPreKeyBundle(bundle: try bob.bundle(preKey: nil), kyberPreKey: kyber.publicKyberPreKey),
+                                  for: bob.address, store: alice.store, suite: suite, policy: .requirePQXDH)
+                let message = try SessionCipher.encrypt(Array("hi from \(name)".utf8), for: bob.address, store: alice.store)
+                return (alice.address, try PQXDH.message(kind: message.kind, serialized: message.serialized))
+            }
+            let (a1, m1) = try send("alice", seed: 10, kyber: oneTime)
+            #expect(try PQXDH.decrypt(m1, from: a1, store: bob.store, kyberStore: bob.store, policy: .requirePQXDH) == Array("hi from alice".utf8))
+            #expect(try bob.store.loadSession(for: a1)?.establishment == .pqxdh)
+            #expect(try bob.store.kyberPreKeys().map(\.id) == [21])
+            let (a2, m2) = try send("carol", seed: 11, kyber: oneTime)
+            #expect(throws: SignalProtocolError.unknownPreKey(.kyber(20))) {
+                try PQXDH.decrypt(m2, from: a2, store: bob.store, kyberStore: bob.store, policy: .requirePQXDH)
+            }
+            #expect(try bob.store.loadSession(for: a2) == nil)
+            let (a3, m3) = try send("dave", seed: 12, kyber: last)
+            #expect(try PQXDH.decrypt(m3, from: a3, store: bob.store, kyberStore: bob.store, policy: .requirePQXDH) == Array("hi from dave".utf8))
+            #expect(try bob.store.kyberPreKeys().map(\.id) == [21])
+        }
     }
 
     static func sessionsRoundTripAndDecrypt(_ factory: any ClientStoreFactory) throws {

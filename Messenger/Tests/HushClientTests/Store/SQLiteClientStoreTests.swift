@@ -151,7 +151,7 @@ final class SQLiteFactory: ClientStoreFactory, @unchecked Sendable {
         #expect(try reopened.messages(in: "bob", before: nil, limit: 10).count == 1)
         try reopened.close()
         let applied = try raw().read { db in try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations") }
-        #expect(applied == ["v1"])
+        #expect(applied == ["v1", "v2"])
         let attributes = try FileManager.default.attributesOfItem(atPath: path)
         #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o600)
     }

@@ -28,6 +28,8 @@ final class ClientTestRelay: @unchecked Sendable {
     private var generation = 0
     /// The relay's stanza hook (see `RelayConfiguration.stanzaHook`), read at ``start()``.
     var hook: (@Sendable (RelayStanza) throws -> Void)?
+    /// Wraps the relay's store (e.g. a misbehaving relay), read at ``start()``.
+    var wrapStore: (@Sendable (any RelayStore) -> any RelayStore)?
 
     var trustRoot: Curve25519.KeyAgreement.PublicKey { identity.trustRoot }
     var endpoint: RelayEndpoint { RelayEndpoint(host: "127.0.0.1", port: port) }
@@ -88,7 +90,8 @@ final class ClientTestRelay: @unchecked Sendable {
         logger.logLevel = ProcessInfo.processInfo.environment["RELAY_TEST_DEBUG"] != nil ? .trace : .critical
         let store = try SQLiteRelayStore(path: directory.appendingPathComponent("relay-\(generation).sqlite").path)
         let presence = try SQLitePresenceStore(path: directory.appendingPathComponent("presence-\(generation).sqlite").path)
-        let relay = Relay(store: store, identity: identity, configuration: config, logger: logger, presenceStore: presence)
+        let relay = Relay(store: wrapStore?(store) ?? store, identity: identity, configuration: config, logger: logger,
+                          presenceStore: presence)
         presenceStore = presence
         self.relay = relay
         let (ports, continuation) = AsyncStream<Int>.makeStream()

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import Hush
+import HushPQ
 
 /// The encrypted ``ClientStore`` on SQLite through GRDB, like WhatsApp's msgstore.db
 /// (Docs/client.md §Store).
@@ -352,6 +353,55 @@ public final class SQLiteClientStore: ClientStore, @unchecked Sendable {
 
     public func removeSignedPreKey(id: UInt32) throws {
         try step { db in try db.cachedStatement(sql: "DELETE FROM signed_prekeys WHERE id = ?").execute(arguments: [Int64(id)]) }
+    }
+
+    // MARK: KyberPreKeyStore
+
+    /// `KyberPreKeyRecordCoding` bytes, sealed (they hold the ML-KEM seed).
+    private func decodeKyberPreKey(_ id: Int64, _ sealed: Data) throws -> KyberPreKeyRecord {
+        var plain = try seal.open(sealed, "kyber_prekeys", "record", ColumnSeal.RowKey(.integer(id)))
+        defer { ColumnSeal.wipe(&plain) }
+        do { return try KyberPreKeyRecordCoding.decode(id: UInt32(truncatingIfNeeded: id), plain) } catch {
+            throw ClientStoreError.corrupted(table: "kyber_prekeys")
+        }
+    }
+
+    public func loadKyberPreKey(id: UInt32) throws -> KyberPreKeyRecord? {
+        try read { db in
+            guard let sealed = try Data.fetchOne(db.cachedStatement(sql: "SELECT record FROM kyber_prekeys WHERE id = ?"), arguments: [Int64(id)])
+            else { return nil }
+            return try decodeKyberPreKey(Int64(id), sealed)
+        }
+    }
+
+    public func storeKyberPreKey(_ record: KyberPreKeyRecord) throws {
+        var plain = KyberPreKeyRecordCoding.encode(record)
+        defer { ColumnSeal.wipe(&plain) }
+        let sealed = try seal.seal(plain, "kyber_prekeys", "record", ColumnSeal.RowKey(.integer(Int64(record.id))))
+        try step { db in
+            try db.cachedStatement(sql: "INSERT OR REPLACE INTO kyber_prekeys (id, record) VALUES (?, ?)")
+                .execute(arguments: [Int64(record.id), sealed])
+        }
+    }
+
+    /// A one-time key is deleted; a last-resort key stays (until rotated away).
+    public func markKyberPreKeyUsed(id: UInt32) throws {
+        try step { _ in
+            if try loadKyberPreKey(id: id)?.kind == .oneTime { try removeKyberPreKey(id: id) }
+        }
+    }
+
+    public func kyberPreKeys() throws -> [KyberPreKeyRecord] {
+        try read { db in
+            try Row.fetchAll(db.cachedStatement(sql: "SELECT id, record FROM kyber_prekeys ORDER BY id")).map { row in
+                let c = Columns(row, "kyber_prekeys")
+                return try decodeKyberPreKey(try c[0], try c[1])
+            }
+        }
+    }
+
+    public func removeKyberPreKey(id: UInt32) throws {
+        try step { db in try db.cachedStatement(sql: "DELETE FROM kyber_prekeys WHERE id = ?").execute(arguments: [Int64(id)]) }
     }
 
     // MARK: SessionStore

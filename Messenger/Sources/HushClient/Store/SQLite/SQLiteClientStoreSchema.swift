@@ -6,11 +6,12 @@ enum ClientStoreSchema {
     /// `PRAGMA application_id` of a Hush client store: "HshC".
     static let applicationID: Int32 = 0x4873_6843
 
-    /// The tables the first migration creates (and GRDB's own), for telling a half-created
-    /// store from another application's database.
+    /// The tables the migrations create (and GRDB's own), for telling a half-created store from
+    /// another application's database.
     static let knownTables: Set<String> = [
         "store_keys", "device", "identities", "prekeys", "signed_prekeys", "sessions", "sender_keys",
         "settings", "conversations", "messages", "outbox", "processed", "grdb_migrations", "sqlite_sequence",
+        "kyber_prekeys",
     ]
 
     static var migrator: DatabaseMigrator {
@@ -99,6 +100,16 @@ enum ClientStoreSchema {
                     processed_at INTEGER NOT NULL
                 );
                 CREATE INDEX processed_by_time ON processed (processed_at);
+                """)
+        }
+        // Kyber prekeys (PQXDH, Docs/client.md §Prekeys): `record` sealed, as
+        // `KyberPreKeyRecordCoding` encodes it (the ML-KEM seed inside).
+        m.registerMigration("v2") { db in
+            try db.execute(sql: """
+                CREATE TABLE kyber_prekeys (
+                    id INTEGER PRIMARY KEY,
+                    record BLOB NOT NULL
+                );
                 """)
         }
         return m
