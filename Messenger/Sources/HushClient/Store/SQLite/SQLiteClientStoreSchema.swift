@@ -101,6 +101,12 @@ enum ClientStoreSchema {
                 CREATE INDEX processed_by_time ON processed (processed_at);
                 """)
         }
+        // v2: the session message inside each outbox item's sealed envelope (sealed like the
+        // payload, under the same row key, column "inner"), for re-sealing an envelope whose
+        // sender certificate is about to expire (Docs/client.md §Sending). NULL for v1 rows.
+        m.registerMigration("v2") { db in
+            try db.execute(sql: "ALTER TABLE outbox ADD COLUMN inner BLOB")
+        }
         return m
     }
 }
