@@ -28,6 +28,8 @@ final class ClientTestRelay: @unchecked Sendable {
     private var generation = 0
     /// The relay's stanza hook (see `RelayConfiguration.stanzaHook`), read at ``start()``.
     var hook: (@Sendable (RelayStanza) throws -> Void)?
+    /// Changes to the relay's configuration (limits), applied at ``start()``.
+    var tune: (@Sendable (inout RelayConfiguration) -> Void)?
 
     var trustRoot: Curve25519.KeyAgreement.PublicKey { identity.trustRoot }
     var endpoint: RelayEndpoint { RelayEndpoint(host: "127.0.0.1", port: port) }
@@ -84,6 +86,7 @@ final class ClientTestRelay: @unchecked Sendable {
         config.handshakeTimeout = .seconds(5)
         config.pingInterval = .zero
         config.stanzaHook = hook
+        tune?(&config)
         var logger = Logger(label: "client-test-relay")
         logger.logLevel = ProcessInfo.processInfo.environment["RELAY_TEST_DEBUG"] != nil ? .trace : .critical
         let store = try SQLiteRelayStore(path: directory.appendingPathComponent("relay-\(generation).sqlite").path)
