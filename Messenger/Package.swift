@@ -145,6 +145,9 @@ let package = Package(
             dependencies: [
                 "HushTransport",
                 "HushRelay",
+                // client-latency / client-restart: two HushClients and the demo's embedded relay.
+                "HushClient",
+                "HushCLIKit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "Logging", package: "swift-log"),
