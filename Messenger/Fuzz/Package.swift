@@ -4,6 +4,8 @@
 //   FuzzStanza           StanzaCodec.decode, RelayClientHello/ServerHello, RelayCertificate
 //   FuzzRelayHandshake   the relay's side of the handshake (ServerHandshake.receive) on arbitrary
 //                        first and second messages, and an established channel's receiver
+//   FuzzClientContent    HushClient's MessageContent decoder (the plaintext between two clients)
+//   FuzzClientStore      the client store's value decoders (StoredValues, SessionCiphertext)
 import PackageDescription
 
 let package = Package(
@@ -13,5 +15,7 @@ let package = Package(
     targets: [
         .executableTarget(name: "FuzzStanza", dependencies: [.product(name: "HushTransport", package: "Messenger")]),
         .executableTarget(name: "FuzzRelayHandshake", dependencies: [.product(name: "HushTransport", package: "Messenger")]),
+        .executableTarget(name: "FuzzClientContent", dependencies: [.product(name: "HushClient", package: "Messenger")]),
+        .executableTarget(name: "FuzzClientStore", dependencies: [.product(name: "HushClient", package: "Messenger")]),
     ]
 )

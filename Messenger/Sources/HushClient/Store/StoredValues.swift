@@ -50,9 +50,11 @@ public enum StoredValues {
         return out
     }
 
-    /// The lines (invalid UTF-8 repaired with U+FFFD; empty lines dropped).
+    /// The lines, split at every 0x0A byte (not at the Character "\n": "\r\n" is one Character
+    /// in Swift, so a value ending in "\r" would swallow the next one); invalid UTF-8 repaired
+    /// with U+FFFD; empty lines dropped.
     public static func strings(_ bytes: [UInt8]) -> [String] {
-        String(decoding: bytes, as: UTF8.self).split(separator: "\n").map(String.init)
+        bytes.split(separator: 0x0A).map { String(decoding: $0, as: UTF8.self) }
     }
 
     /// A message body: nil unless valid UTF-8.

@@ -23,6 +23,8 @@ import Testing
         #expect(StoredValues.ids([0x80, 0x00]) == [])               // non-canonical
         #expect(StoredValues.text([0xFF, 0xFE]) == nil)
         #expect(StoredValues.strings([0xFF, 0x0A, 0x61]) == ["\u{FFFD}", "a"])
+        // Found by FuzzClientStore: "\r\n" is one Character; the lines split at the byte.
+        #expect(StoredValues.strings(Array("a\r\nb\n\r\r\nc".utf8)) == ["a\r", "b", "\r\r", "c"])
         for n in 0...20 {
             for fill in [0x00, 0x0A, 0x7F, 0x80, 0xFF] as [UInt8] {
                 let bytes = [UInt8](repeating: fill, count: n)
