@@ -102,6 +102,8 @@ let package = Package(
         ),
         // The checks every RelayStore implementation must pass (SQLite and PostgreSQL).
         .target(name: "RelayStoreConformance", dependencies: ["HushRelay"]),
+        // What the test targets share: a settable clock and test relay keys.
+        .target(name: "HushTestSupport", dependencies: ["HushRelay", "HushTransport", .product(name: "Hush", package: "Hush")]),
         .executableTarget(
             name: "hush-relay",
             dependencies: [
@@ -163,7 +165,7 @@ let package = Package(
         ),
         .testTarget(
             name: "HushClientTests",
-            dependencies: ["HushClient", "HushRelay", "HushTransport", .product(name: "Hush", package: "Hush")]
+            dependencies: ["HushClient", "HushRelay", "HushTransport", "HushTestSupport", .product(name: "Hush", package: "Hush")]
         ),
         .testTarget(
             name: "HushCLITests",
@@ -176,6 +178,9 @@ let package = Package(
                 "HushRelayPostgres",
                 "HushTransport",
                 "RelayStoreConformance",
+                "HushTestSupport",
+                // TestWebSocket wraps the client's WebSocketConnection (raw-frame hooks only).
+                "HushClient",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
