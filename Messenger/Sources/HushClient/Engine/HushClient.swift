@@ -53,6 +53,11 @@ public actor HushClient {
     /// Outbox items written on the current connection and not yet acked (client message id → item).
     private var inFlight: [UInt64: OutboxItem] = [:]
     private var pumping = false
+    /// The outbox as last read from the store, nil when it must be read again. This actor is the
+    /// outbox's only writer: every step that enqueues, replaces or removes items drops the copy
+    /// (an ack removes its item from it), so the pump and the ack do not unseal the whole outbox
+    /// once per acked item.
+    private var outboxCache: [OutboxItem]?
     private var pumpAgain = false
     private var flushScheduled = false
     private var sessionTasks: [String: Task<Void, any Error>] = [:]
@@ -495,6 +500,7 @@ public actor HushClient {
                 try store.setStrings(SettingKey.owedIndex, [])
             }
         }
+        outboxCache = nil
         pump()
     }
 
@@ -556,7 +562,7 @@ public actor HushClient {
                 // sealed with a then-fresh sender certificate) when the connection returns. Behind
                 // a deferred item to the same account it is deferred too (encrypting a deferred
                 // item appends its replacements, which must not pass this one).
-                let behindDeferred = try store.outbox().contains { $0.account == recipient && $0.devices.isEmpty }
+                let behindDeferred = try currentOutbox().contains { $0.account == recipient && $0.devices.isEmpty }
                 if let cert, !devices.isEmpty, online, !behindDeferred {
                     for (i, device) in devices.enumerated() {
                         let sealed: (payload: [UInt8], inner: SessionCiphertext)
@@ -578,10 +584,12 @@ public actor HushClient {
                 return mid
             }
         } } catch {
+            outboxCache = nil
             // The store trusts another identity than the session's: the change must be approved.
             if let changed { markIdentityChanged(changed, nil) }
             throw error
         }
+        outboxCache = nil
         pump()
         return id
     }
@@ -674,7 +682,7 @@ public actor HushClient {
         defer { pumping = false }
         repeat {
             pumpAgain = false
-            guard drained, let link, let items = try? store.outbox() else { return }
+            guard drained, let link, let items = try? currentOutbox() else { return }
             var blocked = paused
             for case var item in items where !blocked.contains(item.account) {
                 // Whatever happens to this item, later ones to its account wait behind it.
@@ -720,6 +728,7 @@ public actor HushClient {
                     }
                 }
             }
+            outboxCache = nil
             return true
         } catch ClientError.relay(.unknownAccount) {
             giveUp(item, .unknownAccount)
@@ -746,6 +755,7 @@ public actor HushClient {
             var fresh = inner
             fresh.certificateExpiration = cert.expiration
             let payload = try step { try wrap(fresh, to: ProtocolAddress(name: item.account, deviceID: device), certificate: cert) }
+            outboxCache = nil
             guard try step({ try store.replaceOutboxPayload(clientMessageID: item.clientMessageID, payload: payload, inner: fresh) }) else {
                 return nil  // acked or given up meanwhile
             }
@@ -761,6 +771,7 @@ public actor HushClient {
 
     private func giveUp(_ item: OutboxItem, _ code: RelayErrorCode) {
         _ = try? store.removeFromOutbox(clientMessageID: item.clientMessageID)
+        outboxCache = nil
         if let m = item.message { emit(.sendFailed(m, code)) }
     }
 
@@ -768,15 +779,18 @@ public actor HushClient {
         let cmid = a.clientMessageID
         guard let item = inFlight.removeValue(forKey: cmid) else { return }
         var ticked: MessageID?
-        _ = try? step {
+        let removed: Bool = (try? step {
             try store.atomically {
+                let rest = try currentOutbox().filter { $0.clientMessageID != cmid }
                 try store.removeFromOutbox(clientMessageID: cmid)
-                if let m = item.message, try !store.outbox().contains(where: { $0.message == m }),
+                if let m = item.message, !rest.contains(where: { $0.message == m }),
                    try store.advance(m, to: .sent, serverTime: a.serverTime) {
                     ticked = m
                 }
+                return true
             }
-        }
+        }) ?? false
+        if removed { outboxCache?.removeAll { $0.clientMessageID == cmid } } else { outboxCache = nil }
         if let ticked { emit(.tick(ticked, .sent)) }
         // The next item to that account may go now (one in flight per account).
         pump()
@@ -789,7 +803,8 @@ public actor HushClient {
             // That device is gone: forget its session; the message goes to the others.
             _ = try? store.deleteSession(for: ProtocolAddress(name: item.account, deviceID: e.deviceID))
             _ = try? store.removeFromOutbox(clientMessageID: item.clientMessageID)
-            if let m = item.message, ((try? store.outbox().contains(where: { $0.message == m })) ?? false) == false {
+            outboxCache = nil
+            if let m = item.message, ((try? currentOutbox().contains(where: { $0.message == m })) ?? false) == false {
                 emit(.sendFailed(m, .unknownDevice))
             }
         case .unknownAccount, .payloadTooLarge, .malformedStanza, .invalidAccountName:
@@ -859,8 +874,17 @@ public actor HushClient {
                 return unread.count
             }
         }
+        outboxCache = nil
         pump()
         return count
+    }
+
+    /// The outbox, from ``outboxCache`` when it is current.
+    private func currentOutbox() throws -> [OutboxItem] {
+        if let outboxCache { return outboxCache }
+        let items = try store.outbox()
+        outboxCache = items
+        return items
     }
 
     // MARK: history
@@ -876,7 +900,7 @@ public actor HushClient {
     }
 
     /// Outbox items waiting for the relay's ack.
-    public func outboxCount() throws(ClientError) -> Int { try step { try store.outbox().count } }
+    public func outboxCount() throws(ClientError) -> Int { try step { try currentOutbox().count } }
 
     // MARK: presence and typing
 
