@@ -103,6 +103,8 @@ let package = Package(
         ),
         // The checks every RelayStore implementation must pass (SQLite and PostgreSQL).
         .target(name: "RelayStoreConformance", dependencies: ["HushRelay"]),
+        // What the test targets share: a settable clock and test relay keys.
+        .target(name: "HushTestSupport", dependencies: ["HushRelay", "HushTransport", .product(name: "Hush", package: "Hush")]),
         .executableTarget(
             name: "hush-relay",
             dependencies: [
@@ -146,6 +148,9 @@ let package = Package(
             dependencies: [
                 "HushTransport",
                 "HushRelay",
+                // client-latency / client-restart: two HushClients and the demo's embedded relay.
+                "HushClient",
+                "HushCLIKit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "Logging", package: "swift-log"),
@@ -161,7 +166,7 @@ let package = Package(
         ),
         .testTarget(
             name: "HushClientTests",
-            dependencies: ["HushClient", "HushRelay", "HushTransport", .product(name: "Hush", package: "Hush"),
+            dependencies: ["HushClient", "HushRelay", "HushTransport", "HushTestSupport", .product(name: "Hush", package: "Hush"),
                            .product(name: "HushPQ", package: "Hush")]
         ),
         .testTarget(
@@ -175,6 +180,9 @@ let package = Package(
                 "HushRelayPostgres",
                 "HushTransport",
                 "RelayStoreConformance",
+                "HushTestSupport",
+                // TestWebSocket wraps the client's WebSocketConnection (raw-frame hooks only).
+                "HushClient",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

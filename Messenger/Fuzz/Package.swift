@@ -5,6 +5,8 @@
 //   FuzzRelayHandshake   the relay's side of the handshake (ServerHandshake.receive) on arbitrary
 //                        first and second messages, and an established channel's receiver
 //   FuzzKyberPreKeyRecord  the client store's Kyber prekey record decoder (KyberPreKeyRecordCoding)
+//   FuzzClientContent    HushClient's MessageContent decoder (the plaintext between two clients)
+//   FuzzClientStore      the client store's value decoders (StoredValues, SessionCiphertext)
 import PackageDescription
 
 let package = Package(
@@ -15,5 +17,7 @@ let package = Package(
         .executableTarget(name: "FuzzStanza", dependencies: [.product(name: "HushTransport", package: "Messenger")]),
         .executableTarget(name: "FuzzRelayHandshake", dependencies: [.product(name: "HushTransport", package: "Messenger")]),
         .executableTarget(name: "FuzzKyberPreKeyRecord", dependencies: [.product(name: "HushClient", package: "Messenger")]),
+        .executableTarget(name: "FuzzClientContent", dependencies: [.product(name: "HushClient", package: "Messenger")]),
+        .executableTarget(name: "FuzzClientStore", dependencies: [.product(name: "HushClient", package: "Messenger")]),
     ]
 )

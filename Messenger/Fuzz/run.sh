@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Builds one relay fuzz target with libFuzzer + AddressSanitizer and runs it.
+# Builds one Messenger fuzz target with libFuzzer + AddressSanitizer and runs it.
 #   Messenger/Fuzz/run.sh FuzzStanza 600
 #   Messenger/Fuzz/run.sh FuzzRelayHandshake 600
 #   Messenger/Fuzz/run.sh FuzzKyberPreKeyRecord 600
+#   Messenger/Fuzz/run.sh FuzzClientContent 600
+#   Messenger/Fuzz/run.sh FuzzClientStore 600
 set -euo pipefail
 cd "$(dirname "$0")"
-target="${1:?target: FuzzStanza, FuzzRelayHandshake or FuzzKyberPreKeyRecord}"
+target="${1:?target: FuzzStanza, FuzzRelayHandshake, FuzzKyberPreKeyRecord, FuzzClientContent or FuzzClientStore}"
 seconds="${2:-60}"
 swift build -c release --product "$target" -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library
 bin="$(swift build -c release --show-bin-path)/$target"

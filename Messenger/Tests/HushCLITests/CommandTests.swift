@@ -117,22 +117,15 @@ import Testing
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let socket = dir.appendingPathComponent("tmux.sock").path
         let relays = Relays(try RelayChild(dataDir: dir.appendingPathComponent("relay")))
+        let screens = TmuxScreens(tmux: tmux, socket: socket)
         do {
-            try await chatSteps(tmux: tmux, socket: socket, dir: dir, relays: relays)
+            try await chatSteps(screens, dir: dir, relays: relays)
         } catch {
             Issue.record("the chat steps stopped: \(error)")
         }
-        let relay = relays.current
         // The chats end with the tmux server, the relay on SIGTERM.
-        // The pane processes get SIGTERM by pid as well: under the test runner a pane could
-        // outlive kill-server.
-        let pids = try? await run(tmux, ["-S", socket, "list-panes", "-a", "-F", "#{pane_pid}"], timeout: .seconds(10))
-        let server = try? await run(tmux, ["-S", socket, "display-message", "-p", "#{pid}"], timeout: .seconds(10))
-        _ = try? await run(tmux, ["-S", socket, "kill-server"], timeout: .seconds(10))
-        for line in ((pids?.stdout ?? "") + "\n" + (server?.stdout ?? "")).split(separator: "\n") {
-            if let pid = Int32(line.trimmingCharacters(in: .whitespaces)), pid > 1 { kill(pid, SIGTERM) }
-        }
-        relay.stop()
+        await screens.killAll()
+        relays.current.stop()
         try? FileManager.default.removeItem(at: dir)
     }
 
@@ -142,7 +135,7 @@ import Testing
         init(_ r: RelayChild) { current = r }
     }
 
-    func chatSteps(tmux: URL, socket: String, dir: URL, relays: Relays) async throws {
+    func chatSteps(_ screens: TmuxScreens, dir: URL, relays: Relays) async throws {
         let relay = relays.current
         try await relay.ready()
         let url = "ws://127.0.0.1:\(relay.port)"
@@ -160,73 +153,50 @@ import Testing
         #expect(b.status == 0, "\(b.stdout)\(b.stderr)")
         try #require(a.status == 0 && b.status == 0)
 
-        func tmuxRun(_ args: [String]) async throws -> String {
-            let r = try await run(tmux, ["-S", socket] + args, timeout: .seconds(20))
-            #expect(r.status == 0, "tmux \(args): \(r.stderr)")
-            return r.stdout
-        }
         func chat(_ session: String, _ me: String, _ peer: String, _ extra: String) async throws {
-            let command = "TERM=xterm-256color exec \(Binaries.hush.path) chat \(peer) --home \(dir.appendingPathComponent(me).path) \(extra)"
-            _ = try await tmuxRun(["new-session", "-d", "-s", session, "-x", "90", "-y", "16", command])
+            try await screens.start(session, "TERM=xterm-256color exec \(Binaries.hush.path) chat \(peer) --home \(dir.appendingPathComponent(me).path) \(extra)")
         }
-        /// Polls the pane (bounded) until `text` shows; returns the screen.
-        @discardableResult
-        func waitFor(_ session: String, _ text: String, escapes: Bool = false) async throws -> String {
-            let deadline = ContinuousClock.now + .seconds(30)
-            var screen = ""
-            while ContinuousClock.now < deadline {
-                screen = try await tmuxRun(["capture-pane", "-p", "-t", session] + (escapes ? ["-e"] : []))
-                if screen.contains(text) { return screen }
-                try await Task.sleep(for: .milliseconds(100))
-            }
-            Issue.record("\(session)'s screen never showed \(text.debugDescription); it shows:\n\(screen)")
-            throw CancellationError()
-        }
-
         try await chat("alice", "alice", "bob", "--color")
         try await chat("bob", "bob", "alice", "--plain")
-        try await waitFor("alice", "relay online")
-        try await waitFor("bob", "relay online")
-        try await waitFor("alice", "bob: online")
-        try await waitFor("bob", "alice: online")
+        try await screens.waitFor("alice", "relay online")
+        try await screens.waitFor("bob", "relay online")
+        try await screens.waitFor("alice", "bob: online")
+        try await screens.waitFor("bob", "alice: online")
 
         // alice → bob: it shows on bob's screen; alice's goes ✓✓, then blue ✓✓ (bob has the chat open).
-        _ = try await tmuxRun(["send-keys", "-t", "alice", "-l", "Hello from alice"])
-        _ = try await tmuxRun(["send-keys", "-t", "alice", "Enter"])
-        let bobScreen = try await waitFor("bob", "alice: Hello from alice")
+        try await screens.type("alice", "Hello from alice")
+        let bobScreen = try await screens.waitFor("bob", "alice: Hello from alice")
         #expect(bobScreen.contains("hush · bob ⇄ alice"))
-        try await waitFor("alice", "you: Hello from alice ✓✓")
-        try await waitFor("alice", "you: Hello from alice \u{1B}[34m✓✓", escapes: true)
+        try await screens.waitFor("alice", "you: Hello from alice ✓✓")
+        try await screens.waitFor("alice", "you: Hello from alice \u{1B}[34m✓✓", escapes: true)
 
         // bob types: alice sees "bob: typing…"; bob's reply goes ✓✓ read (plain text) once alice has it.
-        _ = try await tmuxRun(["send-keys", "-t", "bob", "-l", "Hi alice"])
-        try await waitFor("alice", "bob: typing…")
-        _ = try await tmuxRun(["send-keys", "-t", "bob", "Enter"])
-        try await waitFor("alice", "bob: Hi alice")
-        try await waitFor("bob", "you: Hi alice ✓✓ read")
-        try await waitFor("alice", "bob: online")
+        try await screens.run(["send-keys", "-t", "bob", "-l", "Hi alice"])
+        try await screens.waitFor("alice", "bob: typing…")
+        try await screens.run(["send-keys", "-t", "bob", "Enter"])
+        try await screens.waitFor("alice", "bob: Hi alice")
+        try await screens.waitFor("bob", "you: Hi alice ✓✓ read")
+        try await screens.waitFor("alice", "bob: online")
 
         // The relay restarts (SIGTERM, then the same data on the same port): both chats say so,
         // reconnect by themselves and carry on.
         relay.stop()
-        try await waitFor("alice", "relay offline")
+        try await screens.waitFor("alice", "relay offline")
         // Typed while the relay is down: pending (…) in the outbox.
-        _ = try await tmuxRun(["send-keys", "-t", "alice", "-l", "Typed while the relay was down"])
-        _ = try await tmuxRun(["send-keys", "-t", "alice", "Enter"])
-        try await waitFor("alice", "you: Typed while the relay was down …")
+        try await screens.type("alice", "Typed while the relay was down")
+        try await screens.waitFor("alice", "you: Typed while the relay was down …")
         relays.current = try RelayChild(dataDir: dir.appendingPathComponent("relay"), port: relay.port)
         try await relays.current.ready()
-        try await waitFor("alice", "relay online")
-        try await waitFor("bob", "relay online")
-        try await waitFor("bob", "alice: Typed while the relay was down")
-        _ = try await tmuxRun(["send-keys", "-t", "alice", "-l", "Still there after the restart?"])
-        _ = try await tmuxRun(["send-keys", "-t", "alice", "Enter"])
-        try await waitFor("bob", "alice: Still there after the restart?")
-        try await waitFor("alice", "you: Still there after the restart? \u{1B}[34m✓✓", escapes: true)
+        try await screens.waitFor("alice", "relay online")
+        try await screens.waitFor("bob", "relay online")
+        try await screens.waitFor("bob", "alice: Typed while the relay was down")
+        try await screens.type("alice", "Still there after the restart?")
+        try await screens.waitFor("bob", "alice: Still there after the restart?")
+        try await screens.waitFor("alice", "you: Still there after the restart? \u{1B}[34m✓✓", escapes: true)
 
         // Ctrl-C leaves the chat cleanly (the session ends with the process).
-        _ = try await tmuxRun(["send-keys", "-t", "bob", "C-c"])
-        try await waitFor("alice", "bob: last seen")
+        try await screens.run(["send-keys", "-t", "bob", "C-c"])
+        try await screens.waitFor("alice", "bob: last seen")
     }
 }
 

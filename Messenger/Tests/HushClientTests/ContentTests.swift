@@ -38,6 +38,29 @@ import Testing
     }
 }
 
+@Suite struct SessionCiphertextTests {
+    @Test func exactBytes() throws {
+        let c = SessionCiphertext(contentType: .preKeyMessage, message: [0x12, 0xAA], certificateExpiration: 0x0102_0304_0506_0708)
+        #expect(c.encoded == [0x01, 0x02, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x12, 0xAA])
+        #expect(try SessionCiphertext(decoding: c.encoded) == c)
+        let m = SessionCiphertext(contentType: .message, message: [0x11], certificateExpiration: 0)
+        #expect(m.encoded == [0x01, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0x11])
+        #expect(try SessionCiphertext(decoding: m.encoded) == m)
+    }
+
+    @Test func everyMalformedInputIsATypedError() {
+        func error(_ bytes: [UInt8]) -> SessionCiphertext.DecodeError? {
+            do { _ = try SessionCiphertext(decoding: bytes); return nil } catch { return error }
+        }
+        #expect(error([]) == .truncated)
+        #expect(error([0x01, 0x01, 0, 0, 0, 0, 0, 0, 0, 0]) == .truncated)  // no message byte
+        #expect(error([0x02, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0x11]) == .unknownVersion(2))
+        #expect(error([0x01, 0x03, 0, 0, 0, 0, 0, 0, 0, 0, 0x11]) == .unknownType(3))
+        #expect(error([0x01, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0x11]) == .unknownType(0))
+        for n in 0...24 { for fill in [0x00, 0x01, 0x02, 0xFF] as [UInt8] { _ = error([UInt8](repeating: fill, count: n)) } }
+    }
+}
+
 @Suite struct SafetyNumberTests {
     // RFC 7748 §6.1's two public keys; the digits were computed independently (Python hashlib).
     static let alice = IdentityKey(publicKey: try! .init(rawRepresentation: try! Hex.decode("8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a")))

@@ -37,6 +37,10 @@ public enum LinkError: Error, Equatable, Sendable {
     case protocolViolation(String)
     /// No answer in time.
     case timeout
+    /// The engine fell ``ClientConfiguration/inboundBufferLimit`` messages behind the socket:
+    /// closed rather than drop one (nothing after the last buffered message was processed or
+    /// acked, so the relay delivers it again on the next connection).
+    case inboundOverflow
 }
 
 /// One authenticated connection to the relay: the Noise handshake over a WebSocket, then
@@ -51,6 +55,8 @@ final class RelayLink: Sendable {
     let welcome: RelayWelcome
     /// What arrives after Welcome (iterate from one task only).
     var events: AsyncStream<WebSocketEvent> { socket.events }
+    /// The connection was closed because the engine fell behind (``LinkError/inboundOverflow``).
+    var overflowed: Bool { socket.overflowed }
 
     private init(socket: WebSocketConnection, channel: StanzaChannel, certificate: RelayCertificate, welcome: RelayWelcome) {
         self.socket = socket
@@ -64,11 +70,12 @@ final class RelayLink: Sendable {
     static func open(endpoint: RelayEndpoint, pattern: RelayProtocol.Pattern, deviceKey: Curve25519.KeyAgreement.PrivateKey,
                      relayKey: Curve25519.KeyAgreement.PublicKey?, trustRoot: Curve25519.KeyAgreement.PublicKey,
                      hello: RelayClientHello, nowSeconds: @escaping @Sendable () -> UInt64, random: any RandomSource,
-                     timeout: Duration) async throws(LinkError) -> RelayLink {
+                     timeout: Duration, inboundBufferLimit: Int = 4_096) async throws(LinkError) -> RelayLink {
         let socket: WebSocketConnection
         do {
             socket = try await WebSocketConnection.connect(host: endpoint.host, port: endpoint.port, path: endpoint.path,
-                                                           timeout: .nanoseconds(max(1, timeout.components.seconds * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000)))
+                                                           timeout: .nanoseconds(max(1, timeout.components.seconds * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000)),
+                                                           bufferLimit: inboundBufferLimit)
         } catch { throw .unreachable("\(error)") }
         var events = socket.events.makeAsyncIterator()
         // A silent relay: the watchdog drops the socket, which ends the event stream.

@@ -3,6 +3,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOWebSocket
+import Synchronization
 
 /// What a ``WebSocketConnection`` receives.
 enum WebSocketEvent: Sendable, Equatable {
@@ -26,24 +27,36 @@ public enum WebSocketError: Error, Equatable, Sendable {
 final class WebSocketConnection: Sendable {
     let channel: Channel
     let events: AsyncStream<WebSocketEvent>
+    private let overflow: Overflow
 
     static var group: MultiThreadedEventLoopGroup { .singleton }
 
-    private init(channel: Channel, events: AsyncStream<WebSocketEvent>) {
+    private init(channel: Channel, events: AsyncStream<WebSocketEvent>, overflow: Overflow) {
         self.channel = channel
         self.events = events
+        self.overflow = overflow
     }
 
-    /// Connects to `host:port` and upgrades `path` to a WebSocket.
-    static func connect(host: String, port: Int, path: String, timeout: TimeAmount = .seconds(10)) async throws(WebSocketError) -> WebSocketConnection {
-        // Bounded: the relay's delivery window (64) bounds what it sends before we ack.
-        let (stream, continuation) = AsyncStream<WebSocketEvent>.makeStream(bufferingPolicy: .bufferingNewest(4_096))
+    /// Whether the connection was closed because `events` was full: the messages buffered
+    /// before that are still delivered, in order; none after them is.
+    var overflowed: Bool { overflow.happened.load(ordering: .acquiring) }
+
+    /// Connects to `host:port` and upgrades `path` to a WebSocket. At most `bufferLimit` received
+    /// messages wait in ``events``; one more closes the connection (``overflowed``) instead of
+    /// dropping a message silently.
+    static func connect(host: String, port: Int, path: String, timeout: TimeAmount = .seconds(10),
+                        bufferLimit: Int = 4_096) async throws(WebSocketError) -> WebSocketConnection {
+        // Bounded (the relay's delivery window, 64, bounds what it sends before we ack); the
+        // oldest are kept, so that a message that does not fit is the newest and nothing after
+        // it is ever handed on.
+        let (stream, continuation) = AsyncStream<WebSocketEvent>.makeStream(bufferingPolicy: .bufferingOldest(max(1, bufferLimit)))
+        let overflow = Overflow()
         let upgraded = group.next().makePromise(of: Void.self)
         let bootstrap = ClientBootstrap(group: group)
             .connectTimeout(timeout)
             .channelInitializer { channel in
                 let upgrader = NIOWebSocketClientUpgrader(maxFrameSize: 1 << 17, automaticErrorHandling: true) { channel, _ in
-                    channel.pipeline.addHandler(FrameHandler(continuation: continuation))
+                    channel.pipeline.addHandler(FrameHandler(continuation: continuation, overflow: overflow))
                 }
                 let config: NIOHTTPClientUpgradeSendableConfiguration = (upgraders: [upgrader], completionHandler: { _ in upgraded.succeed() })
                 return channel.pipeline.addHTTPClientHandlers(withClientUpgrade: config).flatMap {
@@ -63,7 +76,7 @@ final class WebSocketConnection: Sendable {
             throw .connectFailed("\(error)")
         }
         timer.cancel()
-        return WebSocketConnection(channel: channel, events: stream)
+        return WebSocketConnection(channel: channel, events: stream, overflow: overflow)
     }
 
     /// Writes one binary message (NIOWebSocket masks client frames itself). Calls made in order
@@ -125,21 +138,38 @@ private final class UpgradeRequest: ChannelInboundHandler, RemovableChannelHandl
     }
 }
 
+/// Set once when a received message did not fit in the event buffer.
+private final class Overflow: Sendable {
+    let happened = Atomic<Bool>(false)
+}
+
 private final class FrameHandler: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = WebSocketFrame
     typealias OutboundOut = WebSocketFrame
     let continuation: AsyncStream<WebSocketEvent>.Continuation
+    let overflow: Overflow
     // Touched only on the channel's event loop.
     private var closed = false
 
-    init(continuation: AsyncStream<WebSocketEvent>.Continuation) { self.continuation = continuation }
+    init(continuation: AsyncStream<WebSocketEvent>.Continuation, overflow: Overflow) {
+        self.continuation = continuation
+        self.overflow = overflow
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !closed else { return }
         let frame = unwrapInboundIn(data)
         switch frame.opcode {
         case .binary:
             var d = frame.unmaskedData
-            continuation.yield(.binary(d.readBytes(length: d.readableBytes) ?? []))
+            if case .dropped = continuation.yield(.binary(d.readBytes(length: d.readableBytes) ?? [])) {
+                // The consumer is a full buffer behind: end the stream after what it holds (no
+                // close event fits either) and drop the connection; the relay keeps the rest.
+                overflow.happened.store(true, ordering: .releasing)
+                closed = true
+                continuation.finish()
+                context.close(promise: nil)
+            }
         case .connectionClose:
             var d = frame.unmaskedData
             let code = d.readInteger(as: UInt16.self)

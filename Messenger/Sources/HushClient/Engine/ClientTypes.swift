@@ -161,6 +161,17 @@ public struct ClientConfiguration: Sendable {
     /// would start a session; ``PostQuantumPolicy/acceptEither`` falls back to X3DH for peers
     /// that publish no Kyber prekeys.
     public var postQuantumPolicy: PostQuantumPolicy = .requirePQXDH
+    /// An outbox item whose envelope's sender certificate expires within this (ms) is sealed
+    /// again with a fresh certificate before it is sent: 10 minutes, room for the relay's clock
+    /// (the recipient checks the certificate at the relay's `server_time`).
+    public var resealMargin: UInt64 = 600_000
+    /// After a retryable send error (rate limited, queue full, relay trouble) the failed item and
+    /// the later ones to the same account wait this long before they go again, in order.
+    public var retryPause: Duration = .seconds(1)
+    /// Received WebSocket messages buffered for the engine. When the engine falls this far
+    /// behind, the connection is closed (``LinkError/inboundOverflow``) instead of dropping a
+    /// message; the next connection resumes from the relay's queue.
+    public var inboundBufferLimit = 4_096
 
     public init(endpoint: RelayEndpoint, trustRoot: Curve25519.KeyAgreement.PublicKey) {
         self.endpoint = endpoint

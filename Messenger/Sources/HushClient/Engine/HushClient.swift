@@ -43,11 +43,22 @@ public actor HushClient {
     private var setupDone = false
     /// The current connection state.
     public private(set) var connectionState: ConnectionState = .offline
+    /// Why the last connection that failed after login ended, when the client knows
+    /// (``LinkError/inboundOverflow``); for diagnostics.
+    public private(set) var lastLinkError: LinkError?
+    /// Connections closed because this client fell ``ClientConfiguration/inboundBufferLimit``
+    /// messages behind the relay (each resumed from the relay's queue, nothing lost).
+    public private(set) var inboundOverflows = 0
     private var pending: [UInt32: CheckedContinuation<RelayStanza, any Error>] = [:]
     private var nextRequestID: UInt32 = 0
     /// Outbox items written on the current connection and not yet acked (client message id → item).
     private var inFlight: [UInt64: OutboxItem] = [:]
     private var pumping = false
+    /// The outbox as last read from the store, nil when it must be read again. This actor is the
+    /// outbox's only writer: every step that enqueues, replaces or removes items drops the copy
+    /// (an ack removes its item from it), so the pump and the ack do not unseal the whole outbox
+    /// once per acked item.
+    private var outboxCache: [OutboxItem]?
     private var pumpAgain = false
     private var flushScheduled = false
     private var sessionTasks: [String: Task<Void, any Error>] = [:]
@@ -229,7 +240,8 @@ public actor HushClient {
             let link = try await RelayLink.open(endpoint: configuration.endpoint, pattern: pattern, deviceKey: noiseKey,
                                                 relayKey: pinned, trustRoot: configuration.trustRoot, hello: hello,
                                                 nowSeconds: { clock() / 1_000 }, random: configuration.random,
-                                                timeout: configuration.requestTimeout)
+                                                timeout: configuration.requestTimeout,
+                                                inboundBufferLimit: configuration.inboundBufferLimit)
             _ = try? step {
                 try store.atomically {
                     if link.welcome.registered || !registered {
@@ -277,6 +289,10 @@ public actor HushClient {
         }
         setup.cancel()
         pinger.cancel()
+        if link.overflowed {
+            inboundOverflows += 1
+            lastLinkError = .inboundOverflow
+        }
     }
 
     private func endLink() {
@@ -284,6 +300,7 @@ public actor HushClient {
         link = nil
         drained = false
         inFlight = [:]
+        paused = []
         let waiting = pending
         pending = [:]
         for (_, c) in waiting { c.resume(throwing: ClientError.offline) }
@@ -499,15 +516,16 @@ public actor HushClient {
                     let ids = try store.ids(key)
                     for chunk in stride(from: 0, to: ids.count, by: MessageContent.maxReceiptIDs) {
                         let part = Array(ids[chunk..<min(ids.count, chunk + MessageContent.maxReceiptIDs)])
-                        let payload = try seal(.delivered(part), to: address, certificate: cert)
+                        let sealed = try seal(.delivered(part), to: address, certificate: cert)
                         try store.enqueue(OutboxItem(clientMessageID: try store.takeID(), account: address.name, devices: [device],
-                                                     payload: payload, message: nil, createdAt: now))
+                                                     payload: sealed.payload, message: nil, createdAt: now, inner: sealed.inner))
                     }
                     try store.setIDs(key, [])
                 }
                 try store.setStrings(SettingKey.owedIndex, [])
             }
         }
+        outboxCache = nil
         pump()
     }
 
@@ -566,16 +584,20 @@ public actor HushClient {
                 let content = MessageContent.text(id: counter, sentAt: now, body: text)
                 let devices = try store.sessionDevices(for: recipient)
                 // Encrypted now only when it can go now: written offline, it is encrypted (and
-                // sealed with a then-fresh sender certificate) when the connection returns.
-                if let cert, !devices.isEmpty, online {
+                // sealed with a then-fresh sender certificate) when the connection returns. Behind
+                // a deferred item to the same account it is deferred too (encrypting a deferred
+                // item appends its replacements, which must not pass this one).
+                let behindDeferred = try currentOutbox().contains { $0.account == recipient && $0.devices.isEmpty }
+                if let cert, !devices.isEmpty, online, !behindDeferred {
                     for (i, device) in devices.enumerated() {
-                        let payload: [UInt8]
-                        do { payload = try seal(content, to: ProtocolAddress(name: recipient, deviceID: device), certificate: cert) } catch SignalProtocolError.untrustedIdentity(let a, _) {
+                        let sealed: (payload: [UInt8], inner: SessionCiphertext)
+                        do { sealed = try seal(content, to: ProtocolAddress(name: recipient, deviceID: device), certificate: cert) } catch SignalProtocolError.untrustedIdentity(let a, _) {
                             changed = a.name
                             throw ClientError.identityNotApproved(a.name)
                         }
                         try store.enqueue(OutboxItem(clientMessageID: i == 0 ? counter : try store.takeID(), account: recipient,
-                                                     devices: [device], payload: payload, message: mid, createdAt: now))
+                                                     devices: [device], payload: sealed.payload, message: mid, createdAt: now,
+                                                     inner: sealed.inner))
                     }
                 } else {
                     // No session or certificate yet (offline): encrypted when the connection returns.
@@ -587,10 +609,12 @@ public actor HushClient {
                 return mid
             }
         } } catch {
+            outboxCache = nil
             // The store trusts another identity than the session's: the change must be approved.
             if let changed { markIdentityChanged(changed, nil) }
             throw error
         }
+        outboxCache = nil
         pump()
         return id
     }
@@ -603,12 +627,19 @@ public actor HushClient {
         emit(.identityChanged(account: who))
     }
 
-    /// Encrypts `content` in the session with `address` and seals it (throws the protocol's errors).
-    private func seal(_ content: MessageContent, to address: ProtocolAddress, certificate: SenderCertificate) throws -> [UInt8] {
+    /// Encrypts `content` in the session with `address` and seals it (throws the protocol's
+    /// errors). The session message is kept beside the envelope for re-sealing.
+    private func seal(_ content: MessageContent, to address: ProtocolAddress, certificate: SenderCertificate) throws -> (payload: [UInt8], inner: SessionCiphertext) {
         let message = try SessionCipher.encrypt(content.encoded, for: address, store: store)
         let type: EnvelopeContentType = message.kind == .preKeySignal || message.kind == .hushPreKey ? .preKeyMessage : .message
+        let inner = SessionCiphertext(contentType: type, message: message.serialized, certificateExpiration: certificate.expiration)
+        return (try wrap(inner, to: address, certificate: certificate), inner)
+    }
+
+    /// Seals a session message in an envelope carrying `certificate`, to `address`'s identity.
+    private func wrap(_ inner: SessionCiphertext, to address: ProtocolAddress, certificate: SenderCertificate) throws -> [UInt8] {
         guard let remote = try store.identity(for: address) else { throw SignalProtocolError.noSession(address) }
-        return try SealedEnvelope.seal(message.serialized, contentType: type, certificate: certificate, senderIdentity: identity,
+        return try SealedEnvelope.seal(inner.message, contentType: inner.contentType, certificate: certificate, senderIdentity: identity,
                                        to: remote, random: configuration.random)
     }
 
@@ -678,19 +709,31 @@ public actor HushClient {
         Task { await self.pumpLoop() }
     }
 
+    /// Sends the outbox in order, at most one item in flight per recipient account: a later
+    /// item to an account goes only once the earlier one is acked, so a retryable error (rate
+    /// limited, queue full) can never let it overtake (Docs/client.md §Sending, "Order"). Items
+    /// to different accounts are pipelined. An account whose item failed retryably waits out
+    /// the pause (``paused``) before anything of it is sent again.
     private func pumpLoop() async {
         defer { pumping = false }
         repeat {
             pumpAgain = false
-            guard drained, let link, let items = try? store.outbox() else { return }
-            var blocked = Set<String>()
-            for item in items where inFlight[item.clientMessageID] == nil && !blocked.contains(item.account) {
+            guard drained, let link, let items = try? currentOutbox() else { return }
+            var blocked = paused
+            for case var item in items where !blocked.contains(item.account) {
+                // Whatever happens to this item, later ones to its account wait behind it.
+                blocked.insert(item.account)
+                if inFlight[item.clientMessageID] != nil { continue }
                 if item.devices.isEmpty {
                     // Encrypt it now; later items to the same account wait for it (order).
-                    blocked.insert(item.account)
                     if await prepareDeferred(item) { pumpAgain = true }
                     continue
                 }
+                if let inner = item.inner, inner.certificateExpiration <= configuration.clock() + configuration.resealMargin {
+                    guard let resealed = await reseal(item, inner) else { continue }
+                    item = resealed
+                }
+                guard self.link === link else { return }
                 var s = RelayStanza()
                 s.send.clientMessageID = item.clientMessageID
                 s.send.account = item.account
@@ -714,13 +757,14 @@ public actor HushClient {
                 try store.atomically {
                     try store.removeFromOutbox(clientMessageID: item.clientMessageID)
                     for (i, device) in try store.sessionDevices(for: item.account).enumerated() {
-                        let payload = try seal(content, to: ProtocolAddress(name: item.account, deviceID: device), certificate: cert)
+                        let sealed = try seal(content, to: ProtocolAddress(name: item.account, deviceID: device), certificate: cert)
                         try store.enqueue(OutboxItem(clientMessageID: i == 0 ? item.clientMessageID : try store.takeID(),
-                                                     account: item.account, devices: [device], payload: payload,
-                                                     message: item.message, createdAt: item.createdAt))
+                                                     account: item.account, devices: [device], payload: sealed.payload,
+                                                     message: item.message, createdAt: item.createdAt, inner: sealed.inner))
                     }
                 }
             }
+            outboxCache = nil
             return true
         } catch ClientError.relay(.unknownAccount) {
             giveUp(item, .unknownAccount)
@@ -738,8 +782,37 @@ public actor HushClient {
         }
     }
 
+    /// Seals `item`'s session message again with a fresh sender certificate (the one in its
+    /// envelope expires within ``ClientConfiguration/resealMargin``), in place in the outbox:
+    /// same client message id, same ratchet ciphertext, same position. Nil (and a retry later)
+    /// when no fresh certificate can be had now.
+    private func reseal(_ item: OutboxItem, _ inner: SessionCiphertext) async -> OutboxItem? {
+        do {
+            let cert = try await ensureCertificate()
+            guard cert.expiration > configuration.clock() + configuration.resealMargin, let device = item.devices.first else {
+                retryPumpLater()
+                return nil
+            }
+            var fresh = inner
+            fresh.certificateExpiration = cert.expiration
+            let payload = try step { try wrap(fresh, to: ProtocolAddress(name: item.account, deviceID: device), certificate: cert) }
+            outboxCache = nil
+            guard try step({ try store.replaceOutboxPayload(clientMessageID: item.clientMessageID, payload: payload, inner: fresh) }) else {
+                return nil  // acked or given up meanwhile
+            }
+            var updated = item
+            updated.payload = payload
+            updated.inner = fresh
+            return updated
+        } catch {
+            retryPumpLater()
+            return nil
+        }
+    }
+
     private func giveUp(_ item: OutboxItem, _ code: RelayErrorCode) {
         _ = try? store.removeFromOutbox(clientMessageID: item.clientMessageID)
+        outboxCache = nil
         if let m = item.message { emit(.sendFailed(m, code)) }
     }
 
@@ -747,16 +820,21 @@ public actor HushClient {
         let cmid = a.clientMessageID
         guard let item = inFlight.removeValue(forKey: cmid) else { return }
         var ticked: MessageID?
-        _ = try? step {
+        let removed: Bool = (try? step {
             try store.atomically {
+                let rest = try currentOutbox().filter { $0.clientMessageID != cmid }
                 try store.removeFromOutbox(clientMessageID: cmid)
-                if let m = item.message, try !store.outbox().contains(where: { $0.message == m }),
+                if let m = item.message, !rest.contains(where: { $0.message == m }),
                    try store.advance(m, to: .sent, serverTime: a.serverTime) {
                     ticked = m
                 }
+                return true
             }
-        }
+        }) ?? false
+        if removed { outboxCache?.removeAll { $0.clientMessageID == cmid } } else { outboxCache = nil }
         if let ticked { emit(.tick(ticked, .sent)) }
+        // The next item to that account may go now (one in flight per account).
+        pump()
     }
 
     private func handleSendError(_ e: RelayError) {
@@ -766,26 +844,34 @@ public actor HushClient {
             // That device is gone: forget its session; the message goes to the others.
             _ = try? store.deleteSession(for: ProtocolAddress(name: item.account, deviceID: e.deviceID))
             _ = try? store.removeFromOutbox(clientMessageID: item.clientMessageID)
-            if let m = item.message, ((try? store.outbox().contains(where: { $0.message == m })) ?? false) == false {
+            outboxCache = nil
+            if let m = item.message, ((try? currentOutbox().contains(where: { $0.message == m })) ?? false) == false {
                 emit(.sendFailed(m, .unknownDevice))
             }
         case .unknownAccount, .payloadTooLarge, .malformedStanza, .invalidAccountName:
             giveUp(item, e.code)
         default:
-            // Rate limited, queue full, relay trouble: try again after a pause.
+            // Rate limited, queue full, relay trouble: this item and everything after it to the
+            // same account wait for a pause, then go again in order.
+            paused.insert(item.account)
             retryPumpLater()
         }
+        if e.code == .unknownDevice || e.code == .unknownAccount || e.code == .payloadTooLarge || e.code == .malformedStanza
+            || e.code == .invalidAccountName { pump() }
     }
 
     private var retryScheduled = false
+    /// Accounts whose next item failed retryably: nothing of theirs is sent until the pause ends.
+    private var paused = Set<String>()
 
     private func retryPumpLater() {
         guard !retryScheduled else { return }
         retryScheduled = true
-        let sleep = configuration.sleep
+        let sleep = configuration.sleep, pause = configuration.retryPause
         Task {
-            try? await sleep(.seconds(1))
+            try? await sleep(pause)
             self.retryScheduled = false
+            self.paused = []
             self.pump()
         }
     }
@@ -820,17 +906,26 @@ public actor HushClient {
                     for (device, ids) in byDevice.sorted(by: { $0.key < $1.key }) {
                         for chunk in stride(from: 0, to: ids.count, by: MessageContent.maxReceiptIDs) {
                             let part = Array(ids[chunk..<min(ids.count, chunk + MessageContent.maxReceiptIDs)])
-                            let payload = try seal(.read(part), to: ProtocolAddress(name: conversation, deviceID: device), certificate: cert)
+                            let sealed = try seal(.read(part), to: ProtocolAddress(name: conversation, deviceID: device), certificate: cert)
                             try store.enqueue(OutboxItem(clientMessageID: try store.takeID(), account: conversation, devices: [device],
-                                                         payload: payload, message: nil, createdAt: now))
+                                                         payload: sealed.payload, message: nil, createdAt: now, inner: sealed.inner))
                         }
                     }
                 }
                 return unread.count
             }
         }
+        outboxCache = nil
         pump()
         return count
+    }
+
+    /// The outbox, from ``outboxCache`` when it is current.
+    private func currentOutbox() throws -> [OutboxItem] {
+        if let outboxCache { return outboxCache }
+        let items = try store.outbox()
+        outboxCache = items
+        return items
     }
 
     // MARK: history
@@ -846,7 +941,7 @@ public actor HushClient {
     }
 
     /// Outbox items waiting for the relay's ack.
-    public func outboxCount() throws(ClientError) -> Int { try step { try store.outbox().count } }
+    public func outboxCount() throws(ClientError) -> Int { try step { try currentOutbox().count } }
 
     // MARK: presence and typing
 

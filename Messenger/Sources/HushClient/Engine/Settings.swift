@@ -30,20 +30,18 @@ enum SettingKey {
 
 extension ClientStore {
     func u64(_ key: String) throws -> UInt64? {
-        guard let b = try setting(key), b.count == 8 else { return nil }
-        return b.reduce(0) { $0 << 8 | UInt64($1) }
+        try setting(key).flatMap(StoredValues.u64)
     }
 
     func setU64(_ key: String, _ value: UInt64) throws {
-        try setSetting(key, (0..<8).map { UInt8(truncatingIfNeeded: value >> (56 - 8 * $0)) })
+        try setSetting(key, StoredValues.encodeU64(value))
     }
 
     func flag(_ key: String) throws -> Bool { try setting(key) == [1] }
     func setFlag(_ key: String, _ on: Bool) throws { try setSetting(key, [on ? 1 : 0]) }
 
     func strings(_ key: String) throws -> [String] {
-        guard let b = try setting(key), !b.isEmpty else { return [] }
-        return String(decoding: b, as: UTF8.self).split(separator: "\n").map(String.init)
+        try setting(key).map(StoredValues.strings) ?? []
     }
 
     func setStrings(_ key: String, _ values: [String]) throws {
@@ -51,18 +49,11 @@ extension ClientStore {
     }
 
     func ids(_ key: String) throws -> [UInt64] {
-        guard let b = try setting(key) else { return [] }
-        var r = Varint.Reader(bytes: b, offset: 0)
-        var out: [UInt64] = []
-        while r.offset < b.count { guard let v = try? r.read() else { break }; out.append(v) }
-        return out
+        try setting(key).map(StoredValues.ids) ?? []
     }
 
     func setIDs(_ key: String, _ values: [UInt64]) throws {
-        if values.isEmpty { try setSetting(key, nil); return }
-        var out: [UInt8] = []
-        for v in values { Varint.append(v, to: &out) }
-        try setSetting(key, out)
+        try setSetting(key, values.isEmpty ? nil : StoredValues.encodeIDs(values))
     }
 
     /// The next id of the device's counter (message ids and relay client message ids share it).

@@ -100,8 +100,10 @@ public struct ConversationSummary: Sendable, Equatable {
     }
 }
 
-/// A stanza waiting to be sent: its sealed payload is fixed when it is enqueued, so a retry after a
-/// reconnect sends the very same bytes under the same client message id (the relay dedupes).
+/// A stanza waiting to be sent: its session ciphertext is fixed when it is enqueued, so a retry
+/// after a reconnect carries the very same session message under the same client message id (the
+/// relay dedupes). The sealed envelope around it is the same bytes too, unless its sender
+/// certificate is about to expire: then only the envelope is sealed again (``inner``).
 public struct OutboxItem: Sendable, Equatable {
     /// The relay dedupe key.
     public var clientMessageID: UInt64
@@ -117,9 +119,13 @@ public struct OutboxItem: Sendable, Equatable {
     public var createdAt: UInt64
     /// Send order, assigned by the store (0 before insertion).
     public var sequence: Int64
+    /// The session message sealed in `payload` and its certificate's expiration, for sealing the
+    /// envelope again (nil for a deferred item, whose payload is still the content, and for items
+    /// written by a store of schema v1).
+    public var inner: SessionCiphertext?
 
     public init(clientMessageID: UInt64, account: String, devices: [UInt32], payload: [UInt8],
-                message: MessageID?, createdAt: UInt64, sequence: Int64 = 0) {
+                message: MessageID?, createdAt: UInt64, sequence: Int64 = 0, inner: SessionCiphertext? = nil) {
         self.clientMessageID = clientMessageID
         self.account = account
         self.devices = devices
@@ -127,6 +133,7 @@ public struct OutboxItem: Sendable, Equatable {
         self.message = message
         self.createdAt = createdAt
         self.sequence = sequence
+        self.inner = inner
     }
 }
 
@@ -190,6 +197,10 @@ public protocol ClientStore: SignalProtocolStore, SenderKeyStore, KyberPreKeySto
     func outbox() throws -> [OutboxItem]
     /// Removes the item with `clientMessageID` (the relay acked it).
     func removeFromOutbox(clientMessageID: UInt64) throws
+    /// Replaces the payload and inner ciphertext of the item with `clientMessageID`, keeping its
+    /// place in the send order (a re-sealed envelope). Returns false when there is no such item.
+    @discardableResult
+    func replaceOutboxPayload(clientMessageID: UInt64, payload: [UInt8], inner: SessionCiphertext?) throws -> Bool
 
     // MARK: Signed prekey rotation
 

@@ -7,9 +7,12 @@ import HushPQ
 /// One recursive lock guards everything, so a thread inside ``atomically(_:)`` (or inside
 /// ``updateSession(for:_:)``, whose body consults the identity and prekey stores) may call the
 /// store again while every other thread waits: the step is isolated as well as atomic.
-/// ``atomically(_:)`` takes a copy of the whole state (copy-on-write, so the copy is free until
-/// the first change) and puts it back when `body` throws; a nested call does the same for its own
-/// part, so an inner step that throws undoes only itself and the outer one decides the rest.
+/// ``atomically(_:)`` takes a copy of the small state (keys, sessions, settings, the outbox;
+/// copy-on-write, so the copy is free until the first change) and puts it back when `body`
+/// throws; the history (messages, processed ids), which grows without bound, is not copied but
+/// changed through an undo journal, so a step costs the same with 100,000 messages as with none.
+/// A nested call does the same for its own part, so an inner step that throws undoes only itself
+/// and the outer one decides the rest.
 /// Identities are trusted on first use, as ``InMemorySignalProtocolStore`` does.
 public final class InMemoryClientStore: ClientStore, @unchecked Sendable {
     // Everything mutable, in one value so that a step can be undone by assigning a copy back.
@@ -21,15 +24,28 @@ public final class InMemoryClientStore: ClientStore, @unchecked Sendable {
         var sessions: [ProtocolAddress: SessionRecord] = [:]
         var senderKeys: [SenderKeyName: SenderKeyRecord] = [:]
         var settings: [String: [UInt8]] = [:]
-        var messages: [MessageID: StoredMessage] = [:]
-        /// Message ids per conversation in sequence order (sequences only grow, so appends keep it sorted).
-        var conversationMessages: [String: [MessageID]] = [:]
         var lastMessageSequence: Int64 = 0
         var outbox: [OutboxItem] = []
         var outboxIDs: Set<UInt64> = []
         var lastOutboxSequence: Int64 = 0
+    }
+
+    /// What grows with use: changed in place, undone through ``journal``.
+    struct History {
+        var messages: [MessageID: StoredMessage] = [:]
+        /// Message ids per conversation in sequence order (sequences only grow, so appends keep it sorted).
+        var conversationMessages: [String: [MessageID]] = [:]
         /// Processed relay message ids and when they were processed.
         var processed: [UInt64: UInt64] = [:]
+    }
+
+    /// How to undo one change of ``History``.
+    private enum Undo {
+        /// An inserted message (the last id of its conversation).
+        case removeMessage(MessageID, conversation: String)
+        case restoreMessage(StoredMessage)
+        case removeProcessed(UInt64)
+        case restoreProcessed([UInt64: UInt64])
     }
 
     private let identity: IdentityKeyPair
@@ -37,6 +53,11 @@ public final class InMemoryClientStore: ClientStore, @unchecked Sendable {
     private let lock = NSRecursiveLock()
     // Guarded by `lock`.
     private var state = State()
+    private var history = History()
+    /// Undo entries of the open steps, oldest first (empty outside a step).
+    private var journal: [Undo] = []
+    /// Open ``atomically(_:)`` calls (nesting depth).
+    private var depth = 0
 
     /// A store for the device with `identity` and `registrationID`.
     public init(identity: IdentityKeyPair, registrationID: UInt32) {
@@ -54,12 +75,37 @@ public final class InMemoryClientStore: ClientStore, @unchecked Sendable {
 
     public func atomically<R>(_ body: () throws -> R) throws -> R {
         try locked {
-            let saved = state
+            let saved = state, mark = journal.count
+            depth += 1
+            defer {
+                depth -= 1
+                if depth == 0 { journal.removeAll(keepingCapacity: true) }
+            }
             do { return try body() } catch {
                 state = saved
+                undo(to: mark)
                 throw error
             }
         }
+    }
+
+    /// Undoes the history changes journaled after `mark`, newest first.
+    private func undo(to mark: Int) {
+        while journal.count > mark {
+            switch journal.removeLast() {
+            case .removeMessage(let id, let conversation):
+                history.messages[id] = nil
+                history.conversationMessages[conversation]?.removeLast()
+                if history.conversationMessages[conversation]?.isEmpty == true { history.conversationMessages[conversation] = nil }
+            case .restoreMessage(let m): history.messages[m.id] = m
+            case .removeProcessed(let id): history.processed[id] = nil
+            case .restoreProcessed(let all): history.processed = all
+            }
+        }
+    }
+
+    private func record(_ entry: Undo) {
+        if depth > 0 { journal.append(entry) }
     }
 
     // MARK: IdentityKeyStore
@@ -155,61 +201,63 @@ public final class InMemoryClientStore: ClientStore, @unchecked Sendable {
 
     public func insertMessage(_ message: StoredMessage) throws -> StoredMessage? {
         locked {
-            guard state.messages[message.id] == nil else { return nil }
+            guard history.messages[message.id] == nil else { return nil }
             state.lastMessageSequence += 1
             var stored = message
             stored.sequence = state.lastMessageSequence
-            state.messages[stored.id] = stored
-            state.conversationMessages[stored.conversation, default: []].append(stored.id)
+            history.messages[stored.id] = stored
+            history.conversationMessages[stored.conversation, default: []].append(stored.id)
+            record(.removeMessage(stored.id, conversation: stored.conversation))
             return stored
         }
     }
 
-    public func message(_ id: MessageID) throws -> StoredMessage? { locked { state.messages[id] } }
+    public func message(_ id: MessageID) throws -> StoredMessage? { locked { history.messages[id] } }
 
     @discardableResult
     public func advance(_ id: MessageID, to newState: TickState, serverTime: UInt64?) throws -> Bool {
         locked {
-            guard var message = state.messages[id] else { return false }
+            guard var message = history.messages[id] else { return false }
+            record(.restoreMessage(message))
             let changed = newState > message.state
             if changed { message.state = newState }
             if let serverTime, serverTime != 0, message.serverTime == 0 { message.serverTime = serverTime }
-            state.messages[id] = message
+            history.messages[id] = message
             return changed
         }
     }
 
     public func messages(in conversation: String, before: Int64?, limit: Int) throws -> [StoredMessage] {
         locked {
-            guard limit > 0, let ids = state.conversationMessages[conversation] else { return [] }
+            guard limit > 0, let ids = history.conversationMessages[conversation] else { return [] }
             var end = ids.count
             if let before {
                 // First index whose sequence is >= before.
                 var low = 0, high = ids.count
                 while low < high {
                     let mid = (low + high) / 2
-                    if state.messages[ids[mid]]!.sequence < before { low = mid + 1 } else { high = mid }
+                    if history.messages[ids[mid]]!.sequence < before { low = mid + 1 } else { high = mid }
                 }
                 end = low
             }
             let start = max(0, end - limit)
-            return ids[start..<end].map { state.messages[$0]! }
+            return ids[start..<end].map { history.messages[$0]! }
         }
     }
 
     public func unreadIncoming(in conversation: String) throws -> [StoredMessage] {
         locked {
-            (state.conversationMessages[conversation] ?? []).map { state.messages[$0]! }
+            (history.conversationMessages[conversation] ?? []).map { history.messages[$0]! }
                 .filter { $0.direction == .incoming && $0.state < .read }
         }
     }
 
     public func conversations() throws -> [ConversationSummary] {
         locked {
-            state.conversationMessages.compactMap { account, ids -> ConversationSummary? in
-                guard let last = ids.last.flatMap({ state.messages[$0] }) else { return nil }
+            history.conversationMessages.compactMap { account, ids -> ConversationSummary? in
+                guard let last = ids.last.flatMap({ history.messages[$0] }) else { return nil }
                 let unread = ids.reduce(0) { count, id in
-                    let m = state.messages[id]!
+                    let m = history.messages[id]!
                     return count + (m.direction == .incoming && m.state < .read ? 1 : 0)
                 }
                 return ConversationSummary(account: account, lastMessage: last, unread: unread)
@@ -220,12 +268,19 @@ public final class InMemoryClientStore: ClientStore, @unchecked Sendable {
 
     // MARK: Inbound dedupe
 
-    public func isProcessed(serverID: UInt64) throws -> Bool { locked { state.processed[serverID] != nil } }
+    public func isProcessed(serverID: UInt64) throws -> Bool { locked { history.processed[serverID] != nil } }
     public func markProcessed(serverID: UInt64, at time: UInt64) throws {
-        locked { if state.processed[serverID] == nil { state.processed[serverID] = time } }
+        locked {
+            guard history.processed[serverID] == nil else { return }
+            history.processed[serverID] = time
+            record(.removeProcessed(serverID))
+        }
     }
     public func pruneProcessed(before time: UInt64) throws {
-        locked { state.processed = state.processed.filter { $0.value >= time } }
+        locked {
+            record(.restoreProcessed(history.processed))
+            history.processed = history.processed.filter { $0.value >= time }
+        }
     }
 
     // MARK: Outbox
@@ -249,6 +304,16 @@ public final class InMemoryClientStore: ClientStore, @unchecked Sendable {
         locked {
             guard state.outboxIDs.remove(clientMessageID) != nil else { return }
             state.outbox.removeAll { $0.clientMessageID == clientMessageID }
+        }
+    }
+
+    @discardableResult
+    public func replaceOutboxPayload(clientMessageID: UInt64, payload: [UInt8], inner: SessionCiphertext?) throws -> Bool {
+        locked {
+            guard let i = state.outbox.firstIndex(where: { $0.clientMessageID == clientMessageID }) else { return false }
+            state.outbox[i].payload = payload
+            state.outbox[i].inner = inner
+            return true
         }
     }
 }

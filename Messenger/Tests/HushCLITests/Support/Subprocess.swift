@@ -125,3 +125,55 @@ final class RelayChild: @unchecked Sendable {
         if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
     }
 }
+
+/// `hush` screens in detached tmux sessions on a private server socket: start them, type, poll
+/// what they show (bounded), and end them all.
+struct TmuxScreens {
+    let tmux: URL
+    let socket: String
+
+    /// Runs a tmux command on this server and returns its stdout (a failure is recorded).
+    @discardableResult
+    func run(_ args: [String]) async throws -> String {
+        let r = try await HushCLITests.run(tmux, ["-S", socket] + args, timeout: .seconds(20))
+        #expect(r.status == 0, "tmux \(args): \(r.stderr)")
+        return r.stdout
+    }
+
+    /// A 90×16 session named `name` running `command`.
+    func start(_ name: String, _ command: String) async throws {
+        try await run(["new-session", "-d", "-s", name, "-x", "90", "-y", "16", command])
+    }
+
+    /// Types `text` into `session` and presses Enter.
+    func type(_ session: String, _ text: String) async throws {
+        try await run(["send-keys", "-t", session, "-l", text])
+        try await run(["send-keys", "-t", session, "Enter"])
+    }
+
+    /// Polls the pane (every 100 ms, for 30 s at most) until `text` shows; returns the screen.
+    /// Records an issue and throws when it never does.
+    @discardableResult
+    func waitFor(_ session: String, _ text: String, escapes: Bool = false) async throws -> String {
+        let deadline = ContinuousClock.now + .seconds(30)
+        var screen = ""
+        while ContinuousClock.now < deadline {
+            screen = try await run(["capture-pane", "-p", "-t", session] + (escapes ? ["-e"] : []))
+            if screen.contains(text) { return screen }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        Issue.record("\(session)'s screen never showed \(text.debugDescription); it shows:\n\(screen)")
+        throw CancellationError()
+    }
+
+    /// Ends the server and, by pid, every pane process (under the test runner a pane could
+    /// outlive kill-server).
+    func killAll() async {
+        let pids = try? await HushCLITests.run(tmux, ["-S", socket, "list-panes", "-a", "-F", "#{pane_pid}"], timeout: .seconds(10))
+        let server = try? await HushCLITests.run(tmux, ["-S", socket, "display-message", "-p", "#{pid}"], timeout: .seconds(10))
+        _ = try? await HushCLITests.run(tmux, ["-S", socket, "kill-server"], timeout: .seconds(10))
+        for line in ((pids?.stdout ?? "") + "\n" + (server?.stdout ?? "")).split(separator: "\n") {
+            if let pid = Int32(line.trimmingCharacters(in: .whitespaces)), pid > 1 { kill(pid, SIGTERM) }
+        }
+    }
+}

@@ -51,6 +51,7 @@ enum ClientStoreConformance {
         ("duplicateMessageRejected", duplicateMessageRejected),
         ("ticksOnlyAdvance", ticksOnlyAdvance),
         ("outboxOrderAndIdempotentEnqueue", outboxOrderAndIdempotentEnqueue),
+        ("outboxPayloadReplacedInPlace", outboxPayloadReplacedInPlace),
         ("processedIDsAndPruning", processedIDsAndPruning),
         ("paging", paging),
         ("unread", unread),
@@ -526,6 +527,34 @@ enum ClientStoreConformance {
         #expect(try !store.advance(MessageID(account: "x", device: 1, clientMessageID: 1), to: .read, serverTime: nil))
         let page = try store.messages(in: "bob", before: nil, limit: 5)
         #expect(page.map(\.state) == [.read])
+    }
+
+    static func outboxPayloadReplacedInPlace(_ factory: any ClientStoreFactory) throws {
+        let (store, _) = try fresh(factory)
+        let inner = SessionCiphertext(contentType: .preKeyMessage, message: [0x12, 1, 2, 3], certificateExpiration: 1_000)
+        var first = item(1)
+        first.inner = inner
+        try store.enqueue(first)
+        try store.enqueue(item(2))
+        #expect(try store.outbox().map(\.inner) == [inner, nil])
+        var renewed = inner
+        renewed.certificateExpiration = 9_000
+        #expect(try store.replaceOutboxPayload(clientMessageID: 1, payload: [0xAB, 0xCD], inner: renewed))
+        #expect(try !store.replaceOutboxPayload(clientMessageID: 99, payload: [0x01], inner: nil))
+        let items = try store.outbox()
+        #expect(items.map(\.clientMessageID) == [1, 2])  // same place in the send order
+        #expect(items[0].payload == [0xAB, 0xCD])
+        #expect(items[0].inner == renewed)
+        #expect(items[0].sequence < items[1].sequence)
+        #expect(items[0].message == first.message)
+        #expect(items[1].payload == item(2).payload)
+        // Rolled back with its step like everything else.
+        struct Stop: Error {}
+        _ = try? store.atomically { () throws -> Void in
+            try store.replaceOutboxPayload(clientMessageID: 1, payload: [0x00], inner: nil)
+            throw Stop()
+        }
+        #expect(try store.outbox()[0].payload == [0xAB, 0xCD])
     }
 
     static func outboxOrderAndIdempotentEnqueue(_ factory: any ClientStoreFactory) throws {

@@ -156,6 +156,28 @@ final class SQLiteFactory: ClientStoreFactory, @unchecked Sendable {
         #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o600)
     }
 
+    @Test func aVersion1StoreIsMigratedAndItsOutboxKept() throws {
+        let store = try create()
+        try store.enqueue(ClientStoreConformance.item(7, payload: Array("sealed-envelope-v1".utf8)))
+        try store.close()
+        // Back to schema v1: no inner column, v2 not recorded.
+        try raw().write { db in
+            try db.execute(sql: "ALTER TABLE outbox DROP COLUMN inner")
+            try db.execute(sql: "DELETE FROM grdb_migrations WHERE identifier = 'v2'")
+        }
+        let reopened = try open()
+        let items = try reopened.outbox()
+        #expect(items.map(\.clientMessageID) == [7])
+        #expect(items[0].payload == Array("sealed-envelope-v1".utf8))
+        #expect(items[0].inner == nil)
+        let inner = SessionCiphertext(contentType: .message, message: [0x11, 9], certificateExpiration: 77)
+        #expect(try reopened.replaceOutboxPayload(clientMessageID: 7, payload: [1], inner: inner))
+        #expect(try reopened.outbox()[0].inner == inner)
+        try reopened.close()
+        let applied = try raw().read { db in try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations") }
+        #expect(applied == ["v1", "v2"])
+    }
+
     @Test func aNewerSchemaIsRefused() throws {
         try create().close()
         try raw().write { db in try db.execute(sql: "INSERT INTO grdb_migrations (identifier) VALUES ('v99')") }
@@ -164,7 +186,7 @@ final class SQLiteFactory: ClientStoreFactory, @unchecked Sendable {
 
     @Test(arguments: [
         ("messages", "body"), ("sessions", "record"), ("prekeys", "record"), ("signed_prekeys", "record"),
-        ("identities", "identity_key"), ("settings", "value"), ("outbox", "payload"), ("sender_keys", "record"),
+        ("identities", "identity_key"), ("settings", "value"), ("outbox", "payload"), ("outbox", "inner"), ("sender_keys", "record"),
         ("device", "identity_key_pair"), ("device", "registration_id"), ("store_keys", "wrapped_key"), ("store_keys", "salt"),
     ])
     func aFlippedByteInASealedValueIsCorruption(table: String, column: String) throws {
@@ -386,7 +408,9 @@ final class SQLiteFactory: ClientStoreFactory, @unchecked Sendable {
         _ = try GroupSessionBuilder.distributionMessage(for: ClientStoreConformance.group, store: store, random: random)
         try store.setSetting("contact.bob", Array("contact-secret-value".utf8))
         _ = try store.insertMessage(ClientStoreConformance.message(1, body: body))
-        try store.enqueue(ClientStoreConformance.item(1, payload: Array("sealed-envelope-bytes-9d2f".utf8)))
+        var item = ClientStoreConformance.item(1, payload: Array("sealed-envelope-bytes-9d2f".utf8))
+        item.inner = SessionCiphertext(contentType: .message, message: Array("session-message-4e1a".utf8), certificateExpiration: 5)
+        try store.enqueue(item)
         try store.markProcessed(serverID: 1, at: 1)
         return store
     }

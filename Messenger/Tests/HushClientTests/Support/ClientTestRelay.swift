@@ -3,16 +3,9 @@ import Hush
 import HushClient
 import HushRelay
 import HushTransport
+import HushTestSupport
 import Logging
 import Synchronization
-
-/// A settable clock (Unix milliseconds) shared by the relay and the clients of a test.
-final class TestClock: Sendable {
-    private let value: Atomic<UInt64>
-    init(_ ms: UInt64 = 1_800_000_000_000) { value = Atomic(ms) }
-    var now: UInt64 { value.load(ordering: .relaxed) }
-    func advance(by ms: UInt64) { value.add(ms, ordering: .relaxed) }
-}
 
 /// An in-process relay on loopback with SQLite stores in a temporary directory. It can be
 /// stopped and started again on the same port with the same keys and data (a relay restart).
@@ -30,6 +23,8 @@ final class ClientTestRelay: @unchecked Sendable {
     var hook: (@Sendable (RelayStanza) throws -> Void)?
     /// Wraps the relay's store (e.g. a misbehaving relay), read at ``start()``.
     var wrapStore: (@Sendable (any RelayStore) -> any RelayStore)?
+    /// Changes to the relay's configuration (limits), applied at ``start()``.
+    var tune: (@Sendable (inout RelayConfiguration) -> Void)?
 
     var trustRoot: Curve25519.KeyAgreement.PublicKey { identity.trustRoot }
     var endpoint: RelayEndpoint { RelayEndpoint(host: "127.0.0.1", port: port) }
@@ -38,18 +33,7 @@ final class ClientTestRelay: @unchecked Sendable {
         self.clock = clock
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("hush-client-relay-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let root = try Curve25519.KeyAgreement.PrivateKey()
-        let key = try Curve25519.KeyAgreement.PrivateKey()
-        let seconds = clock.now / 1_000
-        let cert = try RelayCertificate.issue(keyID: 1, relayKey: key.publicKey, notBefore: seconds - 86_400,
-                                              notAfter: seconds + 400 * 86_400, trustRoot: root)
-        var identity = try RelayIdentity(staticKey: key, certificate: cert, trustRoot: root.publicKey, now: seconds)
-        let serverKey = try Curve25519.KeyAgreement.PrivateKey()
-        let serverCert = try ServerCertificate.issue(keyID: 1, key: serverKey.publicKey, expiration: clock.now + 400 * 86_400_000,
-                                                     signedBy: root)
-        identity.senderCertificates = try SenderCertificateAuthority(serverKey: serverKey, certificate: serverCert,
-                                                                     trustRoot: root.publicKey)
-        self.identity = identity
+        identity = try TestRelayKeys.identity(clock: clock)
     }
 
     static func start(clock: TestClock = TestClock()) async throws -> ClientTestRelay {
@@ -86,6 +70,7 @@ final class ClientTestRelay: @unchecked Sendable {
         config.handshakeTimeout = .seconds(5)
         config.pingInterval = .zero
         config.stanzaHook = hook
+        tune?(&config)
         var logger = Logger(label: "client-test-relay")
         logger.logLevel = ProcessInfo.processInfo.environment["RELAY_TEST_DEBUG"] != nil ? .trace : .critical
         let store = try SQLiteRelayStore(path: directory.appendingPathComponent("relay-\(generation).sqlite").path)

@@ -3,16 +3,8 @@ import Foundation
 import Hush
 import HushTransport
 import Logging
-import Synchronization
+import HushTestSupport
 @testable import HushRelay
-
-/// A settable clock (Unix milliseconds).
-final class TestClock: Sendable {
-    private let value: Atomic<UInt64>
-    init(_ ms: UInt64 = 1_800_000_000_000) { value = Atomic(ms) }
-    var now: UInt64 { value.load(ordering: .relaxed) }
-    func advance(by ms: UInt64) { value.add(ms, ordering: .relaxed) }
-}
 
 /// An in-process relay on a loopback port with a fresh SQLite store.
 final class TestRelay: @unchecked Sendable {
@@ -36,17 +28,7 @@ final class TestRelay: @unchecked Sendable {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("hush-relay-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let store = try givenStore ?? SQLiteRelayStore(path: directory.appendingPathComponent("relay.sqlite").path)
-        let root = try Curve25519.KeyAgreement.PrivateKey()
-        let key = try Curve25519.KeyAgreement.PrivateKey()
-        let seconds = clock.now / 1_000
-        let cert = try RelayCertificate.issue(keyID: 1, relayKey: key.publicKey, notBefore: seconds - 86_400,
-                                              notAfter: seconds + 400 * 86_400, trustRoot: root)
-        var identity = try RelayIdentity(staticKey: key, certificate: cert, trustRoot: root.publicKey, now: seconds)
-        let serverKey = try Curve25519.KeyAgreement.PrivateKey()
-        let serverCert = try ServerCertificate.issue(keyID: 1, key: serverKey.publicKey, expiration: clock.now + 90 * 86_400_000,
-                                                     signedBy: root)
-        identity.senderCertificates = try SenderCertificateAuthority(serverKey: serverKey, certificate: serverCert,
-                                                                     trustRoot: root.publicKey)
+        let identity = try TestRelayKeys.identity(clock: clock, serverCertificateDays: 90)
         var logger = Logger(label: "test-relay")
         logger.logLevel = ProcessInfo.processInfo.environment["RELAY_TEST_DEBUG"] != nil ? .trace : .warning
         let relay = Relay(store: store, identity: identity, configuration: config, logger: logger)

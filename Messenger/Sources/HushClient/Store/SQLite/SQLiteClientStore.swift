@@ -124,10 +124,9 @@ public final class SQLiteClientStore: ClientStore, @unchecked Sendable {
                 let key = ColumnSeal.RowKey(.integer(1))
                 let scalar = try seal.openSecret(pair, "device", "identity_key_pair", key)
                 let registrationBytes = try seal.open(registration, "device", "registration_id", key)
-                guard registrationBytes.count == 4,
+                guard let id = StoredValues.u32(registrationBytes),
                       let privateKey = try? Curve25519.KeyAgreement.PrivateKey(rawRepresentation: scalar)
                 else { throw ClientStoreError.corrupted(table: "device") }
-                let id = registrationBytes.reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
                 return (IdentityKeyPair(privateKey: privateKey), id)
             }
             return SQLiteClientStore(queue: queue, seal: seal, identity: identity, registrationID: registrationID,
@@ -537,7 +536,7 @@ public final class SQLiteClientStore: ClientStore, @unchecked Sendable {
         }
         let sentAt = UInt64(bitPattern: try c[o + 6] as Int64)
         let body = try seal.open(try c[o + 9], "messages", "body", Self.bodyKey(id, conversation, direction, sentAt))
-        guard let text = String(validating: body, as: UTF8.self) else { throw ClientStoreError.corrupted(table: "messages") }
+        guard let text = StoredValues.text(body) else { throw ClientStoreError.corrupted(table: "messages") }
         return StoredMessage(id: id, conversation: conversation, direction: direction, body: text, sentAt: sentAt,
                              serverTime: UInt64(bitPattern: try c[o + 7] as Int64), state: state, sequence: try c[o + 0])
     }
@@ -675,15 +674,17 @@ public final class SQLiteClientStore: ClientStore, @unchecked Sendable {
     @discardableResult
     public func enqueue(_ item: OutboxItem) throws -> Bool {
         let devices = Self.encodeDevices(item.devices)
-        let sealed = try seal.seal(item.payload, "outbox", "payload", Self.payloadKey(item.clientMessageID, item.account, devices))
+        let key = Self.payloadKey(item.clientMessageID, item.account, devices)
+        let sealed = try seal.seal(item.payload, "outbox", "payload", key)
+        let inner = try item.inner.map { try seal.seal($0.encoded, "outbox", "inner", key) }
         return try step { db in
             try db.cachedStatement(sql: """
-                INSERT INTO outbox (client_message_id, account, devices, payload, message_account, message_device, message_client_id, created_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING
+                INSERT INTO outbox (client_message_id, account, devices, payload, message_account, message_device, message_client_id, created_at, inner)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING
                 """).execute(arguments: [
                     Int64(bitPattern: item.clientMessageID), item.account, devices, sealed, item.message?.account,
                     item.message.map { Int64($0.device) }, item.message.map { Int64(bitPattern: $0.clientMessageID) },
-                    Int64(bitPattern: item.createdAt),
+                    Int64(bitPattern: item.createdAt), inner,
                 ])
             return db.changesCount > 0
         }
@@ -692,24 +693,28 @@ public final class SQLiteClientStore: ClientStore, @unchecked Sendable {
     public func outbox() throws -> [OutboxItem] {
         try read { db in
             try Row.fetchAll(db.cachedStatement(sql: """
-                SELECT sequence, client_message_id, account, devices, payload, message_account, message_device, message_client_id, created_at
+                SELECT sequence, client_message_id, account, devices, payload, message_account, message_device, message_client_id, created_at, inner
                 FROM outbox ORDER BY sequence
                 """)).map { row in
                 let c = Columns(row, "outbox")
                 let clientMessageID = UInt64(bitPattern: try c[1] as Int64)
                 let account: String = try c[2]
                 let devices: Data = try c[3]
-                guard devices.count % 4 == 0 else { throw ClientStoreError.corrupted(table: "outbox") }
-                let payload = try seal.open(try c[4], "outbox", "payload", Self.payloadKey(clientMessageID, account, devices))
-                let deviceList = stride(from: 0, to: devices.count, by: 4).map { i in
-                    devices[devices.startIndex + i..<devices.startIndex + i + 4].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
-                }
+                guard let deviceList = StoredValues.u32List([UInt8](devices)) else { throw ClientStoreError.corrupted(table: "outbox") }
+                let key = Self.payloadKey(clientMessageID, account, devices)
+                let payload = try seal.open(try c[4], "outbox", "payload", key)
                 var message: MessageID?
                 if let a = try c[5] as String?, let d = try c[6] as Int64?, let m = try c[7] as Int64? {
                     message = MessageID(account: a, device: UInt32(truncatingIfNeeded: d), clientMessageID: UInt64(bitPattern: m))
                 }
+                var inner: SessionCiphertext?
+                if let sealedInner = try c[9] as Data? {
+                    do { inner = try SessionCiphertext(decoding: try seal.open(sealedInner, "outbox", "inner", key)) } catch is SessionCiphertext.DecodeError {
+                        throw ClientStoreError.corrupted(table: "outbox")
+                    }
+                }
                 return OutboxItem(clientMessageID: clientMessageID, account: account, devices: deviceList, payload: payload,
-                                  message: message, createdAt: UInt64(bitPattern: try c[8] as Int64), sequence: try c[0])
+                                  message: message, createdAt: UInt64(bitPattern: try c[8] as Int64), sequence: try c[0], inner: inner)
             }
         }
     }
@@ -717,6 +722,21 @@ public final class SQLiteClientStore: ClientStore, @unchecked Sendable {
     public func removeFromOutbox(clientMessageID: UInt64) throws {
         try step { db in
             try db.cachedStatement(sql: "DELETE FROM outbox WHERE client_message_id = ?").execute(arguments: [Int64(bitPattern: clientMessageID)])
+        }
+    }
+
+    @discardableResult
+    public func replaceOutboxPayload(clientMessageID: UInt64, payload: [UInt8], inner: SessionCiphertext?) throws -> Bool {
+        try step { db in
+            guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT account, devices FROM outbox WHERE client_message_id = ?"),
+                                             arguments: [Int64(bitPattern: clientMessageID)]) else { return false }
+            let c = Columns(row, "outbox")
+            let key = Self.payloadKey(clientMessageID, try c[0], try c[1])
+            let sealed = try seal.seal(payload, "outbox", "payload", key)
+            let sealedInner = try inner.map { try seal.seal($0.encoded, "outbox", "inner", key) }
+            try db.cachedStatement(sql: "UPDATE outbox SET payload = ?, inner = ? WHERE client_message_id = ?")
+                .execute(arguments: [sealed, sealedInner, Int64(bitPattern: clientMessageID)])
+            return true
         }
     }
 }

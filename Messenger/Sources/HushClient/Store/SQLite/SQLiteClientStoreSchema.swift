@@ -112,6 +112,12 @@ enum ClientStoreSchema {
                 );
                 """)
         }
+        // v3: the session message inside each outbox item's sealed envelope (sealed like the
+        // payload, under the same row key, column "inner"), for re-sealing an envelope whose
+        // sender certificate is about to expire (Docs/client.md §Sending). NULL for rows written before v3.
+        m.registerMigration("v3") { db in
+            try db.execute(sql: "ALTER TABLE outbox ADD COLUMN inner BLOB")
+        }
         return m
     }
 }
