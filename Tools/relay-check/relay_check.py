@@ -3,7 +3,7 @@
 
 It starts a live `hush-relay serve` (free loopback port, temporary data directory), talks to
 it over real WebSockets and Noise (PyPI `noiseprotocol`, `websockets`), and checks the
-protocol end to end: certificates, the three handshakes, registration and login, prekeys,
+protocol end to end: certificates, the three handshakes, registration and login, prekeys (X25519 and Kyber),
 online and offline delivery, acks, redelivery, dedupe, the delivery window, rejections with
 their error codes and close codes, a restart on the same data directory, and that SIGTERM
 makes the relay exit 0. One line per check; `N passed, M failed` at the end; exit 1 on a
