@@ -3,7 +3,7 @@
 
 It starts a live `hush-relay serve` (free loopback port, temporary data directory), talks to
 it over real WebSockets and Noise (PyPI `noiseprotocol`, `websockets`), and checks the
-protocol end to end: certificates, the three handshakes, registration and login, prekeys,
+protocol end to end: certificates, the three handshakes, registration and login, prekeys (X25519 and Kyber),
 online and offline delivery, acks, redelivery, dedupe, the delivery window, rejections with
 their error codes and close codes, a restart on the same data directory, and that SIGTERM
 makes the relay exit 0. One line per check; `N passed, M failed` at the end; exit 1 on a
@@ -26,6 +26,7 @@ import warnings
 import nacl.bindings as sodium
 import nacl.signing
 import websockets
+from kyber_py.ml_kem import ML_KEM_1024  # FIPS 203 ML-KEM-1024 key generation (§8.3 Kyber prekeys)
 from noise.connection import Keypair, NoiseConnection
 
 import pb
@@ -33,6 +34,7 @@ from harness import Relay, Tally
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "spec-check"))
 from spec_check import xeddsa_sign, xeddsa_verify  # noqa: E402  (XEdDSA spec form, §1.1)
+from spec_check import libsignal_sign, libsignal_verify  # noqa: E402  (libsignal's form, Docs/spec/README.md)
 
 warnings.filterwarnings("ignore", message="One of ephemeral keypairs is already set")
 
@@ -60,6 +62,16 @@ MAX_PAYLOAD = 64_000
 MAX_WS_MESSAGE = 65_535
 WINDOW = 64
 QUEUE_CAP = 100  # passed as --queue-cap so that QUEUE_FULL is reachable quickly
+MAX_STANZA = 65_519
+KYBER_EK_LEN = 1568        # §8.3: raw ML-KEM-1024 encapsulation key, no type byte
+KYBER_SIG_LEN = 64
+KYBER_TYPE = b"\x08"       # §8.3: the signature covers 08 || public_key
+PREKEYS_PER_UPLOAD = 100   # §10, either kind
+PREKEYS_STORED = 1000      # §10, either kind
+PREKEYS_LOW = 10           # §8.2: a notice when fewer than 10 are left
+KYBER_PER_STANZA = 39      # §8.3 "Sizes": one-time Kyber prekeys alone in one upload
+KYBER_BESIDE_FULL = 36     # §8.3 "Sizes": beside 100 X25519 one-time, a signed and a last-resort prekey
+BUNDLE_MAX = 1813          # §8.3 "Sizes": one device's PrekeyBundle with tag and length
 
 # ---------------------------------------------------------------------------
 # Schema (§4.2, §6.2)
@@ -74,12 +86,16 @@ SERVER_HELLO = {"version": (1, "uint"), "certificate": (2, "bytes"), "server_tim
 
 SIGNED_PREKEY = {"id": (1, "uint"), "public_key": (2, "bytes"), "signature": (3, "bytes")}
 PREKEY = {"id": (1, "uint"), "public_key": (2, "bytes")}
+KYBER_PREKEY = {"id": (1, "uint"), "public_key": (2, "bytes"), "signature": (3, "bytes")}  # §8.3
+PREKEY_BUNDLE = {"device_id": (1, "uint"), "registration_id": (2, "uint"), "signed_prekey": (3, SIGNED_PREKEY),
+                 "one_time": (4, PREKEY), "kyber": (5, KYBER_PREKEY), "kyber_last_resort": (6, "bool")}
 BODIES = {
     "send": (1, {"client_message_id": (1, "uint"), "account": (2, "string"),
                  "devices": (3, ("repeated", "uint")), "payload": (4, "bytes")}),
     "ack": (2, {"server_ids": (1, ("repeated", "uint"))}),
     "upload_prekeys": (3, {"request_id": (1, "uint"), "registration_id": (2, "uint"),
-                           "signed_prekey": (3, SIGNED_PREKEY), "one_time": (4, ("repeated", PREKEY))}),
+                           "signed_prekey": (3, SIGNED_PREKEY), "one_time": (4, ("repeated", PREKEY)),
+                           "kyber_last_resort": (5, KYBER_PREKEY), "kyber_one_time": (6, ("repeated", KYBER_PREKEY))}),
     "fetch_prekeys": (4, {"request_id": (1, "uint"), "account": (2, "string"),
                           "devices": (3, ("repeated", "uint"))}),
     "ping": (5, {"request_id": (1, "uint")}),
@@ -88,15 +104,14 @@ BODIES = {
     "server_ack": (7, {"client_message_id": (1, "uint"), "server_time": (2, "uint")}),
     "queue_empty": (8, {}),
     "welcome": (9, {"account": (1, "string"), "device_id": (2, "uint"), "prekeys_remaining": (3, "uint"),
-                    "server_time": (4, "uint"), "registered": (5, "bool")}),
+                    "server_time": (4, "uint"), "registered": (5, "bool"),
+                    "kyber_prekeys_remaining": (6, "uint")}),
     "error": (10, {"code": (1, "enum"), "request_id": (2, "uint"), "client_message_id": (3, "uint"),
                    "device_id": (4, "uint")}),
     "ok": (11, {"request_id": (1, "uint")}),
     "prekey_bundles": (12, {"request_id": (1, "uint"), "identity_key": (2, "bytes"),
-                            "bundles": (3, ("repeated", {"device_id": (1, "uint"), "registration_id": (2, "uint"),
-                                                         "signed_prekey": (3, SIGNED_PREKEY),
-                                                         "one_time": (4, PREKEY)}))}),
-    "prekeys_low": (13, {"remaining": (1, "uint")}),
+                            "bundles": (3, ("repeated", PREKEY_BUNDLE))}),
+    "prekeys_low": (13, {"remaining": (1, "uint"), "kyber_remaining": (2, "uint")}),
     "pong": (14, {"request_id": (1, "uint")}),
 }
 BY_NUMBER = {number: (name, schema) for name, (number, schema) in BODIES.items()}
@@ -181,6 +196,31 @@ def ed25519_verify_as_spec(u_bytes, msg, sig):
 def device_binding(account, device_id, static_public):
     a = account.encode()
     return DEVICE_LABEL + bytes([len(a)]) + a + device_id.to_bytes(4, "big") + static_public
+
+
+def kyber_ek():
+    """A real ML-KEM-1024 encapsulation key (FIPS 203 `ek`, 1,568 bytes; §8.3)."""
+    ek, _ = ML_KEM_1024.keygen()
+    return ek
+
+
+def kyber_prekey(identity, kid, ek=None, form="libsignal", signed=None):
+    """A KyberPrekey (§8.3): `signature` = XEdDSA by `identity` over 08 || ek, in libsignal's form
+    (as pqxdh.md §3 signs) or the specification form (§1.1); `signed` overrides the message."""
+    ek = kyber_ek() if ek is None else ek
+    msg = KYBER_TYPE + ek if signed is None else signed
+    sign = libsignal_sign if form == "libsignal" else xeddsa_sign
+    return {"id": kid, "public_key": ek, "signature": sign(identity.private, msg, os.urandom(64))}
+
+
+def identity_with_sign_bit():
+    """An identity key whose Edwards form has sign bit 1: its libsignal-form signatures fail the
+    specification verifier, so accepting them shows the relay takes both forms (§8.3)."""
+    probe = b"probe"
+    while True:
+        k = KeyPair()
+        if not xeddsa_verify(k.public, probe, libsignal_sign(k.private, probe, os.urandom(64))):
+            return k
 
 
 class Device:
@@ -330,7 +370,8 @@ class Conn:
 
     async def recv(self, timeout=10.0):
         raw = await self.recv_raw(timeout)
-        return decode_stanza(self.noise.decrypt(bytes(raw)))
+        self.last_plain = self.noise.decrypt(bytes(raw))  # the stanza's bytes (§8.3 sizes)
+        return decode_stanza(self.last_plain)
 
     async def expect(self, kinds, timeout=10.0, skip=()):
         """The next stanza whose kind is in `kinds` (kinds in `skip` are dropped); anything else fails."""
@@ -753,6 +794,406 @@ class Checker:
             await c.close()
         except Exception as exc:  # noqa: BLE001
             t.error("prekeys: Welcome.prekeys_remaining", exc)
+
+    # -- §8.2, §8.3: Kyber prekeys ---------------------------------------------
+
+    async def kfetch(self, account, devices, rid):
+        """FetchPrekeys from a pool of fetcher devices (kfetch/1, /2, …; 15 fetches each, below the
+        per-requester burst of 20, §8.2); returns (kind, fields, stanza bytes)."""
+        if self._kf is None or self._kf_used >= 15:
+            if self._kf is not None:
+                await self._kf.close()
+            self._kf_n += 1
+            d = Device("kfetch", self._kf_n, identity=self._kf_identity)
+            self._kf = await self.connect(d, IK, action=d.register_action())
+            await self._kf.expect("queue_empty")
+            self._kf_used = 0
+        self._kf_used += 1
+        fields = {"request_id": rid, "account": account}
+        if devices:
+            fields["devices"] = devices
+        await self._kf.send("fetch_prekeys", fields)
+        k, f = await self._kf.expect(("prekey_bundles", "error"))
+        return k, f, self._kf.last_plain
+
+    async def kbundle(self, account, device, rid):
+        """The one bundle of a fetch for `device` (fails if the fetch does)."""
+        k, f, _ = await self.kfetch(account, [device], rid)
+        if k != "prekey_bundles":
+            raise AssertionError(f"fetch {account}/{device}: {k} {f}")
+        return f["bundles"][0]
+
+    async def upload(self, conn, rid, **fields):
+        """UploadPrekeys; returns "ok" or the error's name (and checks the answer's request_id)."""
+        fields.setdefault("registration_id", 777)
+        await conn.send("upload_prekeys", dict(request_id=rid, **fields))
+        k, f = await conn.expect(("ok", "error"), skip=("queue_empty", "prekeys_low"))
+        if f.get("request_id", 0) != rid:
+            return f"{k} with request_id {f.get('request_id')}"
+        return "ok" if k == "ok" else E_NAME.get(f.get("code", 0), f.get("code"))
+
+    @staticmethod
+    def lows(stanzas):
+        return [(f.get("remaining", 0), f.get("kyber_remaining", 0)) for k, f in stanzas if k == "prekeys_low"]
+
+    async def low(self, conn, timeout=5.0):
+        _, f = await conn.expect("prekeys_low", timeout=timeout)
+        return f.get("remaining", 0), f.get("kyber_remaining", 0)
+
+    async def check_kyber_prekeys(self):
+        """§8.3 upload, bundles, consumption, last resort, counts, notices, rejections."""
+        t = self.t
+        self._kf, self._kf_used, self._kf_n, self._kf_identity = None, 0, 0, KeyPair()
+        kid = identity_with_sign_bit()
+        kate = Device("kate", 1, identity=kid)
+        k1 = None
+        try:
+            k1 = await self.connect(kate, IK, action=kate.register_action())
+            await k1.expect("queue_empty")
+            # --- upload: 3 one-time Kyber prekeys (libsignal form) and a last-resort one (spec form),
+            #     the last-resort id equal to a one-time id (one name space, kept apart by the relay).
+            spk = KeyPair()
+            ot = {i: KeyPair().public for i in (3, 1, 2)}
+            kot = {i: kyber_prekey(kid, i) for i in (30, 10, 20)}
+            lr = kyber_prekey(kid, 10, form="spec")
+            meaningful = not xeddsa_verify(kid.public, KYBER_TYPE + kot[10]["public_key"], kot[10]["signature"])
+            r = await self.upload(k1, 1, signed_prekey={"id": 7, "public_key": spk.public,
+                                                         "signature": kid.sign(b"\x05" + spk.public)},
+                                  one_time=[{"id": i, "public_key": p} for i, p in ot.items()],
+                                  kyber_one_time=list(kot.values()), kyber_last_resort=lr)
+            t.check(r == "ok" and meaningful, "kyber: upload of a last-resort and 3 one-time ML-KEM-1024 prekeys "
+                    "(libsignal-form and spec-form signatures) → Ok{request_id}", f"{r}, libsignal form distinct: {meaningful}")
+            await k1.close()
+            k1 = await self.connect(kate)
+            await k1.expect("queue_empty")
+            t.check(k1.welcome.get("prekeys_remaining", 0) == 3 and k1.welcome.get("kyber_prekeys_remaining", 0) == 3,
+                    "kyber: Welcome.kyber_prekeys_remaining counts the one-time Kyber prekeys, not the last-resort one",
+                    str(k1.welcome))
+            # --- fetches: lowest ids first, both kinds together; then the last resort, not consumed.
+            bundles, lows = [], []
+            for n, rid in enumerate(range(401, 406)):
+                bundles.append(await self.kbundle("kate", 1, rid))
+                if n < 3:
+                    lows.append(await self.low(k1))
+                else:
+                    lows += self.lows(await k1.quiet(1.0))
+            kyb = [b.get("kyber", {}) for b in bundles]
+            t.check([x.get("id") for x in kyb[:3]] == [10, 20, 30] and not any(b.get("kyber_last_resort") for b in bundles[:3])
+                    and [b.get("one_time", {}).get("id") for b in bundles[:3]] == [1, 2, 3],
+                    "kyber: each fetch consumes the lowest-id one-time Kyber prekey with the lowest X25519 one (kyber_last_resort false)",
+                    str([(b.get("one_time", {}).get("id"), b.get("kyber", {}).get("id"), b.get("kyber_last_resort")) for b in bundles]))
+            t.check(kyb[0].get("public_key") == kot[10]["public_key"] and kyb[0].get("signature") == kot[10]["signature"]
+                    and libsignal_verify(kid.public, KYBER_TYPE + kyb[0].get("public_key", b""), kyb[0].get("signature", b"")),
+                    "kyber: the bundle's one-time Kyber prekey is the uploaded one; its signature verifies over 08 || ek")
+            t.check(all(x.get("public_key") == lr["public_key"] and x.get("id") == 10 and x.get("signature") == lr["signature"]
+                        for x in kyb[3:]) and all(b.get("kyber_last_resort") is True and "one_time" not in b for b in bundles[3:]),
+                    "kyber: none left → the last-resort Kyber prekey with kyber_last_resort = true, again on the next fetch (not consumed)")
+            t.check(xeddsa_verify(kid.public, KYBER_TYPE + kyb[3].get("public_key", b""), kyb[3].get("signature", b"")),
+                    "kyber: one-time and last-resort prekeys with the same id (10) are kept apart; the spec-form signature is handed out as uploaded")
+            t.check(lows == [(2, 2), (1, 1), (0, 0)],
+                    "kyber: PrekeysLow{remaining, kyber_remaining} after each consuming fetch, none when the last resort is handed out",
+                    str(lows))
+            await k1.close()
+            k1 = await self.connect(kate)
+            await k1.expect("queue_empty")
+            t.check(k1.welcome.get("kyber_prekeys_remaining", 0) == 0 and "kyber_prekeys_remaining" not in k1.welcome,
+                    "kyber: Welcome.kyber_prekeys_remaining 0 (absent) after consumption, the last resort still held", str(k1.welcome))
+            # --- replacing: a new last resort; a one-time id uploaded again.
+            lr2 = kyber_prekey(kid, 11)
+            r = await self.upload(k1, 2, kyber_last_resort=lr2)
+            b = await self.kbundle("kate", 1, 406)
+            t.check(r == "ok" and b.get("kyber", {}).get("id") == 11 and b["kyber"].get("public_key") == lr2["public_key"]
+                    and b.get("kyber_last_resort") is True, "kyber: a new last-resort prekey replaces the stored one", r)
+            a40, b40 = kyber_prekey(kid, 40), kyber_prekey(kid, 40)
+            r = [await self.upload(k1, 3, kyber_one_time=[a40]), await self.upload(k1, 4, kyber_one_time=[b40])]
+            await k1.close()
+            k1 = await self.connect(kate)
+            await k1.expect("queue_empty")
+            count = k1.welcome.get("kyber_prekeys_remaining", 0)
+            b = await self.kbundle("kate", 1, 407)
+            t.check(r == ["ok", "ok"] and count == 1 and b.get("kyber", {}).get("public_key") == b40["public_key"]
+                    and not b.get("kyber_last_resort"), "kyber: a one-time Kyber prekey uploaded with a stored id replaces it",
+                    f"{r}, count {count}")
+            got = await self.low(k1)
+            t.check(got == (0, 0), "kyber: consuming a one-time Kyber prekey alone (no X25519 one left) sends PrekeysLow{0, 0}",
+                    str(got))
+            # --- a device that never uploaded a Kyber prekey.
+            b = await self.kbundle("bob", 1, 408)
+            t.check("kyber" not in b and not b.get("kyber_last_resort"), "kyber: no Kyber prekey ever uploaded → bundle without kyber",
+                    str(sorted(b)))
+            # --- a failed fetch consumes neither kind; concurrent fetches never share a prekey.
+            r = await self.upload(k1, 5, one_time=[{"id": i, "public_key": KeyPair().public} for i in range(5, 15)],
+                                  kyber_one_time=[kyber_prekey(kid, i) for i in range(50, 60)])
+            k, f, _ = await self.kfetch("kate", [1, 9], 409)
+            t.check(r == "ok" and k == "error" and f.get("code") == E["UNKNOWN_DEVICE"] and f.get("device_id") == 9,
+                    "kyber: fetch of kate/1 and an unknown device → UNKNOWN_DEVICE{9}", f"{r} {k} {f}")
+            pairs = []
+            pool = []
+            pid = KeyPair()
+            for dev in (1, 2):
+                d = Device("kpair", dev, identity=pid)
+                c = await self.connect(d, IK, action=d.register_action())
+                await c.expect("queue_empty")
+                pool.append(c)
+
+            async def burst(c, base):
+                for rid in range(base, base + 5):
+                    await c.send("fetch_prekeys", {"request_id": rid, "account": "kate", "devices": [1]})
+                for _ in range(5):
+                    _, f = await c.expect("prekey_bundles")
+                    b = f["bundles"][0]
+                    pairs.append((b.get("one_time", {}).get("id"), b.get("kyber", {}).get("id"), b.get("kyber_last_resort", False)))
+            await asyncio.gather(burst(pool[0], 410), burst(pool[1], 420))
+            for c in pool:
+                await c.close()
+            t.check(sorted(p[0] for p in pairs) == list(range(5, 15)) and sorted(p[1] for p in pairs) == list(range(50, 60)),
+                    "kyber: 10 concurrent fetches get the 10 prekeys of each kind, none twice, none lost to the failed fetch",
+                    str(sorted(pairs)))
+            t.check(all(p[1] - p[0] == 45 and not p[2] for p in pairs),
+                    "kyber: each fetch takes the lowest one of both kinds in one transaction (X25519 id i with Kyber id i + 45)",
+                    str(sorted(pairs)))
+            ls = self.lows(await k1.quiet(1.5))
+            # §8.2 gives each notice the counts after its fetch and merges unsent ones; it does not
+            # say notices follow commit order (REVIEW.md 14), so the order is recorded, not judged.
+            t.check(ls and len(set(ls)) == len(ls) and all(a == b and 0 <= a <= 9 for a, b in ls),
+                    "kyber: PrekeysLow notices of 10 concurrent fetches each carry the counts after one of them, none twice",
+                    str(ls))
+            print(f"INFO PrekeysLow order under concurrent fetches: {ls}", flush=True)
+            # --- the threshold of each kind: fewer than 10.
+            r = [await self.upload(k1, 6, one_time=[{"id": i, "public_key": KeyPair().public} for i in range(100, 112)],
+                                   kyber_one_time=[kyber_prekey(kid, i) for i in range(200, 203)])]
+            await self.kbundle("kate", 1, 430)
+            got = await self.low(k1)
+            t.check(r == ["ok"] and got == (11, 2), "kyber: only the Kyber count below 10 → PrekeysLow{11, 2} (both counts)", f"{r} {got}")
+            r.append(await self.upload(k1, 7, kyber_one_time=[kyber_prekey(kid, i) for i in range(203, 213)]))
+            await self.kbundle("kate", 1, 431)
+            ls = self.lows(await k1.quiet(1.0))
+            t.check(r[-1] == "ok" and ls == [], "kyber: 10 left of each kind after a fetch → no PrekeysLow", f"{r} {ls}")
+            await self.kbundle("kate", 1, 432)
+            got = await self.low(k1)
+            t.check(got == (9, 10), "kyber: only the X25519 count below 10 → PrekeysLow{9, 10} (both counts)", str(got))
+            # kate/2: X25519 one-time prekeys and only a last-resort Kyber prekey.
+            kate2 = Device("kate", 2, identity=kid)
+            k2 = await self.connect(kate2, IK, action=kate2.register_action())
+            await k2.expect("queue_empty")
+            lrk2 = kyber_prekey(kid, 1)
+            r = await self.upload(k2, 1, registration_id=555, one_time=[{"id": i, "public_key": KeyPair().public} for i in range(1, 13)],
+                                  kyber_last_resort=lrk2)
+            b = await self.kbundle("kate", 2, 433)
+            ls = self.lows(await k2.quiet(1.0))
+            t.check(r == "ok" and b.get("kyber_last_resort") is True and ls == [],
+                    "kyber: a fetch handing out the last resort (Kyber count 0), 11 X25519 left → no PrekeysLow", f"{r} {ls}")
+            await self.kbundle("kate", 2, 434)
+            ls = self.lows(await k2.quiet(1.0))
+            await self.kbundle("kate", 2, 435)
+            got = await self.low(k2)
+            t.check(ls == [] and got == (9, 0), "kyber: X25519 count 9 with only the last resort → PrekeysLow{9, 0}", f"{ls} {got}")
+            k, f, _ = await self.kfetch("kate", [], 436)
+            bs = f.get("bundles", [])
+            t.check(k == "prekey_bundles" and [b.get("device_id") for b in bs] == [1, 2]
+                    and bs[0].get("kyber", {}).get("id") == 203 and not bs[0].get("kyber_last_resort")
+                    and bs[1].get("kyber", {}).get("public_key") == lrk2["public_key"] and bs[1].get("kyber_last_resort") is True,
+                    "kyber: a fetch of every device gives each device's own Kyber prekey (one-time / last resort)",
+                    str([(b.get("device_id"), b.get("kyber", {}).get("id"), b.get("kyber_last_resort")) for b in bs]))
+            got1, got2 = await self.low(k1), await self.low(k2)
+            t.check((got1, got2) == ((8, 9), (8, 0)), "kyber: that fetch notifies each device of its own counts", f"{got1} {got2}")
+            # --- rejections (§8.1 order, §8.3, §9.1): each with its request_id, nothing stored, connection kept.
+            other = KeyPair()
+            ek = kyber_ek()
+            good = kyber_prekey(kid, 900, ek=ek)
+
+            def with_len(n, kid_=901):
+                key = (KYBER_TYPE + ek)[:n] if n <= KYBER_EK_LEN + 1 else ek + os.urandom(n - KYBER_EK_LEN)
+                return kyber_prekey(kid, kid_, ek=key, signed=KYBER_TYPE + key)
+
+            def bad_sig(kid_=902):
+                return kyber_prekey(other, kid_, ek=ek)
+            typed = kyber_prekey(kid, 903, ek=KYBER_TYPE + ek)
+            typed["signature"] = good["signature"]  # a client that put the type byte into public_key
+            sig = good["signature"]
+            bad_spk = {"id": 8, "public_key": spk.public, "signature": other.sign(b"\x05" + spk.public)}
+            cases = [
+                ("a one-time Kyber key of 1,567 bytes", {"kyber_one_time": [with_len(1567)]}, "INVALID_KEY"),
+                ("a one-time Kyber key of 1,569 bytes (08 || ek: the type byte included)", {"kyber_one_time": [typed]}, "INVALID_KEY"),
+                ("a one-time Kyber key of 1,600 bytes", {"kyber_one_time": [with_len(1600)]}, "INVALID_KEY"),
+                ("an empty one-time Kyber key", {"kyber_one_time": [{"id": 904, "signature": sig}]}, "INVALID_KEY"),
+                ("a last-resort Kyber key of 1,567 bytes", {"kyber_last_resort": with_len(1567)}, "INVALID_KEY"),
+                ("a one-time Kyber prekey signed by another key", {"kyber_one_time": [bad_sig()]}, "INVALID_SIGNATURE"),
+                ("a last-resort Kyber prekey signed by another key", {"kyber_last_resort": bad_sig()}, "INVALID_SIGNATURE"),
+                ("a Kyber signature over ek without the 08 byte", {"kyber_one_time": [kyber_prekey(kid, 905, ek=ek, signed=ek)]},
+                 "INVALID_SIGNATURE"),
+                ("a Kyber signature over 05 || ek", {"kyber_one_time": [kyber_prekey(kid, 906, ek=ek, signed=b"\x05" + ek)]},
+                 "INVALID_SIGNATURE"),
+                ("a Kyber signature of 63 bytes", {"kyber_one_time": [dict(good, signature=sig[:63])]}, "INVALID_SIGNATURE"),
+                ("a Kyber signature of 65 bytes", {"kyber_one_time": [dict(good, signature=sig + b"\x00")]}, "INVALID_SIGNATURE"),
+                ("a Kyber prekey without signature", {"kyber_one_time": [{"id": 907, "public_key": ek}]}, "INVALID_SIGNATURE"),
+                ("a Kyber key of 1,567 bytes with a bad signature (key first)",
+                 {"kyber_one_time": [dict(with_len(1567), signature=bad_sig()["signature"])]}, "INVALID_KEY"),
+                ("101 one-time Kyber prekeys (id only: the count comes first)",
+                 {"kyber_one_time": [{"id": i} for i in range(1000, 1101)]}, "TOO_MANY_PREKEYS"),
+                ("100 one-time Kyber prekeys (id only: within the count, then the keys)",
+                 {"kyber_one_time": [{"id": i} for i in range(1000, 1100)]}, "INVALID_KEY"),
+                ("101 X25519 one-time prekeys beside a badly signed Kyber prekey",
+                 {"one_time": [{"id": 2000 + i, "public_key": KeyPair().public} for i in range(101)],
+                  "kyber_one_time": [bad_sig()]}, "TOO_MANY_PREKEYS"),
+                ("an X25519 one-time key u=0 beside a badly signed Kyber prekey",
+                 {"one_time": [{"id": 3000, "public_key": bytes(32)}], "kyber_one_time": [bad_sig()]}, "INVALID_KEY"),
+                ("a bad signed-prekey signature beside a Kyber key of 1,567 bytes",
+                 {"signed_prekey": bad_spk, "kyber_one_time": [with_len(1567)]}, "INVALID_SIGNATURE"),
+                ("Kyber one-time entries [bad signature, bad length] (in order)",
+                 {"kyber_one_time": [bad_sig(), with_len(1567)]}, "INVALID_SIGNATURE"),
+                ("Kyber one-time entries [bad length, bad signature] (in order)",
+                 {"kyber_one_time": [with_len(1567), bad_sig()]}, "INVALID_KEY"),
+                ("a badly signed one-time beside a last resort of bad length (one-time entries first)",
+                 {"kyber_one_time": [bad_sig()], "kyber_last_resort": with_len(1567)}, "INVALID_SIGNATURE"),
+                ("a valid one-time then a badly signed one", {"kyber_one_time": [good, bad_sig()]}, "INVALID_SIGNATURE"),
+            ]
+            results = []
+            for n, (what, fields, code) in enumerate(cases):
+                r = await self.upload(k1, 500 + n, registration_id=999, **fields)
+                results.append(r)
+                t.check(r == code, f"kyber: upload with {what} → Error {code}{{request_id}}", r)
+            _, p = await k1.ping(520)
+            t.check(p.get("request_id") == 520, "kyber: the connection stays open after refused uploads")
+            # A mixed upload with one bad entry (kate/2: 8 X25519, 0 Kyber one-time, last resort lrk2,
+            # registration id 555, no signed prekey) stores nothing of either kind.
+            r = await self.upload(k2, 2, registration_id=999,
+                                  signed_prekey={"id": 9, "public_key": spk.public, "signature": kid.sign(b"\x05" + spk.public)},
+                                  one_time=[{"id": 50 + i, "public_key": KeyPair().public} for i in range(2)],
+                                  kyber_one_time=[kyber_prekey(kid, 7), kyber_prekey(kid, 8), kyber_prekey(other, 9)],
+                                  kyber_last_resort=kyber_prekey(kid, 2))
+            await k2.close()
+            k2 = await self.connect(kate2)
+            await k2.expect("queue_empty")
+            w2 = k2.welcome
+            b = await self.kbundle("kate", 2, 437)
+            t.check(r == "INVALID_SIGNATURE" and w2.get("prekeys_remaining", 0) == 8 and w2.get("kyber_prekeys_remaining", 0) == 0
+                    and b.get("registration_id") == 555 and "signed_prekey" not in b and b.get("one_time", {}).get("id") == 5
+                    and b.get("kyber", {}).get("public_key") == lrk2["public_key"] and b.get("kyber_last_resort") is True,
+                    "kyber: a mixed upload (signed, X25519, Kyber one-time and last resort) with one bad Kyber signature stores nothing",
+                    f"{r}, welcome {w2}, bundle registration {b.get('registration_id')} one-time {b.get('one_time', {}).get('id')}")
+            await k2.close()
+            await k1.close()
+            k1 = await self.connect(kate)
+            await k1.expect("queue_empty")
+            b = await self.kbundle("kate", 1, 438)
+            t.check(k1.welcome.get("prekeys_remaining", 0) == 8 and k1.welcome.get("kyber_prekeys_remaining", 0) == 9
+                    and b.get("registration_id") == 777 and b.get("signed_prekey", {}).get("id") == 7
+                    and b.get("kyber", {}).get("id") == 204,
+                    "kyber: none of the refused uploads stored anything (counts, registration id, signed prekey, Kyber ids)",
+                    f"welcome {k1.welcome}, registration {b.get('registration_id')}, kyber {b.get('kyber', {}).get('id')}")
+            await k1.close()
+            k1 = None
+            # The relay checks the length only (§8.3): a key failing FIPS 203's modulus check is kept.
+            kate3 = Device("kate", 3, identity=kid)
+            c = await self.connect(kate3, IK, action=kate3.register_action())
+            junk = b"\xff" * KYBER_EK_LEN  # every 12-bit coefficient 4,095 ≥ q = 3,329
+            r = await self.upload(c, 1, kyber_one_time=[kyber_prekey(kid, 1, ek=junk)])
+            b = await self.kbundle("kate", 3, 439)
+            t.check(r == "ok" and b.get("kyber", {}).get("public_key") == junk,
+                    "kyber: a 1,568-byte key failing FIPS 203's modulus check is accepted and handed out (length check only)", r)
+            b = await self.kbundle("kate", 3, 440)
+            t.check("kyber" not in b and not b.get("kyber_last_resort"),
+                    "kyber: one-time Kyber prekeys only, all consumed, no last resort → bundle without kyber (REVIEW.md 15)",
+                    str(sorted(b)))
+            # §8.1: registration_id "is stored on every upload", so a Kyber-only upload without it stores 0.
+            r = await self.upload(c, 2, registration_id=None, kyber_last_resort=kyber_prekey(kid, 2))
+            b = await self.kbundle("kate", 3, 441)
+            t.check(r == "ok" and b.get("registration_id", 0) == 0 and b.get("kyber_last_resort") is True,
+                    "kyber: a Kyber-only upload without registration_id stores registration id 0 (§8.1, REVIEW.md 16)",
+                    f"{r}, registration id {b.get('registration_id', 0)}")
+            # Not specified (REVIEW.md 18): a Kyber prekey with id 0 (absent on the wire). Recorded, not judged.
+            r = await self.upload(c, 3, kyber_one_time=[kyber_prekey(kid, 0)])
+            b = await self.kbundle("kate", 3, 442) if r == "ok" else {}
+            print(f"INFO a one-time Kyber prekey with id 0: upload {r}"
+                  + (f", handed out with id {b.get('kyber', {}).get('id', 0)} last_resort={b.get('kyber_last_resort', False)}"
+                     if r == "ok" else ""), flush=True)
+            await c.close()
+        except Exception as exc:  # noqa: BLE001
+            t.error("kyber prekeys", exc)
+        finally:
+            if k1 is not None:
+                await k1.close()
+        await self.check_kyber_limits()
+        if self._kf is not None:
+            await self._kf.close()
+
+    async def check_kyber_limits(self):
+        """§8.3: 1,000 stored one-time Kyber prekeys (counted after the upload), caps per kind, and
+        the "Sizes" arithmetic: 39 one-time Kyber prekeys in one stanza, 36 beside a full upload."""
+        t = self.t
+        kid = KeyPair()
+        ek = kyber_ek()
+        sig = kyber_prekey(kid, 0, ek=ek)["signature"]
+
+        def entry(i, key=ek, s=sig):
+            return {"id": i, "public_key": key, "signature": s}
+        big = 1 << 28  # 5-byte varints, as §8.3's arithmetic assumes
+        try:
+            kurt = Device("kurt", 1, identity=kid)
+            c = await self.connect(kurt, IK, action=kurt.register_action())
+            await c.expect("queue_empty")
+            fields = {"request_id": big + 1, "registration_id": big + 2, "kyber_one_time": [entry(big + i) for i in range(39)]}
+            size39 = len(encode_stanza("upload_prekeys", fields))
+            size40 = len(encode_stanza("upload_prekeys", dict(fields, kyber_one_time=[entry(big + i) for i in range(40)])))
+            t.check(size39 <= MAX_STANZA < size40 and size39 == 16 + 39 * 1646,
+                    "kyber sizes (§8.3): 39 one-time Kyber prekeys with 5-byte ids fit in a stanza, 40 do not",
+                    f"{size39} / {size40} bytes")
+            results = [await self.upload(c, big + 1, registration_id=big + 2, kyber_one_time=fields["kyber_one_time"])]
+            n = 1
+            while n < 962:
+                batch = list(range(n, min(n + 39, 962)))
+                results.append(await self.upload(c, 600 + len(results), kyber_one_time=[entry(i) for i in batch]))
+                n += len(batch)
+            t.check(results == ["ok"] * len(results), f"kyber: 1,000 one-time Kyber prekeys stored in {len(results)} uploads",
+                    str([r for r in results if r != "ok"][:3]))
+            ek1 = kyber_ek()
+            sig1 = kyber_prekey(kid, 0, ek=ek1)["signature"]
+            r = [await self.upload(c, 700, kyber_one_time=[entry(5000)]),
+                 await self.upload(c, 701, kyber_one_time=[entry(i, ek1, sig1) for i in range(1, 40)]),
+                 await self.upload(c, 702, kyber_one_time=[entry(i) for i in range(40, 78)] + [entry(5001)]),
+                 await self.upload(c, 703, kyber_one_time=[entry(5002), dict(entry(5003), signature=bytes(64))]),
+                 await self.upload(c, 704, one_time=[{"id": i, "public_key": KeyPair().public} for i in range(1, 101)]),
+                 await self.upload(c, 705, kyber_last_resort=entry(7000))]
+            t.check(r[0] == "TOO_MANY_PREKEYS", "kyber: a 1,001st one-time Kyber prekey → TOO_MANY_PREKEYS", r[0])
+            t.check(r[1] == "ok", "kyber: at 1,000, an upload that only replaces stored ids is accepted (the cap counts after the upload)", r[1])
+            t.check(r[2] == "TOO_MANY_PREKEYS", "kyber: at 1,000, 38 replacements and 1 new id → TOO_MANY_PREKEYS", r[2])
+            t.check(r[3] == "INVALID_SIGNATURE", "kyber: at 1,000, a new id beside a bad signature → INVALID_SIGNATURE (entries before the cap)", r[3])
+            t.check(r[4] == "ok" and r[5] == "ok",
+                    "kyber: at 1,000 one-time Kyber prekeys, X25519 one-time and a last-resort prekey are still accepted (caps per kind)", str(r[4:]))
+            await c.close()
+            c = await self.connect(kurt)
+            t.check(c.welcome.get("kyber_prekeys_remaining") == 1000 and c.welcome.get("prekeys_remaining") == 100,
+                    "kyber: Welcome.kyber_prekeys_remaining is 1,000 (nothing of the refused uploads stored)", str(c.welcome))
+            k, f, raw = await self.kfetch("kurt", [1], 710)
+            b = f["bundles"][0]
+            one = len(pb.encode(PREKEY_BUNDLE, b))
+            one += len(pb.key(3, 2)) + len(pb.enc_varint(one))
+            t.check(b.get("kyber", {}).get("id") == 1 and b["kyber"].get("public_key") == ek1,
+                    "kyber: the replaced id 1 is handed out with its new key", str(b.get("kyber", {}).get("id")))
+            t.check(one <= BUNDLE_MAX and len(raw) <= 6 + 34 + 4 + BUNDLE_MAX,
+                    "kyber sizes (§8.3): a bundle with a Kyber prekey is within the 1,813-byte bound",
+                    f"bundle {one} bytes, answer {len(raw)} bytes")
+            await c.close()
+            # The largest mixed upload of §8.3: 100 X25519, a signed prekey, a last resort and 36 Kyber, all 5-byte ids.
+            kurt2 = Device("kurt", 2, identity=kid)
+            c = await self.connect(kurt2, IK, action=kurt2.register_action())
+            spk = KeyPair()
+            full = {"request_id": big + 3, "registration_id": big + 4,
+                    "signed_prekey": {"id": big, "public_key": spk.public, "signature": kid.sign(b"\x05" + spk.public)},
+                    "one_time": [{"id": big + i, "public_key": KeyPair().public} for i in range(100)],
+                    "kyber_last_resort": entry(big + 999)}
+            s36 = len(encode_stanza("upload_prekeys", dict(full, kyber_one_time=[entry(big + i) for i in range(36)])))
+            s37 = len(encode_stanza("upload_prekeys", dict(full, kyber_one_time=[entry(big + i) for i in range(37)])))
+            r = await self.upload(c, big + 3, registration_id=big + 4, signed_prekey=full["signed_prekey"],
+                                  one_time=full["one_time"], kyber_last_resort=full["kyber_last_resort"],
+                                  kyber_one_time=[entry(big + i) for i in range(36)])
+            t.check(s36 <= MAX_STANZA < s37 and r == "ok",
+                    "kyber sizes (§8.3): 36 one-time Kyber prekeys fit beside 100 X25519, a signed and a last-resort prekey (37 do not)",
+                    f"{s36} / {s37} bytes, {r}")
+            await c.close()
+        except Exception as exc:  # noqa: BLE001
+            t.error("kyber limits", exc)
 
     # -- §7 --------------------------------------------------------------------
 
@@ -1329,6 +1770,7 @@ class Checker:
         await self.check_handshake_failures()
         await self.check_anonymous()
         await self.check_prekeys()
+        await self.check_kyber_prekeys()
         await self.check_messaging()
         await self.check_send_rejections()
         await self.check_violations()

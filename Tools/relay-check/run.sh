@@ -16,7 +16,7 @@ VENV="$HERE/.venv"
 PY="$VENV/bin/python"
 
 # 1. The Python environment (git-ignored): created on first use, re-created if a package is missing.
-if ! { [ -x "$PY" ] && "$PY" -c 'import noise, websockets, nacl' 2>/dev/null; }; then
+if ! { [ -x "$PY" ] && "$PY" -c 'import noise, websockets, nacl, kyber_py' 2>/dev/null; }; then
     echo "relay-check: creating $VENV" >&2
     rm -rf "$VENV"
     python3 -m venv "$VENV"
