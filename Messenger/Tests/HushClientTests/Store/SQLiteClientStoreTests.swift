@@ -151,7 +151,7 @@ final class SQLiteFactory: ClientStoreFactory, @unchecked Sendable {
         #expect(try reopened.messages(in: "bob", before: nil, limit: 10).count == 1)
         try reopened.close()
         let applied = try raw().read { db in try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations") }
-        #expect(applied == ["v1", "v2"])
+        #expect(applied == ["v1", "v2", "v3"])
         let attributes = try FileManager.default.attributesOfItem(atPath: path)
         #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o600)
     }
@@ -160,10 +160,10 @@ final class SQLiteFactory: ClientStoreFactory, @unchecked Sendable {
         let store = try create()
         try store.enqueue(ClientStoreConformance.item(7, payload: Array("sealed-envelope-v1".utf8)))
         try store.close()
-        // Back to schema v1: no inner column, v2 not recorded.
+        // Back to schema v2: no inner column, v3 not recorded.
         try raw().write { db in
             try db.execute(sql: "ALTER TABLE outbox DROP COLUMN inner")
-            try db.execute(sql: "DELETE FROM grdb_migrations WHERE identifier = 'v2'")
+            try db.execute(sql: "DELETE FROM grdb_migrations WHERE identifier = 'v3'")
         }
         let reopened = try open()
         let items = try reopened.outbox()
@@ -175,7 +175,7 @@ final class SQLiteFactory: ClientStoreFactory, @unchecked Sendable {
         #expect(try reopened.outbox()[0].inner == inner)
         try reopened.close()
         let applied = try raw().read { db in try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations") }
-        #expect(applied == ["v1", "v2"])
+        #expect(applied == ["v1", "v2", "v3"])
     }
 
     @Test func aNewerSchemaIsRefused() throws {
