@@ -46,6 +46,8 @@ struct Run: AsyncParsableCommand {
     var connectConcurrency = 128
     @Option(help: "Seconds to let the relay settle after the logins before reading its memory.")
     var idle: Double = 2
+    @Flag(name: .customLong("cross-node"), help: "With several --relay: each sender's partner (and its offline targets) are on the next relay, so every message crosses nodes.")
+    var crossNode = false
 
     func validate() throws {
         guard !relay.isEmpty else { throw ValidationError("give at least one --relay ws://127.0.0.1:PORT") }
@@ -57,6 +59,7 @@ struct Run: AsyncParsableCommand {
         guard duration > 0, duration <= 3_600 else { throw ValidationError("--duration must be within (0, 3600] seconds") }
         guard rate >= 0, window >= 1, window <= 1_000, threads >= 1, threads <= 64 else { throw ValidationError("bad --rate, --window or --threads") }
         guard idle >= 0, idle <= 600 else { throw ValidationError("--idle must be within 0...600 seconds") }
+        guard !crossNode || relay.count >= 2 else { throw ValidationError("--cross-node needs at least two --relay") }
     }
 
     func run() async throws {
@@ -68,7 +71,7 @@ struct Run: AsyncParsableCommand {
             WorkerPlan(relays: relay, trustRoot: trustRoot, connections: share(connections, k), offlineDevices: share(offline, k),
                        offlineShare: offlineShare, rate: rate / Double(processes), duration: duration, window: window, threads: threads,
                        sourceAddresses: sourceAddresses, sourceOffset: k * 7, connectConcurrency: connectConcurrency,
-                       accountPrefix: "\(prefix)p\(k)")
+                       accountPrefix: "\(prefix)p\(k)", crossNode: crossNode)
         }
         var pids = relayPID
         if pids.isEmpty {
@@ -238,6 +241,7 @@ struct Report: Encodable {
     let connections_requested: Int
     let relays: [String]
     let processes: Int
+    let cross_node: Bool
     let trust: String
     let registrations: Int
     let registrations_per_s: Double
@@ -291,6 +295,7 @@ struct Report: Encodable {
         connections_requested = run.connections
         relays = run.relay
         processes = run.processes
+        cross_node = run.crossNode
         trust = run.trustRoot == nil ? "first use (certificate accepted unverified)" : "pinned trust root"
         registrations = sum(\.registered)
         registrations_per_s = Double(registrations) / max(results.map(\.registerSeconds).max() ?? 0, 1e-9)

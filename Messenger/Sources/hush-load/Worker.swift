@@ -20,6 +20,7 @@ struct WorkerPlan: Codable, Sendable {
     var sourceOffset: Int
     var connectConcurrency: Int
     var accountPrefix: String
+    var crossNode = false           // partners on relay (r + 1) % relays.count
 }
 
 /// What one worker measured (merged by the coordinator when several processes ran).
@@ -178,9 +179,14 @@ final class Worker: @unchecked Sendable {
         let offlineByRelay = Dictionary(grouping: devices.filter(\.offline), by: \.relay)
         let onlineByRelay = Dictionary(grouping: conns, by: \.device.relay)
         var partner: [Int: LoadDevice] = [:]
-        for (_, list) in onlineByRelay {
-            for (k, c) in list.enumerated() { partner[c.device.index] = list[(k + 1) % list.count].device }
+        for (r, list) in onlineByRelay {
+            if plan.crossNode, let other = onlineByRelay[(r + 1) % targets.count], !other.isEmpty {
+                for (k, c) in list.enumerated() { partner[c.device.index] = other[k % other.count].device }
+            } else {
+                for (k, c) in list.enumerated() { partner[c.device.index] = list[(k + 1) % list.count].device }
+            }
         }
+        let crossNode = plan.crossNode, relayCount = targets.count
         let perLoopRate = plan.rate / Double(loops.count)
         let drivers = loops.map { SendDriver(loop: $0, rate: perLoopRate, window: plan.window) }
         let byLoop = Dictionary(grouping: conns, by: { $0.device.index % loops.count })
@@ -197,7 +203,7 @@ final class Worker: @unchecked Sendable {
                 for c in list {
                     c.driver = driver
                     c.partner = partner[c.device.index]
-                    c.offlineTargets = offlineByRelay[c.device.relay] ?? []
+                    c.offlineTargets = offlineByRelay[crossNode ? (c.device.relay + 1) % relayCount : c.device.relay] ?? []
                     c.offlineShare = share
                 }
                 driver.senders = list
