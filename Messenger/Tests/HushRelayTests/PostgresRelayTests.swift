@@ -157,8 +157,8 @@ extension PostgresTests {
         /// sends in flight: every send is answered with an ack or a typed error (none hangs),
         /// resending the failed ones with the same ids succeeds, and the recipient then receives
         /// every message exactly once: nothing acknowledged was lost, nothing stored twice.
-        @Test(.enabled(if: ProcessInfo.processInfo.environment["HUSH_TEST_POSTGRES_FAULTS"] == "1",
-                       "set HUSH_TEST_POSTGRES_FAULTS=1 to restart the test PostgreSQL server under load (not yet stable: 5 of 6 runs passed, one ended with a 1001 close after 60 s)"))
+        @Test(.enabled(if: TestPostgres.isPrivateCluster,
+                       "HUSH_TEST_POSTGRES_URL is not the running private cluster of Messenger/Scripts/postgres.sh (with this environment's HUSH_PG_DIR/HUSH_PG_PORT): the test would restart a server it does not own"))
         func postgresRestartUnderLoad() async throws {
             let node = try await PostgresNode.start(try TestPostgres.configuration(timeoutMilliseconds: 20_000), node: "n1")
             let alice = TestDevice("alice"), bob = TestDevice("bob")
@@ -228,8 +228,7 @@ extension PostgresTests {
         /// (node 2, receiving and acking); node 2 is killed mid-stream; bob reconnects to node 1
         /// and drains there. Every message acknowledged to alice reaches bob, each message is
         /// stored once (one server id per content).
-        @Test(.disabled("unfinished: with two hush-relay processes on PostgreSQL this test once ended with a 4006 close and later hung; not yet diagnosed"))
-        func killNineOfANodeLosesNothing() async throws {
+        @Test func killNineOfANodeLosesNothing() async throws {
             try #require(FileManager.default.fileExists(atPath: RelayProcess.binary.path),
                          "build the relay first: swift build --product hush-relay")
             var config = try TestPostgres.configuration()
@@ -246,7 +245,9 @@ extension PostgresTests {
                 try? FileManager.default.removeItem(at: dir2)
             }
             let n1 = try RelayProcess(dataDir: dir1, extraArguments: ["--store", store])
+            defer { if n1.process.isRunning { n1.kill9() } }  // a failed test leaves no process behind
             let n2 = try RelayProcess(dataDir: dir2, extraArguments: ["--store", store])
+            defer { if n2.process.isRunning { n2.kill9() } }
             try await n1.ready()
             try await n2.ready()
             func connect(_ r: RelayProcess, _ d: TestDevice, register: Bool) async throws -> RelayTestClient {
