@@ -215,56 +215,89 @@ final class PostgresGroupCommitter: Sendable {
     /// is closed before it goes back to the pool (it is never reused in an unknown state); no
     /// ROLLBACK is sent after an error that ended the session (it would never be answered).
     private func attempt(_ batch: [Write], ambiguous: Bool, flags: AttemptFlags, deadline: ContinuousClock.Instant) async -> Outcome {
-        let task = Task { [client, logger] () async -> Outcome in
-            do {
-                try await client.withConnection { connection in
-                    flags.connection.withLock { $0 = connection }
-                    guard !connection.isClosed else { throw Failure.closedConnection }
-                    do {
-                        flags.began.withLock { $0 = true }
-                        flags.stage.withLock { $0 = "BEGIN" }
-                        try await connection.query("BEGIN", logger: logger)
-                        for (i, w) in batch.enumerated() {
-                            flags.stage.withLock { $0 = "write \(i)" }
-                            do { try await w.apply(connection, ambiguous) } catch let e as PSQLError where e.code == .server {
-                                if Self.endsSession(e) || connection.isClosed {
-                                    connection.close().whenComplete { _ in }
-                                } else if await !Self.rollback(connection, logger: logger) {
-                                    connection.close().whenComplete { _ in }
-                                }
-                                throw Failure.statement(index: i, e)
-                            }
-                        }
-                        flags.commitSent.withLock { $0 = true }
-                        flags.stage.withLock { $0 = "COMMIT" }
-                        try await connection.query("COMMIT", logger: logger)
-                    } catch let failure as Failure {
-                        throw failure
-                    } catch {
-                        // Lost mid-transaction (or a failed BEGIN/COMMIT): never hand it back open.
-                        connection.close().whenComplete { _ in }
-                        throw error
-                    }
+        let started = ContinuousClock.now
+        return await withCheckedContinuation { (continuation: CheckedContinuation<Outcome, Never>) in
+            // The first of: the attempt's own outcome, its connection closing under it (after a
+            // server shutdown postgres-nio may never answer the query in flight), the deadline.
+            let done = Mutex(false)
+            let timer = Mutex<Task<Void, Never>?>(nil)
+            let finish: @Sendable (Outcome) -> Bool = { outcome in
+                let first = done.withLock { d -> Bool in
+                    defer { d = true }
+                    return !d
                 }
-                return .committed
-            } catch Failure.statement(let index, let error) {
-                return .statement(index: index, error)
-            } catch {
-                return .lost(error)
+                guard first else { return false }
+                timer.withLock { $0 }?.cancel()
+                continuation.resume(returning: outcome)
+                return true
             }
+            let task = Task { [client, logger] in
+                let outcome: Outcome
+                do {
+                    try await client.withConnection { connection in
+                        flags.connection.withLock { $0 = connection }
+                        guard !connection.isClosed else { throw Failure.closedConnection }
+                        connection.closeFuture.whenComplete { _ in _ = finish(.lost(Failure.closedConnection)) }
+                        do {
+                            flags.began.withLock { $0 = true }
+                            flags.stage.withLock { $0 = "BEGIN" }
+                            try await connection.query("BEGIN", logger: logger)
+                            for (i, w) in batch.enumerated() {
+                                flags.stage.withLock { $0 = "write \(i)" }
+                                do { try await w.apply(connection, ambiguous) } catch let e as PSQLError where e.code == .server {
+                                    if Self.endsSession(e) || connection.isClosed {
+                                        connection.close().whenComplete { _ in }
+                                    } else if await !Self.rollback(connection, logger: logger) {
+                                        connection.close().whenComplete { _ in }
+                                    }
+                                    throw Failure.statement(index: i, e)
+                                }
+                            }
+                            flags.commitSent.withLock { $0 = true }
+                            flags.stage.withLock { $0 = "COMMIT" }
+                            try await connection.query("COMMIT", logger: logger)
+                        } catch let failure as Failure {
+                            throw failure
+                        } catch {
+                            // Lost mid-transaction (or a failed BEGIN/COMMIT): never hand it back open.
+                            connection.close().whenComplete { _ in }
+                            throw error
+                        }
+                    }
+                    outcome = .committed
+                } catch Failure.statement(let index, let error) {
+                    outcome = .statement(index: index, error)
+                } catch {
+                    outcome = .lost(error)
+                }
+                if !finish(outcome) {
+                    // Given up on already (its connection closed, or the deadline): it ended late.
+                    logger.debug("abandoned commit attempt ended", metadata: ["after": "\(ContinuousClock.now - started)", "stage": "\(flags.stage.withLock { $0 })"])
+                }
+            }
+            // The lease may wait for a server that is not back yet: past the deadline, a wait
+            // that has not begun a transaction is cancelled; a begun one gets the grace, then
+            // its connection is closed under it.
+            let t = Task {
+                do { try await Task.sleep(until: deadline, clock: .continuous) } catch { return }
+                if !flags.began.withLock({ $0 }) {
+                    task.cancel()
+                    _ = finish(.lost(CancellationError()))
+                    return
+                }
+                do { try await Task.sleep(until: deadline.advanced(by: Self.grace), clock: .continuous) } catch { return }
+                // Still the attempt's own connection: the attempt has not returned it to the pool.
+                guard !done.withLock({ $0 }) else { return }
+                task.cancel()
+                flags.connection.withLock { $0 }?.close().whenComplete { _ in }
+                _ = finish(.timedOut)
+            }
+            let late = timer.withLock { slot -> Bool in
+                slot = t
+                return done.withLock { $0 }
+            }
+            if late { t.cancel() }
         }
-        // The lease may wait for a server that is not back yet: past the deadline, a wait that
-        // has not begun a transaction is cancelled; a begun one gets the grace, then its
-        // connection is closed under it.
-        let canceller = Task {
-            do { try await Task.sleep(until: deadline, clock: .continuous) } catch { return }
-            if !flags.began.withLock({ $0 }) { task.cancel() }
-        }
-        defer { canceller.cancel() }
-        if let outcome = await withDeadline(deadline.advanced(by: Self.grace), { await task.value }) { return outcome }
-        task.cancel()
-        flags.connection.withLock { $0 }?.close().whenComplete { _ in }
-        return flags.began.withLock({ $0 }) ? .timedOut : .lost(CancellationError())
     }
 
     /// Rolls back after a failed statement; false when the server did not confirm in time.
