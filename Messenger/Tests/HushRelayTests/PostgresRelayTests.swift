@@ -25,8 +25,13 @@ struct PostgresNode {
         }
         let (ready, continuation) = AsyncStream<Void>.makeStream()
         let listener = Task { [relay] in await cluster.run(relay: relay.relay, listening: { continuation.yield() }) }
-        var it = ready.makeAsyncIterator()
-        _ = await it.next()  // listening on both channels
+        // Listening on both channels (bounded: a node that never listens fails the test).
+        guard await firstElement(of: ready) != nil else {
+            listener.cancel()
+            await relay.stop()
+            await store.shutdown()
+            throw ClientError.timedOut
+        }
         return PostgresNode(store: store, cluster: cluster, relay: relay, listener: listener)
     }
 
