@@ -158,7 +158,7 @@ func metricValue(_ text: String, _ name: String, _ labels: [String: String] = [:
         #expect(health?.hasSuffix("\r\n\r\nok\n") == true, "health: \(String(describing: health))")
         let during = try await httpGet(port: port, "/metrics") ?? ""
         let timedOut = ["http", "unknown", "xx"].map { metricValue(during, "hush_relay_handshakes_total", ["pattern": $0, "result": "timeout"]) }
-        print("thousandsOfHalfOpenHandshakes: when all were open and served, timed out (http, silent, after XX 1): \(timedOut) of \(perKind) each")
+        print("thousandsOfHalfOpenHandshakes: after the last wave, already timed out (http, silent, after XX 1): \(timedOut) of \(perKind) each")
         #expect(raw.count == perKind && silent.count == perKind && midNoise.count == perKind)
 
         // Every half-open connection is closed by the relay (none by us), all within one
