@@ -126,6 +126,47 @@ extension PostgresTests {
             await n2.stop()
         }
 
+        /// A node serves connections before its first LISTEN is established (and while a lost
+        /// listening connection is replaced): a wake-up NOTIFYed then never reaches it. So on
+        /// every LISTEN, the first one included, it reads the queues of the devices it holds:
+        /// bob, logged in on node 2 before node 2 listens, receives what alice sent meanwhile.
+        @Test func wakeUpsBeforeTheFirstListenAreNotMissed() async throws {
+            let config = try TestPostgres.configuration()
+            let n1 = try await PostgresNode.start(config, node: "n1")
+            var c2 = config
+            c2.nodeID = "n2"
+            let store2 = try await PostgresRelayStore.connect(c2, notifyCommits: true, logger: TestPostgres.logger)
+            let cluster2 = PostgresRelayCluster(store: store2, logger: TestPostgres.logger)
+            let relay2 = try await TestRelay.start(store: store2) {
+                $0.cluster = cluster2
+                $0.stanzaBurst = 1_000_000
+            }
+            let alice = TestDevice("alice"), bob = TestDevice("bob")
+            let a = try await RelayTestClient.register(n1.relay, alice)
+            try await a.waitQueueEmpty()
+            let b = try await RelayTestClient.register(relay2, bob)
+            try await b.waitQueueEmpty()
+            // Node 2 is not listening: the message commits and its NOTIFY goes by unseen.
+            let ack = try await a.sendAndWait(1, to: "bob", "early")
+            guard case .serverAck? = ack.body else { Issue.record("no ack: \(ack)"); return }
+            // Node 2 starts listening, and finds the message by reading bob's queue.
+            let (ready, continuation) = AsyncStream<Void>.makeStream()
+            let listener = Task { await cluster2.run(relay: relay2.relay, listening: { continuation.yield() }) }
+            #expect(await firstElement(of: ready) != nil, "node 2 never listened")
+            let d = try await b.nextDeliver()
+            #expect(d.payload == Data("early".utf8))
+            try await b.ack([d.serverID])
+            _ = try await b.ping(1)
+            #expect(try await store2.queueDepth(account: "bob", deviceID: 1) == 0)
+            await a.close()
+            await b.close()
+            await relay2.stop()
+            listener.cancel()
+            await listener.value
+            await store2.shutdown()
+            await n1.stop()
+        }
+
         /// A device connecting to a second node takes over: its connection on the first node is
         /// closed with 4007 (connected elsewhere), and its unacknowledged message is delivered
         /// again on the new connection.
