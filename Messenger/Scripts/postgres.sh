@@ -34,8 +34,18 @@ start() {
   if as_owner "$bin/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then return 0; fi
   # Durable commits (fsync, synchronous_commit on: the defaults); enough connections for several
   # relay nodes with their pools; loopback only.
-  as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=300 -c shared_buffers=128MB" start >/dev/null
+  # The postmaster outlives this script: it must not inherit the caller's file descriptors
+  # (a test's pipes would stay open in it, and a reader waiting for their end would hang).
+  # A subshell closes every descriptor above 2, then runs pg_ctl with stdin from /dev/null.
+  (
+    for fd in /proc/$BASHPID/fd/*; do
+      n=${fd##*/}
+      if [ "$n" -gt 2 ] 2>/dev/null; then eval "exec $n>&-"; fi
+    done
+    exec </dev/null
+    as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+      -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=300 -c shared_buffers=128MB" start >/dev/null
+  )
 }
 stop() {
   if [ -f "$dir/data/PG_VERSION" ] && as_owner "$bin/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then

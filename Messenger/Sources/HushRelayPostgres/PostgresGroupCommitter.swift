@@ -9,7 +9,8 @@ import Synchronization
 /// contract) and one device's pushes arrive in server-id order.
 ///
 /// A lost connection: a batch whose `COMMIT` was never sent is rolled back by the server and
-/// is retried on a new connection. A batch whose `COMMIT` was sent but not answered is
+/// is retried on a new connection (a failed connection is closed, never reused; attempts are
+/// bounded in count and time). A batch whose `COMMIT` was sent but not answered is
 /// ambiguous; it is retried too, and each write is told so (`retry: true`): the enqueue
 /// function then recognises its own earlier commit through the dedupe row and reports it as
 /// stored, so nothing is stored twice and nothing committed is reported as failed. Callers
@@ -121,9 +122,34 @@ final class PostgresGroupCommitter: Sendable {
     enum Failure: Error {
         /// One statement failed on the server: the transaction is aborted, nothing committed.
         case statement(index: Int, any Error)
+        /// The leased connection was already closed: nothing was sent on it.
+        case closedConnection
     }
 
-    /// Commits `batch`, retrying lost connections until the deadline.
+    /// Most attempts at one batch (each also bounded by the batch's deadline).
+    static let maxAttempts = 64
+    /// How long past the deadline a begun attempt may still finish before its connection is
+    /// closed under it (postgres-nio does not answer some queries on a connection whose session
+    /// ended; this bounds the wait).
+    static let grace = Duration.seconds(2)
+    /// Longest wait for a ROLLBACK after a failed statement.
+    static let rollbackTimeout = Duration.seconds(2)
+
+    /// How one attempt at a batch ended.
+    private enum Outcome {
+        case committed
+        case statement(index: Int, any Error)
+        /// The connection failed (or was closed) before the commit's outcome was known.
+        case lost(any Error)
+        /// Not finished by the deadline plus ``grace``: its connection was closed.
+        case timedOut
+    }
+
+    /// Commits `batch`, retrying lost connections until the deadline (or ``maxAttempts``).
+    /// A batch whose `COMMIT` was sent but not answered is retried with `retry: true` (the
+    /// dedupe rows tell what committed); if its outcome is still unknown at the end, every
+    /// write fails with ``RelayStoreError/unavailable``: it is never acknowledged as committed,
+    /// the client resends it with the same id, and the dedupe id makes that safe.
     private func commit(_ batch: [Write]) async {
         let deadline = ContinuousClock.now.advanced(by: timeout)
         // The callers stop waiting at the deadline; the batch is still finished here first.
@@ -134,39 +160,28 @@ final class PostgresGroupCommitter: Sendable {
         defer { watchdog.cancel() }
         var ambiguous = false
         var backoff = Duration.milliseconds(20)
+        var attempts = 0
         while true {
+            attempts += 1
             let flags = AttemptFlags()
-            do {
-                // The lease may wait for a server that is not back yet: past the deadline, a
-                // wait that has not begun a transaction is cancelled (a begun one is finished).
-                let attempt = Task { [client, logger, ambiguous, flags] in
-                    try await client.withConnection { connection in
-                    flags.began.withLock { $0 = true }
-                    try await connection.query("BEGIN", logger: logger)
-                    for (i, w) in batch.enumerated() {
-                        do { try await w.apply(connection, ambiguous) } catch let e as PSQLError where e.code == .server {
-                            try? await connection.query("ROLLBACK", logger: logger)
-                            throw Failure.statement(index: i, e)
-                        }
-                    }
-                    flags.commitSent.withLock { $0 = true }
-                    try await connection.query("COMMIT", logger: logger)
-                    }
-                }
-                let canceller = Task {
-                    do { try await Task.sleep(until: deadline, clock: .continuous) } catch { return }
-                    if !flags.began.withLock({ $0 }) { attempt.cancel() }
-                }
-                defer { canceller.cancel() }
-                try await attempt.value
+            let outcome = await attempt(batch, ambiguous: ambiguous, flags: flags, deadline: deadline)
+            let more = ContinuousClock.now < deadline && attempts < Self.maxAttempts
+            switch outcome {
+            case .committed:
                 for w in batch { w.finish(nil) }
                 return
-            } catch Failure.statement(let index, let error) {
-                if Self.isTransient(error), ContinuousClock.now < deadline {
+            case .statement(let index, let error):
+                if Self.isTransient(error), more {
                     // Deadlock with another node, or the server is shutting down: nothing committed.
+                    logger.warning("batch failed with a transient server error; retrying", metadata: ["error": "\(Self.describe(error))"])
                     try? await Task.sleep(for: backoff)
                     backoff = min(backoff * 2, .milliseconds(500))
                     continue
+                }
+                if Self.isTransient(error) {
+                    logger.error("database unavailable; writes not acknowledged", metadata: ["writes": "\(batch.count)", "error": "\(Self.describe(error))"])
+                    for w in batch { w.finish(.unavailable) }
+                    return
                 }
                 // A bad write aborts only its own batch: commit the others one by one.
                 if batch.count == 1 {
@@ -177,9 +192,9 @@ final class PostgresGroupCommitter: Sendable {
                 logger.warning("batch aborted by one write; committing its writes one by one", metadata: ["index": "\(index)"])
                 for w in batch { await commit([w]) }
                 return
-            } catch {
+            case .lost(let error):
                 if flags.commitSent.withLock({ $0 }) { ambiguous = true }
-                guard ContinuousClock.now < deadline else {
+                guard more else {
                     logger.error("database unavailable; writes not acknowledged", metadata: ["writes": "\(batch.count)", "error": "\(Self.describe(error))"])
                     for w in batch { w.finish(.unavailable) }
                     return
@@ -187,8 +202,120 @@ final class PostgresGroupCommitter: Sendable {
                 logger.warning("database connection lost; retrying batch", metadata: ["ambiguous": "\(ambiguous)", "error": "\(Self.describe(error))"])
                 try? await Task.sleep(for: backoff)
                 backoff = min(backoff * 2, .milliseconds(500))
+            case .timedOut:
+                logger.error("database did not answer; writes not acknowledged",
+                             metadata: ["writes": "\(batch.count)", "stage": "\(flags.stage.withLock { $0 })", "attempts": "\(attempts)"])
+                for w in batch { w.finish(.unavailable) }
+                return
             }
         }
+    }
+
+    /// One transaction for `batch` on a leased connection. A connection that fails in any way
+    /// is closed before it goes back to the pool (it is never reused in an unknown state); no
+    /// ROLLBACK is sent after an error that ended the session (it would never be answered).
+    private func attempt(_ batch: [Write], ambiguous: Bool, flags: AttemptFlags, deadline: ContinuousClock.Instant) async -> Outcome {
+        let started = ContinuousClock.now
+        return await withCheckedContinuation { (continuation: CheckedContinuation<Outcome, Never>) in
+            // The first of: the attempt's own outcome, its connection closing under it (after a
+            // server shutdown postgres-nio may never answer the query in flight), the deadline.
+            let done = Mutex(false)
+            let timer = Mutex<Task<Void, Never>?>(nil)
+            let finish: @Sendable (Outcome) -> Bool = { outcome in
+                let first = done.withLock { d -> Bool in
+                    defer { d = true }
+                    return !d
+                }
+                guard first else { return false }
+                timer.withLock { $0 }?.cancel()
+                continuation.resume(returning: outcome)
+                return true
+            }
+            let task = Task { [client, logger] in
+                let outcome: Outcome
+                do {
+                    try await client.withConnection { connection in
+                        flags.connection.withLock { $0 = connection }
+                        guard !connection.isClosed else { throw Failure.closedConnection }
+                        connection.closeFuture.whenComplete { _ in _ = finish(.lost(Failure.closedConnection)) }
+                        do {
+                            flags.began.withLock { $0 = true }
+                            flags.stage.withLock { $0 = "BEGIN" }
+                            try await connection.query("BEGIN", logger: logger)
+                            for (i, w) in batch.enumerated() {
+                                flags.stage.withLock { $0 = "write \(i)" }
+                                do { try await w.apply(connection, ambiguous) } catch let e as PSQLError where e.code == .server {
+                                    if Self.endsSession(e) || connection.isClosed {
+                                        connection.close().whenComplete { _ in }
+                                    } else if await !Self.rollback(connection, logger: logger) {
+                                        connection.close().whenComplete { _ in }
+                                    }
+                                    throw Failure.statement(index: i, e)
+                                }
+                            }
+                            flags.commitSent.withLock { $0 = true }
+                            flags.stage.withLock { $0 = "COMMIT" }
+                            try await connection.query("COMMIT", logger: logger)
+                        } catch let failure as Failure {
+                            throw failure
+                        } catch {
+                            // Lost mid-transaction (or a failed BEGIN/COMMIT): never hand it back open.
+                            connection.close().whenComplete { _ in }
+                            throw error
+                        }
+                    }
+                    outcome = .committed
+                } catch Failure.statement(let index, let error) {
+                    outcome = .statement(index: index, error)
+                } catch {
+                    outcome = .lost(error)
+                }
+                if !finish(outcome) {
+                    // Given up on already (its connection closed, or the deadline): it ended late.
+                    logger.debug("abandoned commit attempt ended", metadata: ["after": "\(ContinuousClock.now - started)", "stage": "\(flags.stage.withLock { $0 })"])
+                }
+            }
+            // The lease may wait for a server that is not back yet: past the deadline, a wait
+            // that has not begun a transaction is cancelled; a begun one gets the grace, then
+            // its connection is closed under it.
+            let t = Task {
+                do { try await Task.sleep(until: deadline, clock: .continuous) } catch { return }
+                if !flags.began.withLock({ $0 }) {
+                    task.cancel()
+                    _ = finish(.lost(CancellationError()))
+                    return
+                }
+                do { try await Task.sleep(until: deadline.advanced(by: Self.grace), clock: .continuous) } catch { return }
+                // Still the attempt's own connection: the attempt has not returned it to the pool.
+                guard !done.withLock({ $0 }) else { return }
+                task.cancel()
+                flags.connection.withLock { $0 }?.close().whenComplete { _ in }
+                _ = finish(.timedOut)
+            }
+            let late = timer.withLock { slot -> Bool in
+                slot = t
+                return done.withLock { $0 }
+            }
+            if late { t.cancel() }
+        }
+    }
+
+    /// Rolls back after a failed statement; false when the server did not confirm in time.
+    private static func rollback(_ connection: PostgresConnection, logger: Logger) async -> Bool {
+        let deadline = ContinuousClock.now.advanced(by: rollbackTimeout)
+        let ok = await withDeadline(deadline) {
+            do { try await connection.query("ROLLBACK", logger: logger); return true } catch { return false }
+        }
+        return ok ?? false
+    }
+
+    /// A server error after which the session is over (the server closes the connection):
+    /// FATAL or PANIC severity, operator intervention (57P: shutdown, crash, cannot connect
+    /// now), connection exceptions (08).
+    static func endsSession(_ e: PSQLError) -> Bool {
+        let severity = e.serverInfo?[.severity] ?? ""
+        let state = e.serverInfo?[.sqlState] ?? ""
+        return severity == "FATAL" || severity == "PANIC" || state.hasPrefix("57P") || state.hasPrefix("08")
     }
 
     /// Server errors that mean "try again": serialization failure, deadlock, the server
@@ -219,6 +346,10 @@ final class PostgresGroupCommitter: Sendable {
 final class AttemptFlags: Sendable {
     let began = Mutex(false)
     let commitSent = Mutex(false)
+    /// The statement the attempt is at (for the log when it does not finish).
+    let stage = Mutex("lease")
+    /// The leased connection (closed under a query that does not finish in time).
+    let connection = Mutex<PostgresConnection?>(nil)
 }
 
 /// Runs `body`, retrying transient failures (lost connections, restarts) until `timeout` has

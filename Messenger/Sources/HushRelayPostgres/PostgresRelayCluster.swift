@@ -11,8 +11,11 @@ import Synchronization
 ///   which reads the queue. Nodes never talk to each other directly.
 /// - Takeover: a login bumps the device's session number in the database and NOTIFYs it; a node
 ///   holding an older session of that device closes it with 4007 (connected elsewhere).
-/// - Missed notifications (the listening connection was lost): after listening again, every
-///   local connection reads its queue, and sessions are re-checked against the database.
+/// - Missed notifications: a wake-up NOTIFYed before this node LISTENs is never seen (the
+///   node may already hold connections then, and the listening connection may be lost and
+///   re-established). So each time it starts listening — the first time and after every
+///   re-LISTEN — every local connection reads its queue, and sessions are re-checked against
+///   the database.
 /// - `kill -9` of a node: its queue rows are committed; its devices reconnect to another node.
 public final class PostgresRelayCluster: RelayCluster {
     private let store: PostgresRelayStore
@@ -53,15 +56,14 @@ public final class PostgresRelayCluster: RelayCluster {
         let config = store.configuration
         let me = config.nodeID
         var backoff = Duration.milliseconds(50)
-        var first = true
         while !Task.isCancelled {
             do {
                 try await store.client.withConnection { connection in
                     try await connection.listen(on: config.wakeChannel) { wakes in
                         try await connection.listen(on: config.onlineChannel) { onlines in
-                            // Listening: anything committed before now is found by a queue read.
-                            if !first { await self.resynchronise(relay) }
-                            first = false
+                            // Listening: anything committed before now (before the first LISTEN,
+                            // or while the listening connection was lost) is found by a queue read.
+                            await self.resynchronise(relay)
                             backoff = .milliseconds(50)
                             listening?()
                             try await withThrowingTaskGroup(of: Void.self) { group in
@@ -88,7 +90,6 @@ public final class PostgresRelayCluster: RelayCluster {
                 logger.warning("cluster listener lost; reconnecting", metadata: ["error": "\(PostgresGroupCommitter.describe(error))"])
             }
             if Task.isCancelled { return }
-            first = false
             try? await Task.sleep(for: backoff)
             backoff = min(backoff * 2, .seconds(2))
         }
@@ -104,7 +105,7 @@ public final class PostgresRelayCluster: RelayCluster {
         if older { await relay.takeOver(address) }
     }
 
-    /// After a gap in listening: every local connection reads its queue, and devices that
+    /// On (re)starting to listen: every local connection reads its queue, and devices that
     /// logged in elsewhere meanwhile are taken over.
     private func resynchronise(_ relay: Relay) async {
         relay.wakeAll()

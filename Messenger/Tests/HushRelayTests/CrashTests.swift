@@ -59,8 +59,14 @@ final class RelayProcess: @unchecked Sendable {
         process.waitUntilExit()
     }
 
+    /// SIGTERM, then its exit status; a relay still running after 30 s is killed (-1).
     func terminate() -> Int32 {
         kill(process.processIdentifier, SIGTERM)
+        for _ in 0..<600 where process.isRunning { usleep(50_000) }
+        if process.isRunning {
+            kill9()
+            return -1
+        }
         process.waitUntilExit()
         return process.terminationStatus
     }

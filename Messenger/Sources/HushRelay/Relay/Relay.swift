@@ -163,6 +163,8 @@ final class RelayConnection: ChannelDuplexHandler, RemovableChannelHandler, @unc
     private var deferred: RelayStanza?
     /// Most pipelined store operations per connection.
     static let maxPipelined = 32
+    /// A stanza of this connection waits for the store (a send, ack or other store work).
+    private var awaitsStore: Bool { busy || pipelined > 0 }
     /// No further inbound message is handled now.
     private var blocked: Bool { busy || deferred != nil || pipelined >= Self.maxPipelined }
     /// Inbound messages that arrived while `blocked` (bounded by one socket read).
@@ -291,6 +293,14 @@ final class RelayConnection: ChannelDuplexHandler, RemovableChannelHandler, @unc
             pingTimer = nil
             guard phase != .closed, let context = self.context else { return }
             if awaitingPong {
+                if awaitsStore {
+                    // The pong may be unread in the socket: reading pauses while a stanza's
+                    // store work is outstanding (a slow commit). Wait another interval; the
+                    // store work itself is bounded by the store's operation timeout.
+                    log(.debug, "no pong yet while awaiting the store; waiting another interval")
+                    schedulePing()
+                    return
+                }
                 // No pong since the last ping (§2).
                 close(.goingAway)
                 flush()

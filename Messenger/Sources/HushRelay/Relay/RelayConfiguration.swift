@@ -6,6 +6,10 @@ import HushTransport
 public struct RelayConfiguration: Sendable {
     /// A Noise handshake must complete within this time (§9).
     public var handshakeTimeout: Duration = .seconds(10)
+    /// A connection must send a complete HTTP request (the WebSocket upgrade, or a request for
+    /// `/health`, `/metrics`, `/v1/trust-root`) within this time of opening or of its last
+    /// response; otherwise it is closed (§9).
+    public var httpTimeout: Duration = .seconds(10)
     /// WebSocket ping interval; a connection that misses a pong is closed (§9).
     public var pingInterval: Duration = .seconds(30)
     /// Unacknowledged deliveries per connection (flow control, §7.3).

@@ -120,7 +120,10 @@ extension RelayServer {
 }
 
 /// `GET /health` and `GET /metrics` (§12); anything else is 404. Store reads for `/metrics`
-/// run off the event loop.
+/// run off the event loop. Until the upgrade (when the upgrader removes this handler) it also
+/// times the connection: one that has not sent a complete request within
+/// ``RelayConfiguration/httpTimeout`` of opening, or of its last response, is closed
+/// (counted as `hush_relay_handshakes_total{pattern="http",result="timeout"}`).
 final class HTTPEndpointHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
@@ -128,10 +131,43 @@ final class HTTPEndpointHandler: ChannelInboundHandler, RemovableChannelHandler 
     let relay: Relay
     let registry: PrometheusCollectorRegistry?
     private var head: HTTPRequestHead?
+    private var timer: Scheduled<Void>?
+    /// A request is being answered (no timeout until its response is written).
+    private var answering = false
 
     init(relay: Relay, registry: PrometheusCollectorRegistry?) {
         self.relay = relay
         self.registry = registry
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        startTimer(context)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        // Upgraded (or the channel is gone): the WebSocket handshake timeout takes over.
+        timer?.cancel()
+        timer = nil
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = nil
+        context.fireChannelInactive()
+    }
+
+    private func startTimer(_ context: ChannelHandlerContext) {
+        timer?.cancel()
+        let timeout = relay.configuration.httpTimeout
+        guard timeout > .zero else { return }
+        let relay = self.relay
+        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        timer = context.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(timeout)) { [self] in
+            timer = nil
+            guard !answering else { return }
+            relay.metrics.handshake("http", "timeout")
+            bound.value.close(promise: nil)
+        }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -141,6 +177,7 @@ final class HTTPEndpointHandler: ChannelInboundHandler, RemovableChannelHandler 
         case .end:
             guard let h = head else { return }
             head = nil
+            answering = true
             respond(context: context, to: h)
         }
     }
@@ -187,6 +224,8 @@ final class HTTPEndpointHandler: ChannelInboundHandler, RemovableChannelHandler 
         if !keepAlive { headers.add(name: "Connection", value: "close") }
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: request.version, status: status, headers: headers))), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        answering = false
+        startTimer(context)  // a kept-alive connection has the timeout again for its next request
         context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
             if !keepAlive { context.close(promise: nil) }
         }

@@ -1,6 +1,7 @@
 import Foundation
 import Hush
 import HushTransport
+import Testing
 @testable import HushRelay
 
 /// A device's keys and names for tests.
@@ -42,11 +43,16 @@ struct TestDevice: Sendable {
 enum ClientError: Error, Equatable {
     case closed(UInt16?)
     case unexpected(String)
+    /// Nothing arrived within the wait's timeout.
+    case timedOut
 }
 
-/// A thin relay client: handshake, then stanzas (the relay's test peer).
+/// A thin relay client: handshake, then stanzas (the relay's test peer). Every wait ends:
+/// after `timeout` (``TestWebSocket/defaultTimeout`` unless set) without a message it throws
+/// ``ClientError/timedOut``.
 final class RelayTestClient: @unchecked Sendable {
     let socket: TestWebSocket
+    var timeout: Duration = TestWebSocket.defaultTimeout
     var channel: StanzaChannel
     var welcome: RelayWelcome?
     /// Messages received before a specific wait found what it wanted.
@@ -61,28 +67,32 @@ final class RelayTestClient: @unchecked Sendable {
     /// Connects and runs the handshake; throws `ClientError.closed(code)` when the relay rejects.
     static func connect(_ relay: TestRelay, _ device: TestDevice?, pattern: RelayProtocol.Pattern, hello: RelayClientHello,
                         relayKey: Curve25519.KeyAgreement.PublicKey? = nil, now: (@Sendable () -> UInt64)? = nil,
-                        expectWelcome: Bool = true) async throws -> RelayTestClient {
+                        expectWelcome: Bool = true, timeout: Duration = TestWebSocket.defaultTimeout) async throws -> RelayTestClient {
         try await connect(port: relay.port, trustRoot: relay.identity.trustRoot, device, pattern: pattern, hello: hello,
                           relayKey: relayKey ?? relay.identity.staticKey.publicKey, now: now ?? relay.clockSeconds,
-                          expectWelcome: expectWelcome)
+                          expectWelcome: expectWelcome, timeout: timeout)
     }
 
     static func connect(port: Int, trustRoot: Curve25519.KeyAgreement.PublicKey, _ device: TestDevice?, pattern: RelayProtocol.Pattern,
                         hello: RelayClientHello, relayKey: Curve25519.KeyAgreement.PublicKey?, now: @escaping @Sendable () -> UInt64,
-                        expectWelcome: Bool = true) async throws -> RelayTestClient {
-        let socket = try await TestWebSocket.connect(port: port)
+                        expectWelcome: Bool = true, timeout: Duration = TestWebSocket.defaultTimeout) async throws -> RelayTestClient {
+        let socket = try await TestWebSocket.connect(port: port, timeout: timeout)
         var hs = try ClientHandshake(pattern: pattern, deviceKey: device?.key, relayKey: pattern == .xx ? nil : relayKey,
                                      trustRoot: trustRoot, hello: hello, now: now)
         let first = try hs.start()
         try await socket.send(first)
         while !hs.isFinished {
-            switch await socket.next() {
+            switch await socket.next(timeout: timeout) {
             case .binary(let m):
                 if let reply = try hs.receive(m) { try await socket.send(reply) }
             case .closed(let code): throw ClientError.closed(code)
+            case .timedOut:
+                await socket.close()
+                throw ClientError.timedOut
             }
         }
         let client = RelayTestClient(socket: socket, channel: try hs.channel())
+        client.timeout = timeout
         client.firstMessage = first
         if expectWelcome {
             let s = try await client.next()
@@ -107,21 +117,31 @@ final class RelayTestClient: @unchecked Sendable {
     /// The next stanza (from the backlog first).
     func next() async throws -> RelayStanza {
         if !backlog.isEmpty { return backlog.removeFirst() }
-        switch await socket.next() {
+        return try await receive()
+    }
+
+    /// The next stanza from the socket.
+    private func receive() async throws -> RelayStanza {
+        switch await socket.next(timeout: timeout) {
         case .binary(let m): return try channel.receiver.open(m)
         case .closed(let code): throw ClientError.closed(code)
+        case .timedOut: throw ClientError.timedOut
         }
     }
 
-    /// Reads until the socket closes; returns the close code and the stanzas before it.
-    func closeCode() async -> (UInt16?, [RelayStanza]) {
+    /// Reads until the socket closes; returns the close code and the stanzas before it (a
+    /// timeout is recorded as an issue and returns nil).
+    func closeCode(sourceLocation: SourceLocation = #_sourceLocation) async -> (UInt16?, [RelayStanza]) {
         var seen: [RelayStanza] = backlog
         backlog = []
         while true {
-            switch await socket.next() {
+            switch await socket.next(timeout: timeout) {
             case .binary(let m):
                 if let s = try? channel.receiver.open(m) { seen.append(s) }
             case .closed(let code): return (code, seen)
+            case .timedOut:
+                Issue.record("no close within \(timeout)", sourceLocation: sourceLocation)
+                return (nil, seen)
             }
         }
     }
@@ -132,12 +152,7 @@ final class RelayTestClient: @unchecked Sendable {
         defer { backlog = skipped + backlog }
         while true {
             let s: RelayStanza
-            if !backlog.isEmpty { s = backlog.removeFirst() } else {
-                switch await socket.next() {
-                case .binary(let m): s = try channel.receiver.open(m)
-                case .closed(let code): throw ClientError.closed(code)
-                }
-            }
+            if !backlog.isEmpty { s = backlog.removeFirst() } else { s = try await receive() }
             if let t = match(s) { return t }
             skipped.append(s)
         }

@@ -30,6 +30,32 @@ enum TestPostgres {
         return config
     }
 
+    /// Whether `url` is the private cluster of `Messenger/Scripts/postgres.sh` (the one its
+    /// `url` command names under this process's `HUSH_PG_DIR`/`HUSH_PG_PORT`) and that cluster
+    /// is running here: then the fault test may restart it with the same script.
+    static let isPrivateCluster: Bool = {
+        guard let url else { return false }
+        guard let (status, printed) = runScript("url"), status == 0 else { return false }
+        guard printed.trimmingCharacters(in: .whitespacesAndNewlines) == url else { return false }
+        return runScript("status")?.0 == 0
+    }()
+
+    /// Runs `postgres.sh command`; its exit status and standard output (nil if it did not run).
+    private static func runScript(_ command: String) -> (Int32, String)? {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/bash")
+        process.arguments = [postgresScript.path, command]
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle.nullDevice
+        process.standardInput = FileHandle.nullDevice
+        do { try process.run() } catch { return nil }
+        // The script's output is one short line; reading to its end also waits for it to exit.
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
     static var logger: Logger {
         var logger = Logger(label: "test-postgres")
         logger.logLevel = ProcessInfo.processInfo.environment["RELAY_TEST_DEBUG"] != nil ? .debug : .error

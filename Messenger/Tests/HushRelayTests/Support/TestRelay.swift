@@ -51,8 +51,7 @@ final class TestRelay: @unchecked Sendable {
         let app = RelayServer.application(relay: relay, port: 0, logger: logger) { port in continuation.yield(port) }
         let group = RelayServer.serviceGroup(application: app, relay: relay, gracefulShutdownSignals: [], logger: logger)
         task = Task { try await group.run() }
-        var it = portStream.makeAsyncIterator()
-        port = await it.next() ?? 0
+        port = await firstElement(of: portStream) ?? 0  // bounded; 0: the connects then fail
     }
 
     func stop() async {
