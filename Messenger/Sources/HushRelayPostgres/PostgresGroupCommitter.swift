@@ -25,12 +25,57 @@ final class PostgresGroupCommitter: Sendable {
         let finish: @Sendable (RelayStoreError?) -> Void
         /// Called once if the caller stopped waiting (timeout).
         let abandon: @Sendable () -> Void
+        /// Set when the write can share one statement with the writes of the same kind next
+        /// to it in a batch (`hush_enqueue_many`, `hush_acknowledge_many`); `apply` is then
+        /// used only for a write with no such neighbour.
+        var shared: SharedWrite? = nil
+    }
+
+    /// A write that a run of its kind can carry in one statement: its arguments, and what to do
+    /// with its own result row (store the outcome for `finish`, as `apply` would).
+    enum SharedWrite: Sendable {
+        case enqueue(EnqueueArguments, take: @Sendable (_ status: Int64, _ detail: Int64, _ ids: [Int64]?, _ retry: Bool) -> Void)
+        case acknowledge(account: String, device: Int64, ids: [Int64], take: @Sendable (_ status: Int64, _ deleted: Int64) -> Void)
+
+        var kind: Int {
+            switch self {
+            case .enqueue: return 0
+            case .acknowledge: return 1
+            }
+        }
+    }
+
+    /// The arguments of one `hush_enqueue` call.
+    struct EnqueueArguments: Sendable {
+        let sender: String
+        let senderDevice: Int64
+        let clientMessageID: Int64
+        let recipient: String
+        let devices: [Int64]
+        let payload: ByteBuffer
+        let now: Int64
+        let expires: Int64
+        let cap: Int64
+        let origin: String
+        let channel: String?
     }
 
     private struct State {
         var pending: [Write] = []
         var flushing = false
     }
+
+    /// What the batches did, for tests and diagnostics.
+    struct Statistics: Sendable, Equatable {
+        /// Statements that carried two or more writes (`hush_enqueue_many`, `hush_acknowledge_many`).
+        var sharedStatements = 0
+        /// Writes carried by those statements.
+        var sharedWrites = 0
+        /// Batches retried after a transient server error (deadlock, serialization failure).
+        var transientRetries = 0
+    }
+    private let stats = Mutex(Statistics())
+    var statistics: Statistics { stats.withLock { $0 } }
 
     private let client: PostgresClient
     private let state = Mutex(State())
@@ -46,11 +91,16 @@ final class PostgresGroupCommitter: Sendable {
     }
 
     /// Runs `body` in the next batch; `committed` runs after the commit, in commit order.
+    /// `shared`, when given, lets the write share one statement with its neighbours of the same
+    /// kind: it gets the arguments and a `take` that must store the outcome the way `body`
+    /// would (see ``SharedWrite``); `body` still runs when the write has no such neighbour.
     func submit<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection, Bool) async throws -> T,
+                             shared: ((_ store: @escaping @Sendable (Result<T, RelayStoreError>) -> Void) -> SharedWrite)? = nil,
                              committed: (@Sendable (T) -> Void)? = nil) async throws(RelayStoreError) -> T {
         // The write's own outcome: a value, or a typed rejection (the functions check before they
         // change anything, so a rejected write leaves the batch's transaction usable).
         let box = Mutex<Result<T, RelayStoreError>?>(nil)
+        let sharedWrite = shared?({ outcome in box.withLock { $0 = outcome } })
         let result: Result<T, RelayStoreError> = await withCheckedContinuation { continuation in
             let resumed = Mutex(false)
             let resume: @Sendable (Result<T, RelayStoreError>) -> Void = { r in
@@ -76,7 +126,8 @@ final class PostgresGroupCommitter: Sendable {
                 case .failure(let rejected)?: resume(.failure(rejected))
                 case nil: resume(.failure(.storage("no result")))
                 }
-            }, abandon: { resume(.failure(.unavailable)) })
+            }, abandon: { resume(.failure(.unavailable)) },
+               shared: sharedWrite)
             // Every caller waits at most the timeout from its own submission, also while its
             // write is still queued behind a batch that waits for the database.
             let timer = Task { [timeout] in
@@ -87,7 +138,7 @@ final class PostgresGroupCommitter: Sendable {
             enqueue(Write(apply: original.apply, finish: { error in
                 timer.cancel()
                 original.finish(error)
-            }, abandon: original.abandon))
+            }, abandon: original.abandon, shared: original.shared))
         }
         return try result.get()
     }
@@ -174,6 +225,7 @@ final class PostgresGroupCommitter: Sendable {
                 if Self.isTransient(error), more {
                     // Deadlock with another node, or the server is shutting down: nothing committed.
                     logger.warning("batch failed with a transient server error; retrying", metadata: ["error": "\(Self.describe(error))"])
+                    stats.withLock { $0.transientRetries += 1 }
                     try? await Task.sleep(for: backoff)
                     backoff = min(backoff * 2, .milliseconds(500))
                     continue
@@ -242,9 +294,34 @@ final class PostgresGroupCommitter: Sendable {
                             flags.began.withLock { $0 = true }
                             flags.stage.withLock { $0 = "BEGIN" }
                             try await connection.query("BEGIN", logger: logger)
-                            for (i, w) in batch.enumerated() {
-                                flags.stage.withLock { $0 = "write \(i)" }
-                                do { try await w.apply(connection, ambiguous) } catch let e as PSQLError where e.code == .server {
+                            flags.stage.withLock { $0 = "lock" }
+                            do {
+                                try await Self.lockDevices(of: batch, on: connection, logger: logger)
+                            } catch let e as PSQLError where e.code == .server {
+                                if Self.endsSession(e) || connection.isClosed {
+                                    connection.close().whenComplete { _ in }
+                                } else if await !Self.rollback(connection, logger: logger) {
+                                    connection.close().whenComplete { _ in }
+                                }
+                                throw Failure.statement(index: 0, e)
+                            }
+                            var i = 0
+                            while i < batch.count {
+                                // A run of writes of one shared kind is one statement; any other
+                                // write is its own.
+                                var end = i + 1
+                                if let kind = batch[i].shared?.kind {
+                                    while end < batch.count, batch[end].shared?.kind == kind { end += 1 }
+                                }
+                                flags.stage.withLock { $0 = end - i > 1 ? "writes \(i)..<\(end)" : "write \(i)" }
+                                do {
+                                    if end - i > 1 {
+                                        try await Self.applyShared(batch[i..<end], on: connection, retry: ambiguous, logger: logger)
+                                        self.stats.withLock { $0.sharedStatements += 1; $0.sharedWrites += end - i }
+                                    } else {
+                                        try await batch[i].apply(connection, ambiguous)
+                                    }
+                                } catch let e as PSQLError where e.code == .server {
                                     if Self.endsSession(e) || connection.isClosed {
                                         connection.close().whenComplete { _ in }
                                     } else if await !Self.rollback(connection, logger: logger) {
@@ -252,6 +329,7 @@ final class PostgresGroupCommitter: Sendable {
                                     }
                                     throw Failure.statement(index: i, e)
                                 }
+                                i = end
                             }
                             flags.commitSent.withLock { $0 = true }
                             flags.stage.withLock { $0 = "COMMIT" }
@@ -297,6 +375,86 @@ final class PostgresGroupCommitter: Sendable {
                 return done.withLock { $0 }
             }
             if late { t.cancel() }
+        }
+    }
+
+    /// Locks, in one global order (the devices' row ids), every device row the batch's enqueues
+    /// and acks will update. Without it two nodes' batches lock rows of the same devices in
+    /// their own batch orders and deadlock: PostgreSQL resolves that only after
+    /// `deadlock_timeout` (1 s) by aborting one batch, which then retries — measured as
+    /// multi-second p99 latency with three nodes (Docs/scale.md §4). Writes of other kinds lock
+    /// their rows when they run (rarer; a deadlock there is retried as transient).
+    private static func lockDevices(of batch: [Write], on connection: PostgresConnection, logger: Logger) async throws {
+        struct Key: Hashable { let account: String; let device: Int64 }
+        var keys = Set<Key>()
+        for w in batch {
+            switch w.shared {
+            case .enqueue(let a, _)?: for d in a.devices { keys.insert(Key(account: a.recipient, device: d)) }
+            case .acknowledge(let account, let device, _, _)?: keys.insert(Key(account: account, device: device))
+            case nil: break
+            }
+        }
+        // One write's own locks cannot deadlock with itself; a single-device write needs none.
+        guard keys.count > 1 else { return }
+        let accounts = keys.map(\.account), devices = keys.map(\.device)
+        let rows = try await connection.query("""
+            SELECT count(*) FROM (SELECT d.id FROM devices d
+                JOIN unnest(\(accounts)::text[], \(devices)::bigint[]) AS u(a, dv) ON d.account = u.a AND d.device_id = u.dv
+                ORDER BY d.id FOR UPDATE OF d) l
+            """, logger: logger)
+        for try await _ in rows.decode(Int64.self) {}
+    }
+
+    /// Runs a run of two or more writes of one shared kind as one statement, and hands each
+    /// write its own result row. A write whose row is missing gets a storage error.
+    private static func applyShared(_ run: ArraySlice<Write>, on connection: PostgresConnection, retry: Bool,
+                                    logger: Logger) async throws {
+        let writes = run.compactMap(\.shared)
+        guard let first = writes.first else { return }
+        switch first {
+        case .enqueue(let a0, _):
+            var senders: [String] = [], senderDevices: [Int64] = [], cmids: [Int64] = [], recipients: [String] = []
+            var counts: [Int64] = [], devices: [Int64] = [], payloads: [ByteBuffer] = [], nows: [Int64] = []
+            var expires: [Int64] = [], caps: [Int64] = []
+            var takes: [@Sendable (Int64, Int64, [Int64]?, Bool) -> Void] = []
+            for w in writes {
+                guard case .enqueue(let a, let take) = w else { continue }
+                senders.append(a.sender); senderDevices.append(a.senderDevice); cmids.append(a.clientMessageID)
+                recipients.append(a.recipient); counts.append(Int64(a.devices.count)); devices += a.devices
+                payloads.append(a.payload); nows.append(a.now); expires.append(a.expires); caps.append(a.cap)
+                takes.append(take)
+            }
+            let rows = try await connection.query("""
+                SELECT r_ord, r_status, r_detail, r_ids FROM hush_enqueue_many(\(senders), \(senderDevices), \(cmids),
+                    \(recipients), \(counts), \(devices), \(payloads), \(nows), \(expires), \(caps), \(a0.origin), \(a0.channel))
+                """, logger: logger)
+            var seen = [Bool](repeating: false, count: takes.count)
+            for try await (ord, status, detail, ids) in rows.decode((Int64, Int64, Int64, [Int64]?).self) {
+                let k = Int(ord) - 1
+                guard takes.indices.contains(k), !seen[k] else { continue }
+                seen[k] = true
+                takes[k](status, detail, ids, retry)
+            }
+            for k in takes.indices where !seen[k] { takes[k](-1, 0, nil, retry) }
+        case .acknowledge:
+            var accounts: [String] = [], deviceIDs: [Int64] = [], counts: [Int64] = [], ids: [Int64] = []
+            var takes: [@Sendable (Int64, Int64) -> Void] = []
+            for w in writes {
+                guard case .acknowledge(let account, let device, let serverIDs, let take) = w else { continue }
+                accounts.append(account); deviceIDs.append(device); counts.append(Int64(serverIDs.count)); ids += serverIDs
+                takes.append(take)
+            }
+            let rows = try await connection.query("""
+                SELECT r_ord, r_status, r_deleted FROM hush_acknowledge_many(\(accounts), \(deviceIDs), \(counts), \(ids))
+                """, logger: logger)
+            var seen = [Bool](repeating: false, count: takes.count)
+            for try await (ord, status, deleted) in rows.decode((Int64, Int64, Int64).self) {
+                let k = Int(ord) - 1
+                guard takes.indices.contains(k), !seen[k] else { continue }
+                seen[k] = true
+                takes[k](status, deleted)
+            }
+            for k in takes.indices where !seen[k] { takes[k](-1, 0) }
         }
     }
 

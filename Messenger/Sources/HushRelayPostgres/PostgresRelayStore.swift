@@ -86,6 +86,9 @@ public final class PostgresRelayStore: RelayStore {
     }
 
     /// The schema versions applied, ascending (for tests and diagnostics).
+    /// How this node's batches were committed (tests, diagnostics).
+    var batchStatistics: PostgresGroupCommitter.Statistics { writer.statistics }
+
     public func schemaVersions() async throws(RelayStoreError) -> [Int64] {
         try await read { c in
             var out: [Int64] = []
@@ -249,36 +252,55 @@ public final class PostgresRelayStore: RelayStore {
         let expires = Int64(clamping: r.now &+ r.ttlMilliseconds)
         let channel: String? = notifyCommits ? configuration.wakeChannel : nil
         let origin = configuration.nodeID
-        let outcome: EnqueueOutcome = try await write({ c, retry in
+        let arguments = PostgresGroupCommitter.EnqueueArguments(
+            sender: r.senderAccount, senderDevice: Int64(r.senderDevice), clientMessageID: Int64(bitPattern: r.clientMessageID),
+            recipient: r.recipient, devices: devices, payload: ByteBuffer(bytes: r.payload), now: Int64(clamping: r.now),
+            expires: expires, cap: Int64(r.queueCap), origin: origin, channel: channel)
+        let outcome: EnqueueOutcome = try await writer.submit({ c, retry in
             let rows = try await c.query("""
                 SELECT r_status, r_detail, r_ids FROM hush_enqueue(\(r.senderAccount), \(Int64(r.senderDevice)),
                     \(Int64(bitPattern: r.clientMessageID)), \(r.recipient), \(devices), \(r.payload), \(Int64(clamping: r.now)),
                     \(expires), \(Int64(r.queueCap)), \(origin), \(channel))
                 """, logger: logger)
             for try await (status, detail, ids) in rows.decode((Int64, Int64, [Int64]?).self) {
-                switch status {
-                case PostgresSchema.Status.ok, PostgresSchema.Status.duplicate:
-                    // A duplicate found while retrying an ambiguous commit is this request's own
-                    // earlier commit: it is reported (and pushed) as stored, once.
-                    if status == PostgresSchema.Status.duplicate && !retry { return .duplicate(serverTime: UInt64(detail)) }
-                    let ids = ids ?? []
-                    guard ids.count == r.devices.count else { return .duplicate(serverTime: UInt64(detail)) }
-                    let messages = zip(ids, r.devices).map { id, d in
-                        QueuedMessage(serverID: UInt64(id), account: r.recipient, deviceID: d, senderAccount: r.senderAccount,
-                                      senderDevice: r.senderDevice, serverTime: UInt64(detail), payload: r.payload)
-                    }
-                    return .stored(serverTime: UInt64(detail), messages: messages)
-                case PostgresSchema.Status.unknownAccount: throw RelayStoreError.unknownAccount
-                case PostgresSchema.Status.unknownDevice: throw RelayStoreError.unknownDevice(UInt32(truncatingIfNeeded: detail))
-                case PostgresSchema.Status.queueFull: throw RelayStoreError.queueFull(device: UInt32(truncatingIfNeeded: detail), cap: r.queueCap)
-                default: throw RelayStoreError.storage("enqueue: status \(status)")
-                }
+                return try Self.enqueueOutcome(r, status: status, detail: detail, ids: ids, retry: retry)
             }
             throw RelayStoreError.storage("no row")
+        }, shared: { store in
+            .enqueue(arguments, take: { status, detail, ids, retry in
+                do throws(RelayStoreError) {
+                    store(.success(try Self.enqueueOutcome(r, status: status, detail: detail, ids: ids, retry: retry)))
+                } catch {
+                    store(.failure(error))
+                }
+            })
         }, committed: { outcome in
             if case .stored(_, let messages) = outcome { committed(messages) }
         })
         return outcome
+    }
+
+    /// What one `hush_enqueue` result row means for request `r` (status -1: no row came back).
+    private static func enqueueOutcome(_ r: EnqueueRequest, status: Int64, detail: Int64, ids: [Int64]?,
+                                       retry: Bool) throws(RelayStoreError) -> EnqueueOutcome {
+        switch status {
+        case PostgresSchema.Status.ok, PostgresSchema.Status.duplicate:
+            // A duplicate found while retrying an ambiguous commit is this request's own
+            // earlier commit: it is reported (and pushed) as stored, once.
+            if status == PostgresSchema.Status.duplicate && !retry { return .duplicate(serverTime: UInt64(detail)) }
+            let ids = ids ?? []
+            guard ids.count == r.devices.count else { return .duplicate(serverTime: UInt64(detail)) }
+            let messages = zip(ids, r.devices).map { id, d in
+                QueuedMessage(serverID: UInt64(id), account: r.recipient, deviceID: d, senderAccount: r.senderAccount,
+                              senderDevice: r.senderDevice, serverTime: UInt64(detail), payload: r.payload)
+            }
+            return .stored(serverTime: UInt64(detail), messages: messages)
+        case PostgresSchema.Status.unknownAccount: throw .unknownAccount
+        case PostgresSchema.Status.unknownDevice: throw .unknownDevice(UInt32(truncatingIfNeeded: detail))
+        case PostgresSchema.Status.queueFull: throw .queueFull(device: UInt32(truncatingIfNeeded: detail), cap: r.queueCap)
+        case -1: throw .storage("no row")
+        default: throw .storage("enqueue: status \(status)")
+        }
     }
 
     public func pending(account: String, deviceID: UInt32, after: UInt64, limit: Int) async throws(RelayStoreError) -> [QueuedMessage] {
@@ -309,11 +331,15 @@ public final class PostgresRelayStore: RelayStore {
         guard !serverIDs.isEmpty else { return 0 }
         let logger = logger
         let ids = serverIDs.map { Int64(clamping: $0) }
-        let (status, deleted) = try await write { c, _ in
+        let (status, deleted) = try await writer.submit({ c, _ in
             let rows = try await c.query("SELECT r_status, r_deleted FROM hush_acknowledge(\(account), \(Int64(deviceID)), \(ids))", logger: logger)
             for try await r in rows.decode((Int64, Int64).self) { return r }
             throw RelayStoreError.storage("no row")
-        }
+        }, shared: { store in
+            .acknowledge(account: account, device: Int64(deviceID), ids: ids, take: { status, deleted in
+                store(status == -1 ? .failure(.storage("no row")) : .success((status, deleted)))
+            })
+        })
         guard status == PostgresSchema.Status.ok else { throw .unknownDevice(deviceID) }
         return Int(deleted)
     }

@@ -29,7 +29,7 @@ enum PostgresSchema {
     static let migrationLock: Int64 = 0x4855_5348_5245_4C59 // "HUSHRELY"
 
     /// Version → SQL. Never edit an applied version: add a new one.
-    static let migrations: [(Int64, String)] = [(1, v1), (2, v2)]
+    static let migrations: [(Int64, String)] = [(1, v1), (2, v2), (3, v3)]
 
     /// `sql` split into statements at `;` outside `$$` bodies and `--` comments (the extended
     /// query protocol takes one statement at a time).
@@ -416,6 +416,46 @@ enum PostgresSchema {
                 RETURN QUERY SELECT 0::bigint, v_device, d.registration_id, d.signed_prekey_id, d.signed_prekey,
                     d.signed_prekey_signature, v_ot_id, v_ot_key, (SELECT count(*) FROM prekeys WHERE device_ref = d.id),
                     v_k_id, v_k_key, v_k_sig, v_k_lr, (SELECT count(*) FROM kyber_prekeys WHERE device_ref = d.id);
+            END LOOP;
+        END $$;
+        """
+
+    /// Version 3: one statement for many writes of a batch (`PostgresGroupCommitter`), so a
+    /// batch costs one round trip per run of enqueues or acks instead of one per write; and
+    /// migration 1's prekey functions, unused since version 2, are dropped.
+    ///
+    /// `hush_enqueue_many` calls `hush_enqueue` for element i of its arrays, in order, in the
+    /// caller's transaction: exactly what i separate calls would do (each checks before it
+    /// changes anything), one result row per element with its 1-based ordinal. The device
+    /// lists, of different lengths, are one flat array cut by `p_counts`.
+    /// `hush_acknowledge_many` does the same for `hush_acknowledge`.
+    static let v3 = """
+        DROP FUNCTION hush_store_prekeys(text, bigint, bigint, bigint, bytea, bytea, bigint[], bytea[], bigint);
+        DROP FUNCTION hush_claim(text, bigint[]);
+        CREATE FUNCTION hush_enqueue_many(p_senders text[], p_sender_devices bigint[], p_cmids bigint[], p_recipients text[],
+                                          p_counts bigint[], p_devices bigint[], p_payloads bytea[], p_now bigint[],
+                                          p_expires bigint[], p_caps bigint[], p_origin text, p_channel text)
+        RETURNS TABLE (r_ord bigint, r_status bigint, r_detail bigint, r_ids bigint[]) LANGUAGE plpgsql AS $$
+        DECLARE
+            v_offset bigint := 0;
+        BEGIN
+            FOR i IN 1 .. coalesce(array_length(p_senders, 1), 0) LOOP
+                RETURN QUERY SELECT i::bigint, e.r_status, e.r_detail, e.r_ids FROM hush_enqueue(
+                    p_senders[i], p_sender_devices[i], p_cmids[i], p_recipients[i],
+                    coalesce(p_devices[v_offset + 1 : v_offset + p_counts[i]], '{}'::bigint[]), p_payloads[i], p_now[i],
+                    p_expires[i], p_caps[i], p_origin, p_channel) e;
+                v_offset := v_offset + p_counts[i];
+            END LOOP;
+        END $$;
+        CREATE FUNCTION hush_acknowledge_many(p_accounts text[], p_devices bigint[], p_counts bigint[], p_ids bigint[])
+        RETURNS TABLE (r_ord bigint, r_status bigint, r_deleted bigint) LANGUAGE plpgsql AS $$
+        DECLARE
+            v_offset bigint := 0;
+        BEGIN
+            FOR i IN 1 .. coalesce(array_length(p_accounts, 1), 0) LOOP
+                RETURN QUERY SELECT i::bigint, a.r_status, a.r_deleted FROM hush_acknowledge(
+                    p_accounts[i], p_devices[i], coalesce(p_ids[v_offset + 1 : v_offset + p_counts[i]], '{}'::bigint[])) a;
+                v_offset := v_offset + p_counts[i];
             END LOOP;
         END $$;
         """

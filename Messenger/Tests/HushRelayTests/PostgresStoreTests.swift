@@ -1,6 +1,6 @@
 import Foundation
 import HushRelay
-import HushRelayPostgres
+@testable import HushRelayPostgres
 import RelayStoreConformance
 import Testing
 
@@ -28,8 +28,122 @@ extension PostgresTests {
         let config = try TestPostgres.configuration()
         let a = try await PostgresRelayStore.connect(config, logger: TestPostgres.logger)
         let b = try await PostgresRelayStore.connect(config, logger: TestPostgres.logger)
-        #expect(try await a.schemaVersions() == [1, 2])
-        #expect(try await b.schemaVersions() == [1, 2])
+        #expect(try await a.schemaVersions() == [1, 2, 3])
+        #expect(try await b.schemaVersions() == [1, 2, 3])
+        await a.shutdown()
+        await b.shutdown()
+    }
+
+    /// Writes that share one statement (`hush_enqueue_many`, `hush_acknowledge_many`) each get
+    /// their own outcome, exactly as separate calls would: stored, duplicate, unknown account,
+    /// unknown device and queue full mixed in the same batches; and two nodes enqueueing to the
+    /// same multi-device recipients in opposite device orders never deadlock (the batch locks
+    /// its device rows in one global order first).
+    @Test func sharedStatementsKeepEachWritesOutcome() async throws {
+        let config = try TestPostgres.configuration()
+        let a = try await PostgresRelayStore.connect(config, logger: TestPostgres.logger)
+        let b = try await PostgresRelayStore.connect(config, logger: TestPostgres.logger)
+        let key = { (x: UInt8) in Data(repeating: x, count: 32) }
+        _ = try await a.register(account: "alice", identityKey: key(0xA0), deviceID: 1, staticKey: key(0xA1), maxDevices: 16)
+        for d in UInt32(1)...3 {
+            _ = try await a.register(account: "bob", identityKey: key(0xB0), deviceID: d, staticKey: key(0xB0 + UInt8(d)), maxDevices: 16)
+        }
+        _ = try await a.register(account: "carol", identityKey: key(0xC0), deviceID: 1, staticKey: key(0xC1), maxDevices: 16)
+        @Sendable func request(_ id: UInt64, to recipient: String, _ devices: [UInt32], cap: Int = 10_000) -> EnqueueRequest {
+            EnqueueRequest(senderAccount: "alice", senderDevice: 1, clientMessageID: id, recipient: recipient, devices: devices,
+                           payload: Data("m\(id)".utf8), now: 1_000, ttlMilliseconds: 60_000, queueCap: cap)
+        }
+        enum Seen: Equatable { case stored(Int), duplicate, unknownAccount, unknownDevice(UInt32), queueFull(UInt32), other(String) }
+        // Node a: ids 1...120 to bob's three devices; every 15th to an unknown account, every
+        // 20th names an unknown device, every 7th goes to carol, whose queue holds 5; ids that
+        // are multiples of 11 are sent twice at once (one must be stored, one a duplicate).
+        // Node b: ids 1001...1120 to bob's devices in the opposite order.
+        let outcomes = try await withThrowingTaskGroup(of: (UInt64, Seen).self) { group in
+            for i in UInt64(1)...120 {
+                group.addTask {
+                    let r: EnqueueRequest
+                    if i % 15 == 0 { r = request(i, to: "nobody", [1]) }
+                    else if i % 20 == 0 { r = request(i, to: "bob", [1, 9]) }
+                    else if i % 7 == 0 { r = request(i, to: "carol", [1], cap: 5) }
+                    else { r = request(i, to: "bob", [1, 2, 3]) }
+                    do {
+                        switch try await a.enqueue(r, committed: { _ in }) {
+                        case .stored(_, let messages): return (i, .stored(messages.count))
+                        case .duplicate: return (i, .duplicate)
+                        }
+                    } catch RelayStoreError.unknownAccount { return (i, .unknownAccount) }
+                    catch RelayStoreError.unknownDevice(let d) { return (i, .unknownDevice(d)) }
+                    catch RelayStoreError.queueFull(let d, _) { return (i, .queueFull(d)) }
+                    catch { return (i, .other("\(error)")) }
+                }
+                if i % 11 == 0, i % 7 != 0, i % 15 != 0, i % 20 != 0 {
+                    group.addTask {
+                        switch try await a.enqueue(request(i, to: "bob", [1, 2, 3]), committed: { _ in }) {
+                        case .stored(_, let messages): return (10_000 + i, .stored(messages.count))
+                        case .duplicate: return (10_000 + i, .duplicate)
+                        }
+                    }
+                }
+                group.addTask {
+                    let r = request(1_000 + i, to: "bob", [3, 2, 1])
+                    switch try await b.enqueue(r, committed: { _ in }) {
+                    case .stored(_, let messages): return (1_000 + i, .stored(messages.count))
+                    case .duplicate: return (1_000 + i, .duplicate)
+                    }
+                }
+            }
+            var out: [UInt64: Seen] = [:]
+            for try await (i, seen) in group { out[i] = seen }
+            return out
+        }
+        // Resends after the fact of every id that was stored: duplicates, nothing stored again.
+        for i in UInt64(1)...120 {
+            guard case .stored? = outcomes[i] else { continue }
+            let again = try await a.enqueue(request(i, to: i % 7 == 0 ? "carol" : "bob", i % 7 == 0 ? [1] : [1, 2, 3], cap: 5),
+                                            committed: { _ in })
+            #expect(again == .duplicate(serverTime: 1_000), "\(i)")
+        }
+        var carolStored = 0
+        for i in UInt64(1)...120 {
+            let seen = outcomes[i]
+            if i % 15 == 0 { #expect(seen == .unknownAccount, "\(i)") }
+            else if i % 20 == 0 { #expect(seen == .unknownDevice(9), "\(i)") }
+            else if i % 7 == 0 {
+                if seen == .stored(1) { carolStored += 1 } else { #expect(seen == .queueFull(1), "\(i)") }
+            } else if let twin = outcomes[10_000 + i] {
+                #expect([seen, twin].filter { $0 == .stored(3) }.count == 1 && [seen, twin].contains(.duplicate), "\(i)")
+            } else { #expect(seen == .stored(3), "\(i)") }
+            #expect(outcomes[1_000 + i] == .stored(3), "\(1_000 + i)")
+        }
+        #expect(carolStored == 5)
+        #expect(try await b.queueDepth(account: "carol", deviceID: 1) == 5)
+        let toBob = (1...120).filter { $0 % 15 != 0 && $0 % 20 != 0 && $0 % 7 != 0 }.count + 120
+        for d in UInt32(1)...3 {
+            #expect(try await b.queueDepth(account: "bob", deviceID: d) == toBob)
+            // One device's server ids increase, whichever node committed them.
+            let pending = try await b.pending(account: "bob", deviceID: d, after: 0, limit: 1_000)
+            #expect(pending.count == toBob)
+            #expect(pending.map(\.serverID) == pending.map(\.serverID).sorted())
+        }
+        // Acks of every queued message of bob's three devices, concurrently, in small groups:
+        // each deletes exactly its own rows.
+        let deleted = try await withThrowingTaskGroup(of: Int.self) { group in
+            for d in UInt32(1)...3 {
+                let ids = try await a.pending(account: "bob", deviceID: d, after: 0, limit: 1_000).map(\.serverID)
+                for k in stride(from: 0, to: ids.count, by: 4) {
+                    let slice = Array(ids[k..<min(k + 4, ids.count)])
+                    group.addTask { try await (k % 8 == 0 ? a : b).acknowledge(account: "bob", deviceID: d, serverIDs: slice) }
+                }
+            }
+            group.addTask { (try? await a.acknowledge(account: "bob", deviceID: 9, serverIDs: [1])) == nil ? 0 : -1_000 }
+            return try await group.reduce(0, +)
+        }
+        #expect(deleted == 3 * toBob)
+        for d in UInt32(1)...3 { #expect(try await a.queueDepth(account: "bob", deviceID: d) == 0) }
+        let sa = a.batchStatistics, sb = b.batchStatistics
+        #expect(sa.sharedStatements + sb.sharedStatements > 0, "no batch shared a statement: the test did not exercise it")
+        #expect(sa.sharedWrites + sb.sharedWrites >= 2 * (sa.sharedStatements + sb.sharedStatements))
+        #expect(sa.transientRetries == 0 && sb.transientRetries == 0, "deadlocks or serialization failures: \(sa) \(sb)")
         await a.shutdown()
         await b.shutdown()
     }
