@@ -59,16 +59,17 @@ final class GatedStore: RelayStore {
 }
 
 @Suite(.serialized) struct RelayPingTests {
-    /// A send waits for a slow store for ten ping intervals. The relay reads nothing more from
-    /// that connection meanwhile (so the client's pongs stay unread in the socket); its ping
-    /// check waits another interval each time instead of closing with 1001, and the send is
-    /// acknowledged once the store answers.
+    /// A send waits for a slow store for four ping intervals (of 1 s: pongs of idle connections
+    /// must come back within one interval even on a loaded machine). The relay reads nothing
+    /// more from that connection meanwhile (so the client's pongs stay unread in the socket);
+    /// its ping check waits another interval each time instead of closing with 1001, and the
+    /// send is acknowledged once the store answers.
     @Test func pingCheckWaitsWhileASendAwaitsTheStore() async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("hush-ping-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         let store = GatedStore(try SQLiteRelayStore(path: dir.appendingPathComponent("relay.sqlite").path))
-        let relay = try await TestRelay.start(store: store) { $0.pingInterval = .milliseconds(100) }
+        let relay = try await TestRelay.start(store: store) { $0.pingInterval = .seconds(1) }
         let a = try await RelayTestClient.register(relay, TestDevice("alice"))
         try await a.waitQueueEmpty()
         let b = try await RelayTestClient.register(relay, TestDevice("bob"))
@@ -76,7 +77,7 @@ final class GatedStore: RelayStore {
 
         store.hold()
         try await a.sendMessage(1, to: "bob", "slow")
-        try await Task.sleep(for: .seconds(1))  // the send sits in the store for 10 ping intervals
+        try await Task.sleep(for: .seconds(4))  // the send sits in the store for 4 ping intervals
         store.release()
         let reply = try await a.wait { s -> RelayStanza? in
             switch s.body {
@@ -89,7 +90,7 @@ final class GatedStore: RelayStore {
         #expect(try await b.nextDeliver().payload == Data("slow".utf8))
         // Still connected, and pongs are read again: a later idle stretch keeps it open.
         _ = try await a.ping(2)
-        try await Task.sleep(for: .milliseconds(500))
+        try await Task.sleep(for: .seconds(3))
         _ = try await a.ping(3)
         await a.close()
         await b.close()
