@@ -70,6 +70,7 @@ func metricValue(_ text: String, _ name: String, _ labels: [String: String] = [:
 }
 
 /// Issue 13's third fault: a client that opens thousands of half-finished handshakes.
+extension LoadSensitiveTests {
 @Suite(.serialized) struct HalfOpenHandshakeTests {
     /// 3,000 connections to one `hush-relay` process stop mid-handshake: 1,000 before the
     /// WebSocket upgrade (500 silent, 500 in the middle of their HTTP request), 1,000 upgraded
@@ -183,4 +184,5 @@ func metricValue(_ text: String, _ name: String, _ labels: [String: String] = [:
         await b.close()
         #expect(relay.terminate() == 0)
     }
+}
 }

@@ -58,17 +58,23 @@ final class GatedStore: RelayStore {
     func purgeExpired(now: UInt64) async throws(RelayStoreError) -> Int { try await base.purgeExpired(now: now) }
 }
 
+/// Tests that load the machine or depend on prompt pongs, one at a time: the half-open test
+/// (3,000 connections) never runs beside the ping test.
+@Suite(.serialized) struct LoadSensitiveTests {}
+
+extension LoadSensitiveTests {
 @Suite(.serialized) struct RelayPingTests {
-    /// A send waits for a slow store for ten ping intervals. The relay reads nothing more from
-    /// that connection meanwhile (so the client's pongs stay unread in the socket); its ping
-    /// check waits another interval each time instead of closing with 1001, and the send is
-    /// acknowledged once the store answers.
+    /// A send waits for a slow store for three ping intervals (of 2 s: pongs of idle connections
+    /// must come back within one interval even on a loaded machine). The relay reads nothing
+    /// more from that connection meanwhile (so the client's pongs stay unread in the socket);
+    /// its ping check waits another interval each time instead of closing with 1001, and the
+    /// send is acknowledged once the store answers.
     @Test func pingCheckWaitsWhileASendAwaitsTheStore() async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("hush-ping-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         let store = GatedStore(try SQLiteRelayStore(path: dir.appendingPathComponent("relay.sqlite").path))
-        let relay = try await TestRelay.start(store: store) { $0.pingInterval = .milliseconds(100) }
+        let relay = try await TestRelay.start(store: store) { $0.pingInterval = .seconds(2) }
         let a = try await RelayTestClient.register(relay, TestDevice("alice"))
         try await a.waitQueueEmpty()
         let b = try await RelayTestClient.register(relay, TestDevice("bob"))
@@ -76,7 +82,7 @@ final class GatedStore: RelayStore {
 
         store.hold()
         try await a.sendMessage(1, to: "bob", "slow")
-        try await Task.sleep(for: .seconds(1))  // the send sits in the store for 10 ping intervals
+        try await Task.sleep(for: .seconds(6))  // the send sits in the store for 3 ping intervals
         store.release()
         let reply = try await a.wait { s -> RelayStanza? in
             switch s.body {
@@ -89,10 +95,11 @@ final class GatedStore: RelayStore {
         #expect(try await b.nextDeliver().payload == Data("slow".utf8))
         // Still connected, and pongs are read again: a later idle stretch keeps it open.
         _ = try await a.ping(2)
-        try await Task.sleep(for: .milliseconds(500))
+        try await Task.sleep(for: .seconds(5))
         _ = try await a.ping(3)
         await a.close()
         await b.close()
         await relay.stop()
     }
+}
 }
