@@ -134,15 +134,38 @@ final class HTTPEndpointHandler: ChannelInboundHandler, RemovableChannelHandler 
         self.registry = registry
     }
 
+    /// A `/v1/media/…` request in progress (§17): it gets the body parts and answers itself.
+    private var media: MediaExchange?
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
-        case .head(let h): head = h
-        case .body: break
+        case .head(let h):
+            let path = h.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? h.uri
+            if MediaExchange.blobID(fromPath: path), let service = relay.configuration.media {
+                let exchange = MediaExchange(service: service, head: h, path: path, now: relay.configuration.clock())
+                media = exchange
+                exchange.begin(context: context, handler: self)
+                return
+            }
+            head = h
+        case .body(let buffer):
+            media?.body(context: context, handler: self, buffer)
         case .end:
+            if let exchange = media {
+                media = nil
+                exchange.end(context: context, handler: self)
+                return
+            }
             guard let h = head else { return }
             head = nil
             respond(context: context, to: h)
         }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        media?.connectionClosed()
+        media = nil
+        context.fireChannelInactive()
     }
 
     private func respond(context: ChannelHandlerContext, to head: HTTPRequestHead) {
