@@ -209,3 +209,18 @@ func decryptMedia(_ blob: [UInt8], key: SecureBytes, digest: [UInt8], size: Int,
         for a in 0...255 { _ = error([UInt8(a)] + good.dropFirst().prefix(90)) }
     }
 }
+
+@Suite struct MediaContentTests {
+    @Test func mediaMessageContent() throws {
+        let p = try MediaPointerTests.sample()
+        let content = MessageContent.media(id: 5, sentAt: 300, pointer: p)
+        #expect(content.encoded == [0x05, 0x05, 0xAC, 0x02] + p.encoded)
+        #expect(try MessageContent(decoding: content.encoded) == content)
+        #expect(throws: MessageContent.DecodeError.badMediaPointer(.trailingBytes)) {
+            try MessageContent(decoding: content.encoded + [0])
+        }
+        #expect(throws: MessageContent.DecodeError.badMediaPointer(.empty)) { try MessageContent(decoding: [0x05, 0x01, 0x01]) }
+        #expect(throws: MessageContent.DecodeError.truncated) { try MessageContent(decoding: [0x05, 0x01]) }
+        #expect(p.summary == "📎 cat.jpg (image/jpeg, 300 bytes)")
+    }
+}

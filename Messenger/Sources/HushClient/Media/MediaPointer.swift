@@ -156,3 +156,11 @@ public struct MediaID: Sendable, Hashable, CustomStringConvertible {
     public var hex: String { Hex.encode(bytes) }
     public var description: String { hex }
 }
+
+extension MediaPointer {
+    /// What a conversation shows for the message: `📎 cat.jpg (image/jpeg, 12,345 bytes)`.
+    public var summary: String {
+        let name = fileName.isEmpty ? MediaLibrary.kind(of: contentType).singular : fileName
+        return "📎 \(name) (\(contentType), \(plaintextSize.formatted(.number.grouping(.automatic))) bytes)"
+    }
+}
