@@ -16,6 +16,10 @@ extension MediaHTTPClient: MediaTransport {}
 public struct MediaProgress: Sendable, Equatable {
     public var done: Int
     public var total: Int
+    public init(done: Int, total: Int) {
+        self.done = done
+        self.total = total
+    }
 }
 
 /// An upload capability from the relay (Docs/spec/relay.md §19.1).
