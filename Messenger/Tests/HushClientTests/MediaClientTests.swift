@@ -122,16 +122,16 @@ final class DroppingTransport: MediaTransport, @unchecked Sendable {
 
     @Test func downloadResumesAfterADroppedConnection() async throws {
         let s = try await Self.start()
-        let transport = DroppingTransport(port: s.relay.port, dropAfter: 400_000)
+        let transport = DroppingTransport(port: s.relay.port, dropAfter: 150_000)
         let alice = try User.make("alice", s.relay)
         let bob = try User.make("bob", s.relay) { $0.mediaTransport = transport }
         await alice.online()
         await bob.online()
-        let bytes = Self.pattern(1_000_000)
+        let bytes = Self.pattern(400_000)
         let pointer = try await alice.client.uploadMedia(file: try Self.file(s, "talk.pdf", bytes), contentType: "application/pdf")
         let url = try await bob.client.downloadMedia(pointer, into: s.library("bob"))
         let offsets = transport.offsets.withLock { $0 }
-        #expect(offsets.count == 2 && offsets[0] == 0 && offsets[1] >= 400_000)
+        #expect(offsets.count == 2 && offsets[0] == 0 && offsets[1] >= 150_000)
         #expect(url.path.hasSuffix("Media/Hush Documents/talk.pdf"))
         #expect(try Data(contentsOf: url) == Data(bytes))
         await alice.client.stop()

@@ -57,10 +57,10 @@ func decryptMedia(_ blob: [UInt8], key: SecureBytes, digest: [UInt8], size: Int,
     } catch { return .failure(error) }
 }
 
-@Suite struct MediaCryptoTests {
+@Suite(.serialized) struct MediaCryptoTests {
     static func pattern(_ n: Int) -> [UInt8] { (0..<n).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 >> 8) } }
 
-    @Test(arguments: [0, 1, 540, 541, 542, 65_535, 65_536, 65_537, 200_000, 1_048_577])
+    @Test(arguments: [0, 1, 540, 541, 542, 65_535, 65_536, 65_537, 200_001])
     func roundTripExactSizes(size: Int) throws {
         let plain = Self.pattern(size)
         let (blob, digest, key) = try encryptMedia(plain)

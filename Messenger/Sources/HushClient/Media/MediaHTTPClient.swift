@@ -19,12 +19,12 @@ public enum MediaTransferError: Error, Equatable, Sendable {
 
 /// Streams blobs to and from the relay's `/v1/media/<id>` endpoints over HTTP/1.1 on the
 /// relay's WebSocket port. One TCP connection per transfer; the connection closes if no byte
-/// arrives for ``idleTimeout``. Bodies move in pieces: memory stays at a few chunks whatever
+/// moves either way for ``idleTimeout``. Bodies move in pieces: memory stays at a few chunks whatever
 /// the blob's size.
 public struct MediaHTTPClient: Sendable {
     public let host: String
     public let port: Int
-    /// A transfer with no byte read for this long is dropped (``MediaTransferError/connectionLost(received:)``).
+    /// A transfer with no byte read or written for this long is dropped (``MediaTransferError/connectionLost(received:)``).
     public var idleTimeout: TimeAmount = .seconds(30)
 
     public init(host: String, port: Int) {
@@ -50,7 +50,7 @@ public struct MediaHTTPClient: Sendable {
                     channel.eventLoop.makeCompletedFuture {
                         let sync = channel.pipeline.syncOperations
                         try sync.addHTTPClientHandlers()
-                        try sync.addHandler(IdleStateHandler(readTimeout: idle))
+                        try sync.addHandler(IdleStateHandler(allTimeout: idle))
                         try sync.addHandler(IdleCloser())
                         return try Channel(wrappingChannelSynchronously: channel)
                     }

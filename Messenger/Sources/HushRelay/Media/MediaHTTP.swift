@@ -50,6 +50,10 @@ final class MediaExchange {
     static let path = "/v1/media/"
     static let readChunk = 65_536
     static let maxQueuedWrites = 8
+    /// A transfer during which no body byte moved for this long is dropped (a stalled upload,
+    /// or a reader that stopped reading); checked every ``watchdogPeriod``.
+    static let idleLimit = TimeAmount.seconds(60)
+    static let watchdogPeriod = TimeAmount.seconds(10)
 
     let service: MediaService
     let head: HTTPRequestHead
@@ -64,6 +68,8 @@ final class MediaExchange {
     private var grantedSize = 0
     private var readsPaused = false
     private var rejected = false
+    private var lastActivity = NIODeadline.now()
+    private var watchdog: RepeatedTask?
 
     init(service: MediaService, head: HTTPRequestHead, path: String, now: UInt64) {
         self.service = service
@@ -79,6 +85,17 @@ final class MediaExchange {
 
     func begin(context: ChannelHandlerContext, handler: HTTPEndpointHandler) {
         guard let id else { return reject(context, handler, .notFound) }
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        watchdog = context.eventLoop.scheduleRepeatedTask(initialDelay: Self.watchdogPeriod, delay: Self.watchdogPeriod) { task in
+            let (me, context) = bound.value
+            guard !me.finished else { return task.cancel() }
+            if NIODeadline.now() - me.lastActivity > Self.idleLimit {
+                task.cancel()
+                me.upload?.value?.abort()
+                me.finished = true
+                context.close(promise: nil)
+            }
+        }
         switch head.method {
         case .PUT: beginUpload(context: context, handler: handler, id: id)
         case .GET: break  // answered at .end
@@ -88,6 +105,7 @@ final class MediaExchange {
 
     func body(context: ChannelHandlerContext, handler: HTTPEndpointHandler, _ buffer: ByteBuffer) {
         guard head.method == .PUT, !rejected, let upload else { return }
+        lastActivity = .now()
         bodyBytes += buffer.readableBytes
         guard bodyBytes <= grantedSize else {
             // More than Content-Length said: HTTP framing prevents this, but never store it.
@@ -122,6 +140,7 @@ final class MediaExchange {
     }
 
     func connectionClosed() {
+        watchdog?.cancel()
         guard let upload, !finished else { return }
         // The upload's own steps may still be queued: abort after them.
         let box = upload
@@ -239,6 +258,7 @@ final class MediaExchange {
             box.value?.close()
             let keepAlive = head.isKeepAlive && offset >= end
             finished = true
+            watchdog?.cancel()
             context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil))).assumeIsolated().whenComplete { _ in
                 if !keepAlive { bound.value.1.close(promise: nil) }
             }
@@ -261,6 +281,7 @@ final class MediaExchange {
             context.writeAndFlush(NIOAny(HTTPServerResponsePart.body(.byteBuffer(buffer)))).assumeIsolated().whenComplete { written in
                 let (me, context) = bound.value
                 guard case .success = written else { box.value?.close(); me.finished = true; return }
+                me.lastActivity = .now()
                 me.stream(context: context, reader: box, from: offset + bytes.count, to: end)
             }
         }
@@ -301,6 +322,7 @@ final class MediaExchange {
                          body: String, headers extra: HTTPHeaders = HTTPHeaders(), close: Bool = false) {
         guard !finished else { return }
         finished = true
+        watchdog?.cancel()
         var buffer = context.channel.allocator.buffer(capacity: body.utf8.count)
         buffer.writeString(body)
         var headers = extra
