@@ -58,4 +58,46 @@ import Testing
         let again = try await hush(["inbox"] + bob)
         #expect(!again.stdout.contains("saved "), "\(again.stdout)")
     }
+
+    /// In `hush chat`, `/file PATH` sends a file; the other chat shows the media line and saves
+    /// the decrypted file under Media/ in the background, saying where.
+    @Test func chatSendsAndSavesAFile() async throws {
+        try #require(FileManager.default.fileExists(atPath: Binaries.hush.path),
+                     "build it first: swift build --package-path Messenger --product hush")
+        try #require(FileManager.default.fileExists(atPath: Binaries.relay.path),
+                     "build it first: swift build --package-path Messenger --product hush-relay")
+        let tmux = try #require(Binaries.tmux, "tmux is needed (apt-get install tmux)")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("hush-tmux-media-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let relay = try RelayChild(dataDir: dir.appendingPathComponent("relay"))
+        let screens = TmuxScreens(tmux: tmux, socket: dir.appendingPathComponent("tmux.sock").path)
+        do {
+            try await relay.ready()
+            let url = "ws://127.0.0.1:\(relay.port)"
+            for name in ["alice", "bob"] {
+                let r = try await run(Binaries.hush, ["init", "--home", dir.appendingPathComponent(name).path, "--relay", url, "--name", name,
+                                                      "--key-file", dir.appendingPathComponent("\(name).key").path,
+                                                      "--trust-root", dir.appendingPathComponent("relay/trust-root.pub").path])
+                try #require(r.status == 0, "\(r.stdout)\(r.stderr)")
+            }
+            let bytes = (0..<70_000).map { UInt8(truncatingIfNeeded: $0 &* 11) }
+            try Data(bytes).write(to: dir.appendingPathComponent("notes.pdf"))
+            for (me, peer) in [("alice", "bob"), ("bob", "alice")] {
+                try await screens.start(me, "TERM=xterm-256color exec \(Binaries.hush.path) chat \(peer) --home \(dir.appendingPathComponent(me).path) --plain")
+            }
+            try await screens.waitFor("alice", "relay online")
+            try await screens.waitFor("bob", "relay online")
+            try await screens.type("alice", "/file \(dir.appendingPathComponent("notes.pdf").path)")
+            try await screens.waitFor("alice", "you: 📎 notes.pdf (application/pdf, 70,000 bytes)")
+            try await screens.waitFor("bob", "alice: 📎 notes.pdf (application/pdf, 70,000 bytes)")
+            try await screens.waitFor("bob", "saved Media/Hush Documents/notes.pdf (from alice)")
+            #expect(try Data(contentsOf: dir.appendingPathComponent("bob/Media/Hush Documents/notes.pdf")) == Data(bytes))
+            #expect(try Data(contentsOf: dir.appendingPathComponent("alice/Media/Hush Documents/Sent/notes.pdf")) == Data(bytes))
+        } catch {
+            Issue.record("the chat steps stopped: \(error)")
+        }
+        await screens.killAll()
+        relay.stop()
+        try? FileManager.default.removeItem(at: dir)
+    }
 }

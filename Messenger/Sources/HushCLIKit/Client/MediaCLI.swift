@@ -83,21 +83,29 @@ public enum MediaCLI {
         guard let conversations = try? await account.client.conversations() else { return lines }
         for c in conversations {
             guard let messages = try? await account.client.messages(in: c.account, limit: 200) else { continue }
-            for m in messages where m.direction == .incoming && savedPath(account, m.id) == nil {
-                guard let pointer = try? await account.client.mediaPointer(for: m.id) else { continue }
-                let bar = progress ? ProgressLine(label: "↓ \(pointer.fileName.isEmpty ? pointer.contentType : pointer.fileName)", ascii: ascii) : nil
-                do {
-                    let url = try await account.client.downloadMedia(pointer, into: library) { bar?.report($0) }
-                    bar?.finish()
-                    let relative = String(url.path.dropFirst(account.home.directory.path.count + 1))
-                    try? account.store.setSetting(savedKey(m.id), Array(relative.utf8))
-                    lines.append("saved \(relative) (from \(c.account))")
-                } catch {
-                    bar?.finish()
-                    lines.append("not saved: \(pointer.fileName.isEmpty ? pointer.contentType : pointer.fileName) from \(c.account): \(error)")
-                }
+            for m in messages where m.direction == .incoming {
+                if let line = await save(account, m, library: library, progress: progress, ascii: ascii) { lines.append(line) }
             }
         }
         return lines
+    }
+
+    /// Saves one received media message's file if it is one and was not saved yet; the line to show.
+    public static func save(_ account: Account, _ m: StoredMessage, library: MediaLibrary? = nil, progress: Bool = false,
+                            ascii: Bool = true) async -> String? {
+        guard m.direction == .incoming, savedPath(account, m.id) == nil,
+              let pointer = try? await account.client.mediaPointer(for: m.id) else { return nil }
+        let name = pointer.fileName.isEmpty ? pointer.contentType : pointer.fileName
+        let bar = progress ? ProgressLine(label: "↓ \(name)", ascii: ascii) : nil
+        do {
+            let url = try await account.client.downloadMedia(pointer, into: library ?? Self.library(account.home)) { bar?.report($0) }
+            bar?.finish()
+            let relative = String(url.path.dropFirst(account.home.directory.path.count + 1))
+            try? account.store.setSetting(savedKey(m.id), Array(relative.utf8))
+            return "saved \(relative) (from \(m.conversation))"
+        } catch {
+            bar?.finish()
+            return "not saved: \(name) from \(m.conversation): \(error)"
+        }
     }
 }
