@@ -7,6 +7,7 @@
 //   FuzzKyberPreKeyRecord  the client store's Kyber prekey record decoder (KyberPreKeyRecordCoding)
 //   FuzzClientContent    HushClient's MessageContent decoder (the plaintext between two clients)
 //   FuzzClientStore      the client store's value decoders (StoredValues, SessionCiphertext)
+//   FuzzMediaPointer     HushClient's MediaPointer decoder (and media MessageContent)
 import PackageDescription
 
 let package = Package(
@@ -19,5 +20,6 @@ let package = Package(
         .executableTarget(name: "FuzzKyberPreKeyRecord", dependencies: [.product(name: "HushClient", package: "Messenger")]),
         .executableTarget(name: "FuzzClientContent", dependencies: [.product(name: "HushClient", package: "Messenger")]),
         .executableTarget(name: "FuzzClientStore", dependencies: [.product(name: "HushClient", package: "Messenger")]),
+        .executableTarget(name: "FuzzMediaPointer", dependencies: [.product(name: "HushClient", package: "Messenger")]),
     ]
 )

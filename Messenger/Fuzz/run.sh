@@ -5,9 +5,10 @@
 #   Messenger/Fuzz/run.sh FuzzKyberPreKeyRecord 600
 #   Messenger/Fuzz/run.sh FuzzClientContent 600
 #   Messenger/Fuzz/run.sh FuzzClientStore 600
+#   Messenger/Fuzz/run.sh FuzzMediaPointer 600
 set -euo pipefail
 cd "$(dirname "$0")"
-target="${1:?target: FuzzStanza, FuzzRelayHandshake, FuzzKyberPreKeyRecord, FuzzClientContent or FuzzClientStore}"
+target="${1:?target: FuzzStanza, FuzzRelayHandshake, FuzzKyberPreKeyRecord, FuzzClientContent, FuzzClientStore or FuzzMediaPointer}"
 seconds="${2:-60}"
 swift build -c release --product "$target" -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library
 bin="$(swift build -c release --show-bin-path)/$target"

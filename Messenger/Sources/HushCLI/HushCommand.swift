@@ -108,20 +108,40 @@ struct Send: AsyncParsableCommand {
         abstract: "Send a message and wait for the relay's ✓ (it stays queued if the relay is unreachable).")
     @OptionGroup var options: HomeOptions
     @Argument(help: "The recipient's account name.") var name: String
-    @Argument(help: "The text.") var text: String
+    @Argument(help: "The text (or --file).") var text: String?
+    @Option(help: "A file to send instead of a text: encrypted, uploaded to the relay, sent as a pointer (Docs/spec/media.md).")
+    var file: String?
+    @Option(help: "The file's MIME type (default: from its extension).") var type: String?
     @Option(help: "Seconds to wait for the relay.") var timeout: Int = 15
+
+    func validate() throws {
+        guard (text == nil) != (file == nil) else { throw ValidationError("give a text or --file PATH (not both)") }
+    }
 
     func run() async throws {
         try await runReporting {
             let account = try options.open()
             do {
                 try await account.connect(timeout: .seconds(timeout))
-                let id = try await account.client.send(text, to: name)
+                let id: MessageID
+                var shown = text ?? ""
+                if let file {
+                    let url = URL(fileURLWithPath: (file as NSString).expandingTildeInPath)
+                    guard FileManager.default.isReadableFile(atPath: url.path) else { throw CLIError.unreadable(file) }
+                    let style = TerminalStyle.detect()
+                    let bar = MediaCLI.ProgressLine(label: "↑ \(url.lastPathComponent)", ascii: style == .plain)
+                    id = try await account.client.sendMedia(file: url, contentType: type ?? MediaCLI.contentType(forFileName: url.lastPathComponent),
+                                                            to: name, library: MediaCLI.library(account.home)) { bar.report($0) }
+                    bar.finish()
+                    shown = (try? account.store.message(id))?.body ?? url.lastPathComponent
+                } else {
+                    id = try await account.client.send(text ?? "", to: name)
+                }
                 let store = account.store
                 try await waitUntil("the relay's ✓", timeout: .seconds(timeout)) { (try store.message(id)?.state ?? .pending) >= .sent }
                 try? await account.flush(timeout: .seconds(2))
                 let state = (try? store.message(id))?.state ?? .sent
-                say("\(TickMark.mark(state, style: .detect())) to \(name): \(text)")
+                say("\(TickMark.mark(state, style: .detect())) to \(name): \(shown)")
                 await account.close()
             } catch {
                 await account.close()
@@ -142,11 +162,13 @@ struct Inbox: AsyncParsableCommand {
         try await runReporting {
             let account = try options.open()
             do {
+                let style = TerminalStyle.detect()
                 if !offline {
                     try await account.connect(timeout: .seconds(timeout))
                     try? await account.flush(timeout: .seconds(5))  // delivery receipts
+                    // Received media: downloaded, checked and decrypted into Media/ (Docs/client.md §Media).
+                    for line in await MediaCLI.saveReceived(account, progress: true, ascii: style == .plain) { say(line) }
                 }
-                let style = TerminalStyle.detect()
                 let list = try await account.client.conversations()
                 if list.isEmpty { say("no messages yet") }
                 for c in list {

@@ -57,6 +57,8 @@ extension RelayStanza {
         case .presence: "presence"
         case .sendEphemeral: "send_ephemeral"
         case .deliverEphemeral: "deliver_ephemeral"
+        case .requestMediaUpload: "request_media_upload"
+        case .mediaUploadGranted: "media_upload_granted"
         case nil: "none"
         }
     }

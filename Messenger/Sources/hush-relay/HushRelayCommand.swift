@@ -102,6 +102,9 @@ struct Serve: AsyncParsableCommand {
 
         var configuration = RelayConfiguration()
         configuration.queueCap = try settings.int(queueCap, "queue-cap", configuration.queueCap)
+        // Media blobs (Docs/spec/relay.md §19) in data-dir/media, per node (not shared through
+        // PostgreSQL), with a capability key drawn at start.
+        configuration.media = try MediaService(store: DiskMediaStore(folder: URL(fileURLWithPath: dataDir).appendingPathComponent("media")))
         let storeSetting = settings.string(self.store, "store", "sqlite")
         let relayStore: any RelayStore
         var postgres: (PostgresRelayStore, PostgresRelayCluster)?

@@ -41,3 +41,44 @@ public enum SHA512 {
         }
     }
 }
+
+extension SHA256 {
+    /// SHA-256 over data given in parts, for streams too large to hold in memory (media
+    /// blobs). Not Sendable: use from one task at a time. ``finalize()`` may be called once.
+    public final class Hasher {
+        private let context: OpaquePointer
+        private var finished = false
+
+        /// A fresh hash state.
+        public init() throws(CryptoError) {
+            guard let ctx = EVP_MD_CTX_new() else { throw .libraryFailure(function: "EVP_MD_CTX_new") }
+            guard EVP_DigestInit_ex2(ctx, OpenSSL.sha256, nil) == 1 else {
+                EVP_MD_CTX_free(ctx)
+                throw .libraryFailure(function: "EVP_DigestInit_ex2")
+            }
+            context = ctx
+        }
+
+        deinit { EVP_MD_CTX_free(context) }
+
+        /// Adds `data` to the hashed input.
+        public func update(_ data: some ContiguousByteBuffer) {
+            precondition(!finished, "SHA256.Hasher used after finalize()")
+            data.withUnsafeBytes { input in
+                if input.count > 0 { _ = EVP_DigestUpdate(context, input.baseAddress, input.count) }
+            }
+        }
+
+        /// The digest of everything added so far; the hasher accepts nothing after it.
+        public func finalize() -> [UInt8] {
+            precondition(!finished, "SHA256.Hasher finalized twice")
+            finished = true
+            return try! makeBytes(count: SHA256.byteCount) { (out: UnsafeMutableRawBufferPointer) throws(CryptoError) in
+                var length: UInt32 = 0
+                guard EVP_DigestFinal_ex(context, out.nonNullBase, &length) == 1 else {
+                    throw .libraryFailure(function: "EVP_DigestFinal_ex")
+                }
+            }
+        }
+    }
+}

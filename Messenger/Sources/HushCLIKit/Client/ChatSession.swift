@@ -81,6 +81,22 @@ public actor ChatSession {
             screen.input = ""
             if text == "/quit" { finished = true; return }
             if typingSentAt != nil { _ = await client.setTyping(false, to: peer); typingSentAt = nil }
+            if text.hasPrefix("/file ") {
+                let path = (String(text.dropFirst(6)).trimmingCharacters(in: .whitespaces) as NSString).expandingTildeInPath
+                let url = URL(fileURLWithPath: path)
+                screen.notice = "sending \(url.lastPathComponent)…"
+                redraw()
+                do {
+                    let id = try await client.sendMedia(file: url, contentType: MediaCLI.contentType(forFileName: url.lastPathComponent),
+                                                        to: peer, library: MediaCLI.library(account.home))
+                    if let m = try? account.store.message(id) { screen.upsert(m) }
+                    screen.notice = nil
+                } catch {
+                    screen.notice = "not sent: \(url.lastPathComponent): \(error)"
+                }
+                redraw()
+                return
+            }
             do {
                 let id = try await client.send(text, to: peer)
                 if let m = try? account.store.message(id) { screen.upsert(m) }
@@ -104,6 +120,11 @@ public actor ChatSession {
             if m.conversation == peer {
                 screen.upsert(m)
                 if screen.connection == .online { _ = try? await client.markRead(peer) }
+                // A received file: checked, decrypted and saved under Media/ in the background.
+                let account = self.account
+                Task {
+                    if let line = await MediaCLI.save(account, m) { await self.notify(line) }
+                }
             } else {
                 screen.notice = "new message from \(m.conversation) (hush chat \(m.conversation))"
             }
@@ -125,6 +146,12 @@ public actor ChatSession {
         }
         redraw()
         return false
+    }
+
+    private func notify(_ line: String) {
+        guard !finished else { return }
+        screen.notice = line
+        redraw()
     }
 
     private func tick() async {

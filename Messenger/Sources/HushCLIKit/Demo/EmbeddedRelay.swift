@@ -52,6 +52,7 @@ public final class EmbeddedRelay: @unchecked Sendable {
         let presence = try SQLitePresenceStore(path: dataDirectory.appendingPathComponent("presence.sqlite").path)
         var configuration = RelayConfiguration()
         configuration.handshakeTimeout = .seconds(5)
+        configuration.media = try MediaService(store: DiskMediaStore(folder: dataDirectory.appendingPathComponent("media")))
         let relay = Relay(store: store, identity: identity, configuration: configuration, logger: logger, presenceStore: presence)
         self.relay = relay
         let (ports, continuation) = AsyncStream<Int>.makeStream()

@@ -9,6 +9,7 @@ import Foundation
 /// 0x02 delivery receipt   varint(n) || n × varint(message id)        1 ≤ n ≤ 256
 /// 0x03 read receipt       varint(n) || n × varint(message id)        1 ≤ n ≤ 256
 /// 0x04 typing             state (0x00 stopped, 0x01 started) || varint(sent at, Unix ms)
+/// 0x05 media              varint(message id) || varint(sent at, Unix ms) || MediaPointer (Docs/spec/media.md §3)
 /// ```
 /// Varints are unsigned LEB128, at most 10 bytes, canonical (no trailing 0x80 groups).
 /// Message ids are the sender's client message ids (``MessageID/clientMessageID``); a receipt
@@ -22,10 +23,12 @@ public enum MessageContent: Sendable, Equatable {
     case read([UInt64])
     /// Typing started (true) or stopped (false) at `sentAt`.
     case typing(Bool, sentAt: UInt64)
+    /// A file: the pointer to its encrypted blob on the relay (Docs/spec/media.md).
+    case media(id: UInt64, sentAt: UInt64, pointer: MediaPointer)
 
     /// Content type bytes.
     public enum Kind: UInt8, Sendable {
-        case text = 0x01, delivered = 0x02, read = 0x03, typing = 0x04
+        case text = 0x01, delivered = 0x02, read = 0x03, typing = 0x04, media = 0x05
     }
 
     /// Ids in one receipt.
@@ -43,6 +46,7 @@ public enum MessageContent: Sendable, Equatable {
         case notUTF8
         case trailingBytes
         case badTypingState(UInt8)
+        case badMediaPointer(MediaPointer.DecodeError)
     }
 
     /// The encoding.
@@ -62,6 +66,11 @@ public enum MessageContent: Sendable, Equatable {
             out.append(Kind.typing.rawValue)
             out.append(on ? 1 : 0)
             Varint.append(sentAt, to: &out)
+        case .media(let id, let sentAt, let pointer):
+            out.append(Kind.media.rawValue)
+            Varint.append(id, to: &out)
+            Varint.append(sentAt, to: &out)
+            out += pointer.encoded
         }
         return out
     }
@@ -73,6 +82,7 @@ public enum MessageContent: Sendable, Equatable {
         case .delivered: .delivered
         case .read: .read
         case .typing: .typing
+        case .media: .media
         }
     }
 
@@ -100,6 +110,12 @@ public enum MessageContent: Sendable, Equatable {
             r.offset += 1
             guard state <= 1 else { throw .badTypingState(state) }
             self = .typing(state == 1, sentAt: try r.read())
+        case .media:
+            let id = try r.read(), sentAt = try r.read()
+            let pointer: MediaPointer
+            do { pointer = try MediaPointer(decoding: Array(bytes[r.offset...])) } catch { throw .badMediaPointer(error) }
+            self = .media(id: id, sentAt: sentAt, pointer: pointer)
+            return
         }
         guard r.offset == bytes.count else { throw .trailingBytes }
     }

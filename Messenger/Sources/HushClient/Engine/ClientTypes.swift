@@ -137,6 +137,8 @@ public struct ClientConfiguration: Sendable {
     public var pingInterval: Duration = .seconds(20)
     /// A request (and the handshake) must be answered within this.
     public var requestTimeout: Duration = .seconds(10)
+    /// How media blobs travel (nil: HTTP to ``endpoint``'s host and port, Docs/spec/relay.md §19).
+    public var mediaTransport: (any MediaTransport)?
     /// A typing indicator lasts this long unless renewed (ms).
     public var typingTTL: UInt64 = 6_000
     /// How many undelivered events `HushClient.events` holds before it drops the oldest. Events

@@ -322,7 +322,7 @@ public actor HushClient {
 
     // MARK: requests
 
-    private func request(_ build: (UInt32) -> RelayStanza) async throws(ClientError) -> RelayStanza {
+    func request(_ build: (UInt32) -> RelayStanza) async throws(ClientError) -> RelayStanza {
         guard let link else { throw .offline }
         nextRequestID &+= 1
         if nextRequestID == 0 { nextRequestID = 1 }
@@ -373,6 +373,7 @@ public actor HushClient {
         case .pong(let p)?: resolve(p.requestID, stanza)
         case .prekeyBundles(let b)?: resolve(b.requestID, stanza)
         case .senderCertificate(let c)?: resolve(c.requestID, stanza)
+        case .mediaUploadGranted(let g)?: resolve(g.requestID, stanza)
         case .prekeysLow(let low)?: Task { await self.prekeysLow(low) }
         case .presence(let p)?:
             emit(.presence(PresenceInfo(account: p.account, online: p.online && !p.hidden,
@@ -452,6 +453,14 @@ public actor HushClient {
                         }
                     case .typing:
                         break  // typing travels as ephemeral envelopes only
+                    case .media(let id, let sentAt, let pointer):
+                        let mid = MessageID(account: address.name, device: address.deviceID, clientMessageID: id)
+                        try store.setSetting(SettingKey.mediaPointer(mid), pointer.encoded)
+                        let m = StoredMessage(id: mid, conversation: address.name, direction: .incoming, body: pointer.summary,
+                                              sentAt: sentAt, serverTime: d.serverTime, state: .delivered)
+                        if let stored = try store.insertMessage(m) { effects.append(.message(stored)) }
+                        try Self.owe(id, to: address, store: store)
+                        owed = true
                     }
                 }
                 try store.markProcessed(serverID: sid, at: now)
@@ -566,6 +575,13 @@ public actor HushClient {
     @discardableResult
     public func send(_ text: String, to recipient: String) async throws(ClientError) -> MessageID {
         guard !text.isEmpty, text.utf8.count <= MessageContent.maxTextBytes else { throw .invalidArgument("text length") }
+        return try await sendContent(to: recipient, body: text, pointer: nil) { counter, now in .text(id: counter, sentAt: now, body: text) }
+    }
+
+    /// Sends the content `make` builds from the new message's counter and time; `body` is what
+    /// the sender's store shows, `pointer` (media) is kept with it.
+    func sendContent(to recipient: String, body text: String, pointer: MediaPointer?,
+                     _ make: (UInt64, UInt64) -> MessageContent) async throws(ClientError) -> MessageID {
         guard DeviceBinding.isValidAccountName(recipient) else { throw .invalidArgument("account name") }
         guard try step({ try store.setting(SettingKey.pendingIdentity(recipient)) }) == nil else { throw .identityNotApproved(recipient) }
         if try step({ try store.sessionDevices(for: recipient) }).isEmpty, link != nil {
@@ -581,7 +597,8 @@ public actor HushClient {
             try store.atomically {
                 let counter = try store.takeID()
                 let mid = MessageID(account: account, device: deviceID, clientMessageID: counter)
-                let content = MessageContent.text(id: counter, sentAt: now, body: text)
+                let content = make(counter, now)
+                if let pointer { try store.setSetting(SettingKey.mediaPointer(mid), pointer.encoded) }
                 let devices = try store.sessionDevices(for: recipient)
                 // Encrypted now only when it can go now: written offline, it is encrypted (and
                 // sealed with a then-fresh sender certificate) when the connection returns. Behind

@@ -23,6 +23,8 @@ enum SettingKey {
     static let readReceipts = "privacy.read-receipts"
     static let presence = "presence.setting"
     static let subscriptions = "presence.subscriptions"
+    /// The media pointer of a media message (sealed like every setting).
+    static func mediaPointer(_ id: MessageID) -> String { "media.pointer.\(id.account).\(id.device).\(id.clientMessageID)" }
     static func pendingIdentity(_ account: String) -> String { "identity.pending.\(account)" }
     static func owedDelivered(_ account: String, _ device: UInt32) -> String { "receipts.owed.\(account).\(device)" }
     static let owedIndex = "receipts.owed-index"

@@ -4,6 +4,7 @@ import Hush
 import HushTransport
 import Logging
 import NIOCore
+import NIOPosix
 import NIOWebSocket
 import Synchronization
 
@@ -69,6 +70,7 @@ public final class Relay: Sendable {
     /// Deletes expired messages (the TTL, §7.2); returns how many.
     @discardableResult
     public func purgeExpired() async -> Int {
+        _ = await purgeExpiredMedia()
         do {
             let n = try await store.purgeExpired(now: configuration.clock())
             metrics.purged.increment(by: n)
@@ -76,6 +78,24 @@ public final class Relay: Sendable {
             return n
         } catch {
             logger.error("purge failed", metadata: ["error": "\(error)"])
+            return 0
+        }
+    }
+
+    /// Removes media blobs older than the media TTL (§17.5); the number removed (0 without media).
+    @discardableResult
+    public func purgeExpiredMedia() async -> Int {
+        guard let media = configuration.media else { return 0 }
+        let now = configuration.clock()
+        // Expired from createdAt + TTL on: remove createdAt ≤ now − TTL.
+        guard now >= media.ttlMilliseconds else { return 0 }
+        let cutoff = now - media.ttlMilliseconds + 1
+        do {
+            let n = try await NIOThreadPool.singleton.runIfActive { try media.store.purge(createdBefore: cutoff) }
+            if n > 0 { logger.info("purged expired media", metadata: ["count": "\(n)"]) }
+            return n
+        } catch {
+            logger.error("media purge failed", metadata: ["error": "\(error)"])
             return 0
         }
     }
@@ -771,6 +791,9 @@ final class RelayConnection: ChannelDuplexHandler, RemovableChannelHandler, @unc
         case .sendEphemeral(let e)?:
             guard case .device(let me) = phase else { return sendError(.unauthenticated) }
             handleSendEphemeral(e, me)
+        case .requestMediaUpload(let r)?:
+            guard case .device = phase else { return sendError(.unauthenticated, requestID: r.requestID) }
+            handleRequestMediaUpload(r)
         default:
             // Relay-to-client stanzas from a client are out of order.
             sendError(.unexpectedStanza)
@@ -789,6 +812,7 @@ extension RelayStanza {
         case .getSenderCertificate(let g): g.requestID
         case .setPresencePrivacy(let p): p.requestID
         case .subscribePresence(let p): p.requestID
+        case .requestMediaUpload(let r): r.requestID
         default: 0
         }
     }

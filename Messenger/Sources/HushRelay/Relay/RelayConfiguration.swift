@@ -34,6 +34,8 @@ public struct RelayConfiguration: Sendable {
     public var random: any RandomSource = SystemRandom()
     /// How this node shares its store with other relay nodes (``SingleNodeCluster``: it does not).
     public var cluster: any RelayCluster = SingleNodeCluster()
+    /// The media store and its capability key (§17); nil: no media (UNAVAILABLE, 404).
+    public var media: MediaService?
     /// Test hook: called with every stanza a logged-in connection receives, before it is
     /// handled; a throw is treated as a crash of that connection's handler.
     public var stanzaHook: (@Sendable (RelayStanza) throws -> Void)?

@@ -164,22 +164,57 @@ final class HTTPEndpointHandler: ChannelInboundHandler, RemovableChannelHandler 
         let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
         timer = context.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(timeout)) { [self] in
             timer = nil
+            // A transfer has its own idle watchdog (60 s without body progress): the HTTP
+            // timeout must not cut a long upload or download short. It applies again once the
+            // transfer has finished and the kept-alive connection sits idle.
+            if let transfer = activeMedia, !transfer.finished {
+                startTimer(bound.value)
+                return
+            }
             guard !answering else { return }
             relay.metrics.handshake("http", "timeout")
             bound.value.close(promise: nil)
         }
     }
 
+    /// A `/v1/media/…` request in progress (§17): it gets the body parts and answers itself.
+    private var media: MediaExchange?
+    /// The latest media exchange of this connection, until the next request: while it has not
+    /// finished (its response still streaming), the HTTP timeout waits.
+    private var activeMedia: MediaExchange?
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
-        case .head(let h): head = h
-        case .body: break
+        case .head(let h):
+            let path = h.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? h.uri
+            if MediaExchange.blobID(fromPath: path), let service = relay.configuration.media {
+                let exchange = MediaExchange(service: service, head: h, path: path, now: relay.configuration.clock())
+                media = exchange
+                activeMedia = exchange
+                exchange.begin(context: context, handler: self)
+                return
+            }
+            activeMedia = nil
+            head = h
+        case .body(let buffer):
+            media?.body(context: context, handler: self, buffer)
         case .end:
+            if let exchange = media {
+                media = nil
+                exchange.end(context: context, handler: self)
+                return
+            }
             guard let h = head else { return }
             head = nil
             answering = true
             respond(context: context, to: h)
         }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        media?.connectionClosed()
+        media = nil
+        context.fireChannelInactive()
     }
 
     private func respond(context: ChannelHandlerContext, to head: HTTPRequestHead) {
