@@ -150,11 +150,6 @@ final class HTTPEndpointHandler: ChannelInboundHandler, RemovableChannelHandler 
         timer = nil
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
-        timer?.cancel()
-        timer = nil
-        context.fireChannelInactive()
-    }
 
     private func startTimer(_ context: ChannelHandlerContext) {
         timer?.cancel()
@@ -212,8 +207,11 @@ final class HTTPEndpointHandler: ChannelInboundHandler, RemovableChannelHandler 
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = nil
         media?.connectionClosed()
         media = nil
+        activeMedia = nil
         context.fireChannelInactive()
     }
 
