@@ -75,6 +75,30 @@ import Testing
 }
 
 @Suite struct HashAndMACTests {
+    /// The streaming hasher gives the one-shot digest for any split of the input (FIPS 180-4's
+    /// "abc" and a 1,000-byte message in uneven parts); `finalize()` leaves it usable, and a
+    /// later `finalize()` covers the parts added since.
+    @Test func sha256HasherMatchesOneShot() throws {
+        let abc = try SHA256.Hasher()
+        abc.update(Array("a".utf8))
+        abc.update([UInt8]())
+        abc.update(Array("bc".utf8))
+        #expect(Hex.encode(abc.finalize()) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(Hex.encode(abc.finalize()) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        abc.update(Array("d".utf8))
+        #expect(abc.finalize() == SHA256.hash(Array("abcd".utf8)))
+        let message = (0..<1_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+        let parts = try SHA256.Hasher()
+        var at = 0
+        for size in [1, 63, 64, 65, 0, 300, 507] {
+            parts.update(Array(message[at..<at + size]))
+            at += size
+        }
+        #expect(at == message.count)
+        #expect(parts.finalize() == SHA256.hash(message))
+        #expect(Hex.encode(try SHA256.Hasher().finalize()) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+    }
+
     @Test func shaKnownAnswers() {
         #expect(Hex.encode(SHA256.hash(Array("abc".utf8))) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
         #expect(Hex.encode(SHA256.hash([UInt8]())) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")

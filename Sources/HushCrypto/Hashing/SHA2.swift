@@ -44,40 +44,49 @@ public enum SHA512 {
 
 extension SHA256 {
     /// SHA-256 over data given in parts, for streams too large to hold in memory (media
-    /// blobs). Not Sendable: use from one task at a time. ``finalize()`` may be called once.
+    /// blobs). ``finalize()`` does not end the hasher: it returns the digest of everything
+    /// added so far, and more parts may follow (each later ``finalize()`` covers them too).
+    /// Not Sendable: use from one task at a time.
     public final class Hasher {
         private let context: OpaquePointer
-        private var finished = false
+        /// Where ``finalize()`` works, so that `context` stays open for more input.
+        private let scratch: OpaquePointer
 
         /// A fresh hash state.
         public init() throws(CryptoError) {
             guard let ctx = EVP_MD_CTX_new() else { throw .libraryFailure(function: "EVP_MD_CTX_new") }
+            guard let spare = EVP_MD_CTX_new() else {
+                EVP_MD_CTX_free(ctx)
+                throw .libraryFailure(function: "EVP_MD_CTX_new")
+            }
             guard EVP_DigestInit_ex2(ctx, OpenSSL.sha256, nil) == 1 else {
                 EVP_MD_CTX_free(ctx)
+                EVP_MD_CTX_free(spare)
                 throw .libraryFailure(function: "EVP_DigestInit_ex2")
             }
             context = ctx
+            scratch = spare
         }
 
-        deinit { EVP_MD_CTX_free(context) }
+        deinit {
+            EVP_MD_CTX_free(context)
+            EVP_MD_CTX_free(scratch)
+        }
 
         /// Adds `data` to the hashed input.
         public func update(_ data: some ContiguousByteBuffer) {
-            precondition(!finished, "SHA256.Hasher used after finalize()")
             data.withUnsafeBytes { input in
                 if input.count > 0 { _ = EVP_DigestUpdate(context, input.baseAddress, input.count) }
             }
         }
 
-        /// The digest of everything added so far; the hasher accepts nothing after it.
+        /// The digest of everything added so far. The hasher stays usable.
         public func finalize() -> [UInt8] {
-            precondition(!finished, "SHA256.Hasher finalized twice")
-            finished = true
-            return try! makeBytes(count: SHA256.byteCount) { (out: UnsafeMutableRawBufferPointer) throws(CryptoError) in
+            try! makeBytes(count: SHA256.byteCount) { (out: UnsafeMutableRawBufferPointer) throws(CryptoError) in
                 var length: UInt32 = 0
-                guard EVP_DigestFinal_ex(context, out.nonNullBase, &length) == 1 else {
-                    throw .libraryFailure(function: "EVP_DigestFinal_ex")
-                }
+                guard EVP_MD_CTX_copy_ex(scratch, context) == 1,
+                      EVP_DigestFinal_ex(scratch, out.nonNullBase, &length) == 1
+                else { throw .libraryFailure(function: "EVP_DigestFinal_ex") }
             }
         }
     }
