@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import os
 import re
+import http.client
 import signal
 import subprocess
 import sys
@@ -55,7 +56,8 @@ E = {name: value for value, name in enumerate(
      "UNKNOWN_DEVICE", "ACCOUNT_TAKEN", "DEVICE_TAKEN", "INVALID_SIGNATURE", "QUEUE_FULL",
      "RATE_LIMITED", "TOO_MANY_PREKEYS", "PAYLOAD_TOO_LARGE", "REPLAYED_HANDSHAKE", "CLOCK_SKEW",
      "UNSUPPORTED_VERSION", "INTERNAL_ERROR", "DEVICE_KEY_MISMATCH", "TOO_MANY_DEVICES",
-     "INVALID_KEY", "INVALID_ACCOUNT_NAME"])}
+     "INVALID_KEY", "INVALID_ACCOUNT_NAME", "UNAVAILABLE", "LIST_TOO_LONG"])}
+E["MEDIA_TOO_LARGE"] = 40  # §13: media codes are 40-49
 E_NAME = {v: k for k, v in E.items()}
 
 MAX_PAYLOAD = 64_000
@@ -113,7 +115,13 @@ BODIES = {
                             "bundles": (3, ("repeated", PREKEY_BUNDLE))}),
     "prekeys_low": (13, {"remaining": (1, "uint"), "kyber_remaining": (2, "uint")}),
     "pong": (14, {"request_id": (1, "uint")}),
+    # §19.1: media (field numbers 40-49)
+    "request_media_upload": (40, {"request_id": (1, "uint"), "size": (2, "uint")}),
+    "media_upload_granted": (41, {"request_id": (1, "uint"), "media_id": (2, "bytes"), "token": (3, "bytes"),
+                                  "expires_at": (4, "uint"), "size": (5, "uint")}),
 }
+MEDIA_LIMIT = 104_857_600        # §19.1, §19.4: the default blob limit
+MEDIA_GRANT_MS = 600_000         # §19.1: a capability lives 10 minutes
 BY_NUMBER = {number: (name, schema) for name, (number, schema) in BODIES.items()}
 
 
@@ -1722,6 +1730,93 @@ class Checker:
         except Exception as exc:  # noqa: BLE001
             t.error("prekeys: rate limit", exc)
 
+    # -- §19: media blobs -------------------------------------------------------
+
+    def http(self, method, path, body=None, headers=None):
+        """One HTTP/1.1 request on a fresh connection: (status, headers (lower-case names), body)."""
+        c = http.client.HTTPConnection("127.0.0.1", self.relay.port, timeout=10)
+        try:
+            c.request(method, path, body=body, headers=headers or {})
+            r = c.getresponse()
+            return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+        finally:
+            c.close()
+
+    async def grant(self, conn, rid, size):
+        await conn.send("request_media_upload", {"request_id": rid, "size": size})
+        return await conn.expect(("media_upload_granted", "error"), skip=("queue_empty", "deliver", "prekeys_low"))
+
+    async def check_media(self):
+        t = self.t
+        loop = asyncio.get_running_loop()
+
+        def http(*a, **kw):
+            return loop.run_in_executor(None, lambda: self.http(*a, **kw))
+
+        try:
+            c = self.alice_conn  # alice's open connection (a second login would replace it, close 4003)
+            blob = os.urandom(200_000)  # more than three 64 KiB pieces
+            t0 = time.time() * 1000
+            k, g = await self.grant(c, 500, len(blob))
+            mid, token = g.get("media_id", b""), g.get("token", b"")
+            t.check(k == "media_upload_granted" and g.get("request_id") == 500 and len(mid) == 16 and len(token) == 48
+                    and g.get("size") == len(blob), "media: RequestMediaUpload → MediaUploadGranted{16-byte id, 48-byte token, size}",
+                    f"{k} {len(mid)} {len(token)}")
+            exp = g.get("expires_at", 0)
+            t.check(abs(exp - (t0 + MEDIA_GRANT_MS)) < 60_000 and token[:8] == exp.to_bytes(8, "big")
+                    and token[8:16] == len(blob).to_bytes(8, "big"),
+                    "media: expires_at = now + 10 min; token = be64(expires_at) || be64(size) || MAC", f"{exp - t0}")
+            _, g2 = await self.grant(c, 501, len(blob))
+            t.check(g2.get("media_id") not in (None, mid), "media: two grants never share a media id")
+            for rid, size, code, name in [(502, 0, "MALFORMED_STANZA", "size 0"),
+                                          (503, MEDIA_LIMIT + 1, "MEDIA_TOO_LARGE", "size over 100 MiB")]:
+                k, f = await self.grant(c, rid, size)
+                t.check(k == "error" and f.get("code") == E[code] and f.get("request_id") == rid,
+                        f"media: RequestMediaUpload with {name} → {code} with its request_id", f"{k} {f}")
+            k, g3 = await self.grant(c, 504, MEDIA_LIMIT)
+            t.check(k == "media_upload_granted", "media: exactly 100 MiB is granted", k)
+
+            path = "/v1/media/" + mid.hex()
+            auth = {"Authorization": "Hush-Upload " + token.hex()}
+
+            def refused(name, status, word, result):
+                st, hd, body = result
+                t.check(st == status and hd.get("x-hush-error") == word and body == word.encode() + b"\n",
+                        f"media: {name} → {status} {word}", f"{st} {hd.get('x-hush-error')} {body[:40]!r}")
+
+            refused("PUT without Authorization", 401, "capability-missing", await http("PUT", path, blob))
+            bad = bytearray(token)
+            bad[-1] ^= 1
+            refused("PUT with an altered MAC", 403, "capability-invalid",
+                    await http("PUT", path, blob, {"Authorization": "Hush-Upload " + bytes(bad).hex()}))
+            other = "/v1/media/" + g2["media_id"].hex()
+            refused("PUT of another grant's id with this token", 403, "capability-invalid", await http("PUT", other, blob, auth))
+            refused("PUT with a body of another size", 400, "size-mismatch", await http("PUT", path, blob[:-1], auth))
+            refused("PUT over the blob limit", 413, "too-large",
+                    await http("PUT", path, None, {**auth, "Content-Length": str(MEDIA_LIMIT + 1)}))
+            refused("a malformed id", 404, "not-found", await http("GET", "/v1/media/" + mid.hex().upper()))
+            refused("GET before the upload", 404, "not-found", await http("GET", path))
+            st, _, body = await http("PUT", path, blob, auth)
+            t.check(st == 201 and body == b"stored\n", "media: PUT with the capability → 201 stored", f"{st} {body[:40]!r}")
+            refused("a second PUT of the same id", 409, "exists", await http("PUT", path, blob, auth))
+            st, hd, body = await http("GET", path)
+            t.check(st == 200 and body == blob and hd.get("content-length") == str(len(blob))
+                    and hd.get("accept-ranges") == "bytes" and hd.get("content-type") == "application/octet-stream",
+                    "media: GET → 200, the same bytes, Content-Length, Accept-Ranges: bytes", f"{st} {len(body)}")
+            st, hd, body = await http("GET", path, headers={"Range": "bytes=70000-"})
+            t.check(st == 206 and body == blob[70000:] and hd.get("content-range") == f"bytes 70000-{len(blob) - 1}/{len(blob)}",
+                    "media: Range bytes=N- → 206 with Content-Range and the rest (a resumed download)", f"{st} {hd.get('content-range')}")
+            st, hd, body = await http("GET", path, headers={"Range": "bytes=10-19"})
+            t.check(st == 206 and body == blob[10:20] and hd.get("content-range") == f"bytes 10-19/{len(blob)}",
+                    "media: Range bytes=N-M → 206 with those bytes", f"{st} {hd.get('content-range')}")
+            st, hd, _ = await http("GET", path, headers={"Range": f"bytes={len(blob)}-"})
+            t.check(st == 416 and hd.get("content-range") == f"bytes */{len(blob)}",
+                    "media: Range past the end → 416 with Content-Range bytes */size", f"{st} {hd.get('content-range')}")
+            st, _, body = await http("GET", path, headers={"Range": "lines=1-2"})
+            t.check(st == 200 and body == blob, "media: another Range unit is ignored (the whole blob, 200)", str(st))
+        except Exception as exc:  # noqa: BLE001
+            t.error("media", exc)
+
     def check_metrics(self):
         status, body = self.relay.get("/metrics")
         text = body.decode("utf-8", "replace")
@@ -1777,6 +1872,7 @@ class Checker:
         await self.check_window()
         await self.check_queue_full()
         await self.check_rate_limit()
+        await self.check_media()
         await self.check_extras()
         await self.check_limits()
         self.check_metrics()
