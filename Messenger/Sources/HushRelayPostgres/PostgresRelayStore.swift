@@ -66,29 +66,38 @@ public final class PostgresRelayStore: RelayStore {
         try await retrying(timeout: configuration.operationTimeout, logger: logger) { [client] in
             try await client.withConnection { c in
                 try await c.query("BEGIN", logger: logger)
-                try await c.query("SELECT pg_advisory_xact_lock(\(PostgresSchema.migrationLock))", logger: logger)
-                try await c.query(PostgresQuery(unsafeSQL: "CREATE SCHEMA IF NOT EXISTS \(schema)"), logger: logger)
-                try await c.query("CREATE TABLE IF NOT EXISTS hush_schema_version (version bigint PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
-                                  logger: logger)
-                var applied = Set<Int64>()
-                for try await v in try await c.query("SELECT version FROM hush_schema_version", logger: logger).decode(Int64.self) {
-                    applied.insert(v)
-                }
-                for (version, sql) in PostgresSchema.migrations where !applied.contains(version) {
-                    for statement in PostgresSchema.statements(sql) {
-                        try await c.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                do {
+                    try await c.query("SELECT pg_advisory_xact_lock(\(PostgresSchema.migrationLock))", logger: logger)
+                    try await c.query(PostgresQuery(unsafeSQL: "CREATE SCHEMA IF NOT EXISTS \(schema)"), logger: logger)
+                    try await c.query("CREATE TABLE IF NOT EXISTS hush_schema_version (version bigint PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
+                                      logger: logger)
+                    var applied = Set<Int64>()
+                    for try await v in try await c.query("SELECT version FROM hush_schema_version", logger: logger).decode(Int64.self) {
+                        applied.insert(v)
                     }
-                    try await c.query("INSERT INTO hush_schema_version (version) VALUES (\(version))", logger: logger)
+                    for (version, sql) in PostgresSchema.migrations where !applied.contains(version) {
+                        for statement in PostgresSchema.statements(sql) {
+                            try await c.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                        }
+                        try await c.query("INSERT INTO hush_schema_version (version) VALUES (\(version))", logger: logger)
+                    }
+                    try await c.query("COMMIT", logger: logger)
+                } catch {
+                    // A failed statement leaves the transaction aborted; without a ROLLBACK the
+                    // pool would hand this connection back in that state and every retry on it
+                    // would fail with "current transaction is aborted". If the connection itself
+                    // is gone the ROLLBACK fails too, which is fine: the pool discards it.
+                    _ = try? await c.query("ROLLBACK", logger: logger)
+                    throw error
                 }
-                try await c.query("COMMIT", logger: logger)
             }
         }
     }
 
-    /// The schema versions applied, ascending (for tests and diagnostics).
     /// How this node's batches were committed (tests, diagnostics).
     var batchStatistics: PostgresGroupCommitter.Statistics { writer.statistics }
 
+    /// The schema versions applied, ascending (for tests and diagnostics).
     public func schemaVersions() async throws(RelayStoreError) -> [Int64] {
         try await read { c in
             var out: [Int64] = []
