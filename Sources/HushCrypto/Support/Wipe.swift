@@ -11,3 +11,16 @@ extension SecureBytes {
         sodium_memzero(base, buffer.count)
     }
 }
+
+extension SecureBytes {
+    /// Overwrites the elements of `bytes` with zeros (`sodium_memzero`, which the optimizer may
+    /// not elide), for a plain array that held a secret on its way into or out of
+    /// ``SecureBytes`` (a decoded record, a file buffer).
+    ///
+    /// Not for: copies. Arrays are copy-on-write; this wipes the storage `bytes` uses now (after
+    /// making it unique, which copies a shared buffer first and leaves the other holder's copy
+    /// untouched). Keep a secret in ``SecureBytes`` wherever the API allows.
+    public static func wipe(_ bytes: inout [UInt8]) {
+        bytes.withUnsafeMutableBytes { raw in wipe(raw) }
+    }
+}

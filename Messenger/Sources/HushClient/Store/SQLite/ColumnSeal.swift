@@ -88,14 +88,8 @@ struct ColumnSeal: Sendable {
         return SecureBytes(copying: plain)
     }
 
-    /// Best-effort zeroing of a plain array that held a secret (HushCrypto's wipe is not public).
-    static func wipe(_ bytes: inout [UInt8]) {
-        bytes.withUnsafeMutableBytes { raw in
-            guard let base = raw.baseAddress, raw.count > 0 else { return }
-            memset(base, 0, raw.count)
-        }
-        withExtendedLifetime(bytes) {}
-    }
+    /// Zeroes a plain array that held a secret (`sodium_memzero`, through HushCrypto).
+    static func wipe(_ bytes: inout [UInt8]) { SecureBytes.wipe(&bytes) }
 }
 
 /// A stored random source, usable where a concrete `some RandomSource` is wanted.
