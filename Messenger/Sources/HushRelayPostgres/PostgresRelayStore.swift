@@ -186,7 +186,17 @@ public final class PostgresRelayStore: RelayStore {
         let kSigs = upload.kyberOneTime.map { ByteBuffer(bytes: Array($0.signature)) }
         let signed = upload.signed, last = upload.kyberLastResort
         let maxStored = Int64(clamping: upload.maxStored), maxKyber = Int64(clamping: upload.maxStoredKyber)
+        let replace = upload.replaceOneTime
         let (status, count, kyber) = try await write { c, _ in
+            if replace {
+                // Same transaction as the upload below (the batch's); an unknown device deletes nothing.
+                try await c.query("""
+                    DELETE FROM prekeys WHERE device_ref = (SELECT id FROM devices WHERE account = \(account) AND device_id = \(Int64(deviceID)))
+                    """, logger: logger)
+                try await c.query("""
+                    DELETE FROM kyber_prekeys WHERE device_ref = (SELECT id FROM devices WHERE account = \(account) AND device_id = \(Int64(deviceID)))
+                    """, logger: logger)
+            }
             let rows = try await c.query("""
                 SELECT r_status, r_count, r_kyber_count FROM hush_store_prekeys_pq(\(account), \(Int64(deviceID)), \(Int64(upload.registrationID)),
                     \(signed.map { Int64($0.id) }), \(signed?.publicKey), \(signed?.signature), \(ids), \(keys), \(maxStored),

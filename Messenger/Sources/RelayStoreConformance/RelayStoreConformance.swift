@@ -332,6 +332,38 @@ public enum RelayStoreConformance {
             try expect(claimed.compactMap(\.oneTime).count == 5, "X25519 one-time prekeys too")
             try expect(try await s.kyberPrekeyCount(account: "bob", deviceID: 1) == 0, "none left")
         }),
+        ("replaceOneTimePrekeys", { factory in
+            let s = try await populated(factory)
+            _ = try await s.storePrekeys(account: "bob", deviceID: 1, PrekeyUpload(
+                registrationID: 3, oneTime: (1...4).map { OneTimePrekeyRecord(id: UInt32($0), publicKey: key(UInt8($0))) },
+                kyberLastResort: kyber(40, 0x40), kyberOneTime: [kyber(1, 1), kyber(2, 2), kyber(3, 3)], maxStored: 10, maxStoredKyber: 10))
+            _ = try await s.storePrekeys(account: "bob", deviceID: 2, PrekeyUpload(
+                registrationID: 4, oneTime: [OneTimePrekeyRecord(id: 1, publicKey: key(0x21))], kyberOneTime: [kyber(1, 0x21)],
+                maxStored: 10, maxStoredKyber: 10))
+            // Every one-time key of both kinds goes, the new ones (with ids old and new) stay; the
+            // last-resort Kyber key is not one-time and stays; another device is untouched.
+            try expect(try await s.storePrekeys(account: "bob", deviceID: 1, PrekeyUpload(
+                registrationID: 5, oneTime: [OneTimePrekeyRecord(id: 2, publicKey: key(0x62)), OneTimePrekeyRecord(id: 9, publicKey: key(0x69))],
+                kyberOneTime: [kyber(8, 0x68)], maxStored: 2, maxStoredKyber: 1, replaceOneTime: true))
+                == PrekeyCounts(oneTime: 2, kyberOneTime: 1), "replaced (the caps count only the new keys)")
+            let b1 = try await s.claimBundles(account: "bob", devices: [1])[0]
+            try expect(b1.oneTime == OneTimePrekeyRecord(id: 2, publicKey: key(0x62)) && b1.kyber == kyber(8, 0x68) && b1.registrationID == 5,
+                       "the new keys are handed out")
+            let b2 = try await s.claimBundles(account: "bob", devices: [1])[0]
+            try expect(b2.oneTime == OneTimePrekeyRecord(id: 9, publicKey: key(0x69)) && b2.kyber == kyber(40, 0x40) && b2.kyberIsLastResort,
+                       "then the last-resort Kyber key, kept")
+            try expect(try await s.claimBundles(account: "bob", devices: [1])[0].oneTime == nil, "no old key is left")
+            try expect(try await s.prekeyCount(account: "bob", deviceID: 2) == 1, "another device keeps its keys")
+            try expect(try await s.kyberPrekeyCount(account: "bob", deviceID: 2) == 1, "another device keeps its Kyber keys")
+            // A replacing upload with no one-time keys empties the device.
+            _ = try await s.storePrekeys(account: "bob", deviceID: 2, PrekeyUpload(registrationID: 4, maxStored: 10, maxStoredKyber: 10, replaceOneTime: true))
+            try expect(try await s.prekeyCount(account: "bob", deviceID: 2) == 0, "emptied")
+            try expect(try await s.kyberPrekeyCount(account: "bob", deviceID: 2) == 0, "emptied of Kyber keys")
+            try await expectError(.unknownDevice(7)) {
+                try await s.storePrekeys(account: "bob", deviceID: 7, PrekeyUpload(registrationID: 1, maxStored: 10, maxStoredKyber: 10, replaceOneTime: true))
+            }
+            try expect(try await factory.reopen().prekeyCount(account: "bob", deviceID: 1) == 0, "durable")
+        }),
         ("kyberDurableAcrossReopen", { factory in
             let s = try await populated(factory)
             _ = try await s.storePrekeys(account: "bob", deviceID: 1, PrekeyUpload(

@@ -125,7 +125,8 @@ extension RelayConnection {
         let upload = PrekeyUpload(registrationID: u.registrationID, signed: signed, oneTime: oneTime,
                                   kyberLastResort: kyberLastResort, kyberOneTime: kyberOneTime,
                                   maxStored: RelayProtocol.Limits.maxStoredPrekeys,
-                                  maxStoredKyber: RelayProtocol.Limits.maxStoredKyberPrekeys)
+                                  maxStoredKyber: RelayProtocol.Limits.maxStoredKyberPrekeys,
+                                  replaceOneTime: u.replaceOneTime)
         storeWork({ () async throws(RelayStoreError) -> PrekeyCounts in
             try await store.storePrekeys(account: me.account, deviceID: me.deviceID, upload)
         }) { [self] result in

@@ -94,10 +94,15 @@ public struct PrekeyUpload: Sendable, Equatable {
     public var maxStored: Int
     /// At most this many one-time Kyber prekeys may be stored after the upload.
     public var maxStoredKyber: Int
+    /// Deletes every stored one-time prekey of both kinds before storing this upload's, in the
+    /// same transaction (spec relay §8.1 `replace_one_time`: a device restored from a backup
+    /// no longer holds the private keys of what it uploaded before).
+    public var replaceOneTime: Bool
     /// Creates an upload.
     public init(registrationID: UInt32, signed: SignedPrekeyRecord? = nil, oneTime: [OneTimePrekeyRecord] = [],
                 kyberLastResort: KyberPrekeyRecord? = nil, kyberOneTime: [KyberPrekeyRecord] = [],
-                maxStored: Int, maxStoredKyber: Int) {
+                maxStored: Int, maxStoredKyber: Int, replaceOneTime: Bool = false) {
+        self.replaceOneTime = replaceOneTime
         self.registrationID = registrationID
         self.signed = signed
         self.oneTime = oneTime

@@ -233,6 +233,10 @@ public final class SQLiteRelayStore: RelayStore, CallbackRelayStore {
                 try db.cachedStatement(sql: "UPDATE devices SET signed_prekey_id = ?, signed_prekey = ?, signed_prekey_signature = ? WHERE id = ?")
                                .execute(arguments: [Int64(signed.id), signed.publicKey, signed.signature, ref])
             }
+            if upload.replaceOneTime {
+                try db.cachedStatement(sql: "DELETE FROM prekeys WHERE device_ref = ?").execute(arguments: [ref])
+                try db.cachedStatement(sql: "DELETE FROM kyber_prekeys WHERE device_ref = ?").execute(arguments: [ref])
+            }
             for key in upload.oneTime {
                 try db.cachedStatement(sql: "INSERT OR REPLACE INTO prekeys (device_ref, prekey_id, public_key) VALUES (?, ?, ?)")
                                .execute(arguments: [ref, Int64(key.id), key.publicKey])

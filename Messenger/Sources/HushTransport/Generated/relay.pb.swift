@@ -740,6 +740,9 @@ public nonisolated struct RelayUploadPrekeys: Sendable {
   /// 0..100; ids already stored are replaced
   public var kyberOneTime: [RelayKyberPrekey] = []
 
+  /// first delete every stored one-time prekey of both kinds (spec §8.1)
+  public var replaceOneTime: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -2059,7 +2062,7 @@ nonisolated extension RelayKyberPrekey: SwiftProtobuf.Message, SwiftProtobuf._Me
 
 nonisolated extension RelayUploadPrekeys: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".UploadPrekeys"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}registration_id\0\u{3}signed_prekey\0\u{3}one_time\0\u{3}kyber_last_resort\0\u{3}kyber_one_time\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}registration_id\0\u{3}signed_prekey\0\u{3}one_time\0\u{3}kyber_last_resort\0\u{3}kyber_one_time\0\u{3}replace_one_time\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2073,6 +2076,7 @@ nonisolated extension RelayUploadPrekeys: SwiftProtobuf.Message, SwiftProtobuf._
       case 4: try { try decoder.decodeRepeatedMessageField(value: &self.oneTime) }()
       case 5: try { try decoder.decodeSingularMessageField(value: &self._kyberLastResort) }()
       case 6: try { try decoder.decodeRepeatedMessageField(value: &self.kyberOneTime) }()
+      case 7: try { try decoder.decodeSingularBoolField(value: &self.replaceOneTime) }()
       default: break
       }
     }
@@ -2101,6 +2105,9 @@ nonisolated extension RelayUploadPrekeys: SwiftProtobuf.Message, SwiftProtobuf._
     if !self.kyberOneTime.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.kyberOneTime, fieldNumber: 6)
     }
+    if self.replaceOneTime != false {
+      try visitor.visitSingularBoolField(value: self.replaceOneTime, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2111,6 +2118,7 @@ nonisolated extension RelayUploadPrekeys: SwiftProtobuf.Message, SwiftProtobuf._
     if lhs.oneTime != rhs.oneTime {return false}
     if lhs._kyberLastResort != rhs._kyberLastResort {return false}
     if lhs.kyberOneTime != rhs.kyberOneTime {return false}
+    if lhs.replaceOneTime != rhs.replaceOneTime {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
