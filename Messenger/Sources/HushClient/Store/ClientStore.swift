@@ -172,6 +172,9 @@ public protocol ClientStore: SignalProtocolStore, SenderKeyStore, KyberPreKeySto
     func advance(_ id: MessageID, to state: TickState, serverTime: UInt64?) throws -> Bool
     /// Up to `limit` messages of `conversation`, newest last, older than `before` (a sequence) if given.
     func messages(in conversation: String, before: Int64?, limit: Int) throws -> [StoredMessage]
+    /// Up to `limit` messages of every conversation with a sequence above `after`, in sequence
+    /// order (oldest first): the whole history, page by page (a backup streams it so).
+    func allMessages(after: Int64, limit: Int) throws -> [StoredMessage]
     /// Incoming messages of `conversation` not yet `.read`, oldest first.
     func unreadIncoming(in conversation: String) throws -> [StoredMessage]
     /// Every conversation that has a message, most recent (highest last sequence) first.

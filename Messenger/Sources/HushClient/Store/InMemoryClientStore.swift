@@ -214,6 +214,14 @@ public final class InMemoryClientStore: ClientStore, @unchecked Sendable {
 
     public func message(_ id: MessageID) throws -> StoredMessage? { locked { history.messages[id] } }
 
+    public func allMessages(after: Int64, limit: Int) throws -> [StoredMessage] {
+        locked {
+            guard limit > 0 else { return [] }
+            // Tests' sizes: a sort per page is fine here.
+            return Array(history.messages.values.filter { $0.sequence > after }.sorted { $0.sequence < $1.sequence }.prefix(limit))
+        }
+    }
+
     @discardableResult
     public func advance(_ id: MessageID, to newState: TickState, serverTime: UInt64?) throws -> Bool {
         locked {

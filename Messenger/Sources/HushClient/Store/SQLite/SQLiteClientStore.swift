@@ -615,6 +615,16 @@ public final class SQLiteClientStore: ClientStore, @unchecked Sendable {
         }
     }
 
+    public func allMessages(after: Int64, limit: Int) throws -> [StoredMessage] {
+        guard limit > 0 else { return [] }
+        return try read { db in
+            try Row.fetchAll(
+                db.cachedStatement(sql: "SELECT \(Self.messageColumns) FROM messages WHERE sequence > ? ORDER BY sequence LIMIT ?"),
+                arguments: [after, limit]
+            ).map { try decodeMessage($0) }
+        }
+    }
+
     public func unreadIncoming(in conversation: String) throws -> [StoredMessage] {
         try read { db in
             try Row.fetchAll(
