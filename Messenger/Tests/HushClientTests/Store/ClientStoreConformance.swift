@@ -54,6 +54,7 @@ enum ClientStoreConformance {
         ("outboxPayloadReplacedInPlace", outboxPayloadReplacedInPlace),
         ("processedIDsAndPruning", processedIDsAndPruning),
         ("paging", paging),
+        ("allMessagesInSequenceOrder", allMessagesInSequenceOrder),
         ("unread", unread),
         ("conversationsOrdering", conversationsOrdering),
         ("concurrentInserts", concurrentInserts),
@@ -505,6 +506,26 @@ enum ClientStoreConformance {
         #expect(try store.message(MessageID(account: "zed", device: 1, clientMessageID: 1)) == nil)
         let roundTrip = try #require(try store.message(first.id))
         #expect(roundTrip == first)
+    }
+
+    static func allMessagesInSequenceOrder(_ factory: any ClientStoreFactory) throws {
+        let (store, _) = try fresh(factory)
+        #expect(try store.allMessages(after: 0, limit: 10).isEmpty)
+        for n in 1...7 { _ = try store.insertMessage(message(UInt64(n), in: ["bob", "carol", "dave"][n % 3])) }
+        let all = try store.allMessages(after: 0, limit: 100)
+        #expect(all.map(\.id.clientMessageID) == Array(1...7))
+        #expect(all.map(\.conversation) == ["carol", "dave", "bob", "carol", "dave", "bob", "carol"])
+        #expect(all.map(\.sequence) == all.map(\.sequence).sorted() && Set(all.map(\.sequence)).count == 7)
+        // Paging by the last sequence seen visits each message once.
+        var seen: [UInt64] = [], after: Int64 = 0
+        while case let page = try store.allMessages(after: after, limit: 3), let last = page.last {
+            #expect(page.count <= 3)
+            seen += page.map(\.id.clientMessageID)
+            after = last.sequence
+        }
+        #expect(seen == Array(1...7))
+        #expect(try store.allMessages(after: all[5].sequence, limit: 0).isEmpty)
+        #expect(try store.allMessages(after: all[5].sequence, limit: 10).map(\.id.clientMessageID) == [7])
     }
 
     static func ticksOnlyAdvance(_ factory: any ClientStoreFactory) throws {
