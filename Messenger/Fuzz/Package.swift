@@ -8,6 +8,7 @@
 //   FuzzClientContent    HushClient's MessageContent decoder (the plaintext between two clients)
 //   FuzzClientStore      the client store's value decoders (StoredValues, SessionCiphertext)
 //   FuzzMediaPointer     HushClient's MediaPointer decoder (and media MessageContent)
+//   FuzzBackup           HushBackup.restore: whole files, and authentic files around arbitrary record streams
 import PackageDescription
 
 let package = Package(
@@ -21,5 +22,6 @@ let package = Package(
         .executableTarget(name: "FuzzClientContent", dependencies: [.product(name: "HushClient", package: "Messenger")]),
         .executableTarget(name: "FuzzClientStore", dependencies: [.product(name: "HushClient", package: "Messenger")]),
         .executableTarget(name: "FuzzMediaPointer", dependencies: [.product(name: "HushClient", package: "Messenger")]),
+        .executableTarget(name: "FuzzBackup", dependencies: [.product(name: "HushClient", package: "Messenger")]),
     ]
 )

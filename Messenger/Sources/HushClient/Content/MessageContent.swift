@@ -10,6 +10,7 @@ import Foundation
 /// 0x03 read receipt       varint(n) || n × varint(message id)        1 ≤ n ≤ 256
 /// 0x04 typing             state (0x00 stopped, 0x01 started) || varint(sent at, Unix ms)
 /// 0x05 media              varint(message id) || varint(sent at, Unix ms) || MediaPointer (Docs/spec/media.md §3)
+/// 0x30 session reset      varint(sent at, Unix ms)   (a restored device's first message, Docs/spec/backup.md §6)
 /// ```
 /// Varints are unsigned LEB128, at most 10 bytes, canonical (no trailing 0x80 groups).
 /// Message ids are the sender's client message ids (``MessageID/clientMessageID``); a receipt
@@ -25,10 +26,14 @@ public enum MessageContent: Sendable, Equatable {
     case typing(Bool, sentAt: UInt64)
     /// A file: the pointer to its encrypted blob on the relay (Docs/spec/media.md).
     case media(id: UInt64, sentAt: UInt64, pointer: MediaPointer)
+    /// The sender was restored from a backup and starts a new session (the session message
+    /// carrying this is a prekey message; nothing is shown).
+    case sessionReset(sentAt: UInt64)
 
     /// Content type bytes.
     public enum Kind: UInt8, Sendable {
         case text = 0x01, delivered = 0x02, read = 0x03, typing = 0x04, media = 0x05
+        case sessionReset = 0x30
     }
 
     /// Ids in one receipt.
@@ -71,6 +76,9 @@ public enum MessageContent: Sendable, Equatable {
             Varint.append(id, to: &out)
             Varint.append(sentAt, to: &out)
             out += pointer.encoded
+        case .sessionReset(let sentAt):
+            out.append(Kind.sessionReset.rawValue)
+            Varint.append(sentAt, to: &out)
         }
         return out
     }
@@ -83,6 +91,7 @@ public enum MessageContent: Sendable, Equatable {
         case .read: .read
         case .typing: .typing
         case .media: .media
+        case .sessionReset: .sessionReset
         }
     }
 
@@ -116,6 +125,8 @@ public enum MessageContent: Sendable, Equatable {
             do { pointer = try MediaPointer(decoding: Array(bytes[r.offset...])) } catch { throw .badMediaPointer(error) }
             self = .media(id: id, sentAt: sentAt, pointer: pointer)
             return
+        case .sessionReset:
+            self = .sessionReset(sentAt: try r.read())
         }
         guard r.offset == bytes.count else { throw .trailingBytes }
     }

@@ -453,6 +453,8 @@ public actor HushClient {
                         }
                     case .typing:
                         break  // typing travels as ephemeral envelopes only
+                    case .sessionReset:
+                        break  // decrypting its prekey message already made the new session current
                     case .media(let id, let sentAt, let pointer):
                         let mid = MessageID(account: address.name, device: address.deviceID, clientMessageID: id)
                         try store.setSetting(SettingKey.mediaPointer(mid), pointer.encoded)
@@ -1134,7 +1136,7 @@ public actor HushClient {
     /// ``RelayProtocol/Limits/kyberPrekeysPerStanza`` one-time Kyber prekeys, further stanzas the
     /// rest of `kyberOneTime` (a stanza holds at most 36 Kyber prekeys, spec relay §8.3).
     private func upload(signed: SignedPreKeyRecord?, oneTime: [PreKeyRecord], kyberLastResort: KyberPreKeyRecord? = nil,
-                        kyberOneTime: [KyberPreKeyRecord] = []) async throws(ClientError) {
+                        kyberOneTime: [KyberPreKeyRecord] = [], replace: Bool = false) async throws(ClientError) {
         let registrationID = try step { try store.localRegistrationID() }
         let per = RelayProtocol.Limits.kyberPrekeysPerStanza
         var offset = 0
@@ -1146,6 +1148,8 @@ public actor HushClient {
                 s.uploadPrekeys.requestID = rid
                 s.uploadPrekeys.registrationID = registrationID
                 if first {
+                    // After a restore: the relay's one-time keys are the lost device's (backup §6).
+                    s.uploadPrekeys.replaceOneTime = replace
                     if let signed { s.uploadPrekeys.signedPrekey = signedPreKeyStanza(signed) }
                     s.uploadPrekeys.oneTime = oneTime.map { p in
                         var k = RelayPrekey()
@@ -1179,10 +1183,14 @@ public actor HushClient {
                         try lastID.flatMap { try store.loadKyberPreKey(id: $0) }, Array(kyber))
             }
         }
-        try await upload(signed: signed, oneTime: oneTime, kyberLastResort: last, kyberOneTime: kyber)
+        let replace = try step { try store.flag(HushBackup.restoreReplacePreKeys) }
+        try await upload(signed: signed, oneTime: oneTime, kyberLastResort: last, kyberOneTime: kyber, replace: replace)
         try step {
-            try store.setFlag(SettingKey.preKeysUploaded, true)
-            try store.setFlag(SettingKey.kyberPreKeysUploaded, true)
+            try store.atomically {
+                try store.setFlag(SettingKey.preKeysUploaded, true)
+                try store.setFlag(SettingKey.kyberPreKeysUploaded, true)
+                if replace { try store.setSetting(HushBackup.restoreReplacePreKeys, nil) }
+            }
         }
     }
 
