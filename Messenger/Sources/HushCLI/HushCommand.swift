@@ -16,7 +16,7 @@ struct HushCommand: AsyncParsableCommand {
             or asked on the terminal) or a 32-byte key file (--key-file). Start with `hush demo`, or \
             `hush init`, then `hush chat NAME`.
             """,
-        subcommands: [Init.self, Send.self, Inbox.self, Contacts.self, Verify.self, Chat.self, Settings.self, Demo.self]
+        subcommands: [Init.self, Send.self, Inbox.self, Contacts.self, Verify.self, Chat.self, Settings.self, Backup.self, Demo.self]
     )
 }
 
