@@ -78,7 +78,7 @@ public struct Demo {
         output("warning: could not remove \(root.path)")
     }
 
-    private func step(_ text: String) { output("  ✔ " + text) }
+    func step(_ text: String) { output("  ✔ " + text) }
 
     private func line(_ m: StoredMessage, viewer: String) -> String {
         MessageLine.render(m, style: style, timeZone: timeZone).joined(separator: "\n")
@@ -86,7 +86,7 @@ public struct Demo {
 
     private func script(root: URL, relay relayOut: inout EmbeddedRelay?, accounts: inout [Account], logs: inout [EventLog]) async throws {
         let limit = stepTimeout
-        output("hush demo: a relay on loopback, alice and bob, one conversation")
+        output("hush demo: a relay on loopback, alice and bob, one conversation, a photo")
         output("")
 
         // 1. The relay.
@@ -201,7 +201,10 @@ public struct Demo {
         try await alice.flush(timeout: limit)
         try await bob.flush(timeout: limit)
 
-        // 8. The conversation as each sees it.
+        // 8. A photo (Docs/spec/media.md): encrypted, uploaded, a pointer sent, downloaded and checked.
+        try await photo(from: alice, to: bob, root: root)
+
+        // 9. The conversation as each sees it.
         for (who, account, peer) in [("alice", alice, "bob"), ("bob", bob, "alice")] {
             output("")
             output("\(who)'s screen:")
@@ -229,16 +232,16 @@ public struct Demo {
         c.requestTimeout = .seconds(5)
     }
 
-    private func waitEvent(_ log: EventLog, since: Int, _ what: String, _ match: @escaping @Sendable (ClientEvent) -> Bool) async throws {
+    func waitEvent(_ log: EventLog, since: Int, _ what: String, _ match: @escaping @Sendable (ClientEvent) -> Bool) async throws {
         try await waitUntil(what, timeout: stepTimeout) { await log.first(since: since, match) != nil }
     }
 
-    private func waitState(_ account: Account, _ id: MessageID, _ state: TickState, _ what: String) async throws {
+    func waitState(_ account: Account, _ id: MessageID, _ state: TickState, _ what: String) async throws {
         let store = account.store
         try await waitUntil(what, timeout: stepTimeout) { (try store.message(id)?.state ?? .pending) >= state }
     }
 
-    private func waitIncoming(_ account: Account, from peer: String, count: Int, _ what: String) async throws {
+    func waitIncoming(_ account: Account, from peer: String, count: Int, _ what: String) async throws {
         let store = account.store
         try await waitUntil(what, timeout: stepTimeout) {
             try store.messages(in: peer, before: nil, limit: 100).filter { $0.direction == .incoming }.count >= count
