@@ -407,6 +407,34 @@ public final class PostgresRelayStore: RelayStore {
 }
 
 extension PostgresRelayStore {
+    // MARK: sealed sender (spec §20)
+
+    public func sealedAccess(account: String) async throws(RelayStoreError) -> SealedAccess? {
+        try await read { client in
+            let rows = try await client.query("SELECT access_key, allow_anyone FROM sealed_access WHERE account = \(account)")
+            for try await (key, anyone) in rows.decode((Data?, Bool).self) { return SealedAccess(accessKey: key, allowAnyone: anyone) }
+            return nil
+        }
+    }
+
+    public func setSealedAccess(account: String, _ access: SealedAccess) async throws(RelayStoreError) {
+        let logger = logger
+        let key = access.accessKey, anyone = access.allowAnyone
+        let stored: Bool = try await writer.submit({ c, _ in
+            let rows = try await c.query("""
+                INSERT INTO sealed_access (account, access_key, allow_anyone)
+                SELECT name, \(key), \(anyone) FROM accounts WHERE name = \(account)
+                ON CONFLICT (account) DO UPDATE SET access_key = excluded.access_key, allow_anyone = excluded.allow_anyone
+                RETURNING account
+                """, logger: logger)
+            for try await _ in rows.decode(String.self) { return true }
+            return false
+        }, committed: nil)
+        guard stored else { throw .unknownAccount }
+    }
+}
+
+extension PostgresRelayStore {
     /// A device's current session number (0 before its first login on a cluster node).
     func session(account: String, deviceID: UInt32) async throws(RelayStoreError) -> Int64? {
         try await read { client in

@@ -29,7 +29,7 @@ enum PostgresSchema {
     static let migrationLock: Int64 = 0x4855_5348_5245_4C59 // "HUSHRELY"
 
     /// Version → SQL. Never edit an applied version: add a new one.
-    static let migrations: [(Int64, String)] = [(1, v1), (2, v2), (3, v3)]
+    static let migrations: [(Int64, String)] = [(1, v1), (2, v2), (3, v3), (4, v4)]
 
     /// `sql` split into statements at `;` outside `$$` bodies and `--` comments (the extended
     /// query protocol takes one statement at a time).
@@ -458,5 +458,16 @@ enum PostgresSchema {
                 v_offset := v_offset + p_counts[i];
             END LOOP;
         END $$;
+        """
+
+    /// Version 4: sealed sender (`Docs/spec/relay.md` §20.1), each account's access key and
+    /// whether anyone may send it sealed messages. Plain statements (no function): it is read
+    /// per sealed send and written when an account changes its setting.
+    static let v4 = """
+        CREATE TABLE sealed_access (
+            account text PRIMARY KEY REFERENCES accounts(name),
+            access_key bytea,
+            allow_anyone boolean NOT NULL
+        );
         """
 }

@@ -59,6 +59,8 @@ extension RelayStanza {
         case .deliverEphemeral: "deliver_ephemeral"
         case .requestMediaUpload: "request_media_upload"
         case .mediaUploadGranted: "media_upload_granted"
+        case .setSealedAccess: "set_sealed_access"
+        case .sealedSend: "sealed_send"
         case nil: "none"
         }
     }

@@ -364,6 +364,39 @@ public enum RelayStoreConformance {
             }
             try expect(try await factory.reopen().prekeyCount(account: "bob", deviceID: 1) == 0, "durable")
         }),
+        ("sealedAccess", { factory in
+            let s = try await populated(factory)
+            try expect(try await s.sealedAccess(account: "bob") == nil, "none set")
+            try expect(try await s.sealedAccess(account: "carol") == nil, "unknown account: nil, like none set")
+            let a = SealedAccess(accessKey: Data(repeating: 0x5A, count: 16), allowAnyone: false)
+            try await s.setSealedAccess(account: "bob", a)
+            try expect(try await s.sealedAccess(account: "bob") == a, "stored")
+            try expect(try await s.sealedAccess(account: "alice") == nil, "per account")
+            let open = SealedAccess(accessKey: nil, allowAnyone: true)
+            try await s.setSealedAccess(account: "bob", open)
+            try expect(try await s.sealedAccess(account: "bob") == open, "replaced")
+            try await expectError(.unknownAccount) { try await s.setSealedAccess(account: "carol", a) }
+            try expect(try await s.sealedAccess(account: "carol") == nil, "nothing stored for an unknown account")
+            try expect(try await factory.reopen().sealedAccess(account: "bob") == open, "durable")
+        }),
+        ("anonymousSendScope", { factory in
+            // A sealed send is recorded under the recipient's anonymous scope: deduped within it,
+            // distinct from any account's own sends and from another recipient's scope.
+            let s = try await populated(factory)
+            _ = try await s.register(account: "carol", identityKey: key(0xC0), deviceID: 1, staticKey: key(0xC1), maxDevices: 16)
+            let toBob = request(77, from: AnonymousSender.scope(recipient: "bob"), 0, to: "bob", payload: "sealed", now: 2_000)
+            guard case .stored(let t, let stored) = try await s.enqueue(toBob, committed: noop) else {
+                throw ConformanceFailure(description: "not stored", line: #line)
+            }
+            try expect(stored.map(\.senderAccount) == ["*bob"] && stored.map(\.senderDevice) == [0], "scope recorded")
+            try expect(try await s.enqueue(toBob, committed: noop) == .duplicate(serverTime: t), "deduped")
+            guard case .stored = try await s.enqueue(request(77, from: AnonymousSender.scope(recipient: "carol"), 0, to: "carol"), committed: noop),
+                  case .stored = try await s.enqueue(request(77, from: "alice", 1, to: "bob"), committed: noop) else {
+                throw ConformanceFailure(description: "scopes not distinct", line: #line)
+            }
+            let m = try await s.pending(account: "bob", deviceID: 1, after: 0, limit: 10)
+            try expect(m.map(\.senderAccount) == ["*bob", "alice"] && m.first?.payload == Data("sealed".utf8), "pending keeps the scope")
+        }),
         ("kyberDurableAcrossReopen", { factory in
             let s = try await populated(factory)
             _ = try await s.storePrekeys(account: "bob", deviceID: 1, PrekeyUpload(

@@ -56,6 +56,10 @@ final class GatedStore: RelayStore {
     }
     func totalQueueDepth() async throws(RelayStoreError) -> Int { try await base.totalQueueDepth() }
     func purgeExpired(now: UInt64) async throws(RelayStoreError) -> Int { try await base.purgeExpired(now: now) }
+    func sealedAccess(account: String) async throws(RelayStoreError) -> SealedAccess? { try await base.sealedAccess(account: account) }
+    func setSealedAccess(account: String, _ access: SealedAccess) async throws(RelayStoreError) {
+        try await base.setSealedAccess(account: account, access)
+    }
 }
 
 /// Tests that load the machine or depend on prompt pongs, one at a time: the half-open test

@@ -752,6 +752,7 @@ final class RelayConnection: ChannelDuplexHandler, RemovableChannelHandler, @unc
         guard bucket.take(now: config.clock()) else {
             var cmid: UInt64 = 0
             if case .send(let m)? = stanza.body { cmid = m.clientMessageID }
+            if case .sealedSend(let m)? = stanza.body { cmid = m.clientMessageID }
             sendError(.rateLimited, requestID: stanza.requestID, clientMessageID: cmid)
             return
         }
@@ -794,6 +795,13 @@ final class RelayConnection: ChannelDuplexHandler, RemovableChannelHandler, @unc
         case .requestMediaUpload(let r)?:
             guard case .device = phase else { return sendError(.unauthenticated, requestID: r.requestID) }
             handleRequestMediaUpload(r)
+        case .setSealedAccess(let a)?:
+            guard case .device(let me) = phase else { return sendError(.unauthenticated, requestID: a.requestID) }
+            handleSetSealedAccess(a, me)
+        case .sealedSend(let m)?:
+            // On a logged-in connection it would name its sender: refused, nothing stored.
+            guard case .anonymous = phase else { return sendError(.notAnonymous, clientMessageID: m.clientMessageID) }
+            handleSealedSend(m)
         default:
             // Relay-to-client stanzas from a client are out of order.
             sendError(.unexpectedStanza)
@@ -813,6 +821,7 @@ extension RelayStanza {
         case .setPresencePrivacy(let p): p.requestID
         case .subscribePresence(let p): p.requestID
         case .requestMediaUpload(let r): r.requestID
+        case .setSealedAccess(let a): a.requestID
         default: 0
         }
     }

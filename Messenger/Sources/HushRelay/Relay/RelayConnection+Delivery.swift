@@ -118,8 +118,11 @@ extension RelayConnection {
         inflightAtomic.store(inflight.count, ordering: .relaxed)
         var d = RelayDeliver()
         d.serverID = m.serverID
-        d.senderAccount = m.senderAccount
-        d.senderDevice = m.senderDevice
+        // A sealed send's anonymous scope (§20.3) is delivered as no sender: "" and 0.
+        if !AnonymousSender.isScope(m.senderAccount) {
+            d.senderAccount = m.senderAccount
+            d.senderDevice = m.senderDevice
+        }
         d.serverTime = m.serverTime
         d.payload = m.payload
         var s = RelayStanza()

@@ -347,6 +347,12 @@ public protocol RelayStore: Sendable {
     /// Deletes messages and dedupe entries that expired at or before `now` (Unix ms). Returns
     /// the number of messages deleted.
     func purgeExpired(now: UInt64) async throws(RelayStoreError) -> Int
+
+    /// The account's sealed-sender access setting (spec §20.1); nil when the account set none
+    /// or does not exist (a sealed send cannot tell the two apart).
+    func sealedAccess(account: String) async throws(RelayStoreError) -> SealedAccess?
+    /// Replaces the account's sealed-sender access setting. Throws `unknownAccount`.
+    func setSealedAccess(account: String, _ access: SealedAccess) async throws(RelayStoreError)
 }
 
 extension RelayStore {

@@ -116,6 +116,16 @@ public final class SQLiteRelayStore: RelayStore, CallbackRelayStore {
                 ) WITHOUT ROWID;
                 """)
         }
+        // Sealed sender (spec §20.1): each account's access key and whether anyone may send.
+        m.registerMigration("v4") { db in
+            try db.execute(sql: """
+                CREATE TABLE sealed_access (
+                    account TEXT PRIMARY KEY NOT NULL REFERENCES accounts(name),
+                    access_key BLOB,
+                    allow_anyone INTEGER NOT NULL
+                ) WITHOUT ROWID;
+                """)
+        }
         return m
     }
 
@@ -459,6 +469,26 @@ public final class SQLiteRelayStore: RelayStore, CallbackRelayStore {
             try db.execute(sql: "DELETE FROM dedupe WHERE expires_at <= ?", arguments: [cutoff])
             cache.withLock { c in for row in counts { c.changeDepth(row["device_ref"], by: -(row["n"] as Int)) } }
             return deleted
+        }
+    }
+
+    // MARK: sealed sender (spec §20)
+
+    public func sealedAccess(account: String) async throws(RelayStoreError) -> SealedAccess? {
+        try await read { db in
+            guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT access_key, allow_anyone FROM sealed_access WHERE account = ?"),
+                                             arguments: [account]) else { return nil }
+            return SealedAccess(accessKey: row["access_key"], allowAnyone: row["allow_anyone"])
+        }
+    }
+
+    public func setSealedAccess(account: String, _ access: SealedAccess) async throws(RelayStoreError) {
+        guard cache.withLock({ $0.accounts[account] != nil }) else { throw .unknownAccount }
+        try await write(isolated: true) { db in
+            try db.cachedStatement(sql: """
+                INSERT INTO sealed_access (account, access_key, allow_anyone) VALUES (?, ?, ?)
+                ON CONFLICT (account) DO UPDATE SET access_key = excluded.access_key, allow_anyone = excluded.allow_anyone
+                """).execute(arguments: [account, access.accessKey, access.allowAnyone])
         }
     }
 }

@@ -64,6 +64,12 @@ public nonisolated enum RelayErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable {
 
   /// a RequestMediaUpload size over the blob limit (spec §19)
   case mediaTooLarge // = 40
+
+  /// SealedSend: wrong or missing access key, or no such account (spec §20)
+  case accessDenied // = 70
+
+  /// SealedSend on a logged-in connection, which would name its sender (spec §20)
+  case notAnonymous // = 71
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -96,6 +102,8 @@ public nonisolated enum RelayErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable {
     case 21: self = .unavailable
     case 22: self = .listTooLong
     case 40: self = .mediaTooLarge
+    case 70: self = .accessDenied
+    case 71: self = .notAnonymous
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -126,6 +134,8 @@ public nonisolated enum RelayErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable {
     case .unavailable: return 21
     case .listTooLong: return 22
     case .mediaTooLarge: return 40
+    case .accessDenied: return 70
+    case .notAnonymous: return 71
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -156,6 +166,8 @@ public nonisolated enum RelayErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable {
     .unavailable,
     .listTooLong,
     .mediaTooLarge,
+    .accessDenied,
+    .notAnonymous,
   ]
 
 }
@@ -499,6 +511,24 @@ public nonisolated struct RelayStanza: Sendable {
     set {body = .mediaUploadGranted(newValue)}
   }
 
+  /// sealed sender (spec §20; field numbers 70-79 are kept for it)
+  public var setSealedAccess: RelaySetSealedAccess {
+    get {
+      if case .setSealedAccess(let v)? = body {return v}
+      return RelaySetSealedAccess()
+    }
+    set {body = .setSealedAccess(newValue)}
+  }
+
+  /// client -> relay, anonymous (NK) only
+  public var sealedSend: RelaySealedSend {
+    get {
+      if case .sealedSend(let v)? = body {return v}
+      return RelaySealedSend()
+    }
+    set {body = .sealedSend(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -531,6 +561,10 @@ public nonisolated struct RelayStanza: Sendable {
     case requestMediaUpload(RelayRequestMediaUpload)
     /// relay -> client
     case mediaUploadGranted(RelayMediaUploadGranted)
+    /// sealed sender (spec §20; field numbers 70-79 are kept for it)
+    case setSealedAccess(RelaySetSealedAccess)
+    /// client -> relay, anonymous (NK) only
+    case sealedSend(RelaySealedSend)
 
   }
 
@@ -1078,12 +1112,60 @@ public nonisolated struct RelayMediaUploadGranted: Sendable {
   public init() {}
 }
 
+/// Sets who may send this account sealed messages over an anonymous connection. Replaces the
+/// previous setting; the relay answers Ok{request_id}.
+public nonisolated struct RelaySetSealedAccess: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var requestID: UInt32 = 0
+
+  /// 16 bytes (spec §20.1), or empty: no access key
+  public var accessKey: Data = Data()
+
+  /// true: any access key is accepted (unrestricted)
+  public var allowAnyone: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Send one payload to devices of one account without naming the sender (anonymous
+/// connections only). Answered like Send: ServerAck{client_message_id, server_time} or
+/// Error{code, client_message_id, device_id}.
+public nonisolated struct RelaySealedSend: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// random per message, stable across retries (dedupe within the recipient, spec §20.3)
+  public var clientMessageID: UInt64 = 0
+
+  /// recipient account
+  public var account: String = String()
+
+  /// recipient device ids (packed), 1..16, no repeats
+  public var devices: [UInt32] = []
+
+  /// 16 bytes: the recipient's access key
+  public var accessKey: Data = Data()
+
+  /// a Hush sealed envelope, at most 64,000 bytes
+  public var payload: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "hush.relay.v1"
 
 nonisolated extension RelayErrorCode: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ERROR_CODE_UNSPECIFIED\0\u{1}MALFORMED_STANZA\0\u{1}UNEXPECTED_STANZA\0\u{1}UNAUTHENTICATED\0\u{1}UNKNOWN_ACCOUNT\0\u{1}UNKNOWN_DEVICE\0\u{1}ACCOUNT_TAKEN\0\u{1}DEVICE_TAKEN\0\u{1}INVALID_SIGNATURE\0\u{1}QUEUE_FULL\0\u{1}RATE_LIMITED\0\u{1}TOO_MANY_PREKEYS\0\u{1}PAYLOAD_TOO_LARGE\0\u{1}REPLAYED_HANDSHAKE\0\u{1}CLOCK_SKEW\0\u{1}UNSUPPORTED_VERSION\0\u{1}INTERNAL_ERROR\0\u{1}DEVICE_KEY_MISMATCH\0\u{1}TOO_MANY_DEVICES\0\u{1}INVALID_KEY\0\u{1}INVALID_ACCOUNT_NAME\0\u{1}UNAVAILABLE\0\u{1}LIST_TOO_LONG\0\u{2}\u{12}MEDIA_TOO_LARGE\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ERROR_CODE_UNSPECIFIED\0\u{1}MALFORMED_STANZA\0\u{1}UNEXPECTED_STANZA\0\u{1}UNAUTHENTICATED\0\u{1}UNKNOWN_ACCOUNT\0\u{1}UNKNOWN_DEVICE\0\u{1}ACCOUNT_TAKEN\0\u{1}DEVICE_TAKEN\0\u{1}INVALID_SIGNATURE\0\u{1}QUEUE_FULL\0\u{1}RATE_LIMITED\0\u{1}TOO_MANY_PREKEYS\0\u{1}PAYLOAD_TOO_LARGE\0\u{1}REPLAYED_HANDSHAKE\0\u{1}CLOCK_SKEW\0\u{1}UNSUPPORTED_VERSION\0\u{1}INTERNAL_ERROR\0\u{1}DEVICE_KEY_MISMATCH\0\u{1}TOO_MANY_DEVICES\0\u{1}INVALID_KEY\0\u{1}INVALID_ACCOUNT_NAME\0\u{1}UNAVAILABLE\0\u{1}LIST_TOO_LONG\0\u{2}\u{12}MEDIA_TOO_LARGE\0\u{2}\u{1e}ACCESS_DENIED\0\u{1}NOT_ANONYMOUS\0")
 }
 
 nonisolated extension RelayPresenceVisibility: SwiftProtobuf._ProtoNameProviding {
@@ -1289,7 +1371,7 @@ nonisolated extension RelayServerHello: SwiftProtobuf.Message, SwiftProtobuf._Me
 
 nonisolated extension RelayStanza: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Stanza"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}send\0\u{1}ack\0\u{3}upload_prekeys\0\u{3}fetch_prekeys\0\u{1}ping\0\u{1}deliver\0\u{3}server_ack\0\u{3}queue_empty\0\u{1}welcome\0\u{1}error\0\u{1}ok\0\u{3}prekey_bundles\0\u{3}prekeys_low\0\u{1}pong\0\u{3}get_sender_certificate\0\u{3}set_presence_privacy\0\u{3}subscribe_presence\0\u{3}send_ephemeral\0\u{3}sender_certificate\0\u{1}presence\0\u{3}deliver_ephemeral\0\u{4}\u{13}request_media_upload\0\u{3}media_upload_granted\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}send\0\u{1}ack\0\u{3}upload_prekeys\0\u{3}fetch_prekeys\0\u{1}ping\0\u{1}deliver\0\u{3}server_ack\0\u{3}queue_empty\0\u{1}welcome\0\u{1}error\0\u{1}ok\0\u{3}prekey_bundles\0\u{3}prekeys_low\0\u{1}pong\0\u{3}get_sender_certificate\0\u{3}set_presence_privacy\0\u{3}subscribe_presence\0\u{3}send_ephemeral\0\u{3}sender_certificate\0\u{1}presence\0\u{3}deliver_ephemeral\0\u{4}\u{13}request_media_upload\0\u{3}media_upload_granted\0\u{4}\u{1d}set_sealed_access\0\u{3}sealed_send\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1596,6 +1678,32 @@ nonisolated extension RelayStanza: SwiftProtobuf.Message, SwiftProtobuf._Message
           self.body = .mediaUploadGranted(v)
         }
       }()
+      case 70: try {
+        var v: RelaySetSealedAccess?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .setSealedAccess(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .setSealedAccess(v)
+        }
+      }()
+      case 71: try {
+        var v: RelaySealedSend?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .sealedSend(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .sealedSend(v)
+        }
+      }()
       default: break
       }
     }
@@ -1698,6 +1806,14 @@ nonisolated extension RelayStanza: SwiftProtobuf.Message, SwiftProtobuf._Message
     case .mediaUploadGranted?: try {
       guard case .mediaUploadGranted(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 41)
+    }()
+    case .setSealedAccess?: try {
+      guard case .setSealedAccess(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 70)
+    }()
+    case .sealedSend?: try {
+      guard case .sealedSend(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 71)
     }()
     case nil: break
     }
@@ -2788,6 +2904,96 @@ nonisolated extension RelayMediaUploadGranted: SwiftProtobuf.Message, SwiftProto
     if lhs.token != rhs.token {return false}
     if lhs.expiresAt != rhs.expiresAt {return false}
     if lhs.size != rhs.size {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension RelaySetSealedAccess: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SetSealedAccess"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}access_key\0\u{3}allow_anyone\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.requestID) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.accessKey) }()
+      case 3: try { try decoder.decodeSingularBoolField(value: &self.allowAnyone) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.requestID != 0 {
+      try visitor.visitSingularUInt32Field(value: self.requestID, fieldNumber: 1)
+    }
+    if !self.accessKey.isEmpty {
+      try visitor.visitSingularBytesField(value: self.accessKey, fieldNumber: 2)
+    }
+    if self.allowAnyone != false {
+      try visitor.visitSingularBoolField(value: self.allowAnyone, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: RelaySetSealedAccess, rhs: RelaySetSealedAccess) -> Bool {
+    if lhs.requestID != rhs.requestID {return false}
+    if lhs.accessKey != rhs.accessKey {return false}
+    if lhs.allowAnyone != rhs.allowAnyone {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension RelaySealedSend: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SealedSend"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}client_message_id\0\u{1}account\0\u{1}devices\0\u{3}access_key\0\u{1}payload\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.clientMessageID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.account) }()
+      case 3: try { try decoder.decodeRepeatedUInt32Field(value: &self.devices) }()
+      case 4: try { try decoder.decodeSingularBytesField(value: &self.accessKey) }()
+      case 5: try { try decoder.decodeSingularBytesField(value: &self.payload) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.clientMessageID != 0 {
+      try visitor.visitSingularUInt64Field(value: self.clientMessageID, fieldNumber: 1)
+    }
+    if !self.account.isEmpty {
+      try visitor.visitSingularStringField(value: self.account, fieldNumber: 2)
+    }
+    if !self.devices.isEmpty {
+      try visitor.visitPackedUInt32Field(value: self.devices, fieldNumber: 3)
+    }
+    if !self.accessKey.isEmpty {
+      try visitor.visitSingularBytesField(value: self.accessKey, fieldNumber: 4)
+    }
+    if !self.payload.isEmpty {
+      try visitor.visitSingularBytesField(value: self.payload, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: RelaySealedSend, rhs: RelaySealedSend) -> Bool {
+    if lhs.clientMessageID != rhs.clientMessageID {return false}
+    if lhs.account != rhs.account {return false}
+    if lhs.devices != rhs.devices {return false}
+    if lhs.accessKey != rhs.accessKey {return false}
+    if lhs.payload != rhs.payload {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -1,0 +1,85 @@
+import Dispatch
+import Foundation
+import HushTransport
+
+/// Sealed sender (`Docs/spec/relay.md` §20): an account sets who may send it messages without
+/// naming themselves (`SetSealedAccess`, logged in), and anyone holding its access key sends
+/// over an anonymous (NK) connection (`SealedSend`). For such a message the relay's connection,
+/// queue row, dedupe entry and logs hold the recipient only.
+extension RelayConnection {
+    /// The outcome of a sealed send's store work: refused by the access check, or enqueued.
+    enum SealedOutcome: Sendable {
+        case denied
+        case enqueued(EnqueueOutcome)
+    }
+
+    /// `SetSealedAccess` (§20.1): replaces the account's setting; `Ok{request_id}`.
+    func handleSetSealedAccess(_ m: RelaySetSealedAccess, _ me: DeviceAddress) {
+        let rid = m.requestID
+        guard m.accessKey.isEmpty || m.accessKey.count == SealedAccess.keyLength else { return sendError(.malformedStanza, requestID: rid) }
+        let access = SealedAccess(accessKey: m.accessKey.isEmpty ? nil : m.accessKey, allowAnyone: m.allowAnyone)
+        let store = relay.store, account = me.account
+        storeWork({ () async throws(RelayStoreError) in try await store.setSealedAccess(account: account, access) }) { [self] result in
+            switch result {
+            case .success:
+                var s = RelayStanza()
+                s.ok.requestID = rid
+                send(s)
+            case .failure(.unknownAccount): sendError(.unknownAccount, requestID: rid)
+            case .failure(let error):
+                log(.error, "sealed access update failed", ["error": "\(error)"])
+                sendError(.internalError, requestID: rid)
+            }
+        }
+    }
+
+    /// `SealedSend` (§20.3), on an anonymous connection: the §7.1 checks, then the access check
+    /// (an unknown account and a wrong key are one answer, `ACCESS_DENIED`, so that the channel
+    /// does not tell which names exist), then the enqueue under the recipient's anonymous scope.
+    func handleSealedSend(_ m: RelaySealedSend) {
+        let cmid = m.clientMessageID
+        let limits = RelayProtocol.Limits.self
+        guard (1...limits.maxDevicesPerRequest).contains(m.devices.count), Set(m.devices).count == m.devices.count,
+              m.devices.allSatisfy({ limits.deviceIDs.contains($0) }), m.accessKey.count == SealedAccess.keyLength else {
+            return sendError(.malformedStanza, clientMessageID: cmid)
+        }
+        guard m.payload.count <= limits.maxPayload else { return sendError(.payloadTooLarge, clientMessageID: cmid) }
+        guard DeviceBinding.isValidAccountName(m.account) else { return sendError(.accessDenied, clientMessageID: cmid) }
+        let config = relay.configuration
+        let request = EnqueueRequest(senderAccount: AnonymousSender.scope(recipient: m.account), senderDevice: 0, clientMessageID: cmid,
+                                     recipient: m.account, devices: m.devices, payload: m.payload, now: config.clock(),
+                                     ttlMilliseconds: config.ttlMilliseconds, queueCap: config.queueCap)
+        let store = relay.store, router = relay.router, presented = m.accessKey, account = m.account
+        let started = DispatchTime.now()
+        storeWork({ () async throws(RelayStoreError) -> SealedOutcome in
+            guard let access = try await store.sealedAccess(account: account), access.admits(presented) else { return .denied }
+            return .enqueued(try await store.enqueue(request, committed: { router.push($0) }))
+        }) { [self] result in
+            switch result {
+            case .success(.denied), .failure(.unknownAccount):
+                sendError(.accessDenied, clientMessageID: cmid)
+            case .failure(.unknownDevice(let d)): sendError(.unknownDevice, clientMessageID: cmid, deviceID: d)
+            case .failure(.queueFull(let d, _)): sendError(.queueFull, clientMessageID: cmid, deviceID: d)
+            case .failure(let error):
+                log(.error, "sealed enqueue failed", ["error": "\(error)"])
+                sendError(.internalError, clientMessageID: cmid)
+            case .success(.enqueued(let outcome)):
+                relay.metrics.commitLatency.recordInterval(since: started)
+                var ack = RelayServerAck()
+                ack.clientMessageID = cmid
+                switch outcome {
+                case .stored(let time, let messages):
+                    relay.metrics.messagesStored.increment(by: messages.count)
+                    relay.metrics.sealedStored.increment(by: messages.count)
+                    ack.serverTime = time
+                case .duplicate(let time):
+                    relay.metrics.duplicates.increment()
+                    ack.serverTime = time
+                }
+                var s = RelayStanza()
+                s.serverAck = ack
+                send(s)
+            }
+        }
+    }
+}
