@@ -167,7 +167,9 @@ let package = Package(
         .testTarget(
             name: "HushClientTests",
             dependencies: ["HushClient", "HushRelay", "HushTransport", "HushTestSupport", .product(name: "Hush", package: "Hush"),
-                           .product(name: "HushPQ", package: "Hush")]
+                           .product(name: "HushPQ", package: "Hush"),
+                           // The sealed-sender test reads every row of the relay's database.
+                           .product(name: "GRDB", package: "GRDB.swift")]
         ),
         .testTarget(
             name: "HushCLITests",

@@ -117,7 +117,9 @@ struct User {
         let relay = try ClientTestRelay()
         let toAlice = Atomic<Int>(0)
         relay.hook = { stanza in
+            // Bob holds alice's access key (her first message shared it): his receipt goes sealed.
             if case .send(let m)? = stanza.body, m.account == "alice" { toAlice.add(1, ordering: .relaxed) }
+            if case .sealedSend(let m)? = stanza.body, m.account == "alice" { toAlice.add(1, ordering: .relaxed) }
         }
         try await relay.start()
         let alice = try User.make("alice", relay), bob = try User.make("bob", relay)
@@ -151,7 +153,8 @@ struct User {
         let offline1 = try await alice.client.send("offline 1", to: "bob")
         let offline2 = try await alice.client.send("offline 2", to: "carol")
         #expect(try alice.store.message(offline1)?.state == .pending)
-        #expect(try await alice.client.outboxCount() == 2)
+        // Two messages, and alice's access key for carol (shared with her first message).
+        #expect(try await alice.client.outboxCount() == 3)
         await alice.online()
         _ = await bob.waitMessage(from: "alice", "offline 1")
         _ = await carol.waitMessage(from: "alice", "offline 2")

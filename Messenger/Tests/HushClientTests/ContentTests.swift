@@ -9,11 +9,14 @@ import Testing
         #expect(MessageContent.read([7]).encoded == [0x03, 0x01, 0x07])
         #expect(MessageContent.typing(true, sentAt: 1).encoded == [0x04, 0x01, 0x01])
         #expect(MessageContent.typing(false, sentAt: 0).encoded == [0x04, 0x00, 0x00])
+        #expect(MessageContent.sessionReset(sentAt: 300).encoded == [0x30, 0xAC, 0x02])
+        #expect(MessageContent.accessKey(Array(0...15)).encoded == [0x40] + Array(0...15))
     }
 
     @Test func roundTrips() throws {
         let all: [MessageContent] = [.text(id: UInt64.max, sentAt: 1_800_000_000_000, body: "héllo ✓✓"), .delivered(Array(1...256)),
-                                     .read([0]), .typing(true, sentAt: 42), .text(id: 1, sentAt: 2, body: "")]
+                                     .read([0]), .typing(true, sentAt: 42), .text(id: 1, sentAt: 2, body: ""),
+                                     .accessKey([UInt8](repeating: 0xA5, count: 16))]
         for c in all { #expect(try MessageContent(decoding: c.encoded) == c) }
     }
 
@@ -33,6 +36,8 @@ import Testing
         #expect(error([0x04, 0x01, 0x01, 0xFF]) == .trailingBytes)
         #expect(error([0x03, 0x01, 0x01, 0x00]) == .trailingBytes)
         #expect(error([0x01, 0x01, 0x01, 0xFF]) == .notUTF8)
+        #expect(error([0x40] + [UInt8](repeating: 1, count: 15)) == .truncated)
+        #expect(error([0x40] + [UInt8](repeating: 1, count: 17)) == .trailingBytes)
         // Every short byte string decodes or fails with a typed error (never traps).
         for a in 0...255 { for b in [0, 1, 0x7F, 0x80, 0xFF] { _ = error([UInt8(a), UInt8(b)]); _ = error([UInt8(a), UInt8(b), 0x80]) } }
     }

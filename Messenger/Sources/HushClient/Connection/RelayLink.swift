@@ -67,7 +67,7 @@ final class RelayLink: Sendable {
     }
 
     /// Connects, runs the handshake (`pattern` XX or IK) carrying `hello`, and waits for Welcome.
-    static func open(endpoint: RelayEndpoint, pattern: RelayProtocol.Pattern, deviceKey: Curve25519.KeyAgreement.PrivateKey,
+    static func open(endpoint: RelayEndpoint, pattern: RelayProtocol.Pattern, deviceKey: Curve25519.KeyAgreement.PrivateKey?,
                      relayKey: Curve25519.KeyAgreement.PublicKey?, trustRoot: Curve25519.KeyAgreement.PublicKey,
                      hello: RelayClientHello, nowSeconds: @escaping @Sendable () -> UInt64, random: any RandomSource,
                      timeout: Duration, inboundBufferLimit: Int = 4_096) async throws(LinkError) -> RelayLink {

@@ -11,6 +11,7 @@ import Foundation
 /// 0x04 typing             state (0x00 stopped, 0x01 started) || varint(sent at, Unix ms)
 /// 0x05 media              varint(message id) || varint(sent at, Unix ms) || MediaPointer (Docs/spec/media.md §3)
 /// 0x30 session reset      varint(sent at, Unix ms)   (a restored device's first message, Docs/spec/backup.md §6)
+/// 0x40 access key         16 bytes: the sender's sealed-sender access key (Docs/spec/relay.md §20.1)
 /// ```
 /// Varints are unsigned LEB128, at most 10 bytes, canonical (no trailing 0x80 groups).
 /// Message ids are the sender's client message ids (``MessageID/clientMessageID``); a receipt
@@ -29,12 +30,19 @@ public enum MessageContent: Sendable, Equatable {
     /// The sender was restored from a backup and starts a new session (the session message
     /// carrying this is a prekey message; nothing is shown).
     case sessionReset(sentAt: UInt64)
+    /// The sender's sealed-sender access key: with it, the recipient may send the sender sealed
+    /// messages (Docs/spec/relay.md §20.1; nothing is shown).
+    case accessKey([UInt8])
 
     /// Content type bytes.
     public enum Kind: UInt8, Sendable {
         case text = 0x01, delivered = 0x02, read = 0x03, typing = 0x04, media = 0x05
         case sessionReset = 0x30
+        case accessKey = 0x40
     }
+
+    /// Bytes of an access key (content 0x40).
+    public static let accessKeyBytes = 16
 
     /// Ids in one receipt.
     public static let maxReceiptIDs = 256
@@ -79,6 +87,9 @@ public enum MessageContent: Sendable, Equatable {
         case .sessionReset(let sentAt):
             out.append(Kind.sessionReset.rawValue)
             Varint.append(sentAt, to: &out)
+        case .accessKey(let key):
+            out.append(Kind.accessKey.rawValue)
+            out += key
         }
         return out
     }
@@ -92,6 +103,7 @@ public enum MessageContent: Sendable, Equatable {
         case .typing: .typing
         case .media: .media
         case .sessionReset: .sessionReset
+        case .accessKey: .accessKey
         }
     }
 
@@ -127,6 +139,10 @@ public enum MessageContent: Sendable, Equatable {
             return
         case .sessionReset:
             self = .sessionReset(sentAt: try r.read())
+        case .accessKey:
+            guard bytes.count - r.offset >= Self.accessKeyBytes else { throw .truncated }
+            self = .accessKey(Array(bytes[r.offset..<r.offset + Self.accessKeyBytes]))
+            r.offset += Self.accessKeyBytes
         }
         guard r.offset == bytes.count else { throw .trailingBytes }
     }

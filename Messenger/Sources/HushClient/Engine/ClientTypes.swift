@@ -174,6 +174,10 @@ public struct ClientConfiguration: Sendable {
     /// behind, the connection is closed (``LinkError/inboundOverflow``) instead of dropping a
     /// message; the next connection resumes from the relay's queue.
     public var inboundBufferLimit = 4_096
+    /// Sealed sender (Docs/client.md §Sealed sender): messages to a contact whose access key
+    /// this device holds go over an anonymous connection, naming no sender to the relay.
+    /// Off: every message goes over the logged-in connection (the relay sees who sends).
+    public var sealedSender = true
 
     public init(endpoint: RelayEndpoint, trustRoot: Curve25519.KeyAgreement.PublicKey) {
         self.endpoint = endpoint

@@ -35,10 +35,10 @@ public actor HushClient {
     private let identity: IdentityKeyPair
 
     // Connection
-    private var link: RelayLink?
+    var link: RelayLink?
     private var runTask: Task<Void, Never>?
-    private var stopping = false
-    private var drained = false
+    var stopping = false
+    var drained = false
     /// The login's key upkeep (prekey upload, certificate, presence) finished.
     private var setupDone = false
     /// The current connection state.
@@ -52,19 +52,25 @@ public actor HushClient {
     private var pending: [UInt32: CheckedContinuation<RelayStanza, any Error>] = [:]
     private var nextRequestID: UInt32 = 0
     /// Outbox items written on the current connection and not yet acked (client message id → item).
-    private var inFlight: [UInt64: OutboxItem] = [:]
+    var inFlight: [UInt64: OutboxItem] = [:]
     private var pumping = false
     /// The outbox as last read from the store, nil when it must be read again. This actor is the
     /// outbox's only writer: every step that enqueues, replaces or removes items drops the copy
     /// (an ack removes its item from it), so the pump and the ack do not unseal the whole outbox
     /// once per acked item.
-    private var outboxCache: [OutboxItem]?
+    var outboxCache: [OutboxItem]?
     private var pumpAgain = false
     private var flushScheduled = false
     private var sessionTasks: [String: Task<Void, any Error>] = [:]
     private var typingUntil: [String: UInt64] = [:]
     private var replenishing = false
     private var replenishingKyber = false
+    // Sealed sender (SealedSender.swift)
+    /// The anonymous (NK) connection sealed sends go on, opened when one is due.
+    var anonymousLink: RelayLink?
+    var anonymousOpening = false
+    /// Sealed sends written on the anonymous connection and not yet acked: wire id → outbox id.
+    var sealedInFlight: [UInt64: UInt64] = [:]
 
     // MARK: setup
 
@@ -151,9 +157,9 @@ public actor HushClient {
         }
     }
 
-    private func step<R>(_ body: () throws -> R) throws(ClientError) -> R { try Self.storeStep(body) }
+    func step<R>(_ body: () throws -> R) throws(ClientError) -> R { try Self.storeStep(body) }
 
-    private func emit(_ event: ClientEvent) { sink.yield(event) }
+    func emit(_ event: ClientEvent) { sink.yield(event) }
 
     private func setState(_ s: ConnectionState) {
         guard s != connectionState else { return }
@@ -178,6 +184,7 @@ public actor HushClient {
         let task = runTask
         runTask = nil
         task?.cancel()
+        await closeAnonymousLink()
         if let link { await link.close() }
         await task?.value
         setState(.offline)
@@ -250,7 +257,12 @@ public actor HushClient {
                     try store.setSetting(SettingKey.relayKey, link.certificate.relayKey.rawRepresentation)
                 }
             }
-            if link.welcome.registered { _ = try? step { try store.setFlag(SettingKey.preKeysUploaded, false) } }
+            if link.welcome.registered {
+                _ = try? step {
+                    try store.setFlag(SettingKey.preKeysUploaded, false)
+                    try store.setFlag(SettingKey.sealedUploaded, false)
+                }
+            }
             return link
         } catch {
             switch error {
@@ -259,6 +271,7 @@ public actor HushClient {
                 _ = try? step {
                     try store.setFlag(SettingKey.registered, false)
                     try store.setFlag(SettingKey.preKeysUploaded, false)
+                    try store.setFlag(SettingKey.sealedUploaded, false)
                 }
             case .rejected(.deviceTaken) where !registered:
                 // Registered before a crash kept us from noting it: log in.
@@ -278,6 +291,7 @@ public actor HushClient {
         drained = false
         setupDone = false
         inFlight = [:]
+        sealedInFlight = [:]
         setState(.syncing)
         let setup = Task { await self.maintain(welcome: link.welcome) }
         let pinger = Task { await self.pingLoop(link) }
@@ -408,8 +422,11 @@ public actor HushClient {
             let opened = try SealedEnvelope.open(Array(d.payload), recipientIdentity: identity, validator: validator,
                                                  now: d.serverTime)
             let sender = opened.sender
-            // The relay names the authenticated sending device; the certificate must agree.
-            guard sender.senderID == d.senderAccount, sender.deviceID == d.senderDevice,
+            // The relay names the authenticated sending device, and the certificate must agree; or
+            // it names none (a sealed send, spec §20): then the certificate, checked against the
+            // trust root, and the session with that sender's identity are all there is.
+            let sealedDelivery = d.senderAccount.isEmpty && d.senderDevice == 0
+            guard sealedDelivery || (sender.senderID == d.senderAccount && sender.deviceID == d.senderDevice),
                   opened.contentType == .message || opened.contentType == .preKeyMessage else {
                 throw DropReason.mismatch
             }
@@ -455,6 +472,9 @@ public actor HushClient {
                         break  // typing travels as ephemeral envelopes only
                     case .sessionReset:
                         break  // decrypting its prekey message already made the new session current
+                    case .accessKey(let key):
+                        // With it, our messages to this contact can go sealed (spec §20).
+                        try store.setSetting(SettingKey.sealedKey(address.name), key)
                     case .media(let id, let sentAt, let pointer):
                         let mid = MessageID(account: address.name, device: address.deviceID, clientMessageID: id)
                         try store.setSetting(SettingKey.mediaPointer(mid), pointer.encoded)
@@ -607,7 +627,11 @@ public actor HushClient {
                 // a deferred item to the same account it is deferred too (encrypting a deferred
                 // item appends its replacements, which must not pass this one).
                 let behindDeferred = try currentOutbox().contains { $0.account == recipient && $0.devices.isEmpty }
-                if let cert, !devices.isEmpty, online, !behindDeferred {
+                let encryptNow = cert != nil && !devices.isEmpty && online && !behindDeferred
+                // The first message to a contact is preceded by our access key (sealed sender), so
+                // that the contact's receipt for it can already go sealed.
+                try shareAccessKeyIfNeeded(with: recipient, devices: devices, certificate: cert, encryptNow: encryptNow, now: now)
+                if let cert, encryptNow {
                     for (i, device) in devices.enumerated() {
                         let sealed: (payload: [UInt8], inner: SessionCiphertext)
                         do { sealed = try seal(content, to: ProtocolAddress(name: recipient, deviceID: device), certificate: cert) } catch SignalProtocolError.untrustedIdentity(let a, _) {
@@ -648,7 +672,7 @@ public actor HushClient {
 
     /// Encrypts `content` in the session with `address` and seals it (throws the protocol's
     /// errors). The session message is kept beside the envelope for re-sealing.
-    private func seal(_ content: MessageContent, to address: ProtocolAddress, certificate: SenderCertificate) throws -> (payload: [UInt8], inner: SessionCiphertext) {
+    func seal(_ content: MessageContent, to address: ProtocolAddress, certificate: SenderCertificate) throws -> (payload: [UInt8], inner: SessionCiphertext) {
         let message = try SessionCipher.encrypt(content.encoded, for: address, store: store)
         let type: EnvelopeContentType = message.kind == .preKeySignal || message.kind == .hushPreKey ? .preKeyMessage : .message
         let inner = SessionCiphertext(contentType: type, message: message.serialized, certificateExpiration: certificate.expiration)
@@ -721,7 +745,7 @@ public actor HushClient {
     }
 
     /// Sends the outbox in order (items not already in flight on this connection).
-    private func pump() {
+    func pump() {
         guard drained, link != nil else { return }
         if pumping { pumpAgain = true; return }
         pumping = true
@@ -753,6 +777,8 @@ public actor HushClient {
                     item = resealed
                 }
                 guard self.link === link else { return }
+                // To a contact whose access key we hold: sealed, on the anonymous connection.
+                if sendSealedIfPossible(item) { continue }
                 var s = RelayStanza()
                 s.send.clientMessageID = item.clientMessageID
                 s.send.account = item.account
@@ -791,9 +817,18 @@ public actor HushClient {
         } catch ClientError.identityNotApproved {
             return false  // approveIdentity(of:) pumps again
         } catch ClientError.postQuantumRequired(let who) {
-            // Retrying would only drain the recipient's one-time prekeys: give it up.
-            _ = try? store.removeFromOutbox(clientMessageID: item.clientMessageID)
-            if let m = item.message { emit(.sendRefused(m, .postQuantumRequired(who))) }
+            // Retrying would only drain the recipient's one-time prekeys: give it up, and every
+            // other deferred item to that account with it (each would be refused the same way;
+            // an access key share is queued again with the next message).
+            let refused = ((try? currentOutbox()) ?? [item]).filter { $0.account == item.account && $0.devices.isEmpty }
+            _ = try? step {
+                try store.atomically {
+                    for r in refused { try store.removeFromOutbox(clientMessageID: r.clientMessageID) }
+                    try store.setFlag(SettingKey.sealedShared(item.account), false)
+                }
+            }
+            outboxCache = nil
+            for r in refused { if let m = r.message { emit(.sendRefused(m, .postQuantumRequired(who))) } }
             return true
         } catch {
             retryPumpLater()
@@ -835,7 +870,7 @@ public actor HushClient {
         if let m = item.message { emit(.sendFailed(m, code)) }
     }
 
-    private func handleServerAck(_ a: RelayServerAck) {
+    func handleServerAck(_ a: RelayServerAck) {
         let cmid = a.clientMessageID
         guard let item = inFlight.removeValue(forKey: cmid) else { return }
         var ticked: MessageID?
@@ -856,7 +891,7 @@ public actor HushClient {
         pump()
     }
 
-    private func handleSendError(_ e: RelayError) {
+    func handleSendError(_ e: RelayError) {
         guard let item = inFlight.removeValue(forKey: e.clientMessageID) else { return }
         switch e.code {
         case .unknownDevice:
@@ -883,7 +918,7 @@ public actor HushClient {
     /// Accounts whose next item failed retryably: nothing of theirs is sent until the pause ends.
     private var paused = Set<String>()
 
-    private func retryPumpLater() {
+    func retryPumpLater() {
         guard !retryScheduled else { return }
         retryScheduled = true
         let sleep = configuration.sleep, pause = configuration.retryPause
@@ -1094,6 +1129,7 @@ public actor HushClient {
             try await rotateSignedPreKeyIfDue()
             try await rotateKyberLastResortIfDue()
             _ = try await ensureCertificate()
+            try await uploadSealedAccessIfNeeded()
             if welcome != nil {
                 if try !step({ try store.strings(SettingKey.presence) }).isEmpty { try await sendPresenceSetting() }
                 if try !step({ try store.strings(SettingKey.subscriptions) }).isEmpty { try await sendSubscriptions() }

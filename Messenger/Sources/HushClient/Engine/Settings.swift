@@ -28,6 +28,17 @@ enum SettingKey {
     static func pendingIdentity(_ account: String) -> String { "identity.pending.\(account)" }
     static func owedDelivered(_ account: String, _ device: UInt32) -> String { "receipts.owed.\(account).\(device)" }
     static let owedIndex = "receipts.owed-index"
+    /// Sealed sender (Docs/client.md §Sealed sender): this account's secret, from which its
+    /// access key and its sealed sends' client message ids are derived.
+    static let sealedSecret = "sealed.secret"
+    /// This account's access setting was stored on the relay (cleared when it must be again).
+    static let sealedUploaded = "sealed.uploaded"
+    /// Accept sealed messages from anyone (not only from holders of the access key).
+    static let sealedFromAnyone = "sealed.from-anyone"
+    /// The access key `account` shared with us (16 bytes).
+    static func sealedKey(_ account: String) -> String { "sealed.key.\(account)" }
+    /// Our access key was queued for `account`.
+    static func sealedShared(_ account: String) -> String { "sealed.shared.\(account)" }
 }
 
 extension ClientStore {

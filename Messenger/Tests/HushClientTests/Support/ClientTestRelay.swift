@@ -23,6 +23,8 @@ final class ClientTestRelay: @unchecked Sendable {
     var hook: (@Sendable (RelayStanza) throws -> Void)?
     /// Wraps the relay's store (e.g. a misbehaving relay), read at ``start()``.
     var wrapStore: (@Sendable (any RelayStore) -> any RelayStore)?
+    /// Every line the relay logs, at trace level, when set (read at ``start()``).
+    var logCapture: LogCapture?
     /// Changes to the relay's configuration (limits), applied at ``start()``.
     var tune: (@Sendable (inout RelayConfiguration) -> Void)?
 
@@ -73,6 +75,10 @@ final class ClientTestRelay: @unchecked Sendable {
         tune?(&config)
         var logger = Logger(label: "client-test-relay")
         logger.logLevel = ProcessInfo.processInfo.environment["RELAY_TEST_DEBUG"] != nil ? .trace : .critical
+        if let capture = logCapture {
+            logger = Logger(label: "client-test-relay") { _ in CapturingLogHandler(capture: capture) }
+            logger.logLevel = .trace
+        }
         let store = try SQLiteRelayStore(path: directory.appendingPathComponent("relay-\(generation).sqlite").path)
         let presence = try SQLitePresenceStore(path: directory.appendingPathComponent("presence-\(generation).sqlite").path)
         let relay = Relay(store: wrapStore?(store) ?? store, identity: identity, configuration: config, logger: logger,
@@ -192,5 +198,30 @@ actor EventLog {
 
     func ticks(_ id: MessageID) -> [TickState] {
         all.compactMap { if case .tick(let m, let t) = $0, m == id { t } else { nil } }
+    }
+}
+
+/// The lines a logger wrote (message and metadata, as a log line would show them).
+final class LogCapture: Sendable {
+    private let storage = Mutex<[String]>([])
+    var lines: [String] { storage.withLock { $0 } }
+    func append(_ line: String) { storage.withLock { $0.append(line) } }
+}
+
+/// A log handler that appends each record, formatted like a stream handler's line, to a ``LogCapture``.
+struct CapturingLogHandler: LogHandler {
+    let capture: LogCapture
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .trace
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String,
+             function: String, line: UInt) {
+        let all = self.metadata.merging(metadata ?? [:]) { $1 }
+        capture.append("\(level) [\(source)] \(message) \(all.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))")
     }
 }
