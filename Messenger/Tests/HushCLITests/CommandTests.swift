@@ -16,6 +16,10 @@ import Testing
         #expect(result.status == 0, "stdout:\n\(result.stdout)\nstderr:\n\(result.stderr)")
         #expect(result.stdout.contains("demo passed in "))
         #expect(result.stdout.contains("✓✓ read"))
+        // A photo sent and received (digest checked), and sealed sender.
+        #expect(result.stdout.contains("every chunk checked, decrypted into"))
+        #expect(result.stdout.contains("the relay's queue names bob and no sender"))
+        #expect(result.stdout.contains("SealedSend on an anonymous connection"))
         #expect(!result.stdout.contains("\u{1B}["))
         #expect(demoFolders() == before)
     }

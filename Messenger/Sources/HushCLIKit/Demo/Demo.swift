@@ -86,7 +86,7 @@ public struct Demo {
 
     private func script(root: URL, relay relayOut: inout EmbeddedRelay?, accounts: inout [Account], logs: inout [EventLog]) async throws {
         let limit = stepTimeout
-        output("hush demo: a relay on loopback, alice and bob, one conversation, a photo")
+        output("hush demo: a relay on loopback, alice and bob, one conversation, a photo, sealed sender")
         output("")
 
         // 1. The relay.
@@ -168,6 +168,11 @@ public struct Demo {
         try await waitState(alice, third, .sent, "✓ for a message to offline bob")
         guard try alice.store.message(third)?.state == .sent else { throw CLIError.failed("a message to offline bob got past ✓") }
         step("alice → bob \"Call me when you're back.\": ✓ only (queued at the relay, bob is offline)")
+        // Alice holds bob's access key since his reply: the queued rows (this message, perhaps a
+        // receipt) name bob, and no sender.
+        let queued = try await relay.queuedSenders(account: "bob")
+        guard !queued.isEmpty, queued.allSatisfy({ $0 == "*bob" }) else { throw CLIError.failed("the relay's queue for bob names a sender: \(queued)") }
+        step("sealed sender: it went over an anonymous connection; the relay's queue names bob and no sender")
 
         // 6. The relay restarts.
         mark = await aliceLog.count
@@ -204,7 +209,10 @@ public struct Demo {
         // 8. A photo (Docs/spec/media.md): encrypted, uploaded, a pointer sent, downloaded and checked.
         try await photo(from: alice, to: bob, root: root)
 
-        // 9. The conversation as each sees it.
+        // 9. A sealed message (Docs/spec/relay.md §20), counted at the relay.
+        try await sealedMessage(from: alice, to: bob, relay: relay)
+
+        // 10. The conversation as each sees it.
         for (who, account, peer) in [("alice", alice, "bob"), ("bob", bob, "alice")] {
             output("")
             output("\(who)'s screen:")

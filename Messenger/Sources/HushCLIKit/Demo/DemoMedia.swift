@@ -30,4 +30,25 @@ extension Demo {
         let relative = saved.path.dropFirst(bob.home.directory.path.count + 1)
         step("bob downloads it: SHA-256 \(digest)… and every chunk checked, decrypted into \(relative), identical to alice's file")
     }
+
+    /// Alice sends bob a message sealed: on an anonymous (NK) connection, with the access key bob
+    /// shared with her, so the relay learns the recipient and never the sender; bob knows it is
+    /// alice from the sender certificate inside the envelope.
+    func sealedMessage(from alice: Account, to bob: Account, relay: EmbeddedRelay) async throws {
+        let text = "This one the relay cannot attribute."
+        let before = relay.sends(to: "bob")
+        let incoming = try bob.store.messages(in: "alice", before: nil, limit: 100).filter { $0.direction == .incoming }.count
+        let id = try await alice.client.send(text, to: "bob")
+        try await waitState(alice, id, .delivered, "✓✓ for alice's sealed message")
+        try await waitIncoming(bob, from: "alice", count: incoming + 1, "bob to receive the sealed message")
+        let after = relay.sends(to: "bob")
+        guard after.sealed == before.sealed + 1, after.loggedIn == before.loggedIn else {
+            throw CLIError.failed("alice's message to bob did not go sealed (\(before) → \(after))")
+        }
+        guard try bob.store.messages(in: "alice", before: nil, limit: 100).last?.body == text else {
+            throw CLIError.failed("bob's last message from alice is not the sealed one")
+        }
+        step("alice → bob \"\(text)\": SealedSend on an anonymous connection with bob's access key; bob sees it from alice (her certificate), ✓✓")
+        step("so far the relay took \(after.sealed) sealed and \(after.loggedIn) logged-in messages for bob (the logged-in ones: alice's access key and first message, before she had his)")
+    }
 }

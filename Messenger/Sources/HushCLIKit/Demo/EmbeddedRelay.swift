@@ -3,6 +3,7 @@ import Hush
 import HushRelay
 import HushTransport
 import Logging
+import Synchronization
 
 /// A relay inside this process for `hush demo`: keys and SQLite databases in `dataDirectory`
 /// (as `hush-relay serve` keeps them), a free loopback port, and a restart on the same port with
@@ -14,7 +15,13 @@ public final class EmbeddedRelay: @unchecked Sendable {
     public private(set) var port = 0
     private var task: Task<Void, any Error>?
     private var relay: Relay?
-    private var stores: [SQLiteRelayStore] = []
+    private var currentStore: SQLiteRelayStore?
+    /// Messages sent to each account logged in (`Send`) and sealed (`SealedSend`), for the
+    /// demo to show which way they went.
+    private final class Counts: Sendable {
+        let m = Mutex<(sent: [String: Int], sealed: [String: Int])>(([:], [:]))
+    }
+    private let counts = Counts()
     /// How long a start may take to bind.
     public static let startTimeout: Duration = .seconds(10)
 
@@ -52,9 +59,18 @@ public final class EmbeddedRelay: @unchecked Sendable {
         let presence = try SQLitePresenceStore(path: dataDirectory.appendingPathComponent("presence.sqlite").path)
         var configuration = RelayConfiguration()
         configuration.handshakeTimeout = .seconds(5)
+        let counts = self.counts
+        configuration.stanzaHook = { stanza in
+            switch stanza.body {
+            case .send(let m)?: counts.m.withLock { $0.sent[m.account, default: 0] += 1 }
+            case .sealedSend(let m)?: counts.m.withLock { $0.sealed[m.account, default: 0] += 1 }
+            default: break
+            }
+        }
         configuration.media = try MediaService(store: DiskMediaStore(folder: dataDirectory.appendingPathComponent("media")))
         let relay = Relay(store: store, identity: identity, configuration: configuration, logger: logger, presenceStore: presence)
         self.relay = relay
+        currentStore = store
         let (ports, continuation) = AsyncStream<Int>.makeStream()
         let app = RelayServer.application(relay: relay, host: "127.0.0.1", port: wanted, logger: logger) { continuation.yield($0) }
         let group = RelayServer.serviceGroup(application: app, relay: relay, gracefulShutdownSignals: [], logger: logger)
@@ -73,6 +89,17 @@ public final class EmbeddedRelay: @unchecked Sendable {
             throw CLIError.relay("the embedded relay did not start (port \(wanted) taken?)")
         }
         port = bound
+    }
+
+    /// How many messages to `account` came logged in and how many sealed (since this process began).
+    public func sends(to account: String) -> (loggedIn: Int, sealed: Int) {
+        counts.m.withLock { ($0.sent[account] ?? 0, $0.sealed[account] ?? 0) }
+    }
+
+    /// The sender accounts of the messages queued for a device, as the relay stores them.
+    public func queuedSenders(account: String, deviceID: UInt32 = 1) async throws -> [String] {
+        guard let store = currentStore else { return [] }
+        return try await store.pending(account: account, deviceID: deviceID, after: 0, limit: 100).map(\.senderAccount)
     }
 
     /// Stops listening; connections are closed with 1001 (going away). Data and keys stay.
