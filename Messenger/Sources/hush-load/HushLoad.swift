@@ -10,7 +10,7 @@ struct HushLoad: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hush-load",
         abstract: "Opens authenticated Noise connections to hush-relay processes on loopback, sends 100-byte messages, prints one JSON object.",
-        subcommands: [Run.self, WorkerCommand.self, LocalRelay.self, ClientLatency.self, ClientRestart.self],
+        subcommands: [Run.self, WorkerCommand.self, LocalRelay.self, ClientLatency.self, ClientRestart.self, MediaThroughput.self],
         defaultSubcommand: Run.self
     )
 }
