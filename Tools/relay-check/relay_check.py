@@ -58,6 +58,8 @@ E = {name: value for value, name in enumerate(
      "UNSUPPORTED_VERSION", "INTERNAL_ERROR", "DEVICE_KEY_MISMATCH", "TOO_MANY_DEVICES",
      "INVALID_KEY", "INVALID_ACCOUNT_NAME", "UNAVAILABLE", "LIST_TOO_LONG"])}
 E["MEDIA_TOO_LARGE"] = 40  # §13: media codes are 40-49
+E["ACCESS_DENIED"] = 70    # §9.1, §20.3: sealed sender codes
+E["NOT_ANONYMOUS"] = 71
 E_NAME = {v: k for k, v in E.items()}
 
 MAX_PAYLOAD = 64_000
@@ -119,9 +121,14 @@ BODIES = {
     "request_media_upload": (40, {"request_id": (1, "uint"), "size": (2, "uint")}),
     "media_upload_granted": (41, {"request_id": (1, "uint"), "media_id": (2, "bytes"), "token": (3, "bytes"),
                                   "expires_at": (4, "uint"), "size": (5, "uint")}),
+    # §20: sealed sender (field numbers 70-79)
+    "set_sealed_access": (70, {"request_id": (1, "uint"), "access_key": (2, "bytes"), "allow_anyone": (3, "bool")}),
+    "sealed_send": (71, {"client_message_id": (1, "uint"), "account": (2, "string"),
+                         "devices": (3, ("repeated", "uint")), "access_key": (4, "bytes"), "payload": (5, "bytes")}),
 }
 MEDIA_LIMIT = 104_857_600        # §19.1, §19.4: the default blob limit
 MEDIA_GRANT_MS = 600_000         # §19.1: a capability lives 10 minutes
+ACCESS_KEY_LEN = 16              # §20.1, §10
 BY_NUMBER = {number: (name, schema) for name, (number, schema) in BODIES.items()}
 
 
@@ -1858,6 +1865,498 @@ class Checker:
         rc = await asyncio.get_running_loop().run_in_executor(None, self.relay.stop)
         t.check(rc == 0, "shutdown: SIGTERM after the restart → exit 0", f"exit {rc}")
 
+    # -- §20: sealed sends -------------------------------------------------------
+
+    async def anon(self, **kw):
+        """An anonymous (NK) connection to the pinned relay key (§4.1, §5.3, §20.2)."""
+        c = await Conn.open(self.url)
+        await c.handshake(NK, self.trust_root, relay_static=self.relay_key, action={}, **kw)
+        return c
+
+    @staticmethod
+    def random_cmid():
+        return int.from_bytes(os.urandom(8), "big") | 1  # §20.2: 64 random bits (never 0, which is absent)
+
+    async def sealed(self, conn, account, devices, key, payload, cmid=None):
+        """One SealedSend (§20.3) and its answer: (client_message_id, kind, fields)."""
+        cmid = cmid or self.random_cmid()
+        await conn.send("sealed_send", {"client_message_id": cmid, "account": account, "devices": devices,
+                                        "access_key": key, "payload": payload})
+        k, f = await conn.expect(("server_ack", "error"), skip=("prekeys_low", "queue_empty"))
+        return cmid, k, f
+
+    async def set_access(self, conn, rid, key=b"", anyone=False):
+        """SetSealedAccess (§20.1) and its answer."""
+        await conn.send("set_sealed_access", {"request_id": rid, "access_key": key, "allow_anyone": anyone})
+        return await conn.expect(("ok", "error"), skip=("prekeys_low", "queue_empty"))
+
+    @staticmethod
+    async def delivers(conn, seconds=0.6):
+        return [f for k, f in await conn.quiet(seconds) if k == "deliver"]
+
+    @staticmethod
+    async def drain(conn):
+        """Every Deliver up to QueueEmpty (not acked)."""
+        got = []
+        while True:
+            k, f = await conn.expect(("deliver", "queue_empty"))
+            if k == "queue_empty":
+                return got
+            got.append(f)
+
+    def metric(self, name):
+        """The sum of a metric's samples in /metrics, or None when it is not there."""
+        _, body = self.relay.get("/metrics")
+        total, found = 0.0, False
+        for line in body.decode("utf-8", "replace").splitlines():
+            m = re.match(r"([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)", line)
+            if m and m.group(1) == name:
+                total += float(m.group(3))
+                found = True
+        return total if found else None
+
+    async def check_sealed(self):
+        """§20 (with §5.3, §6.2, §6.3, §7, §9.1, §14 where they speak of sealed sends)."""
+        t = self.t
+        self.rosa = Device("rosa", 1)
+        self.rosa2 = Device("rosa", 2, identity=self.rosa.identity)
+        tess, vic, uma = Device("tess", 1), Device("vic", 1), Device("uma", 1)
+        for d in (self.rosa, self.rosa2, tess, vic, uma):
+            c = await self.connect(d, IK, action=d.register_action())
+            await c.close()
+        k1 = os.urandom(ACCESS_KEY_LEN)
+        rosa = await self.connect(self.rosa)
+        await rosa.expect("queue_empty")
+
+        async def ack(conn, d):
+            await conn.send("ack", {"server_ids": [d["server_id"]]})
+
+        def denied(k, f, cm):
+            return k == "error" and f.get("code") == E["ACCESS_DENIED"] and f.get("client_message_id") == cm
+
+        # §20.1: SetSealedAccess on a logged-in connection.
+        try:
+            k, f = await self.set_access(rosa, 701, k1)
+            t.check(k == "ok" and f.get("request_id") == 701, "sealed (§20.1): SetSealedAccess{16-byte key} → Ok{request_id}",
+                    f"{k} {f}")
+            for rid, key, anyone, what in ((702, k1[:15], False, "a 15-byte key"), (703, k1 + b"\0", False, "a 17-byte key"),
+                                           (704, os.urandom(32), True, "a 32-byte key and allow_anyone")):
+                k, f = await self.set_access(rosa, rid, key, anyone)
+                t.check(k == "error" and f.get("code") == E["MALFORMED_STANZA"] and f.get("request_id") == rid,
+                        f"sealed (§20.1): SetSealedAccess with {what} → MALFORMED_STANZA{{request_id}}", f"{k} {f}")
+            _, p = await rosa.ping(705)
+            t.check(p.get("request_id") == 705, "sealed (§20.1): the connection stays open after a refused SetSealedAccess")
+        except Exception as exc:  # noqa: BLE001
+            t.error("sealed (§20.1): SetSealedAccess", exc)
+
+        anon = await self.anon()
+        # §5.3: an anonymous connection may only Ping and SealedSend.
+        try:
+            await anon.send("set_sealed_access", {"request_id": 706, "access_key": os.urandom(16)})
+            k, f = await anon.expect(("ok", "error"))
+            t.check(k == "error" and f.get("code") == E["UNAUTHENTICATED"],
+                    "sealed (§5.3, §20.1): SetSealedAccess on an anonymous connection → UNAUTHENTICATED", f"{k} {f}")
+            print(f"INFO sealed: UNAUTHENTICATED for an anonymous SetSealedAccess carries request_id "
+                  f"{f.get('request_id', 0)} (sent 706)", flush=True)
+            await anon.send("fetch_prekeys", {"request_id": 707, "account": "rosa"})
+            k, f = await anon.expect(("prekey_bundles", "error"))
+            t.check(k == "error" and f.get("code") == E["UNAUTHENTICATED"],
+                    "sealed (§5.3): FetchPrekeys on an anonymous connection → UNAUTHENTICATED", f"{k} {f}")
+            cm = self.random_cmid()
+            await anon.send("send", {"client_message_id": cm, "account": "rosa", "devices": [1], "payload": b"named?"})
+            k, f = await anon.expect(("server_ack", "error"))
+            t.check(k == "error" and f.get("code") == E["UNAUTHENTICATED"],
+                    "sealed (§5.3): Send on an anonymous connection → UNAUTHENTICATED", f"{k} {f}")
+            _, p = await anon.ping(708)
+            t.check(p.get("request_id") == 708, "sealed (§5.3): the anonymous connection stays open after UNAUTHENTICATED")
+        except Exception as exc:  # noqa: BLE001
+            t.error("sealed (§5.3): anonymous requests", exc)
+
+        # §20.3: an accepted sealed send, its Deliver, dedupe within the recipient.
+        try:
+            payload = os.urandom(300)
+            t0 = time.time() * 1000
+            cmid, k, f = await self.sealed(anon, "rosa", [1], k1, payload)
+            t.check(k == "server_ack" and f.get("client_message_id") == cmid and abs(f.get("server_time", 0) - t0) < 60_000,
+                    "sealed (§20.3): SealedSend with the right key → ServerAck{client_message_id, server_time in ms}",
+                    f"{k} {f}")
+            _, d = await rosa.expect("deliver")
+            wire = [n for n, _, _ in pb.raw_fields(pb.raw_fields(rosa.last_plain)[0][2])]
+            t.check(d.get("payload") == payload and d.get("sender_account", "") == "" and d.get("sender_device", 0) == 0
+                    and d.get("server_time") == f.get("server_time") and d.get("server_id", 0) > 0,
+                    "sealed (§7.2, §20.3): the online recipient gets Deliver{server_id, sender \"\" / 0, same server_time, payload}",
+                    str({x: y for x, y in d.items() if x != "payload"}))
+            t.check(2 not in wire and 3 not in wire,
+                    "sealed (§6.2): the sealed Deliver has no sender_account / sender_device field on the wire", str(wire))
+            await ack(rosa, d)
+            first_time = f.get("server_time")
+            # The refused SetSealedAccess (704: allow_anyone) changed nothing: another key is refused.
+            cm, k, f = await self.sealed(anon, "rosa", [1], os.urandom(16), b"x")
+            t.check(denied(k, f, cm), "sealed (§20.1): a refused SetSealedAccess changes nothing (k1 admits, allow_anyone not set)",
+                    f"{k} {f}")
+            await asyncio.sleep(0.01)
+            _, k, f = await self.sealed(anon, "rosa", [1], k1, b"another payload", cmid=cmid)
+            t.check(k == "server_ack" and f.get("server_time") == first_time and f.get("client_message_id") == cmid,
+                    "sealed (§20.3): a resend with the same client_message_id → the first ServerAck's server_time", f"{k} {f}")
+            anon2 = await self.anon()
+            _, k, f = await self.sealed(anon2, "rosa", [1], k1, b"a third payload", cmid=cmid)
+            t.check(k == "server_ack" and f.get("server_time") == first_time,
+                    "sealed (§14, §20.3): a resend on another anonymous connection is deduplicated too (scope = recipient)",
+                    f"{k} {f}")
+            await anon2.close()
+            extra = await self.delivers(rosa, 0.7)
+            t.check(not extra, "sealed (§20.3): the resends are not delivered again", f"{len(extra)} deliveries")
+            # Dedupe is per recipient: the same id to tess is another message.
+            tc = await self.connect(tess)
+            await tc.expect("queue_empty")
+            kt = os.urandom(16)
+            await self.set_access(tc, 709, kt)
+            _, k, f = await self.sealed(anon, "tess", [1], kt, b"to tess", cmid=cmid)
+            _, dt = await tc.expect("deliver")
+            t.check(k == "server_ack" and dt.get("payload") == b"to tess" and dt.get("sender_account", "") == "",
+                    "sealed (§14, §20.3): the same client_message_id to another recipient account is a new message",
+                    f"{k} {f}")
+            await ack(tc, dt)
+            await tc.ping(710)
+            await tc.close()
+            # The anonymous scope is apart from logged-in senders' (§14): alice's Send with the same id.
+            _, k, f = await self.send(self.alice_conn, "rosa", [1], b"from alice", cmid=cmid)
+            _, d = await rosa.expect("deliver")
+            t.check(k == "server_ack" and d.get("sender_account") == "alice" and d.get("payload") == b"from alice",
+                    "sealed (§14): a logged-in Send with a sealed send's client_message_id is its own message, named",
+                    f"{k} {d.get('sender_account')}")
+            await ack(rosa, d)
+            extra = await self.delivers(rosa, 0.3)
+            t.check(not extra, "sealed: the recipient account rosa got nothing meant for tess", f"{len(extra)}")
+        except Exception as exc:  # noqa: BLE001
+            t.error("sealed (§20.3): accepted sends", exc)
+
+        # §20.3 step 2: ACCESS_DENIED, one answer for every reason.
+        try:
+            for what, acct, devs, key in (
+                    ("a wrong key", "rosa", [1], os.urandom(16)),
+                    ("an account that never sent SetSealedAccess", "vic", [1], k1),
+                    ("an unknown account name", "nobody-here", [1], k1),
+                    ("an invalid name (upper case)", "Rosa", [1], k1),
+                    ("an empty name", "", [1], k1),
+                    ("a 33-byte name", "r" * 33, [1], k1),
+                    ("the name of rosa's anonymous scope, *rosa (§14)", "*rosa", [1], k1),
+                    ("a wrong key and an unknown device (access before devices)", "rosa", [9], os.urandom(16))):
+                cm, k, f = await self.sealed(anon, acct, devs, key, b"denied")
+                t.check(denied(k, f, cm) and not f.get("device_id") and not f.get("request_id"),
+                        f"sealed (§20.3): {what} → ACCESS_DENIED{{client_message_id}}", f"{k} {f}")
+            extra = await self.delivers(rosa, 0.5)
+            t.check(not extra, "sealed (§20.3): nothing of a denied SealedSend is delivered", f"{len(extra)}")
+        except Exception as exc:  # noqa: BLE001
+            t.error("sealed (§20.3): ACCESS_DENIED", exc)
+
+        # §20.3 step 1: MALFORMED_STANZA, PAYLOAD_TOO_LARGE (before access); UNKNOWN_DEVICE (after it).
+        try:
+            echoed = []
+            for what, acct, devs, key, pl in (
+                    ("a 15-byte access key", "rosa", [1], k1[:15], b"x"),
+                    ("a 17-byte access key", "rosa", [1], k1 + b"\0", b"x"),
+                    ("no access key", "rosa", [1], b"", b"x"),
+                    ("no devices", "rosa", [], k1, b"x"),
+                    ("repeated devices", "rosa", [1, 1], k1, b"x"),
+                    ("17 devices", "rosa", list(range(1, 18)), k1, b"x"),
+                    ("device id 0", "rosa", [0], k1, b"x"),
+                    ("device id 2^31", "rosa", [2 ** 31], k1, b"x"),
+                    ("a 15-byte key to an unknown account (step 1 before step 2)", "nobody-here", [1], k1[:15], b"x"),
+                    ("no devices and a wrong key (step 1 before step 2)", "rosa", [], os.urandom(16), b"x"),
+                    ("a 15-byte key and a 64,001-byte payload (key before size)", "rosa", [1], k1[:15],
+                     os.urandom(MAX_PAYLOAD + 1))):
+                cm, k, f = await self.sealed(anon, acct, devs, key, pl)
+                echoed.append(f.get("client_message_id") == cm)
+                t.check(k == "error" and f.get("code") == E["MALFORMED_STANZA"],
+                        f"sealed (§20.3): {what} → MALFORMED_STANZA", f"{k} {f}")
+            print(f"INFO sealed: MALFORMED_STANZA echoes client_message_id in {sum(echoed)} of {len(echoed)} cases", flush=True)
+            cm, k, f = await self.sealed(anon, "rosa", [1], k1, os.urandom(MAX_PAYLOAD + 1))
+            t.check(k == "error" and f.get("code") == E["PAYLOAD_TOO_LARGE"] and f.get("client_message_id") == cm,
+                    "sealed (§20.3): a 64,001-byte payload → PAYLOAD_TOO_LARGE{client_message_id}", f"{k} {f}")
+            cm, k, f = await self.sealed(anon, "rosa", [1], os.urandom(16), os.urandom(MAX_PAYLOAD + 1))
+            t.check(k == "error" and f.get("code") == E["PAYLOAD_TOO_LARGE"],
+                    "sealed (§20.3): a 64,001-byte payload with a wrong key → PAYLOAD_TOO_LARGE (step 1 before step 2)",
+                    f"{k} {f}")
+            big = os.urandom(MAX_PAYLOAD)
+            _, k, f = await self.sealed(anon, "rosa", [1], k1, big)
+            _, d = await rosa.expect("deliver")
+            t.check(k == "server_ack" and d.get("payload") == big, "sealed (§20.3): a 64,000-byte payload is delivered")
+            await ack(rosa, d)
+            cm, k, f = await self.sealed(anon, "rosa", [1, 9, 8], k1, b"unknown device")
+            t.check(k == "error" and f.get("code") == E["UNKNOWN_DEVICE"] and f.get("device_id") == 9
+                    and f.get("client_message_id") == cm,
+                    "sealed (§20.3): the right key, devices [1, 9, 8] → UNKNOWN_DEVICE{client_message_id, device_id 9}",
+                    f"{k} {f}")
+            extra = await self.delivers(rosa, 0.5)
+            t.check(not extra, "sealed (§20.3): a refused SealedSend stores nothing (not delivered to device 1)")
+            _, k, f = await self.sealed(anon, "rosa", [1], k1, b"after UNKNOWN_DEVICE", cmid=cm)
+            _, d = await rosa.expect("deliver")
+            t.check(k == "server_ack" and d.get("payload") == b"after UNKNOWN_DEVICE",
+                    "sealed (§7.1, §20.3): a client_message_id that failed is not remembered for dedupe", f"{k}")
+            await ack(rosa, d)
+            _, p = await anon.ping(711)
+            t.check(p.get("request_id") == 711, "sealed: SealedSend errors leave the anonymous connection open")
+        except Exception as exc:  # noqa: BLE001
+            t.error("sealed (§20.3): malformed / too large / unknown device", exc)
+
+        # §20.3: NOT_ANONYMOUS on a logged-in connection; nothing stored, connection kept.
+        try:
+            alice = self.alice_conn
+            cm, k, f = await self.sealed(alice, "rosa", [1], k1, b"would be named")
+            t.check(k == "error" and f.get("code") == E["NOT_ANONYMOUS"],
+                    "sealed (§20.3): SealedSend on a logged-in connection → NOT_ANONYMOUS", f"{k} {f}")
+            print(f"INFO sealed: NOT_ANONYMOUS carries client_message_id {'(echoed)' if f.get('client_message_id') == cm else f.get('client_message_id', 0)}",
+                  flush=True)
+            _, p = await alice.ping(712)
+            t.check(p.get("request_id") == 712, "sealed (§20.3): the logged-in connection stays open after NOT_ANONYMOUS")
+            extra = await self.delivers(rosa, 0.5)
+            t.check(not extra, "sealed (§20.3): nothing of a NOT_ANONYMOUS SealedSend is delivered", f"{len(extra)}")
+            _, k, f = await self.sealed(anon, "rosa", [1], k1, b"would be named", cmid=cm)
+            _, d = await rosa.expect("deliver")
+            t.check(k == "server_ack" and d.get("payload") == b"would be named",
+                    "sealed (§20.3): after NOT_ANONYMOUS the id is not remembered (the anonymous send is a new message)")
+            await ack(rosa, d)
+            _, k, f = await self.sealed(alice, "nobody-here", [], k1[:15], b"x")
+            print(f"INFO sealed: a malformed SealedSend to an unknown account on a logged-in connection → "
+                  f"{E_NAME.get(f.get('code'), f.get('code')) if k == 'error' else k}", flush=True)
+        except Exception as exc:  # noqa: BLE001
+            t.error("sealed (§20.3): NOT_ANONYMOUS", exc)
+
+        # §20.1: allow_anyone, replacing the key, one setting per account, access before dedupe.
+        try:
+            k, f = await self.set_access(rosa, 720, b"", True)
+            t.check(k == "ok" and f.get("request_id") == 720, "sealed (§20.1): SetSealedAccess{no key, allow_anyone} → Ok")
+            _, k, f = await self.sealed(anon, "rosa", [1], os.urandom(16), b"from anyone")
+            _, d = await rosa.expect("deliver")
+            t.check(k == "server_ack" and d.get("payload") == b"from anyone",
+                    "sealed (§20.1): allow_anyone → any 16-byte key is accepted", f"{k} {f}")
+            await ack(rosa, d)
+            cm, k, f = await self.sealed(anon, "rosa", [1], b"", b"x")
+            t.check(k == "error" and f.get("code") == E["MALFORMED_STANZA"],
+                    "sealed (§20.3): allow_anyone still needs a 16-byte access_key (none → MALFORMED_STANZA)", f"{k} {f}")
+            k2 = os.urandom(16)
+            await self.set_access(rosa, 721, k2, True)
+            _, k, f = await self.sealed(anon, "rosa", [1], os.urandom(16), b"anyone, with a key set")
+            _, d = await rosa.expect("deliver")
+            t.check(k == "server_ack", "sealed (§20.1): a key and allow_anyone → another key is accepted too", f"{k} {f}")
+            await ack(rosa, d)
+            k, f = await self.set_access(rosa, 722, k2, False)
+            cm, ka, fa = await self.sealed(anon, "rosa", [1], os.urandom(16), b"x")
+            cm1, kb, fb = await self.sealed(anon, "rosa", [1], k1, b"x")
+            t.check(k == "ok" and denied(ka, fa, cm) and denied(kb, fb, cm1),
+                    "sealed (§20.1): set back to a key without allow_anyone → another key and the old key are refused",
+                    f"{ka} {fa} / {kb} {fb}")
+            _, k, f = await self.sealed(anon, "rosa", [1], k2, b"with k2")
+            _, d = await rosa.expect("deliver")
+            t.check(k == "server_ack" and d.get("payload") == b"with k2", "sealed (§20.1): the new key is accepted")
+            await ack(rosa, d)
+            # One setting per account, for all its devices: rosa/2 replaces rosa/1's.
+            r2 = await self.connect(self.rosa2)
+            for d in await self.drain(r2):
+                await ack(r2, d)
+            k3 = os.urandom(16)
+            k, f = await self.set_access(r2, 723, k3)
+            cm, ka, fa = await self.sealed(anon, "rosa", [1], k2, b"x")
+            _, kb, fb = await self.sealed(anon, "rosa", [1], k3, b"set by device 2")
+            _, d = await rosa.expect("deliver")
+            t.check(k == "ok" and denied(ka, fa, cm) and kb == "server_ack" and d.get("payload") == b"set by device 2",
+                    "sealed (§20.1): one setting per account: rosa/2's key replaces rosa/1's for every device",
+                    f"{ka} {fa} / {kb} {fb}")
+            await ack(rosa, d)
+            await r2.ping(724)
+            await r2.close()
+            # Access (step 2) comes before dedupe (step 3): a retry with the withdrawn key is refused.
+            cmx, k, f = await self.sealed(anon, "rosa", [1], k3, b"X")
+            tx = f.get("server_time")
+            _, d = await rosa.expect("deliver")
+            await ack(rosa, d)
+            k4 = os.urandom(16)
+            await self.set_access(rosa, 725, k4)
+            _, ka, fa = await self.sealed(anon, "rosa", [1], k3, b"X", cmid=cmx)
+            t.check(k == "server_ack" and denied(ka, fa, cmx),
+                    "sealed (§20.3 step 2 before 3): a resend of a stored message with the withdrawn key → ACCESS_DENIED",
+                    f"{ka} {fa}")
+            _, kb, fb = await self.sealed(anon, "rosa", [1], k4, b"X", cmid=cmx)
+            t.check(kb == "server_ack" and fb.get("server_time") == tx,
+                    "sealed (§20.3): the same resend with the new key → the original server_time (deduplicated)", f"{kb} {fb}")
+            extra = await self.delivers(rosa, 0.5)
+            t.check(not extra, "sealed (§20.3): ... and not delivered again", f"{len(extra)}")
+            k, f = await self.set_access(rosa, 726, b"", False)
+            cm, ka, fa = await self.sealed(anon, "rosa", [1], k4, b"x")
+            t.check(k == "ok" and denied(ka, fa, cm),
+                    "sealed (§20.1): SetSealedAccess{no key, no allow_anyone} → every key refused", f"{ka} {fa}")
+            self.rosa_key = os.urandom(16)
+            k, f = await self.set_access(rosa, 727, self.rosa_key)
+            t.check(k == "ok", "sealed (§20.1): a key set again after none → Ok", f"{k} {f}")
+        except Exception as exc:  # noqa: BLE001
+            t.error("sealed (§20.1): allow_anyone and key changes", exc)
+
+        # §4.3: a SealedSend right after NK message 2 is answered after the Welcome.
+        try:
+            c = await Conn.open(self.url)
+            cm = self.random_cmid()
+            await c.handshake(NK, self.trust_root, relay_static=self.relay_key, action={},
+                              early=("sealed_send", {"client_message_id": cm, "account": "rosa", "devices": [1],
+                                                     "access_key": self.rosa_key, "payload": b"early"}))
+            k, f = await c.expect(("server_ack", "error"))
+            _, d = await rosa.expect("deliver")
+            t.check(k == "server_ack" and f.get("client_message_id") == cm and d.get("payload") == b"early",
+                    "sealed (§4.3): a SealedSend sent right after NK message 2 is answered after Welcome", f"{k} {f}")
+            await ack(rosa, d)
+            await c.close()
+        except Exception as exc:  # noqa: BLE001
+            t.error("sealed (§4.3): early SealedSend", exc)
+
+        # Metrics (§20.3): hush_relay_sealed_messages_stored_total, also in messages_stored_total.
+        try:
+            name_s, name_m = "hush_relay_sealed_messages_stored_total", "hush_relay_messages_stored_total"
+            s0, m0 = self.metric(name_s), self.metric(name_m)
+            _, k, f = await self.sealed(anon, "rosa", [1], self.rosa_key, b"counted")
+            await anon.ping(730)
+            _, d = await rosa.expect("deliver")
+            await ack(rosa, d)
+            s1, m1 = self.metric(name_s), self.metric(name_m)
+            t.check(s0 is not None and s1 is not None and s1 - s0 >= 1 and m1 - m0 == s1 - s0,
+                    "sealed (§20.3): a sealed send counts in hush_relay_sealed_messages_stored_total and messages_stored_total",
+                    f"sealed {s0} → {s1}, all {m0} → {m1}")
+            await self.send(self.alice_conn, "rosa", [1], b"named, counted once")
+            await self.alice_conn.ping(731)
+            _, d = await rosa.expect("deliver")
+            await ack(rosa, d)
+            s2, m2 = self.metric(name_s), self.metric(name_m)
+            t.check(s2 == s1 and m2 > m1, "sealed (§20.3): a logged-in Send does not count as sealed", f"sealed {s1} → {s2}")
+        except Exception as exc:  # noqa: BLE001
+            t.error("sealed: metrics", exc)
+
+        # Fan-out to an offline device; offline drain, redelivery, delete on ack (§7.3, §7.4, §20.3).
+        try:
+            s0 = self.metric("hush_relay_sealed_messages_stored_total")
+            _, k, f = await self.sealed(anon, "rosa", [1, 2], self.rosa_key, b"to both")
+            await anon.ping(732)
+            both_time = f.get("server_time")
+            s1 = self.metric("hush_relay_sealed_messages_stored_total")
+            print(f"INFO sealed: one SealedSend to 2 devices adds {s1 - s0:g} to hush_relay_sealed_messages_stored_total",
+                  flush=True)
+            _, d = await rosa.expect("deliver")
+            t.check(k == "server_ack" and d.get("payload") == b"to both" and d.get("sender_account", "") == "",
+                    "sealed (§20.3): SealedSend to devices [1, 2] is delivered to the online device", f"{k} {f}")
+            await ack(rosa, d)
+            await rosa.ping(733)
+            await rosa.close()
+            plan = [("sealed", os.urandom(40)), ("alice", os.urandom(41)), ("sealed", os.urandom(42))]
+            acks = []
+            for who, p in plan:
+                if who == "sealed":
+                    _, k, f = await self.sealed(anon, "rosa", [1], self.rosa_key, p)
+                else:
+                    _, k, f = await self.send(self.alice_conn, "rosa", [1], p)
+                acks.append((k, f))
+            t.check(all(k == "server_ack" for k, _ in acks), "sealed (§20.3): sealed sends to an offline device are ServerAcked")
+            rosa = await self.connect(self.rosa)
+            got = await self.drain(rosa)
+            ids = [g["server_id"] for g in got]
+            senders = [(g.get("sender_account", ""), g.get("sender_device", 0)) for g in got]
+            t.check([g["payload"] for g in got] == [p for _, p in plan] and ids == sorted(ids) and len(set(ids)) == 3
+                    and senders == [("", 0), ("alice", 1), ("", 0)]
+                    and [g["server_time"] for g in got] == [f.get("server_time") for _, f in acks],
+                    "sealed (§7.2, §7.3): on login the queue drains in server_id order, sealed ones with empty sender, then QueueEmpty",
+                    f"{senders}")
+            extra = await rosa.quiet(0.5)
+            t.check(not any(k == "queue_empty" for k, _ in extra), "sealed (§7.3): QueueEmpty exactly once")
+            await rosa.send("ack", {"server_ids": ids[:2]})
+            await rosa.ping(734)
+            await rosa.close()
+            rosa = await self.connect(self.rosa)
+            again = await self.drain(rosa)
+            t.check([g["server_id"] for g in again] == ids[2:] and again[0].get("sender_account", "") == ""
+                     and again[0].get("sender_device", 0) == 0 and again[0]["payload"] == plan[2][1],
+                     "sealed (§7.4): an unacked sealed message comes again with the same server_id, still without sender",
+                    str([g["server_id"] for g in again]))
+            await rosa.send("ack", {"server_ids": ids[2:]})
+            await rosa.ping(735)
+            await rosa.close()
+            rosa = await self.connect(self.rosa)
+            k, f = await rosa.expect(("deliver", "queue_empty"))
+            t.check(k == "queue_empty", "sealed (§7.4): acked sealed messages are deleted (next login: only QueueEmpty)", k)
+            r2 = await self.connect(self.rosa2)
+            got2 = await self.drain(r2)
+            t.check([g["payload"] for g in got2] == [b"to both"] and got2[0].get("server_time") == both_time
+                    and got2[0].get("sender_account", "") == "" and got2[0].get("sender_device", 0) == 0,
+                    "sealed (§20.3): the offline device of a fan-out gets it on login, same server_time, no sender",
+                    str([g["payload"][:10] for g in got2]))
+            for g in got2:
+                await ack(r2, g)
+            await r2.ping(736)
+            await r2.close()
+        except Exception as exc:  # noqa: BLE001
+            t.error("sealed: offline delivery", exc)
+
+        # QUEUE_FULL (§7.1 via §20.3 step 3), with --queue-cap 100.
+        try:
+            uc = await self.connect(uma)
+            await uc.expect("queue_empty")
+            await self.set_access(uc, 740, b"", True)
+            await uc.close()
+            ok = 0
+            for _ in range(QUEUE_CAP):
+                _, k, f = await self.sealed(anon, "uma", [1], os.urandom(16), b"q")
+                ok += k == "server_ack"
+            cm, k, f = await self.sealed(anon, "uma", [1], os.urandom(16), b"q")
+            t.check(ok == QUEUE_CAP and k == "error" and f.get("code") == E["QUEUE_FULL"] and f.get("device_id") == 1
+                    and f.get("client_message_id") == cm,
+                    f"sealed (§20.3): the {QUEUE_CAP + 1}st sealed send to a full device → QUEUE_FULL{{client_message_id, device_id}}",
+                    f"{ok} acked, then {k} {f}")
+        except Exception as exc:  # noqa: BLE001
+            t.error("sealed: queue full", exc)
+
+        # §4.4 step 3 holds for NK too.
+        try:
+            e = KeyPair()
+            c = await self.anon(ephemeral=e)
+            await c.close()
+            await self.rejected("sealed (§4.4): the ephemeral of a completed NK handshake reused → REPLAYED_HANDSHAKE, 4002",
+                                None, NK, {}, "REPLAYED_HANDSHAKE", ephemeral=e)
+        except Exception as exc:  # noqa: BLE001
+            t.error("sealed (§4.4): NK replay", exc)
+
+        log = self.relay.log()
+        leaks = [what for what, needle in (("k1", k1.hex()), ("rosa's key", self.rosa_key.hex()))
+                 if needle in log or needle.upper() in log]
+        print(f"INFO sealed: access keys (hex) in the relay's log: {leaks or 'none'}", flush=True)
+        await anon.close()
+        await rosa.close()
+
+    async def check_sealed_durable(self):
+        """§20.1 'Ok after the setting is durable', §14 dedupe of sealed sends across kill -9."""
+        t = self.t
+        loop = asyncio.get_running_loop()
+        try:
+            anon = await self.anon()
+            cm, k, f = await self.sealed(anon, "rosa", [1], self.rosa_key, b"after two restarts")
+            _, k2, f2 = await self.sealed(anon, "rosa", [1], os.urandom(16), b"x")
+            t.check(k == "server_ack" and k2 == "error" and f2.get("code") == E["ACCESS_DENIED"],
+                    "sealed (§20.1, §14): the access setting survives a SIGTERM restart and a kill -9", f"{k} {f} / {k2} {f2}")
+            await anon.close()
+            await loop.run_in_executor(None, lambda: self.relay.stop(signal.SIGKILL))
+            await loop.run_in_executor(None, lambda: self.relay.start(port=self.relay.port))
+            anon = await self.anon()
+            _, k3, f3 = await self.sealed(anon, "rosa", [1], self.rosa_key, b"after two restarts", cmid=cm)
+            t.check(k3 == "server_ack" and f3.get("server_time") == f.get("server_time"),
+                    "sealed (§14): a resend after kill -9 gets the original ServerAck (sealed dedupe survives)", f"{k3} {f3}")
+            await anon.close()
+            rosa = await self.connect(self.rosa)
+            got = await self.drain(rosa)
+            t.check([g["payload"] for g in got] == [b"after two restarts"] and got[0].get("sender_account", "") == "",
+                    "sealed (§14): the sealed message is delivered exactly once after kill -9, without sender",
+                    str([g["payload"][:20] for g in got]))
+            for g in got:
+                await rosa.send("ack", {"server_ids": [g["server_id"]]})
+            await rosa.ping(750)
+            await rosa.close()
+        except Exception as exc:  # noqa: BLE001
+            t.error("sealed: durability", exc)
+
     async def run(self):
         self.check_startup()
         await self.check_registration()
@@ -1874,10 +2373,12 @@ class Checker:
         await self.check_rate_limit()
         await self.check_media()
         await self.check_extras()
+        await self.check_sealed()
         await self.check_limits()
         self.check_metrics()
         await self.check_restart()
         await self.check_kill9()
+        await self.check_sealed_durable()
         await self.check_rotation()
 
 
