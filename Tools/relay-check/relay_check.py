@@ -2166,7 +2166,8 @@ class Checker:
             await ack(rosa, d)
             await r2.ping(724)
             await r2.close()
-            # Access (step 2) comes before dedupe (step 3): a retry with the withdrawn key is refused.
+            # A resend of a stored message is that message even after the key changed (§20.3 step 2:
+            # the id is the proof), so a sender whose ServerAck was lost never sends a logged-in copy.
             cmx, k, f = await self.sealed(anon, "rosa", [1], k3, b"X")
             tx = f.get("server_time")
             _, d = await rosa.expect("deliver")
@@ -2174,9 +2175,14 @@ class Checker:
             k4 = os.urandom(16)
             await self.set_access(rosa, 725, k4)
             _, ka, fa = await self.sealed(anon, "rosa", [1], k3, b"X", cmid=cmx)
-            t.check(k == "server_ack" and denied(ka, fa, cmx),
-                    "sealed (§20.3 step 2 before 3): a resend of a stored message with the withdrawn key → ACCESS_DENIED",
+            t.check(k == "server_ack" and ka == "server_ack" and fa.get("server_time") == tx,
+                    "sealed (§20.3 step 2): a resend of a stored message with the withdrawn key → the original server_time",
                     f"{ka} {fa}")
+            extra = await self.delivers(rosa, 0.5)
+            t.check(not extra, "sealed (§20.3): ... not delivered again", f"{len(extra)}")
+            _, kw, fw = await self.sealed(anon, "rosa", [1], k3, b"new with the withdrawn key")
+            t.check(kw == "error" and fw.get("code") == 70,
+                    "sealed (§20.3 step 2): a new message with the withdrawn key → ACCESS_DENIED", f"{kw} {fw}")
             _, kb, fb = await self.sealed(anon, "rosa", [1], k4, b"X", cmid=cmx)
             t.check(kb == "server_ack" and fb.get("server_time") == tx,
                     "sealed (§20.3): the same resend with the new key → the original server_time (deduplicated)", f"{kb} {fb}")

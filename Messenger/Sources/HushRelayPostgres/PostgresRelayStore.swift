@@ -417,6 +417,17 @@ extension PostgresRelayStore {
         }
     }
 
+    public func acceptedTime(senderAccount: String, senderDevice: UInt32, clientMessageID: UInt64) async throws(RelayStoreError) -> UInt64? {
+        try await read { client in
+            let rows = try await client.query("""
+                SELECT server_time FROM dedupe WHERE sender_account = \(senderAccount) AND sender_device = \(Int64(senderDevice))
+                AND client_message_id = \(Int64(bitPattern: clientMessageID))
+                """)
+            for try await t in rows.decode(Int64.self) { return UInt64(t) }
+            return nil
+        }
+    }
+
     public func setSealedAccess(account: String, _ access: SealedAccess) async throws(RelayStoreError) {
         let logger = logger
         let key = access.accessKey, anyone = access.allowAnyone

@@ -390,6 +390,8 @@ public enum RelayStoreConformance {
             }
             try expect(stored.map(\.senderAccount) == ["*bob"] && stored.map(\.senderDevice) == [0], "scope recorded")
             try expect(try await s.enqueue(toBob, committed: noop) == .duplicate(serverTime: t), "deduped")
+            try expect(try await s.acceptedTime(senderAccount: "*bob", senderDevice: 0, clientMessageID: 77) == t, "accepted time")
+            try expect(try await s.acceptedTime(senderAccount: "*carol", senderDevice: 0, clientMessageID: 77) == nil, "not for another scope")
             guard case .stored = try await s.enqueue(request(77, from: AnonymousSender.scope(recipient: "carol"), 0, to: "carol"), committed: noop),
                   case .stored = try await s.enqueue(request(77, from: "alice", 1, to: "bob"), committed: noop) else {
                 throw ConformanceFailure(description: "scopes not distinct", line: #line)

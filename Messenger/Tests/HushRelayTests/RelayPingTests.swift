@@ -60,6 +60,9 @@ final class GatedStore: RelayStore {
     func setSealedAccess(account: String, _ access: SealedAccess) async throws(RelayStoreError) {
         try await base.setSealedAccess(account: account, access)
     }
+    func acceptedTime(senderAccount: String, senderDevice: UInt32, clientMessageID: UInt64) async throws(RelayStoreError) -> UInt64? {
+        try await base.acceptedTime(senderAccount: senderAccount, senderDevice: senderDevice, clientMessageID: clientMessageID)
+    }
 }
 
 /// Tests that load the machine or depend on prompt pongs, one at a time: the half-open test

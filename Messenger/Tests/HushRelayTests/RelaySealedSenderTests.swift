@@ -146,6 +146,16 @@ import Testing
         _ = try await Self.setAccess(c, key: Self.key, anyone: false)
         Self.expectErrorFor(try await Self.sealed(anon, 14, to: "carol", key: wrong), .accessDenied, cmid: 14)
         guard case .serverAck? = try await Self.sealed(anon, 15, to: "carol").body else { Issue.record("key refused"); return }
+        // A resend of a stored message after the key changed is still that message (its first
+        // time), not ACCESS_DENIED: the sender must not fall back to a logged-in copy.
+        let first = try await Self.sealed(anon, 16, to: "carol")
+        guard case .serverAck(let f)? = first.body else { Issue.record("not stored: \(first)"); return }
+        _ = try await Self.setAccess(c, key: wrong, anyone: false)
+        relay.clock.advance(by: 1_000)
+        let resent = try await Self.sealed(anon, 16, to: "carol")
+        guard case .serverAck(let r)? = resent.body else { Issue.record("resend refused: \(resent)"); return }
+        #expect(r.serverTime == f.serverTime)
+        Self.expectErrorFor(try await Self.sealed(anon, 17, to: "carol"), .accessDenied, cmid: 17)
         // The anonymous connection survived every refusal.
         _ = try await anon.ping(3)
         await anon.close()

@@ -52,7 +52,15 @@ extension RelayConnection {
         let store = relay.store, router = relay.router, presented = m.accessKey, account = m.account
         let started = DispatchTime.now()
         storeWork({ () async throws(RelayStoreError) -> SealedOutcome in
-            guard let access = try await store.sealedAccess(account: account), access.admits(presented) else { return .denied }
+            guard let access = try await store.sealedAccess(account: account), access.admits(presented) else {
+                // A resend of a message stored before the recipient changed its key is still that
+                // message (its first time), so that a sender whose ServerAck was lost does not
+                // fall back to a logged-in copy. The 64-bit random id is the proof.
+                if let time = try await store.acceptedTime(senderAccount: request.senderAccount, senderDevice: 0, clientMessageID: cmid) {
+                    return .enqueued(.duplicate(serverTime: time))
+                }
+                return .denied
+            }
             return .enqueued(try await store.enqueue(request, committed: { router.push($0) }))
         }) { [self] result in
             switch result {

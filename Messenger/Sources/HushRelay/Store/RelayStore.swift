@@ -353,6 +353,9 @@ public protocol RelayStore: Sendable {
     func sealedAccess(account: String) async throws(RelayStoreError) -> SealedAccess?
     /// Replaces the account's sealed-sender access setting. Throws `unknownAccount`.
     func setSealedAccess(account: String, _ access: SealedAccess) async throws(RelayStoreError)
+    /// The `server_time` at which (sender account, sender device, client message id) was stored,
+    /// if it is remembered for dedupe (§7.1); nil otherwise.
+    func acceptedTime(senderAccount: String, senderDevice: UInt32, clientMessageID: UInt64) async throws(RelayStoreError) -> UInt64?
 }
 
 extension RelayStore {

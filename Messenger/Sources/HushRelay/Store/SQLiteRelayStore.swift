@@ -482,6 +482,14 @@ public final class SQLiteRelayStore: RelayStore, CallbackRelayStore {
         }
     }
 
+    public func acceptedTime(senderAccount: String, senderDevice: UInt32, clientMessageID: UInt64) async throws(RelayStoreError) -> UInt64? {
+        try await read { db in
+            try Int64.fetchOne(db.cachedStatement(sql: """
+                SELECT server_time FROM dedupe WHERE sender_account = ? AND sender_device = ? AND client_message_id = ?
+                """), arguments: [senderAccount, Int64(senderDevice), Int64(bitPattern: clientMessageID)]).map { UInt64($0) }
+        }
+    }
+
     public func setSealedAccess(account: String, _ access: SealedAccess) async throws(RelayStoreError) {
         guard cache.withLock({ $0.accounts[account] != nil }) else { throw .unknownAccount }
         try await write(isolated: true) { db in

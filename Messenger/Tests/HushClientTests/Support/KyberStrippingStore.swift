@@ -67,4 +67,7 @@ final class KyberStrippingStore: RelayStore {
     func setSealedAccess(account: String, _ access: SealedAccess) async throws(RelayStoreError) {
         try await base.setSealedAccess(account: account, access)
     }
+    func acceptedTime(senderAccount: String, senderDevice: UInt32, clientMessageID: UInt64) async throws(RelayStoreError) -> UInt64? {
+        try await base.acceptedTime(senderAccount: senderAccount, senderDevice: senderDevice, clientMessageID: clientMessageID)
+    }
 }
