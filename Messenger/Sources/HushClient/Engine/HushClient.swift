@@ -71,6 +71,10 @@ public actor HushClient {
     var anonymousOpening = false
     /// Sealed sends written on the anonymous connection and not yet acked: wire id → outbox id.
     var sealedInFlight: [UInt64: UInt64] = [:]
+    /// Contacts' access keys as read from the store (nil inside: the contact shared none).
+    var accessKeys: [String: [UInt8]?] = [:]
+    /// K of the sealed sends' client message ids, derived on first use.
+    var sendIDKey: SecureBytes?
 
     // MARK: setup
 
@@ -417,6 +421,7 @@ public actor HushClient {
         let now = configuration.clock()
         if (try? store.isProcessed(serverID: sid)) == true { ack(sid); return }
         var effects: [ClientEvent] = []
+        var storedKey: (String, [UInt8])?
         var owed = false
         do {
             let opened = try SealedEnvelope.open(Array(d.payload), recipientIdentity: identity, validator: validator,
@@ -475,6 +480,7 @@ public actor HushClient {
                     case .accessKey(let key):
                         // With it, our messages to this contact can go sealed (spec §20).
                         try store.setSetting(SettingKey.sealedKey(address.name), key)
+                        storedKey = (address.name, key)
                     case .media(let id, let sentAt, let pointer):
                         let mid = MessageID(account: address.name, device: address.deviceID, clientMessageID: id)
                         try store.setSetting(SettingKey.mediaPointer(mid), pointer.encoded)
@@ -488,9 +494,12 @@ public actor HushClient {
                 try store.markProcessed(serverID: sid, at: now)
             }
         } catch {
+            storedKey = nil  // rolled back
             if Self.isTransient(error) { return }  // not acked: redelivered on the next connection
             _ = try? store.markProcessed(serverID: sid, at: now)
         }
+        // Committed: the memory copy of a contact's access key follows the store.
+        if let (who, key) = storedKey { rememberAccessKey(key, of: who) }
         for e in effects {
             if case .message(let m) = e, typingUntil.removeValue(forKey: m.conversation) != nil {
                 emit(.typing(account: m.conversation, isTyping: false, expiresAt: now))

@@ -27,9 +27,13 @@ enum SealedSenderKeys {
         return key.withUnsafeBytes { Array($0) }
     }
 
-    /// The wire client message id of the sealed send of outbox item `counter`.
-    static func sendID(_ secret: [UInt8], counter: UInt64) throws -> UInt64 {
-        let k = try HKDF.deriveKey(inputKeyMaterial: secret, salt: [UInt8](), info: sendIDInfo, outputByteCount: 32)
+    /// K, the key of the sealed sends' client message ids (derived once per client).
+    static func sendIDKey(_ secret: [UInt8]) throws -> SecureBytes {
+        try HKDF.deriveKey(inputKeyMaterial: secret, salt: [UInt8](), info: sendIDInfo, outputByteCount: 32)
+    }
+
+    /// The wire client message id of the sealed send of outbox item `counter`, under K.
+    static func sendID(_ k: SecureBytes, counter: UInt64) -> UInt64 {
         var message = [UInt8](repeating: 0, count: 8)
         for i in 0..<8 { message[i] = UInt8(truncatingIfNeeded: counter >> (56 - 8 * i)) }
         let tag = HMACSHA256.authenticationCode(for: message, using: k)
@@ -40,13 +44,19 @@ enum SealedSenderKeys {
 extension HushClient {
     // MARK: the account's own access setting
 
-    /// This account's sealed-sender secret, made (and kept) on first use.
-    func sealedSecret() throws -> [UInt8] {
-        if let s = try store.setting(SettingKey.sealedSecret), s.count == SealedSenderKeys.secretByteCount { return s }
-        var fresh = [UInt8](repeating: 0, count: SealedSenderKeys.secretByteCount)
-        try fresh.withUnsafeMutableBytes { try configuration.random.fill($0) }
-        try store.setSetting(SettingKey.sealedSecret, fresh)
-        return fresh
+    /// Runs `body` with this account's sealed-sender secret (made and kept on first use); the
+    /// copy in memory is wiped (`sodium_memzero`) when `body` returns.
+    func withSealedSecret<R>(_ body: ([UInt8]) throws -> R) throws -> R {
+        var secret: [UInt8]
+        if let s = try store.setting(SettingKey.sealedSecret), s.count == SealedSenderKeys.secretByteCount {
+            secret = s
+        } else {
+            secret = [UInt8](repeating: 0, count: SealedSenderKeys.secretByteCount)
+            try secret.withUnsafeMutableBytes { try configuration.random.fill($0) }
+            try store.setSetting(SettingKey.sealedSecret, secret)
+        }
+        defer { SecureBytes.wipe(&secret) }
+        return try body(secret)
     }
 
     /// Whether anyone may send this account sealed messages (else only holders of its access key).
@@ -68,7 +78,7 @@ extension HushClient {
     /// Stores this account's access setting on the relay unless it is there (`SetSealedAccess`).
     func uploadSealedAccessIfNeeded() async throws(ClientError) {
         guard try !step({ try store.flag(SettingKey.sealedUploaded) }) else { return }
-        let key = try step { try SealedSenderKeys.accessKey(try sealedSecret()) }
+        let key = try step { try withSealedSecret(SealedSenderKeys.accessKey) }
         let anyone = sealedFromAnyone
         _ = try await request { rid in
             var s = RelayStanza()
@@ -86,7 +96,7 @@ extension HushClient {
     func shareAccessKeyIfNeeded(with recipient: String, devices: [UInt32], certificate cert: SenderCertificate?,
                                 encryptNow: Bool, now: UInt64) throws {
         guard configuration.sealedSender, recipient != account, try !store.flag(SettingKey.sealedShared(recipient)) else { return }
-        let content = MessageContent.accessKey(try SealedSenderKeys.accessKey(try sealedSecret()))
+        let content = MessageContent.accessKey(try withSealedSecret(SealedSenderKeys.accessKey))
         if encryptNow, let cert {
             for device in devices {
                 let sealed = try seal(content, to: ProtocolAddress(name: recipient, deviceID: device), certificate: cert)
@@ -102,12 +112,19 @@ extension HushClient {
 
     // MARK: sending sealed
 
-    /// The access key `contact` shared with us, if any (and if sealed sending is on).
+    /// The access key `contact` shared with us, if any (and if sealed sending is on). Read from
+    /// the store once per contact, then from memory (``rememberAccessKey(_:of:)`` keeps both).
     func contactAccessKey(_ contact: String) -> [UInt8]? {
         guard configuration.sealedSender, contact != account else { return nil }
-        guard let k = (try? store.setting(SettingKey.sealedKey(contact))) ?? nil, k.count == MessageContent.accessKeyBytes else { return nil }
+        if let cached = accessKeys[contact] { return cached }
+        var k = (try? store.setting(SettingKey.sealedKey(contact))) ?? nil
+        if k?.count != MessageContent.accessKeyBytes { k = nil }
+        accessKeys[contact] = .some(k)
         return k
     }
+
+    /// After `contact`'s key was stored (or, nil, forgotten): the memory copy follows.
+    func rememberAccessKey(_ key: [UInt8]?, of contact: String) { accessKeys[contact] = .some(key) }
 
     /// Sends `item` as a `SealedSend` on the anonymous connection when its recipient's access key
     /// is known. Returns false when the item is not for sealed sending (the caller sends it
@@ -118,7 +135,9 @@ extension HushClient {
             Task { await self.openAnonymousLink() }
             return true
         }
-        guard let wire = try? SealedSenderKeys.sendID(try sealedSecret(), counter: item.clientMessageID) else { return false }
+        if sendIDKey == nil { sendIDKey = try? withSealedSecret(SealedSenderKeys.sendIDKey) }
+        guard let k = sendIDKey else { return false }
+        let wire = SealedSenderKeys.sendID(k, counter: item.clientMessageID)
         var s = RelayStanza()
         s.sealedSend.clientMessageID = wire
         s.sealedSend.account = item.account
@@ -181,6 +200,7 @@ extension HushClient {
                 // The contact changed or withdrew its access key: forget it; the item goes again,
                 // logged in (the refused send stored nothing, so this is no duplicate).
                 _ = try? store.setSetting(SettingKey.sealedKey(item.account), nil)
+                rememberAccessKey(nil, of: item.account)
                 pump()
                 return
             }

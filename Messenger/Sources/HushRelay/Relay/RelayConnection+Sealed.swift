@@ -38,12 +38,13 @@ extension RelayConnection {
     /// does not tell which names exist), then the enqueue under the recipient's anonymous scope.
     func handleSealedSend(_ m: RelaySealedSend) {
         let cmid = m.clientMessageID
-        let limits = RelayProtocol.Limits.self
-        guard (1...limits.maxDevicesPerRequest).contains(m.devices.count), Set(m.devices).count == m.devices.count,
-              m.devices.allSatisfy({ limits.deviceIDs.contains($0) }), m.accessKey.count == SealedAccess.keyLength else {
+        // Step 1 (§20.3): the §7.1 limits, and a 16-byte key (a bad key is malformed before an
+        // oversized payload is too large).
+        let rejection = Self.deliveryRejection(devices: m.devices, payload: m.payload.count)
+        if rejection == .malformedStanza || m.accessKey.count != SealedAccess.keyLength {
             return sendError(.malformedStanza, clientMessageID: cmid)
         }
-        guard m.payload.count <= limits.maxPayload else { return sendError(.payloadTooLarge, clientMessageID: cmid) }
+        if let rejection { return sendError(rejection, clientMessageID: cmid) }
         guard DeviceBinding.isValidAccountName(m.account) else { return sendError(.accessDenied, clientMessageID: cmid) }
         let config = relay.configuration
         let request = EnqueueRequest(senderAccount: AnonymousSender.scope(recipient: m.account), senderDevice: 0, clientMessageID: cmid,
@@ -73,20 +74,7 @@ extension RelayConnection {
                 sendError(.internalError, clientMessageID: cmid)
             case .success(.enqueued(let outcome)):
                 relay.metrics.commitLatency.recordInterval(since: started)
-                var ack = RelayServerAck()
-                ack.clientMessageID = cmid
-                switch outcome {
-                case .stored(let time, let messages):
-                    relay.metrics.messagesStored.increment(by: messages.count)
-                    relay.metrics.sealedStored.increment(by: messages.count)
-                    ack.serverTime = time
-                case .duplicate(let time):
-                    relay.metrics.duplicates.increment()
-                    ack.serverTime = time
-                }
-                var s = RelayStanza()
-                s.serverAck = ack
-                send(s)
+                sendServerAck(outcome, clientMessageID: cmid, sealed: true)
             }
         }
     }

@@ -8,12 +8,35 @@ import HushTransport
 extension RelayConnection {
     /// Why a send is refused before it reaches the store, if it is.
     func sendRejection(_ m: RelaySend) -> RelayErrorCode? {
+        Self.deliveryRejection(devices: m.devices, payload: m.payload.count) ?? (DeviceBinding.isValidAccountName(m.account) ? nil : .unknownAccount)
+    }
+
+    /// The §7.1 limits a `Send` and a `SealedSend` share: 1–16 distinct valid device ids
+    /// (`MALFORMED_STANZA`), a payload of at most 64,000 bytes (`PAYLOAD_TOO_LARGE`).
+    static func deliveryRejection(devices: [UInt32], payload: Int) -> RelayErrorCode? {
         let limits = RelayProtocol.Limits.self
-        guard (1...limits.maxDevicesPerRequest).contains(m.devices.count), Set(m.devices).count == m.devices.count,
-              m.devices.allSatisfy({ limits.deviceIDs.contains($0) }) else { return .malformedStanza }
-        guard m.payload.count <= limits.maxPayload else { return .payloadTooLarge }
-        guard DeviceBinding.isValidAccountName(m.account) else { return .unknownAccount }
+        guard (1...limits.maxDevicesPerRequest).contains(devices.count), Set(devices).count == devices.count,
+              devices.allSatisfy({ limits.deviceIDs.contains($0) }) else { return .malformedStanza }
+        guard payload <= limits.maxPayload else { return .payloadTooLarge }
         return nil
+    }
+
+    /// The `ServerAck` of a committed (or recognised) send, counted in the metrics.
+    func sendServerAck(_ outcome: EnqueueOutcome, clientMessageID cmid: UInt64, sealed: Bool = false) {
+        var ack = RelayServerAck()
+        ack.clientMessageID = cmid
+        switch outcome {
+        case .stored(let time, let messages):
+            relay.metrics.messagesStored.increment(by: messages.count)
+            if sealed { relay.metrics.sealedStored.increment(by: messages.count) }
+            ack.serverTime = time
+        case .duplicate(let time):
+            relay.metrics.duplicates.increment()
+            ack.serverTime = time
+        }
+        var s = RelayStanza()
+        s.serverAck = ack
+        send(s)
     }
 
     func handleSend(_ m: RelaySend, from me: DeviceAddress) {
@@ -37,19 +60,7 @@ extension RelayConnection {
                 return sendError(.internalError, clientMessageID: cmid)
             }
             relay.metrics.commitLatency.recordInterval(since: started)
-            var ack = RelayServerAck()
-            ack.clientMessageID = cmid
-            switch outcome {
-            case .stored(let time, let messages):
-                relay.metrics.messagesStored.increment(by: messages.count)
-                ack.serverTime = time
-            case .duplicate(let time):
-                relay.metrics.duplicates.increment()
-                ack.serverTime = time
-            }
-            var s = RelayStanza()
-            s.serverAck = ack
-            send(s)
+            sendServerAck(outcome, clientMessageID: cmid)
         }
         if let direct = relay.callbacks {
             direct.enqueue(request, committed: { router.push($0) }, completion: storeCompletion(then))
