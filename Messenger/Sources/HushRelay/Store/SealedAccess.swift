@@ -1,5 +1,6 @@
 import Foundation
 import HushCrypto
+import HushTransport
 
 /// Who may send an account sealed messages over an anonymous connection
 /// (`Docs/spec/relay.md` §20.1), as the account last set it with `SetSealedAccess`.
@@ -28,7 +29,7 @@ public struct SealedAccess: Sendable, Equatable {
     public func admits(_ presented: Data) -> Bool {
         if allowAnyone { return true }
         guard let accessKey, accessKey.count == Self.keyLength, presented.count == Self.keyLength else { return false }
-        return ConstantTime.equals(Array(accessKey), Array(presented))
+        return ConstantTime.equals(accessKey, presented)
     }
 }
 
