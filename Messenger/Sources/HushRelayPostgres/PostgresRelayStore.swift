@@ -28,7 +28,8 @@ public final class PostgresRelayStore: RelayStore {
     private let notifyCommits: Bool
 
     /// Connects (the pool keeps connecting in the background), creates the schema if needed
-    /// and applies pending migrations. `notifyCommits`: NOTIFY each committed message (several
+    /// and applies pending migrations, trying for at most
+    /// ``PostgresStoreConfiguration/startupTimeout``. `notifyCommits`: NOTIFY each committed message (several
     /// relay nodes; see ``PostgresRelayCluster``).
     public static func connect(_ configuration: PostgresStoreConfiguration, notifyCommits: Bool = false,
                                logger: Logger = Logger(label: "hush-relay.postgres")) async throws(RelayStoreError) -> PostgresRelayStore {
@@ -63,7 +64,7 @@ public final class PostgresRelayStore: RelayStore {
     func migrate() async throws(RelayStoreError) {
         let schema = configuration.schema
         let logger = logger
-        try await retrying(timeout: configuration.operationTimeout, logger: logger) { [client] in
+        try await retrying(timeout: configuration.startupTimeout, logger: logger) { [client] in
             try await client.withConnection { c in
                 try await c.query("BEGIN", logger: logger)
                 do {

@@ -24,10 +24,16 @@ public struct PostgresStoreConfiguration: Sendable {
     /// A store call that cannot reach the database retries until this time has passed, then fails
     /// with ``RelayStoreError/unavailable``.
     public var operationTimeout: Duration
+    /// How long ``PostgresRelayStore/connect(_:notifyCommits:logger:)`` keeps trying to reach the
+    /// database and apply migrations before it fails with ``RelayStoreError/unavailable``
+    /// (URL `startup_timeout_ms`, default 60 s). Longer than ``operationTimeout``: a relay started
+    /// together with its database, or beside others migrating (migrations take one advisory lock
+    /// per database), should wait for it rather than exit.
+    public var startupTimeout: Duration
     /// This node's id in NOTIFY payloads (random per process).
     public var nodeID: String
 
-    /// Parses `postgres://user[:password]@host[:port]/database[?schema=…&sslmode=…&pool=…&timeout_ms=…]`.
+    /// Parses `postgres://user[:password]@host[:port]/database[?schema=…&sslmode=…&pool=…&timeout_ms=…&startup_timeout_ms=…]`.
     /// `host=/path` in the query selects a Unix socket directory.
     public init(url: String) throws(RelayStoreError) {
         guard let c = URLComponents(string: url), c.scheme == "postgres" || c.scheme == "postgresql" else {
@@ -48,6 +54,7 @@ public struct PostgresStoreConfiguration: Sendable {
         requireTLS = query["sslmode"] == "require"
         maxConnections = Int(query["pool"] ?? "") ?? 16
         operationTimeout = .milliseconds(Int(query["timeout_ms"] ?? "") ?? 10_000)
+        startupTimeout = .milliseconds(Int(query["startup_timeout_ms"] ?? "") ?? 60_000)
         nodeID = UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(16).description
     }
 

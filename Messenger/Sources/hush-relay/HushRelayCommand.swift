@@ -60,7 +60,7 @@ struct Serve: AsyncParsableCommand {
             and prints the trust root's public key (what clients pin). Settings come from flags, then \
             HUSH_RELAY_* environment variables (HUSH_RELAY_PORT, HUSH_RELAY_HOST, HUSH_RELAY_DATA_DIR, \
             HUSH_RELAY_QUEUE_CAP, HUSH_RELAY_LOG_LEVEL, HUSH_RELAY_STORE), then the config file. \
-            --store postgres://user@host:port/db?schema=…&pool=…&timeout_ms=… keeps the state in \
+            --store postgres://user@host:port/db?schema=…&pool=…&timeout_ms=…&startup_timeout_ms=… keeps the state in \
             PostgreSQL instead of data-dir/relay.sqlite; several relay processes may then share \
             that database (any device may connect to any of them). SIGTERM or SIGINT shut \
             the relay down gracefully (connections are closed with 1001).

@@ -178,8 +178,43 @@ extension PostgresTests {
     @Test func unreachableDatabaseIsTyped() async throws {
         var config = try PostgresStoreConfiguration(url: "postgres://postgres@127.0.0.1:1/postgres")
         config.operationTimeout = .milliseconds(300)
+        config.startupTimeout = .milliseconds(300)
         await #expect(throws: RelayStoreError.unavailable) {
             _ = try await PostgresRelayStore.connect(config, logger: TestPostgres.logger)
         }
+    }
+}
+
+/// The `--store postgres://…` URL (no database needed).
+@Suite struct PostgresConfigurationTests {
+    @Test func urlParameters() throws {
+        let c = try PostgresStoreConfiguration(url: "postgres://relay:p%40ss@db.internal:6543/hush?schema=node_a&pool=8&timeout_ms=2500&startup_timeout_ms=90000&sslmode=require")
+        #expect(c.host == "db.internal")
+        #expect(c.port == 6543)
+        #expect(c.username == "relay")
+        #expect(c.password == "p@ss")
+        #expect(c.database == "hush")
+        #expect(c.schema == "node_a")
+        #expect(c.maxConnections == 8)
+        #expect(c.operationTimeout == .milliseconds(2500))
+        #expect(c.startupTimeout == .milliseconds(90_000))
+        #expect(c.requireTLS)
+        #expect(c.wakeChannel == "hush_wake_node_a")
+    }
+
+    @Test func defaults() throws {
+        let c = try PostgresStoreConfiguration(url: "postgres://postgres@127.0.0.1/postgres")
+        #expect(c.port == 5432)
+        #expect(c.schema == "public")
+        #expect(c.maxConnections == 16)
+        #expect(c.operationTimeout == .seconds(10))
+        #expect(c.startupTimeout == .seconds(60))
+        #expect(!c.requireTLS)
+        #expect(c.wakeChannel == "hush_wake")
+    }
+
+    @Test func rejectedURLs() {
+        #expect(throws: RelayStoreError.self) { try PostgresStoreConfiguration(url: "mysql://x@y/z") }
+        #expect(throws: RelayStoreError.self) { try PostgresStoreConfiguration(url: "postgres://x@y/z?schema=Drop%20Table") }
     }
 }
