@@ -61,17 +61,20 @@ extension RelayStanza {
         case .mediaUploadGranted: "media_upload_granted"
         case .setSealedAccess: "set_sealed_access"
         case .sealedSend: "sealed_send"
+        case .multiSend: "multi_send"
         case nil: "none"
         }
     }
 
     /// An `Error` stanza.
-    public static func error(_ code: RelayErrorCode, requestID: UInt32 = 0, clientMessageID: UInt64 = 0, deviceID: UInt32 = 0) -> RelayStanza {
+    public static func error(_ code: RelayErrorCode, requestID: UInt32 = 0, clientMessageID: UInt64 = 0, deviceID: UInt32 = 0,
+                             account: String = "") -> RelayStanza {
         var e = RelayError()
         e.code = code
         e.requestID = requestID
         e.clientMessageID = clientMessageID
         e.deviceID = deviceID
+        e.account = account
         var s = RelayStanza()
         s.body = .error(e)
         return s

@@ -65,6 +65,12 @@ public nonisolated enum RelayErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable {
   /// a RequestMediaUpload size over the blob limit (spec §19)
   case mediaTooLarge // = 40
 
+  /// MultiSend: the envelope does not parse, or its header count differs from the device count (spec §21)
+  case malformedEnvelope // = 50
+
+  /// MultiSend: more recipient accounts or devices than the limit (spec §21)
+  case tooManyRecipients // = 51
+
   /// SealedSend: wrong or missing access key, or no such account (spec §20)
   case accessDenied // = 70
 
@@ -102,6 +108,8 @@ public nonisolated enum RelayErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable {
     case 21: self = .unavailable
     case 22: self = .listTooLong
     case 40: self = .mediaTooLarge
+    case 50: self = .malformedEnvelope
+    case 51: self = .tooManyRecipients
     case 70: self = .accessDenied
     case 71: self = .notAnonymous
     default: self = .UNRECOGNIZED(rawValue)
@@ -134,6 +142,8 @@ public nonisolated enum RelayErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable {
     case .unavailable: return 21
     case .listTooLong: return 22
     case .mediaTooLarge: return 40
+    case .malformedEnvelope: return 50
+    case .tooManyRecipients: return 51
     case .accessDenied: return 70
     case .notAnonymous: return 71
     case .UNRECOGNIZED(let i): return i
@@ -166,6 +176,8 @@ public nonisolated enum RelayErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable {
     .unavailable,
     .listTooLong,
     .mediaTooLarge,
+    .malformedEnvelope,
+    .tooManyRecipients,
     .accessDenied,
     .notAnonymous,
   ]
@@ -511,6 +523,15 @@ public nonisolated struct RelayStanza: Sendable {
     set {body = .mediaUploadGranted(newValue)}
   }
 
+  /// groups (spec §21; field numbers 50-59 are kept for them)
+  public var multiSend: RelayMultiSend {
+    get {
+      if case .multiSend(let v)? = body {return v}
+      return RelayMultiSend()
+    }
+    set {body = .multiSend(newValue)}
+  }
+
   /// sealed sender (spec §20; field numbers 70-79 are kept for it)
   public var setSealedAccess: RelaySetSealedAccess {
     get {
@@ -561,6 +582,8 @@ public nonisolated struct RelayStanza: Sendable {
     case requestMediaUpload(RelayRequestMediaUpload)
     /// relay -> client
     case mediaUploadGranted(RelayMediaUploadGranted)
+    /// groups (spec §21; field numbers 50-59 are kept for them)
+    case multiSend(RelayMultiSend)
     /// sealed sender (spec §20; field numbers 70-79 are kept for it)
     case setSealedAccess(RelaySetSealedAccess)
     /// client -> relay, anonymous (NK) only
@@ -938,6 +961,9 @@ public nonisolated struct RelayError: Sendable {
   /// the device concerned (unknown device, queue full), 0 if none
   public var deviceID: UInt32 = 0
 
+  /// MultiSend: the account concerned (unknown account/device, queue full), "" if none
+  public var account: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1112,6 +1138,46 @@ public nonisolated struct RelayMediaUploadGranted: Sendable {
   public init() {}
 }
 
+/// One recipient account of a MultiSend and the devices of it that get a copy.
+public nonisolated struct RelayMultiRecipient: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var account: String = String()
+
+  /// packed; 1..16, no repeats
+  public var devices: [UInt32] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// One Hush multi-recipient envelope (Docs/spec/envelope.md §6, type 0xE2) for devices of
+/// several accounts. Header i of the envelope is for the i-th device when the recipients'
+/// device lists are read in order, account by account. The relay queues each device its own
+/// 0xE3 copy, as if it had been sent by this device, and answers like Send:
+/// ServerAck{client_message_id, server_time} or Error{code, client_message_id, account, device_id}.
+public nonisolated struct RelayMultiSend: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// unique per sending device; with the account and device, the dedupe key of each copy (spec §21.3)
+  public var clientMessageID: UInt64 = 0
+
+  /// 1..256 distinct accounts, 1..256 devices in all
+  public var recipients: [RelayMultiRecipient] = []
+
+  /// 0xE2 || ... (envelope.md §6)
+  public var envelope: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 /// Sets who may send this account sealed messages over an anonymous connection. Replaces the
 /// previous setting; the relay answers Ok{request_id}.
 public nonisolated struct RelaySetSealedAccess: Sendable {
@@ -1165,7 +1231,7 @@ public nonisolated struct RelaySealedSend: Sendable {
 fileprivate nonisolated let _protobuf_package = "hush.relay.v1"
 
 nonisolated extension RelayErrorCode: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ERROR_CODE_UNSPECIFIED\0\u{1}MALFORMED_STANZA\0\u{1}UNEXPECTED_STANZA\0\u{1}UNAUTHENTICATED\0\u{1}UNKNOWN_ACCOUNT\0\u{1}UNKNOWN_DEVICE\0\u{1}ACCOUNT_TAKEN\0\u{1}DEVICE_TAKEN\0\u{1}INVALID_SIGNATURE\0\u{1}QUEUE_FULL\0\u{1}RATE_LIMITED\0\u{1}TOO_MANY_PREKEYS\0\u{1}PAYLOAD_TOO_LARGE\0\u{1}REPLAYED_HANDSHAKE\0\u{1}CLOCK_SKEW\0\u{1}UNSUPPORTED_VERSION\0\u{1}INTERNAL_ERROR\0\u{1}DEVICE_KEY_MISMATCH\0\u{1}TOO_MANY_DEVICES\0\u{1}INVALID_KEY\0\u{1}INVALID_ACCOUNT_NAME\0\u{1}UNAVAILABLE\0\u{1}LIST_TOO_LONG\0\u{2}\u{12}MEDIA_TOO_LARGE\0\u{2}\u{1e}ACCESS_DENIED\0\u{1}NOT_ANONYMOUS\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ERROR_CODE_UNSPECIFIED\0\u{1}MALFORMED_STANZA\0\u{1}UNEXPECTED_STANZA\0\u{1}UNAUTHENTICATED\0\u{1}UNKNOWN_ACCOUNT\0\u{1}UNKNOWN_DEVICE\0\u{1}ACCOUNT_TAKEN\0\u{1}DEVICE_TAKEN\0\u{1}INVALID_SIGNATURE\0\u{1}QUEUE_FULL\0\u{1}RATE_LIMITED\0\u{1}TOO_MANY_PREKEYS\0\u{1}PAYLOAD_TOO_LARGE\0\u{1}REPLAYED_HANDSHAKE\0\u{1}CLOCK_SKEW\0\u{1}UNSUPPORTED_VERSION\0\u{1}INTERNAL_ERROR\0\u{1}DEVICE_KEY_MISMATCH\0\u{1}TOO_MANY_DEVICES\0\u{1}INVALID_KEY\0\u{1}INVALID_ACCOUNT_NAME\0\u{1}UNAVAILABLE\0\u{1}LIST_TOO_LONG\0\u{2}\u{12}MEDIA_TOO_LARGE\0\u{2}\u{a}MALFORMED_ENVELOPE\0\u{1}TOO_MANY_RECIPIENTS\0\u{2}\u{13}ACCESS_DENIED\0\u{1}NOT_ANONYMOUS\0")
 }
 
 nonisolated extension RelayPresenceVisibility: SwiftProtobuf._ProtoNameProviding {
@@ -1371,7 +1437,7 @@ nonisolated extension RelayServerHello: SwiftProtobuf.Message, SwiftProtobuf._Me
 
 nonisolated extension RelayStanza: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Stanza"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}send\0\u{1}ack\0\u{3}upload_prekeys\0\u{3}fetch_prekeys\0\u{1}ping\0\u{1}deliver\0\u{3}server_ack\0\u{3}queue_empty\0\u{1}welcome\0\u{1}error\0\u{1}ok\0\u{3}prekey_bundles\0\u{3}prekeys_low\0\u{1}pong\0\u{3}get_sender_certificate\0\u{3}set_presence_privacy\0\u{3}subscribe_presence\0\u{3}send_ephemeral\0\u{3}sender_certificate\0\u{1}presence\0\u{3}deliver_ephemeral\0\u{4}\u{13}request_media_upload\0\u{3}media_upload_granted\0\u{4}\u{1d}set_sealed_access\0\u{3}sealed_send\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}send\0\u{1}ack\0\u{3}upload_prekeys\0\u{3}fetch_prekeys\0\u{1}ping\0\u{1}deliver\0\u{3}server_ack\0\u{3}queue_empty\0\u{1}welcome\0\u{1}error\0\u{1}ok\0\u{3}prekey_bundles\0\u{3}prekeys_low\0\u{1}pong\0\u{3}get_sender_certificate\0\u{3}set_presence_privacy\0\u{3}subscribe_presence\0\u{3}send_ephemeral\0\u{3}sender_certificate\0\u{1}presence\0\u{3}deliver_ephemeral\0\u{4}\u{13}request_media_upload\0\u{3}media_upload_granted\0\u{4}\u{9}multi_send\0\u{4}\u{14}set_sealed_access\0\u{3}sealed_send\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1678,6 +1744,19 @@ nonisolated extension RelayStanza: SwiftProtobuf.Message, SwiftProtobuf._Message
           self.body = .mediaUploadGranted(v)
         }
       }()
+      case 50: try {
+        var v: RelayMultiSend?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .multiSend(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .multiSend(v)
+        }
+      }()
       case 70: try {
         var v: RelaySetSealedAccess?
         var hadOneofValue = false
@@ -1806,6 +1885,10 @@ nonisolated extension RelayStanza: SwiftProtobuf.Message, SwiftProtobuf._Message
     case .mediaUploadGranted?: try {
       guard case .mediaUploadGranted(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 41)
+    }()
+    case .multiSend?: try {
+      guard case .multiSend(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 50)
     }()
     case .setSealedAccess?: try {
       guard case .setSealedAccess(let v)? = self.body else { preconditionFailure() }
@@ -2506,7 +2589,7 @@ nonisolated extension RelayOk: SwiftProtobuf.Message, SwiftProtobuf._MessageImpl
 
 nonisolated extension RelayError: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Error"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}code\0\u{3}request_id\0\u{3}client_message_id\0\u{3}device_id\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}code\0\u{3}request_id\0\u{3}client_message_id\0\u{3}device_id\0\u{1}account\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2518,6 +2601,7 @@ nonisolated extension RelayError: SwiftProtobuf.Message, SwiftProtobuf._MessageI
       case 2: try { try decoder.decodeSingularUInt32Field(value: &self.requestID) }()
       case 3: try { try decoder.decodeSingularUInt64Field(value: &self.clientMessageID) }()
       case 4: try { try decoder.decodeSingularUInt32Field(value: &self.deviceID) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.account) }()
       default: break
       }
     }
@@ -2536,6 +2620,9 @@ nonisolated extension RelayError: SwiftProtobuf.Message, SwiftProtobuf._MessageI
     if self.deviceID != 0 {
       try visitor.visitSingularUInt32Field(value: self.deviceID, fieldNumber: 4)
     }
+    if !self.account.isEmpty {
+      try visitor.visitSingularStringField(value: self.account, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2544,6 +2631,7 @@ nonisolated extension RelayError: SwiftProtobuf.Message, SwiftProtobuf._MessageI
     if lhs.requestID != rhs.requestID {return false}
     if lhs.clientMessageID != rhs.clientMessageID {return false}
     if lhs.deviceID != rhs.deviceID {return false}
+    if lhs.account != rhs.account {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2904,6 +2992,81 @@ nonisolated extension RelayMediaUploadGranted: SwiftProtobuf.Message, SwiftProto
     if lhs.token != rhs.token {return false}
     if lhs.expiresAt != rhs.expiresAt {return false}
     if lhs.size != rhs.size {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension RelayMultiRecipient: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".MultiRecipient"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}account\0\u{1}devices\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.account) }()
+      case 2: try { try decoder.decodeRepeatedUInt32Field(value: &self.devices) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.account.isEmpty {
+      try visitor.visitSingularStringField(value: self.account, fieldNumber: 1)
+    }
+    if !self.devices.isEmpty {
+      try visitor.visitPackedUInt32Field(value: self.devices, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: RelayMultiRecipient, rhs: RelayMultiRecipient) -> Bool {
+    if lhs.account != rhs.account {return false}
+    if lhs.devices != rhs.devices {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension RelayMultiSend: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".MultiSend"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}client_message_id\0\u{1}recipients\0\u{1}envelope\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.clientMessageID) }()
+      case 2: try { try decoder.decodeRepeatedMessageField(value: &self.recipients) }()
+      case 3: try { try decoder.decodeSingularBytesField(value: &self.envelope) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.clientMessageID != 0 {
+      try visitor.visitSingularUInt64Field(value: self.clientMessageID, fieldNumber: 1)
+    }
+    if !self.recipients.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.recipients, fieldNumber: 2)
+    }
+    if !self.envelope.isEmpty {
+      try visitor.visitSingularBytesField(value: self.envelope, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: RelayMultiSend, rhs: RelayMultiSend) -> Bool {
+    if lhs.clientMessageID != rhs.clientMessageID {return false}
+    if lhs.recipients != rhs.recipients {return false}
+    if lhs.envelope != rhs.envelope {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
