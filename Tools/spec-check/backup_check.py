@@ -1,18 +1,25 @@
 #!/usr/bin/env python3
 """Independent reader of Hush encrypted backups (Docs/spec/backup.md, version 1).
 
-Written from Docs/spec/backup.md (with README.md and client.md for context) and the primary
-specifications it cites (libsodium crypto_pwhash Argon2id13 and
+First written from Docs/spec/backup.md (with README.md and client.md for context) and the
+primary specifications it cites (libsodium crypto_pwhash Argon2id13 and
 crypto_secretstream_xchacha20poly1305, RFC 5869) only, without reading Hush's sources, tests
-or vector generator.  It opens the kept files of TestVectors/backup/, compares every decoded
-value with expected.json, and runs a rejection suite built from the kept files: each broken
-file must be refused with the error backup.md §2 / §4 names for it.  Findings about the
-specification: REVIEW.md, section "backup.md".
+or vector generator; the places where that page left a reading open are REVIEW.md, section
+"backup.md" (B1…B16).  The page now states each of them, and every check here follows its
+text (section cited at the check): none asserts a reading the page leaves open.
+
+It opens the kept files of TestVectors/backup/, compares every decoded value with
+expected.json (§7), and runs a rejection suite built from the kept files: each broken file must
+be refused with the error, and the error fields, backup.md §2 / §4 / §5 name for it, in §2's
+order (chunks and records interleaved, §2 step 6).  Besides the reader's checks it makes the
+checks a restore makes at each record (§4 step 4: setting keys, the application-entry limit),
+since Hush reads a backup only to restore it; the rest of §6 needs a store and is not checked.
 
 Usage: /usr/bin/python3 Tools/spec-check/backup_check.py TestVectors/backup [-v]
 
-Primitives: PyNaCl (Argon2id via nacl.pwhash.argon2id.kdf, secretstream via nacl.bindings,
-X25519 for the profile's key pair), hashlib/hmac for HKDF-SHA256 (RFC 5869, written out).
+Primitives: PyNaCl (Argon2id via nacl.pwhash.argon2id.kdf, which is libsodium's crypto_pwhash
+with p = 1 as §3 requires; secretstream via nacl.bindings; X25519 for the profile's key pair),
+hashlib/hmac for HKDF-SHA256 (RFC 5869, written out).
 Prints one line per check and a summary; exits 0 only if every check passes.
 """
 
@@ -114,9 +121,16 @@ class UnsupportedKDF(BackupError):
 class KdfLimitsOutOfRange(BackupError):
     name = "kdfLimitsOutOfRange"
 
+    def spec(self):
+        return f"kdfLimitsOutOfRange(operations: {self.values[0]}, memoryKiB: {self.values[1]})"
+
 
 class SecretKindMismatch(BackupError):
+    """expected = the kind the file needs (its kdf byte), §2 step 4."""
     name = "secretKindMismatch"
+
+    def spec(self):
+        return f"secretKindMismatch(expected: {self.values[0]})"
 
 
 class WrongSecret(BackupError):
@@ -135,23 +149,36 @@ class TrailingData(BackupError):
 
 
 class InvalidRecord(BackupError):
-    """invalidRecord(index, problem); index counts records from 0 (the profile is record 0)."""
+    """invalidRecord(index:problem:); index counts records from 0 (the profile is record 0),
+    the record being read (§4); problem rendered as §2's list spells it."""
     name = "invalidRecord"
 
     def spec(self):
-        return f"invalidRecord({self.values[0]}, {self.values[1]})"
+        return inv(self.values[0], self.values[1])
 
 
 class InvalidRecoveryKey(BackupError):
     name = "invalidRecoveryKey"
 
 
-class SettingNotAllowed(BackupError):
-    name = "settingNotAllowed"
+def inv(index, problem):
+    return f"invalidRecord(index: {index}, problem: {problem})"
 
 
 def malformed(t):
-    return f"malformed({t})"
+    return f"malformed(type: {t})"
+
+
+def too_long(length):
+    return f"tooLong({length})"
+
+
+def unknown_type(t):
+    return f"unknownType({t})"
+
+
+def setting_not_allowed(key):
+    return f"settingNotAllowed({key})"
 
 
 # ---------------------------------------------------------------------------
@@ -193,18 +220,19 @@ class RecoveryKey:
     kind = "recoveryKey"
 
     def __init__(self, typed):
-        # "A reader of a typed key ignores spaces and hyphens; anything else, or not exactly 64
-        # digits, is invalidRecoveryKey."
-        digits = []
-        for ch in typed:
-            if ch in " -":
+        # §3: through the typed key's UTF-8 bytes, U+0020 and U+002D skipped wherever they are;
+        # any other byte, or a count of digits other than 64, is invalidRecoveryKey (§2 step 0:
+        # before the file is read).  IKM = the 64 digits, bytes 0x30-0x39, no separators.
+        digits = bytearray()
+        for c in typed.encode("utf-8"):
+            if c in (0x20, 0x2D):
                 continue
-            if ch not in "0123456789":
+            if not 0x30 <= c <= 0x39:
                 raise InvalidRecoveryKey()
-            digits.append(ch)
+            digits.append(c)
         if len(digits) != 64:
             raise InvalidRecoveryKey()
-        self.bytes = "".join(digits).encode("ascii")
+        self.bytes = bytes(digits)
 
     def __repr__(self):
         return "RecoveryKey(…)"
@@ -288,9 +316,23 @@ class Body:
         return out
 
 
+ACCOUNT_NAME_BYTES = set(b"abcdefghijklmnopqrstuvwxyz0123456789._-")
+
+
+def is_valid_account_name(name):
+    """relay.md §5, as backup.md §4 restates it: 1 to 32 bytes of a-z 0-9 . _ -."""
+    b = name.encode("utf-8")
+    return 1 <= len(b) <= 32 and all(c in ACCOUNT_NAME_BYTES for c in b)
+
+
+def setting_allowed(key):
+    """§5: the four exact keys, or a plain prefix match on the two families (any suffix)."""
+    return key in SETTINGS_EXACT or key.startswith(SETTINGS_PREFIX)
+
+
 def parse_body(rtype, body):
-    """The record as a dict shaped like expected.json's records; ValueError(problem) if the
-    body does not parse; SettingNotAllowed for a setting key outside §5."""
+    """§4 step 2 for a known type: the record as a dict shaped like expected.json's records,
+    or ValueError(malformed(type)) when the body "does not parse" as §4 lists it."""
     b = Body(body, rtype)
     if rtype == T_PROFILE:
         r = {"type": "profile", "account": b.lp8(), "device_id": b.be32(),
@@ -299,31 +341,32 @@ def parse_body(rtype, body):
         r.update(identity_public=pub.hex(), identity_private=priv.hex(), noise_private=noise.hex(),
                  next_id=b.be64(), next_prekey_id=b.be64(), signed_prekey_id=b.be64(),
                  next_kyber_prekey_id=b.be64())
-        # "exactly 138 + len(account) bytes" (len in bytes of the UTF-8 account)
+        # "exactly 138 + len(account) bytes": nothing left over
         if len(body) != 138 + len(r["account"].encode("utf-8")) or b.pos != len(body):
             raise b.bad()
-        # "the public key must be the private key's": 05 ‖ X25519(priv, 9)
+        # "a valid name of relay.md §5 — 1 to 32 bytes, each a–z, 0–9, ., _ or -"
+        if not is_valid_account_name(r["account"]):
+            raise b.bad()
+        # "the public key is 05 ‖ X25519(clamp(private key), 9)"; the private key may be any 32
+        # bytes (libsodium's crypto_scalarmult_base clamps, RFC 7748 §5). Noise key, ids and
+        # counters: not checked.
         if pub[0] != 0x05 or sodium.crypto_scalarmult_base(priv) != pub[1:]:
             raise b.bad()
-        if not r["account"]:
-            raise b.bad()      # the relay §5 name rule is not implemented here (REVIEW B9)
         return r
     if rtype in (T_SETTING, T_APPLICATION):
+        # key fits and is UTF-8 (empty allowed); the value is the rest, any bytes. Setting
+        # values are not validated (§5), privacy.read-receipts included.
         key = b.lp16()
         value = b.rest()
-        r = {"type": TYPE_NAMES[rtype], "key": key, "value": value.hex()}
-        if rtype == T_SETTING:
-            if not (key in SETTINGS_EXACT or key.startswith(SETTINGS_PREFIX)):
-                raise SettingNotAllowed(key)
-            # "privacy.read-receipts (1 byte, 0 or 1)": the error for another value is not named;
-            # this reader says malformed(2) (REVIEW B7).
-            if key == "privacy.read-receipts" and value not in (b"\x00", b"\x01"):
-                raise b.bad()
-        return r
+        return {"type": TYPE_NAMES[rtype], "key": key, "value": value.hex()}
     if rtype == T_IDENTITY:
-        r = {"type": "identity", "account": b.lp8(), "device": b.be32(), "key": b.take(33).hex()}
-        if b.pos != len(body):
+        # exactly 38 + len(account) bytes; the key's first byte 05; account, device and the
+        # 32 key bytes not checked
+        r = {"type": "identity", "account": b.lp8(), "device": b.be32()}
+        key = b.take(33)
+        if b.pos != len(body) or key[0] != 0x05:
             raise b.bad()
+        r["key"] = key.hex()
         return r
     if rtype == T_MESSAGE:
         r = {"type": "message", "sender_account": b.lp8(), "sender_device": b.be32(),
@@ -333,18 +376,19 @@ def parse_body(rtype, body):
         if r["direction"] not in (0, 1) or r["state"] not in (0, 1, 2, 3):
             raise b.bad()
         return r
-    raise ValueError("unknownType")
+    raise AssertionError(rtype)
 
 
 class RecordReader:
-    """Incremental record parser: chunk plaintexts are fed in as they are authenticated; it
-    holds at most one record (plus less than one record header) at a time."""
+    """Incremental record parser (§2 step 6.6, §4): chunk plaintexts are fed in as they are
+    authenticated; it holds at most one record (plus less than one record header) at a time.
+    It also makes §4 step 4's restore checks, as a restore (the only reader Hush has) does."""
 
     def __init__(self):
         self.buf = bytearray()
         self.records = []
         self.raw = []            # (type, body) as read, for byte-exact comparisons
-        self.application_count = 0
+        self.application_keys = set()
 
     def fail(self, problem):
         raise InvalidRecord(len(self.records), problem)
@@ -357,7 +401,7 @@ class RecordReader:
             rtype = self.buf[0]
             length = struct.unpack(">I", bytes(self.buf[1:5]))[0]
             if length > RECORD_MAX:
-                self.fail("tooLong")                  # before reading the body
+                self.fail(too_long(length))           # §4 step 1: before reading the body
             if len(self.buf) < 5 + length:
                 return
             body = bytes(self.buf[5:5 + length])
@@ -366,28 +410,35 @@ class RecordReader:
 
     def record(self, rtype, body):
         index = len(self.records)
+        # §4 step 2: type, then the body
         if rtype not in TYPE_NAMES:
-            self.fail("unknownType")
-        if index == 0 and rtype != T_PROFILE:
-            self.fail("missingProfile")
-        if index > 0 and rtype == T_PROFILE:
-            self.fail("duplicateProfile")
+            self.fail(unknown_type(rtype))
         try:
             r = parse_body(rtype, body)
         except ValueError as e:
             self.fail(str(e))
+        # §4 step 3: position of the profile
+        if index > 0 and rtype == T_PROFILE:
+            self.fail("duplicateProfile")
+        if index == 0 and rtype != T_PROFILE:
+            self.fail("missingProfile")
+        # §4 step 4: restore checks
+        if rtype == T_SETTING and not setting_allowed(r["key"]):
+            self.fail(setting_not_allowed(r["key"]))
         if rtype == T_APPLICATION:
-            self.application_count += 1
-            if self.application_count > APPLICATION_MAX:
-                self.fail(malformed(T_APPLICATION))  # "at most 64": error not named (REVIEW B7)
+            # refused when 64 distinct keys are already held, even if its key is one of them
+            if len(self.application_keys) >= APPLICATION_MAX:
+                self.fail(malformed(T_APPLICATION))
+            self.application_keys.add(r["key"])
         self.records.append(r)
         self.raw.append((rtype, body))
 
     def finish(self):
+        """§2 step 7."""
         if self.buf:
             self.fail("cutOff")
         if not self.records:
-            self.fail("missingProfile")              # empty stream: not named (REVIEW B7)
+            self.fail("missingProfile")
 
 
 # ---------------------------------------------------------------------------
@@ -694,7 +745,10 @@ def check_recovery_forms(t, data, f):
         t.check(got == "ok", f"recovery key typed {label}: opens", got)
     bad = [("63 digits", digits[:63]), ("65 digits", digits + "0"), ("a letter", digits[:63] + "a"),
            ("a dot", digits[:32] + "." + digits[32:]), ("a tab", digits[:32] + "\t" + digits[32:]),
-           ("full-width digit", digits[:63] + "\uff10"), ("empty", "")]
+           ("a trailing newline", typed + "\n"), ("NBSP", digits[:32] + "\u00a0" + digits[32:]),
+           ("an en dash", digits[:32] + "\u2013" + digits[32:]), ("an underscore", digits[:32] + "_" + digits[32:]),
+           ("full-width digit", digits[:63] + "\uff10"), ("Arabic-Indic digit", digits[:63] + "\u0660"),
+           ("empty", ""), ("only separators", " - - ")]
     for label, form in bad:
         try:
             RecoveryKey(form)
@@ -719,9 +773,9 @@ def header_flip_expectation(data, pos, mask, kind):
     in_range = (OPS_MIN <= ops <= OPS_MAX and MEM_MIN <= mem <= MEM_MAX) if kdf == 1 else (ops == 0 and mem == 0)
     if pos < 18 or pos == 9:
         if not in_range:
-            return f"kdfLimitsOutOfRange({ops}, {mem})"
+            return f"kdfLimitsOutOfRange(operations: {ops}, memoryKiB: {mem})"
         if KDF_KIND[kdf] != kind:
-            return f"secretKindMismatch({KDF_KIND[kdf]})"
+            return f"secretKindMismatch(expected: {KDF_KIND[kdf]})"
         return "wrongSecret"                       # another limit derives another key
     if pos < 34:
         return "wrongSecret"                       # salt
@@ -792,30 +846,30 @@ def check_header_rules(t, name, data, secret, other_secret, wrong_secret):
         for ops, mem in ((0, 64), (17, 64), (2, 7), (2, 0), (2, 1_048_577), (0xFFFFFFFF, 64),
                          (2, 0xFFFFFFFF), (0, 0)):
             expect(t, f"{name}: limits {ops}/{mem} KiB: kdfLimitsOutOfRange",
-                   with_fields(ops=ops, mem=mem), secret, f"kdfLimitsOutOfRange({ops}, {mem})")
+                   with_fields(ops=ops, mem=mem), secret, f"kdfLimitsOutOfRange(operations: {ops}, memoryKiB: {mem})")
         for ops, mem in ((1, 64), (16, 64), (2, 8), (3, 64), (2, 65)):
             expect(t, f"{name}: limits {ops}/{mem} KiB (allowed, another key): wrongSecret",
                    with_fields(ops=ops, mem=mem), secret, "wrongSecret")
         expect(t, f"{name}: kdf 2 with the passphrase limits: kdfLimitsOutOfRange(2, 64)",
-               with_fields(kdf=2), other_secret, "kdfLimitsOutOfRange(2, 64)")
+               with_fields(kdf=2), other_secret, "kdfLimitsOutOfRange(operations: 2, memoryKiB: 64)")
         expect(t, f"{name}: kdf 2, limits 0/0, opened with a recovery key: wrongSecret",
                with_fields(kdf=2, ops=0, mem=0), other_secret, "wrongSecret")
         expect(t, f"{name}: kdf 2, limits 0/0, opened with the passphrase: secretKindMismatch(recoveryKey)",
-               with_fields(kdf=2, ops=0, mem=0), secret, "secretKindMismatch(recoveryKey)")
+               with_fields(kdf=2, ops=0, mem=0), secret, "secretKindMismatch(expected: recoveryKey)")
     else:
         for ops, mem in ((1, 0), (0, 1), (2, 64), (0xFFFFFFFF, 0xFFFFFFFF)):
             expect(t, f"{name}: limits {ops}/{mem} with a recovery key: kdfLimitsOutOfRange",
-                   with_fields(ops=ops, mem=mem), secret, f"kdfLimitsOutOfRange({ops}, {mem})")
+                   with_fields(ops=ops, mem=mem), secret, f"kdfLimitsOutOfRange(operations: {ops}, memoryKiB: {mem})")
         expect(t, f"{name}: kdf 1 with limits 0/0: kdfLimitsOutOfRange(0, 0)",
-               with_fields(kdf=1), other_secret, "kdfLimitsOutOfRange(0, 0)")
+               with_fields(kdf=1), other_secret, "kdfLimitsOutOfRange(operations: 0, memoryKiB: 0)")
         expect(t, f"{name}: kdf 1, limits 2/64, opened with the recovery key: secretKindMismatch(passphrase)",
-               with_fields(kdf=1, ops=2, mem=64), secret, "secretKindMismatch(passphrase)")
+               with_fields(kdf=1, ops=2, mem=64), secret, "secretKindMismatch(expected: passphrase)")
         expect(t, f"{name}: kdf 1, limits 2/64, opened with a passphrase: wrongSecret",
                with_fields(kdf=1, ops=2, mem=64), other_secret, "wrongSecret")
     # secrets
     expect(t, f"{name}: opened with a wrong {kind}: wrongSecret", data, wrong_secret, "wrongSecret")
     expect(t, f"{name}: opened with the other kind of secret: secretKindMismatch({kind})", data,
-           other_secret, f"secretKindMismatch({kind})")
+           other_secret, f"secretKindMismatch(expected: {kind})")
     # order of §2's steps
     expect(t, f"{name}: order: bad magic beats a short header (50 bytes)",
            with_fields(magic=b"XUSHBKUP")[:50], secret, "notABackup")
@@ -826,11 +880,11 @@ def check_header_rules(t, name, data, secret, other_secret, wrong_secret):
     expect(t, f"{name}: order: kdf beats limits", with_fields(kdf=9, ops=99), secret,
            "unsupportedKDF(9)")
     expect(t, f"{name}: order: limits beat the secret kind",
-           with_fields(ops=99, mem=99), other_secret, "kdfLimitsOutOfRange(99, 99)")
+           with_fields(ops=99, mem=99), other_secret, "kdfLimitsOutOfRange(operations: 99, memoryKiB: 99)")
     expect(t, f"{name}: order: limits beat a wrong secret",
-           with_fields(ops=99, mem=99), wrong_secret, "kdfLimitsOutOfRange(99, 99)")
+           with_fields(ops=99, mem=99), wrong_secret, "kdfLimitsOutOfRange(operations: 99, memoryKiB: 99)")
     expect(t, f"{name}: order: kind beats the key check", flip(data, 50, 1), other_secret,
-           f"secretKindMismatch({kind})")
+           f"secretKindMismatch(expected: {kind})")
     expect(t, f"{name}: order: header only (82 bytes), wrong secret: wrongSecret",
            data[:82], wrong_secret, "wrongSecret")
     expect(t, f"{name}: order: wrong secret beats a damaged chunk",
@@ -916,17 +970,50 @@ def check_chunks(t, name, hdr, k, secret, stream):
                  ("no FINAL tag (all MESSAGE)", [0, 0, 0], "truncated")]
     expect_many(t, f"{name}: chunk tags other than MESSAGE … FINAL",
                 [(label, w.file(pieces, tags), secret, want) for label, tags, want in tag_cases])
-    # [guess] §2's "in this order" against "a reader holds one chunk and one record at a time"
-    # (REVIEW B2): a chunk's records are read once it is authenticated (and, for the FINAL chunk,
-    # once nothing follows it), so a record error in chunk 0 wins over a damaged chunk 1, and
-    # trailing data wins over a record error in the FINAL chunk.
+    # §2 step 6: chunks and records interleaved — the records a chunk completes are checked
+    # before the next chunk is read; the FINAL chunk's trailing check comes before its records.
+    n = len(expected_records_global)
     bad = record(0x09, b"")
     h3, c3 = w.chunks([stream + bad, b"more", b""])
-    expect(t, f"{name}: [guess] record error in chunk 0, chunk 1 damaged: invalidRecord first",
-           h3 + c3[0] + flip(c3[1], 10, 1) + c3[2], secret,
-           f"invalidRecord({len(expected_records_global)}, unknownType)")
-    expect(t, f"{name}: [guess] record error in the FINAL chunk and a trailing byte: trailingData",
-           w.file([stream + bad]) + b"\x00", secret, "trailingData")
+    interleaved = [
+        ("record error in chunk 0, chunk 1 damaged: the record error", h3 + c3[0] + flip(c3[1], 10, 1) + c3[2],
+         inv(n, unknown_type(9))),
+        ("record error in chunk 0, the file ends after it: the record error", h3 + c3[0],
+         inv(n, unknown_type(9))),
+        ("record error in the FINAL chunk and a trailing byte: trailingData", w.file([stream + bad]) + b"\x00",
+         "trailingData")]
+    # a record header of length > 1 MiB at the end of chunk 0: tooLong before chunk 1 is read
+    h4, c4 = w.chunks([stream + b"\x04" + struct.pack(">I", RECORD_MAX + 1), b"more", b""])
+    interleaved.append(("tooLong header in chunk 0, chunk 1 damaged: tooLong (step 1 before the body)",
+                        h4 + c4[0] + flip(c4[1], 10, 1) + c4[2], inv(n, too_long(RECORD_MAX + 1))))
+    # a record completed only by chunk 1 is checked after chunk 1: the chunk error first
+    h5, c5 = w.chunks([stream + bad[:3], bad[3:], b""])
+    interleaved.append(("bad record split over chunks 0 and 1, chunk 1 damaged: damaged(chunk: 1)",
+                        h5 + c5[0] + flip(c5[1], 10, 1) + c5[2], "damaged(chunk: 1)"))
+    interleaved.append(("bad record split over chunks 0 and 1, chunk 1 intact: the record error",
+                        h5 + b"".join(c5), inv(n, unknown_type(9))))
+    # a partial record at the end of chunk 0 is only cutOff at the end of the stream
+    h6, c6 = w.chunks([stream + bad[:3], b"", b""])
+    interleaved.append(("partial record at the end of chunk 0, chunk 1 damaged: damaged(chunk: 1)",
+                        h6 + c6[0] + flip(c6[1], 10, 1) + c6[2], "damaged(chunk: 1)"))
+    interleaved.append(("partial record at the end of chunk 0, chunk 1 missing: truncated",
+                        h6 + c6[0], "truncated"))
+    interleaved.append(("partial record at the end of the stream: cutOff", h6 + b"".join(c6), inv(n, "cutOff")))
+    expect_many(t, f"{name}: §2 step 6, chunk and record errors interleaved",
+                [(label, data, secret, want) for label, data, want in interleaved])
+    # §2 step 6.2: L is checked when read, before the ciphertext is looked for
+    h7, c7 = w.chunks([stream[:100], stream[100:]])
+    expect_many(t, f"{name}: §2 step 6.2, chunk 1's length as the file's last bytes",
+                [("L ff ff ff ff, nothing after it: damaged(chunk: 1)", h7 + c7[0] + b"\xff\xff\xff\xff", secret,
+                  "damaged(chunk: 1)"),
+                 ("L 65,554, nothing after it: damaged(chunk: 1)", h7 + c7[0] + struct.pack(">I", 65_554), secret,
+                  "damaged(chunk: 1)"),
+                 ("L 16, nothing after it: damaged(chunk: 1)", h7 + c7[0] + struct.pack(">I", 16), secret,
+                  "damaged(chunk: 1)"),
+                 ("L 65,553, nothing after it: truncated", h7 + c7[0] + struct.pack(">I", 65_553), secret,
+                  "truncated"),
+                 ("L 17, nothing after it: truncated", h7 + c7[0] + struct.pack(">I", 17), secret, "truncated"),
+                 ("3 bytes of a length: truncated", h7 + c7[0] + b"\xff\xff\xff", secret, "truncated")])
     # FINAL chunk and another authentic chunk of the same stream after it
     expect(t, f"{name}: an authentic chunk pushed after FINAL: trailingData",
            w.file([stream, b"more"], [TAG_FINAL, TAG_FINAL]), secret, "trailingData")
@@ -941,11 +1028,24 @@ def check_chunks(t, name, hdr, k, secret, stream):
                 f"L = {[L for L, _, _ in chunks]}")
     except BackupError as e:
         t.check(False, f"{name}: writer-filled file opens", e.spec())
+    # §1, writers: a record stream of exactly k × 65,536 bytes is k full MESSAGE chunks and an
+    # empty FINAL chunk (what fill() builds, as Hush's writer does)
+    for k in (1, 2):
+        pad = k * CHUNK_PLAIN_MAX - len(stream) - 5 - len(message_body(mid=9001, text=b""))
+        exact = stream + record(T_MESSAGE, message_body(mid=9001, text=b"e" * pad))
+        assert len(exact) == k * CHUNK_PLAIN_MAX
+        try:
+            _, recs, chunks = open_backup(w.file(fill(exact)), secret)
+            t.check([(L, tag) for L, tag, _ in chunks] == [(65_553, TAG_MESSAGE)] * k + [(17, TAG_FINAL)],
+                    f"{name}: §1 writer chunking of a {k} × 65,536-byte stream: {k} full MESSAGE chunk(s), "
+                    f"then an empty FINAL chunk: opens", f"{[(L, tag) for L, tag, _ in chunks]}")
+        except BackupError as e:
+            t.check(False, f"{name}: §1 writer chunking of a {k} × 65,536-byte stream opens", e.spec())
     # the records, then zero bytes up to a full 65,536-byte chunk, then an empty FINAL: the chunk
     # layer accepts it and the record layer then sees a record of type 0 (unknownType)
     f = w.file([stream + bytes(CHUNK_PLAIN_MAX - len(stream)), b""])
     expect(t, f"{name}: a 65,536-byte chunk (L = 65,553) is read; the zero padding is then record type 0",
-           f, secret, f"invalidRecord({len(expected_records_global)}, unknownType)")
+           f, secret, inv(len(expected_records_global), unknown_type(0)))
     expect(t, f"{name}: an authentic chunk of 65,537 bytes (L = 65,554): damaged(chunk: 0)",
            w.file([big[:65_537], big[65_537:]]), secret, "damaged(chunk: 0)")
     expect(t, f"{name}: an authentic 65,537-byte chunk as chunk 1: damaged(chunk: 1)",
@@ -962,6 +1062,7 @@ def check_records(t, name, w, secret, stream, profile_raw):
     prof_rec = profile_raw
     prof_body = prof_rec[5:]
     rest = stream[len(prof_rec):]
+    p = expected_records_global[0]
 
     def f(recs_bytes, sizes=None):
         return w.file(split(recs_bytes, sizes) if sizes else [recs_bytes])
@@ -969,94 +1070,155 @@ def check_records(t, name, w, secret, stream, profile_raw):
     def prof_with(body):
         return record(T_PROFILE, body)
 
-    good_setting = record(T_SETTING, lp16("privacy.read-receipts") + b"\x01")
+    def prof_named(account):
+        return encode_record(dict(p, account=account))
+
+    def setting(key, value):
+        return record(T_SETTING, lp16(key) + value)
+
+    def app(key, value=b"v"):
+        return record(T_APPLICATION, lp16(key) + value)
+
+    good_setting = setting("privacy.read-receipts", b"\x01")
     cases = []
-    # framing
+    # §4 steps 1-2 and §2 step 7: framing
     for ty in (0x00, 0x06, 0x30, 0xFF):
-        cases.append((f"record {n} of unknown type {ty:#04x}", stream + record(ty, b"abc"), f"invalidRecord({n}, unknownType)"))
-    cases.append((f"unknown type {0x06:#04x} with an empty body", stream + record(6, b""), f"invalidRecord({n}, unknownType)"))
+        cases.append((f"record {n} of unknown type {ty:#04x}", stream + record(ty, b"abc"), inv(n, unknown_type(ty))))
+    cases.append((f"unknown type {0x06:#04x} with an empty body", stream + record(6, b""), inv(n, unknown_type(6))))
     cases.append(("length 1,048,577, no body follows: tooLong (before the body)",
-                  stream + b"\x04" + struct.pack(">I", RECORD_MAX + 1), f"invalidRecord({n}, tooLong)"))
+                  stream + b"\x04" + struct.pack(">I", RECORD_MAX + 1), inv(n, too_long(RECORD_MAX + 1))))
     cases.append(("length 0xFFFFFFFF: tooLong", stream + b"\x04" + struct.pack(">I", 0xFFFFFFFF),
-                  f"invalidRecord({n}, tooLong)"))
+                  inv(n, too_long(0xFFFFFFFF))))
+    cases.append(("unknown type 0x09 with length 1,048,577: tooLong (step 1 before the type)",
+                  stream + b"\x09" + struct.pack(">I", RECORD_MAX + 1), inv(n, too_long(RECORD_MAX + 1))))
+    cases.append(("unknown type 0x09, body cut by the end: cutOff (the type is checked on the whole body)",
+                  stream + b"\x09" + struct.pack(">I", 10) + b"abc", inv(n, "cutOff")))
     cases.append(("length 1,048,576, stream ends: cutOff", stream + b"\x04" + struct.pack(">I", RECORD_MAX) + b"abc",
-                  f"invalidRecord({n}, cutOff)"))
+                  inv(n, "cutOff")))
     for k in (1, 2, 4):
-        cases.append((f"stream ends {k} byte(s) into a record header", stream + good_setting[:k],
-                      f"invalidRecord({n}, cutOff)"))
-    cases.append(("stream ends inside a body", stream + good_setting[:-1], f"invalidRecord({n}, cutOff)"))
-    cases.append(("the last record cut by one byte", stream[:-1], f"invalidRecord({n - 1}, cutOff)"))
-    # profile
-    cases.append(("no records at all (empty FINAL chunk)", b"", "invalidRecord(0, missingProfile)"))
-    cases.append(("first record a setting", good_setting + stream, "invalidRecord(0, missingProfile)"))
-    cases.append(("profile dropped", rest, "invalidRecord(0, missingProfile)"))
-    cases.append(("profile twice (second right after)", prof_rec + prof_rec + rest, "invalidRecord(1, duplicateProfile)"))
-    cases.append(("profile again at the end", stream + prof_rec, f"invalidRecord({n}, duplicateProfile)"))
-    cases.append(("profile one byte longer", prof_with(prof_body + b"\x00") + rest, "invalidRecord(0, malformed(1))"))
-    cases.append(("profile one byte shorter", prof_with(prof_body[:-1]) + rest, "invalidRecord(0, malformed(1))"))
+        cases.append((f"stream ends {k} byte(s) into a record header", stream + good_setting[:k], inv(n, "cutOff")))
+    cases.append(("stream ends inside a body", stream + good_setting[:-1], inv(n, "cutOff")))
+    cases.append(("the last record cut by one byte", stream[:-1], inv(n - 1, "cutOff")))
+    # §4 step 3 (and §2 step 7): the profile's place
+    cases.append(("no records at all (empty FINAL chunk)", b"", inv(0, "missingProfile")))
+    cases.append(("first record a setting", good_setting + stream, inv(0, "missingProfile")))
+    cases.append(("first record a setting §5 does not allow: missingProfile (step 3 before 4)",
+                  setting("device.account", b"x") + stream, inv(0, "missingProfile")))
+    cases.append(("profile dropped", rest, inv(0, "missingProfile")))
+    cases.append(("profile twice (second right after)", prof_rec + prof_rec + rest, inv(1, "duplicateProfile")))
+    cases.append(("profile again at the end", stream + prof_rec, inv(n, "duplicateProfile")))
+    # §4: step 2 before step 3
+    cases.append(("first record a setting that does not parse: malformed(type: 2), not missingProfile",
+                  record(T_SETTING, b"\x00\x09abc") + stream, inv(0, malformed(2))))
+    cases.append(("first record of unknown type 0x07: unknownType, not missingProfile",
+                  record(0x07, b"") + stream, inv(0, unknown_type(7))))
+    cases.append(("first record too long: tooLong", b"\x02" + struct.pack(">I", RECORD_MAX + 1) + stream,
+                  inv(0, too_long(RECORD_MAX + 1))))
+    cases.append(("a second profile that does not parse: malformed(type: 1), not duplicateProfile",
+                  prof_rec + prof_with(prof_body[:-1]) + rest, inv(1, malformed(1))))
+    # §4 "does not parse": the profile
+    cases.append(("profile one byte longer", prof_with(prof_body + b"\x00") + rest, inv(0, malformed(1))))
+    cases.append(("profile one byte shorter", prof_with(prof_body[:-1]) + rest, inv(0, malformed(1))))
     cases.append(("profile with lp8(account) overrunning", prof_with(b"\xff" + prof_body[1:]) + rest,
-                  "invalidRecord(0, malformed(1))"))
+                  inv(0, malformed(1))))
     pk = 1 + 5 + 8
     cases.append(("profile public key not the private key's", prof_with(flip(prof_body, pk + 5, 0x01)) + rest,
-                  "invalidRecord(0, malformed(1))"))
+                  inv(0, malformed(1))))
     cases.append(("profile public key type byte 0x06", prof_with(flip(prof_body, pk, 0x03)) + rest,
-                  "invalidRecord(0, malformed(1))"))
+                  inv(0, malformed(1))))
     cases.append(("profile private key changed", prof_with(flip(prof_body, pk + 33, 0x01 << 3)) + rest,
-                  "invalidRecord(0, malformed(1))"))
+                  inv(0, malformed(1))))
     cases.append(("profile account not UTF-8", prof_with(b"\x05al\xffce" + prof_body[6:]) + rest,
-                  "invalidRecord(0, malformed(1))"))
-    cases.append(("[guess] profile of an empty account (length 138)", prof_with(b"\x00" + prof_body[6:]) + rest,
-                  "invalidRecord(0, malformed(1))"))
-    # settings (§5)
-    for key in ("device.identity-private", "outbox.next", "media.pointer", "privacy.read-receipts.x", ""):
-        cases.append((f"setting key {key!r}", stream + record(T_SETTING, lp16(key) + b"\x01"),
-                      f"settingNotAllowed({key})"))
+                  inv(0, malformed(1))))
+    for label, account in (("empty (length 138)", ""), ("33 bytes", "a" * 33), ("uppercase", "Alice"),
+                           ("a space", "al ice"), ("'@'", "al@ce"), ("'+'", "al+ce"), ("non-ASCII", "alicé"),
+                           ("a slash", "a/b")):
+        cases.append((f"profile account {label}: not a relay §5 name", prof_named(account) + rest,
+                      inv(0, malformed(1))))
+    # §4 "does not parse": settings and application records
     cases.append(("setting with lp16(key) overrunning the body", stream + record(T_SETTING, b"\x00\x09abc"),
-                  f"invalidRecord({n}, malformed(2))"))
-    cases.append(("setting body of one byte", stream + record(T_SETTING, b"\x00"), f"invalidRecord({n}, malformed(2))"))
+                  inv(n, malformed(2))))
+    cases.append(("setting body of one byte", stream + record(T_SETTING, b"\x00"), inv(n, malformed(2))))
     cases.append(("setting key not UTF-8", stream + record(T_SETTING, b"\x00\x02\xc3\x28" + b"\x01"),
-                  f"invalidRecord({n}, malformed(2))"))
-    cases.append(("[guess] privacy.read-receipts value 02", stream + record(T_SETTING, lp16("privacy.read-receipts") + b"\x02"),
-                  f"invalidRecord({n}, malformed(2))"))
-    cases.append(("[guess] privacy.read-receipts empty value", stream + record(T_SETTING, lp16("privacy.read-receipts")),
-                  f"invalidRecord({n}, malformed(2))"))
-    # identity
+                  inv(n, malformed(2))))
+    cases.append(("application with lp16(key) overrunning", stream + record(T_APPLICATION, b"\x01\x00"),
+                  inv(n, malformed(5))))
+    # §5 / §4 step 4: setting keys
+    for key in ("device.identity-private", "outbox.next", "media.pointer", "privacy.read-receipts.x", "",
+                "Relay.pinned-key", "counter.next-id", "identity.pendingx"):
+        cases.append((f"setting key {key!r}: settingNotAllowed", stream + setting(key, b"\x01"),
+                      inv(n, setting_not_allowed(key))))
+    # §4 "does not parse": identity
     ident = encode_record(expected_records_global[-1])
-    cases.append(("identity one byte short", stream + record(T_IDENTITY, ident[5:-1]), f"invalidRecord({n}, malformed(3))"))
-    cases.append(("identity one byte long", stream + record(T_IDENTITY, ident[5:] + b"\x00"), f"invalidRecord({n}, malformed(3))"))
-    # message
-    for label, body in (("direction 2", message_body(direction=2)), ("state 4", message_body(state=4)),
+    cases.append(("identity one byte short", stream + record(T_IDENTITY, ident[5:-1]), inv(n, malformed(3))))
+    cases.append(("identity one byte long", stream + record(T_IDENTITY, ident[5:] + b"\x00"), inv(n, malformed(3))))
+    cases.append(("identity key type byte 0x06", stream + record(T_IDENTITY, flip(ident[5:], len(ident) - 5 - 33, 0x03)),
+                  inv(n, malformed(3))))
+    cases.append(("identity account not UTF-8", stream + record(T_IDENTITY, lp8(b"\xff") + ident[5 + 4:]),
+                  inv(n, malformed(3))))
+    # §4 "does not parse": message
+    for label, body in (("direction 2", message_body(direction=2)), ("direction 255", message_body(direction=255)),
+                        ("state 4", message_body(state=4)),
                         ("body not UTF-8", message_body(text=b"\xc3\x28")),
                         ("body a lone surrogate", message_body(text=b"\xed\xa0\x80")),
+                        ("body an overlong '/'", message_body(text=b"\xc0\xaf")),
+                        ("body above U+10FFFF", message_body(text=b"\xf4\x90\x80\x80")),
                         ("conversation not UTF-8", message_body(conv=b"\xff")),
                         ("cut in the fixed part", message_body()[:20]),
                         ("lp8(sender) overrunning", b"\x40abc")):
-        cases.append((f"message {label}", stream + record(T_MESSAGE, body), f"invalidRecord({n}, malformed(4))"))
-    # application
-    apps = b"".join(record(T_APPLICATION, lp16(f"app.{i}") + b"v") for i in range(APPLICATION_MAX))
-    cases.append(("[guess] 65 application records (limit 64)",
-                  stream + apps, f"invalidRecord({n + 63}, malformed(5))"))
-    cases.append(("application with lp16(key) overrunning", stream + record(T_APPLICATION, b"\x01\x00"),
-                  f"invalidRecord({n}, malformed(5))"))
+        cases.append((f"message {label}", stream + record(T_MESSAGE, body), inv(n, malformed(4))))
+    # §4 step 4: at most 64 distinct application keys (`stream` already holds cli.relay)
+    apps63 = b"".join(app(f"app.{i}") for i in range(APPLICATION_MAX - 1))
+    cases.append(("65 distinct application keys", stream + apps63 + app("app.63"), inv(n + 63, malformed(5))))
+    cases.append(("64 distinct application keys, then one of them again: refused (64 already held)",
+                  stream + apps63 + app("app.0", b"again"), inv(n + 63, malformed(5))))
+    cases.append(("64 distinct application keys, then cli.relay again: refused",
+                  stream + apps63 + app("cli.relay"), inv(n + 63, malformed(5))))
     # chunk boundary placement does not change a record error
-    cases.append(("a record error spanning chunks", stream + record(0x07, b"xyz"), f"invalidRecord({n}, unknownType)"))
+    cases.append(("a record error spanning chunks", stream + record(0x07, b"xyz"), inv(n, unknown_type(7))))
     for label, body, want in cases:
         data = f(body, [len(body) // 2] if label.startswith("a record error spanning") else None)
         expect(t, f"{name}: {label}: {want}", data, secret, want)
     # accepted record variants
-    # `stream` already holds one application record (cli.relay): 63 more make 64
-    ok_cases = [("64 application records", stream + apps[:-len(record(T_APPLICATION, lp16("app.63") + b"v"))]),
-                ("every §5 setting key", stream + b"".join(
-                    record(T_SETTING, lp16(k) + v) for k, v in (
-                        ("relay.pinned-key", bytes(32)), ("privacy.read-receipts", b"\x01"),
-                        ("presence.setting", b"everyone"), ("presence.subscriptions", b"bob"),
-                        ("media.pointer.bob.2.9", b"\x01\x02"), ("identity.pending.bob", b"\x05")))),
-                ("a record of exactly 1,048,576 bytes",
-                 stream + record(T_MESSAGE, message_body(text=b"m" * (RECORD_MAX - len(message_body(text=b"")))))),
-                ("a message with an empty body and an identity before it", stream +
-                 ident + record(T_MESSAGE, message_body(text=b""))),
-                ("records in another order after the profile",
-                 prof_rec + b"".join(encode_record(r) for r in reversed(expected_records_global[1:])))]
+    ok_cases = [
+        ("64 distinct application keys", stream + apps63),
+        ("100 application records of one key (1 distinct key)", stream + app("cli.relay") * 100),
+        ("every §5 setting key", stream + b"".join(setting(k, v) for k, v in (
+            ("relay.pinned-key", bytes(32)), ("privacy.read-receipts", b"\x01"),
+            ("presence.setting", b"everyone"), ("presence.subscriptions", b"bob"),
+            ("media.pointer.bob.2.9", b"\x01\x02"), ("identity.pending.bob", b"\x05")))),
+        ("§5 prefixes with an empty suffix and any value",
+         stream + setting("media.pointer.", b"") + setting("identity.pending.", b"\x00")),
+        ("§5 values not validated: privacy.read-receipts 02", stream + setting("privacy.read-receipts", b"\x02")),
+        ("§5 values not validated: privacy.read-receipts empty", stream + setting("privacy.read-receipts", b"")),
+        ("§5 values not validated: relay.pinned-key of 3 bytes", stream + setting("relay.pinned-key", b"abc")),
+        ("a setting with an empty value, an application entry with an empty key",
+         stream + setting("presence.setting", b"") + app("", b"")),
+        ("duplicates: a setting twice, an identity twice, a message twice",
+         stream + good_setting + good_setting + ident + ident
+         + record(T_MESSAGE, message_body(mid=5)) * 2),
+        ("profile account of 32 bytes", prof_named("a" * 32) + rest),
+        ("profile account of 1 byte", prof_named("a") + rest),
+        ("profile account with every punctuation allowed", prof_named("a.b_c-9") + rest),
+        ("profile private key unclamped (low 3 bits set, top bit set): clamped, same public key",
+         prof_with(flip(flip(prof_body, pk + 33, 0x07), pk + 33 + 31, 0x80)) + rest),
+        ("profile Noise key any 32 bytes (all ff)", prof_with(prof_body[:pk + 65] + b"\xff" * 32 + prof_body[pk + 97:]) + rest),
+        # (§6 step 3: the restore needs next Kyber prekey id < 2^32, so that one stays below)
+        ("profile ids and counters not checked (device 0, registration 0, counters 2^64 - 1, "
+         "next Kyber prekey id 2^32 - 1)",
+         encode_record(dict(p, device_id=0, registration_id=0, next_id=2**64 - 1, next_prekey_id=2**64 - 1,
+                            signed_prekey_id=2**64 - 1, next_kyber_prekey_id=2**32 - 1)) + rest),
+        ("identity of an empty account, device 0, key bytes ff…ff (not canonical)",
+         stream + record(T_IDENTITY, lp8("") + struct.pack(">I", 0) + b"\x05" + b"\xff" * 32)),
+        ("identity of a name relay §5 refuses", stream + record(T_IDENTITY, lp8("Bob Smith") + ident[5 + 4:])),
+        ("message from a non-name sender to an empty conversation",
+         stream + record(T_MESSAGE, message_body(sender="Not A Name", conv=""))),
+        ("a record of exactly 1,048,576 bytes",
+         stream + record(T_MESSAGE, message_body(text=b"m" * (RECORD_MAX - len(message_body(text=b"")))))),
+        ("a message with an empty body and an identity before it", stream +
+         ident + record(T_MESSAGE, message_body(text=b""))),
+        ("records in another order after the profile",
+         prof_rec + b"".join(encode_record(r) for r in reversed(expected_records_global[1:])))]
     for label, body in ok_cases:
         expect(t, f"{name}: accepted: {label}", w.file(fill(body)), secret, "ok")
 
