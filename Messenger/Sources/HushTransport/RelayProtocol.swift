@@ -48,6 +48,10 @@ public enum RelayProtocol {
         public static let maxDevicesPerAccount = 16
         /// Recipient devices per `Send`, device ids per `FetchPrekeys`.
         public static let maxDevicesPerRequest = 16
+        /// Devices one `MultiSend` may address, all accounts together (spec §21).
+        public static let maxMultiSendDevices = 256
+        /// Accounts one `MultiSend` may address (spec §21).
+        public static let maxMultiSendAccounts = 256
         /// One-time prekeys per `UploadPrekeys`.
         public static let maxPrekeysPerUpload = 100
         /// One-time prekeys stored per device.

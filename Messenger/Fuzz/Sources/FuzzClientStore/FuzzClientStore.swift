@@ -2,7 +2,7 @@ import Foundation
 import HushClient
 
 // Any bytes, as a value read from a client store (Docs/client.md §Store): every decoder of
-// StoredValues and SessionCiphertext returns a value, nil or a typed error, never a crash; what
+// StoredValues, SessionCiphertext and GroupSendPayload returns a value, nil or a typed error, never a crash; what
 // decodes re-encodes to the same bytes where the encoding is canonical.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
@@ -19,6 +19,8 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     precondition(prefix.count <= bytes.count && Array(bytes[..<prefix.count]) == prefix, "ids prefix")
     precondition(StoredValues.strings(bytes).allSatisfy { !$0.isEmpty && !$0.contains("\n") }, "strings")
     if let text = StoredValues.text(bytes) { precondition(Array(text.utf8) == bytes, "text") }
+    // A prepared group item's payload (Docs/client.md §Store): canonical.
+    if let group = GroupSendPayload(decoding: bytes) { precondition(group.encoded == bytes, "group send payload") }
     return 0
 }
 

@@ -86,7 +86,7 @@ public struct Demo {
 
     private func script(root: URL, relay relayOut: inout EmbeddedRelay?, accounts: inout [Account], logs: inout [EventLog]) async throws {
         let limit = stepTimeout
-        output("hush demo: a relay on loopback, alice and bob, one conversation, a photo, sealed sender")
+        output("hush demo: a relay on loopback, alice and bob, one conversation, a photo, sealed sender, a group of three")
         output("")
 
         // 1. The relay.
@@ -212,7 +212,16 @@ public struct Demo {
         // 9. A sealed message (Docs/spec/relay.md §20), counted at the relay.
         try await sealedMessage(from: alice, to: bob, relay: relay)
 
-        // 10. The conversation as each sees it.
+        // 10. A group of three, one member removed (Docs/spec/client.md §6).
+        let carol = try makeUser("carol")
+        accounts.append(carol)
+        let carolLog = EventLog()
+        logs.append(carolLog)
+        await carolLog.follow(carol.client)
+        try await carol.connect(timeout: limit)
+        try await group(alice: alice, bob: bob, carol: carol, aliceLog: aliceLog, relay: relay)
+
+        // 11. The conversation as each sees it.
         for (who, account, peer) in [("alice", alice, "bob"), ("bob", bob, "alice")] {
             output("")
             output("\(who)'s screen:")

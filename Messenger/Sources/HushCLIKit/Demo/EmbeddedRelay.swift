@@ -20,6 +20,8 @@ public final class EmbeddedRelay: @unchecked Sendable {
     /// demo to show which way they went.
     private final class Counts: Sendable {
         let m = Mutex<(sent: [String: Int], sealed: [String: Int])>(([:], [:]))
+        /// Each MultiSend's recipient devices and envelope size.
+        let multi = Mutex<[(devices: Int, bytes: Int)]>([])
     }
     private let counts = Counts()
     /// How long a start may take to bind.
@@ -64,6 +66,7 @@ public final class EmbeddedRelay: @unchecked Sendable {
             switch stanza.body {
             case .send(let m)?: counts.m.withLock { $0.sent[m.account, default: 0] += 1 }
             case .sealedSend(let m)?: counts.m.withLock { $0.sealed[m.account, default: 0] += 1 }
+            case .multiSend(let m)?: counts.multi.withLock { $0.append((m.recipients.reduce(0) { $0 + $1.devices.count }, m.envelope.count)) }
             default: break
             }
         }
@@ -95,6 +98,9 @@ public final class EmbeddedRelay: @unchecked Sendable {
     public func sends(to account: String) -> (loggedIn: Int, sealed: Int) {
         counts.m.withLock { ($0.sent[account] ?? 0, $0.sealed[account] ?? 0) }
     }
+
+    /// The MultiSends taken so far: each one's recipient devices and envelope bytes.
+    public var multiSends: [(devices: Int, bytes: Int)] { counts.multi.withLock { $0 } }
 
     /// The sender accounts of the messages queued for a device, as the relay stores them.
     public func queuedSenders(account: String, deviceID: UInt32 = 1) async throws -> [String] {

@@ -10,6 +10,9 @@ import Foundation
 /// 0x03 read receipt       varint(n) || n × varint(message id)        1 ≤ n ≤ 256
 /// 0x04 typing             state (0x00 stopped, 0x01 started) || varint(sent at, Unix ms)
 /// 0x05 media              varint(message id) || varint(sent at, Unix ms) || MediaPointer (Docs/spec/media.md §3)
+/// 0x10 group state        GroupState (Docs/spec/client.md §6.2)
+/// 0x11 sender key         group_id (16) || SenderKeyDistributionMessage (the rest; §6.5)
+/// 0x12 group leave        group_id (16)   (the sender leaves the group, §6.4)
 /// 0x30 session reset      varint(sent at, Unix ms)   (a restored device's first message, Docs/spec/backup.md §6)
 /// 0x40 access key         16 bytes: the sender's sealed-sender access key (Docs/spec/relay.md §20.1)
 /// ```
@@ -33,10 +36,18 @@ public enum MessageContent: Sendable, Equatable {
     /// The sender's sealed-sender access key: with it, the recipient may send the sender sealed
     /// messages (Docs/spec/relay.md §20.1; nothing is shown).
     case accessKey([UInt8])
+    /// A group's state from one of its admins (Docs/spec/client.md §6.2; nothing is shown).
+    case groupState(GroupState)
+    /// The sender's sender key for a group: its `SenderKeyDistributionMessage` bytes (§6.5;
+    /// they hold a chain key, so they travel only inside a pairwise session).
+    case senderKey(group: GroupID, distribution: [UInt8])
+    /// The sender leaves the group (§6.4).
+    case groupLeave(GroupID)
 
     /// Content type bytes.
     public enum Kind: UInt8, Sendable {
         case text = 0x01, delivered = 0x02, read = 0x03, typing = 0x04, media = 0x05
+        case groupState = 0x10, senderKey = 0x11, groupLeave = 0x12
         case sessionReset = 0x30
         case accessKey = 0x40
     }
@@ -60,6 +71,7 @@ public enum MessageContent: Sendable, Equatable {
         case trailingBytes
         case badTypingState(UInt8)
         case badMediaPointer(MediaPointer.DecodeError)
+        case badGroupState(GroupState.DecodeError)
     }
 
     /// The encoding.
@@ -90,6 +102,16 @@ public enum MessageContent: Sendable, Equatable {
         case .accessKey(let key):
             out.append(Kind.accessKey.rawValue)
             out += key
+        case .groupState(let state):
+            out.append(Kind.groupState.rawValue)
+            out += state.encoded
+        case .senderKey(let group, let distribution):
+            out.append(Kind.senderKey.rawValue)
+            out += group.bytes
+            out += distribution
+        case .groupLeave(let group):
+            out.append(Kind.groupLeave.rawValue)
+            out += group.bytes
         }
         return out
     }
@@ -104,6 +126,9 @@ public enum MessageContent: Sendable, Equatable {
         case .media: .media
         case .sessionReset: .sessionReset
         case .accessKey: .accessKey
+        case .groupState: .groupState
+        case .senderKey: .senderKey
+        case .groupLeave: .groupLeave
         }
     }
 
@@ -143,6 +168,21 @@ public enum MessageContent: Sendable, Equatable {
             guard bytes.count - r.offset >= Self.accessKeyBytes else { throw .truncated }
             self = .accessKey(Array(bytes[r.offset..<r.offset + Self.accessKeyBytes]))
             r.offset += Self.accessKeyBytes
+        case .groupState:
+            do { self = .groupState(try GroupState(decoding: Array(bytes[1...]))) } catch { throw .badGroupState(error) }
+            return
+        case .senderKey, .groupLeave:
+            guard bytes.count - 1 >= GroupID.byteCount else { throw .truncated }
+            let group = GroupID(bytes: bytes[1...GroupID.byteCount])!
+            if kind == .groupLeave {
+                self = .groupLeave(group)
+                r.offset += GroupID.byteCount
+            } else {
+                // The distribution message is parsed when it is processed (SenderKeyDistributionMessage).
+                guard bytes.count > 1 + GroupID.byteCount else { throw .truncated }
+                self = .senderKey(group: group, distribution: Array(bytes[(1 + GroupID.byteCount)...]))
+                return
+            }
         }
         guard r.offset == bytes.count else { throw .trailingBytes }
     }

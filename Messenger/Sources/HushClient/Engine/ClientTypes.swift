@@ -65,6 +65,11 @@ public enum ClientEvent: Sendable, Equatable {
     /// ``ClientError/postQuantumRequired(_:)`` when the recipient's devices publish no Kyber
     /// prekey and ``ClientConfiguration/postQuantumPolicy`` is ``PostQuantumPolicy/requirePQXDH``.
     case sendRefused(MessageID, ClientError)
+    /// A group this device knows changed (created, joined, members or admins changed, left).
+    case groupChanged(GroupState)
+    /// An outgoing group message's tick advanced for one member (``tick(_:_:)`` reports the
+    /// whole group's: delivered when every member's device has it, read when every member read it).
+    case memberTick(MessageID, account: String, TickState)
 }
 
 /// Errors of the client API.
@@ -93,6 +98,12 @@ public enum ClientError: Error, Equatable, Sendable {
     case notProvisioned
     /// The relay issued a sender certificate that does not verify.
     case badSenderCertificate(String)
+    /// No group with this id is known here.
+    case unknownGroup(GroupID)
+    /// Only an admin of the group may change it.
+    case notGroupAdmin(GroupID)
+    /// This account is not (or no longer) a member of the group.
+    case notGroupMember(GroupID)
 }
 
 /// Exponential backoff with jitter: attempt n waits a uniformly random time in

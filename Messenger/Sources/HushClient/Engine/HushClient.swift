@@ -32,7 +32,7 @@ public actor HushClient {
     /// How it runs.
     public nonisolated let configuration: ClientConfiguration
     private let noiseKey: Curve25519.KeyAgreement.PrivateKey
-    private let identity: IdentityKeyPair
+    let identity: IdentityKeyPair
 
     // Connection
     var link: RelayLink?
@@ -407,9 +407,9 @@ public actor HushClient {
         if drained, setupDone, link != nil { setState(.online) }
     }
 
-    private var validator: CertificateValidator { CertificateValidator(trustRoot: configuration.trustRoot) }
+    var validator: CertificateValidator { CertificateValidator(trustRoot: configuration.trustRoot) }
 
-    private func ack(_ serverID: UInt64) {
+    func ack(_ serverID: UInt64) {
         var s = RelayStanza()
         s.ack.serverIds = [serverID]
         link?.send(s)
@@ -420,6 +420,11 @@ public actor HushClient {
         let sid = d.serverID
         let now = configuration.clock()
         if (try? store.isProcessed(serverID: sid)) == true { ack(sid); return }
+        // A multi-recipient envelope's copy: a group message (Groups.swift).
+        if d.payload.first == EnvelopeConstants.deliveredType {
+            _ = handleGroupDeliver(d)
+            return
+        }
         var effects: [ClientEvent] = []
         var storedKey: (String, [UInt8])?
         var owed = false
@@ -468,11 +473,9 @@ public actor HushClient {
                     case .delivered(let ids), .read(let ids):
                         let state: TickState = content.kind == .read ? .read : .delivered
                         if state == .read && !readOn { break }
-                        for id in ids {
-                            let mid = MessageID(account: self.account, device: self.deviceID, clientMessageID: id)
-                            guard let mine = try store.message(mid), mine.conversation == address.name, mine.direction == .outgoing else { continue }
-                            if try store.advance(mid, to: state, serverTime: nil) { effects.append(.tick(mid, state)) }
-                        }
+                        try applyReceipt(ids, state, from: address, effects: &effects)
+                    case .groupState, .senderKey, .groupLeave:
+                        try applyGroupContent(content, from: address, effects: &effects)
                     case .typing:
                         break  // typing travels as ephemeral envelopes only
                     case .sessionReset:
@@ -510,16 +513,16 @@ public actor HushClient {
         if owed { scheduleReceiptFlush() }
     }
 
-    private enum DropReason: Error { case mismatch }
+    enum DropReason: Error { case mismatch }
 
     /// Store failures are transient (retry on redelivery); everything else is a bad message.
-    private static func isTransient(_ error: any Error) -> Bool {
+    static func isTransient(_ error: any Error) -> Bool {
         if let e = error as? SignalProtocolError, case .storeFailure = e { return true }
         if error is SignalProtocolError || error is EnvelopeError || error is CertificateError || error is DropReason { return false }
         return true
     }
 
-    private static func owe(_ id: UInt64, to address: ProtocolAddress, store: any ClientStore) throws {
+    static func owe(_ id: UInt64, to address: ProtocolAddress, store: any ClientStore) throws {
         let key = SettingKey.owedDelivered(address.name, address.deviceID)
         var ids = try store.ids(key)
         ids.append(id)
@@ -532,7 +535,7 @@ public actor HushClient {
         }
     }
 
-    private func scheduleReceiptFlush() {
+    func scheduleReceiptFlush() {
         guard drained, !flushScheduled else { return }
         flushScheduled = true
         Task {
@@ -671,7 +674,7 @@ public actor HushClient {
         return id
     }
 
-    private func markIdentityChanged(_ who: String, _ key: IdentityKey?) {
+    func markIdentityChanged(_ who: String, _ key: IdentityKey?) {
         _ = try? step {
             let current = try store.setting(SettingKey.pendingIdentity(who))
             if current == nil { try store.setSetting(SettingKey.pendingIdentity(who), key?.serialized ?? [0]) }
@@ -682,21 +685,26 @@ public actor HushClient {
     /// Encrypts `content` in the session with `address` and seals it (throws the protocol's
     /// errors). The session message is kept beside the envelope for re-sealing.
     func seal(_ content: MessageContent, to address: ProtocolAddress, certificate: SenderCertificate) throws -> (payload: [UInt8], inner: SessionCiphertext) {
-        let message = try SessionCipher.encrypt(content.encoded, for: address, store: store)
+        try seal(encoded: content.encoded, to: address, certificate: certificate)
+    }
+
+    /// ``seal(_:to:certificate:)`` of already encoded content (which the caller may wipe).
+    func seal(encoded plaintext: [UInt8], to address: ProtocolAddress, certificate: SenderCertificate) throws -> (payload: [UInt8], inner: SessionCiphertext) {
+        let message = try SessionCipher.encrypt(plaintext, for: address, store: store)
         let type: EnvelopeContentType = message.kind == .preKeySignal || message.kind == .hushPreKey ? .preKeyMessage : .message
         let inner = SessionCiphertext(contentType: type, message: message.serialized, certificateExpiration: certificate.expiration)
         return (try wrap(inner, to: address, certificate: certificate), inner)
     }
 
     /// Seals a session message in an envelope carrying `certificate`, to `address`'s identity.
-    private func wrap(_ inner: SessionCiphertext, to address: ProtocolAddress, certificate: SenderCertificate) throws -> [UInt8] {
+    func wrap(_ inner: SessionCiphertext, to address: ProtocolAddress, certificate: SenderCertificate) throws -> [UInt8] {
         guard let remote = try store.identity(for: address) else { throw SignalProtocolError.noSession(address) }
         return try SealedEnvelope.seal(inner.message, contentType: inner.contentType, certificate: certificate, senderIdentity: identity,
                                        to: remote, random: configuration.random)
     }
 
     /// Fetches `account`'s bundles and builds a session with each device (once at a time per account).
-    private func establishSessions(with recipient: String) async throws(ClientError) {
+    func establishSessions(with recipient: String) async throws(ClientError) {
         if let running = sessionTasks[recipient] {
             do { try await running.value } catch let e as ClientError { throw e } catch { throw .crypto("\(error)") }
             return
@@ -772,10 +780,30 @@ public actor HushClient {
             pumpAgain = false
             guard drained, let link, let items = try? currentOutbox() else { return }
             var blocked = paused
-            for case var item in items where !blocked.contains(item.account) {
-                // Whatever happens to this item, later ones to its account wait behind it.
-                blocked.insert(item.account)
-                if inFlight[item.clientMessageID] != nil { continue }
+            for case var item in items {
+                // Whatever happens to this item, later ones to its accounts wait behind it (a group
+                // item goes to many: it waits for each of them, and they for it).
+                let accounts = outboxAccounts(item)
+                let isBlocked = accounts.contains(where: blocked.contains)
+                blocked.formUnion(accounts)
+                if isBlocked || inFlight[item.clientMessageID] != nil { continue }
+                if GroupID(conversation: item.account) != nil {
+                    if item.devices.isEmpty {
+                        if await prepareGroup(item) { pumpAgain = true }
+                        continue
+                    }
+                    if let inner = item.inner, inner.certificateExpiration <= configuration.clock() + configuration.resealMargin {
+                        guard let cert = try? await ensureCertificate(), cert.expiration > configuration.clock() + configuration.resealMargin,
+                              let resealed = resealGroup(item, keeping: { _, _ in true }, certificate: cert) else {
+                            retryPumpLater()
+                            continue
+                        }
+                        item = resealed
+                    }
+                    guard self.link === link, let s = multiSendStanza(item), link.send(s) else { return }
+                    inFlight[item.clientMessageID] = item
+                    continue
+                }
                 if item.devices.isEmpty {
                     // Encrypt it now; later items to the same account wait for it (order).
                     if await prepareDeferred(item) { pumpAgain = true }
@@ -873,7 +901,7 @@ public actor HushClient {
         }
     }
 
-    private func giveUp(_ item: OutboxItem, _ code: RelayErrorCode) {
+    func giveUp(_ item: OutboxItem, _ code: RelayErrorCode) {
         _ = try? store.removeFromOutbox(clientMessageID: item.clientMessageID)
         outboxCache = nil
         if let m = item.message { emit(.sendFailed(m, code)) }
@@ -902,6 +930,7 @@ public actor HushClient {
 
     func handleSendError(_ e: RelayError) {
         guard let item = inFlight.removeValue(forKey: e.clientMessageID) else { return }
+        if GroupID(conversation: item.account) != nil { return handleGroupSendError(e, item) }
         switch e.code {
         case .unknownDevice:
             // That device is gone: forget its session; the message goes to the others.
@@ -925,7 +954,7 @@ public actor HushClient {
 
     private var retryScheduled = false
     /// Accounts whose next item failed retryably: nothing of theirs is sent until the pause ends.
-    private var paused = Set<String>()
+    var paused = Set<String>()
 
     func retryPumpLater() {
         guard !retryScheduled else { return }
@@ -960,17 +989,19 @@ public actor HushClient {
         let count: Int = try step {
             try store.atomically {
                 let unread = try store.unreadIncoming(in: conversation)
-                var byDevice: [UInt32: [UInt64]] = [:]
+                // Per sending device (in a group, of several accounts).
+                var bySender: [ProtocolAddress: [UInt64]] = [:]
                 for m in unread {
                     try store.advance(m.id, to: .read, serverTime: nil)
-                    byDevice[m.id.device, default: []].append(m.id.clientMessageID)
+                    bySender[ProtocolAddress(name: m.id.account, deviceID: m.id.device), default: []].append(m.id.clientMessageID)
                 }
                 if send, let cert {
-                    for (device, ids) in byDevice.sorted(by: { $0.key < $1.key }) {
+                    let senders = bySender.sorted { ($0.key.name, $0.key.deviceID) < ($1.key.name, $1.key.deviceID) }
+                    for (address, ids) in senders where try store.loadSession(for: address) != nil {
                         for chunk in stride(from: 0, to: ids.count, by: MessageContent.maxReceiptIDs) {
                             let part = Array(ids[chunk..<min(ids.count, chunk + MessageContent.maxReceiptIDs)])
-                            let sealed = try seal(.read(part), to: ProtocolAddress(name: conversation, deviceID: device), certificate: cert)
-                            try store.enqueue(OutboxItem(clientMessageID: try store.takeID(), account: conversation, devices: [device],
+                            let sealed = try seal(.read(part), to: address, certificate: cert)
+                            try store.enqueue(OutboxItem(clientMessageID: try store.takeID(), account: address.name, devices: [address.deviceID],
                                                          payload: sealed.payload, message: nil, createdAt: now, inner: sealed.inner))
                         }
                     }
@@ -984,7 +1015,7 @@ public actor HushClient {
     }
 
     /// The outbox, from ``outboxCache`` when it is current.
-    private func currentOutbox() throws -> [OutboxItem] {
+    func currentOutbox() throws -> [OutboxItem] {
         if let outboxCache { return outboxCache }
         let items = try store.outbox()
         outboxCache = items
@@ -1346,7 +1377,7 @@ public actor HushClient {
     }
 
     /// The stored sender certificate if it is still valid now.
-    private func usableCertificate() -> SenderCertificate? {
+    func usableCertificate() -> SenderCertificate? {
         guard let bytes = (try? store.setting(SettingKey.senderCertificate)) ?? nil,
               let cert = try? SenderCertificate(serialized: bytes) else { return nil }
         return configuration.clock() < cert.expiration ? cert : nil
@@ -1355,7 +1386,7 @@ public actor HushClient {
     /// A valid sender certificate, renewed from the relay when it has less than the renewal
     /// margin left (or none); the stored one while offline if still valid.
     @discardableResult
-    private func ensureCertificate() async throws(ClientError) -> SenderCertificate {
+    func ensureCertificate() async throws(ClientError) -> SenderCertificate {
         let now = configuration.clock()
         if let cert = usableCertificate(), cert.expiration > now + configuration.certificateRenewal { return cert }
         do {

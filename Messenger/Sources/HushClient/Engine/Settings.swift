@@ -39,6 +39,14 @@ enum SettingKey {
     static func sealedKey(_ account: String) -> String { "sealed.key.\(account)" }
     /// Our access key was queued for `account`.
     static func sealedShared(_ account: String) -> String { "sealed.shared.\(account)" }
+    /// The groups this device knows (hex ids, strings).
+    static let groupIndex = "group.index"
+    /// A group's state (``GroupState/encoded``).
+    static func groupState(_ id: GroupID) -> String { "group.state.\(id.hex)" }
+    /// The devices ("device account") that hold this device's current sender key for a group.
+    static func groupKeyShared(_ id: GroupID) -> String { "group.key-shared.\(id.hex)" }
+    /// An outgoing group message's tick per member ("state account", strings).
+    static func groupTicks(_ id: MessageID) -> String { "group.ticks.\(id.account).\(id.device).\(id.clientMessageID)" }
 }
 
 extension ClientStore {

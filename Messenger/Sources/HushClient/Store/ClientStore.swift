@@ -200,10 +200,12 @@ public protocol ClientStore: SignalProtocolStore, SenderKeyStore, KyberPreKeySto
     func outbox() throws -> [OutboxItem]
     /// Removes the item with `clientMessageID` (the relay acked it).
     func removeFromOutbox(clientMessageID: UInt64) throws
-    /// Replaces the payload and inner ciphertext of the item with `clientMessageID`, keeping its
-    /// place in the send order (a re-sealed envelope). Returns false when there is no such item.
+    /// Replaces the payload and inner ciphertext of the item with `clientMessageID` — and its
+    /// devices, unless `devices` is nil — keeping its place in the send order (a re-sealed
+    /// envelope; a group item without a device the relay no longer knows). Returns false when
+    /// there is no such item.
     @discardableResult
-    func replaceOutboxPayload(clientMessageID: UInt64, payload: [UInt8], inner: SessionCiphertext?) throws -> Bool
+    func replaceOutboxPayload(clientMessageID: UInt64, payload: [UInt8], inner: SessionCiphertext?, devices: [UInt32]?) throws -> Bool
 
     // MARK: Signed prekey rotation
 
@@ -228,4 +230,12 @@ public protocol ClientStore: SignalProtocolStore, SenderKeyStore, KyberPreKeySto
     func deleteSession(for address: ProtocolAddress) throws
     /// The devices of account `name` this device has a session with, ascending.
     func sessionDevices(for name: String) throws -> [UInt32]
+}
+
+extension ClientStore {
+    /// ``replaceOutboxPayload(clientMessageID:payload:inner:devices:)`` keeping the devices.
+    @discardableResult
+    public func replaceOutboxPayload(clientMessageID: UInt64, payload: [UInt8], inner: SessionCiphertext?) throws -> Bool {
+        try replaceOutboxPayload(clientMessageID: clientMessageID, payload: payload, inner: inner, devices: nil)
+    }
 }

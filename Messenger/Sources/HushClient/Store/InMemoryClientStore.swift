@@ -316,11 +316,12 @@ public final class InMemoryClientStore: ClientStore, @unchecked Sendable {
     }
 
     @discardableResult
-    public func replaceOutboxPayload(clientMessageID: UInt64, payload: [UInt8], inner: SessionCiphertext?) throws -> Bool {
+    public func replaceOutboxPayload(clientMessageID: UInt64, payload: [UInt8], inner: SessionCiphertext?, devices: [UInt32]?) throws -> Bool {
         locked {
             guard let i = state.outbox.firstIndex(where: { $0.clientMessageID == clientMessageID }) else { return false }
             state.outbox[i].payload = payload
             state.outbox[i].inner = inner
+            if let devices { state.outbox[i].devices = devices }
             return true
         }
     }

@@ -12,10 +12,11 @@ import Hush
 /// Stored (sealed, in the SQLite store's `outbox.inner` column) as:
 ///
 /// ```
-/// 0x01 (version) || type (0x01 message, 0x02 preKeyMessage) || u64 BE certificate expiration (Unix ms) || message (≥ 1 byte)
+/// 0x01 (version) || type (0x01 message, 0x02 preKeyMessage, 0x07 groupMessage) || u64 BE certificate expiration (Unix ms) || message (≥ 1 byte)
 /// ```
 public struct SessionCiphertext: Sendable, Equatable {
-    /// The envelope content type: ``EnvelopeContentType/message`` or ``EnvelopeContentType/preKeyMessage``.
+    /// The envelope content type: ``EnvelopeContentType/message``, ``EnvelopeContentType/preKeyMessage``,
+    /// or ``EnvelopeContentType/groupMessage`` (a group item's `group_id || SenderKeyMessage`).
     public var contentType: EnvelopeContentType
     /// The serialized session message (`CiphertextMessage.serialized`).
     public var message: [UInt8]
@@ -40,13 +41,18 @@ public struct SessionCiphertext: Sendable, Equatable {
         case truncated
         /// Another version byte.
         case unknownVersion(UInt8)
-        /// A type byte other than message / preKeyMessage.
+        /// A type byte other than message / preKeyMessage / groupMessage.
         case unknownType(UInt8)
     }
 
     /// The stored form (see the type's documentation).
     public var encoded: [UInt8] {
-        var out: [UInt8] = [Self.version, contentType == .preKeyMessage ? 0x02 : 0x01]
+        let type: UInt8 = switch contentType {
+        case .preKeyMessage: 0x02
+        case .groupMessage: 0x07
+        default: 0x01
+        }
+        var out: [UInt8] = [Self.version, type]
         for shift in stride(from: 56, through: 0, by: -8) { out.append(UInt8(truncatingIfNeeded: certificateExpiration >> UInt64(shift))) }
         return out + message
     }
@@ -58,6 +64,7 @@ public struct SessionCiphertext: Sendable, Equatable {
         switch bytes[1] {
         case 0x01: contentType = .message
         case 0x02: contentType = .preKeyMessage
+        case 0x07: contentType = .groupMessage
         default: throw .unknownType(bytes[1])
         }
         certificateExpiration = bytes[2..<Self.headerLength].reduce(0) { $0 << 8 | UInt64($1) }

@@ -736,16 +736,18 @@ public final class SQLiteClientStore: ClientStore, @unchecked Sendable {
     }
 
     @discardableResult
-    public func replaceOutboxPayload(clientMessageID: UInt64, payload: [UInt8], inner: SessionCiphertext?) throws -> Bool {
+    public func replaceOutboxPayload(clientMessageID: UInt64, payload: [UInt8], inner: SessionCiphertext?, devices: [UInt32]?) throws -> Bool {
         try step { db in
             guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT account, devices FROM outbox WHERE client_message_id = ?"),
                                              arguments: [Int64(bitPattern: clientMessageID)]) else { return false }
             let c = Columns(row, "outbox")
-            let key = Self.payloadKey(clientMessageID, try c[0], try c[1])
+            // The devices are part of the row key the columns are sealed under: new devices, new key.
+            let deviceColumn: Data = try devices.map(Self.encodeDevices) ?? c[1]
+            let key = Self.payloadKey(clientMessageID, try c[0], deviceColumn)
             let sealed = try seal.seal(payload, "outbox", "payload", key)
             let sealedInner = try inner.map { try seal.seal($0.encoded, "outbox", "inner", key) }
-            try db.cachedStatement(sql: "UPDATE outbox SET payload = ?, inner = ? WHERE client_message_id = ?")
-                .execute(arguments: [sealed, sealedInner, Int64(bitPattern: clientMessageID)])
+            try db.cachedStatement(sql: "UPDATE outbox SET payload = ?, inner = ?, devices = ? WHERE client_message_id = ?")
+                .execute(arguments: [sealed, sealedInner, deviceColumn, Int64(bitPattern: clientMessageID)])
             return true
         }
     }

@@ -1,0 +1,514 @@
+import Foundation
+import Hush
+import HushTransport
+
+/// Groups (`Docs/client.md` §Groups, `Docs/spec/client.md` §6): admins change a group's state
+/// and send it to every member through the pairwise sessions; every member device has its own
+/// sender key per group, distributed pairwise to the other members' devices before its first
+/// group message and rotated whenever a member is removed or leaves; a group message is
+/// encrypted once with it and fanned out as one multi-recipient envelope per relay `MultiSend`
+/// (relay spec §21). Delivery and read receipts travel pairwise back to the sending device, which
+/// keeps a tick per member.
+extension HushClient {
+    // MARK: public API
+
+    /// Creates a group named `name` with `members` (this account is added, as its only admin),
+    /// and sends its state to the other members. Returns the state.
+    @discardableResult
+    public func createGroup(name: String, members: [String]) throws(ClientError) -> GroupState {
+        guard members.allSatisfy(DeviceBinding.isValidAccountName) else { throw .invalidArgument("account name") }
+        let id: GroupID
+        do { id = try GroupID.random(using: configuration.random) } catch { throw .crypto("\(error)") }
+        guard let state = GroupState(id: id, revision: 1, name: name, members: members + [account], admins: [account]) else {
+            throw .invalidArgument("group (name ≤ \(GroupState.maxNameBytes) bytes, ≤ \(GroupState.maxMembers) members)")
+        }
+        try publish(state, previous: nil)
+        return state
+    }
+
+    /// Adds `accounts` to the group (admins only) and sends the new state to every member.
+    @discardableResult
+    public func addMembers(_ accounts: [String], to group: GroupID) throws(ClientError) -> GroupState {
+        guard accounts.allSatisfy(DeviceBinding.isValidAccountName) else { throw .invalidArgument("account name") }
+        let current = try adminState(group)
+        guard let next = GroupState(id: group, revision: current.revision &+ 1, name: current.name,
+                                    members: current.members + accounts, admins: current.admins) else {
+            throw .invalidArgument("group (≤ \(GroupState.maxMembers) members)")
+        }
+        try publish(next, previous: current)
+        return next
+    }
+
+    /// Removes `accounts` from the group (admins only): they get the new state (which tells
+    /// them), the others too; this device's sender key is rotated at once, so that nothing it
+    /// sends from now on can be read by a removed member.
+    @discardableResult
+    public func removeMembers(_ accounts: [String], from group: GroupID) throws(ClientError) -> GroupState {
+        let current = try adminState(group)
+        guard !accounts.contains(account) else { throw .invalidArgument("use leaveGroup to leave") }
+        guard let next = GroupState(id: group, revision: current.revision &+ 1, name: current.name,
+                                    members: current.members.filter { !accounts.contains($0) }, admins: current.admins) else {
+            throw .invalidArgument("group")
+        }
+        try publish(next, previous: current)
+        return next
+    }
+
+    /// Makes members admins (admins only).
+    @discardableResult
+    public func makeAdmins(_ accounts: [String], in group: GroupID) throws(ClientError) -> GroupState {
+        let current = try adminState(group)
+        guard accounts.allSatisfy(current.isMember) else { throw .invalidArgument("not a member") }
+        guard let next = GroupState(id: group, revision: current.revision &+ 1, name: current.name,
+                                    members: current.members, admins: current.admins + accounts) else { throw .invalidArgument("group") }
+        try publish(next, previous: current)
+        return next
+    }
+
+    /// Leaves the group: the other members are told (§6.4) and this device no longer sends or
+    /// accepts its messages. The history stays.
+    public func leaveGroup(_ group: GroupID) throws(ClientError) {
+        guard let current = try loadGroup(group) else { throw .unknownGroup(group) }
+        guard current.isMember(account) else { throw .notGroupMember(group) }
+        let now = configuration.clock()
+        let left = current.without(account)
+        try step {
+            try store.atomically {
+                for m in current.members where m != account {
+                    try store.enqueue(OutboxItem(clientMessageID: try store.takeID(), account: m, devices: [],
+                                                 payload: MessageContent.groupLeave(group).encoded, message: nil, createdAt: now))
+                }
+                // Kept as a state without this account: the conversation stays readable, sending is refused.
+                if let left { try saveGroup(left) }
+                try store.setStrings(SettingKey.groupKeyShared(group), [])
+            }
+        }
+        outboxCache = nil
+        if let left { emit(.groupChanged(left)) }
+        pump()
+    }
+
+    /// The group's state as this device holds it.
+    public func group(_ id: GroupID) throws(ClientError) -> GroupState? { try loadGroup(id) }
+
+    /// Every group this device knows.
+    public func groups() throws(ClientError) -> [GroupState] {
+        try step { try store.strings(SettingKey.groupIndex) }.compactMap { hex in
+            GroupID(conversation: "#" + hex).flatMap { try? loadGroup($0) }
+        }
+    }
+
+    /// Sends `text` to the group: stored (tick `.pending`) and queued at once; encrypted with
+    /// this device's sender key and fanned out when connected (one `MultiSend` per 256 devices).
+    @discardableResult
+    public func sendGroup(_ text: String, to group: GroupID) throws(ClientError) -> MessageID {
+        guard !text.isEmpty, text.utf8.count <= MessageContent.maxTextBytes else { throw .invalidArgument("text length") }
+        guard let state = try loadGroup(group) else { throw .unknownGroup(group) }
+        guard state.isMember(account) else { throw .notGroupMember(group) }
+        let now = configuration.clock()
+        let id: MessageID = try step {
+            try store.atomically {
+                let counter = try store.takeID()
+                let mid = MessageID(account: account, device: deviceID, clientMessageID: counter)
+                // Deferred (devices empty, payload the content): prepared by the pump (prepareGroup).
+                try store.enqueue(OutboxItem(clientMessageID: counter, account: group.conversation, devices: [],
+                                             payload: MessageContent.text(id: counter, sentAt: now, body: text).encoded,
+                                             message: mid, createdAt: now))
+                _ = try store.insertMessage(StoredMessage(id: mid, conversation: group.conversation, direction: .outgoing,
+                                                          body: text, sentAt: now, state: .pending))
+                return mid
+            }
+        }
+        outboxCache = nil
+        pump()
+        return id
+    }
+
+    /// Each member's tick for an outgoing group message (the members it was sent to).
+    public func memberTicks(_ message: MessageID) throws(ClientError) -> [String: TickState] {
+        var out: [String: TickState] = [:]
+        for (account, state) in try step({ try Self.memberTicks(message, store: store) }) { out[account] = state }
+        return out
+    }
+
+    // MARK: state
+
+    func loadGroup(_ id: GroupID) throws(ClientError) -> GroupState? {
+        try step {
+            guard let bytes = try store.setting(SettingKey.groupState(id)) else { return nil }
+            return try GroupState(decoding: bytes)
+        }
+    }
+
+    /// Stores `state` (in the caller's atomic step) and indexes its group.
+    func saveGroup(_ state: GroupState) throws {
+        try store.setSetting(SettingKey.groupState(state.id), state.encoded)
+        var index = try store.strings(SettingKey.groupIndex)
+        if !index.contains(state.id.hex) {
+            index.append(state.id.hex)
+            try store.setStrings(SettingKey.groupIndex, index)
+        }
+    }
+
+    private func adminState(_ group: GroupID) throws(ClientError) -> GroupState {
+        guard let current = try loadGroup(group) else { throw .unknownGroup(group) }
+        guard current.isMember(account) else { throw .notGroupMember(group) }
+        guard current.isAdmin(account) else { throw .notGroupAdmin(group) }
+        return current
+    }
+
+    /// Saves an admin change made here and queues it, pairwise, for every member of the old and
+    /// the new state; a removal rotates this device's sender key (§6.5).
+    private func publish(_ state: GroupState, previous: GroupState?) throws(ClientError) {
+        let now = configuration.clock()
+        let content = MessageContent.groupState(state).encoded
+        let random = configuration.random
+        let me = ProtocolAddress(name: account, deviceID: deviceID)
+        try step {
+            try store.atomically {
+                try saveGroup(state)
+                let everyone = Set(state.members).union(previous?.members ?? [])
+                for m in everyone.sorted() where m != account {
+                    try store.enqueue(OutboxItem(clientMessageID: try store.takeID(), account: m, devices: [], payload: content,
+                                                 message: nil, createdAt: now))
+                }
+                if let previous, previous.members.contains(where: { !state.isMember($0) }) {
+                    try Self.rotateSenderKey(state.id, me: me, store: store, random: random)
+                }
+            }
+        }
+        outboxCache = nil
+        emit(.groupChanged(state))
+        pump()
+    }
+
+    /// A new sender key for `group` (rotation, §6.5): nobody holds it yet.
+    static func rotateSenderKey(_ group: GroupID, me: ProtocolAddress, store: any ClientStore, random: some RandomSource) throws {
+        _ = try GroupSessionBuilder.rotateSenderKey(for: SenderKeyName(groupID: group.hex, sender: me), store: store, random: random)
+        try store.setStrings(SettingKey.groupKeyShared(group), [])
+    }
+
+    static func memberTicks(_ message: MessageID, store: any ClientStore) throws -> [(String, TickState)] {
+        try store.strings(SettingKey.groupTicks(message)).compactMap { line in
+            guard let space = line.firstIndex(of: " "), let raw = Int(line[..<space]), let state = TickState(rawValue: raw) else { return nil }
+            return (String(line[line.index(after: space)...]), state)
+        }
+    }
+
+    // MARK: receiving (inside handleDeliver's atomic step)
+
+    /// Applies group content from `sender` (authenticated by the pairwise session), §6.3–§6.5.
+    /// Anything that breaks a rule is ignored (the message is still processed).
+    func applyGroupContent(_ content: MessageContent, from sender: ProtocolAddress, effects: inout [ClientEvent]) throws {
+        let me = ProtocolAddress(name: account, deviceID: deviceID)
+        switch content {
+        case .groupState(let incoming):
+            let current = try store.setting(SettingKey.groupState(incoming.id)).flatMap { try? GroupState(decoding: $0) }
+            if let current {
+                // §6.3: only from an admin of the state held here, and only forward.
+                guard current.isAdmin(sender.name), current.isSuperseded(by: incoming) else { return }
+                try saveGroup(incoming)
+                // Someone was removed: our next group message must be unreadable to them.
+                if current.members.contains(where: { !incoming.isMember($0) }), incoming.isMember(account) {
+                    try Self.rotateSenderKey(incoming.id, me: me, store: store, random: configuration.random)
+                }
+            } else {
+                // An invitation: from an admin of the new state, which must name us.
+                guard incoming.isAdmin(sender.name), incoming.isMember(account) else { return }
+                try saveGroup(incoming)
+            }
+            effects.append(.groupChanged(incoming))
+        case .groupLeave(let id):
+            guard let current = try store.setting(SettingKey.groupState(id)).flatMap({ try? GroupState(decoding: $0) }),
+                  current.isMember(sender.name), sender.name != account, let next = current.without(sender.name) else { return }
+            try saveGroup(next)
+            if next.isMember(account) { try Self.rotateSenderKey(id, me: me, store: store, random: configuration.random) }
+            effects.append(.groupChanged(next))
+        case .senderKey(let id, let bytes):
+            // Stored even for a group not (yet) known here: the key may overtake the invitation
+            // (it comes from another member's queue). Group messages are only accepted from
+            // members of the state held (handleGroupDeliver).
+            guard sender.name != account, let message = try? SenderKeyDistributionMessage(serialized: bytes) else { return }
+            try GroupSessionBuilder.process(message, from: SenderKeyName(groupID: id.hex, sender: sender), store: store)
+        default:
+            return
+        }
+    }
+
+    /// A receipt for messages of this device from `sender`: in a 1:1 conversation with it, the
+    /// message's tick; in a group, that member's tick, and the group's when every member got
+    /// there (§6.6).
+    func applyReceipt(_ ids: [UInt64], _ state: TickState, from sender: ProtocolAddress, effects: inout [ClientEvent]) throws {
+        for id in ids {
+            let mid = MessageID(account: account, device: deviceID, clientMessageID: id)
+            guard let mine = try store.message(mid), mine.direction == .outgoing else { continue }
+            if mine.conversation == sender.name {
+                if try store.advance(mid, to: state, serverTime: nil) { effects.append(.tick(mid, state)) }
+                continue
+            }
+            guard GroupID(conversation: mine.conversation) != nil else { continue }
+            var ticks = try Self.memberTicks(mid, store: store)
+            guard let i = ticks.firstIndex(where: { $0.0 == sender.name }), ticks[i].1 < state else { continue }
+            ticks[i].1 = state
+            try store.setStrings(SettingKey.groupTicks(mid), ticks.map { "\($0.1.rawValue) \($0.0)" })
+            effects.append(.memberTick(mid, account: sender.name, state))
+            let least = ticks.map(\.1).min() ?? state
+            if least >= .delivered, try store.advance(mid, to: least, serverTime: nil) { effects.append(.tick(mid, least)) }
+        }
+    }
+
+    /// A delivered multi-recipient envelope (`0xE3`, a group message): opened, checked against
+    /// the group state (the sender must be a member), decrypted with the sender's sender key and
+    /// stored in the group's conversation; a delivery receipt is owed to the sending device.
+    /// Returns whether it was processed (false: a transient store failure, not acked).
+    func handleGroupDeliver(_ d: RelayDeliver) -> Bool {
+        let sid = d.serverID
+        let now = configuration.clock()
+        var effects: [ClientEvent] = []
+        var owed = false
+        do {
+            let opened = try MultiRecipientEnvelope.open(Array(d.payload), recipientIdentity: identity, validator: validator,
+                                                         now: d.serverTime)
+            let sender = opened.sender
+            guard sender.senderID == d.senderAccount, sender.deviceID == d.senderDevice, opened.contentType == .groupMessage,
+                  opened.message.count > GroupID.byteCount, let group = GroupID(bytes: opened.message.prefix(GroupID.byteCount)) else {
+                throw DropReason.mismatch
+            }
+            let address = ProtocolAddress(name: sender.senderID, deviceID: sender.deviceID)
+            let message = try SenderKeyMessage(serialized: Array(opened.message.dropFirst(GroupID.byteCount)))
+            try store.atomically {
+                guard let state = try loadGroup(group), state.isMember(address.name), state.isMember(account) else {
+                    throw DropReason.mismatch
+                }
+                let plain = try GroupCipher.decrypt(message, from: SenderKeyName(groupID: group.hex, sender: address), store: store)
+                if let content = try? MessageContent(decoding: plain) {
+                    var stored: StoredMessage?
+                    switch content {
+                    case .text(let id, let sentAt, let body):
+                        stored = StoredMessage(id: MessageID(account: address.name, device: address.deviceID, clientMessageID: id),
+                                               conversation: group.conversation, direction: .incoming, body: body, sentAt: sentAt,
+                                               serverTime: d.serverTime, state: .delivered)
+                    case .media(let id, let sentAt, let pointer):
+                        let mid = MessageID(account: address.name, device: address.deviceID, clientMessageID: id)
+                        try store.setSetting(SettingKey.mediaPointer(mid), pointer.encoded)
+                        stored = StoredMessage(id: mid, conversation: group.conversation, direction: .incoming, body: pointer.summary,
+                                               sentAt: sentAt, serverTime: d.serverTime, state: .delivered)
+                    default:
+                        break  // only messages travel as group messages
+                    }
+                    if let stored {
+                        if let inserted = try store.insertMessage(stored) { effects.append(.message(inserted)) }
+                        try Self.owe(stored.id.clientMessageID, to: address, store: store)
+                        owed = true
+                    }
+                }
+                try store.markProcessed(serverID: sid, at: now)
+            }
+        } catch {
+            if Self.isTransient(error) { return false }
+            _ = try? store.markProcessed(serverID: sid, at: now)
+        }
+        for e in effects { emit(e) }
+        ack(sid)
+        if owed { scheduleReceiptFlush() }
+        return true
+    }
+
+    // MARK: sending (the pump)
+
+    /// The accounts an outbox item goes to: its account, or for a group item the group's
+    /// conversation and every recipient account (its own list once prepared, the members before).
+    func outboxAccounts(_ item: OutboxItem) -> [String] {
+        guard let group = GroupID(conversation: item.account) else { return [item.account] }
+        if !item.devices.isEmpty, let prepared = GroupSendPayload(decoding: item.payload) {
+            return [item.account] + prepared.recipients.map(\.account)
+        }
+        let members = ((try? loadGroup(group)) ?? nil)?.members ?? []
+        return [item.account] + members.filter { $0 != account }
+    }
+
+    /// Prepares a deferred group item (§6.6): sessions with members that lack one, then in one
+    /// atomic step: this device's sender key for every recipient device that does not hold it
+    /// (pairwise items, ahead of the group message in the outbox), one encryption with the sender
+    /// key, and one multi-recipient envelope per chunk of at most 256 devices replacing the item.
+    /// Returns true when the outbox changed.
+    func prepareGroup(_ item: OutboxItem) async -> Bool {
+        guard let group = GroupID(conversation: item.account), let state = (try? loadGroup(group)) ?? nil, state.isMember(account) else {
+            giveUp(item, .unknownAccount)
+            return true
+        }
+        let others = state.members.filter { $0 != account }
+        for m in others where ((try? store.sessionDevices(for: m)) ?? []).isEmpty {
+            // A member without devices, or unreachable now, is left out of this message.
+            try? await establishSessions(with: m)
+        }
+        let cert: SenderCertificate
+        do { cert = try await ensureCertificate() } catch {
+            retryPumpLater()
+            return false
+        }
+        let now = configuration.clock(), random = configuration.random
+        let me = ProtocolAddress(name: account, deviceID: deviceID)
+        let name = SenderKeyName(groupID: group.hex, sender: me)
+        do {
+            try step {
+                try store.atomically {
+                    guard let content = try? MessageContent(decoding: item.payload) else {
+                        try store.removeFromOutbox(clientMessageID: item.clientMessageID)
+                        return
+                    }
+                    var recipients: [(account: String, devices: [UInt32])] = []
+                    for m in others where try store.setting(SettingKey.pendingIdentity(m)) == nil {
+                        let devices = try store.sessionDevices(for: m)
+                        if !devices.isEmpty { recipients.append((m, Array(devices.prefix(RelayProtocol.Limits.maxDevicesPerRequest)))) }
+                    }
+                    // The sender key first (created on first use), to each device without it.
+                    let distribution = try GroupSessionBuilder.distributionMessage(for: name, store: store, random: random)
+                    var shared = Set(try store.strings(SettingKey.groupKeyShared(group)))
+                    // The distribution message holds the chain key: its plain copies are wiped.
+                    var keyBytes = distribution.serialized.withUnsafeBytes { Array($0) }
+                    var keyContent = MessageContent.senderKey(group: group, distribution: keyBytes).encoded
+                    defer {
+                        SecureBytes.wipe(&keyBytes)
+                        SecureBytes.wipe(&keyContent)
+                    }
+                    for r in recipients {
+                        for d in r.devices where !shared.contains("\(d) \(r.account)") {
+                            let sealed = try seal(encoded: keyContent, to: ProtocolAddress(name: r.account, deviceID: d), certificate: cert)
+                            try store.enqueue(OutboxItem(clientMessageID: try store.takeID(), account: r.account, devices: [d],
+                                                         payload: sealed.payload, message: nil, createdAt: now, inner: sealed.inner))
+                            shared.insert("\(d) \(r.account)")
+                        }
+                    }
+                    try store.setStrings(SettingKey.groupKeyShared(group), shared.sorted())
+                    try store.removeFromOutbox(clientMessageID: item.clientMessageID)
+                    if let m = item.message {
+                        try store.setStrings(SettingKey.groupTicks(m), recipients.map { "\(TickState.sent.rawValue) \($0.account)" })
+                    }
+                    guard !recipients.isEmpty else {
+                        // Nobody else to send to (alone in the group): done.
+                        if let m = item.message { _ = try store.advance(m, to: .sent, serverTime: now) }
+                        return
+                    }
+                    let message = try GroupCipher.encrypt(content.encoded, for: name, store: store, random: random)
+                    let inner = SessionCiphertext(contentType: .groupMessage, message: group.bytes + message.serialized,
+                                                  certificateExpiration: cert.expiration)
+                    for (i, chunk) in Self.chunks(recipients).enumerated() {
+                        let payload = try groupPayload(chunk, inner: inner, certificate: cert)
+                        try store.enqueue(OutboxItem(clientMessageID: i == 0 ? item.clientMessageID : try store.takeID(),
+                                                     account: item.account, devices: payload.devices, payload: payload.encoded,
+                                                     message: item.message, createdAt: item.createdAt, inner: inner))
+                    }
+                }
+            }
+        } catch {
+            outboxCache = nil
+            retryPumpLater()
+            return false
+        }
+        outboxCache = nil
+        return true
+    }
+
+    /// Recipients cut into `MultiSend`s of at most 256 devices (relay spec §21).
+    static func chunks(_ recipients: [(account: String, devices: [UInt32])]) -> [[(account: String, devices: [UInt32])]] {
+        var out: [[(account: String, devices: [UInt32])]] = [[]]
+        var count = 0
+        for r in recipients {
+            if count + r.devices.count > RelayProtocol.Limits.maxMultiSendDevices {
+                out.append([])
+                count = 0
+            }
+            out[out.count - 1].append(r)
+            count += r.devices.count
+        }
+        return out
+    }
+
+    /// The multi-recipient envelope of `inner` for `recipients` (header order: account by
+    /// account, device by device) with the recipients list, as the outbox keeps it.
+    func groupPayload(_ recipients: [(account: String, devices: [UInt32])], inner: SessionCiphertext,
+                      certificate: SenderCertificate) throws -> GroupSendPayload {
+        var keys: [IdentityKey] = []
+        for r in recipients {
+            for d in r.devices {
+                guard let key = try store.identity(for: ProtocolAddress(name: r.account, deviceID: d)) else {
+                    throw SignalProtocolError.noSession(ProtocolAddress(name: r.account, deviceID: d))
+                }
+                keys.append(key)
+            }
+        }
+        let envelope = try MultiRecipientEnvelope.seal(inner.message, contentType: .groupMessage, certificate: certificate,
+                                                       senderIdentity: identity, to: keys, random: configuration.random)
+        return GroupSendPayload(recipients: recipients, envelope: envelope.serialized)
+    }
+
+    /// The `MultiSend` of a prepared group item.
+    func multiSendStanza(_ item: OutboxItem) -> RelayStanza? {
+        guard let prepared = GroupSendPayload(decoding: item.payload) else { return nil }
+        var s = RelayStanza()
+        s.multiSend.clientMessageID = item.clientMessageID
+        s.multiSend.recipients = prepared.recipients.map { r in
+            var m = RelayMultiRecipient()
+            m.account = r.account
+            m.devices = r.devices
+            return m
+        }
+        s.multiSend.envelope = Data(prepared.envelope)
+        return s
+    }
+
+    /// Seals a prepared group item again for `recipients` (a fresh certificate, or a recipient
+    /// device or account the relay no longer knows), keeping its sender-key message and id: the
+    /// relay stores each device's copy once per id (relay spec §21.3), so copies already stored
+    /// are not repeated. Returns the updated item, nil if it is gone (or given up: nobody left).
+    func resealGroup(_ item: OutboxItem, keeping keep: (String, UInt32) -> Bool, certificate: SenderCertificate? = nil) -> OutboxItem? {
+        guard let inner = item.inner, let prepared = GroupSendPayload(decoding: item.payload) else { return nil }
+        let cert = certificate ?? usableCertificate()
+        guard let cert else { return nil }
+        var fresh = inner
+        fresh.certificateExpiration = cert.expiration
+        let recipients = prepared.recipients.compactMap { r -> (account: String, devices: [UInt32])? in
+            let devices = r.devices.filter { keep(r.account, $0) }
+            return devices.isEmpty ? nil : (r.account, devices)
+        }
+        outboxCache = nil
+        do {
+            guard !recipients.isEmpty else {
+                try step { try store.removeFromOutbox(clientMessageID: item.clientMessageID) }
+                return nil
+            }
+            let payload = try step { try groupPayload(recipients, inner: fresh, certificate: cert) }
+            guard try step({ try store.replaceOutboxPayload(clientMessageID: item.clientMessageID, payload: payload.encoded, inner: fresh,
+                                                           devices: payload.devices) }) else { return nil }
+            var updated = item
+            updated.payload = payload.encoded
+            updated.devices = payload.devices
+            updated.inner = fresh
+            return updated
+        } catch {
+            return nil
+        }
+    }
+
+    /// A `MultiSend` refused (relay spec §21.2): a device or account the relay does not know is
+    /// dropped from the item (and its session forgotten) and the rest goes again; a malformed or
+    /// oversized one is given up; anything else waits for a pause.
+    func handleGroupSendError(_ e: RelayError, _ item: OutboxItem) {
+        switch e.code {
+        case .unknownDevice:
+            _ = try? store.deleteSession(for: ProtocolAddress(name: e.account, deviceID: e.deviceID))
+            _ = resealGroup(item, keeping: { !($0 == e.account && $1 == e.deviceID) })
+            pump()
+        case .unknownAccount:
+            _ = resealGroup(item, keeping: { a, _ in a != e.account })
+            pump()
+        case .malformedStanza, .malformedEnvelope, .payloadTooLarge, .tooManyRecipients:
+            giveUp(item, e.code)
+            pump()
+        default:
+            paused.insert(item.account)
+            retryPumpLater()
+        }
+    }
+}
