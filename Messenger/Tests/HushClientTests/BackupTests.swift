@@ -221,6 +221,16 @@ import Testing
         }
     }
 
+    /// A profile whose next Kyber prekey id does not fit its 32 bits (an authentic but damaged
+    /// file) fails the restore with a typed error, not a trap (spec backup §6 step 3).
+    @Test func aKyberCounterBeyond32BitsIsATypedError() throws {
+        let store = try Self.sampleStore()
+        try store.setU64(SettingKey.nextKyberPreKeyID, UInt64(UInt32.max) + 1)
+        #expect(restoreError(try Self.export(store)) == .invalidRecord(index: 0, problem: .malformed(type: 1)))
+        try store.setU64(SettingKey.nextKyberPreKeyID, UInt64(UInt32.max))
+        #expect(restoreError(try Self.export(store)) == nil)
+    }
+
     @Test func arbitraryBytesNeverCrashTheReader() throws {
         // Recovery-key files: no Argon2id per attempt. Mutations of a valid file, and prefixes.
         let key = try RecoveryKey.generate(using: SeededRandom(seed: 11))

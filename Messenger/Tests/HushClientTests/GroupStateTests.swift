@@ -97,6 +97,16 @@ import Testing
         #expect(GroupSendPayload(decoding: [0x01, 0x01, 0x03] + Array("bob".utf8) + [0x01, 0x80, 0x80, 0x80, 0x80, 0x10]) == nil)  // > u32
     }
 
+    @Test func recipientsAreCutIntoMultiSendsOf256Devices() {
+        // 20 accounts × 16 devices = 320: 16 accounts (256 devices) in the first, 4 in the second.
+        let many = (0..<20).map { (account: "m\($0)", devices: Array(UInt32(1)...16)) }
+        let chunks = HushClient.chunks(many)
+        #expect(chunks.map { $0.reduce(0) { $0 + $1.devices.count } } == [256, 64])
+        #expect(chunks.flatMap { $0.map(\.account) } == many.map(\.account))
+        let regrouped = HushClient.regroup([("a", 1), ("a", 2), ("b", 1), ("a", 3)][...])
+        #expect(regrouped.map(\.account) == ["a", "b", "a"] && regrouped.map(\.devices) == [[1, 2], [1], [3]])
+    }
+
     @Test func groupCiphertextIsKeptForResealing() throws {
         let inner = SessionCiphertext(contentType: .groupMessage, message: [9, 8], certificateExpiration: 258)
         #expect(inner.encoded == [0x01, 0x07, 0, 0, 0, 0, 0, 0, 1, 2, 9, 8])

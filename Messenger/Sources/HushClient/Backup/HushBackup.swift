@@ -199,6 +199,10 @@ public enum HushBackup {
                 let ids = (0..<count).map { first &+ $0 }
                 for id in ids { try store.storePreKey(try PreKeyRecord.generate(ids: id...id, using: random)[0]) }
                 try store.setU64(SettingKey.nextPreKeyID, UInt64(first &+ count))
+                // Kyber prekey ids are 32-bit: a counter beyond them is a damaged profile, not a trap.
+                guard profile.nextKyberPreKeyID <= UInt64(UInt32.max) else {
+                    throw BackupError.invalidRecord(index: 0, problem: .malformed(type: BackupRecord.Kind.profile.rawValue))
+                }
                 try store.setU64(SettingKey.nextKyberPreKeyID, profile.nextKyberPreKeyID)
                 try HushClient.generateKyberPreKeys(store: store, identity: profile.identity, now: now, random: random,
                                                     count: configuration.kyberPreKeyBatch)

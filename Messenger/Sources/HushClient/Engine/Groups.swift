@@ -393,8 +393,7 @@ extension HushClient {
                     let message = try GroupCipher.encrypt(content.encoded, for: name, store: store, random: random)
                     let inner = SessionCiphertext(contentType: .groupMessage, message: group.bytes + message.serialized,
                                                   certificateExpiration: cert.expiration)
-                    for (i, chunk) in Self.chunks(recipients).enumerated() {
-                        let payload = try groupPayload(chunk, inner: inner, certificate: cert)
+                    for (i, payload) in try sealChunks(recipients, inner: inner, certificate: cert).enumerated() {
                         try store.enqueue(OutboxItem(clientMessageID: i == 0 ? item.clientMessageID : try store.takeID(),
                                                      account: item.account, devices: payload.devices, payload: payload.encoded,
                                                      message: item.message, createdAt: item.createdAt, inner: inner))
@@ -421,6 +420,43 @@ extension HushClient {
             }
             out[out.count - 1].append(r)
             count += r.devices.count
+        }
+        return out
+    }
+
+    /// The envelopes of `inner` for `recipients`, each within one `MultiSend` of at most 256
+    /// devices whose stanza fits the relay's limit (a long message fits fewer headers): a chunk
+    /// that does not fit is cut in two (by devices) until it does, or holds one device.
+    func sealChunks(_ recipients: [(account: String, devices: [UInt32])], inner: SessionCiphertext,
+                    certificate: SenderCertificate) throws -> [GroupSendPayload] {
+        var todo = Self.chunks(recipients).reversed().map { $0 }
+        var out: [GroupSendPayload] = []
+        while let chunk = todo.popLast() {
+            let payload = try groupPayload(chunk, inner: inner, certificate: certificate)
+            let flat = chunk.flatMap { r in r.devices.map { (r.account, $0) } }
+            var probe = OutboxItem(clientMessageID: UInt64.max, account: "", devices: [], payload: payload.encoded, message: nil, createdAt: 0)
+            probe.devices = payload.devices
+            if Self.byteCount(multiSendStanza(probe)) <= RelayProtocol.Limits.maxStanza || flat.count == 1 {
+                out.append(payload)
+                continue
+            }
+            let half = flat.count / 2
+            todo.append(Self.regroup(flat[half...]))
+            todo.append(Self.regroup(flat[..<half]))
+        }
+        return out
+    }
+
+    static func byteCount(_ stanza: RelayStanza?) -> Int {
+        guard let stanza, let bytes: [UInt8] = try? stanza.serializedBytes() else { return Int.max }
+        return bytes.count
+    }
+
+    /// (account, device) pairs, in order, as recipients (consecutive devices of one account together).
+    static func regroup(_ flat: ArraySlice<(String, UInt32)>) -> [(account: String, devices: [UInt32])] {
+        var out: [(account: String, devices: [UInt32])] = []
+        for (account, device) in flat {
+            if out.last?.account == account { out[out.count - 1].devices.append(device) } else { out.append((account, [device])) }
         }
         return out
     }

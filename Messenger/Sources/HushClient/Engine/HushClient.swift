@@ -140,7 +140,7 @@ public actor HushClient {
     /// Kyber prekeys with the next ids (PQXDH §2.3; the caller runs it inside `atomically`).
     static func generateKyberPreKeys(store: any ClientStore, identity: IdentityKeyPair, now: UInt64,
                                      random: some RandomSource, count: Int) throws {
-        var next = UInt32(try store.u64(SettingKey.nextKyberPreKeyID) ?? 1)
+        var next = UInt32(truncatingIfNeeded: try store.u64(SettingKey.nextKyberPreKeyID) ?? 1)
         let last = try KyberPreKeyRecord.generate(id: next, kind: .lastResort, timestamp: now, signedBy: identity, using: random)
         try store.storeKyberPreKey(last)
         try store.setU64(SettingKey.kyberLastResortID, UInt64(last.id))
@@ -1251,7 +1251,7 @@ public actor HushClient {
                 if try store.u64(SettingKey.kyberLastResortID) == nil {
                     try Self.generateKyberPreKeys(store: store, identity: identity, now: now, random: random, count: batch)
                 }
-                let id = UInt32(try store.u64(SettingKey.signedPreKeyID) ?? 1)
+                let id = UInt32(truncatingIfNeeded: try store.u64(SettingKey.signedPreKeyID) ?? 1)
                 let ids = try store.preKeyIDs().suffix(RelayProtocol.Limits.maxPrekeysPerUpload)
                 let lastID = try store.u64(SettingKey.kyberLastResortID).map { UInt32(truncatingIfNeeded: $0) }
                 let kyber = try store.kyberPreKeys().filter { $0.kind == .oneTime }.suffix(RelayProtocol.Limits.maxStoredKyberPrekeys)
@@ -1279,7 +1279,7 @@ public actor HushClient {
         let random = configuration.random
         let keys: [PreKeyRecord] = try step {
             try store.atomically {
-                let first = UInt32(try store.u64(SettingKey.nextPreKeyID) ?? 1)
+                let first = UInt32(truncatingIfNeeded: try store.u64(SettingKey.nextPreKeyID) ?? 1)
                 let keys = try PreKeyRecord.generate(ids: first..<(first + UInt32(batch)), using: random)
                 for k in keys { try store.storePreKey(k) }
                 try store.setU64(SettingKey.nextPreKeyID, UInt64(first) + UInt64(batch))
@@ -1297,7 +1297,7 @@ public actor HushClient {
         let random = configuration.random
         let fresh: SignedPreKeyRecord? = try step {
             try store.atomically {
-                let currentID = UInt32(try store.u64(SettingKey.signedPreKeyID) ?? 1)
+                let currentID = UInt32(truncatingIfNeeded: try store.u64(SettingKey.signedPreKeyID) ?? 1)
                 guard let current = try store.loadSignedPreKey(id: currentID), now >= current.timestamp + rotation else { return nil }
                 let next = try SignedPreKeyRecord.generate(id: currentID &+ 1, timestamp: now, signedBy: identity, using: random)
                 try store.storeSignedPreKey(next)
@@ -1309,7 +1309,7 @@ public actor HushClient {
             try step { try store.setU64(SettingKey.signedPreKeyID, UInt64(fresh.id)) }
         }
         try step {
-            let currentID = UInt32(try store.u64(SettingKey.signedPreKeyID) ?? 1)
+            let currentID = UInt32(truncatingIfNeeded: try store.u64(SettingKey.signedPreKeyID) ?? 1)
             let all = try store.signedPreKeys().sorted { $0.id < $1.id }
             for (i, spk) in all.enumerated() where spk.id != currentID && i + 1 < all.count {
                 // Replaced when its successor was made: kept for `retention` after that.
@@ -1328,7 +1328,7 @@ public actor HushClient {
         let random = configuration.random, now = configuration.clock(), identity = self.identity
         let keys: [KyberPreKeyRecord] = try step {
             try store.atomically {
-                var next = UInt32(try store.u64(SettingKey.nextKyberPreKeyID) ?? 1)
+                var next = UInt32(truncatingIfNeeded: try store.u64(SettingKey.nextKyberPreKeyID) ?? 1)
                 var keys: [KyberPreKeyRecord] = []
                 for _ in 0..<batch {
                     let k = try KyberPreKeyRecord.generate(id: next, kind: .oneTime, timestamp: now, signedBy: identity, using: random)
@@ -1355,7 +1355,7 @@ public actor HushClient {
                 guard let currentID = try store.u64(SettingKey.kyberLastResortID),
                       let current = try store.loadKyberPreKey(id: UInt32(truncatingIfNeeded: currentID)),
                       now >= current.timestamp + rotation else { return nil }
-                let id = UInt32(try store.u64(SettingKey.nextKyberPreKeyID) ?? 1)
+                let id = UInt32(truncatingIfNeeded: try store.u64(SettingKey.nextKyberPreKeyID) ?? 1)
                 let next = try KyberPreKeyRecord.generate(id: id, kind: .lastResort, timestamp: now, signedBy: identity, using: random)
                 try store.storeKyberPreKey(next)
                 try store.setU64(SettingKey.nextKyberPreKeyID, UInt64(id &+ 1))

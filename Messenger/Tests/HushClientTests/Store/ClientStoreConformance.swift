@@ -576,6 +576,14 @@ enum ClientStoreConformance {
             throw Stop()
         }
         #expect(try store.outbox()[0].payload == [0xAB, 0xCD])
+        // A group item without a device: new devices, same place; the row still opens (SQLite
+        // seals the payload under a key that covers the devices).
+        let group = SessionCiphertext(contentType: .groupMessage, message: [7, 7], certificateExpiration: 5)
+        #expect(try store.replaceOutboxPayload(clientMessageID: 2, payload: [0x01, 0x02], inner: group, devices: [4, 9]))
+        let after = try store.outbox()
+        #expect(after.map(\.clientMessageID) == [1, 2])
+        #expect(after[1].devices == [4, 9] && after[1].payload == [0x01, 0x02] && after[1].inner == group)
+        #expect(after[0].devices == first.devices)
     }
 
     static func outboxOrderAndIdempotentEnqueue(_ factory: any ClientStoreFactory) throws {
