@@ -38,7 +38,8 @@ public enum RelayProtocol {
         public static let maxWebSocketMessage = 65_535
         /// Largest stanza (a Noise transport plaintext).
         public static let maxStanza = 65_535 - 16
-        /// Largest `Send.payload`.
+        /// Largest `Send.payload` (also `SealedSend.payload` and each delivered copy of a
+        /// `MultiSend`, §21.2).
         public static let maxPayload = 64_000
         /// Account names: 1...32 bytes of `a-z 0-9 . _ -`.
         public static let accountNameLength = 1...32
@@ -48,10 +49,11 @@ public enum RelayProtocol {
         public static let maxDevicesPerAccount = 16
         /// Recipient devices per `Send`, device ids per `FetchPrekeys`.
         public static let maxDevicesPerRequest = 16
-        /// Devices one `MultiSend` may address, all accounts together (spec §21).
-        public static let maxMultiSendDevices = 256
-        /// Accounts one `MultiSend` may address (spec §21).
+        /// Recipient accounts per `MultiSend` (§21.2).
         public static let maxMultiSendAccounts = 256
+        /// Recipient devices per `MultiSend`, all accounts together (§21.2): the envelope's
+        /// header count. (Each account's list is also held to `maxDevicesPerRequest`.)
+        public static let maxMultiSendDevices = 256
         /// One-time prekeys per `UploadPrekeys`.
         public static let maxPrekeysPerUpload = 100
         /// One-time prekeys stored per device.

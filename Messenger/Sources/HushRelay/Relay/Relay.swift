@@ -402,9 +402,10 @@ final class RelayConnection: ChannelDuplexHandler, RemovableChannelHandler, @unc
         return true
     }
 
-    func sendError(_ code: RelayErrorCode, requestID: UInt32 = 0, clientMessageID: UInt64 = 0, deviceID: UInt32 = 0) {
+    /// Sends `Error{code, …}` (§9.1); `account` is set by `MultiSend`'s errors only (§21.2).
+    func sendError(_ code: RelayErrorCode, requestID: UInt32 = 0, clientMessageID: UInt64 = 0, deviceID: UInt32 = 0, account: String = "") {
         relay.metrics.error(RelayErrorCodeName(name: "\(code)"))
-        send(.error(code, requestID: requestID, clientMessageID: clientMessageID, deviceID: deviceID))
+        send(.error(code, requestID: requestID, clientMessageID: clientMessageID, deviceID: deviceID, account: account))
     }
 
     func flush() {
@@ -742,7 +743,7 @@ final class RelayConnection: ChannelDuplexHandler, RemovableChannelHandler, @unc
     // MARK: stanzas (§6, §7)
 
     /// The one dispatch point for client stanzas. Handlers run on the event loop; they answer
-    /// with ``send(_:)``/``sendError(_:requestID:clientMessageID:deviceID:)``, reach other
+    /// with ``send(_:)``/``sendError(_:requestID:clientMessageID:deviceID:account:)``, reach other
     /// devices' connections through `relay.router`, and run store work with
     /// ``storeWork(_:then:)`` (the next stanza waits until it finished).
     /// Sends and acks are pipelined (several in the store at once, replies in order); any other
@@ -753,6 +754,7 @@ final class RelayConnection: ChannelDuplexHandler, RemovableChannelHandler, @unc
             var cmid: UInt64 = 0
             if case .send(let m)? = stanza.body { cmid = m.clientMessageID }
             if case .sealedSend(let m)? = stanza.body { cmid = m.clientMessageID }
+            if case .multiSend(let m)? = stanza.body { cmid = m.clientMessageID }
             sendError(.rateLimited, requestID: stanza.requestID, clientMessageID: cmid)
             return
         }
@@ -802,6 +804,9 @@ final class RelayConnection: ChannelDuplexHandler, RemovableChannelHandler, @unc
             // On a logged-in connection it would name its sender: refused, nothing stored.
             guard case .anonymous = phase else { return sendError(.notAnonymous, clientMessageID: m.clientMessageID) }
             handleSealedSend(m)
+        case .multiSend(let m)?:
+            guard case .device(let me) = phase else { return sendError(.unauthenticated, clientMessageID: m.clientMessageID) }
+            handleMultiSend(m, from: me)
         default:
             // Relay-to-client stanzas from a client are out of order.
             sendError(.unexpectedStanza)

@@ -14,11 +14,17 @@ extension RelayConnection {
     /// The §7.1 limits a `Send` and a `SealedSend` share: 1–16 distinct valid device ids
     /// (`MALFORMED_STANZA`), a payload of at most 64,000 bytes (`PAYLOAD_TOO_LARGE`).
     static func deliveryRejection(devices: [UInt32], payload: Int) -> RelayErrorCode? {
-        let limits = RelayProtocol.Limits.self
-        guard (1...limits.maxDevicesPerRequest).contains(devices.count), Set(devices).count == devices.count,
-              devices.allSatisfy({ limits.deviceIDs.contains($0) }) else { return .malformedStanza }
-        guard payload <= limits.maxPayload else { return .payloadTooLarge }
+        guard isValidDeviceList(devices) else { return .malformedStanza }
+        guard payload <= RelayProtocol.Limits.maxPayload else { return .payloadTooLarge }
         return nil
+    }
+
+    /// §7.1's device list, shared by `Send`, `SealedSend` and each recipient of a `MultiSend`
+    /// (§21.2): 1–16 ids, no repeats, each 1 … 2^31−1.
+    static func isValidDeviceList(_ devices: [UInt32]) -> Bool {
+        let limits = RelayProtocol.Limits.self
+        return (1...limits.maxDevicesPerRequest).contains(devices.count) && Set(devices).count == devices.count
+            && devices.allSatisfy { limits.deviceIDs.contains($0) }
     }
 
     /// The `ServerAck` of a committed (or recognised) send, counted in the metrics.

@@ -11,6 +11,8 @@ struct RelayMetrics: Sendable {
     let messagesStored = Counter(label: "hush_relay_messages_stored_total")
     /// Of those, stored by sealed sends (spec §20): counted, never attributed.
     let sealedStored = Counter(label: "hush_relay_sealed_messages_stored_total")
+    /// Of those, copies stored by multi-recipient sends (spec §21), one per device.
+    let multiCopiesStored = Counter(label: "hush_relay_multi_copies_stored_total")
     let duplicates = Counter(label: "hush_relay_messages_duplicate_total")
     let acks = Counter(label: "hush_relay_acks_total")
     let delivered = Counter(label: "hush_relay_messages_delivered_total")
@@ -24,7 +26,7 @@ struct RelayMetrics: Sendable {
 
     /// Stanza kinds (``RelayStanza/kind``) and "malformed"; counters are made once, not per stanza.
     static let kinds = ["send", "ack", "upload_prekeys", "fetch_prekeys", "ping", "deliver", "server_ack", "queue_empty",
-                        "welcome", "error", "ok", "prekey_bundles", "prekeys_low", "pong", "set_sealed_access", "sealed_send", "none", "malformed"]
+                        "welcome", "error", "ok", "prekey_bundles", "prekeys_low", "pong", "set_sealed_access", "sealed_send", "multi_send", "none", "malformed"]
     let inbound: [String: Counter] = Dictionary(uniqueKeysWithValues: kinds.map {
         ($0, Counter(label: "hush_relay_stanzas_in_total", dimensions: [("type", $0)]))
     })
