@@ -7,7 +7,7 @@ import Benchmark
 import ProtocolBodies
 
 let benchmarks: @Sendable () -> Void = {
-    for (impl, operations) in [("Hush", HushOperations.all), ("floor", FloorOperations.all)] {
+    for (impl, operations) in [("Hush", HushOperations.all + HushOperations.fanout), ("floor", FloorOperations.all)] {
         for op in operations {
             // Batches of 1,000 for the fast operations; one per sample for those whose cost is
             // dominated by scalar multiplications (cache warmth does not matter there).

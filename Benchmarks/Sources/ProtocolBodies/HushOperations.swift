@@ -210,6 +210,53 @@ public enum HushOperations {
         },
     ]
 
+    /// Issue 12's group goal: one group message to 100 member devices costs one sender-key
+    /// encryption and one multi-recipient envelope (one payload, 100 headers: 200 X25519) against
+    /// 100 pairwise encryptions each sealed in its own envelope (200 X25519 too, and 100 ratchet
+    /// steps and payload encryptions). The bytes on the wire: `GroupWireSizeTests`.
+    public static let fanout: [BenchOperation] = [
+        BenchOperation("group_send_100_devices") { n in
+            let (alice, members, certificate) = try fanoutFixture()
+            let name = SenderKeyName(groupID: "bench-group-100", sender: alice.address)
+            _ = try GroupSessionBuilder.distributionMessage(for: name, store: alice.store)
+            let keys = members.map(\.identity.identityKey)
+            let groupID = [UInt8](repeating: 7, count: 16)
+            return {
+                for _ in 0..<n {
+                    let message = try GroupCipher.encrypt(payload100, for: name, store: alice.store)
+                    _ = try MultiRecipientEnvelope.seal(groupID + message.serialized, contentType: .groupMessage, certificate: certificate,
+                                                        senderIdentity: alice.identity, to: keys)
+                }
+            }
+        },
+        BenchOperation("pairwise_send_100_devices") { n in
+            let (alice, members, certificate) = try fanoutFixture()
+            return {
+                for _ in 0..<n {
+                    for m in members {
+                        let message = try SessionCipher.encrypt(payload100, for: m.address, store: alice.store)
+                        _ = try SealedEnvelope.seal(message.serialized, contentType: .message, certificate: certificate,
+                                                    senderIdentity: alice.identity, to: m.identity.identityKey)
+                    }
+                }
+            }
+        },
+    ]
+
+    /// Alice with an established hush-1 session to each of 100 member devices, and her sender certificate.
+    static func fanoutFixture() throws -> (BenchDevice, [BenchDevice], SenderCertificate) {
+        let (alice, _, certificate, _) = try envelopeFixture()
+        var members: [BenchDevice] = []
+        for i in 0..<100 {
+            let m = BenchDevice("member\(i)", seed: 100 + UInt64(i))
+            try SessionBuilder.process(m.bundle(oneTimePreKey: nil), for: m.address, store: alice.store, suite: .hush1)
+            _ = try SessionCipher.decrypt(try SessionCipher.encrypt(payload100, for: m.address, store: alice.store), from: alice.address, store: m.store)
+            _ = try SessionCipher.decrypt(try SessionCipher.encrypt(payload100, for: alice.address, store: m.store), from: m.address, store: alice.store)
+            members.append(m)
+        }
+        return (alice, members, certificate)
+    }
+
     static func envelopeFixture() throws -> (BenchDevice, BenchDevice, SenderCertificate, CertificateValidator) {
         let random = SeededRandom(seed: 9)
         let root = try Curve25519.KeyAgreement.PrivateKey(using: random)
