@@ -125,6 +125,60 @@ import Testing
         #expect(RelayConnection.multiSendCopyID(0x0123_4567_89ab_cdef, account: "carol.x_y-z", deviceID: 7) == 0x9d88_4136_1759_05b2)
     }
 
+    /// Steps 1–3 (§21.2) on any input: every truncation and many bit flips of an envelope,
+    /// under random recipient lists, give a parsed envelope or a typed rejection (never a
+    /// trap), and an accepted one has exactly one header per listed device.
+    @Test func theStanzaChecksAreTotal() {
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        func next(_ bound: Int) -> Int {
+            state ^= state << 13
+            state ^= state >> 7
+            state ^= state << 17
+            return Int(state % UInt64(bound))
+        }
+        let genuine = Self.rawEnvelope(headers: 3, box: 40)
+        var envelopes = (0...genuine.count).map { Array(genuine.prefix($0)) }
+        for i in genuine.indices {
+            for bit in [0x01, 0x80] as [UInt8] {
+                var b = genuine
+                b[i] ^= bit
+                envelopes.append(b)
+            }
+        }
+        let ids: [UInt32] = [0, 1, 2, 3, UInt32(1) << 31, UInt32(Int32.max)]
+        let allowed: Set<RelayErrorCode> = [.malformedStanza, .tooManyRecipients, .malformedEnvelope, .payloadTooLarge]
+        var accepted = 0
+        for envelope in envelopes {
+            for _ in 0..<4 {
+                var m = RelayMultiSend()
+                m.clientMessageID = 1
+                m.envelope = Data(envelope)
+                // Mostly one valid list of 3 devices (so that the envelope's checks are reached).
+                if next(3) == 0 {
+                    m.recipients = (0..<next(4)).map { _ in
+                        var r = RelayMultiRecipient()
+                        r.account = ["bob", "carol", ""][next(3)]
+                        r.devices = (0..<next(5)).map { _ in ids[next(ids.count)] }
+                        return r
+                    }
+                } else {
+                    m.recipients = Self.stanza(1, [("bob", [1, 2]), ("carol", [1])], envelope).multiSend.recipients
+                }
+                let devices = m.recipients.reduce(0) { $0 + $1.devices.count }
+                switch RelayConnection.multiSendEnvelope(m) {
+                case .success(let parsed):
+                    accepted += 1
+                    #expect(parsed.recipientCount == devices)
+                    #expect(Set(m.recipients.map(\.account)).count == m.recipients.count)
+                case .failure(let r):
+                    #expect(allowed.contains(r.code))
+                    #expect(r.deviceID == 0)
+                }
+            }
+        }
+        #expect(accepted > 0)
+    }
+
     @Test func eachDeviceGetsExactlyItsCopyOnlineAndOffline() async throws {
         let relay = try await TestRelay.start()
         let alice = TestDevice("alice"), bob = TestDevice("bob"), carol = TestDevice("carol"), dave = TestDevice("dave")
