@@ -15,6 +15,7 @@ Section numbers (§) below are those of Docs/spec/relay.md.
 
 import argparse
 import asyncio
+import hashlib
 import os
 import re
 import http.client
@@ -60,6 +61,8 @@ E = {name: value for value, name in enumerate(
 E["MEDIA_TOO_LARGE"] = 40  # §13: media codes are 40-49
 E["ACCESS_DENIED"] = 70    # §9.1, §20.3: sealed sender codes
 E["NOT_ANONYMOUS"] = 71
+E["MALFORMED_ENVELOPE"] = 50   # §9.1, §21.2: MultiSend codes
+E["TOO_MANY_RECIPIENTS"] = 51
 E_NAME = {v: k for k, v in E.items()}
 
 MAX_PAYLOAD = 64_000
@@ -91,6 +94,7 @@ SERVER_HELLO = {"version": (1, "uint"), "certificate": (2, "bytes"), "server_tim
 SIGNED_PREKEY = {"id": (1, "uint"), "public_key": (2, "bytes"), "signature": (3, "bytes")}
 PREKEY = {"id": (1, "uint"), "public_key": (2, "bytes")}
 KYBER_PREKEY = {"id": (1, "uint"), "public_key": (2, "bytes"), "signature": (3, "bytes")}  # §8.3
+MULTI_RECIPIENT = {"account": (1, "string"), "devices": (2, ("repeated", "uint"))}  # §21.1
 PREKEY_BUNDLE = {"device_id": (1, "uint"), "registration_id": (2, "uint"), "signed_prekey": (3, SIGNED_PREKEY),
                  "one_time": (4, PREKEY), "kyber": (5, KYBER_PREKEY), "kyber_last_resort": (6, "bool")}
 BODIES = {
@@ -111,7 +115,7 @@ BODIES = {
                     "server_time": (4, "uint"), "registered": (5, "bool"),
                     "kyber_prekeys_remaining": (6, "uint")}),
     "error": (10, {"code": (1, "enum"), "request_id": (2, "uint"), "client_message_id": (3, "uint"),
-                   "device_id": (4, "uint")}),
+                   "device_id": (4, "uint"), "account": (5, "string")}),
     "ok": (11, {"request_id": (1, "uint")}),
     "prekey_bundles": (12, {"request_id": (1, "uint"), "identity_key": (2, "bytes"),
                             "bundles": (3, ("repeated", PREKEY_BUNDLE))}),
@@ -121,6 +125,9 @@ BODIES = {
     "request_media_upload": (40, {"request_id": (1, "uint"), "size": (2, "uint")}),
     "media_upload_granted": (41, {"request_id": (1, "uint"), "media_id": (2, "bytes"), "token": (3, "bytes"),
                                   "expires_at": (4, "uint"), "size": (5, "uint")}),
+    # §21: groups (field numbers 50-59)
+    "multi_send": (50, {"client_message_id": (1, "uint"), "recipients": (2, ("repeated", MULTI_RECIPIENT)),
+                        "envelope": (3, "bytes")}),
     # §20: sealed sender (field numbers 70-79)
     "set_sealed_access": (70, {"request_id": (1, "uint"), "access_key": (2, "bytes"), "allow_anyone": (3, "bool")}),
     "sealed_send": (71, {"client_message_id": (1, "uint"), "account": (2, "string"),
@@ -129,6 +136,9 @@ BODIES = {
 MEDIA_LIMIT = 104_857_600        # §19.1, §19.4: the default blob limit
 MEDIA_GRANT_MS = 600_000         # §19.1: a capability lives 10 minutes
 ACCESS_KEY_LEN = 16              # §20.1, §10
+MULTI_MAX_ACCOUNTS = 256         # §21.2, §10
+MULTI_MAX_DEVICES = 256
+MULTI_COPY_LABEL = b"hush-relay multi-send v1"   # §21.3
 BY_NUMBER = {number: (name, schema) for name, (number, schema) in BODIES.items()}
 
 
@@ -255,6 +265,36 @@ class Device:
 
     def login_action(self):
         return {"login": {"account": self.account, "device_id": self.device_id}}
+
+
+# ---------------------------------------------------------------------------
+# Multi-recipient envelopes (§21, Docs/spec/envelope.md §6), without cryptography: the relay
+# checks none, so random boxes do (§21: "checks nothing cryptographic").
+# ---------------------------------------------------------------------------
+
+class MultiEnvelope:
+    """`0xE2 || varint(N) || e_pub || header_1 … header_N || varint(len(box)) || box` with random
+    96-byte headers and a random payload box; `e_pub` a real (canonical) X25519 public key."""
+
+    def __init__(self, n, box_len=200, e_pub=None, box=None):
+        self.e_pub = e_pub if e_pub is not None else KeyPair().public
+        self.headers = [os.urandom(96) for _ in range(n)]
+        self.box = box if box is not None else os.urandom(box_len)
+        self.serialized = (b"\xe2" + pb.enc_varint(n) + self.e_pub + b"".join(self.headers)
+                           + pb.enc_varint(len(self.box)) + self.box)
+
+    def copy(self, k):
+        """envelope.md §6's delivered form for header k (0-based): 0xE3 || varint(L) || e_pub || header || box."""
+        body = self.e_pub + self.headers[k] + self.box
+        return b"\xe3" + pb.enc_varint(len(body)) + body
+
+
+def copy_id(cmid, account, device_id):
+    """§21.3: the dedupe id of a MultiSend's copy for (account, device)."""
+    name = account.encode("utf-8")
+    digest = hashlib.sha256(MULTI_COPY_LABEL + cmid.to_bytes(8, "big") + len(name).to_bytes(2, "big") + name
+                            + device_id.to_bytes(4, "big")).digest()
+    return int.from_bytes(digest[:8], "big")
 
 
 # ---------------------------------------------------------------------------
@@ -2363,6 +2403,299 @@ class Checker:
         except Exception as exc:  # noqa: BLE001
             t.error("sealed: durability", exc)
 
+    # -- §21: MultiSend -----------------------------------------------------------
+
+    async def multi(self, conn, recipients, envelope, cmid=None):
+        """One MultiSend (§21) and its answer: (client_message_id, kind, fields).
+        `recipients`: [(account, [device ids])]."""
+        cmid = cmid or self.next_cmid()
+        await conn.send("multi_send", {"client_message_id": cmid,
+                                       "recipients": [{"account": a, "devices": list(ds)} for a, ds in recipients],
+                                       "envelope": envelope})
+        k, f = await conn.expect(("server_ack", "error"), skip=("prekeys_low", "queue_empty"))
+        return cmid, k, f
+
+    @staticmethod
+    def multi_error(k, f, code, cmid, account="", device=0):
+        """Exactly Error{code, client_message_id, account, device_id} (§21.2), nothing else set."""
+        return (k == "error" and f.get("code") == E[code] and f.get("client_message_id", 0) == cmid
+                and f.get("account", "") == account and f.get("device_id", 0) == device and f.get("request_id", 0) == 0)
+
+    async def check_multi_send(self):
+        """§21 (with §6.3, §7, §9.1, §10 where they speak of MultiSend)."""
+        t = self.t
+        mia = Device("mia", 1)
+        nat1 = Device("nat", 1)
+        nat2 = Device("nat", 2, identity=nat1.identity)
+        oli1 = Device("oli", 1)
+        oli2, oli3 = (Device("oli", i, identity=oli1.identity) for i in (2, 3))
+        pia = Device("pia", 1)
+        for d in (mia, nat1, nat2, oli1, oli2, oli3, pia):
+            c = await self.connect(d, IK, action=d.register_action())
+            await c.close()
+        copies_before = self.metric("hush_relay_multi_copies_stored_total") or 0
+        copies_stored = 0
+        sender = await self.connect(mia)
+        await sender.expect("queue_empty")
+        on_nat1 = await self.connect(nat1)
+        await on_nat1.expect("queue_empty")
+        on_oli3 = await self.connect(oli3)
+        await on_oli3.expect("queue_empty")
+
+        async def ack_all(conn, delivers):
+            for d in delivers:
+                await conn.send("ack", {"server_ids": [d["server_id"]]})
+
+        # §21.1, §21.2: one envelope, one exact copy per device, online and offline.
+        recipients = [("nat", [1, 2]), ("oli", [3, 1, 2]), ("pia", [1])]
+        order = [(a, d) for a, ds in recipients for d in ds]
+        env = MultiEnvelope(len(order), 700)
+        cmid = None
+        first_time = None
+        try:
+            t0 = time.time() * 1000
+            cmid, k, f = await self.multi(sender, recipients, env.serialized)
+            first_time = f.get("server_time")
+            t.check(k == "server_ack" and f.get("client_message_id") == cmid and abs((first_time or 0) - t0) < 60_000,
+                    "multi (§21.2): MultiSend to 3 accounts, 6 devices → ServerAck{client_message_id, server_time in ms}",
+                    f"{k} {f}")
+            copies_stored += len(order) if k == "server_ack" else 0
+            for conn, addr in ((on_nat1, ("nat", 1)), (on_oli3, ("oli", 3))):
+                _, d = await conn.expect("deliver")
+                i = order.index(addr)
+                t.check(d.get("payload") == env.copy(i) and d.get("sender_account") == "mia" and d.get("sender_device") == 1
+                        and d.get("server_time") == first_time,
+                        f"multi (§21.1): online {addr[0]}.{addr[1]} gets Deliver{{sender mia/1, the ServerAck's time}}, payload "
+                        f"exactly 0xE3 || varint(L) || e_pub || header {i + 1} || payload box",
+                        f"{len(d.get('payload', b''))} bytes, sender {d.get('sender_account')}/{d.get('sender_device')}")
+                await ack_all(conn, [d])
+            for dev in (nat2, oli1, oli2, pia):
+                c = await self.connect(dev)
+                got = await self.drain(c)
+                i = order.index((dev.account, dev.device_id))
+                t.check(len(got) == 1 and got[0].get("payload") == env.copy(i) and got[0].get("sender_account") == "mia"
+                        and got[0].get("server_time") == first_time,
+                        f"multi (§21.1, §7.3): offline {dev.account}.{dev.device_id} drains exactly its copy (header {i + 1}), "
+                        f"then QueueEmpty", f"{len(got)} delivered")
+                await ack_all(c, got)
+                await c.ping(900)
+                await c.close()
+        except Exception as exc:  # noqa: BLE001
+            t.error("multi (§21.2): delivery", exc)
+
+        # §21.3: resends with the same id store nothing more.
+        try:
+            await asyncio.sleep(0.01)
+            _, k, f = await self.multi(sender, recipients, env.serialized, cmid=cmid)
+            t.check(k == "server_ack" and f.get("server_time") == first_time,
+                    "multi (§21.3): a resend with the same client_message_id → the first server_time", f"{k} {f}")
+            _, k, f = await self.multi(sender, recipients, MultiEnvelope(len(order), 700).serialized, cmid=cmid)
+            t.check(k == "server_ack" and f.get("server_time") == first_time,
+                    "multi (§21.3): a resend with a re-sealed envelope → the first server_time", f"{k} {f}")
+            _, k, f = await self.multi(sender, [("oli", [3])], MultiEnvelope(1).serialized, cmid=cmid)
+            t.check(k == "server_ack" and f.get("server_time") == first_time,
+                    "multi (§21.3): a resend to fewer recipients → the first server_time", f"{k} {f}")
+            # §21.3: a copy's id is in the sending device's Send dedupe scope.
+            _, k, f = await self.send(sender, "nat", [1], b"not a copy", cmid=copy_id(cmid, "nat", 1))
+            t.check(k == "server_ack" and f.get("server_time") == first_time,
+                    "multi (§21.3): a Send whose id is SHA-256(label || be64(id) || be16(len) || account || be32(device))[:8] "
+                    "is taken for that copy (the first server_time)", f"{k} {f}")
+            got = await self.delivers(on_nat1) + await self.delivers(on_oli3, 0.1)
+            t.check(not got, "multi (§21.3): no resend delivered a second copy", f"{len(got)} delivered")
+        except Exception as exc:  # noqa: BLE001
+            t.error("multi (§21.3): resends", exc)
+
+        # §21.2: every check, each Error exact, nothing stored.
+        good = [("nat", [1, 2]), ("oli", [1])]
+        three = MultiEnvelope(3, 40)
+        refused_cmid = None
+        try:
+            many = [(f"x{i}", [1]) for i in range(MULTI_MAX_ACCOUNTS + 1)]
+            wide = [(f"w{i}", list(range(1, 17))) for i in range(17)]
+            cases = [
+                ("no recipients → MALFORMED_STANZA", [], three.serialized, ("MALFORMED_STANZA",)),
+                ("257 accounts → TOO_MANY_RECIPIENTS", many, MultiEnvelope(257, 16).serialized, ("TOO_MANY_RECIPIENTS",)),
+                ("258 accounts, one repeated → TOO_MANY_RECIPIENTS (the bound before the lists)", many + [("x0", [1])],
+                 three.serialized, ("TOO_MANY_RECIPIENTS",)),
+                ("17 accounts × 16 devices (272) → TOO_MANY_RECIPIENTS", wide, three.serialized, ("TOO_MANY_RECIPIENTS",)),
+                ("256 unknown accounts (the limit) → UNKNOWN_ACCOUNT{the first}", many[:256], MultiEnvelope(256, 16).serialized,
+                 ("UNKNOWN_ACCOUNT", "x0")),
+                ("16 unknown accounts × 16 devices (256) → UNKNOWN_ACCOUNT{the first}", wide[:16], MultiEnvelope(256, 16).serialized,
+                 ("UNKNOWN_ACCOUNT", "w0")),
+                ("an account listed twice → MALFORMED_STANZA{account}", [("nat", [1]), ("oli", [1]), ("nat", [2])],
+                 three.serialized, ("MALFORMED_STANZA", "nat")),
+                ("an empty device list → MALFORMED_STANZA{account}", [("nat", [1, 2]), ("oli", [])], three.serialized,
+                 ("MALFORMED_STANZA", "oli")),
+                ("a repeated device → MALFORMED_STANZA{account}", [("nat", [1, 1]), ("oli", [1])], three.serialized,
+                 ("MALFORMED_STANZA", "nat")),
+                ("device 0 → MALFORMED_STANZA{account}", [("nat", [1, 2]), ("oli", [0])], three.serialized, ("MALFORMED_STANZA", "oli")),
+                ("device 2^31 → MALFORMED_STANZA{account}", [("nat", [1, 2]), ("oli", [2 ** 31])], three.serialized,
+                 ("MALFORMED_STANZA", "oli")),
+                ("17 devices of one account → MALFORMED_STANZA{account}", [("nat", list(range(1, 18)))],
+                 MultiEnvelope(17, 16).serialized, ("MALFORMED_STANZA", "nat")),
+                ("a bad list with a bad envelope → MALFORMED_STANZA (step 1 first)", [("nat", [1, 1])], b"\xe2",
+                 ("MALFORMED_STANZA", "nat")),
+            ]
+            p_le = (2 ** 255 - 19).to_bytes(32, "little")
+            bad_envelopes = [
+                ("empty", b""), ("type byte only", b"\xe2"), ("type 0xE1", b"\xe1" + three.serialized[1:]),
+                ("one byte short", three.serialized[:-1]), ("one byte over", three.serialized + b"\0"),
+                ("a delivered 0xE3 copy", three.copy(0)),
+                ("N = 0", b"\xe2\x00" + three.serialized[2:]),
+                ("a non-canonical varint N (0x83 0x00)", b"\xe2\x83\x00" + three.serialized[2:]),
+                ("e_pub = p (non-canonical)", MultiEnvelope(3, 40, e_pub=p_le).serialized),
+                ("e_pub with the top bit set", MultiEnvelope(3, 40, e_pub=three.e_pub[:31] + bytes([three.e_pub[31] | 0x80])).serialized),
+                ("a 15-byte payload box", MultiEnvelope(3, 15).serialized),
+                ("2 headers for 3 devices", MultiEnvelope(2, 40).serialized),
+                ("4 headers for 3 devices", MultiEnvelope(4, 40).serialized),
+            ]
+            for what, env_bytes in bad_envelopes:
+                cases.append((f"envelope: {what} → MALFORMED_ENVELOPE", good, env_bytes, ("MALFORMED_ENVELOPE",)))
+            cases.append(("a bad envelope to an unknown account → MALFORMED_ENVELOPE (step 2 before 4)", [("zed", [1])], b"\xe2\x01",
+                          ("MALFORMED_ENVELOPE",)))
+            big = MultiEnvelope(1, 63_869)
+            assert len(big.copy(0)) == 64_001
+            cases += [
+                ("a 64,001-byte copy → PAYLOAD_TOO_LARGE", [("nat", [1])], big.serialized, ("PAYLOAD_TOO_LARGE",)),
+                ("a 64,001-byte copy to an unknown account → PAYLOAD_TOO_LARGE (step 3 before 4)", [("zed", [1])], big.serialized,
+                 ("PAYLOAD_TOO_LARGE",)),
+                ("an unknown account → UNKNOWN_ACCOUNT{account}", [("nat", [1]), ("zed", [1]), ("oli", [1])], three.serialized,
+                 ("UNKNOWN_ACCOUNT", "zed")),
+                ("an invalid account name → UNKNOWN_ACCOUNT{account}", [("nat", [1]), ("Nat", [1]), ("oli", [1])], three.serialized,
+                 ("UNKNOWN_ACCOUNT", "Nat")),
+                ("a 33-byte name → UNKNOWN_ACCOUNT{account}", [("n" * 33, [1]), ("nat", [1, 2])], three.serialized,
+                 ("UNKNOWN_ACCOUNT", "n" * 33)),
+                ("an unknown device before an unknown account → UNKNOWN_DEVICE{account, device_id}", [("nat", [1, 9]), ("zed", [1])],
+                 three.serialized, ("UNKNOWN_DEVICE", "nat", 9)),
+                ("an unknown account before an unknown device → UNKNOWN_ACCOUNT{account}", [("zed", [1]), ("nat", [9, 1])],
+                 three.serialized, ("UNKNOWN_ACCOUNT", "zed")),
+                ("the first unknown device in list order → UNKNOWN_DEVICE", [("nat", [2, 1]), ("oli", [7, 5])],
+                 MultiEnvelope(4, 40).serialized, ("UNKNOWN_DEVICE", "oli", 7)),
+            ]
+            for what, recips, env_bytes, expect in cases:
+                cm, k, f = await self.multi(sender, recips, env_bytes)
+                code, account, device = expect[0], (expect[1:2] or ("",))[0], (expect[2:3] or (0,))[0]
+                t.check(self.multi_error(k, f, code, cm, account, device),
+                        f"multi (§21.2): {what}", f"{k} {f}")
+                refused_cmid = cm
+            got = await self.delivers(on_nat1) + await self.delivers(on_oli3, 0.1)
+            t.check(not got, "multi (§21.2): no refused MultiSend delivered anything", f"{len(got)} delivered")
+            _, p = await sender.ping(901)
+            t.check(p.get("request_id") == 901, "multi (§21.2): the connection stays open after every refusal")
+            # Nothing remembered: the last refused id (step 4) is a new message when sent well.
+            _, k, f = await self.multi(sender, [("nat", [1]), ("oli", [3])], MultiEnvelope(2, 40).serialized, cmid=refused_cmid)
+            d1 = await self.delivers(on_nat1)
+            d2 = await self.delivers(on_oli3, 0.1)
+            t.check(k == "server_ack" and len(d1) == 1 and len(d2) == 1,
+                    "multi (§21.2): a refused client_message_id is not remembered (sent again, it is delivered)", f"{k} {f}")
+            copies_stored += 2 if k == "server_ack" else 0
+            await ack_all(on_nat1, d1)
+            await ack_all(on_oli3, d2)
+            largest = MultiEnvelope(1, 63_868)
+            _, k, f = await self.multi(sender, [("nat", [1])], largest.serialized)
+            _, d = await on_nat1.expect("deliver")
+            t.check(k == "server_ack" and d.get("payload") == largest.copy(0) and len(largest.copy(0)) == 64_000,
+                    "multi (§21.2): a 64,000-byte copy is accepted and delivered byte for byte", f"{k} {len(d.get('payload', b''))}")
+            copies_stored += 1 if k == "server_ack" else 0
+            await ack_all(on_nat1, [d])
+        except Exception as exc:  # noqa: BLE001
+            t.error("multi (§21.2): rejections", exc)
+
+        # §21.1: logged-in connections only.
+        try:
+            anon = await self.anon()
+            cm, k, f = await self.multi(anon, [("nat", [1])], MultiEnvelope(1).serialized)
+            t.check(self.multi_error(k, f, "UNAUTHENTICATED", cm), "multi (§21.1): MultiSend on an anonymous connection → "
+                    "UNAUTHENTICATED{client_message_id}", f"{k} {f}")
+            _, p = await anon.ping(902)
+            t.check(p.get("request_id") == 902 and not await self.delivers(on_nat1, 0.3),
+                    "multi (§21.1): nothing stored, the anonymous connection stays open")
+            await anon.close()
+        except Exception as exc:  # noqa: BLE001
+            t.error("multi (§21.1): anonymous", exc)
+
+        # §21.2 step 5: QUEUE_FULL for one device; the resend completes it, one copy per device.
+        try:
+            for i in range(QUEUE_CAP):
+                await self.send(sender, "pia", [1], b"filler")
+            recips = [("nat", [1]), ("pia", [1]), ("oli", [3])]
+            env_a = MultiEnvelope(3, 60)
+            cm, k, f = await self.multi(sender, recips, env_a.serialized)
+            t.check(self.multi_error(k, f, "QUEUE_FULL", cm, "pia", 1),
+                    "multi (§21.2): a full device's queue → QUEUE_FULL{client_message_id, account, device_id}", f"{k} {f}")
+            early = {"nat": await self.delivers(on_nat1), "oli": await self.delivers(on_oli3, 0.1)}
+            print(f"INFO multi: copies of other devices delivered before the resend after QUEUE_FULL: "
+                  f"{sum(len(v) for v in early.values())} of 2", flush=True)
+            pc = await self.connect(pia)
+            fillers = 0
+            while True:  # acking as they come: the window is 64 (§7.3)
+                k2, d = await pc.expect(("deliver", "queue_empty"))
+                if k2 == "queue_empty":
+                    break
+                fillers += 1
+                await ack_all(pc, [d])
+            await pc.ping(903)
+            assert fillers == QUEUE_CAP, f"{fillers} fillers drained"
+            env_b = MultiEnvelope(3, 60)
+            _, k, f = await self.multi(sender, recips, env_b.serialized, cmid=cm)
+            _, pd = await pc.expect("deliver")
+            late = {"nat": await self.delivers(on_nat1), "oli": await self.delivers(on_oli3, 0.1)}
+            ok = k == "server_ack" and pd.get("payload") == env_b.copy(1)
+            times = [pd.get("server_time")]
+            for name, i in (("nat", 0), ("oli", 2)):
+                got = early[name] + late[name]
+                ok = ok and len(got) == 1 and got[0].get("payload") in (env_a.copy(i), env_b.copy(i))
+                times += [g.get("server_time") for g in got]
+            t.check(ok, "multi (§21.2 step 5, §21.3): the resend after QUEUE_FULL stores the missing copy; every device has exactly one",
+                    f"{k} {f}")
+            t.check(k == "server_ack" and None not in times and f.get("server_time") == min(times),
+                    "multi (§21.2 step 6): its ServerAck time is the earliest of the copies' times", f"{f} {times}")
+            copies_stored += 3 if ok else 0
+            await ack_all(pc, [pd])
+            await ack_all(on_nat1, early["nat"] + late["nat"])
+            await ack_all(on_oli3, early["oli"] + late["oli"])
+            await pc.ping(904)
+            await pc.close()
+        except Exception as exc:  # noqa: BLE001
+            t.error("multi (§21.2): queue full", exc)
+
+        # §21.2, §10: one token per MultiSend; a limited one carries its client_message_id.
+        try:
+            c = await self.connect(nat2)
+            await c.expect("queue_empty")
+            n = 6000
+            base = self.cmid + 1
+            self.cmid += n
+            for i in range(n):
+                await c.send("multi_send", {"client_message_id": base + i, "recipients": [], "envelope": b""})
+            answered, limited = [], 0
+            while len(answered) < n:
+                k, f = await c.expect("error", timeout=15)
+                answered.append(f.get("client_message_id"))
+                if f.get("code") == E["RATE_LIMITED"]:
+                    limited += 1
+                elif f.get("code") != E["MALFORMED_STANZA"]:
+                    raise AssertionError(f"unexpected error {f}")
+            t.check(answered == list(range(base, base + n)) and limited > 0,
+                    "multi (§21.2, §10): 6,000 MultiSends at once → each answered in order, MALFORMED_STANZA or RATE_LIMITED "
+                    "with its client_message_id, some limited", f"{limited} RATE_LIMITED")
+            await c.close()
+        except Exception as exc:  # noqa: BLE001
+            t.error("multi (§10): rate limit", exc)
+
+        # §12, §21.4: the copy counter; nothing of the envelopes in the log.
+        after = self.metric("hush_relay_multi_copies_stored_total")
+        t.check(after is not None and after - copies_before == copies_stored,
+                "multi (§12, §21.4): hush_relay_multi_copies_stored_total counts the copies stored",
+                f"{copies_before} → {after}, expected +{copies_stored}")
+        _, body = self.relay.get("/metrics")
+        t.check('type="multi_send"' in body.decode("utf-8", "replace"),
+                "multi (§12): hush_relay_stanzas_in_total has type=\"multi_send\"")
+        log = self.relay.log()
+        print(f"INFO multi: envelope bytes (hex) in the relay's log: {'yes' if env.box.hex() in log else 'none'}", flush=True)
+        for c in (sender, on_nat1, on_oli3):
+            await c.close()
+
     async def run(self):
         self.check_startup()
         await self.check_registration()
@@ -2380,6 +2713,7 @@ class Checker:
         await self.check_media()
         await self.check_extras()
         await self.check_sealed()
+        await self.check_multi_send()
         await self.check_limits()
         self.check_metrics()
         await self.check_restart()

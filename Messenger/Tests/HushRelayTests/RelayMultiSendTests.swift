@@ -125,6 +125,60 @@ import Testing
         #expect(RelayConnection.multiSendCopyID(0x0123_4567_89ab_cdef, account: "carol.x_y-z", deviceID: 7) == 0x9d88_4136_1759_05b2)
     }
 
+    /// Steps 1–3 (§21.2) on any input: every truncation and many bit flips of an envelope,
+    /// under random recipient lists, give a parsed envelope or a typed rejection (never a
+    /// trap), and an accepted one has exactly one header per listed device.
+    @Test func theStanzaChecksAreTotal() {
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        func next(_ bound: Int) -> Int {
+            state ^= state << 13
+            state ^= state >> 7
+            state ^= state << 17
+            return Int(state % UInt64(bound))
+        }
+        let genuine = Self.rawEnvelope(headers: 3, box: 40)
+        var envelopes = (0...genuine.count).map { Array(genuine.prefix($0)) }
+        for i in genuine.indices {
+            for bit in [0x01, 0x80] as [UInt8] {
+                var b = genuine
+                b[i] ^= bit
+                envelopes.append(b)
+            }
+        }
+        let ids: [UInt32] = [0, 1, 2, 3, UInt32(1) << 31, UInt32(Int32.max)]
+        let allowed: Set<RelayErrorCode> = [.malformedStanza, .tooManyRecipients, .malformedEnvelope, .payloadTooLarge]
+        var accepted = 0
+        for envelope in envelopes {
+            for _ in 0..<4 {
+                var m = RelayMultiSend()
+                m.clientMessageID = 1
+                m.envelope = Data(envelope)
+                // Mostly one valid list of 3 devices (so that the envelope's checks are reached).
+                if next(3) == 0 {
+                    m.recipients = (0..<next(4)).map { _ in
+                        var r = RelayMultiRecipient()
+                        r.account = ["bob", "carol", ""][next(3)]
+                        r.devices = (0..<next(5)).map { _ in ids[next(ids.count)] }
+                        return r
+                    }
+                } else {
+                    m.recipients = Self.stanza(1, [("bob", [1, 2]), ("carol", [1])], envelope).multiSend.recipients
+                }
+                let devices = m.recipients.reduce(0) { $0 + $1.devices.count }
+                switch RelayConnection.multiSendEnvelope(m) {
+                case .success(let parsed):
+                    accepted += 1
+                    #expect(parsed.recipientCount == devices)
+                    #expect(Set(m.recipients.map(\.account)).count == m.recipients.count)
+                case .failure(let r):
+                    #expect(allowed.contains(r.code))
+                    #expect(r.deviceID == 0)
+                }
+            }
+        }
+        #expect(accepted > 0)
+    }
+
     @Test func eachDeviceGetsExactlyItsCopyOnlineAndOffline() async throws {
         let relay = try await TestRelay.start()
         let alice = TestDevice("alice"), bob = TestDevice("bob"), carol = TestDevice("carol"), dave = TestDevice("dave")
@@ -422,5 +476,65 @@ import Testing
         await c.close()
         await a.close()
         await relay.stop()
+    }
+}
+
+/// `MultiSend` on PostgreSQL (its group committer batches the copies' enqueues): two nodes of one
+/// deployment, recipients on both.
+extension PostgresTests {
+    @Test func multiSendOnTwoNodes() async throws {
+        typealias M = RelayMultiSendTests
+        let config = try TestPostgres.configuration()
+        let n1 = try await PostgresNode.start(config, node: "n1")
+        let n2 = try await PostgresNode.start(config, node: "n2")
+        let alice = TestDevice("alice"), bob = TestDevice("bob"), carol = TestDevice("carol")
+        let bob2 = bob.sibling(2)
+        let identities = ["bob": bob, "carol": carol]
+        let a = try await RelayTestClient.register(n1.relay, alice)
+        try await a.waitQueueEmpty()
+        let b1 = try await RelayTestClient.register(n2.relay, bob)
+        try await b1.waitQueueEmpty()
+        let c1 = try await RelayTestClient.register(n1.relay, carol)
+        try await c1.waitQueueEmpty()
+        let gone = try await RelayTestClient.register(n2.relay, bob2)
+        try await gone.waitQueueEmpty()
+        await gone.close()
+
+        let sender = try M.Sender(alice, n1.relay)
+        let recipients: M.Recipients = [("bob", [1, 2]), ("carol", [1])]
+        let envelope = try sender.seal("on postgres", recipients, identities: identities)
+        guard let time = M.ackTime(try await M.multiSend(a, 42, recipients, envelope.serialized)) else { return }
+        #expect(time == n1.relay.clock.now)
+        let validator = CertificateValidator(trustRoot: n1.relay.identity.trustRoot)
+        for (client, index, identity) in [(b1, 0, bob), (c1, 2, carol)] {
+            let d = try await client.nextDeliver()
+            #expect(d.payload == Data(try envelope.delivered(to: index)))
+            #expect(d.senderAccount == "alice" && d.senderDevice == 1 && d.serverTime == time)
+            let opened = try MultiRecipientEnvelope.open(Array(d.payload), recipientIdentity: IdentityKeyPair(privateKey: identity.identity),
+                                                         validator: validator, now: n1.relay.clock.now)
+            #expect(opened.message == Array("on postgres".utf8))
+            try await client.ack([d.serverID])
+            _ = try await client.ping(1)
+        }
+        // A resend (re-sealed) stores nothing; a refusal stores nothing.
+        let again = try sender.seal("on postgres", recipients, identities: identities)
+        #expect(M.ackTime(try await M.multiSend(a, 42, recipients, again.serialized)) == time)
+        M.expectMultiError(try await M.multiSend(a, 43, [("bob", [1]), ("carol", [5])], M.rawEnvelope(headers: 2, box: 16)),
+                           .unknownDevice, cmid: 43, account: "carol", device: 5)
+        M.expectMultiError(try await M.multiSend(a, 44, [("bob", [1]), ("nobody", [1])], M.rawEnvelope(headers: 2, box: 16)),
+                           .unknownAccount, cmid: 44, account: "nobody")
+        _ = try await b1.ping(2)
+        _ = try await c1.ping(2)
+        #expect(b1.backlog.isEmpty && c1.backlog.isEmpty)
+        #expect(try await n1.store.queueDepth(account: "bob", deviceID: 1) == 0)
+        #expect(try await n1.store.queueDepth(account: "carol", deviceID: 1) == 0)
+        // The offline device drains its one copy on node 1.
+        let b2 = try await RelayTestClient.login(n1.relay, bob2)
+        let drained = try await b2.receiveAndAck(1)
+        #expect(drained.map(\.payload) == [Data(try envelope.delivered(to: 1))])
+        try await b2.waitQueueEmpty()
+        for c in [a, b1, c1, b2] { await c.close() }
+        await n1.stop()
+        await n2.stop()
     }
 }

@@ -69,8 +69,8 @@ extension RelayConnection {
     /// Steps 1–3 of §21.2 (no store): the recipient lists, the envelope (`MALFORMED_ENVELOPE`
     /// unless it parses with one header per listed device), the copies' size
     /// (`PAYLOAD_TOO_LARGE` over Send's 64,000 bytes; every copy has the same size). Returns
-    /// the copies in recipient order: device i of the flattened lists gets header i.
-    static func multiSendCopies(_ m: RelayMultiSend) -> Result<[(account: String, deviceID: UInt32, payload: Data)], MultiSendRejection> {
+    /// the parsed envelope; device i of the flattened lists gets header i.
+    static func multiSendEnvelope(_ m: RelayMultiSend) -> Result<MultiRecipientEnvelope, MultiSendRejection> {
         let count: Int
         switch multiSendRecipientRejection(m.recipients) {
         case .failure(let rejection): return .failure(rejection)
@@ -81,50 +81,53 @@ extension RelayConnection {
             return .failure(MultiSendRejection(code: .malformedEnvelope))
         }
         guard first.count <= RelayProtocol.Limits.maxPayload else { return .failure(MultiSendRejection(code: .payloadTooLarge)) }
-        var copies: [(account: String, deviceID: UInt32, payload: Data)] = []
-        copies.reserveCapacity(count)
-        for r in m.recipients {
-            for d in r.devices {
-                // In range (count == recipientCount) and of the first copy's size: cannot throw.
-                let copy: [UInt8]
-                if copies.isEmpty {
-                    copy = first
-                } else {
-                    guard let c = try? envelope.delivered(to: copies.count) else { return .failure(MultiSendRejection(code: .malformedEnvelope)) }
-                    copy = c
-                }
-                copies.append((r.account, d, Data(copy)))
-            }
-        }
-        return .success(copies)
+        return .success(envelope)
     }
 
-    /// `MultiSend` (§21), on a logged-in connection: steps 1–3 here on the loop, then step 4
-    /// (every account and device exists) and step 5 (every copy enqueued, each its own
-    /// `EnqueueRequest`, all submitted at once so that the store commits them together) as
-    /// store work, then `ServerAck` with the earliest acceptance time (step 6).
+    /// Step 5's requests (§21.2, §21.3): one per device in header order, its copy as payload,
+    /// its copy id as `client_message_id`, from `sender` exactly as a one-device `Send`.
+    /// `envelope` passed ``multiSendEnvelope(_:)`` with these recipients.
+    static func multiSendRequests(_ envelope: MultiRecipientEnvelope, recipients: [(account: String, devices: [UInt32])],
+                                  clientMessageID cmid: UInt64, sender: DeviceAddress, now: UInt64,
+                                  configuration config: RelayConfiguration) throws(RelayStoreError) -> [EnqueueRequest] {
+        var requests: [EnqueueRequest] = []
+        requests.reserveCapacity(envelope.recipientCount)
+        for r in recipients {
+            for d in r.devices {
+                // In range (the count was checked) and of the first copy's size: does not throw.
+                guard let copy = try? envelope.delivered(to: requests.count) else { throw .storage("multi-send copy \(requests.count)") }
+                requests.append(EnqueueRequest(senderAccount: sender.account, senderDevice: sender.deviceID,
+                                               clientMessageID: multiSendCopyID(cmid, account: r.account, deviceID: d),
+                                               recipient: r.account, devices: [d], payload: Data(copy), now: now,
+                                               ttlMilliseconds: config.ttlMilliseconds, queueCap: config.queueCap))
+            }
+        }
+        return requests
+    }
+
+    /// `MultiSend` (§21), on a logged-in connection: steps 1–3 here on the loop (cheap: no copy
+    /// is made but the first), then, as store work off the loop, step 4 (every account and
+    /// device exists), the copies, and step 5 (every copy enqueued, each its own
+    /// `EnqueueRequest`, all submitted at once so that the store commits them together), then
+    /// `ServerAck` with the earliest acceptance time (step 6).
     func handleMultiSend(_ m: RelayMultiSend, from me: DeviceAddress) {
         let cmid = m.clientMessageID
-        let copies: [(account: String, deviceID: UInt32, payload: Data)]
-        switch Self.multiSendCopies(m) {
+        let envelope: MultiRecipientEnvelope
+        switch Self.multiSendEnvelope(m) {
         case .failure(let r): return sendError(r.code, clientMessageID: cmid, deviceID: r.deviceID, account: r.account)
-        case .success(let c): copies = c
+        case .success(let e): envelope = e
         }
         let config = relay.configuration
         let now = config.clock()
         let recipients = m.recipients.map { (account: $0.account, devices: $0.devices) }
-        let requests = copies.map { c in
-            EnqueueRequest(senderAccount: me.account, senderDevice: me.deviceID,
-                           clientMessageID: Self.multiSendCopyID(cmid, account: c.account, deviceID: c.deviceID),
-                           recipient: c.account, devices: [c.deviceID], payload: c.payload, now: now,
-                           ttlMilliseconds: config.ttlMilliseconds, queueCap: config.queueCap)
-        }
         let store = relay.store, callbacks = relay.callbacks, router = relay.router
         let started = DispatchTime.now()
         storeWork({ () async throws(RelayStoreError) -> MultiSendOutcome in
             if let missing = try await Self.missingRecipient(recipients, in: store) {
                 return .refused(missing, stored: 0, failure: nil)
             }
+            let requests = try Self.multiSendRequests(envelope, recipients: recipients, clientMessageID: cmid, sender: me,
+                                                      now: now, configuration: config)
             let results = await Self.enqueueAll(requests, store: store, callbacks: callbacks, committed: { router.push($0) })
             return Self.multiSendOutcome(requests, results)
         }) { [self] result in
@@ -141,7 +144,7 @@ extension RelayConnection {
                 if let failure { log(.error, "multi-send enqueue failed", ["error": "\(failure)", "copies_stored": "\(stored)"]) }
                 sendError(r.code, clientMessageID: cmid, deviceID: r.deviceID, account: r.account)
             case .failure(let error):
-                log(.error, "multi-send recipient lookup failed", ["error": "\(error)"])
+                log(.error, "multi-send failed before its enqueue", ["error": "\(error)"])
                 sendError(.internalError, clientMessageID: cmid)
             }
         }
