@@ -16,7 +16,7 @@ struct HushCommand: AsyncParsableCommand {
             or asked on the terminal) or a 32-byte key file (--key-file). Start with `hush demo`, or \
             `hush init`, then `hush chat NAME`.
             """,
-        subcommands: [Init.self, Send.self, Inbox.self, Contacts.self, Verify.self, Chat.self, Settings.self, Backup.self, Demo.self]
+        subcommands: [Init.self, Send.self, Inbox.self, Contacts.self, Verify.self, Chat.self, Group.self, Settings.self, Backup.self, Demo.self]
     )
 }
 
@@ -172,7 +172,12 @@ struct Inbox: AsyncParsableCommand {
                 let list = try await account.client.conversations()
                 if list.isEmpty { say("no messages yet") }
                 for c in list {
-                    say("\(c.account)" + (c.unread > 0 ? " (\(c.unread) unread)" : ""))
+                    // A group's conversation is shown with the group's name.
+                    var title = c.account
+                    if let id = GroupID(conversation: c.account), let g = (try? await account.client.group(id)) ?? nil {
+                        title = "\(g.name) (\(c.account))"
+                    }
+                    say(title + (c.unread > 0 ? " (\(c.unread) unread)" : ""))
                     for m in try await account.client.messages(in: c.account, limit: max(3, c.unread)) {
                         for l in MessageLine.render(m, style: style, timeZone: .current) { say("    " + l) }
                     }

@@ -20,6 +20,9 @@ import Testing
         #expect(result.stdout.contains("every chunk checked, decrypted into"))
         #expect(result.stdout.contains("the relay's queue names bob and no sender"))
         #expect(result.stdout.contains("SealedSend on an anonymous connection"))
+        // A three-member group, one MultiSend, a member removed.
+        #expect(result.stdout.contains("one MultiSend of"))
+        #expect(result.stdout.contains("reaches bob (✓✓), not carol"))
         #expect(!result.stdout.contains("\u{1B}["))
         #expect(demoFolders() == before)
     }
@@ -106,6 +109,62 @@ import Testing
         #expect(taken.stderr == "hush: relay: the name alice is taken on this relay\n")
         #expect(!FileManager.default.fileExists(atPath: other.appendingPathComponent("config.json").path))
         #expect(!FileManager.default.fileExists(atPath: other.appendingPathComponent("store.sqlite").path))
+    }
+
+    /// `hush group`: create, send, inbox with the group's name and the sender of each message,
+    /// remove a member (who no longer gets messages), list, leave.
+    @Test func groupsFromTheCommandLine() async throws {
+        try #require(FileManager.default.fileExists(atPath: Binaries.hush.path),
+                     "build it first: swift build --package-path Messenger --product hush")
+        try #require(FileManager.default.fileExists(atPath: Binaries.relay.path),
+                     "build it first: swift build --package-path Messenger --product hush-relay")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("hush-group-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let relay = try RelayChild(dataDir: dir.appendingPathComponent("relay"))
+        defer {
+            relay.stop()
+            try? FileManager.default.removeItem(at: dir)
+        }
+        try await relay.ready()
+        var env = ProcessInfo.processInfo.environment
+        env["NO_COLOR"] = "1"
+        func home(_ name: String) -> [String] {
+            ["--home", dir.appendingPathComponent(name).path, "--key-file", dir.appendingPathComponent("\(name).key").path]
+        }
+        func hush(_ args: [String]) async throws -> Finished {
+            try await run(Binaries.hush, args, environment: env, timeout: .seconds(60))
+        }
+        for name in ["alice", "bob", "carol"] {
+            let r = try await hush(["init", "--relay", "ws://127.0.0.1:\(relay.port)", "--name", name] + home(name))
+            #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+        }
+        let created = try await hush(["group", "create", "trip", "bob", "carol"] + home("alice"))
+        #expect(created.status == 0, "\(created.stderr)")
+        let id = try #require(created.stdout.firstRange(of: "#").map { String(created.stdout[$0.lowerBound...].prefix(33)) })
+        #expect(created.stdout == "created trip (\(id)): alice (admin), bob, carol\n")
+        let sent = try await hush(["group", "send", "trip", "hello group"] + home("alice"))
+        #expect(sent.stdout == "✓ to trip: hello group\n", "\(sent.stderr)")
+        for name in ["bob", "carol"] {
+            let inbox = try await hush(["inbox"] + home(name))
+            #expect(inbox.stdout.hasPrefix("trip (\(id)) (1 unread)\n"), "\(inbox.stdout)\(inbox.stderr)")
+            #expect(inbox.stdout.contains(" alice: hello group\n"))
+        }
+        let notAdmin = try await hush(["group", "remove", String(id.dropFirst()), "alice"] + home("bob"))
+        #expect(notAdmin.status == 1)
+        #expect(notAdmin.stderr.contains("admin"), "\(notAdmin.stderr)")
+        let removed = try await hush(["group", "remove", id, "carol"] + home("alice"))
+        #expect(removed.stdout == "trip (\(id)): alice (admin), bob\n", "\(removed.stderr)")
+        _ = try await hush(["group", "send", "trip", "without carol"] + home("alice"))
+        let bobInbox = try await hush(["inbox"] + home("bob"))
+        #expect(bobInbox.stdout.contains(" alice: without carol\n"), "\(bobInbox.stdout)")
+        let carolInbox = try await hush(["inbox"] + home("carol"))
+        #expect(!carolInbox.stdout.contains("without carol"))
+        let carolList = try await hush(["group", "list"] + home("carol"))
+        #expect(carolList.stdout == "trip (\(id)): alice (admin), bob  — you are no longer a member\n", "\(carolList.stderr)")
+        let left = try await hush(["group", "leave", "trip"] + home("bob"))
+        #expect(left.stdout == "left trip (\(id))\n", "\(left.stderr)")
+        let unknown = try await hush(["group", "send", "nosuch", "x"] + home("alice"))
+        #expect(unknown.status == 1 && unknown.stderr == "hush: no group nosuch here (hush group list)\n", "\(unknown.stderr)")
     }
 
     /// Two terminals: alice and bob each run `hush chat` in a tmux session; what one types shows

@@ -111,6 +111,9 @@ public final class Account: @unchecked Sendable {
         case ClientError.noDevices(let who): return .failed("\(who) has no devices on this relay (not registered yet?)")
         case ClientError.postQuantumRequired(let who):
             return .failed("\(who) publishes no post-quantum (Kyber) prekey, and this client requires PQXDH: nothing was sent")
+        case ClientError.notGroupAdmin(let g): return .failed("only an admin of \(g) can change it")
+        case ClientError.notGroupMember(let g): return .failed("you are not a member of \(g)")
+        case ClientError.unknownGroup(let g): return .failed("no group \(g) here")
         case ClientError.relay(let code): return .relay("\(code)")
         case ClientError.offline: return .relay("not connected")
         case let e as ClientError: return .failed("\(e)")

@@ -84,14 +84,15 @@ public enum ClockText {
 /// incoming one. Long texts wrap under the text column.
 public enum MessageLine {
     /// The message's lines for a screen `width` columns wide (at least one line).
-    /// - Parameter peerLabel: the name shown for incoming messages (the conversation's account).
+    /// - Parameter peerLabel: the name shown for incoming messages (default: the sender's
+    ///   account, which is the conversation's in a 1:1 chat).
     public static func render(_ message: StoredMessage, peerLabel: String? = nil, style: TerminalStyle,
                               timeZone: TimeZone, width: Int = .max) -> [String] {
         let outgoing = message.direction == .outgoing
         // Outgoing: when it was written here; incoming: when the relay accepted it (the
         // sender's clock when unknown).
         let time = ClockText.time(outgoing || message.serverTime == 0 ? message.sentAt : message.serverTime, timeZone: timeZone)
-        let who = outgoing ? "you" : (peerLabel ?? message.conversation)
+        let who = outgoing ? "you" : (peerLabel ?? message.id.account)
         let prefix = "\(time) \(who): "
         let indent = String(repeating: " ", count: prefix.count)
         // Control characters would move the cursor or inject escape codes: shown as U+FFFD.

@@ -411,10 +411,11 @@ extension HushClient {
 
     /// Recipients cut into `MultiSend`s of at most 256 devices (relay spec §21).
     static func chunks(_ recipients: [(account: String, devices: [UInt32])]) -> [[(account: String, devices: [UInt32])]] {
+        guard !recipients.isEmpty else { return [] }
         var out: [[(account: String, devices: [UInt32])]] = [[]]
         var count = 0
         for r in recipients {
-            if count + r.devices.count > RelayProtocol.Limits.maxMultiSendDevices {
+            if count + r.devices.count > RelayProtocol.Limits.maxMultiSendDevices || out[out.count - 1].count == RelayProtocol.Limits.maxMultiSendAccounts {
                 out.append([])
                 count = 0
             }
