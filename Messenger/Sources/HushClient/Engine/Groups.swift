@@ -204,23 +204,18 @@ extension HushClient {
         switch content {
         case .groupState(let incoming):
             let current = try store.setting(SettingKey.groupState(incoming.id)).flatMap { try? GroupState(decoding: $0) }
-            if let current {
-                // §6.3: only from an admin of the state held here, and only forward.
-                guard current.isAdmin(sender.name), current.isSuperseded(by: incoming) else { return }
-                try saveGroup(incoming)
-                // Someone was removed: our next group message must be unreadable to them.
-                if current.members.contains(where: { !incoming.isMember($0) }), incoming.isMember(account) {
-                    try Self.rotateSenderKey(incoming.id, me: me, store: store, random: configuration.random)
-                }
-            } else {
-                // An invitation: from an admin of the new state, which must name us.
-                guard incoming.isAdmin(sender.name), incoming.isMember(account) else { return }
-                try saveGroup(incoming)
+            // §6.3: only from an admin of the state held here (or, for an invitation, of the new
+            // one, which must name us), and only forward.
+            guard let next = GroupState.accepting(incoming, from: sender.name, held: current, receiver: account) else { return }
+            try saveGroup(next)
+            // Someone was removed: our next group message must be unreadable to them.
+            if let current, current.members.contains(where: { !next.isMember($0) }), next.isMember(account) {
+                try Self.rotateSenderKey(next.id, me: me, store: store, random: configuration.random)
             }
-            effects.append(.groupChanged(incoming))
+            effects.append(.groupChanged(next))
         case .groupLeave(let id):
             guard let current = try store.setting(SettingKey.groupState(id)).flatMap({ try? GroupState(decoding: $0) }),
-                  current.isMember(sender.name), sender.name != account, let next = current.without(sender.name) else { return }
+                  let next = GroupState.leaving(sender.name, held: current, receiver: account) else { return }
             try saveGroup(next)
             if next.isMember(account) { try Self.rotateSenderKey(id, me: me, store: store, random: configuration.random) }
             effects.append(.groupChanged(next))

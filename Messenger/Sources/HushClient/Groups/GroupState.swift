@@ -162,7 +162,7 @@ public struct GroupState: Sendable, Equatable {
         var previous: [UInt8]?
         for _ in 0..<n {
             let length = try read()
-            guard length <= 64 else { throw .badAccount }
+            guard length <= UInt64(RelayProtocol.Limits.accountNameLength.upperBound) else { throw .badAccount }
             let raw = Array(try take(length))
             guard let account = String(validating: raw, as: UTF8.self), DeviceBinding.isValidAccountName(account) else { throw .badAccount }
             if let previous, !previous.lexicographicallyPrecedes(raw) { throw .notAscending }
@@ -186,6 +186,25 @@ public struct GroupState: Sendable, Equatable {
     /// end in the same state on every member).
     func isSuperseded(by other: GroupState) -> Bool {
         other.revision > revision || (other.revision == revision && encoded.lexicographicallyPrecedes(other.encoded))
+    }
+
+    /// The state a receiver `receiver` holds after an admin change `incoming` from `sender`
+    /// (§6.3), nil when it ignores it (`held` stays).
+    public static func accepting(_ incoming: GroupState, from sender: String, held: GroupState?, receiver: String) -> GroupState? {
+        if let held {
+            guard held.id == incoming.id, held.isAdmin(sender), held.isSuperseded(by: incoming) else { return nil }
+            return incoming
+        }
+        // An invitation: from an admin of the new state, which must name the receiver.
+        guard incoming.isAdmin(sender), incoming.isMember(receiver) else { return nil }
+        return incoming
+    }
+
+    /// The state a receiver `receiver` holds after `sender` announced that it leaves (§6.4),
+    /// nil when it ignores the announcement (`held` stays).
+    public static func leaving(_ sender: String, held: GroupState, receiver: String) -> GroupState? {
+        guard held.isMember(sender), sender != receiver else { return nil }
+        return held.without(sender)
     }
 
     /// The state without `account` (a member who left, §6.4): if no admin remains, the first
@@ -247,7 +266,8 @@ public struct GroupSendPayload: Equatable, Sendable {
         guard let k = try? r.read(), (1...256).contains(k) else { return nil }
         var recipients: [(account: String, devices: [UInt32])] = []
         for _ in 0..<k {
-            guard let length = try? r.read(), length <= 64, length <= UInt64(bytes.count - r.offset),
+            guard let length = try? r.read(), length <= UInt64(RelayProtocol.Limits.accountNameLength.upperBound),
+                  length <= UInt64(bytes.count - r.offset),
                   let account = String(validating: bytes[r.offset..<r.offset + Int(length)], as: UTF8.self) else { return nil }
             r.offset += Int(length)
             guard let m = try? r.read(), (1...16).contains(m) else { return nil }
