@@ -33,6 +33,14 @@ public enum StanzaCodec {
 }
 
 extension RelayStanza {
+    /// Every value of ``kind``, "none" included (the relay makes its per-kind counters from it).
+    public static let kinds = [
+        "send", "ack", "upload_prekeys", "fetch_prekeys", "ping", "deliver", "server_ack", "queue_empty", "welcome", "error",
+        "ok", "prekey_bundles", "prekeys_low", "pong", "get_sender_certificate", "sender_certificate", "set_presence_privacy",
+        "subscribe_presence", "presence", "send_ephemeral", "deliver_ephemeral", "request_media_upload", "media_upload_granted",
+        "set_sealed_access", "sealed_send", "multi_send", "none",
+    ]
+
     /// The stanza's kind, for metrics and logs (never its contents).
     public var kind: String {
         switch body {

@@ -1,5 +1,6 @@
 import CoreMetrics
 import Metrics
+import HushTransport
 
 /// The relay's metrics (swift-metrics; exported by `/metrics` through swift-prometheus).
 /// Names and labels are listed in `Docs/spec/relay.md` §10. No label carries an account,
@@ -25,8 +26,7 @@ struct RelayMetrics: Sendable {
     }
 
     /// Stanza kinds (``RelayStanza/kind``) and "malformed"; counters are made once, not per stanza.
-    static let kinds = ["send", "ack", "upload_prekeys", "fetch_prekeys", "ping", "deliver", "server_ack", "queue_empty",
-                        "welcome", "error", "ok", "prekey_bundles", "prekeys_low", "pong", "set_sealed_access", "sealed_send", "multi_send", "none", "malformed"]
+    static let kinds = RelayStanza.kinds + ["malformed"]
     let inbound: [String: Counter] = Dictionary(uniqueKeysWithValues: kinds.map {
         ($0, Counter(label: "hush_relay_stanzas_in_total", dimensions: [("type", $0)]))
     })
