@@ -515,6 +515,10 @@ def self_checks(t):
     after_leave = leave(before, b"bob", b"carol")
     t.check(accept_state(after_leave, before, b"bob", b"alice") is before,
             "self: §6.4 after a leave, the same earlier state again re-adds the leaver (G7)")
+    big = st(2, ["a*"] + [f"m{i:03d}" for i in range(255)])      # 256 members
+    big_after = leave(big, b"m000", b"m001")
+    t.check(accept_state(big_after, big, b"m000", b"a") is big_after,
+            "self: §6.4 ... but not from 256 members: varint(255) = ff 01 > varint(256) = 80 02 (G7)")
     guess("G2")
     t.check(leave(st(3, ["alice*"]), b"bob", b"alice") is not None,
             "self: §6.4 the only member leaves a removed receiver's state: state kept")
