@@ -74,8 +74,8 @@ TYPE_NAMES = {T_PROFILE: "profile", T_SETTING: "setting", T_IDENTITY: "identity"
 
 # §5: settings a backup may carry (exact keys, and prefixes for the two families ending ".*").
 SETTINGS_EXACT = {"relay.pinned-key", "privacy.read-receipts", "presence.setting",
-                  "presence.subscriptions"}
-SETTINGS_PREFIX = ("media.pointer.", "identity.pending.")
+                  "presence.subscriptions", "group.index"}
+SETTINGS_PREFIX = ("media.pointer.", "identity.pending.", "group.state.", "group.ticks.")
 
 assert sodium.crypto_secretstream_xchacha20poly1305_HEADERBYTES == SS_HEADER
 assert sodium.crypto_secretstream_xchacha20poly1305_ABYTES == SS_ABYTES
@@ -1145,7 +1145,7 @@ def check_records(t, name, w, secret, stream, profile_raw):
                   inv(n, malformed(5))))
     # §5 / §4 step 4: setting keys
     for key in ("device.identity-private", "outbox.next", "media.pointer", "privacy.read-receipts.x", "",
-                "Relay.pinned-key", "counter.next-id", "identity.pendingx"):
+                "Relay.pinned-key", "counter.next-id", "identity.pendingx", "group.key-shared.00", "group.statex", "group.index."):
         cases.append((f"setting key {key!r}: settingNotAllowed", stream + setting(key, b"\x01"),
                       inv(n, setting_not_allowed(key))))
     # §4 "does not parse": identity

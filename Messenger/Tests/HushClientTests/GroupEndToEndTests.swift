@@ -150,4 +150,50 @@ import Testing
         for u in [alice, bob, carol] { await u.client.stop() }
         await relay.finish()
     }
+
+    /// A member's phone is lost and restored from a backup: its groups come back (state,
+    /// history, member ticks), and group messages flow both ways again — the others send it
+    /// their sender keys anew after its session reset, and it distributes a new one of its own.
+    @Test func groupsSurviveABackupRestore() async throws {
+        let relay = try await ClientTestRelay.start()
+        let alice = try User.make("alice", relay), bob = try User.make("bob", relay), carol = try User.make("carol", relay)
+        for u in [alice, bob, carol] { await u.online() }
+        let state = try await alice.client.createGroup(name: "g", members: ["bob", "carol"])
+        _ = await groupChange(bob) { $0 == state }
+        _ = await groupChange(carol) { $0 == state }
+        let before = try await bob.client.sendGroup("before", to: state.id)
+        _ = await message(alice, in: state.id, "before")
+        _ = await message(carol, in: state.id, "before")
+        await bob.waitTick(before, .delivered)
+        _ = try await carol.client.sendGroup("carol before", to: state.id)
+        _ = await message(bob, in: state.id, "carol before")
+
+        await bob.client.stop()
+        var sink = BackupBytesSink()
+        let secret = BackupSecret.passphrase("p", limits: Argon2id.Limits(operations: 1, memoryBytes: 8 * 1024))
+        _ = try HushBackup.export(store: bob.store, to: &sink, secret: secret, now: relay.clock.now)
+        let restored = try HushBackup.restore(from: BackupBytesSource(sink.bytes), secret: secret, configuration: relay.configuration()) { p in
+            InMemoryClientStore(identity: p.identity, registrationID: p.registrationID)
+        }
+        let again = try bob.reopened(relay, store: restored.store)
+        #expect(try await again.client.group(state.id) == state)
+        #expect(try await again.client.messages(in: state.id.conversation).map(\.body) == ["before", "carol before"])
+        #expect(try await again.client.memberTicks(before) == ["alice": .delivered, "carol": .delivered])
+        await again.online()
+
+        // Alice and carol got bob's session reset: their next group messages carry their sender keys again.
+        let fromAlice = try await alice.client.sendGroup("welcome back", to: state.id)
+        _ = await message(again, in: state.id, "welcome back")
+        await alice.waitTick(fromAlice, .delivered)
+        _ = try await carol.client.sendGroup("hi again", to: state.id)
+        _ = await message(again, in: state.id, "hi again")
+        // The restored device's own new sender key reaches both.
+        let after = try await again.client.sendGroup("I'm back", to: state.id)
+        _ = await message(alice, in: state.id, "I'm back")
+        _ = await message(carol, in: state.id, "I'm back")
+        await again.waitTick(after, .delivered)
+
+        for u in [alice, again, carol] { await u.client.stop() }
+        await relay.finish()
+    }
 }

@@ -49,8 +49,9 @@ public enum HushBackup {
     /// The settings a backup carries and a restore accepts (spec backup §5): anything else in a
     /// backup is refused, so an authentic but foreign file cannot set device keys or counters.
     static func isBackedUpSetting(_ key: String) -> Bool {
-        [SettingKey.relayKey, SettingKey.readReceipts, SettingKey.presence, SettingKey.subscriptions].contains(key)
+        [SettingKey.relayKey, SettingKey.readReceipts, SettingKey.presence, SettingKey.subscriptions, SettingKey.groupIndex].contains(key)
             || key.hasPrefix("media.pointer.") || key.hasPrefix("identity.pending.")
+            || key.hasPrefix("group.state.") || key.hasPrefix("group.ticks.")
     }
 
     /// Writes a backup of `store` to `sink`, streaming (memory: one chunk and one page of 256
@@ -83,8 +84,25 @@ public enum HushBackup {
                 summary.settings += 1
             }
         }
-        var contacts: [String] = []
-        for c in try wrapStore({ try store.conversations() }) where c.account != profile.account { contacts.append(c.account) }
+        // Groups (spec backup §5): the index and each group's state; not which devices hold
+        // this device's sender key (the key itself is not in the backup: a new one is made).
+        var contactSet = Set<String>()
+        let groupHexes = try wrapStore { try store.strings(SettingKey.groupIndex) }
+        if !groupHexes.isEmpty {
+            try writer.write(.setting(key: SettingKey.groupIndex, value: try wrapStore { try store.setting(SettingKey.groupIndex) } ?? []))
+            summary.settings += 1
+        }
+        for hex in groupHexes {
+            guard let id = GroupID(conversation: "#" + hex) else { continue }
+            let key = SettingKey.groupState(id)
+            guard let v = try wrapStore({ try store.setting(key) }) else { continue }
+            try writer.write(.setting(key: key, value: v))
+            summary.settings += 1
+            if let state = try? GroupState(decoding: v) { contactSet.formUnion(state.members) }
+        }
+        // Contacts: every 1:1 conversation's account, every group member, every sender of an
+        // incoming message (below), never this account.
+        for c in try wrapStore({ try store.conversations() }) where DeviceBinding.isValidAccountName(c.account) { contactSet.insert(c.account) }
         var seenDevices: [String: Set<UInt32>] = [:]
         // Messages in the order they were stored, each media message's pointer before it.
         var after: Int64 = 0
@@ -92,21 +110,28 @@ public enum HushBackup {
             let page = try wrapStore { try store.allMessages(after: after, limit: 256) }
             guard let last = page.last else { break }
             for m in page {
-                let key = SettingKey.mediaPointer(m.id)
-                if let pointer = try wrapStore({ try store.setting(key) }) {
-                    try writer.write(.setting(key: key, value: pointer))
-                    summary.settings += 1
+                // A media message's pointer, a group message's member ticks: right before it.
+                for key in [SettingKey.mediaPointer(m.id), SettingKey.groupTicks(m.id)] {
+                    if let value = try wrapStore({ try store.setting(key) }) {
+                        try writer.write(.setting(key: key, value: value))
+                        summary.settings += 1
+                    }
                 }
                 try writer.write(.message(m))
                 summary.messages += 1
-                if m.direction == .incoming { seenDevices[m.id.account, default: []].insert(m.id.device) }
+                if m.direction == .incoming {
+                    seenDevices[m.id.account, default: []].insert(m.id.device)
+                    if DeviceBinding.isValidAccountName(m.id.account) { contactSet.insert(m.id.account) }
+                }
                 if m.direction == .outgoing && m.state == .pending { summary.resent += 1 }
             }
             after = last.sequence
         }
         // Contacts' identity keys (so verified safety numbers stay verified): every device with a
         // session or a message, and pending identity changes.
-        for name in contacts.sorted() {
+        contactSet.remove(profile.account)
+        let contacts = contactSet.sorted()
+        for name in contacts {
             let found = try wrapStore { () throws -> [(UInt32, IdentityKey)] in
                 let devices = Set(try store.sessionDevices(for: name)).union(seenDevices[name] ?? []).union([1])
                 return try devices.sorted().compactMap { d in
@@ -184,7 +209,10 @@ public enum HushBackup {
                     case .message(let m):
                         _ = try store.insertMessage(m)
                         summary.messages += 1
-                        if m.conversation != profile.account { contacts.insert(m.conversation) }
+                        // A 1:1 conversation's account, a group message's sender (spec backup §6 step 4).
+                        for name in [m.conversation, m.id.account] where name != profile.account && DeviceBinding.isValidAccountName(name) {
+                            contacts.insert(name)
+                        }
                         if m.direction == .outgoing, m.state == .pending, m.id.account == profile.account, m.id.device == profile.deviceID {
                             pendingOut.append(m)
                         }
@@ -209,8 +237,15 @@ public enum HushBackup {
                 try store.setFlag(SettingKey.preKeysUploaded, false)
                 try store.setFlag(SettingKey.kyberPreKeysUploaded, false)
                 try store.setFlag(restoreReplacePreKeys, true)
+                // Every member of a restored group is a contact too.
+                for hex in try store.strings(SettingKey.groupIndex) {
+                    guard let id = GroupID(conversation: "#" + hex), let v = try store.setting(SettingKey.groupState(id)),
+                          let state = try? GroupState(decoding: v) else { continue }
+                    for m in state.members where m != profile.account { contacts.insert(m) }
+                }
                 // A session reset to every contact, then the unsent messages, as deferred items:
-                // each builds a new session from the contact's bundle when it is sent.
+                // each builds a new session from the contact's bundle when it is sent (a group's
+                // goes as a group message, with this device's new sender key).
                 for name in contacts.sorted() {
                     try store.enqueue(OutboxItem(clientMessageID: try store.takeID(), account: name, devices: [],
                                                  payload: MessageContent.sessionReset(sentAt: now).encoded, message: nil, createdAt: now))

@@ -188,6 +188,17 @@ extension HushClient {
         try store.setStrings(SettingKey.groupKeyShared(group), [])
     }
 
+    /// `device` no longer holds this device's sender keys (a restored device announced itself
+    /// with a session reset, §6.5): the next group message to it distributes them again.
+    func forgetSenderKeyHolder(_ device: ProtocolAddress) throws {
+        let entry = "\(device.deviceID) \(device.name)"
+        for hex in try store.strings(SettingKey.groupIndex) {
+            guard let id = GroupID(conversation: "#" + hex) else { continue }
+            let shared = try store.strings(SettingKey.groupKeyShared(id))
+            if shared.contains(entry) { try store.setStrings(SettingKey.groupKeyShared(id), shared.filter { $0 != entry }) }
+        }
+    }
+
     static func memberTicks(_ message: MessageID, store: any ClientStore) throws -> [(String, TickState)] {
         try store.strings(SettingKey.groupTicks(message)).compactMap { line in
             guard let space = line.firstIndex(of: " "), let raw = Int(line[..<space]), let state = TickState(rawValue: raw) else { return nil }

@@ -479,7 +479,9 @@ public actor HushClient {
                     case .typing:
                         break  // typing travels as ephemeral envelopes only
                     case .sessionReset:
-                        break  // decrypting its prekey message already made the new session current
+                        // Decrypting its prekey message already made the new session current. The
+                        // restored device lost the sender keys it held: ours go to it again (§6.5).
+                        try forgetSenderKeyHolder(address)
                     case .accessKey(let key):
                         // With it, our messages to this contact can go sealed (spec §20).
                         try store.setSetting(SettingKey.sealedKey(address.name), key)
