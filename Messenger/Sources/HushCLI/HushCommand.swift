@@ -261,14 +261,24 @@ struct Chat: AsyncParsableCommand {
         discussion: "Type and press Enter to send. Ctrl-C, Ctrl-D or /quit to leave. Read is a blue ✓✓; with --plain or NO_COLOR it shows as \"✓✓ read\"."
     )
     @OptionGroup var options: HomeOptions
-    @Argument(help: "The contact.") var name: String
+    @Argument(help: "The contact (with --group: the group's #id, hex id or name).") var name: String
+    @Flag(help: "Chat in a group (hush group list shows them).") var group = false
     @Flag(help: "No colours: read receipts spelled out.") var plain = false
     @Flag(help: "Colours even if NO_COLOR is set (read is a blue ✓✓).") var color = false
 
     func run() async throws {
         try await runReporting {
             let account = try options.open()
-            let session = ChatSession(account: account, peer: name, style: plain ? .plain : color ? .ansi : .detect())
+            let style: TerminalStyle = plain ? .plain : color ? .ansi : .detect()
+            let session: ChatSession
+            if group {
+                do { session = ChatSession(account: account, group: try await Group.resolve(name, account), style: style) } catch {
+                    try? account.store.close()
+                    throw error
+                }
+            } else {
+                session = ChatSession(account: account, peer: name, style: style)
+            }
             do { try await session.run() } catch {
                 await account.close()
                 throw Account.describe(error)

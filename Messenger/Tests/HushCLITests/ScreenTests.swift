@@ -110,6 +110,22 @@ func incoming(_ text: String, id: UInt64 = 1, seq: Int64 = 1, sentAt: UInt64 = t
         #expect(s.messages.map(\.body) == ["a", "b", "c"])
     }
 
+    /// A group chat: the members instead of presence, each incoming line names its sender.
+    @Test func aGroupChatNamesEachSender() {
+        var s = ChatScreen(me: "alice", peer: "trip")
+        s.groupMembers = ["alice", "bob", "carol"]
+        s.connection = .online
+        let group = "#000102030405060708090a0b0c0d0e0f"
+        s.upsert(StoredMessage(id: MessageID(account: "bob", device: 1, clientMessageID: 7), conversation: group, direction: .incoming,
+                               body: "hi all", sentAt: t0, serverTime: t0 + 60_000, state: .delivered, sequence: 1))
+        s.upsert(StoredMessage(id: MessageID(account: "carol", device: 2, clientMessageID: 3), conversation: group, direction: .incoming,
+                               body: "hey", sentAt: t0, serverTime: t0 + 90_000, state: .delivered, sequence: 2))
+        let lines = s.render(width: 40, height: 8, style: .plain, timeZone: utc, now: t0 + 180_000)
+        let rule = String(repeating: "─", count: 40)
+        #expect(lines == ["hush · alice ⇄ trip · relay online", "members: alice, bob, carol", rule,
+                          "", "08:01 bob: hi all", "08:01 carol: hey", rule, "> "])
+    }
+
     @Test func typingReplacesPresenceUntilItExpires() {
         var s = screen()
         s.peerTypingUntil = t0 + 6_000

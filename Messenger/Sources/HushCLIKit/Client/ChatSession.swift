@@ -7,7 +7,10 @@ import HushClient
 /// indicator's expiry and last seen).
 public actor ChatSession {
     private let account: Account
+    /// The conversation: the contact's account, or the group's `#…` conversation.
     private let peer: String
+    /// The group of a group chat (`hush chat --group`), as it was when the chat opened.
+    private let group: GroupState?
     private let style: TerminalStyle
     private let timeZone: TimeZone
     private var screen: ChatScreen
@@ -20,9 +23,22 @@ public actor ChatSession {
     public init(account: Account, peer: String, style: TerminalStyle, timeZone: TimeZone = .current) {
         self.account = account
         self.peer = peer
+        group = nil
         self.style = style
         self.timeZone = timeZone
         screen = ChatScreen(me: account.config.account, peer: peer)
+    }
+
+    /// A group chat: messages go to every member (one envelope), each incoming line names its
+    /// sender, the header lists the members. No typing indicator or presence; no files yet.
+    public init(account: Account, group: GroupState, style: TerminalStyle, timeZone: TimeZone = .current) {
+        self.account = account
+        peer = group.id.conversation
+        self.group = group
+        self.style = style
+        self.timeZone = timeZone
+        screen = ChatScreen(me: account.config.account, peer: group.name.isEmpty ? group.id.conversation : group.name)
+        screen.groupMembers = group.members
     }
 
     private var now: UInt64 { account.client.configuration.clock() }
@@ -39,7 +55,7 @@ public actor ChatSession {
         }
         redraw()
         await client.start()
-        try? await client.subscribePresence([peer])
+        if group == nil { try? await client.subscribePresence([peer]) }
         let events = Task { [client] in
             for await event in client.events {
                 if await self.handle(event) { break }
@@ -81,6 +97,17 @@ public actor ChatSession {
             screen.input = ""
             if text == "/quit" { finished = true; return }
             if typingSentAt != nil { _ = await client.setTyping(false, to: peer); typingSentAt = nil }
+            if let group {
+                do {
+                    let id = try await client.sendGroup(text, to: group.id)
+                    if let m = try? account.store.message(id) { screen.upsert(m) }
+                    screen.notice = text.hasPrefix("/file ") ? "files to groups are not supported yet: sent as text" : nil
+                } catch {
+                    screen.notice = "not sent: " + Account.describe(error).description
+                }
+                redraw()
+                return
+            }
             if text.hasPrefix("/file ") {
                 let path = (String(text.dropFirst(6)).trimmingCharacters(in: .whitespaces) as NSString).expandingTildeInPath
                 let url = URL(fileURLWithPath: path)
@@ -130,6 +157,9 @@ public actor ChatSession {
             }
         case .tick(let id, let state):
             screen.advance(id, to: state)
+        case .groupChanged(let g) where g.id == group?.id:
+            screen.groupMembers = g.members
+            if !g.isMember(account.config.account) { screen.notice = "you are no longer a member of this group" }
         case .presence(let p) where p.account == peer:
             screen.peerStatus = p.hidden ? .hidden : p.online ? .online : p.lastSeen.map { .lastSeen($0) } ?? .unknown
             if p.online == false { screen.peerTypingUntil = nil }

@@ -40,7 +40,11 @@ public enum LinkStatus: Sendable, Equatable {
 /// ```
 public struct ChatScreen: Sendable, Equatable {
     public var me: String
+    /// The contact, or the group's name in a group chat.
     public var peer: String
+    /// A group chat's members (nil in a 1:1 chat): shown instead of presence, and each incoming
+    /// message is labelled with its sender.
+    public var groupMembers: [String]?
     /// Shown in sequence order.
     public private(set) var messages: [StoredMessage] = []
     public var peerStatus: PeerStatus = .unknown
@@ -97,6 +101,7 @@ public struct ChatScreen: Sendable, Equatable {
 
     /// The presence line.
     func presenceText(now: UInt64, timeZone: TimeZone) -> String {
+        if let members = groupMembers { return "members: " + members.joined(separator: ", ") }
         if peerIsTyping(now: now) { return "\(peer): typing…" }
         switch peerStatus {
         case .unknown: return "\(peer): last seen unknown"
@@ -117,7 +122,7 @@ public struct ChatScreen: Sendable, Equatable {
         let room = height - 5
         var body: [String] = []
         for m in messages.reversed() where body.count < room {
-            let rendered = MessageLine.render(m, peerLabel: peer, style: style, timeZone: timeZone, width: width)
+            let rendered = MessageLine.render(m, peerLabel: groupMembers == nil ? peer : nil, style: style, timeZone: timeZone, width: width)
             body.insert(contentsOf: rendered, at: 0)
         }
         if body.count > room { body.removeFirst(body.count - room) }
