@@ -63,6 +63,7 @@ E["ACCESS_DENIED"] = 70    # §9.1, §20.3: sealed sender codes
 E["NOT_ANONYMOUS"] = 71
 E["MALFORMED_ENVELOPE"] = 50   # §9.1, §21.2: MultiSend codes
 E["TOO_MANY_RECIPIENTS"] = 51
+E["MISMATCHED_DEVICES"] = 80   # §7.6, §9.1: device codes are 80+
 E_NAME = {v: k for k, v in E.items()}
 
 MAX_PAYLOAD = 64_000
@@ -94,12 +95,13 @@ SERVER_HELLO = {"version": (1, "uint"), "certificate": (2, "bytes"), "server_tim
 SIGNED_PREKEY = {"id": (1, "uint"), "public_key": (2, "bytes"), "signature": (3, "bytes")}
 PREKEY = {"id": (1, "uint"), "public_key": (2, "bytes")}
 KYBER_PREKEY = {"id": (1, "uint"), "public_key": (2, "bytes"), "signature": (3, "bytes")}  # §8.3
-MULTI_RECIPIENT = {"account": (1, "string"), "devices": (2, ("repeated", "uint"))}  # §21.1
+MULTI_RECIPIENT = {"account": (1, "string"), "devices": (2, ("repeated", "uint")),
+                   "all_devices": (3, "bool")}  # §21.1, §7.6
 PREKEY_BUNDLE = {"device_id": (1, "uint"), "registration_id": (2, "uint"), "signed_prekey": (3, SIGNED_PREKEY),
                  "one_time": (4, PREKEY), "kyber": (5, KYBER_PREKEY), "kyber_last_resort": (6, "bool")}
 BODIES = {
     "send": (1, {"client_message_id": (1, "uint"), "account": (2, "string"),
-                 "devices": (3, ("repeated", "uint")), "payload": (4, "bytes")}),
+                 "devices": (3, ("repeated", "uint")), "payload": (4, "bytes"), "all_devices": (5, "bool")}),
     "ack": (2, {"server_ids": (1, ("repeated", "uint"))}),
     "upload_prekeys": (3, {"request_id": (1, "uint"), "registration_id": (2, "uint"),
                            "signed_prekey": (3, SIGNED_PREKEY), "one_time": (4, ("repeated", PREKEY)),
@@ -115,7 +117,8 @@ BODIES = {
                     "server_time": (4, "uint"), "registered": (5, "bool"),
                     "kyber_prekeys_remaining": (6, "uint")}),
     "error": (10, {"code": (1, "enum"), "request_id": (2, "uint"), "client_message_id": (3, "uint"),
-                   "device_id": (4, "uint"), "account": (5, "string")}),
+                   "device_id": (4, "uint"), "account": (5, "string"),
+                   "missing": (6, ("repeated", "uint")), "extra": (7, ("repeated", "uint"))}),
     "ok": (11, {"request_id": (1, "uint")}),
     "prekey_bundles": (12, {"request_id": (1, "uint"), "identity_key": (2, "bytes"),
                             "bundles": (3, ("repeated", PREKEY_BUNDLE))}),
@@ -131,7 +134,8 @@ BODIES = {
     # §20: sealed sender (field numbers 70-79)
     "set_sealed_access": (70, {"request_id": (1, "uint"), "access_key": (2, "bytes"), "allow_anyone": (3, "bool")}),
     "sealed_send": (71, {"client_message_id": (1, "uint"), "account": (2, "string"),
-                         "devices": (3, ("repeated", "uint")), "access_key": (4, "bytes"), "payload": (5, "bytes")}),
+                         "devices": (3, ("repeated", "uint")), "access_key": (4, "bytes"), "payload": (5, "bytes"),
+                         "all_devices": (6, "bool")}),
 }
 MEDIA_LIMIT = 104_857_600        # §19.1, §19.4: the default blob limit
 MEDIA_GRANT_MS = 600_000         # §19.1: a capability lives 10 minutes
@@ -2696,6 +2700,98 @@ class Checker:
         for c in (sender, on_nat1, on_oli3):
             await c.close()
 
+    # -- §7.6: all_devices and MISMATCHED_DEVICES --------------------------------
+
+    @staticmethod
+    def mismatch(k, f, cmid, account, missing, extra):
+        """Exactly Error{MISMATCHED_DEVICES, client_message_id, account, missing, extra} (§7.6)."""
+        return (k == "error" and f.get("code") == E["MISMATCHED_DEVICES"] and f.get("client_message_id", 0) == cmid
+                and f.get("account", "") == account and list(f.get("missing", [])) == missing
+                and list(f.get("extra", [])) == extra and f.get("device_id", 0) == 0 and f.get("request_id", 0) == 0)
+
+    async def check_mismatched_devices(self):
+        """§7.6 (with §9.1, §20.3, §21.2 step 4 where they speak of all_devices)."""
+        t = self.t
+        quin1 = Device("quin", 1)
+        quin2 = Device("quin", 2, identity=quin1.identity)
+        ray1 = Device("ray", 1)
+        ray2, ray3 = (Device("ray", i, identity=ray1.identity) for i in (2, 3))
+        for d in (quin1, quin2, ray1, ray2, ray3):
+            c = await self.connect(d, IK, action=d.register_action())
+            await c.close()
+        q = await self.connect(quin1)
+        await q.expect("queue_empty")
+
+        async def send_all(account, devices, cmid=None):
+            cmid = cmid or self.next_cmid()
+            await q.send("send", {"client_message_id": cmid, "account": account, "devices": devices,
+                                  "payload": b"all devices", "all_devices": True})
+            k, f = await q.expect(("server_ack", "error"), skip=("prekeys_low", "queue_empty", "deliver"))
+            return cmid, k, f
+
+        try:
+            cm, k, f = await send_all("ray", [3, 1])
+            t.check(self.mismatch(k, f, cm, "ray", [2], []),
+                    "devices (§7.6): Send{all_devices} missing a device → MISMATCHED_DEVICES{account, missing [2]}", f"{k} {f}")
+            cm, k, f = await send_all("ray", [9, 1, 2, 3, 5])
+            t.check(self.mismatch(k, f, cm, "ray", [], [5, 9]),
+                    "devices (§7.6): Send{all_devices} with unknown devices → MISMATCHED_DEVICES{extra ascending}", f"{k} {f}")
+            cm, k, f = await send_all("nobody-here", [1])
+            t.check(k == "error" and f.get("code") == E["UNKNOWN_ACCOUNT"] and f.get("client_message_id") == cm,
+                    "devices (§7.6): the account check comes first → UNKNOWN_ACCOUNT", f"{k} {f}")
+            cm, k, f = await send_all("quin", [1, 2])
+            t.check(self.mismatch(k, f, cm, "quin", [], [1]),
+                    "devices (§7.6): own account listing the sending device → MISMATCHED_DEVICES{extra [1]}", f"{k} {f}")
+            # A mismatch is not remembered for dedupe: the same id then succeeds.
+            cm, k, f = await send_all("ray", [1])
+            cm2, k2, f2 = await send_all("ray", [2, 3, 1], cmid=cm)
+            t.check(self.mismatch(k, f, cm, "ray", [2, 3], []) and k2 == "server_ack" and f2.get("client_message_id") == cm,
+                    "devices (§7.6): after a mismatch, the same client_message_id with every device → ServerAck", f"{k2} {f2}")
+            cm, k, f = await send_all("quin", [2])
+            t.check(k == "server_ack", "devices (§7.6): own account, every other device → ServerAck", f"{k} {f}")
+        except Exception as exc:  # noqa: BLE001
+            t.error("devices (§7.6): Send{all_devices}", exc)
+
+        # §20.3 step 3: SealedSend{all_devices}, after the access check.
+        try:
+            key = os.urandom(ACCESS_KEY_LEN)
+            r = await self.connect(ray1)
+            await self.drain(r)
+            k, f = await self.set_access(r, 801, key)
+            a = await self.anon()
+            cm = self.random_cmid()
+            await a.send("sealed_send", {"client_message_id": cm, "account": "ray", "devices": [1, 4], "access_key": key,
+                                         "payload": b"sealed", "all_devices": True})
+            k, f = await a.expect(("server_ack", "error"))
+            t.check(self.mismatch(k, f, cm, "ray", [2, 3], [4]),
+                    "devices (§20.3): SealedSend{all_devices} → MISMATCHED_DEVICES{account, missing, extra}", f"{k} {f}")
+            await a.close()
+            await r.close()
+        except Exception as exc:  # noqa: BLE001
+            t.error("devices (§20.3): SealedSend{all_devices}", exc)
+
+        # §21.2 step 4: the first mismatched recipient in order.
+        try:
+            env = MultiEnvelope(2, 100)  # 3 devices listed
+            cm = self.next_cmid()
+            await q.send("multi_send", {"client_message_id": cm, "envelope": env.serialized, "recipients": [
+                {"account": "quin", "devices": [2], "all_devices": True},
+                {"account": "ray", "devices": [1, 2], "all_devices": True}]})  # header count ≠ 3
+            k, f = await q.expect(("server_ack", "error"), skip=("prekeys_low", "queue_empty", "deliver"))
+            t.check(k == "error" and f.get("code") == E["MALFORMED_ENVELOPE"],
+                    "devices (§21.2): the envelope check (step 2) comes before MISMATCHED_DEVICES (step 4)", f"{k} {f}")
+            env = MultiEnvelope(2, 100)
+            cm = self.next_cmid()
+            await q.send("multi_send", {"client_message_id": cm, "envelope": env.serialized, "recipients": [
+                {"account": "quin", "devices": [2], "all_devices": True},
+                {"account": "ray", "devices": [1], "all_devices": True}]})
+            k, f = await q.expect(("server_ack", "error"), skip=("prekeys_low", "queue_empty", "deliver"))
+            t.check(self.mismatch(k, f, cm, "ray", [2, 3], []),
+                    "devices (§21.2): MultiSend recipient with all_devices → MISMATCHED_DEVICES{account ray, missing}", f"{k} {f}")
+        except Exception as exc:  # noqa: BLE001
+            t.error("devices (§21.2): MultiSend all_devices", exc)
+        await q.close()
+
     async def run(self):
         self.check_startup()
         await self.check_registration()
@@ -2714,6 +2810,7 @@ class Checker:
         await self.check_extras()
         await self.check_sealed()
         await self.check_multi_send()
+        await self.check_mismatched_devices()
         await self.check_limits()
         self.check_metrics()
         await self.check_restart()

@@ -76,13 +76,15 @@ extension RelayStanza {
 
     /// An `Error` stanza.
     public static func error(_ code: RelayErrorCode, requestID: UInt32 = 0, clientMessageID: UInt64 = 0, deviceID: UInt32 = 0,
-                             account: String = "") -> RelayStanza {
+                             account: String = "", missing: [UInt32] = [], extra: [UInt32] = []) -> RelayStanza {
         var e = RelayError()
         e.code = code
         e.requestID = requestID
         e.clientMessageID = clientMessageID
         e.deviceID = deviceID
         e.account = account
+        e.missing = missing
+        e.extra = extra
         var s = RelayStanza()
         s.body = .error(e)
         return s

@@ -477,7 +477,8 @@ final class RelayConnection: ChannelDuplexHandler, RemovableChannelHandler, @unc
         var b = bucket
         guard b.take(now: relay.configuration.clock()) else { return false }
         switch stanza.body {
-        case .send(let m)?: return sendRejection(m) == nil
+        // An all-devices send reads the account's devices first (§7.6): not pipelined.
+        case .send(let m)?: return !m.allDevices && sendRejection(m) == nil
         case .ack(let a)?: return (1...RelayProtocol.Limits.maxAckIDs).contains(a.serverIds.count)
         default: return false
         }

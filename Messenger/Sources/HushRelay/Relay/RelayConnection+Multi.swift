@@ -15,6 +15,8 @@ extension RelayConnection {
         var code: RelayErrorCode
         var account = ""
         var deviceID: UInt32 = 0
+        /// `MISMATCHED_DEVICES` (§7.6): the `missing` / `extra` devices of `account`.
+        var mismatch: DeviceMismatch?
     }
 
     /// What a `MultiSend`'s store work did (§21.2 steps 4–6).
@@ -120,10 +122,11 @@ extension RelayConnection {
         let config = relay.configuration
         let now = config.clock()
         let recipients = m.recipients.map { (account: $0.account, devices: $0.devices) }
+        let allDevices = m.recipients.map(\.allDevices)
         let store = relay.store, callbacks = relay.callbacks, router = relay.router
         let started = DispatchTime.now()
         storeWork({ () async throws(RelayStoreError) -> MultiSendOutcome in
-            if let missing = try await Self.missingRecipient(recipients, in: store) {
+            if let missing = try await Self.missingRecipient(recipients, allDevices: allDevices, sender: me, in: store) {
                 return .refused(missing, stored: 0, failure: nil)
             }
             let requests = try Self.multiSendRequests(envelope, recipients: recipients, clientMessageID: cmid, sender: me,
@@ -142,6 +145,7 @@ extension RelayConnection {
             case .success(.refused(let r, let stored, let failure)):
                 countMultiSend(stored: stored, duplicates: 0)
                 if let failure { log(.error, "multi-send enqueue failed", ["error": "\(failure)", "copies_stored": "\(stored)"]) }
+                if let mismatch = r.mismatch { return sendMismatch(mismatch, clientMessageID: cmid, account: r.account) }
                 sendError(r.code, clientMessageID: cmid, deviceID: r.deviceID, account: r.account)
             case .failure(let error):
                 log(.error, "multi-send failed before its enqueue", ["error": "\(error)"])
@@ -160,10 +164,14 @@ extension RelayConnection {
     static let multiSendLookupConcurrency = 8
 
     /// Step 4 of §21.2: the first recipient, in order, whose account name is invalid or
-    /// unknown (`UNKNOWN_ACCOUNT{account}`) or one of whose listed devices is unknown
-    /// (`UNKNOWN_DEVICE{account, device_id}`, the first listed); nil when all exist. Accounts are
-    /// looked up a few at a time; a store failure throws (`INTERNAL_ERROR`).
-    static func missingRecipient(_ recipients: [(account: String, devices: [UInt32])],
+    /// unknown (`UNKNOWN_ACCOUNT{account}`), or, when its `all_devices` is set, whose listed
+    /// devices are not exactly its devices less `sender`'s own (`MISMATCHED_DEVICES{account,
+    /// missing, extra}`, §7.6), or else one of whose listed devices is unknown
+    /// (`UNKNOWN_DEVICE{account, device_id}`, the first listed); nil when all pass. `allDevices`
+    /// is empty (none set) or one flag per recipient. Accounts are looked up a few at a time; a
+    /// store failure throws (`INTERNAL_ERROR`).
+    static func missingRecipient(_ recipients: [(account: String, devices: [UInt32])], allDevices: [Bool] = [],
+                                 sender: DeviceAddress? = nil,
                                  in store: any RelayStore) async throws(RelayStoreError) -> MultiSendRejection? {
         // nil: no such (or an invalid) account; else its device ids.
         let found = await withTaskGroup(of: (Int, Result<Set<UInt32>?, RelayStoreError>).self) { group in
@@ -188,8 +196,15 @@ extension RelayConnection {
             }
             return found
         }
-        for (r, result) in zip(recipients, found) {
+        for (i, (r, result)) in zip(recipients, found).enumerated() {
             guard let devices = try result.get() else { return MultiSendRejection(code: .unknownAccount, account: r.account) }
+            if i < allDevices.count, allDevices[i] {
+                let own = sender.flatMap { $0.account == r.account ? $0.deviceID : nil }
+                if let mismatch = deviceMismatch(listed: r.devices, registered: Array(devices), excluding: own) {
+                    return MultiSendRejection(code: .mismatchedDevices, account: r.account, mismatch: mismatch)
+                }
+                continue
+            }
             if let d = r.devices.first(where: { !devices.contains($0) }) {
                 return MultiSendRejection(code: .unknownDevice, account: r.account, deviceID: d)
             }

@@ -7,9 +7,11 @@ import HushTransport
 /// over an anonymous (NK) connection (`SealedSend`). For such a message the relay's connection,
 /// queue row, dedupe entry and logs hold the recipient only.
 extension RelayConnection {
-    /// The outcome of a sealed send's store work: refused by the access check, or enqueued.
+    /// The outcome of a sealed send's store work: refused by the access check or the
+    /// all-devices check (§7.6), or enqueued.
     enum SealedOutcome: Sendable {
         case denied
+        case mismatched(DeviceMismatch)
         case enqueued(EnqueueOutcome)
     }
 
@@ -50,7 +52,7 @@ extension RelayConnection {
         let request = EnqueueRequest(senderAccount: AnonymousSender.scope(recipient: m.account), senderDevice: 0, clientMessageID: cmid,
                                      recipient: m.account, devices: m.devices, payload: m.payload, now: config.clock(),
                                      ttlMilliseconds: config.ttlMilliseconds, queueCap: config.queueCap)
-        let store = relay.store, router = relay.router, presented = m.accessKey, account = m.account
+        let store = relay.store, router = relay.router, presented = m.accessKey, account = m.account, allDevices = m.allDevices
         let started = DispatchTime.now()
         storeWork({ () async throws(RelayStoreError) -> SealedOutcome in
             guard let access = try await store.sealedAccess(account: account), access.admits(presented) else {
@@ -62,11 +64,16 @@ extension RelayConnection {
                 }
                 return .denied
             }
+            // Step 3 (§20.3, §7.6): with all_devices, the listed devices against the account's.
+            if allDevices, let mismatch = try await Self.allDevicesMismatch(account: account, listed: request.devices, sender: nil, in: store) {
+                return .mismatched(mismatch)
+            }
             return .enqueued(try await store.enqueue(request, committed: { router.push($0) }))
         }) { [self] result in
             switch result {
             case .success(.denied), .failure(.unknownAccount):
                 sendError(.accessDenied, clientMessageID: cmid)
+            case .success(.mismatched(let mismatch)): sendMismatch(mismatch, clientMessageID: cmid, account: account)
             case .failure(.unknownDevice(let d)): sendError(.unknownDevice, clientMessageID: cmid, deviceID: d)
             case .failure(.queueFull(let d, _)): sendError(.queueFull, clientMessageID: cmid, deviceID: d)
             case .failure(let error):

@@ -68,7 +68,23 @@ extension RelayConnection {
             relay.metrics.commitLatency.recordInterval(since: started)
             sendServerAck(outcome, clientMessageID: cmid)
         }
-        if let direct = relay.callbacks {
+        if m.allDevices {
+            // §7.6: after the account check (step 2), the listed devices against the account's,
+            // then the enqueue (whose own checks stay, for a device removed in between).
+            let store = relay.store, account = m.account
+            storeWork({ () async throws(RelayStoreError) -> Result<EnqueueOutcome, DeviceMismatch> in
+                if let mismatch = try await Self.allDevicesMismatch(account: account, listed: request.devices, sender: me, in: store) {
+                    return .failure(mismatch)
+                }
+                return .success(try await store.enqueue(request, committed: { router.push($0) }))
+            }) { [self] result in
+                switch result {
+                case .success(.failure(let mismatch)): sendMismatch(mismatch, clientMessageID: cmid, account: account)
+                case .success(.success(let outcome)): then(.success(outcome))
+                case .failure(let error): then(.failure(error))
+                }
+            }
+        } else if let direct = relay.callbacks {
             direct.enqueue(request, committed: { router.push($0) }, completion: storeCompletion(then))
         } else {
             let store = relay.store

@@ -76,6 +76,9 @@ public nonisolated enum RelayErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable {
 
   /// SealedSend on a logged-in connection, which would name its sender (spec §20)
   case notAnonymous // = 71
+
+  /// all_devices set, and the listed devices are not the account's devices (spec §7.6)
+  case mismatchedDevices // = 80
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -112,6 +115,7 @@ public nonisolated enum RelayErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable {
     case 51: self = .tooManyRecipients
     case 70: self = .accessDenied
     case 71: self = .notAnonymous
+    case 80: self = .mismatchedDevices
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -146,6 +150,7 @@ public nonisolated enum RelayErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable {
     case .tooManyRecipients: return 51
     case .accessDenied: return 70
     case .notAnonymous: return 71
+    case .mismatchedDevices: return 80
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -180,6 +185,7 @@ public nonisolated enum RelayErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable {
     .tooManyRecipients,
     .accessDenied,
     .notAnonymous,
+    .mismatchedDevices,
   ]
 
 }
@@ -612,6 +618,9 @@ public nonisolated struct RelaySend: Sendable {
   /// opaque to the relay (a Hush sealed envelope)
   public var payload: Data = Data()
 
+  /// true: `devices` must be exactly the account's devices (spec §7.6), else MISMATCHED_DEVICES
+  public var allDevices: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -964,6 +973,12 @@ public nonisolated struct RelayError: Sendable {
   /// MultiSend: the account concerned (unknown account/device, queue full), "" if none
   public var account: String = String()
 
+  /// MISMATCHED_DEVICES: registered devices not listed (ascending, packed; spec §7.6)
+  public var missing: [UInt32] = []
+
+  /// MISMATCHED_DEVICES: listed devices that are not registered (ascending, packed)
+  public var extra: [UInt32] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1149,6 +1164,9 @@ public nonisolated struct RelayMultiRecipient: Sendable {
   /// packed; 1..16, no repeats
   public var devices: [UInt32] = []
 
+  /// true: `devices` must be exactly the account's devices (spec §7.6, §21.2 step 4)
+  public var allDevices: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1221,6 +1239,9 @@ public nonisolated struct RelaySealedSend: Sendable {
   /// a Hush sealed envelope, at most 64,000 bytes
   public var payload: Data = Data()
 
+  /// true: `devices` must be exactly the account's devices (spec §7.6, §20.3 step 3)
+  public var allDevices: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1231,7 +1252,7 @@ public nonisolated struct RelaySealedSend: Sendable {
 fileprivate nonisolated let _protobuf_package = "hush.relay.v1"
 
 nonisolated extension RelayErrorCode: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ERROR_CODE_UNSPECIFIED\0\u{1}MALFORMED_STANZA\0\u{1}UNEXPECTED_STANZA\0\u{1}UNAUTHENTICATED\0\u{1}UNKNOWN_ACCOUNT\0\u{1}UNKNOWN_DEVICE\0\u{1}ACCOUNT_TAKEN\0\u{1}DEVICE_TAKEN\0\u{1}INVALID_SIGNATURE\0\u{1}QUEUE_FULL\0\u{1}RATE_LIMITED\0\u{1}TOO_MANY_PREKEYS\0\u{1}PAYLOAD_TOO_LARGE\0\u{1}REPLAYED_HANDSHAKE\0\u{1}CLOCK_SKEW\0\u{1}UNSUPPORTED_VERSION\0\u{1}INTERNAL_ERROR\0\u{1}DEVICE_KEY_MISMATCH\0\u{1}TOO_MANY_DEVICES\0\u{1}INVALID_KEY\0\u{1}INVALID_ACCOUNT_NAME\0\u{1}UNAVAILABLE\0\u{1}LIST_TOO_LONG\0\u{2}\u{12}MEDIA_TOO_LARGE\0\u{2}\u{a}MALFORMED_ENVELOPE\0\u{1}TOO_MANY_RECIPIENTS\0\u{2}\u{13}ACCESS_DENIED\0\u{1}NOT_ANONYMOUS\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ERROR_CODE_UNSPECIFIED\0\u{1}MALFORMED_STANZA\0\u{1}UNEXPECTED_STANZA\0\u{1}UNAUTHENTICATED\0\u{1}UNKNOWN_ACCOUNT\0\u{1}UNKNOWN_DEVICE\0\u{1}ACCOUNT_TAKEN\0\u{1}DEVICE_TAKEN\0\u{1}INVALID_SIGNATURE\0\u{1}QUEUE_FULL\0\u{1}RATE_LIMITED\0\u{1}TOO_MANY_PREKEYS\0\u{1}PAYLOAD_TOO_LARGE\0\u{1}REPLAYED_HANDSHAKE\0\u{1}CLOCK_SKEW\0\u{1}UNSUPPORTED_VERSION\0\u{1}INTERNAL_ERROR\0\u{1}DEVICE_KEY_MISMATCH\0\u{1}TOO_MANY_DEVICES\0\u{1}INVALID_KEY\0\u{1}INVALID_ACCOUNT_NAME\0\u{1}UNAVAILABLE\0\u{1}LIST_TOO_LONG\0\u{2}\u{12}MEDIA_TOO_LARGE\0\u{2}\u{a}MALFORMED_ENVELOPE\0\u{1}TOO_MANY_RECIPIENTS\0\u{2}\u{13}ACCESS_DENIED\0\u{1}NOT_ANONYMOUS\0\u{2}\u{9}MISMATCHED_DEVICES\0")
 }
 
 nonisolated extension RelayPresenceVisibility: SwiftProtobuf._ProtoNameProviding {
@@ -1912,7 +1933,7 @@ nonisolated extension RelayStanza: SwiftProtobuf.Message, SwiftProtobuf._Message
 
 nonisolated extension RelaySend: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Send"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}client_message_id\0\u{1}account\0\u{1}devices\0\u{1}payload\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}client_message_id\0\u{1}account\0\u{1}devices\0\u{1}payload\0\u{3}all_devices\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1924,6 +1945,7 @@ nonisolated extension RelaySend: SwiftProtobuf.Message, SwiftProtobuf._MessageIm
       case 2: try { try decoder.decodeSingularStringField(value: &self.account) }()
       case 3: try { try decoder.decodeRepeatedUInt32Field(value: &self.devices) }()
       case 4: try { try decoder.decodeSingularBytesField(value: &self.payload) }()
+      case 5: try { try decoder.decodeSingularBoolField(value: &self.allDevices) }()
       default: break
       }
     }
@@ -1942,6 +1964,9 @@ nonisolated extension RelaySend: SwiftProtobuf.Message, SwiftProtobuf._MessageIm
     if !self.payload.isEmpty {
       try visitor.visitSingularBytesField(value: self.payload, fieldNumber: 4)
     }
+    if self.allDevices != false {
+      try visitor.visitSingularBoolField(value: self.allDevices, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1950,6 +1975,7 @@ nonisolated extension RelaySend: SwiftProtobuf.Message, SwiftProtobuf._MessageIm
     if lhs.account != rhs.account {return false}
     if lhs.devices != rhs.devices {return false}
     if lhs.payload != rhs.payload {return false}
+    if lhs.allDevices != rhs.allDevices {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2589,7 +2615,7 @@ nonisolated extension RelayOk: SwiftProtobuf.Message, SwiftProtobuf._MessageImpl
 
 nonisolated extension RelayError: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Error"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}code\0\u{3}request_id\0\u{3}client_message_id\0\u{3}device_id\0\u{1}account\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}code\0\u{3}request_id\0\u{3}client_message_id\0\u{3}device_id\0\u{1}account\0\u{1}missing\0\u{1}extra\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2602,6 +2628,8 @@ nonisolated extension RelayError: SwiftProtobuf.Message, SwiftProtobuf._MessageI
       case 3: try { try decoder.decodeSingularUInt64Field(value: &self.clientMessageID) }()
       case 4: try { try decoder.decodeSingularUInt32Field(value: &self.deviceID) }()
       case 5: try { try decoder.decodeSingularStringField(value: &self.account) }()
+      case 6: try { try decoder.decodeRepeatedUInt32Field(value: &self.missing) }()
+      case 7: try { try decoder.decodeRepeatedUInt32Field(value: &self.extra) }()
       default: break
       }
     }
@@ -2623,6 +2651,12 @@ nonisolated extension RelayError: SwiftProtobuf.Message, SwiftProtobuf._MessageI
     if !self.account.isEmpty {
       try visitor.visitSingularStringField(value: self.account, fieldNumber: 5)
     }
+    if !self.missing.isEmpty {
+      try visitor.visitPackedUInt32Field(value: self.missing, fieldNumber: 6)
+    }
+    if !self.extra.isEmpty {
+      try visitor.visitPackedUInt32Field(value: self.extra, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2632,6 +2666,8 @@ nonisolated extension RelayError: SwiftProtobuf.Message, SwiftProtobuf._MessageI
     if lhs.clientMessageID != rhs.clientMessageID {return false}
     if lhs.deviceID != rhs.deviceID {return false}
     if lhs.account != rhs.account {return false}
+    if lhs.missing != rhs.missing {return false}
+    if lhs.extra != rhs.extra {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2999,7 +3035,7 @@ nonisolated extension RelayMediaUploadGranted: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension RelayMultiRecipient: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".MultiRecipient"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}account\0\u{1}devices\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}account\0\u{1}devices\0\u{3}all_devices\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3009,6 +3045,7 @@ nonisolated extension RelayMultiRecipient: SwiftProtobuf.Message, SwiftProtobuf.
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.account) }()
       case 2: try { try decoder.decodeRepeatedUInt32Field(value: &self.devices) }()
+      case 3: try { try decoder.decodeSingularBoolField(value: &self.allDevices) }()
       default: break
       }
     }
@@ -3021,12 +3058,16 @@ nonisolated extension RelayMultiRecipient: SwiftProtobuf.Message, SwiftProtobuf.
     if !self.devices.isEmpty {
       try visitor.visitPackedUInt32Field(value: self.devices, fieldNumber: 2)
     }
+    if self.allDevices != false {
+      try visitor.visitSingularBoolField(value: self.allDevices, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: RelayMultiRecipient, rhs: RelayMultiRecipient) -> Bool {
     if lhs.account != rhs.account {return false}
     if lhs.devices != rhs.devices {return false}
+    if lhs.allDevices != rhs.allDevices {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3114,7 +3155,7 @@ nonisolated extension RelaySetSealedAccess: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension RelaySealedSend: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SealedSend"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}client_message_id\0\u{1}account\0\u{1}devices\0\u{3}access_key\0\u{1}payload\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}client_message_id\0\u{1}account\0\u{1}devices\0\u{3}access_key\0\u{1}payload\0\u{3}all_devices\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3127,6 +3168,7 @@ nonisolated extension RelaySealedSend: SwiftProtobuf.Message, SwiftProtobuf._Mes
       case 3: try { try decoder.decodeRepeatedUInt32Field(value: &self.devices) }()
       case 4: try { try decoder.decodeSingularBytesField(value: &self.accessKey) }()
       case 5: try { try decoder.decodeSingularBytesField(value: &self.payload) }()
+      case 6: try { try decoder.decodeSingularBoolField(value: &self.allDevices) }()
       default: break
       }
     }
@@ -3148,6 +3190,9 @@ nonisolated extension RelaySealedSend: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if !self.payload.isEmpty {
       try visitor.visitSingularBytesField(value: self.payload, fieldNumber: 5)
     }
+    if self.allDevices != false {
+      try visitor.visitSingularBoolField(value: self.allDevices, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3157,6 +3202,7 @@ nonisolated extension RelaySealedSend: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if lhs.devices != rhs.devices {return false}
     if lhs.accessKey != rhs.accessKey {return false}
     if lhs.payload != rhs.payload {return false}
+    if lhs.allDevices != rhs.allDevices {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
