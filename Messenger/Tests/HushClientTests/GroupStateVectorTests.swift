@@ -1,4 +1,5 @@
 import Foundation
+import Hush
 import Testing
 @testable import HushClient
 
@@ -27,16 +28,7 @@ import Testing
         let accept: [Accept]
     }
 
-    static func bytes(_ hex: String) -> [UInt8] {
-        var out: [UInt8] = []
-        var i = hex.startIndex
-        while i < hex.endIndex {
-            let j = hex.index(i, offsetBy: 2)
-            out.append(UInt8(hex[i..<j], radix: 16)!)
-            i = j
-        }
-        return out
-    }
+    static func bytes(_ hex: String) -> [UInt8] { try! Hex.decode(hex) }
 
     static func name(_ e: GroupState.DecodeError) -> String {
         switch e {
