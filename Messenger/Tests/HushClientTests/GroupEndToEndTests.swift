@@ -179,7 +179,12 @@ import Testing
         #expect(try await again.client.group(state.id) == state)
         #expect(try await again.client.messages(in: state.id.conversation).map(\.body) == ["before", "carol before"])
         #expect(try await again.client.memberTicks(before) == ["alice": .delivered, "carol": .delivered])
+        let (aliceMark, carolMark) = (await alice.log.mark(), await carol.log.mark())
         await again.online()
+        // Both must have processed bob's reset before they send: a message sent under the old
+        // session cannot be read by the restored device.
+        _ = await alice.log.next(after: aliceMark) { $0 == .sessionReset(account: "bob", device: 1) }
+        _ = await carol.log.next(after: carolMark) { $0 == .sessionReset(account: "bob", device: 1) }
 
         // Alice and carol got bob's session reset: their next group messages carry their sender keys again.
         let fromAlice = try await alice.client.sendGroup("welcome back", to: state.id)

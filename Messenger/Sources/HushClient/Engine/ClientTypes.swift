@@ -70,6 +70,11 @@ public enum ClientEvent: Sendable, Equatable {
     /// An outgoing group message's tick advanced for one member (``tick(_:_:)`` reports the
     /// whole group's: delivered when every member's device has it, read when every member read it).
     case memberTick(MessageID, account: String, TickState)
+    /// A contact's device started a new session with this one (it was restored from a backup,
+    /// Docs/spec/backup.md §6): from here on messages to and from it use the new session, and this
+    /// device's sender keys go to it again. Messages it was sent before the reset under the old
+    /// session cannot be read by it.
+    case sessionReset(account: String, device: UInt32)
 }
 
 /// Errors of the client API.

@@ -482,6 +482,7 @@ public actor HushClient {
                         // Decrypting its prekey message already made the new session current. The
                         // restored device lost the sender keys it held: ours go to it again (§6.5).
                         try forgetSenderKeyHolder(address)
+                        effects.append(.sessionReset(account: address.name, device: address.deviceID))
                     case .accessKey(let key):
                         // With it, our messages to this contact can go sealed (spec §20).
                         try store.setSetting(SettingKey.sealedKey(address.name), key)
