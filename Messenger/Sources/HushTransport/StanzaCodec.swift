@@ -38,7 +38,8 @@ extension RelayStanza {
         "send", "ack", "upload_prekeys", "fetch_prekeys", "ping", "deliver", "server_ack", "queue_empty", "welcome", "error",
         "ok", "prekey_bundles", "prekeys_low", "pong", "get_sender_certificate", "sender_certificate", "set_presence_privacy",
         "subscribe_presence", "presence", "send_ephemeral", "deliver_ephemeral", "request_media_upload", "media_upload_granted",
-        "set_sealed_access", "sealed_send", "multi_send", "none",
+        "set_sealed_access", "sealed_send", "multi_send", "list_devices", "device_list", "remove_device", "open_provisioning",
+        "provisioning_address", "send_provisioning", "provisioning_message", "none",
     ]
 
     /// The stanza's kind, for metrics and logs (never its contents).
@@ -70,6 +71,13 @@ extension RelayStanza {
         case .setSealedAccess: "set_sealed_access"
         case .sealedSend: "sealed_send"
         case .multiSend: "multi_send"
+        case .listDevices: "list_devices"
+        case .deviceList: "device_list"
+        case .removeDevice: "remove_device"
+        case .openProvisioning: "open_provisioning"
+        case .provisioningAddress: "provisioning_address"
+        case .sendProvisioning: "send_provisioning"
+        case .provisioningMessage: "provisioning_message"
         case nil: "none"
         }
     }

@@ -79,6 +79,12 @@ public nonisolated enum RelayErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable {
 
   /// all_devices set, and the listed devices are not the account's devices (spec §7.6)
   case mismatchedDevices // = 80
+
+  /// RemoveDevice: only device 1 removes others; device 1 is not removed (spec §22.2)
+  case deviceRemovalForbidden // = 81
+
+  /// SendProvisioning: no open provisioning connection has that address (spec §22.3)
+  case unknownProvisioningAddress // = 82
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -116,6 +122,8 @@ public nonisolated enum RelayErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable {
     case 70: self = .accessDenied
     case 71: self = .notAnonymous
     case 80: self = .mismatchedDevices
+    case 81: self = .deviceRemovalForbidden
+    case 82: self = .unknownProvisioningAddress
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -151,6 +159,8 @@ public nonisolated enum RelayErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable {
     case .accessDenied: return 70
     case .notAnonymous: return 71
     case .mismatchedDevices: return 80
+    case .deviceRemovalForbidden: return 81
+    case .unknownProvisioningAddress: return 82
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -186,6 +196,8 @@ public nonisolated enum RelayErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable {
     .accessDenied,
     .notAnonymous,
     .mismatchedDevices,
+    .deviceRemovalForbidden,
+    .unknownProvisioningAddress,
   ]
 
 }
@@ -556,6 +568,69 @@ public nonisolated struct RelayStanza: Sendable {
     set {body = .sealedSend(newValue)}
   }
 
+  /// several devices per account (spec §22; field numbers 80-89 are kept for them)
+  public var listDevices: RelayListDevices {
+    get {
+      if case .listDevices(let v)? = body {return v}
+      return RelayListDevices()
+    }
+    set {body = .listDevices(newValue)}
+  }
+
+  /// relay -> client
+  public var deviceList: RelayDeviceList {
+    get {
+      if case .deviceList(let v)? = body {return v}
+      return RelayDeviceList()
+    }
+    set {body = .deviceList(newValue)}
+  }
+
+  /// client -> relay, logged in
+  public var removeDevice: RelayRemoveDevice {
+    get {
+      if case .removeDevice(let v)? = body {return v}
+      return RelayRemoveDevice()
+    }
+    set {body = .removeDevice(newValue)}
+  }
+
+  /// client -> relay, anonymous (NK) only
+  public var openProvisioning: RelayOpenProvisioning {
+    get {
+      if case .openProvisioning(let v)? = body {return v}
+      return RelayOpenProvisioning()
+    }
+    set {body = .openProvisioning(newValue)}
+  }
+
+  /// relay -> client
+  public var provisioningAddress: RelayProvisioningAddress {
+    get {
+      if case .provisioningAddress(let v)? = body {return v}
+      return RelayProvisioningAddress()
+    }
+    set {body = .provisioningAddress(newValue)}
+  }
+
+  /// client -> relay, logged in
+  public var sendProvisioning: RelaySendProvisioning {
+    get {
+      if case .sendProvisioning(let v)? = body {return v}
+      return RelaySendProvisioning()
+    }
+    set {body = .sendProvisioning(newValue)}
+  }
+
+  /// relay -> client, on the provisioning connection
+  public var provisioningMessage: RelayProvisioningMessage {
+    get {
+      if case .provisioningMessage(let v)? = body {return v}
+      return RelayProvisioningMessage()
+    }
+    set {body = .provisioningMessage(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -594,6 +669,20 @@ public nonisolated struct RelayStanza: Sendable {
     case setSealedAccess(RelaySetSealedAccess)
     /// client -> relay, anonymous (NK) only
     case sealedSend(RelaySealedSend)
+    /// several devices per account (spec §22; field numbers 80-89 are kept for them)
+    case listDevices(RelayListDevices)
+    /// relay -> client
+    case deviceList(RelayDeviceList)
+    /// client -> relay, logged in
+    case removeDevice(RelayRemoveDevice)
+    /// client -> relay, anonymous (NK) only
+    case openProvisioning(RelayOpenProvisioning)
+    /// relay -> client
+    case provisioningAddress(RelayProvisioningAddress)
+    /// client -> relay, logged in
+    case sendProvisioning(RelaySendProvisioning)
+    /// relay -> client, on the provisioning connection
+    case provisioningMessage(RelayProvisioningMessage)
 
   }
 
@@ -620,6 +709,24 @@ public nonisolated struct RelaySend: Sendable {
 
   /// true: `devices` must be exactly the account's devices (spec §7.6), else MISMATCHED_DEVICES
   public var allDevices: Bool = false
+
+  /// instead of `devices` + `payload`: a payload per device (spec §7.1)
+  public var payloads: [RelayDevicePayload] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// One recipient device and the payload for it (a pairwise session's message differs per device).
+public nonisolated struct RelayDevicePayload: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var deviceID: UInt32 = 0
+
+  public var payload: Data = Data()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1242,6 +1349,134 @@ public nonisolated struct RelaySealedSend: Sendable {
   /// true: `devices` must be exactly the account's devices (spec §7.6, §20.3 step 3)
   public var allDevices: Bool = false
 
+  /// instead of `devices` + `payload`, as Send.payloads (spec §20.3)
+  public var payloads: [RelayDevicePayload] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// The devices of the connection's own account.
+public nonisolated struct RelayListDevices: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var requestID: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct RelayDeviceInfo: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var deviceID: UInt32 = 0
+
+  /// the device's Noise static public key, 32 bytes
+  public var staticKey: Data = Data()
+
+  /// of its latest prekey upload; 0 before one
+  public var registrationID: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct RelayDeviceList: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var requestID: UInt32 = 0
+
+  /// ascending device id
+  public var devices: [RelayDeviceInfo] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Unlink a device of the connection's own account: its queue and prekeys are deleted and its
+/// connection closed (4008). Device 1 removes any other; any other device removes only itself.
+public nonisolated struct RelayRemoveDevice: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var requestID: UInt32 = 0
+
+  public var deviceID: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// On an anonymous connection: give this connection a provisioning address (spec §22.3).
+public nonisolated struct RelayOpenProvisioning: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var requestID: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct RelayProvisioningAddress: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var requestID: UInt32 = 0
+
+  /// 16 random bytes
+  public var address: Data = Data()
+
+  /// Unix milliseconds; the relay closes the connection then (4009)
+  public var expiresAt: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// From a logged-in device to a provisioning address: forwarded once, never stored.
+public nonisolated struct RelaySendProvisioning: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var requestID: UInt32 = 0
+
+  /// 16 bytes
+  public var address: Data = Data()
+
+  /// opaque (end-to-end encrypted by the client), 1..4096 bytes
+  public var body: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// On the provisioning connection: the one message sent to its address.
+public nonisolated struct RelayProvisioningMessage: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var body: Data = Data()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1252,7 +1487,7 @@ public nonisolated struct RelaySealedSend: Sendable {
 fileprivate nonisolated let _protobuf_package = "hush.relay.v1"
 
 nonisolated extension RelayErrorCode: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ERROR_CODE_UNSPECIFIED\0\u{1}MALFORMED_STANZA\0\u{1}UNEXPECTED_STANZA\0\u{1}UNAUTHENTICATED\0\u{1}UNKNOWN_ACCOUNT\0\u{1}UNKNOWN_DEVICE\0\u{1}ACCOUNT_TAKEN\0\u{1}DEVICE_TAKEN\0\u{1}INVALID_SIGNATURE\0\u{1}QUEUE_FULL\0\u{1}RATE_LIMITED\0\u{1}TOO_MANY_PREKEYS\0\u{1}PAYLOAD_TOO_LARGE\0\u{1}REPLAYED_HANDSHAKE\0\u{1}CLOCK_SKEW\0\u{1}UNSUPPORTED_VERSION\0\u{1}INTERNAL_ERROR\0\u{1}DEVICE_KEY_MISMATCH\0\u{1}TOO_MANY_DEVICES\0\u{1}INVALID_KEY\0\u{1}INVALID_ACCOUNT_NAME\0\u{1}UNAVAILABLE\0\u{1}LIST_TOO_LONG\0\u{2}\u{12}MEDIA_TOO_LARGE\0\u{2}\u{a}MALFORMED_ENVELOPE\0\u{1}TOO_MANY_RECIPIENTS\0\u{2}\u{13}ACCESS_DENIED\0\u{1}NOT_ANONYMOUS\0\u{2}\u{9}MISMATCHED_DEVICES\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ERROR_CODE_UNSPECIFIED\0\u{1}MALFORMED_STANZA\0\u{1}UNEXPECTED_STANZA\0\u{1}UNAUTHENTICATED\0\u{1}UNKNOWN_ACCOUNT\0\u{1}UNKNOWN_DEVICE\0\u{1}ACCOUNT_TAKEN\0\u{1}DEVICE_TAKEN\0\u{1}INVALID_SIGNATURE\0\u{1}QUEUE_FULL\0\u{1}RATE_LIMITED\0\u{1}TOO_MANY_PREKEYS\0\u{1}PAYLOAD_TOO_LARGE\0\u{1}REPLAYED_HANDSHAKE\0\u{1}CLOCK_SKEW\0\u{1}UNSUPPORTED_VERSION\0\u{1}INTERNAL_ERROR\0\u{1}DEVICE_KEY_MISMATCH\0\u{1}TOO_MANY_DEVICES\0\u{1}INVALID_KEY\0\u{1}INVALID_ACCOUNT_NAME\0\u{1}UNAVAILABLE\0\u{1}LIST_TOO_LONG\0\u{2}\u{12}MEDIA_TOO_LARGE\0\u{2}\u{a}MALFORMED_ENVELOPE\0\u{1}TOO_MANY_RECIPIENTS\0\u{2}\u{13}ACCESS_DENIED\0\u{1}NOT_ANONYMOUS\0\u{2}\u{9}MISMATCHED_DEVICES\0\u{1}DEVICE_REMOVAL_FORBIDDEN\0\u{1}UNKNOWN_PROVISIONING_ADDRESS\0")
 }
 
 nonisolated extension RelayPresenceVisibility: SwiftProtobuf._ProtoNameProviding {
@@ -1458,7 +1693,7 @@ nonisolated extension RelayServerHello: SwiftProtobuf.Message, SwiftProtobuf._Me
 
 nonisolated extension RelayStanza: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Stanza"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}send\0\u{1}ack\0\u{3}upload_prekeys\0\u{3}fetch_prekeys\0\u{1}ping\0\u{1}deliver\0\u{3}server_ack\0\u{3}queue_empty\0\u{1}welcome\0\u{1}error\0\u{1}ok\0\u{3}prekey_bundles\0\u{3}prekeys_low\0\u{1}pong\0\u{3}get_sender_certificate\0\u{3}set_presence_privacy\0\u{3}subscribe_presence\0\u{3}send_ephemeral\0\u{3}sender_certificate\0\u{1}presence\0\u{3}deliver_ephemeral\0\u{4}\u{13}request_media_upload\0\u{3}media_upload_granted\0\u{4}\u{9}multi_send\0\u{4}\u{14}set_sealed_access\0\u{3}sealed_send\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}send\0\u{1}ack\0\u{3}upload_prekeys\0\u{3}fetch_prekeys\0\u{1}ping\0\u{1}deliver\0\u{3}server_ack\0\u{3}queue_empty\0\u{1}welcome\0\u{1}error\0\u{1}ok\0\u{3}prekey_bundles\0\u{3}prekeys_low\0\u{1}pong\0\u{3}get_sender_certificate\0\u{3}set_presence_privacy\0\u{3}subscribe_presence\0\u{3}send_ephemeral\0\u{3}sender_certificate\0\u{1}presence\0\u{3}deliver_ephemeral\0\u{4}\u{13}request_media_upload\0\u{3}media_upload_granted\0\u{4}\u{9}multi_send\0\u{4}\u{14}set_sealed_access\0\u{3}sealed_send\0\u{4}\u{9}list_devices\0\u{3}device_list\0\u{3}remove_device\0\u{3}open_provisioning\0\u{3}provisioning_address\0\u{3}send_provisioning\0\u{3}provisioning_message\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1804,6 +2039,97 @@ nonisolated extension RelayStanza: SwiftProtobuf.Message, SwiftProtobuf._Message
           self.body = .sealedSend(v)
         }
       }()
+      case 80: try {
+        var v: RelayListDevices?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .listDevices(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .listDevices(v)
+        }
+      }()
+      case 81: try {
+        var v: RelayDeviceList?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .deviceList(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .deviceList(v)
+        }
+      }()
+      case 82: try {
+        var v: RelayRemoveDevice?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .removeDevice(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .removeDevice(v)
+        }
+      }()
+      case 83: try {
+        var v: RelayOpenProvisioning?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .openProvisioning(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .openProvisioning(v)
+        }
+      }()
+      case 84: try {
+        var v: RelayProvisioningAddress?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .provisioningAddress(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .provisioningAddress(v)
+        }
+      }()
+      case 85: try {
+        var v: RelaySendProvisioning?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .sendProvisioning(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .sendProvisioning(v)
+        }
+      }()
+      case 86: try {
+        var v: RelayProvisioningMessage?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .provisioningMessage(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .provisioningMessage(v)
+        }
+      }()
       default: break
       }
     }
@@ -1919,6 +2245,34 @@ nonisolated extension RelayStanza: SwiftProtobuf.Message, SwiftProtobuf._Message
       guard case .sealedSend(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 71)
     }()
+    case .listDevices?: try {
+      guard case .listDevices(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 80)
+    }()
+    case .deviceList?: try {
+      guard case .deviceList(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 81)
+    }()
+    case .removeDevice?: try {
+      guard case .removeDevice(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 82)
+    }()
+    case .openProvisioning?: try {
+      guard case .openProvisioning(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 83)
+    }()
+    case .provisioningAddress?: try {
+      guard case .provisioningAddress(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 84)
+    }()
+    case .sendProvisioning?: try {
+      guard case .sendProvisioning(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 85)
+    }()
+    case .provisioningMessage?: try {
+      guard case .provisioningMessage(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 86)
+    }()
     case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
@@ -1933,7 +2287,7 @@ nonisolated extension RelayStanza: SwiftProtobuf.Message, SwiftProtobuf._Message
 
 nonisolated extension RelaySend: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Send"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}client_message_id\0\u{1}account\0\u{1}devices\0\u{1}payload\0\u{3}all_devices\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}client_message_id\0\u{1}account\0\u{1}devices\0\u{1}payload\0\u{3}all_devices\0\u{1}payloads\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1946,6 +2300,7 @@ nonisolated extension RelaySend: SwiftProtobuf.Message, SwiftProtobuf._MessageIm
       case 3: try { try decoder.decodeRepeatedUInt32Field(value: &self.devices) }()
       case 4: try { try decoder.decodeSingularBytesField(value: &self.payload) }()
       case 5: try { try decoder.decodeSingularBoolField(value: &self.allDevices) }()
+      case 6: try { try decoder.decodeRepeatedMessageField(value: &self.payloads) }()
       default: break
       }
     }
@@ -1967,6 +2322,9 @@ nonisolated extension RelaySend: SwiftProtobuf.Message, SwiftProtobuf._MessageIm
     if self.allDevices != false {
       try visitor.visitSingularBoolField(value: self.allDevices, fieldNumber: 5)
     }
+    if !self.payloads.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.payloads, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1976,6 +2334,42 @@ nonisolated extension RelaySend: SwiftProtobuf.Message, SwiftProtobuf._MessageIm
     if lhs.devices != rhs.devices {return false}
     if lhs.payload != rhs.payload {return false}
     if lhs.allDevices != rhs.allDevices {return false}
+    if lhs.payloads != rhs.payloads {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension RelayDevicePayload: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DevicePayload"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}device_id\0\u{1}payload\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.deviceID) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.payload) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.deviceID != 0 {
+      try visitor.visitSingularUInt32Field(value: self.deviceID, fieldNumber: 1)
+    }
+    if !self.payload.isEmpty {
+      try visitor.visitSingularBytesField(value: self.payload, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: RelayDevicePayload, rhs: RelayDevicePayload) -> Bool {
+    if lhs.deviceID != rhs.deviceID {return false}
+    if lhs.payload != rhs.payload {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3155,7 +3549,7 @@ nonisolated extension RelaySetSealedAccess: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension RelaySealedSend: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SealedSend"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}client_message_id\0\u{1}account\0\u{1}devices\0\u{3}access_key\0\u{1}payload\0\u{3}all_devices\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}client_message_id\0\u{1}account\0\u{1}devices\0\u{3}access_key\0\u{1}payload\0\u{3}all_devices\0\u{1}payloads\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3169,6 +3563,7 @@ nonisolated extension RelaySealedSend: SwiftProtobuf.Message, SwiftProtobuf._Mes
       case 4: try { try decoder.decodeSingularBytesField(value: &self.accessKey) }()
       case 5: try { try decoder.decodeSingularBytesField(value: &self.payload) }()
       case 6: try { try decoder.decodeSingularBoolField(value: &self.allDevices) }()
+      case 7: try { try decoder.decodeRepeatedMessageField(value: &self.payloads) }()
       default: break
       }
     }
@@ -3193,6 +3588,9 @@ nonisolated extension RelaySealedSend: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if self.allDevices != false {
       try visitor.visitSingularBoolField(value: self.allDevices, fieldNumber: 6)
     }
+    if !self.payloads.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.payloads, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3203,6 +3601,287 @@ nonisolated extension RelaySealedSend: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if lhs.accessKey != rhs.accessKey {return false}
     if lhs.payload != rhs.payload {return false}
     if lhs.allDevices != rhs.allDevices {return false}
+    if lhs.payloads != rhs.payloads {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension RelayListDevices: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ListDevices"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.requestID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.requestID != 0 {
+      try visitor.visitSingularUInt32Field(value: self.requestID, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: RelayListDevices, rhs: RelayListDevices) -> Bool {
+    if lhs.requestID != rhs.requestID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension RelayDeviceInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DeviceInfo"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}device_id\0\u{3}static_key\0\u{3}registration_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.deviceID) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.staticKey) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.registrationID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.deviceID != 0 {
+      try visitor.visitSingularUInt32Field(value: self.deviceID, fieldNumber: 1)
+    }
+    if !self.staticKey.isEmpty {
+      try visitor.visitSingularBytesField(value: self.staticKey, fieldNumber: 2)
+    }
+    if self.registrationID != 0 {
+      try visitor.visitSingularUInt32Field(value: self.registrationID, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: RelayDeviceInfo, rhs: RelayDeviceInfo) -> Bool {
+    if lhs.deviceID != rhs.deviceID {return false}
+    if lhs.staticKey != rhs.staticKey {return false}
+    if lhs.registrationID != rhs.registrationID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension RelayDeviceList: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DeviceList"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}devices\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.requestID) }()
+      case 2: try { try decoder.decodeRepeatedMessageField(value: &self.devices) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.requestID != 0 {
+      try visitor.visitSingularUInt32Field(value: self.requestID, fieldNumber: 1)
+    }
+    if !self.devices.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.devices, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: RelayDeviceList, rhs: RelayDeviceList) -> Bool {
+    if lhs.requestID != rhs.requestID {return false}
+    if lhs.devices != rhs.devices {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension RelayRemoveDevice: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RemoveDevice"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}device_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.requestID) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.deviceID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.requestID != 0 {
+      try visitor.visitSingularUInt32Field(value: self.requestID, fieldNumber: 1)
+    }
+    if self.deviceID != 0 {
+      try visitor.visitSingularUInt32Field(value: self.deviceID, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: RelayRemoveDevice, rhs: RelayRemoveDevice) -> Bool {
+    if lhs.requestID != rhs.requestID {return false}
+    if lhs.deviceID != rhs.deviceID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension RelayOpenProvisioning: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".OpenProvisioning"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.requestID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.requestID != 0 {
+      try visitor.visitSingularUInt32Field(value: self.requestID, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: RelayOpenProvisioning, rhs: RelayOpenProvisioning) -> Bool {
+    if lhs.requestID != rhs.requestID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension RelayProvisioningAddress: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ProvisioningAddress"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}address\0\u{3}expires_at\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.requestID) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.address) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.expiresAt) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.requestID != 0 {
+      try visitor.visitSingularUInt32Field(value: self.requestID, fieldNumber: 1)
+    }
+    if !self.address.isEmpty {
+      try visitor.visitSingularBytesField(value: self.address, fieldNumber: 2)
+    }
+    if self.expiresAt != 0 {
+      try visitor.visitSingularUInt64Field(value: self.expiresAt, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: RelayProvisioningAddress, rhs: RelayProvisioningAddress) -> Bool {
+    if lhs.requestID != rhs.requestID {return false}
+    if lhs.address != rhs.address {return false}
+    if lhs.expiresAt != rhs.expiresAt {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension RelaySendProvisioning: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SendProvisioning"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}address\0\u{1}body\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.requestID) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.address) }()
+      case 3: try { try decoder.decodeSingularBytesField(value: &self.body) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.requestID != 0 {
+      try visitor.visitSingularUInt32Field(value: self.requestID, fieldNumber: 1)
+    }
+    if !self.address.isEmpty {
+      try visitor.visitSingularBytesField(value: self.address, fieldNumber: 2)
+    }
+    if !self.body.isEmpty {
+      try visitor.visitSingularBytesField(value: self.body, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: RelaySendProvisioning, rhs: RelaySendProvisioning) -> Bool {
+    if lhs.requestID != rhs.requestID {return false}
+    if lhs.address != rhs.address {return false}
+    if lhs.body != rhs.body {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension RelayProvisioningMessage: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ProvisioningMessage"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}body\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self.body) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.body.isEmpty {
+      try visitor.visitSingularBytesField(value: self.body, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: RelayProvisioningMessage, rhs: RelayProvisioningMessage) -> Bool {
+    if lhs.body != rhs.body {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
