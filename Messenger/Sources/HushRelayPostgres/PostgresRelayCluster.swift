@@ -76,6 +76,11 @@ public final class PostgresRelayCluster: RelayCluster {
                                 group.addTask {
                                     for try await n in onlines {
                                         guard let (origin, session, address) = Self.parseOnline(n.payload), origin != me else { continue }
+                                        if session == Self.removedSession {
+                                            self.sessions.withLock { _ = $0.removeValue(forKey: address) }
+                                            relay.deviceRemoved(address)
+                                            continue
+                                        }
                                         await self.remoteLogin(address, session: session, relay: relay)
                                     }
                                 }
@@ -116,6 +121,9 @@ public final class PostgresRelayCluster: RelayCluster {
             }
         }
     }
+
+    /// The session number of an online-channel notice that the device was removed (§22.2).
+    static let removedSession: Int64 = -1
 
     /// "origin account device".
     static func parseWake(_ payload: String) -> (String, DeviceAddress)? {

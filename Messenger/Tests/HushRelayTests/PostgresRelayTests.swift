@@ -199,6 +199,35 @@ extension PostgresTests {
             await n2.stop()
         }
 
+        /// A device removed on one node (spec §22.2) while its connection is on another: that
+        /// node closes it with 4008, and the device can log in on neither.
+        @Test func removalClosesTheDeviceOnTheOtherNode() async throws {
+            let config = try TestPostgres.configuration()
+            let n1 = try await PostgresNode.start(config, node: "n1")
+            let n2 = try await PostgresNode.start(config, node: "n2")
+            let primary = TestDevice("dora"), linked = primary.sibling(2)
+            let p = try await RelayTestClient.register(n1.relay, primary)
+            try await p.waitQueueEmpty()
+            let l = try await RelayTestClient.register(n2.relay, linked)
+            try await l.waitQueueEmpty()
+            var s = RelayStanza()
+            s.removeDevice.requestID = 3
+            s.removeDevice.deviceID = 2
+            try await p.send(s)
+            let ok = try await p.wait { st -> RelayOk? in if case .ok(let o)? = st.body { o } else { nil } }
+            #expect(ok.requestID == 3)
+            let (code, _) = await l.closeCode()
+            #expect(code == RelayProtocol.CloseCode.deviceRemoved.rawValue)
+            for node in [n1, n2] {
+                let gone = try await RelayTestClient.connect(node.relay, linked, pattern: .ik, hello: linked.loginHello, expectWelcome: false)
+                expectError(try await gone.next(), .unknownDevice)
+                await gone.close()
+            }
+            await p.close()
+            await n1.stop()
+            await n2.stop()
+        }
+
         /// The PostgreSQL server restarted (fast shutdown, start) while a sender keeps a window of
         /// sends in flight: every send is answered with an ack or a typed error (none hangs),
         /// resending the failed ones with the same ids succeeds, and the recipient then receives

@@ -41,6 +41,12 @@ extension Relay {
         router.connection(address)?.closeSoon(.connectedElsewhere)
     }
 
+    /// `address` was removed from its account (spec §22.2), on this node or another: its
+    /// connection here, if any, is closed with 4008 (device removed).
+    public func deviceRemoved(_ address: DeviceAddress) {
+        router.connection(address)?.closeSoon(.deviceRemoved)
+    }
+
     /// Whether a device has a logged-in connection on this node.
     public func holds(_ address: DeviceAddress) -> Bool { router.connection(address) != nil }
 }
