@@ -466,6 +466,19 @@ extension PostgresRelayStore {
 }
 
 extension PostgresRelayStore {
+    /// Tells every node that `body` is for provisioning `address` (spec §22.3): "origin
+    /// hex(address) base64(body)" on the provisioning channel (at most 5,530 bytes, under
+    /// PostgreSQL's 8,000-byte NOTIFY limit). Not stored: a node that does not listen now never
+    /// sees it.
+    func notifyProvisioning(address: Data, body: Data) async throws(RelayStoreError) {
+        let payload = configuration.nodeID + " " + address.map { String(format: "%02x", $0) }.joined() + " " + body.base64EncodedString()
+        let channel = configuration.provisioningChannel
+        _ = try await read { client in
+            for try await _ in try await client.query("SELECT pg_notify(\(channel), \(payload))").decode(String.self) {}
+            return 0
+        }
+    }
+
     /// A device's current session number (0 before its first login on a cluster node).
     func session(account: String, deviceID: UInt32) async throws(RelayStoreError) -> Int64? {
         try await read { client in

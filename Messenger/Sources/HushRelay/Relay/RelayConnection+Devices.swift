@@ -155,14 +155,25 @@ extension RelayConnection {
         guard m.body.count <= RelayProtocol.Limits.maxProvisioningBody else { return sendError(.payloadTooLarge, requestID: rid) }
         let now = relay.configuration.clock()
         guard relay.provisioning.limiter.take(me.description, now: now) else { return sendError(.rateLimited, requestID: rid) }
-        guard let target = relay.provisioning.take(m.address, now: now) else {
-            return sendError(.unknownProvisioningAddress, requestID: rid)
+        let body = m.body, address = m.address
+        guard let target = relay.provisioning.take(address, now: now) else {
+            // Several nodes: another may hold it; it is forwarded and answered Ok (§22.3).
+            let cluster = relay.configuration.cluster
+            guard cluster.deliversByStoreRead else { return sendError(.unknownProvisioningAddress, requestID: rid) }
+            offLoop({ await cluster.forwardProvisioning(address: address, body: body) }) { [self] forwarded in
+                guard forwarded else { return sendError(.unknownProvisioningAddress, requestID: rid) }
+                answerOK(rid)
+            }
+            return
         }
-        let body = m.body
         target.eventLoop.execute {
             target.deliverProvisioning(body)
         }
         relay.metrics.provisioningSent.increment()
+        answerOK(rid)
+    }
+
+    private func answerOK(_ rid: UInt32) {
         var s = RelayStanza()
         s.ok.requestID = rid
         send(s)
