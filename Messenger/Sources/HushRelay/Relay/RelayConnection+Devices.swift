@@ -103,6 +103,9 @@ extension RelayConnection {
                 }
             case .failure(.unknownDevice), .failure(.unknownAccount):
                 sendError(.unknownDevice, requestID: rid, deviceID: target)
+                // No such device (any more: e.g. a retried removal that had applied): no
+                // connection may stay logged in as it.
+                relay.deviceRemoved(DeviceAddress(account: account, deviceID: target))
             case .failure(let error):
                 log(.error, "device removal failed", ["error": "\(error)"])
                 sendError(.internalError, requestID: rid)
