@@ -135,6 +135,7 @@ extension RelayConnection {
             provisioningExpiresAt = expires
             relay.metrics.provisioningOpened.increment()
             if let context {
+                provisioningTimer?.cancel()
                 provisioningTimer = context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(Int64(lifetime))) { [self] in
                     close(.provisioningExpired)
                     flush()
@@ -185,7 +186,10 @@ extension RelayConnection {
     /// On the provisioning connection's loop: sends its one `ProvisioningMessage`.
     func deliverProvisioning(_ body: Data) {
         guard phase == .anonymous else { return }
+        // Its address is used: the connection is an ordinary anonymous one again (no 4009).
         provisioningAddress = nil
+        provisioningTimer?.cancel()
+        provisioningTimer = nil
         var s = RelayStanza()
         s.provisioningMessage.body = body
         send(s)
