@@ -141,6 +141,25 @@ public final class PostgresRelayStore: RelayStore {
         }
     }
 
+    public func removeDevice(account: String, deviceID: UInt32) async throws(RelayStoreError) -> Int {
+        let logger = logger
+        let origin = configuration.nodeID
+        let channel: String? = notifyCommits ? configuration.onlineChannel : nil
+        let (status, deleted) = try await write { c, _ in
+            let rows = try await c.query("""
+                SELECT r_status, r_deleted FROM hush_remove_device(\(account), \(Int64(deviceID)), \(origin), \(channel))
+                """, logger: logger)
+            for try await r in rows.decode((Int64, Int64).self) { return r }
+            throw RelayStoreError.storage("no row")
+        }
+        switch status {
+        case PostgresSchema.Status.ok: return Int(deleted)
+        case PostgresSchema.Status.unknownAccount: throw .unknownAccount
+        case PostgresSchema.Status.unknownDevice: throw .unknownDevice(deviceID)
+        default: throw .storage("remove device: status \(status)")
+        }
+    }
+
     public func account(named name: String) async throws(RelayStoreError) -> AccountRecord? {
         try await read { client in
             for try await key in try await client.query("SELECT identity_key FROM accounts WHERE name = \(name)").decode(Data.self) {
@@ -447,6 +466,19 @@ extension PostgresRelayStore {
 }
 
 extension PostgresRelayStore {
+    /// Tells every node that `body` is for provisioning `address` (spec §22.3): "origin
+    /// hex(address) base64(body)" on the provisioning channel (at most 5,530 bytes, under
+    /// PostgreSQL's 8,000-byte NOTIFY limit). Not stored: a node that does not listen now never
+    /// sees it.
+    func notifyProvisioning(address: Data, body: Data) async throws(RelayStoreError) {
+        let payload = configuration.nodeID + " " + address.map { String(format: "%02x", $0) }.joined() + " " + body.base64EncodedString()
+        let channel = configuration.provisioningChannel
+        _ = try await read { client in
+            for try await _ in try await client.query("SELECT pg_notify(\(channel), \(payload))").decode(String.self) {}
+            return 0
+        }
+    }
+
     /// A device's current session number (0 before its first login on a cluster node).
     func session(account: String, deviceID: UInt32) async throws(RelayStoreError) -> Int64? {
         try await read { client in

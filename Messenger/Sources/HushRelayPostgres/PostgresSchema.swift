@@ -29,7 +29,7 @@ enum PostgresSchema {
     static let migrationLock: Int64 = 0x4855_5348_5245_4C59 // "HUSHRELY"
 
     /// Version → SQL. Never edit an applied version: add a new one.
-    static let migrations: [(Int64, String)] = [(1, v1), (2, v2), (3, v3), (4, v4)]
+    static let migrations: [(Int64, String)] = [(1, v1), (2, v2), (3, v3), (4, v4), (5, v5)]
 
     /// `sql` split into statements at `;` outside `$$` bodies and `--` comments (the extended
     /// query protocol takes one statement at a time).
@@ -469,5 +469,34 @@ enum PostgresSchema {
             access_key bytea,
             allow_anyone boolean NOT NULL
         );
+        """
+
+    /// Version 5: removing a device (`Docs/spec/relay.md` §22.2). `hush_remove_device` locks the
+    /// device row, deletes its queued messages, its prekeys of both kinds and the row, and, when
+    /// `p_channel` is given, tells the other nodes on the online channel with session number
+    /// −1 ("origin -1 account device"), so that the node holding its connection closes it
+    /// (4008). Returns (0, messages deleted), (2, 0) unknown account, (3, 0) unknown device.
+    static let v5 = """
+        CREATE FUNCTION hush_remove_device(p_account text, p_device bigint, p_origin text, p_channel text)
+        RETURNS TABLE (r_status bigint, r_deleted bigint) LANGUAGE plpgsql AS $$
+        DECLARE
+            v_ref bigint;
+            v_deleted bigint;
+        BEGIN
+            IF NOT EXISTS (SELECT 1 FROM accounts WHERE name = p_account) THEN
+                RETURN QUERY SELECT 2::bigint, 0::bigint; RETURN;
+            END IF;
+            SELECT id INTO v_ref FROM devices WHERE account = p_account AND device_id = p_device FOR UPDATE;
+            IF NOT FOUND THEN RETURN QUERY SELECT 3::bigint, 0::bigint; RETURN; END IF;
+            DELETE FROM messages WHERE device_ref = v_ref;
+            GET DIAGNOSTICS v_deleted = ROW_COUNT;
+            DELETE FROM prekeys WHERE device_ref = v_ref;
+            DELETE FROM kyber_prekeys WHERE device_ref = v_ref;
+            DELETE FROM devices WHERE id = v_ref;
+            IF p_channel IS NOT NULL THEN
+                PERFORM pg_notify(p_channel, p_origin || ' -1 ' || p_account || ' ' || p_device::text);
+            END IF;
+            RETURN QUERY SELECT 0::bigint, v_deleted;
+        END $$;
         """
 }

@@ -54,6 +54,14 @@ public enum RelayProtocol {
         /// Recipient devices per `MultiSend`, all accounts together (§21.2): the envelope's
         /// header count. (Each account's list is also held to `maxDevicesPerRequest`.)
         public static let maxMultiSendDevices = 256
+        /// `SendProvisioning.body` (§22.3).
+        public static let maxProvisioningBody = 4_096
+        /// Length of a provisioning address (§22.3).
+        public static let provisioningAddressLength = 16
+        /// How long a provisioning address stays open, ms (§22.3).
+        public static let provisioningLifetimeMilliseconds: UInt64 = 600_000
+        /// Provisioning addresses open at once on one relay node (§22.3).
+        public static let maxOpenProvisioningAddresses = 10_000
         /// One-time prekeys per `UploadPrekeys`.
         public static let maxPrekeysPerUpload = 100
         /// One-time prekeys stored per device.
@@ -103,5 +111,9 @@ public enum RelayProtocol {
         case internalError = 4006
         /// The same device logged in later on another relay node sharing this relay's database.
         case connectedElsewhere = 4007
+        /// The device was removed from its account (spec §22.2): do not reconnect.
+        case deviceRemoved = 4008
+        /// The provisioning address expired (spec §22.3).
+        case provisioningExpired = 4009
     }
 }

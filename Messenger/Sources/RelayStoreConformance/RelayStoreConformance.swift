@@ -399,6 +399,40 @@ public enum RelayStoreConformance {
             let m = try await s.pending(account: "bob", deviceID: 1, after: 0, limit: 10)
             try expect(m.map(\.senderAccount) == ["*bob", "alice"] && m.first?.payload == Data("sealed".utf8), "pending keeps the scope")
         }),
+        ("removeDevice", { factory in
+            // §22.2: the device, its prekeys of both kinds and its queue go at once; other
+            // devices keep theirs; its id and static key may be registered again.
+            let s = try await populated(factory)
+            _ = try await s.storePrekeys(account: "bob", deviceID: 2, PrekeyUpload(
+                registrationID: 5, signed: SignedPrekeyRecord(id: 1, publicKey: key(0x51), signature: Data(repeating: 0x52, count: 64)),
+                oneTime: [OneTimePrekeyRecord(id: 1, publicKey: key(0x61))], kyberLastResort: kyber(40, 0x40),
+                kyberOneTime: [kyber(1, 1)], maxStored: 10, maxStoredKyber: 10))
+            guard case .stored = try await s.enqueue(request(1, devices: [1, 2]), committed: noop),
+                  case .stored = try await s.enqueue(request(2, devices: [2]), committed: noop) else {
+                throw ConformanceFailure(description: "not stored", line: #line)
+            }
+            try await expectError(.unknownAccount) { try await s.removeDevice(account: "nobody", deviceID: 1) }
+            try await expectError(.unknownDevice(3)) { try await s.removeDevice(account: "bob", deviceID: 3) }
+            try expect(try await s.removeDevice(account: "bob", deviceID: 2) == 2, "two queued messages deleted")
+            try expect(try await s.device(account: "bob", deviceID: 2) == nil, "device gone")
+            try expect(try await s.loginRecord(account: "bob", deviceID: 2) == nil, "no login")
+            try expect(try await s.devices(account: "bob").map(\.deviceID) == [1], "list")
+            try await expectError(.unknownDevice(2)) { try await s.queueDepth(account: "bob", deviceID: 2) }
+            try await expectError(.unknownDevice(2)) { try await s.enqueue(request(3, devices: [2]), committed: noop) }
+            try await expectError(.unknownDevice(2)) { try await s.claimBundles(account: "bob", devices: [2]) }
+            let depth = try await s.queueDepth(account: "bob", deviceID: 1), total = try await s.totalQueueDepth()
+            try expect(depth == 1 && total == 1, "others keep theirs")
+            try await expectError(.unknownDevice(2)) { try await s.removeDevice(account: "bob", deviceID: 2) }
+            let again = try await factory.reopen()
+            try expect(try await again.devices(account: "bob").map(\.deviceID) == [1], "durable")
+            try expect(try await again.register(account: "bob", identityKey: key(0xB0), deviceID: 2, staticKey: key(0xB2), maxDevices: 16)
+                       == .addedDevice, "registered again")
+            let left = (try await again.queueDepth(account: "bob", deviceID: 2), try await again.prekeyCount(account: "bob", deviceID: 2),
+                        try await again.kyberPrekeyCount(account: "bob", deviceID: 2))
+            try expect(left == (0, 0, 0), "nothing left of the old device")
+            let b = try await again.claimBundles(account: "bob", devices: [2])
+            try expect(b.count == 1 && b[0].signedPrekey == nil && b[0].kyber == nil, "no old prekeys")
+        }),
         ("kyberDurableAcrossReopen", { factory in
             let s = try await populated(factory)
             _ = try await s.storePrekeys(account: "bob", deviceID: 1, PrekeyUpload(

@@ -11,7 +11,8 @@ import Testing
             .prekeysLow(.init()), .pong(.init()), .getSenderCertificate(.init()), .senderCertificate(.init()),
             .setPresencePrivacy(.init()), .subscribePresence(.init()), .presence(.init()), .sendEphemeral(.init()),
             .deliverEphemeral(.init()), .requestMediaUpload(.init()), .mediaUploadGranted(.init()), .setSealedAccess(.init()),
-            .sealedSend(.init()), .multiSend(.init()),
+            .sealedSend(.init()), .multiSend(.init()), .listDevices(.init()), .deviceList(.init()), .removeDevice(.init()),
+            .openProvisioning(.init()), .provisioningAddress(.init()), .sendProvisioning(.init()), .provisioningMessage(.init()),
         ]
         var seen = Set<String>()
         for body in bodies {

@@ -23,6 +23,8 @@ public final class Relay: Sendable {
     let logger: Logger
     let replay: ReplayCache
     let fetchLimiter: KeyedRateLimiter
+    /// Open provisioning addresses (§22.3).
+    let provisioning = ProvisioningRegistry()
     /// The store's completion-handler hot path, when it has one (no Swift task per send or ack).
     let callbacks: (any CallbackRelayStore)?
     /// Sender certificates, presence, ephemeral messages (RelayServices.swift).
@@ -211,6 +213,11 @@ final class RelayConnection: ChannelDuplexHandler, RemovableChannelHandler, @unc
     var reading = false
     var prekeysLow: (remaining: UInt32, kyber: UInt32)?
 
+    // Provisioning (§22.3, RelayConnection+Devices.swift): this anonymous connection's address.
+    var provisioningAddress: Data?
+    var provisioningExpiresAt: UInt64 = 0
+    var provisioningTimer: Scheduled<Void>?
+
     var window: Int { relay.configuration.deliveryWindow }
     var inFlightCount: Int { inflightAtomic.load(ordering: .relaxed) }
 
@@ -265,6 +272,7 @@ final class RelayConnection: ChannelDuplexHandler, RemovableChannelHandler, @unc
         ended = true
         if case .device(let address) = phase, relay.router.unregister(address, self) { relay.metrics.devicesOnline.decrement() }
         relay.services.presence.ended(self)
+        endProvisioning()
         salvageAcks()
         if phase != .closed {
             // The peer's TCP stream ended without a close handshake.
@@ -351,6 +359,7 @@ final class RelayConnection: ChannelDuplexHandler, RemovableChannelHandler, @unc
         if case .device(let address) = phase, relay.router.unregister(address, self) { relay.metrics.devicesOnline.decrement() }
         phase = .closed
         relay.services.presence.ended(self)
+        endProvisioning()
         handshake = nil
         inbox.removeAll()
         pushed.removeAll()
@@ -808,6 +817,18 @@ final class RelayConnection: ChannelDuplexHandler, RemovableChannelHandler, @unc
         case .multiSend(let m)?:
             guard case .device(let me) = phase else { return sendError(.unauthenticated, clientMessageID: m.clientMessageID) }
             handleMultiSend(m, from: me)
+        case .listDevices(let l)?:
+            guard case .device(let me) = phase else { return sendError(.unauthenticated, requestID: l.requestID) }
+            handleListDevices(l, me)
+        case .removeDevice(let r)?:
+            guard case .device(let me) = phase else { return sendError(.unauthenticated, requestID: r.requestID) }
+            handleRemoveDevice(r, me)
+        case .openProvisioning(let o)?:
+            guard case .anonymous = phase else { return sendError(.notAnonymous, requestID: o.requestID) }
+            handleOpenProvisioning(o)
+        case .sendProvisioning(let p)?:
+            guard case .device(let me) = phase else { return sendError(.unauthenticated, requestID: p.requestID) }
+            handleSendProvisioning(p, me)
         default:
             // Relay-to-client stanzas from a client are out of order.
             sendError(.unexpectedStanza)
@@ -828,6 +849,10 @@ extension RelayStanza {
         case .subscribePresence(let p): p.requestID
         case .requestMediaUpload(let r): r.requestID
         case .setSealedAccess(let a): a.requestID
+        case .listDevices(let l): l.requestID
+        case .removeDevice(let r): r.requestID
+        case .openProvisioning(let o): o.requestID
+        case .sendProvisioning(let p): p.requestID
         default: 0
         }
     }

@@ -26,6 +26,8 @@ public struct RelayConfiguration: Sendable {
     public var fetchRate: Double = 1
     /// Burst of prekey fetches.
     public var fetchBurst: Double = 20
+    /// How long a provisioning address stays open (§22.3; 10 minutes, shorter in tests).
+    public var provisioningLifetime: Duration = .milliseconds(Int64(RelayProtocol.Limits.provisioningLifetimeMilliseconds))
     /// How often expired messages are purged.
     public var purgeInterval: Duration = .seconds(3_600)
     /// The clock, Unix milliseconds (injectable for tests).
@@ -44,6 +46,10 @@ public struct RelayConfiguration: Sendable {
     public init() {}
 
     var ttlMilliseconds: UInt64 { UInt64(messageTTL.components.seconds) * 1_000 }
+    var provisioningLifetimeMilliseconds: UInt64 {
+        let c = provisioningLifetime.components
+        return UInt64(max(0, c.seconds)) * 1_000 + UInt64(max(0, c.attoseconds)) / 1_000_000_000_000_000
+    }
 }
 
 /// The relay's keys: its Noise static key and the certificate the trust root issued for it.

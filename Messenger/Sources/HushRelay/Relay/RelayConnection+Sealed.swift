@@ -39,6 +39,7 @@ extension RelayConnection {
     /// (an unknown account and a wrong key are one answer, `ACCESS_DENIED`, so that the channel
     /// does not tell which names exist), then the enqueue under the recipient's anonymous scope.
     func handleSealedSend(_ m: RelaySealedSend) {
+        if !m.payloads.isEmpty { return handlePerDeviceSealedSend(m) }
         let cmid = m.clientMessageID
         // Step 1 (§20.3): the §7.1 limits, and a 16-byte key (a bad key is malformed before an
         // oversized payload is too large).
@@ -82,6 +83,47 @@ extension RelayConnection {
             case .success(.enqueued(let outcome)):
                 relay.metrics.commitLatency.recordInterval(since: started)
                 sendServerAck(outcome, clientMessageID: cmid, sealed: true)
+            }
+        }
+    }
+
+    /// `SealedSend` with `payloads` (§20.3, §7.1): step 1's limits on the `DevicePayload`s, the
+    /// access check (a resend is recognised by the first device's copy id), then the devices
+    /// (§7.6 with `all_devices`) and every copy enqueued under the anonymous scope.
+    func handlePerDeviceSealedSend(_ m: RelaySealedSend) {
+        let cmid = m.clientMessageID
+        let rejection = Self.perDeviceRejection(m.payloads, devices: m.devices, payload: m.payload)
+        if rejection == .malformedStanza || m.accessKey.count != SealedAccess.keyLength {
+            return sendError(.malformedStanza, clientMessageID: cmid)
+        }
+        if let rejection { return sendError(rejection, clientMessageID: cmid) }
+        guard DeviceBinding.isValidAccountName(m.account) else { return sendError(.accessDenied, clientMessageID: cmid) }
+        let config = relay.configuration
+        let account = m.account, payloads = m.payloads, allDevices = m.allDevices, presented = m.accessKey
+        let scope = AnonymousSender.scope(recipient: account)
+        let requests = Self.perDeviceRequests(payloads, to: account, clientMessageID: cmid, senderAccount: scope, senderDevice: 0,
+                                              now: config.clock(), configuration: config)
+        let store = relay.store, callbacks = relay.callbacks, router = relay.router
+        let started = DispatchTime.now()
+        storeWork({ () async throws(RelayStoreError) -> MultiSendOutcome? in
+            guard let access = try await store.sealedAccess(account: account), access.admits(presented) else {
+                if let time = try await store.acceptedTime(senderAccount: scope, senderDevice: 0,
+                                                           clientMessageID: requests[0].clientMessageID) {
+                    return .accepted(serverTime: time, stored: 0, duplicates: 1)
+                }
+                return nil
+            }
+            let recipient = [(account: account, devices: payloads.map(\.deviceID))]
+            if let refused = try await Self.missingRecipient(recipient, allDevices: [allDevices], sender: nil, in: store) {
+                return .refused(refused, stored: 0, failure: nil)
+            }
+            let results = await Self.enqueueAll(requests, store: store, callbacks: callbacks, committed: { router.push($0) })
+            return Self.multiSendOutcome(requests, results)
+        }) { [self] result in
+            switch result {
+            case .success(nil), .failure(.unknownAccount): sendError(.accessDenied, clientMessageID: cmid)
+            case .success(let outcome?): answerPerDevice(.success(outcome), clientMessageID: cmid, account: account, sealed: true, started: started)
+            case .failure(let error): answerPerDevice(.failure(error), clientMessageID: cmid, account: account, sealed: true, started: started)
             }
         }
     }

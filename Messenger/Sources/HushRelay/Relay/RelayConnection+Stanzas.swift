@@ -46,6 +46,7 @@ extension RelayConnection {
     }
 
     func handleSend(_ m: RelaySend, from me: DeviceAddress) {
+        if !m.payloads.isEmpty { return handlePerDeviceSend(m, from: me) }
         let cmid = m.clientMessageID
         if let rejection = sendRejection(m) { return sendError(rejection, clientMessageID: cmid) }
         let config = relay.configuration

@@ -18,6 +18,11 @@ struct RelayMetrics: Sendable {
     let acks = Counter(label: "hush_relay_acks_total")
     let delivered = Counter(label: "hush_relay_messages_delivered_total")
     let purged = Counter(label: "hush_relay_messages_purged_total")
+    /// Devices removed from their accounts (spec §22.2).
+    let devicesRemoved = Counter(label: "hush_relay_devices_removed_total")
+    /// Provisioning addresses opened and messages forwarded to one (spec §22.3).
+    let provisioningOpened = Counter(label: "hush_relay_provisioning_opened_total")
+    let provisioningSent = Counter(label: "hush_relay_provisioning_sent_total")
     let commitLatency = Timer(label: "hush_relay_commit_seconds")
     let handshakeLatency = Timer(label: "hush_relay_handshake_seconds")
 

@@ -229,6 +229,25 @@ public final class SQLiteRelayStore: RelayStore, CallbackRelayStore {
         }
     }
 
+    public func removeDevice(account: String, deviceID: UInt32) async throws(RelayStoreError) -> Int {
+        let cache = self.cache
+        return try await write(isolated: true, { db -> Int in
+            guard try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM accounts WHERE name = ?"), arguments: [account]) == true else {
+                throw RelayStoreError.unknownAccount
+            }
+            guard let ref = try Self.deviceRef(db, account, deviceID) else { throw RelayStoreError.unknownDevice(deviceID) }
+            try db.cachedStatement(sql: "DELETE FROM messages WHERE device_ref = ?").execute(arguments: [ref])
+            let deleted = db.changesCount
+            try db.cachedStatement(sql: "DELETE FROM prekeys WHERE device_ref = ?").execute(arguments: [ref])
+            try db.cachedStatement(sql: "DELETE FROM kyber_prekeys WHERE device_ref = ?").execute(arguments: [ref])
+            try db.cachedStatement(sql: "DELETE FROM devices WHERE id = ?").execute(arguments: [ref])
+            // In the writer's order, so that an enqueue later in this batch no longer finds the
+            // device (a failed batch reloads the cache from the database).
+            cache.withLock { $0.remove(ref) }
+            return deleted
+        }, committed: nil)
+    }
+
     // MARK: prekeys
 
     public func storePrekeys(account: String, deviceID: UInt32, _ upload: PrekeyUpload) async throws(RelayStoreError) -> PrekeyCounts {
@@ -544,6 +563,12 @@ struct StoreCache: Sendable {
         devices[device.ref] = device
         refs[Address(account: device.account, deviceID: device.deviceID)] = device.ref
         totalDepth += device.depth
+    }
+
+    mutating func remove(_ ref: Int64) {
+        guard let device = devices.removeValue(forKey: ref) else { return }
+        refs[Address(account: device.account, deviceID: device.deviceID)] = nil
+        totalDepth -= device.depth
     }
 
     mutating func changeDepth(_ ref: Int64, by delta: Int) {

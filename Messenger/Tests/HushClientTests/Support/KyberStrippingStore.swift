@@ -39,6 +39,9 @@ final class KyberStrippingStore: RelayStore {
         try await base.loginRecord(account: account, deviceID: deviceID)
     }
     func devices(account: String) async throws(RelayStoreError) -> [DeviceRecord] { try await base.devices(account: account) }
+    func removeDevice(account: String, deviceID: UInt32) async throws(RelayStoreError) -> Int {
+        try await base.removeDevice(account: account, deviceID: deviceID)
+    }
     func storePrekeys(account: String, deviceID: UInt32, _ upload: PrekeyUpload) async throws(RelayStoreError) -> PrekeyCounts {
         try await base.storePrekeys(account: account, deviceID: deviceID, upload)
     }
