@@ -82,7 +82,7 @@ public enum HushLink {
 /// provisioning key pair (wiped when this is released). One message, then the connection closes.
 public actor PendingLink {
     /// Close code: the provisioning address expired (spec relay §9.2).
-    static let expiredCloseCode: UInt16 = 4009
+    static let expiredCloseCode: UInt16 = RelayProtocol.CloseCode.provisioningExpired.rawValue
 
     /// What the user gives to an existing device (`hush-link:…`, Docs/spec/client.md §7.1).
     public nonisolated var code: String { linkCode.string }

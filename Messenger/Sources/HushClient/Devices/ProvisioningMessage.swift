@@ -17,7 +17,7 @@ public struct ProvisioningMessage: Sendable, CustomStringConvertible {
     /// The version byte.
     public static let version: UInt8 = 0x01
     /// The most bytes a sealed message may have (`SendProvisioning.body`, spec relay §10).
-    public static let maxSealedBytes = 4_096
+    public static let maxSealedBytes = RelayProtocol.Limits.maxProvisioningBody
 
     /// Flag bits (byte 5 + n).
     static let readReceiptsFlag: UInt8 = 1 << 0

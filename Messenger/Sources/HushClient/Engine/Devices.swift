@@ -33,17 +33,24 @@ public struct LinkedDevice: Sendable, Equatable, CustomStringConvertible {
 enum DeviceSettingKey {
     /// This device was removed from its account: never connect again.
     static let removed = "device.removed"
+    /// Device ids this device handed out with ``HushClient/linkDevice(code:)`` ("id time-ms"
+    /// strings), kept out of the next choices for ``HushClient/handOutHold`` even before the new
+    /// device registers.
+    static let handedOut = "devices.handed-out"
 }
 
 extension HushClient {
     /// WebSocket close code: the device was removed (spec relay §9.2).
-    static let removedCloseCode: UInt16 = 4008
+    static let removedCloseCode: UInt16 = RelayProtocol.CloseCode.deviceRemoved.rawValue
     /// The device ids ``linkDevice(code:)`` chooses from (an account has at most 16 devices).
     public static let linkableDeviceIDs: ClosedRange<UInt32> = 2...16
     /// A linked device's message counter starts at `device id << 48` + 1, so that its sealed
     /// sends' client message ids (derived from the account's shared sealed-sender secret and the
     /// counter, Docs/spec/client.md §7.4) never repeat another device's.
     static func linkedCounterStart(_ deviceID: UInt32) -> UInt64 { UInt64(deviceID) << 48 | 1 }
+    /// How long (ms) an id handed to a new device stays reserved although the relay does not list
+    /// it yet: the address lives 10 minutes and the new device registers right after; 15 minutes.
+    static let handOutHold: UInt64 = 900_000
 
     // MARK: the new device
 
@@ -84,6 +91,13 @@ extension HushClient {
             return s
         }
         guard case .deviceList(let list)? = reply.body else { throw .relay(.unexpectedStanza) }
+        // A handed-out id the relay lists has registered: it needs no reservation any more.
+        let ids = Set(list.devices.map(\.deviceID))
+        _ = try? step {
+            let held = try store.strings(DeviceSettingKey.handedOut)
+            let kept = held.filter { line in line.split(separator: " ").first.flatMap { UInt32($0) }.map { !ids.contains($0) } ?? false }
+            if kept != held { try store.setStrings(DeviceSettingKey.handedOut, kept) }
+        }
         return list.devices.map {
             LinkedDevice(id: $0.deviceID, staticKey: Array($0.staticKey), registrationID: $0.registrationID,
                          isThisDevice: $0.deviceID == deviceID)
@@ -91,7 +105,8 @@ extension HushClient {
     }
 
     /// Links the new device that shows `code` (``PendingLink/code``): chooses the lowest free
-    /// device id in 2…16 (from ``devices()``), seals the provisioning message (account, that id,
+    /// device id in 2…16 (not listed by ``devices()``, nor handed out by this device in the last
+    /// 15 minutes: ``handOutHold``), seals the provisioning message (account, that id,
     /// the identity key pair, the sealed-sender secret, read receipts and sealed-from-anyone;
     /// Docs/spec/client.md §7) to the code's key and sends it to the code's address. Returns the
     /// id once the relay has handed the message to the waiting device (`Ok`).
@@ -104,7 +119,15 @@ extension HushClient {
     public func linkDevice(code: String) async throws(ClientError) -> UInt32 {
         let parsed: LinkCode
         do { parsed = try LinkCode(parsing: code) } catch { throw .invalidLinkCode(error) }
-        let taken = Set(try await devices().map(\.id))
+        let listed = try await devices().map(\.id)
+        // Ids handed out recently are taken too: their devices may not have registered yet.
+        let now = configuration.clock()
+        let recent: [(id: UInt32, at: UInt64)] = try step { try store.strings(DeviceSettingKey.handedOut) }.compactMap { line in
+            let parts = line.split(separator: " ")
+            guard parts.count == 2, let id = UInt32(parts[0]), let at = UInt64(parts[1]), now < at &+ Self.handOutHold else { return nil }
+            return (id, at)
+        }
+        let taken = Set(listed).union(recent.map(\.id))
         guard let id = Self.linkableDeviceIDs.first(where: { !taken.contains($0) }) else { throw .noFreeDeviceID }
         let secret: SecureBytes? = try step {
             guard var s = try store.setting(SettingKey.sealedSecret), s.count == SealedSenderKeys.secretByteCount else { return nil }
@@ -124,6 +147,8 @@ extension HushClient {
             s.sendProvisioning.body = Data(body)
             return s
         }
+        let kept = recent.map { "\($0.id) \($0.at)" } + ["\(id) \(now)"]
+        try step { try store.setStrings(DeviceSettingKey.handedOut, kept) }
         return id
     }
 
