@@ -103,6 +103,9 @@ extension RelayConnection {
                 }
             case .failure(.unknownDevice), .failure(.unknownAccount):
                 sendError(.unknownDevice, requestID: rid, deviceID: target)
+                // No such device (any more: e.g. a retried removal that had applied): no
+                // connection may stay logged in as it.
+                relay.deviceRemoved(DeviceAddress(account: account, deviceID: target))
             case .failure(let error):
                 log(.error, "device removal failed", ["error": "\(error)"])
                 sendError(.internalError, requestID: rid)
@@ -132,6 +135,7 @@ extension RelayConnection {
             provisioningExpiresAt = expires
             relay.metrics.provisioningOpened.increment()
             if let context {
+                provisioningTimer?.cancel()
                 provisioningTimer = context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(Int64(lifetime))) { [self] in
                     close(.provisioningExpired)
                     flush()
@@ -182,7 +186,10 @@ extension RelayConnection {
     /// On the provisioning connection's loop: sends its one `ProvisioningMessage`.
     func deliverProvisioning(_ body: Data) {
         guard phase == .anonymous else { return }
+        // Its address is used: the connection is an ordinary anonymous one again (no 4009).
         provisioningAddress = nil
+        provisioningTimer?.cancel()
+        provisioningTimer = nil
         var s = RelayStanza()
         s.provisioningMessage.body = body
         send(s)
