@@ -115,6 +115,28 @@ import Testing
         await relay.finish()
     }
 
+    /// ``PendingLink/client(timeout:makeStore:)``: the message, the store and the client in one step.
+    @Test func pendingLinkMakesTheClientInOneStep() async throws {
+        let relay = try await ClientTestRelay.start()
+        let alice = try User.make("alice", relay)
+        await alice.online()
+        let pending = try await HushLink.begin(configuration: relay.configuration())
+        let code = pending.code
+        async let id = alice.client.linkDevice(code: code)
+        let client = try await pending.client { identity, registrationID in
+            InMemoryClientStore(identity: identity, registrationID: registrationID)
+        }
+        #expect(try await id == 2)
+        #expect(client.account == "alice" && client.deviceID == 2)
+        #expect(try client.store.identityKeyPair().identityKey == (try alice.store.identityKeyPair()).identityKey)
+        let user = User(client: client, store: client.store, log: EventLog(client))
+        await user.online()
+        #expect(try await client.devices().map(\.id) == [1, 2])
+        await client.stop()
+        await alice.client.stop()
+        await relay.finish()
+    }
+
     @Test func removedDeviceIsClosedWith4008AndStaysRemoved() async throws {
         let relay = try await ClientTestRelay.start()
         let alice = try User.make("alice", relay)

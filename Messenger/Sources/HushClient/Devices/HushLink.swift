@@ -209,6 +209,21 @@ public actor PendingLink {
         return try r.get()
     }
 
+    /// ``wait(timeout:)``, then the new device itself: `makeStore` makes its store with the
+    /// account's identity key pair and a fresh registration id (given), and the client is
+    /// ``HushClient/create(linking:store:configuration:)`` on it with this link's configuration,
+    /// not yet started (``HushClient/start()`` registers it as the message's device id). A store
+    /// that cannot be made is ``ClientError/store(_:)``.
+    public func client(timeout: Duration? = nil,
+                       makeStore: (IdentityKeyPair, UInt32) throws -> any ClientStore) async throws(ClientError) -> HushClient {
+        let message = try await wait(timeout: timeout)
+        let registrationID: UInt32
+        do { registrationID = try RegistrationID.generate(using: configuration.random) } catch { throw .crypto("\(error)") }
+        let store: any ClientStore
+        do { store = try makeStore(message.identity, registrationID) } catch { throw .store("\(error)") }
+        return try HushClient.create(linking: message, store: store, configuration: configuration)
+    }
+
     private func expire(_ id: Int) {
         waiters.removeValue(forKey: id)?.resume(returning: .failure(.timeout))
     }
