@@ -82,6 +82,23 @@ import Testing
         await relay.finish()
     }
 
+    /// `SendProvisioning` is limited per device (1/s, burst 5, spec relay §22.3): the sixth try in
+    /// a burst is `RATE_LIMITED` (the relay's clock does not move here).
+    @Test func provisioningSendsAreRateLimited() async throws {
+        let relay = try await ClientTestRelay.start()
+        let alice = try User.make("alice", relay)
+        await alice.online()
+        let nowhere = try LinkCode(address: [UInt8](repeating: 0x42, count: 16), publicKey: try Curve25519.KeyAgreement.PrivateKey().publicKey)
+        for _ in 0..<5 {
+            await #expect(throws: ClientError.relay(.unknownProvisioningAddress)) { try await alice.client.linkDevice(code: nowhere.string) }
+        }
+        await #expect(throws: ClientError.relay(.rateLimited)) { try await alice.client.linkDevice(code: nowhere.string) }
+        relay.clock.advance(by: 1_000)
+        await #expect(throws: ClientError.relay(.unknownProvisioningAddress)) { try await alice.client.linkDevice(code: nowhere.string) }
+        await alice.client.stop()
+        await relay.finish()
+    }
+
     @Test func closedOrExpiredAddressIsUnknownToTheExistingDevice() async throws {
         let relay = try await ClientTestRelay.start()
         let alice = try User.make("alice", relay)
