@@ -75,6 +75,9 @@ public actor HushClient {
     var accessKeys: [String: [UInt8]?] = [:]
     /// K of the sealed sends' client message ids, derived on first use.
     var sendIDKey: SecureBytes?
+    // Linked devices (Devices.swift)
+    /// The relay closed the connection with 4008: this device was removed from its account.
+    var removedByRelay = false
 
     // MARK: setup
 
@@ -165,7 +168,7 @@ public actor HushClient {
 
     func emit(_ event: ClientEvent) { sink.yield(event) }
 
-    private func setState(_ s: ConnectionState) {
+    func setState(_ s: ConnectionState) {
         guard s != connectionState else { return }
         connectionState = s
         emit(.connection(s))
@@ -191,11 +194,12 @@ public actor HushClient {
         await closeAnonymousLink()
         if let link { await link.close() }
         await task?.value
-        setState(.offline)
+        setState(isRemoved ? .removed : .offline)
     }
 
     private func connectionLoop() async {
         var attempt = 0
+        if isRemoved { setState(.removed); return }
         while !stopping && !Task.isCancelled {
             attempt += 1
             setState(.connecting(attempt: attempt))
@@ -203,6 +207,15 @@ public actor HushClient {
                 let link = try await openLink()
                 attempt = 0
                 await session(on: link)
+                if removedByRelay {
+                    endLink()
+                    markRemoved()
+                    return
+                }
+            } catch LinkError.rejected(.unknownDevice) where deviceID != 1 {
+                // A linked device the relay no longer knows was removed (Devices.swift).
+                markRemoved()
+                return
             } catch LinkError.rejected(let code) where Self.permanent(code) {
                 setState(.failed(code))
                 return
@@ -270,6 +283,8 @@ public actor HushClient {
             return link
         } catch {
             switch error {
+            case .rejected(.unknownDevice) where deviceID != 1:
+                break  // removed from the account (connectionLoop): never register again
             case .rejected(.unknownAccount), .rejected(.unknownDevice):
                 // The relay lost this device (a reset relay): register again, prekeys too.
                 _ = try? step {
@@ -300,7 +315,10 @@ public actor HushClient {
         let setup = Task { await self.maintain(welcome: link.welcome) }
         let pinger = Task { await self.pingLoop(link) }
         for await event in link.events {
-            guard case .binary(let bytes) = event else { break }
+            guard case .binary(let bytes) = event else {
+                if case .closed(Self.removedCloseCode?) = event { removedByRelay = true }
+                break
+            }
             guard let stanza = try? link.open(bytes) else { link.abort(); break }
             handle(stanza)
             if stopping { break }
@@ -392,6 +410,7 @@ public actor HushClient {
         case .prekeyBundles(let b)?: resolve(b.requestID, stanza)
         case .senderCertificate(let c)?: resolve(c.requestID, stanza)
         case .mediaUploadGranted(let g)?: resolve(g.requestID, stanza)
+        case .deviceList(let l)?: resolve(l.requestID, stanza)
         case .prekeysLow(let low)?: Task { await self.prekeysLow(low) }
         case .presence(let p)?:
             emit(.presence(PresenceInfo(account: p.account, online: p.online && !p.hidden,
