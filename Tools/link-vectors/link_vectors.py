@@ -108,7 +108,7 @@ def valid_message(name, account, device, flags, secret):
 prov_valid = [
     valid_message("alice device 2, read receipts, secret", "alice", 2, 0b101, SECRET),
     valid_message("bob device 16, nothing set, no secret", "bob", 16, 0, b""),
-    valid_message("32-byte name, device 2^31-1, every flag", "a" * 30 + "._", 2**31 - 1, 0b111, SECRET),
+    valid_message("32-byte name, device 65535, every flag", "a" * 30 + "._", 65_535, 0b111, SECRET),
     valid_message("from anyone without a secret", "x-9", 3, 0b010, b""),
 ]
 
@@ -131,6 +131,7 @@ prov_invalid = [
     bad("name not UTF-8", message(b"al\xffce", 2, ID_SK, ID_PK, 0), "bad_account"),
     bad("device id 0", message("alice", 0, ID_SK, ID_PK, 0), "bad_device_id"),
     bad("device id 1", message("alice", 1, ID_SK, ID_PK, 0), "bad_device_id"),
+    bad("device id 65536", message("alice", 65_536, ID_SK, ID_PK, 0), "bad_device_id"),
     bad("device id 2^31", message("alice", 2**31, ID_SK, ID_PK, 0), "bad_device_id"),
     bad("device id cut", ok[:9], "truncated"),
     bad("private key cut", ok[:11 + 31], "truncated"),

@@ -209,7 +209,7 @@ def link_outcome(text):
 MSG_VERSION = 0x01
 ACCOUNT_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789._-")    # §7.2 (relay.md §5)
 ACCOUNT_MAX = 32
-DEVICE_MIN, DEVICE_MAX = 2, 2 ** 31 - 1
+DEVICE_MIN, DEVICE_MAX = 2, 65_535
 FLAG_READ_RECEIPTS, FLAG_FROM_ANYONE, FLAG_SECRET = 0x01, 0x02, 0x04
 FLAGS_KNOWN = 0x07
 
@@ -729,7 +729,7 @@ def self_checks(t, vectors):
                 "; ".join(wrong[:5]))
 
     base = dict(decode_provisioning(bytes.fromhex(pv[0]["hex"])))
-    for did, want in [(2, "ok"), (16, "ok"), (17, "ok"), (2 ** 31 - 1, "ok"), (2 ** 31, "bad_device_id"),
+    for did, want in [(2, "ok"), (16, "ok"), (17, "ok"), (65_535, "ok"), (65_536, "bad_device_id"), (2 ** 31 - 1, "bad_device_id"), (2 ** 31, "bad_device_id"),
                       (2 ** 32 - 1, "bad_device_id"), (1, "bad_device_id"), (0, "bad_device_id")]:
         data = bytearray(bytes.fromhex(pv[0]["hex"]))
         off = 2 + data[1]
@@ -874,7 +874,7 @@ def expected_for_flip(data, i, bit, n):
         return "ok" if v in ACCOUNT_BYTES else "bad_account"
     if 2 + n <= i < 6 + n:
         did = int.from_bytes(data[2 + n:6 + n], "big") ^ (1 << (8 * (5 + n - i) + bit))
-        return "ok" if 2 <= did <= 2 ** 31 - 1 else "bad_device_id"
+        return "ok" if 2 <= did <= 65_535 else "bad_device_id"
     if 6 + n <= i < 38 + n:
         j = i - (6 + n)
         if (j == 0 and bit < 3) or (j == 31 and bit >= 6):

@@ -117,7 +117,7 @@ import Testing
 
     @Test func invalidProvisioningMessagesAreTheNamedError() throws {
         let v = try Self.load()
-        #expect(v.provisioning.invalid.count == 25)
+        #expect(v.provisioning.invalid.count == 26)
         for c in v.provisioning.invalid {
             do {
                 _ = try ProvisioningMessage(decoding: Self.bytes(c.hex))

@@ -27,6 +27,10 @@ public struct ProvisioningMessage: Sendable, CustomStringConvertible {
     /// The account the new device joins.
     public let account: String
     /// The device id the new device registers as (2 … 2^31 − 1).
+    /// The device ids a provisioning message may hand out (§7.2): 2 … 65,535, so that the new
+    /// device's counter range, `device id · 2⁴⁸ + 1` on (§7.4), stays inside 64 bits and apart
+    /// from every other device's.
+    public static let deviceIDs: ClosedRange<UInt32> = 2...0xFFFF
     public let deviceID: UInt32
     /// The account's identity key pair.
     public let identity: IdentityKeyPair
@@ -42,7 +46,7 @@ public struct ProvisioningMessage: Sendable, CustomStringConvertible {
     public init(account: String, deviceID: UInt32, identity: IdentityKeyPair, sealedSecret: SecureBytes?,
                 readReceipts: Bool, sealedFromAnyone: Bool) throws(ProvisioningError) {
         guard DeviceBinding.isValidAccountName(account) else { throw .badAccount }
-        guard deviceID >= 2, RelayProtocol.Limits.deviceIDs.contains(deviceID) else { throw .badDeviceID(deviceID) }
+        guard Self.deviceIDs.contains(deviceID) else { throw .badDeviceID(deviceID) }
         if let sealedSecret, sealedSecret.count != 32 { throw .truncated }
         self.account = account
         self.deviceID = deviceID
@@ -105,7 +109,7 @@ public struct ProvisioningMessage: Sendable, CustomStringConvertible {
         guard Array(account.utf8) == Array(nameBytes), DeviceBinding.isValidAccountName(account) else { throw .badAccount }
         let d = try take(4)
         let device = UInt32(d[0]) << 24 | UInt32(d[1]) << 16 | UInt32(d[2]) << 8 | UInt32(d[3])
-        guard device >= 2, RelayProtocol.Limits.deviceIDs.contains(device) else { throw .badDeviceID(device) }
+        guard Self.deviceIDs.contains(device) else { throw .badDeviceID(device) }
         let scalar = try take(32)
         guard scalar[0] & 7 == 0, scalar[31] & 0x80 == 0, scalar[31] & 0x40 != 0 else { throw .badIdentityKey }
         guard let privateKey = try? Curve25519.KeyAgreement.PrivateKey(rawRepresentation: scalar) else { throw .badIdentityKey }
