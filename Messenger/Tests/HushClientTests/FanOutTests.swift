@@ -107,6 +107,38 @@ extension User {
         await relay.finish()
     }
 
+    @Test func aMessageWrittenOfflineGoesToEveryDeviceWithItsTranscriptWhenTheConnectionReturns() async throws {
+        let wire = Wire()
+        let relay = try await relay(wire)
+        let alice1 = try User.make("alice", relay), bob1 = try User.make("bob", relay)
+        let alice2 = try alice1.device(2, relay), bob2 = try bob1.device(2, relay)
+        for u in [alice2, alice1, bob1, bob2] { await u.online() }
+        let warm = try await alice1.client.send("warm", to: "bob")
+        await alice1.waitTick(warm, .delivered)
+        _ = await alice2.waitMessage(in: "bob", "warm", .outgoing)
+
+        await alice1.client.stop()
+        let id = try await alice1.client.send("written offline", to: "bob")
+        // Deferred: the message for bob and its transcript for alice/2, content only.
+        let items = try alice1.store.outbox()
+        #expect(items.map(\.account) == ["bob", "alice"] && items.allSatisfy { $0.devices.isEmpty })
+        #expect(items.first?.message == id && items.last?.message == nil)
+        #expect(try MessageContent(decoding: try #require(items.last).payload)
+            == .syncTranscript(destination: "bob", message: try MessageContent(decoding: try #require(items.first).payload)))
+
+        await alice1.online()
+        _ = await bob1.waitMessage(from: "alice", "written offline")
+        _ = await bob2.waitMessage(from: "alice", "written offline")
+        let copy = await alice2.waitMessage(in: "bob", "written offline", .outgoing)
+        #expect(copy.id == id)
+        await alice1.waitTick(id, .delivered)
+        let lists: [[UInt32]] = wire.sends(to: "bob", id: id.clientMessageID).map { $0.payloads.map(\.deviceID) }
+        #expect(lists == [[1, 2]])
+        #expect(try bob2.store.messages(in: "alice", before: nil, limit: 10).map(\.body) == ["warm", "written offline"])
+        for u in [alice1, alice2, bob1, bob2] { await u.client.stop() }
+        await relay.finish()
+    }
+
     @Test func aDeviceAddedLaterGetsTheNextMessageAfterOneMismatch() async throws {
         let wire = Wire()
         let relay = try await relay(wire)
