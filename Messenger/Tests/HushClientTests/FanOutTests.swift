@@ -139,6 +139,45 @@ extension User {
         await relay.finish()
     }
 
+    @Test func aGroupMessageReachesTheSendersOtherDevicesInTheSameMultiSend() async throws {
+        let relay = try ClientTestRelay()
+        let multi = Mutex<[RelayMultiSend]>([])
+        relay.hook = { stanza in if case .multiSend(let m)? = stanza.body { multi.withLock { $0.append(m) } } }
+        try await relay.start()
+        let alice1 = try User.make("alice", relay), bob = try User.make("bob", relay)
+        let alice2 = try alice1.device(2, relay)
+        for u in [alice2, alice1, bob] { await u.online() }
+        #expect(try await alice2.client.refreshOwnDevices() == [1])
+
+        // The group's state goes to alice/2 too.
+        let created = try await alice1.client.createGroup(name: "trip", members: ["bob"])
+        let group = created.id
+        _ = await alice2.log.first { $0 == .groupChanged(created) }
+        _ = await bob.log.first { $0 == .groupChanged(created) }
+
+        let hello = try await alice1.client.sendGroup("hello group", to: group)
+        _ = await bob.waitMessage(in: group.conversation, "hello group", .incoming)
+        let copy = await alice2.waitMessage(in: group.conversation, "hello group", .outgoing)
+        #expect(copy.id == hello && copy.state == .sent)
+        await alice1.waitTick(hello, .delivered)
+        // One MultiSend: bob's device, then alice's other devices with all_devices.
+        let sent = multi.withLock { $0 }
+        #expect(sent.count == 1)
+        #expect(sent.first?.recipients.map(\.account) == ["bob", "alice"] && sent.first?.recipients.map(\.devices) == [[1], [2]])
+        #expect(sent.first?.recipients.map(\.allDevices) == [false, true])
+        #expect(try await alice1.client.memberTicks(hello) == ["bob": .delivered])
+
+        // bob writes to alice one to one first (his mismatch adds alice/2), then to the group:
+        // both of alice's devices get it.
+        _ = try await bob.client.send("hi alice", to: "alice")
+        _ = await alice2.waitMessage(in: "bob", "hi alice", .incoming)
+        _ = try await bob.client.sendGroup("reply", to: group)
+        _ = await alice1.waitMessage(in: group.conversation, "reply", .incoming)
+        _ = await alice2.waitMessage(in: group.conversation, "reply", .incoming)
+        for u in [alice1, alice2, bob] { await u.client.stop() }
+        await relay.finish()
+    }
+
     @Test func aDeviceAddedLaterGetsTheNextMessageAfterOneMismatch() async throws {
         let wire = Wire()
         let relay = try await relay(wire)
