@@ -948,6 +948,7 @@ public actor HushClient {
     }
 
     func giveUp(_ item: OutboxItem, _ code: RelayErrorCode) {
+        mismatchRetries[item.clientMessageID] = nil
         _ = try? store.removeFromOutbox(clientMessageID: item.clientMessageID)
         outboxCache = nil
         if let m = item.message { emit(.sendFailed(m, code)) }
