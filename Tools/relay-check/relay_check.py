@@ -5,7 +5,8 @@ It starts a live `hush-relay serve` (free loopback port, temporary data director
 it over real WebSockets and Noise (PyPI `noiseprotocol`, `websockets`), and checks the
 protocol end to end: certificates, the three handshakes, registration and login, prekeys (X25519 and Kyber),
 online and offline delivery, acks, redelivery, dedupe, the delivery window, rejections with
-their error codes and close codes, a restart on the same data directory, and that SIGTERM
+their error codes and close codes, device lists and removal, payloads per device, the
+provisioning channel (§22), a restart on the same data directory, and that SIGTERM
 makes the relay exit 0. One line per check; `N passed, M failed` at the end; exit 1 on a
 failure.
 
@@ -64,6 +65,8 @@ E["NOT_ANONYMOUS"] = 71
 E["MALFORMED_ENVELOPE"] = 50   # §9.1, §21.2: MultiSend codes
 E["TOO_MANY_RECIPIENTS"] = 51
 E["MISMATCHED_DEVICES"] = 80   # §7.6, §9.1: device codes are 80+
+E["DEVICE_REMOVAL_FORBIDDEN"] = 81      # §9.1, §22.2
+E["UNKNOWN_PROVISIONING_ADDRESS"] = 82  # §9.1, §22.3
 E_NAME = {v: k for k, v in E.items()}
 
 MAX_PAYLOAD = 64_000
@@ -97,11 +100,14 @@ PREKEY = {"id": (1, "uint"), "public_key": (2, "bytes")}
 KYBER_PREKEY = {"id": (1, "uint"), "public_key": (2, "bytes"), "signature": (3, "bytes")}  # §8.3
 MULTI_RECIPIENT = {"account": (1, "string"), "devices": (2, ("repeated", "uint")),
                    "all_devices": (3, "bool")}  # §21.1, §7.6
+DEVICE_PAYLOAD = {"device_id": (1, "uint"), "payload": (2, "bytes")}  # §7.1 "A payload per device"
+DEVICE_INFO = {"device_id": (1, "uint"), "static_key": (2, "bytes"), "registration_id": (3, "uint")}  # §22.1
 PREKEY_BUNDLE = {"device_id": (1, "uint"), "registration_id": (2, "uint"), "signed_prekey": (3, SIGNED_PREKEY),
                  "one_time": (4, PREKEY), "kyber": (5, KYBER_PREKEY), "kyber_last_resort": (6, "bool")}
 BODIES = {
     "send": (1, {"client_message_id": (1, "uint"), "account": (2, "string"),
-                 "devices": (3, ("repeated", "uint")), "payload": (4, "bytes"), "all_devices": (5, "bool")}),
+                 "devices": (3, ("repeated", "uint")), "payload": (4, "bytes"), "all_devices": (5, "bool"),
+                 "payloads": (6, ("repeated", DEVICE_PAYLOAD))}),
     "ack": (2, {"server_ids": (1, ("repeated", "uint"))}),
     "upload_prekeys": (3, {"request_id": (1, "uint"), "registration_id": (2, "uint"),
                            "signed_prekey": (3, SIGNED_PREKEY), "one_time": (4, ("repeated", PREKEY)),
@@ -135,7 +141,15 @@ BODIES = {
     "set_sealed_access": (70, {"request_id": (1, "uint"), "access_key": (2, "bytes"), "allow_anyone": (3, "bool")}),
     "sealed_send": (71, {"client_message_id": (1, "uint"), "account": (2, "string"),
                          "devices": (3, ("repeated", "uint")), "access_key": (4, "bytes"), "payload": (5, "bytes"),
-                         "all_devices": (6, "bool")}),
+                         "all_devices": (6, "bool"), "payloads": (7, ("repeated", DEVICE_PAYLOAD))}),
+    # §22: several devices per account (field numbers 80-89)
+    "list_devices": (80, {"request_id": (1, "uint")}),
+    "device_list": (81, {"request_id": (1, "uint"), "devices": (2, ("repeated", DEVICE_INFO))}),
+    "remove_device": (82, {"request_id": (1, "uint"), "device_id": (2, "uint")}),
+    "open_provisioning": (83, {"request_id": (1, "uint")}),
+    "provisioning_address": (84, {"request_id": (1, "uint"), "address": (2, "bytes"), "expires_at": (3, "uint")}),
+    "send_provisioning": (85, {"request_id": (1, "uint"), "address": (2, "bytes"), "body": (3, "bytes")}),
+    "provisioning_message": (86, {"body": (1, "bytes")}),
 }
 MEDIA_LIMIT = 104_857_600        # §19.1, §19.4: the default blob limit
 MEDIA_GRANT_MS = 600_000         # §19.1: a capability lives 10 minutes
@@ -143,6 +157,11 @@ ACCESS_KEY_LEN = 16              # §20.1, §10
 MULTI_MAX_ACCOUNTS = 256         # §21.2, §10
 MULTI_MAX_DEVICES = 256
 MULTI_COPY_LABEL = b"hush-relay multi-send v1"   # §21.3
+PROVISIONING_ADDRESS_LEN = 16    # §22.3
+PROVISIONING_BODY_MAX = 4096     # §22.3, §10: SendProvisioning.body 1-4,096 bytes
+PROVISIONING_LIFETIME_MS = 600_000   # §22.3: expires_at = now + 600,000 ms
+PROVISIONING_BURST = 5           # §10: SendProvisioning per device, 1/s sustained, burst 5
+MAX_DEVICE_ID = 2 ** 31 - 1      # §5, §10
 BY_NUMBER = {number: (name, schema) for name, (number, schema) in BODIES.items()}
 
 
@@ -2792,6 +2811,840 @@ class Checker:
             t.error("devices (§21.2): MultiSend all_devices", exc)
         await q.close()
 
+    # -- §22, §7.1 "A payload per device", §20.3 SealedSend.payloads ----------------
+
+    @staticmethod
+    def is_error(k, f, code, **ids):
+        """Error{code} whose listed ids have exactly these values (absent reads as 0 / "" / [], §6.2)."""
+        return (k == "error" and f.get("code") == E[code]
+                and all(f.get(name, type(v)()) == v for name, v in ids.items()))
+
+    @staticmethod
+    async def request(conn, kind, fields, answers, skip=("queue_empty", "prekeys_low")):
+        """Send one request stanza; its answer (one of `answers`, or an Error)."""
+        await conn.send(kind, fields)
+        return await conn.expect(tuple(answers) + ("error",), skip=skip)
+
+    async def list_devices(self, conn, rid):
+        return await self.request(conn, "list_devices", {"request_id": rid}, ("device_list",))
+
+    async def remove_device(self, conn, rid, device_id):
+        return await self.request(conn, "remove_device", {"request_id": rid, "device_id": device_id}, ("ok",))
+
+    @staticmethod
+    async def acked(conn, seconds=0.6):
+        """Every Deliver within `seconds`, each acked."""
+        got = [f for k, f in await conn.quiet(seconds) if k == "deliver"]
+        for d in got:
+            await conn.send("ack", {"server_ids": [d["server_id"]]})
+        return got
+
+    @staticmethod
+    async def drain_acked(conn):
+        """Every Deliver up to QueueEmpty, each acked as it comes (the window, §7.3)."""
+        got = []
+        while True:
+            k, f = await conn.expect(("deliver", "queue_empty"), skip=("prekeys_low",))
+            if k == "queue_empty":
+                return got
+            got.append(f)
+            await conn.send("ack", {"server_ids": [f["server_id"]]})
+
+    async def send_payloads(self, conn, account, payloads, cmid=None, **extra):
+        """Send{client_message_id, account, payloads} (§7.1); `payloads`: [(device_id, payload)]."""
+        cmid = cmid or self.next_cmid()
+        fields = {"client_message_id": cmid, "account": account,
+                  "payloads": [{"device_id": d, "payload": p} for d, p in payloads]}
+        fields.update(extra)
+        await conn.send("send", fields)
+        k, f = await conn.expect(("server_ack", "error"), skip=("prekeys_low", "queue_empty"))
+        return cmid, k, f
+
+    async def sealed_payloads(self, conn, account, payloads, key, cmid=None, **extra):
+        """SealedSend{client_message_id, account, payloads, access_key} (§20.3)."""
+        cmid = cmid or self.random_cmid()
+        fields = {"client_message_id": cmid, "account": account, "access_key": key,
+                  "payloads": [{"device_id": d, "payload": p} for d, p in payloads]}
+        fields.update(extra)
+        await conn.send("sealed_send", fields)
+        k, f = await conn.expect(("server_ack", "error"), skip=("prekeys_low", "queue_empty"))
+        return cmid, k, f
+
+    async def check_device_list(self):
+        """§22.1 ListDevices (and the accounts of §22.2's checks)."""
+        t = self.t
+        wren1 = Device("wren", 1)
+        self.wren = {1: wren1}
+        for i in (2, 3, 4):
+            self.wren[i] = Device("wren", i, identity=wren1.identity)
+        self.hugo = Device("hugo", 1)
+        # Registered as 1, 4, 3, 2: ascending device_id is not registration order.
+        for d in (self.wren[1], self.wren[4], self.wren[3], self.wren[2], self.hugo):
+            c = await self.connect(d, IK, action=d.register_action())
+            await c.close()
+        try:
+            w2 = await self.connect(self.wren[2])
+            await w2.expect("queue_empty")
+            # Two uploads: DeviceInfo.registration_id is the latest one's (§22.1). The second also
+            # holds every kind of prekey, which the removal (§22.2) must delete.
+            k1, f1 = await self.request(w2, "upload_prekeys", {"request_id": 901, "registration_id": 4242, "one_time": [
+                {"id": 1, "public_key": KeyPair().public}]}, ("ok",))
+            spk = KeyPair()
+            k2, f2 = await self.request(w2, "upload_prekeys", {
+                "request_id": 902, "registration_id": 4343,
+                "signed_prekey": {"id": 5, "public_key": spk.public,
+                                  "signature": self.wren[2].identity.sign(b"\x05" + spk.public)},
+                "one_time": [{"id": 2 + i, "public_key": KeyPair().public} for i in range(3)],
+                "kyber_last_resort": kyber_prekey(self.wren[2].identity, 70),
+                "kyber_one_time": [kyber_prekey(self.wren[2].identity, 71)]}, ("ok",))
+            t.check(k1 == "ok" and k2 == "ok", "devices (§22.1): wren/2 uploads prekeys twice (registration ids 4242, 4343)",
+                    f"{k1} {f1} / {k2} {f2}")
+            k, f = await self.list_devices(w2, 903)
+            devs = f.get("devices", [])
+            t.check(k == "device_list" and f.get("request_id") == 903,
+                    "devices (§22.1): ListDevices → DeviceList{request_id}", f"{k} {f}")
+            t.check([d.get("device_id") for d in devs] == [1, 2, 3, 4],
+                    "devices (§22.1): every device of the account, the requesting one included, in ascending device_id "
+                    "(registered 1, 4, 3, 2)", str([d.get("device_id") for d in devs]))
+            t.check(all(d.get("static_key") == self.wren[d.get("device_id")].static.public for d in devs) and len(devs) == 4,
+                    "devices (§22.1): each DeviceInfo.static_key is that device's Noise static public key (32 bytes)",
+                    str([len(d.get("static_key", b"")) for d in devs]))
+            t.check([d.get("registration_id", 0) for d in devs] == [0, 4343, 0, 0],
+                    "devices (§22.1): registration_id is that of the device's latest upload, 0 (absent) before one",
+                    str([d.get("registration_id", 0) for d in devs]))
+            await w2.close()
+            w1 = await self.connect(self.wren[1])
+            await w1.expect("queue_empty")
+            k, f = await self.list_devices(w1, 904)
+            t.check(k == "device_list" and [d.get("device_id") for d in f.get("devices", [])] == [1, 2, 3, 4]
+                    and f.get("request_id") == 904,
+                    "devices (§22.1): device 1 gets the same list", f"{k} {f}")
+            await w1.close()
+            h = await self.connect(self.hugo)
+            await h.expect("queue_empty")
+            k, f = await self.list_devices(h, 905)
+            devs = f.get("devices", [])
+            t.check(k == "device_list" and len(devs) == 1 and devs[0].get("device_id") == 1
+                    and devs[0].get("static_key") == self.hugo.static.public,
+                    "devices (§22.1): another account lists only its own device (hugo/1), none of wren's", f"{k} {f}")
+            await h.close()
+            a = await self.anon()
+            k, f = await self.list_devices(a, 906)
+            t.check(self.is_error(k, f, "UNAUTHENTICATED", request_id=906),
+                    "devices (§22.1, §5.3): ListDevices on an anonymous connection → UNAUTHENTICATED{request_id}", f"{k} {f}")
+            k, f = await self.remove_device(a, 907, 2)
+            t.check(self.is_error(k, f, "UNAUTHENTICATED"),
+                    "devices (§22.2, §5.3): RemoveDevice on an anonymous connection → UNAUTHENTICATED", f"{k} {f}")
+            print(f"INFO devices: UNAUTHENTICATED for an anonymous RemoveDevice carries request_id "
+                  f"{f.get('request_id', 0)} (sent 907), device_id {f.get('device_id', 0)}", flush=True)
+            _, p = await a.ping(908)
+            t.check(p.get("request_id") == 908, "devices (§5.3): the anonymous connection stays open after UNAUTHENTICATED")
+            await a.close()
+        except Exception as exc:  # noqa: BLE001
+            t.error("devices (§22.1): ListDevices", exc)
+
+    async def check_device_removal(self):
+        """§22.2 RemoveDevice: the checks in order, a removal by device 1, a device removing itself, afterwards."""
+        t = self.t
+        wren = self.wren
+        try:
+            h = await self.connect(self.hugo)
+            await h.expect("queue_empty")
+            # Messages for wren/2 queued while it is offline; one sent by wren/2 to wren/4 (offline).
+            queued = [os.urandom(40), os.urandom(41)]
+            acks = [await self.send(h, "wren", [2], p) for p in queued]
+            w2 = await self.connect(wren[2])
+            got = await self.drain(w2)  # delivered, not acked: still queued (§7.4)
+            from_w2 = b"sent by wren/2 before its removal"
+            w2_cmid, k, f_w2 = await self.send(w2, "wren", [4], from_w2)
+            t.check(all(a[1] == "server_ack" for a in acks) and [g["payload"] for g in got] == queued and k == "server_ack",
+                    "devices (§22.2): setup — wren/2 online with 2 delivered, unacked messages; it sent one to wren/4",
+                    f"{[a[1] for a in acks]} {len(got)} {k}")
+            w1 = await self.connect(wren[1])
+            await w1.expect("queue_empty")
+            w3 = await self.connect(wren[3])
+            await w3.expect("queue_empty")
+            # The checks, in order (§22.2 steps 1-3), each Error{code, request_id}, the connection kept.
+            cases = (
+                (w1, 910, 0, "MALFORMED_STANZA", "device 1 removing device_id 0"),
+                (w1, 911, 2 ** 31, "MALFORMED_STANZA", "device 1 removing device_id 2^31 (step 1 before step 3)"),
+                (w3, 912, 0, "MALFORMED_STANZA", "device 3 removing device_id 0 (step 1 before step 2)"),
+                (w3, 913, 2 ** 31, "MALFORMED_STANZA", "device 3 removing device_id 2^31 (step 1 before step 2)"),
+                (w1, 914, 1, "DEVICE_REMOVAL_FORBIDDEN", "device 1 removing itself"),
+                (w3, 915, 2, "DEVICE_REMOVAL_FORBIDDEN", "device 3 removing its sibling 2"),
+                (w3, 916, 1, "DEVICE_REMOVAL_FORBIDDEN", "device 3 removing device 1"),
+                (w3, 917, 9, "DEVICE_REMOVAL_FORBIDDEN", "device 3 removing an unknown device 9 (step 2 before step 3)"),
+            )
+            removed0 = self.metric("hush_relay_devices_removed_total") or 0
+            ids_seen = []
+            for conn, rid, dev, code, what in cases:
+                k, f = await self.remove_device(conn, rid, dev)
+                t.check(self.is_error(k, f, code, request_id=rid, client_message_id=0),
+                        f"devices (§22.2): {what} → {code}{{request_id}}", f"{k} {f}")
+                ids_seen.append((code, dev, f.get("device_id", 0)))
+            print(f"INFO devices: RemoveDevice errors' device_id (code, sent, echoed): {ids_seen}", flush=True)
+            k, f = await self.remove_device(w1, 918, 9)
+            t.check(self.is_error(k, f, "UNKNOWN_DEVICE", request_id=918, device_id=9),
+                    "devices (§22.2): device 1 removing an unknown device 9 → UNKNOWN_DEVICE{request_id, device_id}", f"{k} {f}")
+            k, f = await self.remove_device(w1, 919, MAX_DEVICE_ID)
+            t.check(self.is_error(k, f, "UNKNOWN_DEVICE", request_id=919, device_id=MAX_DEVICE_ID),
+                    "devices (§22.2): device_id 2^31 − 1 passes step 1 → UNKNOWN_DEVICE{device_id}", f"{k} {f}")
+            k, f = await self.remove_device(h, 920, 2)
+            t.check(self.is_error(k, f, "UNKNOWN_DEVICE", request_id=920, device_id=2),
+                    "devices (§22.2): hugo/1 removing device 2 means its own account's (none) → UNKNOWN_DEVICE, wren/2 untouched",
+                    f"{k} {f}")
+            _, p1 = await w1.ping(921)
+            _, p3 = await w3.ping(922)
+            k, f = await self.list_devices(w1, 923)
+            t.check(p1.get("request_id") == 921 and p3.get("request_id") == 922
+                    and [d.get("device_id") for d in f.get("devices", [])] == [1, 2, 3, 4],
+                    "devices (§22.2): after the refused removals both connections stay open and all 4 devices remain", f"{k} {f}")
+            extra = await w2.quiet(0.3)
+            t.check(not extra, "devices (§22.2): wren/2's connection saw nothing of the refused removals", str(extra))
+            removed1 = self.metric("hush_relay_devices_removed_total") or 0
+
+            # Device 1 removes device 2 (online): Ok, then 4008 on wren/2's connection.
+            k, f = await self.remove_device(w1, 924, 2)
+            t.check(k == "ok" and f.get("request_id") == 924, "devices (§22.2): device 1 removes device 2 → Ok{request_id}",
+                    f"{k} {f}")
+            code, stanzas = await w2.close_code(timeout=10)
+            t.check(code == 4008, "devices (§22.2, §9.2): the removed device's live connection is closed with 4008",
+                    f"close {code}, stanzas before it {[s[0] for s in stanzas]}")
+            await self.rejected("devices (§22.2): a login as the removed device → UNKNOWN_DEVICE, 4002",
+                                wren[2], IK, wren[2].login_action(), "UNKNOWN_DEVICE")
+            k, f = await self.list_devices(w1, 925)
+            t.check([d.get("device_id") for d in f.get("devices", [])] == [1, 3, 4],
+                    "devices (§22.1, §22.2): ListDevices no longer lists the removed device", f"{k} {f}")
+            cm, k, f = await self.send(h, "wren", [1, 2], b"to a removed device")
+            t.check(self.is_error(k, f, "UNKNOWN_DEVICE", client_message_id=cm, device_id=2),
+                    "devices (§22.2): a Send listing the removed device → UNKNOWN_DEVICE{device_id}", f"{k} {f}")
+            k, f = await self.request(h, "fetch_prekeys", {"request_id": 926, "account": "wren", "devices": [2]},
+                                      ("prekey_bundles",))
+            t.check(self.is_error(k, f, "UNKNOWN_DEVICE", request_id=926, device_id=2),
+                    "devices (§22.2): FetchPrekeys for the removed device → UNKNOWN_DEVICE{request_id, device_id}", f"{k} {f}")
+            k, f = await self.request(h, "fetch_prekeys", {"request_id": 927, "account": "wren"}, ("prekey_bundles",))
+            t.check(k == "prekey_bundles" and [b.get("device_id") for b in f.get("bundles", [])] == [1, 3, 4],
+                    "devices (§22.2, §8.2): FetchPrekeys for every device no longer includes the removed one", f"{k} {f}")
+
+            # A device removes itself: Ok first, then 4008 on the same connection.
+            await w3.send("remove_device", {"request_id": 928, "device_id": 3})
+            code, stanzas = await w3.close_code(timeout=10)
+            t.check([s[0] for s in stanzas] == ["ok"] and stanzas[0][1].get("request_id") == 928 and code == 4008,
+                    "devices (§22.2): device 3 removes itself → Ok{request_id}, then close 4008 on the same connection",
+                    f"{stanzas} close {code}")
+            await self.rejected("devices (§22.2): a login as the self-removed device → UNKNOWN_DEVICE, 4002",
+                                wren[3], IK, wren[3].login_action(), "UNKNOWN_DEVICE")
+            k, f = await self.list_devices(w1, 929)
+            t.check([d.get("device_id") for d in f.get("devices", [])] == [1, 4],
+                    "devices (§22.2): after both removals the account lists devices 1 and 4", f"{k} {f}")
+            removed2 = self.metric("hush_relay_devices_removed_total")
+            t.check(removed2 is not None and removed1 == removed0 and removed2 - removed1 == 2,
+                    "devices (§12): hush_relay_devices_removed_total counts the 2 removals, none of the refused ones",
+                    f"{removed0} → {removed1} (refused) → {removed2}")
+            await w1.close()
+
+            # all_devices no longer expects the removed devices (§7.6).
+            async def send_all(devices):
+                cm = self.next_cmid()
+                await h.send("send", {"client_message_id": cm, "account": "wren", "devices": devices,
+                                      "payload": b"to every wren device", "all_devices": True})
+                k, f = await h.expect(("server_ack", "error"), skip=("prekeys_low",))
+                return cm, k, f
+            cm, k, f = await send_all([1, 2, 3, 4])
+            t.check(self.mismatch(k, f, cm, "wren", [], [2, 3]),
+                    "devices (§22.2, §7.6): Send{all_devices} listing the removed devices → MISMATCHED_DEVICES{extra [2, 3]}",
+                    f"{k} {f}")
+            cm, k, f = await send_all([4, 1])
+            t.check(k == "server_ack", "devices (§22.2, §7.6): Send{all_devices} to the remaining devices [4, 1] → ServerAck",
+                    f"{k} {f}")
+
+            # Messages the removed device sent are still queued for their recipients.
+            w4 = await self.connect(wren[4])
+            got = await self.drain_acked(w4)
+            mine = [g for g in got if g.get("payload") == from_w2]
+            t.check(len(mine) == 1 and mine[0].get("sender_account") == "wren" and mine[0].get("sender_device") == 2,
+                    "devices (§22.2): a message the removed device sent before is still delivered (sender wren/2)",
+                    str([(g.get("sender_account"), g.get("sender_device")) for g in got]))
+            await w4.close()
+
+            # The freed device id is registered again with a new static key: nothing of the old device.
+            new2 = Device("wren", 2, identity=wren[1].identity)
+            c = await self.connect(new2, IK, action=new2.register_action())
+            w = c.welcome
+            t.check(w.get("registered") is True and w.get("device_id") == 2 and w.get("prekeys_remaining", 0) == 0
+                    and w.get("kyber_prekeys_remaining", 0) == 0,
+                    "devices (§22.2, §5.1): the removed device id 2 registers again with a new static key → Welcome, "
+                    "0 prekeys left", str(w))
+            got = await self.drain(c)
+            t.check(not got, "devices (§22.2): the new device 2 gets none of the removed device's queued messages "
+                    "(delivered-unacked and queued alike)", f"{len(got)} delivered")
+            more = await self.delivers(c, 0.3)
+            t.check(not more, "devices (§22.2): … and nothing after QueueEmpty", f"{len(more)}")
+            # Not specified (REVIEW.md): is the removed device's dedupe scope (§7.1 step 1) kept for its successor?
+            _, k, f = await self.send(c, "wren", [4], b"new device 2, old id", cmid=w2_cmid)
+            same = k == "server_ack" and f.get("server_time") == f_w2.get("server_time")
+            print(f"INFO devices: the re-registered device 2 sends with a client_message_id its removed predecessor used → "
+                  f"{k}, {'the OLD ServerAck: deduplicated against the removed device, the new message is not stored' if same else 'a new message'}",
+                  flush=True)
+            k, f = await self.request(h, "fetch_prekeys", {"request_id": 930, "account": "wren", "devices": [2]},
+                                      ("prekey_bundles",))
+            b = (f.get("bundles") or [{}])[0]
+            t.check(k == "prekey_bundles" and b.get("device_id") == 2 and b.get("registration_id", 0) == 0
+                    and "signed_prekey" not in b and "one_time" not in b and "kyber" not in b,
+                    "devices (§22.2): the removed device's signed, one-time and Kyber prekeys are gone "
+                    "(the new device 2's bundle has none)", f"{k} {f}")
+            k, f = await self.list_devices(c, 931)
+            devs = f.get("devices", [])
+            t.check([d.get("device_id") for d in devs] == [1, 2, 4] and devs[1].get("static_key") == new2.static.public
+                    and devs[1].get("registration_id", 0) == 0,
+                    "devices (§22.1): ListDevices shows device 2's new static key, registration_id 0", f"{k} {f}")
+            await c.close()
+            self.wren[2] = new2
+            # The self-removed device's static key is free again too (§22.2 "device id and static key").
+            c = await self.connect(wren[3], IK, action=wren[3].register_action())
+            t.check(c.welcome.get("registered") is True and c.welcome.get("device_id") == 3,
+                    "devices (§22.2): the self-removed device 3 registers again with its old static key → Welcome",
+                    str(c.welcome))
+            got = await self.drain(c)
+            t.check(not got, "devices (§22.2): … and gets no message queued before its removal", f"{len(got)}")
+            await c.close()
+            await h.close()
+        except Exception as exc:  # noqa: BLE001
+            t.error("devices (§22.2): RemoveDevice", exc)
+
+    async def check_device_payloads(self):
+        """§7.1 "A payload per device" (Send.payloads), with §7.6 and §21.3's copy ids."""
+        t = self.t
+        yara1 = Device("yara", 1)
+        self.yara = {1: yara1, 2: Device("yara", 2, identity=yara1.identity), 3: Device("yara", 3, identity=yara1.identity)}
+        for d in self.yara.values():
+            c = await self.connect(d, IK, action=d.register_action())
+            await c.close()
+        h = await self.connect(self.hugo)
+        await h.expect("queue_empty")
+        y1 = await self.connect(self.yara[1])
+        await y1.expect("queue_empty")
+        y2 = await self.connect(self.yara[2])
+        await y2.expect("queue_empty")
+        self.y3_expect = []  # payloads queued for the offline yara/3, in commit order
+
+        try:
+            p = {i: os.urandom(100 + i) for i in (1, 2, 3)}
+            t0 = time.time() * 1000
+            copies0, stored0 = self.metric("hush_relay_multi_copies_stored_total"), self.metric("hush_relay_messages_stored_total")
+            cm, k, f = await self.send_payloads(h, "yara", [(1, p[1]), (2, p[2]), (3, p[3])])
+            first = f.get("server_time", 0)
+            copies1, stored1 = self.metric("hush_relay_multi_copies_stored_total"), self.metric("hush_relay_messages_stored_total")
+            print(f"INFO payloads: one Send{{payloads}} to 3 devices: hush_relay_messages_stored_total "
+                  f"{stored0} → {stored1}, hush_relay_multi_copies_stored_total {copies0} → {copies1}", flush=True)
+            t.check(k == "server_ack" and f.get("client_message_id") == cm and abs(first - t0) < 60_000,
+                    "payloads (§7.1): Send{payloads} to 3 devices → ServerAck{client_message_id, server_time}", f"{k} {f}")
+            self.y3_expect.append(p[3])
+            _, d1 = await y1.expect("deliver")
+            _, d2 = await y2.expect("deliver")
+            t.check(d1.get("payload") == p[1] and d2.get("payload") == p[2],
+                    "payloads (§7.1): each online device gets its own payload", "")
+            t.check(all(d.get("sender_account") == "hugo" and d.get("sender_device") == 1 and d.get("server_time") == first
+                        for d in (d1, d2)),
+                    "payloads (§7.1, §21.2 step 6): each Deliver names the sender hugo/1 and has the ServerAck's server_time",
+                    str([(d.get("sender_account"), d.get("sender_device"), d.get("server_time")) for d in (d1, d2)]))
+            for c, d in ((y1, d1), (y2, d2)):
+                await c.send("ack", {"server_ids": [d["server_id"]]})
+            # §21.3: a resend stores nothing new and keeps the first server_time.
+            await asyncio.sleep(0.01)
+            _, k, f = await self.send_payloads(h, "yara", [(1, b"resend 1"), (2, b"resend 2"), (3, b"resend 3")], cmid=cm)
+            t.check(k == "server_ack" and f.get("server_time") == first and f.get("client_message_id") == cm,
+                    "payloads (§7.1, §21.3): a resend with other payloads → ServerAck with the first server_time", f"{k} {f}")
+            _, k, f = await self.send_payloads(h, "yara", [(2, b"x"), (1, b"y")], cmid=cm)
+            t.check(k == "server_ack" and f.get("server_time") == first,
+                    "payloads (§21.3): a resend listing fewer devices, in another order → the first server_time", f"{k} {f}")
+            extra = await self.acked(y1, 0.5) + await self.acked(y2, 0.2)
+            t.check(not extra, "payloads (§21.3): nothing of the resends is delivered (nothing new stored)",
+                    str([e.get("payload")[:10] for e in extra]))
+            # §21.3 copy ids: a plain Send whose id is the copy id of (cm, yara, 1) is taken for that copy;
+            # a plain Send with cm itself is another message (the forms dedupe under different ids).
+            _, k, f = await self.send(h, "yara", [1], b"copy id", cmid=copy_id(cm, "yara", 1))
+            t.check(k == "server_ack" and f.get("server_time") == first,
+                    "payloads (§7.1, §21.3): a plain Send whose client_message_id is copy_id(cm, yara, 1) → the copy's "
+                    "first server_time", f"{k} {f}")
+            extra = await self.acked(y1, 0.5)
+            t.check(not extra, "payloads (§21.3): … and nothing is delivered", str(len(extra)))
+            _, k, f = await self.send(h, "yara", [1], b"plain form, same id", cmid=cm)
+            _, d = await y1.expect("deliver")
+            t.check(k == "server_ack" and f.get("server_time") != first and d.get("payload") == b"plain form, same id",
+                    "payloads (§7.1): a plain Send with the payloads Send's client_message_id is a new message", f"{k} {f}")
+            await y1.send("ack", {"server_ids": [d["server_id"]]})
+            # A resend that adds a device stores exactly the missing copy, answered with the earliest time.
+            cm2, k, f = await self.send_payloads(h, "yara", [(1, b"part one")])
+            t1 = f.get("server_time")
+            _, d = await y1.expect("deliver")
+            await y1.send("ack", {"server_ids": [d["server_id"]]})
+            await asyncio.sleep(0.02)
+            _, k2, f2 = await self.send_payloads(h, "yara", [(1, b"part one again"), (2, b"part two")], cmid=cm2)
+            got1 = await self.acked(y1, 0.4)
+            _, d2 = await y2.expect("deliver")
+            await y2.send("ack", {"server_ids": [d2["server_id"]]})
+            t.check(k == "server_ack" and k2 == "server_ack" and f2.get("server_time") == t1 and not got1
+                    and d2.get("payload") == b"part two" and d2.get("server_time", 0) >= t1,
+                    "payloads (§7.1, §21.2 step 6): a resend adding device 2 stores only its copy; ServerAck has the "
+                    "earliest time (device 1's)", f"{f2} / {d2.get('server_time')} / {len(got1)} on yara/1")
+            print(f"INFO payloads: the copy the resend added has Deliver.server_time = ServerAck.server_time + "
+                  f"{d2.get('server_time', 0) - (t1 or 0)} ms", flush=True)
+        except Exception as exc:  # noqa: BLE001
+            t.error("payloads (§7.1): accepted sends", exc)
+
+        # The checks before anything else (§7.1): MALFORMED_STANZA, then PAYLOAD_TOO_LARGE, then the account name.
+        try:
+            big = os.urandom(MAX_PAYLOAD + 1)
+            cases = (
+                ("payloads and devices", "yara", [(1, b"a")], {"devices": [1]}, "MALFORMED_STANZA"),
+                ("payloads and payload", "yara", [(1, b"a")], {"payload": b"b"}, "MALFORMED_STANZA"),
+                ("17 payloads", "yara", [(i, b"a") for i in range(1, 18)], {}, "MALFORMED_STANZA"),
+                ("a repeated device_id", "yara", [(1, b"a"), (2, b"b"), (1, b"c")], {}, "MALFORMED_STANZA"),
+                ("device_id 0", "yara", [(1, b"a"), (0, b"b")], {}, "MALFORMED_STANZA"),
+                ("device_id 2^31", "yara", [(2 ** 31, b"a")], {}, "MALFORMED_STANZA"),
+                ("a repeated device_id to an invalid name (before the name)", "Yara!", [(1, b"a"), (1, b"b")], {},
+                 "MALFORMED_STANZA"),
+                ("a repeated device_id with a 64,001-byte payload (MALFORMED first)", "yara", [(1, big), (1, b"b")], {},
+                 "MALFORMED_STANZA"),
+                ("payloads and devices with all_devices", "yara", [(1, b"a"), (2, b"b"), (3, b"c")],
+                 {"devices": [1, 2, 3], "all_devices": True}, "MALFORMED_STANZA"),
+                ("a 64,001-byte second payload", "yara", [(1, b"a"), (2, big)], {}, "PAYLOAD_TOO_LARGE"),
+                ("a 64,001-byte payload to an invalid name (before the name)", "Yara!", [(1, big)], {}, "PAYLOAD_TOO_LARGE"),
+                ("a 64,001-byte payload to an unknown device", "yara", [(9, big)], {}, "PAYLOAD_TOO_LARGE"),
+                ("an invalid account name", "Yara!", [(1, b"a")], {}, "UNKNOWN_ACCOUNT"),
+                ("an unknown account", "nobody-yara", [(1, b"a")], {}, "UNKNOWN_ACCOUNT"),
+                ("an unknown account with all_devices (the account before §7.6)", "nobody-yara", [(1, b"a")],
+                 {"all_devices": True}, "UNKNOWN_ACCOUNT"),
+            )
+            ids = []
+            for what, acct, pls, extra, code in cases:
+                cm, k, f = await self.send_payloads(h, acct, pls, **extra)
+                t.check(self.is_error(k, f, code, client_message_id=cm, request_id=0),
+                        f"payloads (§7.1): {what} → {code}{{client_message_id}}", f"{k} {f}")
+                ids.append((code, f.get("device_id", 0), f.get("account", "")))
+            print(f"INFO payloads: (code, device_id, account) of the refused payloads Sends: {sorted(set(ids))} "
+                  f"(device_id / account never set)" if all(not d and not a for _, d, a in ids) else
+                  f"INFO payloads: (code, device_id, account) of the refused payloads Sends: {ids}", flush=True)
+            # §7.6 and UNKNOWN_DEVICE: the listed devices are the device_ids in payloads order.
+            cm, k, f = await self.send_payloads(h, "yara", [(3, b"a"), (1, b"b")], all_devices=True)
+            t.check(self.mismatch(k, f, cm, "yara", [2], []),
+                    "payloads (§7.6): Send{payloads, all_devices} missing a device → MISMATCHED_DEVICES{account, missing [2]}",
+                    f"{k} {f}")
+            cm, k, f = await self.send_payloads(h, "yara", [(7, b"a"), (1, b"b"), (2, b"c"), (3, b"d"), (5, b"e")],
+                                                all_devices=True)
+            t.check(self.mismatch(k, f, cm, "yara", [], [5, 7]),
+                    "payloads (§7.6): Send{payloads, all_devices} with unknown devices → MISMATCHED_DEVICES{extra ascending}",
+                    f"{k} {f}")
+            cm, k, f = await self.send_payloads(h, "hugo", [(1, b"self")], all_devices=True)
+            t.check(self.mismatch(k, f, cm, "hugo", [], [1]),
+                    "payloads (§7.6): own account listing the sending device → MISMATCHED_DEVICES{extra [1]}", f"{k} {f}")
+            cm, k, f = await self.send_payloads(h, "yara", [(1, b"a"), (9, b"b"), (7, b"c")])
+            t.check(self.is_error(k, f, "UNKNOWN_DEVICE", client_message_id=cm, device_id=9),
+                    "payloads (§7.1): unknown devices 9 then 7 → UNKNOWN_DEVICE{device_id 9} (the first listed)", f"{k} {f}")
+            extra = await self.acked(y1, 0.5) + await self.acked(y2, 0.2)
+            t.check(not extra, "payloads (§7.1, §7.6): nothing of a refused payloads Send is delivered",
+                    str([e.get("payload")[:10] for e in extra]))
+            # Not remembered for dedupe: the same id with known devices is accepted (and all_devices now matches).
+            pa = {i: os.urandom(30) for i in (1, 2, 3)}
+            _, k, f = await self.send_payloads(h, "yara", [(2, pa[2]), (3, pa[3]), (1, pa[1])], cmid=cm, all_devices=True)
+            self.y3_expect.append(pa[3])
+            _, d1 = await y1.expect("deliver")
+            _, d2 = await y2.expect("deliver")
+            t.check(k == "server_ack" and d1.get("payload") == pa[1] and d2.get("payload") == pa[2],
+                    "payloads (§7.1, §7.6): after UNKNOWN_DEVICE the same id with every device and all_devices → ServerAck, "
+                    "each its own payload", f"{k} {f}")
+            for c, d in ((y1, d1), (y2, d2)):
+                await c.send("ack", {"server_ids": [d["server_id"]]})
+            _, k, f = await self.send_payloads(h, "yara", [(1, b"")])
+            got = await self.acked(y1, 0.4)
+            print(f"INFO payloads: a DevicePayload with an empty payload → {k} {E_NAME.get(f.get('code')) if k == 'error' else ''}"
+                  f", {len(got)} delivered", flush=True)
+            full = os.urandom(MAX_PAYLOAD)
+            _, k, f = await self.send_payloads(h, "yara", [(1, full)])
+            _, d = await y1.expect("deliver")
+            t.check(k == "server_ack" and d.get("payload") == full,
+                    "payloads (§7.1): a DevicePayload of exactly 64,000 bytes is delivered", f"{k}")
+            await y1.send("ack", {"server_ids": [d["server_id"]]})
+            _, pp = await h.ping(940)
+            t.check(pp.get("request_id") == 940, "payloads (§7.1): the sender's connection stays open after the errors")
+        except Exception as exc:  # noqa: BLE001
+            t.error("payloads (§7.1): refused sends", exc)
+        self.payload_conns = (h, y1, y2)
+
+    async def check_sealed_payloads(self):
+        """§20.3 SealedSend.payloads (field 7) with the access check of step 2."""
+        t = self.t
+        h, y1, y2 = self.payload_conns
+        try:
+            ky = os.urandom(ACCESS_KEY_LEN)
+            k, f = await self.set_access(y1, 941, ky)
+            t.check(k == "ok", "sealed payloads (§20.1): yara sets an access key", f"{k} {f}")
+            a = await self.anon()
+            s = {i: os.urandom(60 + i) for i in (1, 2, 3)}
+            cm, k, f = await self.sealed_payloads(a, "yara", [(2, s[2]), (1, s[1])], ky)
+            first = f.get("server_time")
+            _, d1 = await y1.expect("deliver")
+            _, d2 = await y2.expect("deliver")
+            t.check(k == "server_ack" and f.get("client_message_id") == cm,
+                    "sealed payloads (§20.3): SealedSend{payloads} with the right key → ServerAck{client_message_id}", f"{k} {f}")
+            t.check(d1.get("payload") == s[1] and d2.get("payload") == s[2]
+                    and all(d.get("sender_account", "") == "" and d.get("sender_device", 0) == 0 for d in (d1, d2)),
+                    "sealed payloads (§20.3): each device gets its own payload, with no sender", "")
+            for c, d in ((y1, d1), (y2, d2)):
+                await c.send("ack", {"server_ids": [d["server_id"]]})
+            await asyncio.sleep(0.01)
+            _, k, f = await self.sealed_payloads(a, "yara", [(2, b"again"), (1, b"again")], ky, cmid=cm)
+            extra = await self.acked(y1, 0.5) + await self.acked(y2, 0.2)
+            t.check(k == "server_ack" and f.get("server_time") == first and not extra,
+                    "sealed payloads (§20.3): a resend → the first server_time, nothing delivered", f"{k} {f} {len(extra)}")
+            # Step 1 before step 2 (a wrong key), with the DevicePayloads.
+            wrong = os.urandom(ACCESS_KEY_LEN)
+            big = os.urandom(MAX_PAYLOAD + 1)
+            for what, pls, key, extra_f, code in (
+                    ("payloads and devices, a wrong key", [(1, b"a")], wrong, {"devices": [1]}, "MALFORMED_STANZA"),
+                    ("payloads and payload, a wrong key", [(1, b"a")], wrong, {"payload": b"b"}, "MALFORMED_STANZA"),
+                    ("a repeated device_id, a wrong key", [(1, b"a"), (1, b"b")], wrong, {}, "MALFORMED_STANZA"),
+                    ("device_id 0, a wrong key", [(0, b"a")], wrong, {}, "MALFORMED_STANZA"),
+                    ("17 payloads, a wrong key", [(i, b"a") for i in range(1, 18)], wrong, {}, "MALFORMED_STANZA"),
+                    ("a 15-byte access key", [(1, b"a")], ky[:15], {}, "MALFORMED_STANZA"),
+                    ("a 64,001-byte payload, a wrong key", [(1, b"a"), (2, big)], wrong, {}, "PAYLOAD_TOO_LARGE"),
+                    ("a wrong key", [(1, b"a"), (2, b"b")], wrong, {}, "ACCESS_DENIED"),
+                    ("a wrong key and an unknown device (access first)", [(9, b"a")], wrong, {}, "ACCESS_DENIED"),
+                    ("the right key and unknown devices 9, 8", [(1, b"a"), (9, b"b"), (8, b"c")], ky, {}, "UNKNOWN_DEVICE")):
+                c2, k, f = await self.sealed_payloads(a, "yara", pls, key, **extra_f)
+                want = {"client_message_id": c2}
+                if code == "UNKNOWN_DEVICE":
+                    want["device_id"] = 9
+                t.check(self.is_error(k, f, code, **want), f"sealed payloads (§20.3): {what} → {code}", f"{k} {f}")
+            c2, k, f = await self.sealed_payloads(a, "yara", [(1, b"a"), (2, b"b")], ky, all_devices=True)
+            t.check(self.mismatch(k, f, c2, "yara", [3], []),
+                    "sealed payloads (§20.3, §7.6): all_devices without device 3 → MISMATCHED_DEVICES{missing [3]} "
+                    "(a sealed send expects every device)", f"{k} {f}")
+            extra = await self.acked(y1, 0.5) + await self.acked(y2, 0.2)
+            t.check(not extra, "sealed payloads (§20.3): nothing of a refused SealedSend{payloads} is delivered", str(len(extra)))
+            # NOT_ANONYMOUS on a logged-in connection.
+            c3, k, f = await self.sealed_payloads(h, "yara", [(1, b"named")], ky)
+            t.check(self.is_error(k, f, "NOT_ANONYMOUS", client_message_id=c3),
+                    "sealed payloads (§20.3): SealedSend{payloads} on a logged-in connection → NOT_ANONYMOUS", f"{k} {f}")
+            # Step 2 recognises a resend by the copy id of the first listed device, even after a key change.
+            ky2 = os.urandom(ACCESS_KEY_LEN)
+            k, f = await self.set_access(y1, 942, ky2)
+            _, k, f = await self.sealed_payloads(a, "yara", [(1, b"old key"), (2, b"old key")], ky, cmid=cm)
+            t.check(k == "server_ack" and f.get("server_time") == first,
+                    "sealed payloads (§20.3 step 2): a resend with the withdrawn key → the first server_time "
+                    "(device 1's copy id is remembered)", f"{k} {f}")
+            _, k, f = await self.sealed_payloads(a, "yara", [(3, b"old key"), (1, b"old key")], ky, cmid=cm)
+            t.check(self.is_error(k, f, "ACCESS_DENIED", client_message_id=cm),
+                    "sealed payloads (§20.3 step 2): the withdrawn key with a first listed device that has no copy (3) "
+                    "→ ACCESS_DENIED", f"{k} {f}")
+            _, k, f = await self.sealed_payloads(a, "yara", [(1, b"old key"), (3, b"old key, 3")], ky, cmid=cm)
+            t.check(k == "server_ack" and f.get("server_time") == first,
+                    "sealed payloads (§20.3 step 2): the withdrawn key, device 1 first, device 3 added → the first "
+                    "server_time", f"{k} {f}")
+            extra = await self.acked(y1, 0.4) + await self.acked(y2, 0.2)
+            t.check(not extra, "sealed payloads (§20.3): … and nothing is delivered to yara/1 or yara/2", str(len(extra)))
+            # With the new key, step 3 stores exactly the missing copy (device 3's).
+            s3 = os.urandom(77)
+            _, k, f = await self.sealed_payloads(a, "yara", [(1, b"new key"), (3, s3)], ky2, cmid=cm)
+            t.check(k == "server_ack" and f.get("server_time") == first,
+                    "sealed payloads (§20.3 step 3): with the new key, device 3 added → ServerAck with the earliest "
+                    "(first) server_time", f"{k} {f}")
+            self.y3_expect.append(s3)
+            print("INFO sealed payloads: yara/3 expected to hold only the copy of the new-key resend "
+                  "(§20.3 step 2: the old-key resend is answered with nothing stored)", flush=True)
+            extra = await self.acked(y1, 0.4)
+            t.check(not extra, "sealed payloads (§20.3): … and device 1 gets nothing again", str(len(extra)))
+            await a.close()
+            # yara/3 drains what was queued for it, in commit order.
+            y3 = await self.connect(self.yara[3])
+            got = await self.drain_acked(y3)
+            t.check([g.get("payload") for g in got] == self.y3_expect,
+                    "payloads (§7.1, §20.3): the offline yara/3 drains exactly its own copies, once each "
+                    "(no resend stored a second one)",
+                    f"{len(got)} delivered, expected {len(self.y3_expect)}; "
+                    f"{[g.get('payload', b'')[:6].hex() for g in got]} vs {[x[:6].hex() for x in self.y3_expect]}")
+            t.check(len(got) == 3 and got[0].get("sender_account") == "hugo" and got[-1].get("sender_account", "") == "",
+                    "payloads: yara/3's named copies name hugo, its sealed copy no one",
+                    str([(g.get("sender_account"), g.get("sender_device")) for g in got]))
+            self.y3_conn = y3
+        except Exception as exc:  # noqa: BLE001
+            t.error("sealed payloads (§20.3)", exc)
+
+    async def check_payloads_queue_full(self):
+        """§7.1: a refused copy (QUEUE_FULL{device_id}); the resend stores exactly the missing ones."""
+        t = self.t
+        h, y1, y2 = self.payload_conns
+        try:
+            y3 = self.y3_conn
+            await y3.close()
+            filled = 0
+            for _ in range(QUEUE_CAP):
+                _, k, f = await self.send(h, "yara", [3], b"filler")
+                filled += k == "server_ack"
+            cm, k, f = await self.send_payloads(h, "yara", [(1, b"q one"), (3, b"q three")])
+            t.check(filled == QUEUE_CAP and self.is_error(k, f, "QUEUE_FULL", client_message_id=cm, device_id=3),
+                    f"payloads (§7.1): device 3 holding {QUEUE_CAP} (--queue-cap) → QUEUE_FULL{{client_message_id, device_id 3}}",
+                    f"{filled} filled, {k} {f}")
+            before = await self.acked(y1, 0.6)
+            print(f"INFO payloads: after QUEUE_FULL for device 3, device 1's copy was "
+                  f"{'stored and delivered' if before else 'not stored'}", flush=True)
+            y3 = await self.connect(self.yara[3])
+            drained = await self.drain_acked(y3)
+            await y3.ping(943)  # the acks were processed (one request at a time, §6.3): device 3's queue is empty
+            await asyncio.sleep(0.02)
+            _, k, f = await self.send_payloads(h, "yara", [(1, b"q one, resent"), (3, b"q three, resent")], cmid=cm)
+            _, d3 = await y3.expect("deliver")
+            await y3.send("ack", {"server_ids": [d3["server_id"]]})
+            after = await self.acked(y1, 0.6)
+            ones = before + after
+            ok_time = (f.get("server_time") == before[0].get("server_time")) if before else True
+            t.check(len(drained) == QUEUE_CAP and k == "server_ack" and d3.get("payload") == b"q three, resent"
+                    and len(ones) == 1 and ones[0].get("payload") == (b"q one" if before else b"q one, resent") and ok_time,
+                    "payloads (§7.1): after draining device 3, the resend → ServerAck, device 3 gets its copy and device 1 "
+                    "has exactly one (a stored copy keeps its first payload; the ServerAck the earliest time)",
+                    f"{len(drained)} drained, {k} {f}, device 3 {d3.get('payload')}, device 1 {[o.get('payload') for o in ones]}")
+            await y3.close()
+        except Exception as exc:  # noqa: BLE001
+            t.error("payloads (§7.1): QUEUE_FULL", exc)
+        for c in (h, y1, y2):
+            await c.close()
+
+    async def open_provisioning(self, conn, rid):
+        return await self.request(conn, "open_provisioning", {"request_id": rid}, ("provisioning_address",))
+
+    async def send_provisioning(self, conn, rid, address, body):
+        return await self.request(conn, "send_provisioning", {"request_id": rid, "address": address, "body": body}, ("ok",))
+
+    async def check_provisioning(self):
+        """§22.3 the provisioning channel (with §5.3, §9.1, §10)."""
+        t = self.t
+        xena1 = Device("xena", 1)
+        xena = {1: xena1, 2: Device("xena", 2, identity=xena1.identity), 3: Device("xena", 3, identity=xena1.identity)}
+        for d in xena.values():
+            c = await self.connect(d, IK, action=d.register_action())
+            await c.close()
+        x1 = await self.connect(xena[1])
+        await x1.expect("queue_empty")
+        x2 = None
+        try:
+            # 1. OpenProvisioning on an anonymous connection.
+            p = await self.anon()
+            welcome_time = p.welcome.get("server_time", 0)
+            opened0 = self.metric("hush_relay_provisioning_opened_total") or 0
+            self.sent0 = self.metric("hush_relay_provisioning_sent_total") or 0
+            k, f = await self.open_provisioning(p, 950)
+            opened1 = self.metric("hush_relay_provisioning_opened_total")
+            addr, expires = f.get("address", b""), f.get("expires_at", 0)
+            t.check(k == "provisioning_address" and f.get("request_id") == 950 and len(addr) == PROVISIONING_ADDRESS_LEN,
+                    "provisioning (§22.3): OpenProvisioning → ProvisioningAddress{request_id, 16-byte address}", f"{k} {f}")
+            late = expires - (welcome_time + PROVISIONING_LIFETIME_MS)
+            t.check(0 <= late <= 5_000,
+                    "provisioning (§22.3): expires_at = now + 600,000 ms (Unix ms; within 5 s after the anonymous "
+                    "Welcome's server_time + 600,000)", f"expires_at − (Welcome.server_time + 600,000) = {late} ms")
+            k, f = await self.open_provisioning(p, 951)
+            t.check(k == "provisioning_address" and f.get("request_id") == 951 and f.get("address") == addr
+                    and f.get("expires_at") == expires,
+                    "provisioning (§22.3): a second OpenProvisioning on the same connection → the same address and expiry",
+                    f"{k} {f}")
+            opened2 = self.metric("hush_relay_provisioning_opened_total")
+            t.check(opened1 is not None and opened1 - opened0 == 1,
+                    "provisioning (§12): hush_relay_provisioning_opened_total +1 for an OpenProvisioning",
+                    f"{opened0} → {opened1}")
+            print(f"INFO provisioning: a second OpenProvisioning (same address) changed "
+                  f"hush_relay_provisioning_opened_total by {(opened2 or 0) - (opened1 or 0)}", flush=True)
+            p2 = await self.anon()
+            k, f = await self.open_provisioning(p2, 952)
+            addr2 = f.get("address", b"")
+            t.check(k == "provisioning_address" and len(addr2) == PROVISIONING_ADDRESS_LEN and addr2 != addr,
+                    "provisioning (§22.3): another anonymous connection gets another address", f"{k} {f}")
+            # On a logged-in connection: NOT_ANONYMOUS{request_id}.
+            k, f = await self.open_provisioning(x1, 953)
+            t.check(self.is_error(k, f, "NOT_ANONYMOUS", request_id=953),
+                    "provisioning (§22.3): OpenProvisioning on a logged-in connection → NOT_ANONYMOUS{request_id}", f"{k} {f}")
+            # SendProvisioning on an anonymous connection: UNAUTHENTICATED (§5.3), nothing sent.
+            a = await self.anon()
+            k, f = await self.send_provisioning(a, 954, addr, b"from nobody")
+            t.check(self.is_error(k, f, "UNAUTHENTICATED", request_id=954),
+                    "provisioning (§5.3, §22.3): SendProvisioning on an anonymous connection → UNAUTHENTICATED{request_id}",
+                    f"{k} {f}")
+            await a.close()
+            # 3. The checks in order: MALFORMED_STANZA, PAYLOAD_TOO_LARGE (no rate token taken).
+            over = os.urandom(PROVISIONING_BODY_MAX + 1)
+            for rid, address, body, code, what in (
+                    (955, addr[:15], over, "MALFORMED_STANZA", "a 15-byte address with a 4,097-byte body (address first)"),
+                    (956, addr + b"\0", b"x", "MALFORMED_STANZA", "a 17-byte address"),
+                    (957, b"", b"x", "MALFORMED_STANZA", "no address"),
+                    (958, addr, b"", "MALFORMED_STANZA", "an empty body to the open address"),
+                    (959, addr, over, "PAYLOAD_TOO_LARGE", "a 4,097-byte body to the open address"),
+                    (960, os.urandom(16), over, "PAYLOAD_TOO_LARGE", "a 4,097-byte body to an unknown address "
+                                                                   "(size before the address)")):
+                k, f = await self.send_provisioning(x1, rid, address, body)
+                t.check(self.is_error(k, f, code, request_id=rid),
+                        f"provisioning (§22.3): SendProvisioning with {what} → {code}{{request_id}}", f"{k} {f}")
+            got = await p.quiet(0.4)
+            t.check(not got, "provisioning (§22.3): nothing of the refused SendProvisionings reaches the provisioning "
+                    "connection", str([g[0] for g in got]))
+            # The one message, delivered exactly; the address is then closed.
+            body = os.urandom(PROVISIONING_BODY_MAX)
+            k, f = await self.send_provisioning(x1, 961, addr, body)
+            t.check(k == "ok" and f.get("request_id") == 961,
+                    "provisioning (§22.3): SendProvisioning{16-byte address, 4,096-byte body} → Ok{request_id}", f"{k} {f}")
+            k, f = await p.expect(("provisioning_message",))
+            t.check(f.get("body") == body,
+                    "provisioning (§22.3): the provisioning connection gets ProvisioningMessage{body}, byte for byte",
+                    f"{len(f.get('body', b''))} bytes")
+            k, f = await self.send_provisioning(x1, 962, addr, b"second")
+            t.check(self.is_error(k, f, "UNKNOWN_PROVISIONING_ADDRESS", request_id=962),
+                    "provisioning (§22.3): a second SendProvisioning to the used address → "
+                    "UNKNOWN_PROVISIONING_ADDRESS{request_id} (one message per address)", f"{k} {f}")
+            got = await p.quiet(0.4)
+            _, pong = await p.ping(963)
+            t.check(not got and pong.get("request_id") == 963,
+                    "provisioning (§22.3): no second message; the provisioning connection stays open and anonymous (Ping)",
+                    str([g[0] for g in got]))
+            k, f = await self.list_devices(p, 964)
+            t.check(self.is_error(k, f, "UNAUTHENTICATED", request_id=964),
+                    "provisioning (§22.3 step 4): the provisioning connection is still anonymous (ListDevices → "
+                    "UNAUTHENTICATED)", f"{k} {f}")
+            k, f = await self.open_provisioning(p, 965)
+            print(f"INFO provisioning: OpenProvisioning again on the connection whose address was used → {k} "
+                  f"{'a new address' if k == 'provisioning_address' and f.get('address') != addr else f}", flush=True)
+            k, f = await self.send_provisioning(x1, 966, os.urandom(16), b"x")
+            t.check(self.is_error(k, f, "UNKNOWN_PROVISIONING_ADDRESS", request_id=966),
+                    "provisioning (§22.3): an address never opened → UNKNOWN_PROVISIONING_ADDRESS{request_id}", f"{k} {f}")
+            # An address whose connection closed is unknown.
+            await p2.close()
+            await asyncio.sleep(0.5)
+            k, f = await self.send_provisioning(x1, 967, addr2, b"too late")
+            t.check(self.is_error(k, f, "UNKNOWN_PROVISIONING_ADDRESS", request_id=967),
+                    "provisioning (§22.3): the address of a closed provisioning connection → UNKNOWN_PROVISIONING_ADDRESS",
+                    f"{k} {f}")
+            _, pong = await x1.ping(968)
+            t.check(pong.get("request_id") == 968, "provisioning (§22.3): the sender's connection stays open after the errors")
+            await p.close()
+            # A 1-byte body (the lower bound) from another device.
+            p4 = await self.anon()
+            k, f = await self.open_provisioning(p4, 969)
+            addr4 = f.get("address", b"")
+            x2 = await self.connect(xena[2])
+            await x2.expect("queue_empty")
+            k, f = await self.send_provisioning(x2, 970, addr4, b"\x01")
+            k2, f2 = await p4.expect(("provisioning_message",))
+            t.check(k == "ok" and f2.get("body") == b"\x01",
+                    "provisioning (§22.3): a 1-byte body is delivered", f"{k} {f} / {f2}")
+            await p4.close()
+        except Exception as exc:  # noqa: BLE001
+            t.error("provisioning (§22.3)", exc)
+
+        # The rate (§10: 1/s sustained, burst 5 per device), checked after the size checks: refusals
+        # earlier in the order take no token, UNKNOWN_PROVISIONING_ADDRESS (after it) does.
+        try:
+            p5 = await self.anon()
+            k, f = await self.open_provisioning(p5, 971)
+            addr5 = f.get("address", b"")
+            x3 = await self.connect(xena[3])
+            await x3.expect("queue_empty")
+            batch = []  # (request_id, address, body, expected code or "ok")
+            rid = 1000
+            for i in range(8):  # more refusals than the burst: they must take no token
+                rid += 1
+                if i % 2:
+                    batch.append((rid, os.urandom(15), b"x", "MALFORMED_STANZA"))
+                else:
+                    batch.append((rid, os.urandom(16), os.urandom(PROVISIONING_BODY_MAX + 1), "PAYLOAD_TOO_LARGE"))
+            for i in range(PROVISIONING_BURST):  # the burst: each passes the rate, then the address is unknown
+                rid += 1
+                batch.append((rid, os.urandom(16), b"x", "UNKNOWN_PROVISIONING_ADDRESS"))
+            rid += 1
+            batch.append((rid, addr5, b"limited", "RATE_LIMITED"))  # the 6th: limited, the open address untouched
+            rid += 1
+            batch.append((rid, os.urandom(15), b"x", "MALFORMED_STANZA"))  # still step 1 first
+            for r, address, body, _ in batch:
+                await x3.send("send_provisioning", {"request_id": r, "address": address, "body": body})
+            answers = []
+            for _ in batch:
+                k, f = await x3.expect(("ok", "error"), skip=("queue_empty", "prekeys_low"))
+                answers.append((f.get("request_id"), "ok" if k == "ok" else E_NAME.get(f.get("code"), f.get("code"))))
+            want = [(r, code) for r, _, _, code in batch]
+            t.check(answers == want,
+                    "provisioning (§22.3, §10): 8 size refusals, then 5 sends to unknown addresses (the burst), the 6th "
+                    "→ RATE_LIMITED{request_id}, a malformed one after it still MALFORMED_STANZA",
+                    f"got {[a[1] for a in answers]}")
+            got = await p5.quiet(0.3)
+            t.check(not got, "provisioning (§22.3): the rate-limited SendProvisioning delivered nothing", str(got))
+            if x2 is not None:
+                k, f = await self.send_provisioning(x2, 990, os.urandom(16), b"x")
+                t.check(self.is_error(k, f, "UNKNOWN_PROVISIONING_ADDRESS", request_id=990),
+                        "provisioning (§10): the rate is per device — xena/2 is not limited while xena/3 is", f"{k} {f}")
+            await asyncio.sleep(1.3)
+            body = b"after the refill"
+            k, f = await self.send_provisioning(x3, 991, addr5, body)
+            k2, f2 = await p5.expect(("provisioning_message",), timeout=5)
+            t.check(k == "ok" and f2.get("body") == body,
+                    "provisioning (§10, §22.3): a second later one token is back → Ok, and the address a rate-limited "
+                    "send could not use is still open", f"{k} {f}")
+            k, f = await self.send_provisioning(x3, 992, os.urandom(16), b"x")
+            t.check(self.is_error(k, f, "RATE_LIMITED", request_id=992),
+                    "provisioning (§10): … and the next one at once → RATE_LIMITED again (1/s sustained)", f"{k} {f}")
+            sent = self.metric("hush_relay_provisioning_sent_total")
+            t.check(sent is not None and sent - self.sent0 == 3,
+                    "provisioning (§12): hush_relay_provisioning_sent_total counts the 3 messages forwarded, no refusal",
+                    f"{self.sent0} → {sent}")
+            _, body = self.relay.get("/metrics")
+            text = body.decode("utf-8", "replace")
+            t.check(not any(name in text for name in ("wren", "hugo", "yara", "xena")),
+                    "devices (§12): no account name of the §22 checks in /metrics")
+            await p5.close()
+            await x3.close()
+        except Exception as exc:  # noqa: BLE001
+            t.error("provisioning (§10): rate", exc)
+        for c in (x1, x2):
+            if c is not None:
+                await c.close()
+
+    async def probe_sole_device(self):
+        """Not specified (REVIEW.md): an account whose only device is not 1 removes it. INFO lines only."""
+        ivy = Device("ivy", 5)
+        try:
+            c = await self.connect(ivy, IK, action=ivy.register_action())
+            await c.expect("queue_empty")
+            await c.send("remove_device", {"request_id": 980, "device_id": 5})
+            await c.send("ping", {"request_id": 981})  # pipelined behind the self-removal
+            code, stanzas = await c.close_code(timeout=5)
+            print(f"INFO devices: ivy/5, the account's only device (no device 1), removes itself → "
+                  f"{[(k, f.get('request_id'), E_NAME.get(f.get('code')) if k == 'error' else None) for k, f in stanzas]}, "
+                  f"close {code} (a Ping pipelined behind it: {'answered' if any(k == 'pong' for k, _ in stanzas) else 'not answered'})",
+                  flush=True)
+            other = Device("ivy", 1)  # another identity key
+            c = await Conn.open(self.url)
+            try:
+                await c.handshake(IK, self.trust_root, static=other.static, relay_static=self.relay_key,
+                                  action=other.register_action())
+                print("INFO devices: after its last device is removed, the name ivy registers under another identity key "
+                      "(the account is gone)", flush=True)
+                await c.close()
+            except Rejected as r:
+                print(f"INFO devices: after its last device is removed, registering ivy under another identity key → "
+                      f"{E_NAME.get(r.error.get('code', 0))} (the account, with no device, keeps the name)", flush=True)
+                again = Device("ivy", 1, identity=ivy.identity)
+                c = await self.connect(again, IK, action=again.register_action())
+                print(f"INFO devices: … and under its own identity key device 1 registers: Welcome{{{c.welcome.get('device_id')}}}",
+                      flush=True)
+                await c.close()
+        except Exception as exc:  # noqa: BLE001
+            print(f"INFO devices: the sole-device probe: {type(exc).__name__}: {exc}", flush=True)
+
+    async def check_devices(self):
+        """§22 (ListDevices, RemoveDevice, provisioning), §7.1 / §20.3 payloads per device."""
+        await self.check_device_list()
+        await self.check_device_removal()
+        await self.probe_sole_device()
+        await self.check_device_payloads()
+        await self.check_sealed_payloads()
+        await self.check_payloads_queue_full()
+        await self.check_provisioning()
+
     async def run(self):
         self.check_startup()
         await self.check_registration()
@@ -2811,6 +3664,7 @@ class Checker:
         await self.check_sealed()
         await self.check_multi_send()
         await self.check_mismatched_devices()
+        await self.check_devices()
         await self.check_limits()
         self.check_metrics()
         await self.check_restart()

@@ -76,6 +76,10 @@ final class PostgresGroupCommitter: Sendable {
     }
     private let stats = Mutex(Statistics())
     var statistics: Statistics { stats.withLock { $0 } }
+    /// Test hook: the next commit is applied, then this runs, then the commit is reported as
+    /// lost, as if the connection had dropped before the `COMMIT`'s answer (an ambiguous
+    /// commit, which is retried). Cleared when taken.
+    let ambiguousCommit = Mutex<(@Sendable () async -> Void)?>(nil)
 
     private let client: PostgresClient
     private let state = Mutex(State())
@@ -334,6 +338,10 @@ final class PostgresGroupCommitter: Sendable {
                             flags.commitSent.withLock { $0 = true }
                             flags.stage.withLock { $0 = "COMMIT" }
                             try await connection.query("COMMIT", logger: logger)
+                            if let hook = self.ambiguousCommit.withLock({ h in defer { h = nil }; return h }) {
+                                await hook()
+                                throw Failure.closedConnection
+                            }
                         } catch let failure as Failure {
                             throw failure
                         } catch {

@@ -1,4 +1,6 @@
+import Foundation
 import HushRelay
+import HushTransport
 import Logging
 import PostgresNIO
 import Synchronization
@@ -61,6 +63,7 @@ public final class PostgresRelayCluster: RelayCluster {
                 try await store.client.withConnection { connection in
                     try await connection.listen(on: config.wakeChannel) { wakes in
                         try await connection.listen(on: config.onlineChannel) { onlines in
+                        try await connection.listen(on: config.provisioningChannel) { provisionings in
                             // Listening: anything committed before now (before the first LISTEN,
                             // or while the listening connection was lost) is found by a queue read.
                             await self.resynchronise(relay)
@@ -84,9 +87,16 @@ public final class PostgresRelayCluster: RelayCluster {
                                         await self.remoteLogin(address, session: session, relay: relay)
                                     }
                                 }
+                                group.addTask {
+                                    for try await n in provisionings {
+                                        guard let (origin, address, body) = Self.parseProvisioning(n.payload), origin != me else { continue }
+                                        relay.provisioningArrived(address: address, body: body)
+                                    }
+                                }
                                 try await group.next()
                                 group.cancelAll()
                             }
+                        }
                         }
                     }
                 }
@@ -119,6 +129,41 @@ public final class PostgresRelayCluster: RelayCluster {
             if let current = try? await store.session(account: address.account, deviceID: address.deviceID), current > mine {
                 await remoteLogin(address, session: current, relay: relay)
             }
+        }
+    }
+
+    /// Another node had no open provisioning address for a `SendProvisioning` (spec §22.3):
+    /// every node is told, and the one that holds it delivers it. True once told.
+    public func forwardProvisioning(address: Data, body: Data) async -> Bool {
+        do throws(RelayStoreError) {
+            try await store.notifyProvisioning(address: address, body: body)
+            return true
+        } catch {
+            logger.warning("provisioning forward failed", metadata: ["error": "\(error)"])
+            return false
+        }
+    }
+
+    /// "origin hex(address) base64(body)".
+    static func parseProvisioning(_ payload: String) -> (String, Data, Data)? {
+        let parts = payload.split(separator: " ", omittingEmptySubsequences: false)
+        guard parts.count == 3, parts[1].utf8.count == 2 * RelayProtocol.Limits.provisioningAddressLength,
+              let body = Data(base64Encoded: String(parts[2])), !body.isEmpty,
+              body.count <= RelayProtocol.Limits.maxProvisioningBody else { return nil }
+        var address = Data()
+        var chars = parts[1].utf8.makeIterator()
+        while let hi = chars.next(), let lo = chars.next() {
+            guard let h = hexValue(hi), let l = hexValue(lo) else { return nil }
+            address.append(h << 4 | l)
+        }
+        return (String(parts[0]), address, body)
+    }
+
+    private static func hexValue(_ c: UInt8) -> UInt8? {
+        switch c {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
+        default: nil
         }
     }
 

@@ -97,6 +97,9 @@ public final class PostgresRelayStore: RelayStore {
 
     /// How this node's batches were committed (tests, diagnostics).
     var batchStatistics: PostgresGroupCommitter.Statistics { writer.statistics }
+    /// Test hook: the next write batch commits, `meanwhile` runs, then the commit is reported
+    /// lost (ambiguous) and the batch retried.
+    func loseNextCommit(meanwhile: @escaping @Sendable () async -> Void) { writer.ambiguousCommit.withLock { $0 = meanwhile } }
 
     /// The schema versions applied, ascending (for tests and diagnostics).
     public func schemaVersions() async throws(RelayStoreError) -> [Int64] {
@@ -207,7 +210,12 @@ public final class PostgresRelayStore: RelayStore {
         let signed = upload.signed, last = upload.kyberLastResort
         let maxStored = Int64(clamping: upload.maxStored), maxKyber = Int64(clamping: upload.maxStoredKyber)
         let replace = upload.replaceOneTime
-        let (status, count, kyber) = try await write { c, _ in
+        let (status, count, kyber) = try await write { c, retry in
+            // Retrying after an ambiguous COMMIT (it may have applied): the one-time prekeys are
+            // not written again, since one of them may have been claimed meanwhile and must never
+            // be handed out twice. If the first attempt did not apply, they are simply missing:
+            // the counts returned (and PrekeysLow) make the client upload more.
+            let (ids, keys, kIDs, kKeys, kSigs) = retry ? ([], [], [], [], []) : (ids, keys, kIDs, kKeys, kSigs)
             if replace {
                 // Same transaction as the upload below (the batch's); an unknown device deletes nothing.
                 try await c.query("""
@@ -466,6 +474,19 @@ extension PostgresRelayStore {
 }
 
 extension PostgresRelayStore {
+    /// Tells every node that `body` is for provisioning `address` (spec §22.3): "origin
+    /// hex(address) base64(body)" on the provisioning channel (at most 5,530 bytes, under
+    /// PostgreSQL's 8,000-byte NOTIFY limit). Not stored: a node that does not listen now never
+    /// sees it.
+    func notifyProvisioning(address: Data, body: Data) async throws(RelayStoreError) {
+        let payload = configuration.nodeID + " " + address.map { String(format: "%02x", $0) }.joined() + " " + body.base64EncodedString()
+        let channel = configuration.provisioningChannel
+        _ = try await read { client in
+            for try await _ in try await client.query("SELECT pg_notify(\(channel), \(payload))").decode(String.self) {}
+            return 0
+        }
+    }
+
     /// A device's current session number (0 before its first login on a cluster node).
     func session(account: String, deviceID: UInt32) async throws(RelayStoreError) -> Int64? {
         try await read { client in

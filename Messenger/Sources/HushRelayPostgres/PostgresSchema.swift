@@ -472,7 +472,8 @@ enum PostgresSchema {
         """
 
     /// Version 5: removing a device (`Docs/spec/relay.md` §22.2). `hush_remove_device` locks the
-    /// device row, deletes its queued messages, its prekeys of both kinds and the row, and, when
+    /// device row, deletes its queued messages, its prekeys of both kinds, the row and the dedupe
+    /// entries of what it sent, and, when
     /// `p_channel` is given, tells the other nodes on the online channel with session number
     /// −1 ("origin -1 account device"), so that the node holding its connection closes it
     /// (4008). Returns (0, messages deleted), (2, 0) unknown account, (3, 0) unknown device.
@@ -493,6 +494,7 @@ enum PostgresSchema {
             DELETE FROM prekeys WHERE device_ref = v_ref;
             DELETE FROM kyber_prekeys WHERE device_ref = v_ref;
             DELETE FROM devices WHERE id = v_ref;
+            DELETE FROM dedupe WHERE sender_account = p_account AND sender_device = p_device;
             IF p_channel IS NOT NULL THEN
                 PERFORM pg_notify(p_channel, p_origin || ' -1 ' || p_account || ' ' || p_device::text);
             END IF;

@@ -62,6 +62,8 @@ public struct PostgresStoreConfiguration: Sendable {
     public var wakeChannel: String { schema == "public" ? "hush_wake" : "hush_wake_\(schema)" }
     /// The NOTIFY channel for "a device logged in on a node".
     public var onlineChannel: String { schema == "public" ? "hush_online" : "hush_online_\(schema)" }
+    /// The NOTIFY channel for "a provisioning message for an address another node may hold" (spec §22.3).
+    public var provisioningChannel: String { schema == "public" ? "hush_provisioning" : "hush_provisioning_\(schema)" }
 
     var clientConfiguration: PostgresClient.Configuration {
         var config: PostgresClient.Configuration

@@ -423,6 +423,18 @@ public enum RelayStoreConformance {
             let depth = try await s.queueDepth(account: "bob", deviceID: 1), total = try await s.totalQueueDepth()
             try expect(depth == 1 && total == 1, "others keep theirs")
             try await expectError(.unknownDevice(2)) { try await s.removeDevice(account: "bob", deviceID: 2) }
+            // What it sent is forgotten for dedupe (other devices' entries stay).
+            guard case .stored = try await s.enqueue(request(9, from: "bob", 2, to: "alice"), committed: noop) else {
+                throw ConformanceFailure(description: "not stored", line: #line)
+            }
+            _ = try await s.register(account: "bob", identityKey: key(0xB0), deviceID: 3, staticKey: key(0xB3), maxDevices: 16)
+            guard case .stored = try await s.enqueue(request(9, from: "bob", 3, to: "alice"), committed: noop) else {
+                throw ConformanceFailure(description: "not stored", line: #line)
+            }
+            _ = try await s.removeDevice(account: "bob", deviceID: 3)
+            try expect(try await s.acceptedTime(senderAccount: "bob", senderDevice: 3, clientMessageID: 9) == nil, "its dedupe entries gone")
+            try expect(try await s.acceptedTime(senderAccount: "bob", senderDevice: 2, clientMessageID: 9) != nil, "others' kept")
+            try expect(try await s.acceptedTime(senderAccount: "alice", senderDevice: 1, clientMessageID: 1) != nil, "others' kept")
             let again = try await factory.reopen()
             try expect(try await again.devices(account: "bob").map(\.deviceID) == [1], "durable")
             try expect(try await again.register(account: "bob", identityKey: key(0xB0), deviceID: 2, staticKey: key(0xB2), maxDevices: 16)

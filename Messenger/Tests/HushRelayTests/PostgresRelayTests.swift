@@ -199,6 +199,53 @@ extension PostgresTests {
             await n2.stop()
         }
 
+        /// The provisioning channel across nodes (spec §22.3): the new device's anonymous
+        /// connection on one node, the existing device on another; the message arrives once.
+        @Test func provisioningAcrossNodes() async throws {
+            let config = try TestPostgres.configuration()
+            let n1 = try await PostgresNode.start(config, node: "n1")
+            let n2 = try await PostgresNode.start(config, node: "n2")
+            let eve = TestDevice("eve")
+            let e = try await RelayTestClient.register(n1.relay, eve)
+            try await e.waitQueueEmpty()
+            let waiting = try await RelayTestClient.connect(n2.relay, nil, pattern: .nk, hello: RelayClientHello())
+            var open = RelayStanza()
+            open.openProvisioning.requestID = 1
+            try await waiting.send(open)
+            let address = try await waiting.wait { s -> RelayProvisioningAddress? in
+                if case .provisioningAddress(let a)? = s.body { a } else { nil }
+            }
+            func send(_ address: Data, _ rid: UInt32) async throws -> RelayStanza {
+                var s = RelayStanza()
+                s.sendProvisioning.requestID = rid
+                s.sendProvisioning.address = address
+                s.sendProvisioning.body = Data("link me".utf8)
+                try await e.send(s)
+                return try await e.wait { st in
+                    switch st.body {
+                    case .ok(let o)? where o.requestID == rid: st
+                    case .error(let x)? where x.requestID == rid: st
+                    default: nil
+                    }
+                }
+            }
+            guard case .ok? = try await send(address.address, 2).body else { Issue.record("not forwarded"); return }
+            let got = try await waiting.wait { s -> RelayProvisioningMessage? in
+                if case .provisioningMessage(let m)? = s.body { m } else { nil }
+            }
+            #expect(got.body == Data("link me".utf8))
+            #expect(n2.relay.relay.provisioning.count == 0)
+            // In a cluster an address no node holds is still answered Ok (forwarded, then dropped).
+            guard case .ok? = try await send(Data(repeating: 7, count: 16), 3).body else { Issue.record("not Ok"); return }
+            try await Task.sleep(for: .milliseconds(300))
+            _ = try await waiting.ping(4)
+            #expect(waiting.backlog.isEmpty)  // nothing but the pong arrived
+            await e.close()
+            await waiting.close()
+            await n1.stop()
+            await n2.stop()
+        }
+
         /// A device removed on one node (spec §22.2) while its connection is on another: that
         /// node closes it with 4008, and the device can log in on neither.
         @Test func removalClosesTheDeviceOnTheOtherNode() async throws {

@@ -2,6 +2,7 @@ import Foundation
 import HushRelay
 @testable import HushRelayPostgres
 import RelayStoreConformance
+import Synchronization
 import Testing
 
 /// Every PostgreSQL suite, one test at a time: the fault tests restart the shared server.
@@ -170,6 +171,30 @@ extension PostgresTests {
         #expect(handed.count == 40)
         #expect(Set(handed.map(\.id)) == Set(1...40))
         #expect(try await b.prekeyCount(account: "bob", deviceID: 1) == 0)
+        await a.shutdown()
+        await b.shutdown()
+    }
+
+    /// A prekey upload whose COMMIT applied but whose answer was lost is retried without its
+    /// one-time prekeys: one claimed in between is never stored (and handed out) again.
+    @Test func aRetriedUploadNeverRestoresAClaimedPrekey() async throws {
+        let config = try TestPostgres.configuration()
+        let a = try await PostgresRelayStore.connect(config, logger: TestPostgres.logger)
+        let b = try await PostgresRelayStore.connect(config, logger: TestPostgres.logger)
+        let key = { (x: UInt8) in Data(repeating: x, count: 32) }
+        _ = try await a.register(account: "rhea", identityKey: key(0xC0), deviceID: 1, staticKey: key(0xC1), maxDevices: 16)
+        let claimed = Mutex<[UInt32]>([])
+        a.loseNextCommit {
+            let id = (try? await b.claimBundles(account: "rhea", devices: [1]))?.first?.oneTime?.id
+            claimed.withLock { $0 += id.map { [$0] } ?? [] }
+        }
+        let keys = (1...3).map { OneTimePrekeyRecord(id: UInt32($0), publicKey: key(UInt8($0))) }
+        let counts = try await a.storePrekeys(account: "rhea", deviceID: 1, registrationID: 9, signed: nil, oneTime: keys, maxStored: 100)
+        #expect(claimed.withLock { $0 } == [1])
+        #expect(counts == 2)
+        let rest = [try await b.claimBundles(account: "rhea", devices: [1]), try await b.claimBundles(account: "rhea", devices: [1]),
+                    try await b.claimBundles(account: "rhea", devices: [1])].map { $0.first?.oneTime?.id }
+        #expect(rest == [2, 3, nil])
         await a.shutdown()
         await b.shutdown()
     }

@@ -348,6 +348,16 @@ import Testing
         let (code, _) = await waiting.closeCode()
         #expect(code == RelayProtocol.CloseCode.provisioningExpired.rawValue)
         #expect(relay.relay.provisioning.count == 0)
+
+        // Once its message arrived, the connection is an ordinary anonymous one: no 4009.
+        let alice = try await RelayTestClient.register(relay, TestDevice("alice"))
+        try await alice.waitQueueEmpty()
+        let used = try await RelaySealedSenderTests.anonymous(relay)
+        guard case .provisioningAddress(let b)? = try await Self.openProvisioning(used, 1).body else { Issue.record("no address"); return }
+        Self.expectOK(try await Self.sendProvisioning(alice, b.address, Data("hi".utf8), 2), 2)
+        _ = try await used.wait { s -> RelayProvisioningMessage? in if case .provisioningMessage(let m)? = s.body { m } else { nil } }
+        try await Task.sleep(for: .milliseconds(600))
+        guard case .pong? = try await used.ping(3).body else { Issue.record("closed after its message"); return }
         await relay.stop()
     }
 }

@@ -372,11 +372,31 @@ import Testing
         await b.close()
         let raw = Self.rawEnvelope(headers: 1, box: 16)
         guard Self.ackTime(try await Self.multiSend(a, 1, [("bob", [1])], raw)) != nil else { return }
-        // The bucket is empty: one token per MultiSend, as for Send.
+        // The bucket is empty: a MultiSend to one device takes one token, as a Send does.
         Self.expectMultiError(try await Self.multiSend(a, 2, [("bob", [1])], raw), .rateLimited, cmid: 2)
         #expect(try await relay.relay.store.queueDepth(account: "bob", deviceID: 1) == 1)
         await a.close()
         await relay.stop()
+    }
+
+    /// §21.2: a MultiSend takes one token per 16 listed devices (rounded up).
+    @Test func aMultiSendCostsATokenPerSixteenDevices() {
+        func stanza(_ devices: Int) -> RelayStanza {
+            var s = RelayStanza()
+            s.multiSend.recipients = (0..<devices).map { i in
+                var r = RelayMultiRecipient()
+                r.account = "a\(i)"
+                r.devices = [1]
+                return r
+            }
+            return s
+        }
+        #expect([0, 1, 16, 17, 32, 33, 256].map { RelayConnection.tokens(stanza($0)) } == [1, 1, 1, 2, 2, 3, 16])
+        var send = RelayStanza()
+        send.send.devices = Array(1...16)
+        #expect(RelayConnection.tokens(send) == 1)
+        var bucket = TokenBucket(rate: 0, burst: 17, now: 0)
+        #expect(bucket.take(16, now: 0) && !bucket.take(2, now: 0) && bucket.take(now: 0) && !bucket.take(now: 0))
     }
 
     @Test func aRetryStoresOneCopyPerDevice() async throws {

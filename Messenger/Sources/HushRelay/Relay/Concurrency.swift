@@ -14,13 +14,14 @@ struct TokenBucket {
         last = now
     }
 
-    mutating func take(now: UInt64) -> Bool {
+    /// Takes `cost` tokens if there are that many (after refilling up to `now`).
+    mutating func take(_ cost: Double = 1, now: UInt64) -> Bool {
         if now > last {
             tokens = min(burst, tokens + Double(now - last) / 1_000 * rate)
             last = now
         }
-        guard tokens >= 1 else { return false }
-        tokens -= 1
+        guard tokens >= cost else { return false }
+        tokens -= cost
         return true
     }
 }

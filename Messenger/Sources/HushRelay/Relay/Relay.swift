@@ -752,6 +752,14 @@ final class RelayConnection: ChannelDuplexHandler, RemovableChannelHandler, @unc
 
     // MARK: stanzas (§6, §7)
 
+    /// The stanza-rate tokens a stanza costs (§10): one, except a `MultiSend`, which stores a
+    /// copy per listed device: one token per 16 of them (rounded up), the most a `Send` stores.
+    static func tokens(_ stanza: RelayStanza) -> Double {
+        guard case .multiSend(let m)? = stanza.body else { return 1 }
+        let devices = m.recipients.reduce(0) { $0 + $1.devices.count }
+        return Double(max(1, (devices + RelayProtocol.Limits.maxDevicesPerRequest - 1) / RelayProtocol.Limits.maxDevicesPerRequest))
+    }
+
     /// The one dispatch point for client stanzas. Handlers run on the event loop; they answer
     /// with ``send(_:)``/``sendError(_:requestID:clientMessageID:deviceID:account:)``, reach other
     /// devices' connections through `relay.router`, and run store work with
@@ -760,7 +768,7 @@ final class RelayConnection: ChannelDuplexHandler, RemovableChannelHandler, @unc
     /// stanza waits until they completed.
     private func handle(_ stanza: RelayStanza) {
         let config = relay.configuration
-        guard bucket.take(now: config.clock()) else {
+        guard bucket.take(Self.tokens(stanza), now: config.clock()) else {
             var cmid: UInt64 = 0
             if case .send(let m)? = stanza.body { cmid = m.clientMessageID }
             if case .sealedSend(let m)? = stanza.body { cmid = m.clientMessageID }

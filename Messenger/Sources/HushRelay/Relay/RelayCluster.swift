@@ -1,3 +1,5 @@
+import Foundation
+
 /// How relay nodes that share one database cooperate (`Docs/architecture.md` §"Several relay
 /// nodes"). The queue rows in the store are the source of truth; a cluster only tells nodes
 /// when to look. The relay calls it at two points: after a device logged in
@@ -12,6 +14,15 @@ public protocol RelayCluster: Sendable {
     /// `address` logged in on this node (it is already this node's connection for the device):
     /// the other nodes close their older connections of the device ("connected elsewhere").
     func announce(_ address: DeviceAddress) async
+    /// A `SendProvisioning` found no open address on this node (spec §22.3): hand `body` to the
+    /// other nodes, one of which may hold `address` (it calls ``Relay/provisioningArrived(address:body:)``).
+    /// True when handed on; a single node returns false (the address is unknown).
+    func forwardProvisioning(address: Data, body: Data) async -> Bool
+}
+
+extension RelayCluster {
+    /// No other node: nothing to forward to.
+    public func forwardProvisioning(address: Data, body: Data) async -> Bool { false }
 }
 
 /// One relay node alone on its store (the default): nothing to tell anyone.
@@ -45,6 +56,14 @@ extension Relay {
     /// connection here, if any, is closed with 4008 (device removed).
     public func deviceRemoved(_ address: DeviceAddress) {
         router.connection(address)?.closeSoon(.deviceRemoved)
+    }
+
+    /// Another node forwarded a provisioning message (spec §22.3): delivered if `address` is
+    /// open here (once), else dropped.
+    public func provisioningArrived(address: Data, body: Data) {
+        guard let target = provisioning.take(address, now: configuration.clock()) else { return }
+        metrics.provisioningSent.increment()
+        target.eventLoop.execute { target.deliverProvisioning(body) }
     }
 
     /// Whether a device has a logged-in connection on this node.

@@ -103,6 +103,9 @@ extension RelayConnection {
                 }
             case .failure(.unknownDevice), .failure(.unknownAccount):
                 sendError(.unknownDevice, requestID: rid, deviceID: target)
+                // No such device (any more: e.g. a retried removal that had applied): no
+                // connection may stay logged in as it.
+                relay.deviceRemoved(DeviceAddress(account: account, deviceID: target))
             case .failure(let error):
                 log(.error, "device removal failed", ["error": "\(error)"])
                 sendError(.internalError, requestID: rid)
@@ -132,6 +135,7 @@ extension RelayConnection {
             provisioningExpiresAt = expires
             relay.metrics.provisioningOpened.increment()
             if let context {
+                provisioningTimer?.cancel()
                 provisioningTimer = context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(Int64(lifetime))) { [self] in
                     close(.provisioningExpired)
                     flush()
@@ -155,14 +159,25 @@ extension RelayConnection {
         guard m.body.count <= RelayProtocol.Limits.maxProvisioningBody else { return sendError(.payloadTooLarge, requestID: rid) }
         let now = relay.configuration.clock()
         guard relay.provisioning.limiter.take(me.description, now: now) else { return sendError(.rateLimited, requestID: rid) }
-        guard let target = relay.provisioning.take(m.address, now: now) else {
-            return sendError(.unknownProvisioningAddress, requestID: rid)
+        let body = m.body, address = m.address
+        guard let target = relay.provisioning.take(address, now: now) else {
+            // Several nodes: another may hold it; it is forwarded and answered Ok (§22.3).
+            let cluster = relay.configuration.cluster
+            guard cluster.deliversByStoreRead else { return sendError(.unknownProvisioningAddress, requestID: rid) }
+            offLoop({ await cluster.forwardProvisioning(address: address, body: body) }) { [self] forwarded in
+                guard forwarded else { return sendError(.unknownProvisioningAddress, requestID: rid) }
+                answerOK(rid)
+            }
+            return
         }
-        let body = m.body
         target.eventLoop.execute {
             target.deliverProvisioning(body)
         }
         relay.metrics.provisioningSent.increment()
+        answerOK(rid)
+    }
+
+    private func answerOK(_ rid: UInt32) {
         var s = RelayStanza()
         s.ok.requestID = rid
         send(s)
@@ -171,7 +186,10 @@ extension RelayConnection {
     /// On the provisioning connection's loop: sends its one `ProvisioningMessage`.
     func deliverProvisioning(_ body: Data) {
         guard phase == .anonymous else { return }
+        // Its address is used: the connection is an ordinary anonymous one again (no 4009).
         provisioningAddress = nil
+        provisioningTimer?.cancel()
+        provisioningTimer = nil
         var s = RelayStanza()
         s.provisioningMessage.body = body
         send(s)

@@ -315,8 +315,9 @@ public protocol RelayStore: Sendable {
     func loginRecord(account: String, deviceID: UInt32) async throws(RelayStoreError) -> LoginRecord?
     /// All devices of an account, by device id.
     func devices(account: String) async throws(RelayStoreError) -> [DeviceRecord]
-    /// Removes a device atomically with its prekeys of every kind and every message queued
-    /// for it (`Docs/spec/relay.md` §22.2); returns how many queued messages were deleted.
+    /// Removes a device atomically with its prekeys of every kind, every message queued for it
+    /// and the dedupe entries of what it sent (`Docs/spec/relay.md` §22.2); returns how many
+    /// queued messages were deleted.
     /// Throws `unknownAccount` / `unknownDevice` (nothing changed). Its id and static key may
     /// be registered again afterwards.
     func removeDevice(account: String, deviceID: UInt32) async throws(RelayStoreError) -> Int

@@ -241,6 +241,10 @@ public final class SQLiteRelayStore: RelayStore, CallbackRelayStore {
             try db.cachedStatement(sql: "DELETE FROM prekeys WHERE device_ref = ?").execute(arguments: [ref])
             try db.cachedStatement(sql: "DELETE FROM kyber_prekeys WHERE device_ref = ?").execute(arguments: [ref])
             try db.cachedStatement(sql: "DELETE FROM devices WHERE id = ?").execute(arguments: [ref])
+            // What it sent is forgotten for dedupe too: a device registered later under this id
+            // starts its client message ids afresh (§22.2).
+            try db.cachedStatement(sql: "DELETE FROM dedupe WHERE sender_account = ? AND sender_device = ?")
+                           .execute(arguments: [account, Int64(deviceID)])
             // In the writer's order, so that an enqueue later in this batch no longer finds the
             // device (a failed batch reloads the cache from the database).
             cache.withLock { $0.remove(ref) }
