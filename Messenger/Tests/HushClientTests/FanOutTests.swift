@@ -208,6 +208,26 @@ extension User {
         await relay.finish()
     }
 
+    @Test func aSentFileAppearsOnTheSendersOtherDeviceWhichCanDownloadIt() async throws {
+        let s = try await MediaClientTests.start()
+        let alice1 = try User.make("alice", s.relay), bob = try User.make("bob", s.relay)
+        let alice2 = try alice1.device(2, s.relay)
+        for u in [alice2, alice1, bob] { await u.online() }
+        let bytes = MediaClientTests.pattern(20_000)
+        let file = try MediaClientTests.file(s, "notes.txt", bytes)
+        let id = try await alice1.client.sendMedia(file: file, contentType: "text/plain", to: "bob", library: s.library("alice"))
+        let summary = "📎 notes.txt (text/plain, 20,000 bytes)"
+        _ = await bob.waitMessage(from: "alice", summary)
+        let copy = await alice2.waitMessage(in: "bob", summary, .outgoing)
+        #expect(copy.id == id)
+        let pointer = try #require(try await alice2.client.mediaPointer(for: id))
+        #expect(try await bob.client.mediaPointer(for: id) == pointer)
+        let url = try await alice2.client.downloadMedia(pointer, into: s.library("alice2"))
+        #expect(try Data(contentsOf: url) == Data(bytes))
+        for u in [alice1, alice2, bob] { await u.client.stop() }
+        await s.finish()
+    }
+
     @Test func aDeviceAddedLaterGetsTheNextMessageAfterOneMismatch() async throws {
         let wire = Wire()
         let relay = try await relay(wire)
