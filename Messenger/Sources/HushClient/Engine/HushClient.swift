@@ -874,12 +874,16 @@ public actor HushClient {
             if !own, try step({ try fanOutDevices(item.account) }).isEmpty { try await establishSessions(with: item.account) }
             let cert = try await ensureCertificate()
             let content = try MessageContent(decoding: item.payload)
+            var done: MessageID?
+            defer { if let done { emit(.tick(done, .sent)) } }
             try step {
                 try store.atomically {
                     let devices = try fanOutDevices(item.account)
-                    // A transcript for other devices of this account that no longer exist: dropped.
+                    // For this account with no other device: a transcript is dropped; a message to
+                    // oneself has nobody else to reach, so it is done (✓).
                     guard !devices.isEmpty else {
                         try store.removeFromOutbox(clientMessageID: item.clientMessageID)
+                        if let m = item.message, try store.advance(m, to: .sent, serverTime: configuration.clock()) { done = m }
                         return
                     }
                     let encoded = content.encoded
@@ -1220,7 +1224,7 @@ public actor HushClient {
             _ = try await ensureCertificate()
             try await uploadSealedAccessIfNeeded()
             if welcome != nil {
-                // This account's other devices, when none is known yet (Docs/client.md §Several devices).
+                // This account's other devices, brought up to date (Docs/client.md §Several devices).
                 await syncOwnDevicesAtLogin()
                 if try !step({ try store.strings(SettingKey.presence) }).isEmpty { try await sendPresenceSetting() }
                 if try !step({ try store.strings(SettingKey.subscriptions) }).isEmpty { try await sendSubscriptions() }
