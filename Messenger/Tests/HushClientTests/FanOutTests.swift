@@ -231,7 +231,9 @@ extension User {
     @Test func aDeviceAddedLaterGetsTheNextMessageAfterOneMismatch() async throws {
         let wire = Wire()
         let relay = try await relay(wire)
-        let alice = try User.make("alice", relay), bob1 = try User.make("bob", relay)
+        // alice on the encrypted SQLite store: the repaired item is rewritten there in place.
+        let path = relay.directory.appendingPathComponent("alice-client.sqlite").path
+        let alice = try User.makeSQLite("alice", relay, path: path), bob1 = try User.make("bob", relay)
         await alice.online()
         await bob1.online()
         let one = try await alice.client.send("one", to: "bob")
