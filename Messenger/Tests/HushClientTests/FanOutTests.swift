@@ -32,8 +32,10 @@ extension User {
     /// The `Send`s logged-in connections handed the relay.
     final class Wire: Sendable {
         let all = Mutex<[RelaySend]>([])
+        let sealed = Mutex<[RelaySealedSend]>([])
         func hook(_ stanza: RelayStanza) {
             if case .send(let s)? = stanza.body { all.withLock { $0.append(s) } }
+            if case .sealedSend(let s)? = stanza.body { sealed.withLock { $0.append(s) } }
         }
         func sends(to account: String, id: UInt64) -> [RelaySend] {
             all.withLock { $0.filter { $0.account == account && $0.clientMessageID == id } }
@@ -105,6 +107,12 @@ extension User {
         _ = await bob2.waitMessage(from: "alice", "again")
         _ = await alice2.waitMessage(in: "bob", "again", .outgoing)
         await alice1.waitTick(again, .delivered)
+        // alice/1 holds the access key bob/2 shared: "again" went sealed, a payload per device.
+        // (Each of bob's devices uploads its own key for the account, so the relay may refuse it
+        // with ACCESS_DENIED and it goes logged in: Docs/client.md §Several devices, "Not done".)
+        let sealedToBob = wire.sealed.withLock { $0.filter { $0.account == "bob" } }
+        let sealedForm = sealedToBob.contains { $0.allDevices && $0.payloads.map(\.deviceID) == [1, 2] && $0.devices.isEmpty && $0.payload.isEmpty }
+        #expect(sealedForm)
         // Receipts for the last messages may still be on their way to the relay.
         for u in [alice1, alice2, bob1, bob2] {
             #expect(try await eventually { try await u.client.outboxCount() == 0 }, "\(u.name).\(u.client.deviceID)")
