@@ -9,6 +9,7 @@
 //   FuzzClientStore      the client store's value decoders (StoredValues, SessionCiphertext)
 //   FuzzMediaPointer     HushClient's MediaPointer decoder (and media MessageContent)
 //   FuzzBackup           HushBackup.restore: whole files, and authentic files around arbitrary record streams
+//   FuzzLink             HushClient's link code and provisioning message decoders (Docs/spec/client.md §7)
 import PackageDescription
 
 let package = Package(
@@ -23,5 +24,6 @@ let package = Package(
         .executableTarget(name: "FuzzClientStore", dependencies: [.product(name: "HushClient", package: "Messenger")]),
         .executableTarget(name: "FuzzMediaPointer", dependencies: [.product(name: "HushClient", package: "Messenger")]),
         .executableTarget(name: "FuzzBackup", dependencies: [.product(name: "HushClient", package: "Messenger")]),
+        .executableTarget(name: "FuzzLink", dependencies: [.product(name: "HushClient", package: "Messenger")]),
     ]
 )

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Independent checker of Hush group states (Docs/spec/client.md §6.2-§6.4).
+"""Independent checker of Hush group states (Docs/spec/client.md §6.2-§6.4) and, through
+link_check.py, of device linking (§7.1-§7.3: link codes, provisioning messages, sealing).
 
 Written from the specification pages alone -- Docs/spec/client.md §6 (with §2 for the varint
 rules), Docs/spec/relay.md §5 (account names) and Docs/spec/README.md (conventions) -- and the
@@ -21,10 +22,14 @@ Then a few self-checks of rules no vector pins (the page's own example bytes, §
 bounds, RFC 3629 UTF-8), and of the [guess] readings, each labelled.
 
 Usage: python3 Tools/spec-check/client_check.py TestVectors/client [-v]
-       (the folder holding group-state.json, or the file itself)
+       (the folder holding group-state.json and link.json -- both are checked and both must be
+       there -- or one of the files itself)
 
-Standard library only.  Prints a line per failed check (with -v: one per check, the vector
-cases one line each), then "client-check: N passed, M failed"; exits 1 if any check failed.
+§6 needs the standard library only; §7 (link_check.py, written separately from §7 alone, see
+its docstring and REVIEW.md "client.md §7", L1...) needs PyNaCl: without it the script re-runs
+itself under Debian's /usr/bin/python3 (python3-nacl).  Prints a line per failed check (with
+-v: one per check, the vector cases one line each), then, for the folder, a line per file and
+"client-check: N passed, M failed"; exits 1 if any check failed.
 """
 
 import json
@@ -529,19 +534,26 @@ def self_checks(t):
 
 # ---------------------------------------------------------------------------
 
-def main(argv):
-    global VERBOSE
-    args = [a for a in argv[1:] if not a.startswith("-")]
-    VERBOSE = "-v" in argv
-    if len(args) != 1 or any(a not in ("-v",) for a in argv[1:] if a.startswith("-")):
-        print(__doc__)
-        return 2
-    path = args[0]
-    if os.path.isdir(path):
-        path = os.path.join(path, "group-state.json")
+def load_link_check():
+    """link_check.py (client.md §7) needs PyNaCl.  Without it, re-run under Debian's
+    /usr/bin/python3 (python3-nacl), as spec_check.py does; if that is no help, None (a failed
+    check, never a silent skip)."""
+    try:
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import link_check
+        return link_check
+    except ImportError:
+        debian = "/usr/bin/python3"
+        if os.path.exists(debian) and os.path.realpath(sys.executable) != os.path.realpath(debian) \
+                and not os.environ.get("CLIENT_CHECK_REEXEC"):
+            os.environ["CLIENT_CHECK_REEXEC"] = "1"
+            os.execv(debian, [debian, os.path.abspath(__file__)] + sys.argv[1:])
+        return None
+
+
+def check_group_file(t, path):
     with open(path, encoding="utf-8") as f:
         vectors = json.load(f)
-    t = Tally()
     t.check(vectors.get("format") == "hush-group-state-vectors/1",
             "group-state.json: format hush-group-state-vectors/1", repr(vectors.get("format")))
     t.check(set(vectors) == {"format", "spec", "valid", "invalid", "accept"},
@@ -553,6 +565,41 @@ def main(argv):
     for case in vectors.get("accept", []):
         check_accept(t, case)
     self_checks(t)
+
+
+def main(argv):
+    global VERBOSE
+    args = [a for a in argv[1:] if not a.startswith("-")]
+    VERBOSE = "-v" in argv
+    if len(args) != 1 or any(a not in ("-v",) for a in argv[1:] if a.startswith("-")):
+        print(__doc__)
+        return 2
+    path = args[0]
+    if os.path.isdir(path):
+        # The folder: both files must be there (a missing one fails, it is not skipped).
+        files = [("group", os.path.join(path, "group-state.json")), ("link", os.path.join(path, "link.json"))]
+    elif os.path.basename(path) == "link.json":
+        files = [("link", path)]
+    else:
+        files = [("group", path)]
+    t = Tally()
+    parts = []
+    for kind, file in files:
+        before = (t.passed, t.failed)
+        if not os.path.exists(file):
+            t.check(False, f"{os.path.basename(file)}: present", f"no {file}")
+        elif kind == "group":
+            check_group_file(t, file)
+        else:
+            link_check = load_link_check()
+            if link_check is None:
+                t.check(False, "link.json: PyNaCl importable (needed for client.md §7.3)",
+                        "install python3-nacl or pynacl")
+            else:
+                link_check.check_file(t, file)
+        parts.append(f"{os.path.basename(file)}: {t.passed - before[0]} passed, {t.failed - before[1]} failed")
+    if len(parts) > 1:
+        print("client-check: " + "; ".join(parts))
     print(f"client-check: {t.passed} passed, {t.failed} failed")
     return 0 if t.failed == 0 else 1
 

@@ -16,7 +16,7 @@ struct HushCommand: AsyncParsableCommand {
             or asked on the terminal) or a 32-byte key file (--key-file). Start with `hush demo`, or \
             `hush init`, then `hush chat NAME`.
             """,
-        subcommands: [Init.self, Send.self, Inbox.self, Contacts.self, Verify.self, Chat.self, Group.self, Settings.self, Backup.self, Demo.self]
+        subcommands: [Init.self, Link.self, Send.self, Inbox.self, Contacts.self, Verify.self, Chat.self, Group.self, Devices.self, Settings.self, Backup.self, Demo.self]
     )
 }
 

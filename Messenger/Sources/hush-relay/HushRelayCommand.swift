@@ -102,9 +102,10 @@ struct Serve: AsyncParsableCommand {
 
         var configuration = RelayConfiguration()
         configuration.queueCap = try settings.int(queueCap, "queue-cap", configuration.queueCap)
-        // Media blobs (Docs/spec/relay.md §19) in data-dir/media, per node (not shared through
-        // PostgreSQL), with a capability key drawn at start.
-        configuration.media = try MediaService(store: DiskMediaStore(folder: URL(fileURLWithPath: dataDir).appendingPathComponent("media")))
+        // Media blobs (Docs/spec/relay.md §19) in data-dir/media, with the capability key of
+        // data-dir/media.key (nodes serving one media folder share both).
+        configuration.media = try MediaService(store: DiskMediaStore(folder: URL(fileURLWithPath: dataDir).appendingPathComponent("media")),
+                                               capabilityKey: RelayKeyFiles.mediaKey(in: dataDir))
         let storeSetting = settings.string(self.store, "store", "sqlite")
         let relayStore: any RelayStore
         var postgres: (PostgresRelayStore, PostgresRelayCluster)?

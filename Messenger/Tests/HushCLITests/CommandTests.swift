@@ -261,5 +261,95 @@ import Testing
         try await screens.run(["send-keys", "-t", "bob", "C-c"])
         try await screens.waitFor("alice", "bob: last seen")
     }
+
+    /// `hush link` on a new home and `hush devices link CODE` on the account's first device (two
+    /// `hush` processes, one `hush-relay`): both list devices 1 and 2; a garbled code and a
+    /// linked device removing device 1 are refused; device 1 removes device 2, which then cannot
+    /// connect.
+    @Test func linkListAndRemoveDevicesFromTheCommandLine() async throws {
+        try #require(FileManager.default.fileExists(atPath: Binaries.hush.path),
+                     "build it first: swift build --package-path Messenger --product hush")
+        try #require(FileManager.default.fileExists(atPath: Binaries.relay.path),
+                     "build it first: swift build --package-path Messenger --product hush-relay")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("hush-link-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let relay = try RelayChild(dataDir: dir.appendingPathComponent("relay"))
+        defer {
+            relay.stop()
+            try? FileManager.default.removeItem(at: dir)
+        }
+        try await relay.ready()
+        let url = "ws://127.0.0.1:\(relay.port)"
+        let first = ["--home", dir.appendingPathComponent("alice").path, "--key-file", dir.appendingPathComponent("a.key").path]
+        let second = ["--home", dir.appendingPathComponent("alice-laptop").path, "--key-file", dir.appendingPathComponent("b.key").path]
+        var env = ProcessInfo.processInfo.environment
+        env["NO_COLOR"] = "1"
+        func hush(_ args: [String]) async throws -> Finished {
+            try await run(Binaries.hush, args, environment: env, timeout: .seconds(60))
+        }
+        let a = try await hush(["init", "--relay", url, "--name", "alice"] + first)
+        #expect(a.status == 0, "\(a.stdout)\(a.stderr)")
+
+        let codeFile = dir.appendingPathComponent("code.txt").path
+        let linkEnv = env
+        async let linking = run(Binaries.hush, ["link", "--relay", url, "--code-file", codeFile, "--timeout", "50"] + second,
+                                environment: linkEnv, timeout: .seconds(60))
+        // Wait for the new device's code (it writes the file once the relay gave it an address).
+        var code = ""
+        for _ in 0..<2_500 where code.isEmpty {
+            code = ((try? String(contentsOfFile: codeFile, encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+            if code.isEmpty { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        try #require(code.hasPrefix("hush-link:") && code.count == 81, "no code: \(code)")
+
+        let garbled = try await hush(["devices", "link", "hush-link:abc"] + first)
+        #expect(garbled.status == 1)
+        #expect(garbled.stderr == "hush: not a link code: the part after hush-link: has 3 characters, not 71\n")
+        var typo = Array(code)
+        typo[50] = typo[50] == "A" ? "B" : "A"
+        let mistyped = try await hush(["devices", "link", String(typo)] + first)
+        #expect(mistyped.stderr == "hush: not a link code: a character is wrong (check failed)\n")
+
+        let added = try await hush(["devices", "link", code] + first)
+        #expect(added.status == 0, "\(added.stdout)\(added.stderr)")
+        #expect(added.stdout == "linked device 2 to alice\n")
+        let linked = try await linking
+        #expect(linked.status == 0, "\(linked.stdout)\(linked.stderr)")
+        #expect(linked.stdout.contains("link code: \(code)\n"))
+        #expect(linked.stdout.hasSuffix("linked: alice device 2 is registered on \(url)/v1/ws (home \(dir.appendingPathComponent("alice-laptop").path))\n"))
+        let reused = try await hush(["devices", "link", code] + first)
+        #expect(reused.stderr == "hush: no device is waiting with this code (expired, already used, or its `hush link` stopped)\n")
+
+        let listed1 = try await hush(["devices"] + first)
+        let listed2 = try await hush(["devices", "list"] + second)
+        #expect(listed1.status == 0 && listed2.status == 0, "\(listed1.stderr)\(listed2.stderr)")
+        let lines1 = listed1.stdout.split(separator: "\n").map(String.init)
+        let lines2 = listed2.stdout.split(separator: "\n").map(String.init)
+        #expect(lines1.count == 2 && lines2.count == 2, "\(listed1.stdout)\(listed2.stdout)")
+        #expect(lines1.first?.hasPrefix("device 1 (primary) (this device)  key ") == true)
+        #expect(lines1.last?.hasPrefix("device 2  key ") == true)
+        #expect(lines2.first?.hasPrefix("device 1 (primary)  key ") == true)
+        #expect(lines2.last?.hasPrefix("device 2 (this device)  key ") == true)
+        // The same keys seen from both devices.
+        let key = { (l: String?) in l?.components(separatedBy: "key ").last }
+        #expect(key(lines1.first) == key(lines2.first) && key(lines1.last) == key(lines2.last))
+
+        let forbidden = try await hush(["devices", "remove", "1"] + second)
+        #expect(forbidden.status == 1)
+        #expect(forbidden.stderr == "hush: only device 1 removes other devices; another device can remove only itself\n")
+        let nobody = try await hush(["devices", "remove", "7"] + first)
+        #expect(nobody.stderr == "hush: this account has no device 7 (hush devices)\n")
+
+        let removed = try await hush(["devices", "remove", "2"] + first)
+        #expect(removed.status == 0, "\(removed.stderr)")
+        #expect(removed.stdout == "removed device 2 from alice\n")
+        #expect(try await hush(["devices"] + first).stdout.split(separator: "\n").count == 1)
+        let gone = try await hush(["devices"] + second)
+        #expect(gone.status == 1)
+        #expect(gone.stderr == "hush: this device was removed from the account alice (hush devices remove): it cannot connect again\n")
+        let help = try await hush(["devices", "--help"])
+        #expect(help.stdout.contains("link") && help.stdout.contains("remove") && help.stdout.contains("list"))
+    }
+
 }
 

@@ -19,11 +19,12 @@ import Testing
         }
     }
 
-    static func start(maxBlob: Int? = nil) async throws -> Setup {
+    static func start(maxBlob: Int? = nil, perDay: Int? = nil) async throws -> Setup {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("hush-media-\(UUID().uuidString)")
         let store = try DiskMediaStore(folder: folder)
         var service = try MediaService(store: store)
         if let maxBlob { service.maxBlobSize = maxBlob }
+        if let perDay { service.uploadBytesPerDay = perDay }
         let relay = try await TestRelay.start { $0.media = service }
         return Setup(relay: relay, folder: folder, store: store)
     }
@@ -92,6 +93,39 @@ import Testing
         if case .error(let e)? = try await grant(d, 1, size: 10).body { #expect(e.code == .unavailable) } else { Issue.record("no error") }
         await d.close()
         await plain.stop()
+    }
+
+    /// §19.4: grants take their size from the device's daily volume, which refills over the day.
+    @Test func uploadVolumePerDevice() async throws {
+        let s = try await Self.start(perDay: 86_400)  // one byte per second
+        let c = try await RelayTestClient.register(s.relay, TestDevice("alice"))
+        let other = try await RelayTestClient.register(s.relay, TestDevice("bob"))
+        _ = try granted(try await grant(c, 1, size: 80_000))
+        if case .error(let e)? = try await grant(c, 2, size: 6_401).body { #expect(e.code == .mediaQuotaExceeded && e.requestID == 2) } else {
+            Issue.record("no error")
+        }
+        _ = try granted(try await grant(c, 3, size: 6_400))   // the refusal took nothing
+        _ = try granted(try await grant(other, 4, size: 86_400))  // per device
+        if case .error(let e)? = try await grant(c, 5, size: 1).body { #expect(e.code == .mediaQuotaExceeded) } else { Issue.record("no error") }
+        s.relay.clock.advance(by: 1_000_000)  // 1,000 s: 1,000 bytes back
+        _ = try granted(try await grant(c, 6, size: 1_000))
+        await c.close()
+        await other.close()
+        await s.stop()
+    }
+
+    /// The capability key file: created once (mode 0600), the same key on every later start.
+    @Test func mediaKeyFileIsKept() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("hush-media-key-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let first = try RelayKeyFiles.mediaKey(in: dir)
+        let again = try RelayKeyFiles.mediaKey(in: dir)
+        #expect(first.count == 32 && first == again)
+        let attributes = try FileManager.default.attributesOfItem(atPath: dir + "/media.key")
+        #expect((attributes[.posixPermissions] as? Int) == 0o600)
+        try Data("abcd\n".utf8).write(to: URL(fileURLWithPath: dir + "/media.key"))
+        #expect(throws: RelayKeyFiles.Error.malformed("media.key")) { try RelayKeyFiles.mediaKey(in: dir) }
     }
 
     @Test func encryptedRoundTripOverLoopback() async throws {

@@ -11,7 +11,7 @@ public final class Account: @unchecked Sendable {
     public let store: SQLiteClientStore
     public let client: HushClient
 
-    private init(home: HushHome, config: HomeConfig, store: SQLiteClientStore, client: HushClient) {
+    init(home: HushHome, config: HomeConfig, store: SQLiteClientStore, client: HushClient) {
         self.home = home
         self.config = config
         self.store = store
@@ -132,6 +132,7 @@ public final class Account: @unchecked Sendable {
                 case .online: return true
                 case .failed(.accountTaken): throw CLIError.relay("the name \(name) is taken on this relay")
                 case .failed(let code): throw CLIError.relay("refused this device: \(code)")
+                case .removed: throw CLIError.failed("this device was removed from the account \(name) (hush devices remove): it cannot connect again")
                 default: return false
                 }
             }

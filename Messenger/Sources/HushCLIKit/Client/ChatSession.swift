@@ -202,6 +202,7 @@ public actor ChatSession {
         case .waiting(_, let delay):
             .retrying(seconds: Double(delay.components.seconds) + Double(delay.components.attoseconds) / 1e18)
         case .failed(let code): .failed("\(code)")
+        case .removed: .failed("this device was removed from the account")
         }
     }
 

@@ -17,6 +17,9 @@ public enum ConnectionState: Sendable, Equatable {
     case waiting(attempt: Int, delay: Duration)
     /// The relay refused this device for good (e.g. the account name is taken): no more attempts.
     case failed(RelayErrorCode)
+    /// This device was removed from its account (the relay closed its connection with 4008, or a
+    /// login found it gone: `UNKNOWN_DEVICE`): no more attempts, ever (Docs/client.md §Linked devices).
+    case removed
 }
 
 /// Who may see this account's online state and last seen.
@@ -109,6 +112,16 @@ public enum ClientError: Error, Equatable, Sendable {
     case notGroupAdmin(GroupID)
     /// This account is not (or no longer) a member of the group.
     case notGroupMember(GroupID)
+    /// Not a link code (Docs/spec/client.md §7.1): the reason.
+    case invalidLinkCode(LinkCodeError)
+    /// A provisioning message that did not open or decode (Docs/spec/client.md §7.2–§7.3).
+    case provisioning(ProvisioningError)
+    /// The relay closed the provisioning address before a message came (4009, spec relay §22.3).
+    case linkExpired
+    /// Every device id 2…16 is taken: the account has its 16 devices (spec relay §5).
+    case noFreeDeviceID
+    /// This device was removed from its account (``ConnectionState/removed``).
+    case deviceRemoved
 }
 
 /// Exponential backoff with jitter: attempt n waits a uniformly random time in

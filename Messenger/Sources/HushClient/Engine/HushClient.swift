@@ -80,6 +80,9 @@ public actor HushClient {
     var repairing = Set<UInt64>()
     /// `MISMATCHED_DEVICES` answers per outbox item (client message id), until its ack.
     var mismatchRetries: [UInt64: Int] = [:]
+    // Linked devices (Devices.swift)
+    /// The relay closed the connection with 4008: this device was removed from its account.
+    var removedByRelay = false
 
     // MARK: setup
 
@@ -170,7 +173,7 @@ public actor HushClient {
 
     func emit(_ event: ClientEvent) { sink.yield(event) }
 
-    private func setState(_ s: ConnectionState) {
+    func setState(_ s: ConnectionState) {
         guard s != connectionState else { return }
         connectionState = s
         emit(.connection(s))
@@ -196,11 +199,12 @@ public actor HushClient {
         await closeAnonymousLink()
         if let link { await link.close() }
         await task?.value
-        setState(.offline)
+        setState(isRemoved ? .removed : .offline)
     }
 
     private func connectionLoop() async {
         var attempt = 0
+        if isRemoved { setState(.removed); return }
         while !stopping && !Task.isCancelled {
             attempt += 1
             setState(.connecting(attempt: attempt))
@@ -208,6 +212,15 @@ public actor HushClient {
                 let link = try await openLink()
                 attempt = 0
                 await session(on: link)
+                if removedByRelay {
+                    endLink()
+                    markRemoved()
+                    return
+                }
+            } catch LinkError.rejected(.unknownDevice) where deviceID != 1 {
+                // A linked device the relay no longer knows was removed (Devices.swift).
+                markRemoved()
+                return
             } catch LinkError.rejected(let code) where Self.permanent(code) {
                 setState(.failed(code))
                 return
@@ -275,6 +288,8 @@ public actor HushClient {
             return link
         } catch {
             switch error {
+            case .rejected(.unknownDevice) where deviceID != 1:
+                break  // removed from the account (connectionLoop): never register again
             case .rejected(.unknownAccount), .rejected(.unknownDevice):
                 // The relay lost this device (a reset relay): register again, prekeys too.
                 _ = try? step {
@@ -305,7 +320,10 @@ public actor HushClient {
         let setup = Task { await self.maintain(welcome: link.welcome) }
         let pinger = Task { await self.pingLoop(link) }
         for await event in link.events {
-            guard case .binary(let bytes) = event else { break }
+            guard case .binary(let bytes) = event else {
+                if case .closed(Self.removedCloseCode?) = event { removedByRelay = true }
+                break
+            }
             guard let stanza = try? link.open(bytes) else { link.abort(); break }
             handle(stanza)
             if stopping { break }

@@ -127,7 +127,10 @@ final class MediaExchange {
             chain?.assumeIsolated().whenComplete { result in
                 let (me, handler, context) = bound.value
                 switch result {
-                case .success: me.respond(context, handler, .created, body: "stored\n")
+                case .success:
+                    MediaMetrics.uploads.increment()
+                    MediaMetrics.uploadBytes.increment(by: me.grantedSize)
+                    me.respond(context, handler, .created, body: "stored\n")
                 case .failure(let error as MediaStoreError) where error == .exists: me.reject(context, handler, .exists)
                 case .failure(MediaStoreError.tooShort): me.reject(context, handler, .sizeMismatch)
                 case .failure: me.reject(context, handler, .storageFailure)
@@ -256,6 +259,7 @@ final class MediaExchange {
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         guard offset < end, context.channel.isActive else {
             box.value?.close()
+            if offset >= end { MediaMetrics.downloads.increment() }
             let keepAlive = head.isKeepAlive && offset >= end
             finished = true
             watchdog?.cancel()
@@ -282,6 +286,7 @@ final class MediaExchange {
                 let (me, context) = bound.value
                 guard case .success = written else { box.value?.close(); me.finished = true; return }
                 me.lastActivity = .now()
+                MediaMetrics.downloadBytes.increment(by: bytes.count)
                 me.stream(context: context, reader: box, from: offset + bytes.count, to: end)
             }
         }
@@ -310,6 +315,7 @@ final class MediaExchange {
                         extra: HTTPHeaders = HTTPHeaders()) {
         guard !finished else { return }
         rejected = true
+        MediaMetrics.refused(error.rawValue)
         var headers = extra
         headers.add(name: "X-Hush-Error", value: error.rawValue)
         // A rejected upload's body is not read: close after the response.

@@ -1,3 +1,4 @@
+import CoreMetrics
 import Foundation
 import Hush
 import HushTransport
@@ -18,6 +19,13 @@ public struct MediaService: Sendable {
     public var capabilityLifetime: Duration = .seconds(600)
     /// Blobs expire this long after their upload (as queued messages do).
     public var blobTTL: Duration = .seconds(30 * 86_400)
+    /// Bytes a device may be granted per day (§19.4): a token bucket refilled continuously,
+    /// holding at most a day's worth; 10 GiB by default.
+    public var uploadBytesPerDay: Int = 10 * 1_073_741_824 {
+        didSet { quota = KeyedRateLimiter(rate: Double(uploadBytesPerDay) / 86_400, burst: Double(uploadBytesPerDay)) }
+    }
+    /// The per-device grant volume buckets (in this node's memory).
+    private(set) var quota = KeyedRateLimiter(rate: Double(10 * 1_073_741_824) / 86_400, burst: Double(10 * 1_073_741_824))
 
     /// A service over `store` with `capabilityKey` (32 random bytes by default).
     public init(store: any MediaStore, capabilityKey: SecureBytes? = nil) throws(CryptoError) {
@@ -88,11 +96,15 @@ public struct MediaCapability: Sendable, Equatable {
 
 extension RelayConnection {
     /// `RequestMediaUpload` (§19.1): a capability for one blob, or MEDIA_TOO_LARGE / UNAVAILABLE.
-    func handleRequestMediaUpload(_ r: RelayRequestMediaUpload) {
+    func handleRequestMediaUpload(_ r: RelayRequestMediaUpload, _ me: DeviceAddress) {
         let rid = r.requestID
         guard let media = relay.configuration.media else { return sendError(.unavailable, requestID: rid) }
         guard r.size >= 1 else { return sendError(.malformedStanza, requestID: rid) }
         guard r.size <= UInt64(media.maxBlobSize) else { return sendError(.mediaTooLarge, requestID: rid) }
+        guard media.quota.take(me.description, cost: Double(r.size), now: relay.configuration.clock()) else {
+            MediaMetrics.refused("quota")
+            return sendError(.mediaQuotaExceeded, requestID: rid)
+        }
         let capability: MediaCapability
         do {
             capability = try MediaCapability.issue(service: media, size: Int(r.size), now: relay.configuration.clock(),
@@ -104,6 +116,17 @@ extension RelayConnection {
         s.mediaUploadGranted.token = Data(capability.token)
         s.mediaUploadGranted.expiresAt = capability.expiresAt
         s.mediaUploadGranted.size = UInt64(capability.size)
+        MediaMetrics.granted.increment()
         send(s)
     }
+}
+
+/// The media part's metrics (`Docs/spec/relay.md` §12, §19): counts and bytes, never ids.
+enum MediaMetrics {
+    static let granted = Counter(label: "hush_relay_media_grants_total")
+    static let uploads = Counter(label: "hush_relay_media_uploads_total")
+    static let uploadBytes = Counter(label: "hush_relay_media_upload_bytes_total")
+    static let downloads = Counter(label: "hush_relay_media_downloads_total")
+    static let downloadBytes = Counter(label: "hush_relay_media_download_bytes_total")
+    static func refused(_ reason: String) { Counter(label: "hush_relay_media_refusals_total", dimensions: [("reason", reason)]).increment() }
 }

@@ -39,7 +39,7 @@ final class KeyedRateLimiter: Sendable {
         self.capacity = capacity
     }
 
-    func take(_ key: String, now: UInt64) -> Bool {
+    func take(_ key: String, cost: Double = 1, now: UInt64) -> Bool {
         state.withLock { buckets in
             if buckets.count >= capacity, buckets[key] == nil {
                 // Full buckets carry no information: drop them first.
@@ -48,7 +48,7 @@ final class KeyedRateLimiter: Sendable {
                 if buckets.count >= capacity { buckets.removeAll(keepingCapacity: true) }
             }
             var b = buckets[key] ?? TokenBucket(rate: rate, burst: burst, now: now)
-            let ok = b.take(now: now)
+            let ok = b.take(cost, now: now)
             buckets[key] = b
             return ok
         }

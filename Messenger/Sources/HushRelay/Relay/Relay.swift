@@ -813,8 +813,8 @@ final class RelayConnection: ChannelDuplexHandler, RemovableChannelHandler, @unc
             guard case .device(let me) = phase else { return sendError(.unauthenticated) }
             handleSendEphemeral(e, me)
         case .requestMediaUpload(let r)?:
-            guard case .device = phase else { return sendError(.unauthenticated, requestID: r.requestID) }
-            handleRequestMediaUpload(r)
+            guard case .device(let me) = phase else { return sendError(.unauthenticated, requestID: r.requestID) }
+            handleRequestMediaUpload(r, me)
         case .setSealedAccess(let a)?:
             guard case .device(let me) = phase else { return sendError(.unauthenticated, requestID: a.requestID) }
             handleSetSealedAccess(a, me)

@@ -122,65 +122,73 @@ extension RelayConnection {
         let rid = u.requestID
         guard u.oneTime.count <= RelayProtocol.Limits.maxPrekeysPerUpload,
               u.kyberOneTime.count <= RelayProtocol.Limits.maxKyberPrekeysPerUpload else { return sendError(.tooManyPrekeys, requestID: rid) }
-        var oneTime: [OneTimePrekeyRecord] = []
-        oneTime.reserveCapacity(u.oneTime.count)
-        for p in u.oneTime {
-            guard (try? Curve25519.KeyAgreement.PublicKey(validatingRawRepresentation: p.publicKey)) != nil else {
-                return sendError(.invalidKey, requestID: rid)
+        let store = relay.store, identity = identityKey
+        // The key checks (up to 137 point validations and 38 XEdDSA verifications) run with the
+        // store work, off the event loop.
+        storeWork({ () async throws(RelayStoreError) -> Result<PrekeyCounts, UploadRejection> in
+            switch Self.validatedUpload(u, identity: identity) {
+            case .failure(let code): return .failure(code)
+            case .success(let upload): return .success(try await store.storePrekeys(account: me.account, deviceID: me.deviceID, upload))
             }
-            oneTime.append(OneTimePrekeyRecord(id: p.id, publicKey: p.publicKey))
-        }
-        var signed: SignedPrekeyRecord?
-        if u.hasSignedPrekey {
-            let sp = u.signedPrekey
-            guard let key = try? Curve25519.KeyAgreement.PublicKey(validatingRawRepresentation: sp.publicKey) else {
-                return sendError(.invalidKey, requestID: rid)
-            }
-            guard let identity = identityKey,
-                  XEdDSA.isValidSignature(sp.signature, for: key.signalRepresentation, publicKey: identity) else {
-                return sendError(.invalidSignature, requestID: rid)
-            }
-            signed = SignedPrekeyRecord(id: sp.id, publicKey: sp.publicKey, signature: sp.signature)
-        }
-        // Kyber prekeys (§8.3): every key checked before anything is stored.
-        var kyberLastResort: KyberPrekeyRecord?
-        var kyberOneTime: [KyberPrekeyRecord] = []
-        kyberOneTime.reserveCapacity(u.kyberOneTime.count)
-        for (k, isLastResort) in u.kyberOneTime.map({ ($0, false) }) + (u.hasKyberLastResort ? [(u.kyberLastResort, true)] : []) {
-            switch checkKyber(k) {
-            case .invalidKey?: return sendError(.invalidKey, requestID: rid)
-            case .invalidSignature?: return sendError(.invalidSignature, requestID: rid)
-            default: break
-            }
-            let record = KyberPrekeyRecord(id: k.id, publicKey: k.publicKey, signature: k.signature)
-            if isLastResort { kyberLastResort = record } else { kyberOneTime.append(record) }
-        }
-        let store = relay.store
-        let upload = PrekeyUpload(registrationID: u.registrationID, signed: signed, oneTime: oneTime,
-                                  kyberLastResort: kyberLastResort, kyberOneTime: kyberOneTime,
-                                  maxStored: RelayProtocol.Limits.maxStoredPrekeys,
-                                  maxStoredKyber: RelayProtocol.Limits.maxStoredKyberPrekeys,
-                                  replaceOneTime: u.replaceOneTime)
-        storeWork({ () async throws(RelayStoreError) -> PrekeyCounts in
-            try await store.storePrekeys(account: me.account, deviceID: me.deviceID, upload)
         }) { [self] result in
             switch result {
-            case .success:
+            case .success(.success):
                 var s = RelayStanza()
                 s.ok.requestID = rid
                 send(s)
+            case .success(.failure(let r)): sendError(r.code, requestID: rid)
             case .failure(.tooManyPrekeys): sendError(.tooManyPrekeys, requestID: rid)
             case .failure: sendError(.internalError, requestID: rid)
             }
         }
     }
 
+    /// Why an upload is refused before the store (§8.1, §8.3).
+    struct UploadRejection: Error, Sendable {
+        let code: RelayErrorCode
+    }
+
+    /// §8.1 and §8.3's checks of an upload, in order (every key before anything is stored):
+    /// one-time keys valid X25519 keys (`INVALID_KEY`), the signed prekey valid and signed by
+    /// `identity` (`INVALID_KEY`, `INVALID_SIGNATURE`), then each Kyber prekey (one-time ones,
+    /// then the last-resort one).
+    static func validatedUpload(_ u: RelayUploadPrekeys, identity: Curve25519.KeyAgreement.PublicKey?) -> Result<PrekeyUpload, UploadRejection> {
+        var oneTime: [OneTimePrekeyRecord] = []
+        oneTime.reserveCapacity(u.oneTime.count)
+        for p in u.oneTime {
+            guard (try? Curve25519.KeyAgreement.PublicKey(validatingRawRepresentation: p.publicKey)) != nil else { return .failure(UploadRejection(code: .invalidKey)) }
+            oneTime.append(OneTimePrekeyRecord(id: p.id, publicKey: p.publicKey))
+        }
+        var signed: SignedPrekeyRecord?
+        if u.hasSignedPrekey {
+            let sp = u.signedPrekey
+            guard let key = try? Curve25519.KeyAgreement.PublicKey(validatingRawRepresentation: sp.publicKey) else { return .failure(UploadRejection(code: .invalidKey)) }
+            guard let identity, XEdDSA.isValidSignature(sp.signature, for: key.signalRepresentation, publicKey: identity) else {
+                return .failure(UploadRejection(code: .invalidSignature))
+            }
+            signed = SignedPrekeyRecord(id: sp.id, publicKey: sp.publicKey, signature: sp.signature)
+        }
+        var kyberLastResort: KyberPrekeyRecord?
+        var kyberOneTime: [KyberPrekeyRecord] = []
+        kyberOneTime.reserveCapacity(u.kyberOneTime.count)
+        for (k, isLastResort) in u.kyberOneTime.map({ ($0, false) }) + (u.hasKyberLastResort ? [(u.kyberLastResort, true)] : []) {
+            if let problem = checkKyber(k, identity: identity) { return .failure(UploadRejection(code: problem)) }
+            let record = KyberPrekeyRecord(id: k.id, publicKey: k.publicKey, signature: k.signature)
+            if isLastResort { kyberLastResort = record } else { kyberOneTime.append(record) }
+        }
+        return .success(PrekeyUpload(registrationID: u.registrationID, signed: signed, oneTime: oneTime,
+                                     kyberLastResort: kyberLastResort, kyberOneTime: kyberOneTime,
+                                     maxStored: RelayProtocol.Limits.maxStoredPrekeys,
+                                     maxStoredKyber: RelayProtocol.Limits.maxStoredKyberPrekeys,
+                                     replaceOneTime: u.replaceOneTime))
+    }
+
     /// A Kyber prekey's problem, if any (§8.3): `public_key` must be 1,568 bytes (`INVALID_KEY`),
     /// `signature` 64 bytes and a valid XEdDSA signature by the account's identity key over
     /// `0x08 || public_key` (`INVALID_SIGNATURE`).
-    private func checkKyber(_ k: RelayKyberPrekey) -> RelayErrorCode? {
+    private static func checkKyber(_ k: RelayKyberPrekey, identity: Curve25519.KeyAgreement.PublicKey?) -> RelayErrorCode? {
         guard k.publicKey.count == RelayProtocol.Limits.kyberPublicKeyLength else { return .invalidKey }
-        guard k.signature.count == RelayProtocol.Limits.signatureLength, let identity = identityKey else { return .invalidSignature }
+        guard k.signature.count == RelayProtocol.Limits.signatureLength, let identity else { return .invalidSignature }
         var message = [SignalConstants.kyberKeyType]
         message += k.publicKey
         return XEdDSA.isValidSignature(k.signature, for: message, publicKey: identity, policy: .libsignalCompatible) ? nil : .invalidSignature

@@ -102,4 +102,20 @@ public enum RelayKeyFiles {
             return identity
         } catch let e as Error { throw e } catch { throw .invalidCertificate("\(error)") }
     }
+
+    /// The media capability key (`Docs/spec/relay.md` §19.1): `media.key` in `dir` (32 bytes
+    /// as hex, mode 0600), created on first use. Relay nodes that serve one media store share it
+    /// by sharing the file; a restart keeps outstanding upload grants valid.
+    public static func mediaKey(in dir: String) throws(Error) -> SecureBytes {
+        if FileManager.default.fileExists(atPath: url(dir, "media.key").path) {
+            var bytes = try readHex(dir, "media.key")
+            defer { SecureBytes.wipe(&bytes) }
+            guard bytes.count == 32 else { throw .malformed("media.key") }
+            return SecureBytes(copying: bytes)
+        }
+        let key: SecureBytes
+        do { key = try SecureBytes(randomCount: 32) } catch { throw .io("no randomness for media.key") }
+        try writeHex(key, dir, "media.key", secret: true)
+        return key
+    }
 }

@@ -65,6 +65,9 @@ public nonisolated enum RelayErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable {
   /// a RequestMediaUpload size over the blob limit (spec §19)
   case mediaTooLarge // = 40
 
+  /// a RequestMediaUpload over the device's daily upload volume (spec §19.4)
+  case mediaQuotaExceeded // = 41
+
   /// MultiSend: the envelope does not parse, or its header count differs from the device count (spec §21)
   case malformedEnvelope // = 50
 
@@ -117,6 +120,7 @@ public nonisolated enum RelayErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable {
     case 21: self = .unavailable
     case 22: self = .listTooLong
     case 40: self = .mediaTooLarge
+    case 41: self = .mediaQuotaExceeded
     case 50: self = .malformedEnvelope
     case 51: self = .tooManyRecipients
     case 70: self = .accessDenied
@@ -154,6 +158,7 @@ public nonisolated enum RelayErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable {
     case .unavailable: return 21
     case .listTooLong: return 22
     case .mediaTooLarge: return 40
+    case .mediaQuotaExceeded: return 41
     case .malformedEnvelope: return 50
     case .tooManyRecipients: return 51
     case .accessDenied: return 70
@@ -191,6 +196,7 @@ public nonisolated enum RelayErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable {
     .unavailable,
     .listTooLong,
     .mediaTooLarge,
+    .mediaQuotaExceeded,
     .malformedEnvelope,
     .tooManyRecipients,
     .accessDenied,
@@ -1487,7 +1493,7 @@ public nonisolated struct RelayProvisioningMessage: Sendable {
 fileprivate nonisolated let _protobuf_package = "hush.relay.v1"
 
 nonisolated extension RelayErrorCode: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ERROR_CODE_UNSPECIFIED\0\u{1}MALFORMED_STANZA\0\u{1}UNEXPECTED_STANZA\0\u{1}UNAUTHENTICATED\0\u{1}UNKNOWN_ACCOUNT\0\u{1}UNKNOWN_DEVICE\0\u{1}ACCOUNT_TAKEN\0\u{1}DEVICE_TAKEN\0\u{1}INVALID_SIGNATURE\0\u{1}QUEUE_FULL\0\u{1}RATE_LIMITED\0\u{1}TOO_MANY_PREKEYS\0\u{1}PAYLOAD_TOO_LARGE\0\u{1}REPLAYED_HANDSHAKE\0\u{1}CLOCK_SKEW\0\u{1}UNSUPPORTED_VERSION\0\u{1}INTERNAL_ERROR\0\u{1}DEVICE_KEY_MISMATCH\0\u{1}TOO_MANY_DEVICES\0\u{1}INVALID_KEY\0\u{1}INVALID_ACCOUNT_NAME\0\u{1}UNAVAILABLE\0\u{1}LIST_TOO_LONG\0\u{2}\u{12}MEDIA_TOO_LARGE\0\u{2}\u{a}MALFORMED_ENVELOPE\0\u{1}TOO_MANY_RECIPIENTS\0\u{2}\u{13}ACCESS_DENIED\0\u{1}NOT_ANONYMOUS\0\u{2}\u{9}MISMATCHED_DEVICES\0\u{1}DEVICE_REMOVAL_FORBIDDEN\0\u{1}UNKNOWN_PROVISIONING_ADDRESS\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ERROR_CODE_UNSPECIFIED\0\u{1}MALFORMED_STANZA\0\u{1}UNEXPECTED_STANZA\0\u{1}UNAUTHENTICATED\0\u{1}UNKNOWN_ACCOUNT\0\u{1}UNKNOWN_DEVICE\0\u{1}ACCOUNT_TAKEN\0\u{1}DEVICE_TAKEN\0\u{1}INVALID_SIGNATURE\0\u{1}QUEUE_FULL\0\u{1}RATE_LIMITED\0\u{1}TOO_MANY_PREKEYS\0\u{1}PAYLOAD_TOO_LARGE\0\u{1}REPLAYED_HANDSHAKE\0\u{1}CLOCK_SKEW\0\u{1}UNSUPPORTED_VERSION\0\u{1}INTERNAL_ERROR\0\u{1}DEVICE_KEY_MISMATCH\0\u{1}TOO_MANY_DEVICES\0\u{1}INVALID_KEY\0\u{1}INVALID_ACCOUNT_NAME\0\u{1}UNAVAILABLE\0\u{1}LIST_TOO_LONG\0\u{2}\u{12}MEDIA_TOO_LARGE\0\u{1}MEDIA_QUOTA_EXCEEDED\0\u{2}\u{9}MALFORMED_ENVELOPE\0\u{1}TOO_MANY_RECIPIENTS\0\u{2}\u{13}ACCESS_DENIED\0\u{1}NOT_ANONYMOUS\0\u{2}\u{9}MISMATCHED_DEVICES\0\u{1}DEVICE_REMOVAL_FORBIDDEN\0\u{1}UNKNOWN_PROVISIONING_ADDRESS\0")
 }
 
 nonisolated extension RelayPresenceVisibility: SwiftProtobuf._ProtoNameProviding {
