@@ -30,7 +30,8 @@ func eventually(within limit: Duration = .seconds(30), _ condition: () async thr
                 dropped.add(1, ordering: .relaxed)
                 throw CancellationError()
             }
-            accepted.withLock { $0.append((m.clientMessageID, Array(m.payload))) }
+            // A payload per device (Docs/client.md §Several devices): bob has one.
+            accepted.withLock { $0.append((m.clientMessageID, Array(m.payloads.first?.payload ?? m.payload))) }
         }
         try await relay.start()
         let alice = try User.make("alice", relay), bob = try User.make("bob", relay)
@@ -43,8 +44,10 @@ func eventually(within limit: Duration = .seconds(30), _ condition: () async thr
         blocking.store(true, ordering: .relaxed)
         let late = try await alice.client.send("sealed before the outage", to: "bob")
         let sealed = try #require(try alice.store.outbox().first { $0.message == late })
-        #expect(sealed.inner?.certificateExpiration == first.expiration)
-        #expect(try #require(sealed.inner).contentType == .message)
+        let fan = try #require(FanOutPayload(decoding: sealed.payload))
+        #expect(sealed.devices == [1] && fan.devices == [1])
+        #expect(fan.copies[0].inner.certificateExpiration == first.expiration)
+        #expect(fan.copies[0].inner.contentType == .message)
         #expect(await eventually { dropped.load(ordering: .relaxed) >= 1 })
         await alice.client.stop()
         await bob.client.stop()
@@ -60,7 +63,7 @@ func eventually(within limit: Duration = .seconds(30), _ condition: () async thr
         await alice.waitTick(late, .delivered)
         // Sent under the same client message id, in a new envelope with a renewed certificate.
         let resent = try #require(accepted.withLock { $0.first { $0.0 == sealed.clientMessageID } })
-        #expect(resent.1 != sealed.payload)
+        #expect(resent.1 != fan.copies[0].envelope)
         let renewed = try #require(await alice.client.senderCertificate)
         #expect(renewed.expiration > relay.clock.now)
         #expect(await bob.log.messages(from: "alice").map(\.body) == ["warm up", "sealed before the outage"])

@@ -2,7 +2,7 @@ import Foundation
 import HushClient
 
 // Any bytes, as a value read from a client store (Docs/client.md §Store): every decoder of
-// StoredValues, SessionCiphertext and GroupSendPayload returns a value, nil or a typed error, never a crash; what
+// StoredValues, SessionCiphertext, GroupSendPayload and FanOutPayload returns a value, nil or a typed error, never a crash; what
 // decodes re-encodes to the same bytes where the encoding is canonical.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
@@ -21,6 +21,8 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     if let text = StoredValues.text(bytes) { precondition(Array(text.utf8) == bytes, "text") }
     // A prepared group item's payload (Docs/client.md §Store): canonical.
     if let group = GroupSendPayload(decoding: bytes) { precondition(group.encoded == bytes, "group send payload") }
+    // A prepared one-to-one item's payload (Docs/client.md §Several devices): canonical.
+    if let fan = FanOutPayload(decoding: bytes) { precondition(fan.encoded == bytes, "fan-out payload") }
     return 0
 }
 

@@ -10,6 +10,7 @@ import Foundation
 /// 0x03 read receipt       varint(n) || n × varint(message id)        1 ≤ n ≤ 256
 /// 0x04 typing             state (0x00 stopped, 0x01 started) || varint(sent at, Unix ms)
 /// 0x05 media              varint(message id) || varint(sent at, Unix ms) || MediaPointer (Docs/spec/media.md §3)
+/// 0x06 sync transcript    varint(len(destination)) || destination (UTF-8, 1–64 bytes) || content (a 0x01 text or 0x05 media, as sent)
 /// 0x10 group state        GroupState (Docs/spec/client.md §6.2)
 /// 0x11 sender key         group_id (16) || SenderKeyDistributionMessage (the rest; §6.5)
 /// 0x12 group leave        group_id (16)   (the sender leaves the group, §6.4)
@@ -30,6 +31,10 @@ public enum MessageContent: Sendable, Equatable {
     case typing(Bool, sentAt: UInt64)
     /// A file: the pointer to its encrypted blob on the relay (Docs/spec/media.md).
     case media(id: UInt64, sentAt: UInt64, pointer: MediaPointer)
+    /// A message this account's sending device sent to `destination` (a conversation), copied to
+    /// the account's other devices (Docs/client.md §Several devices): `message` is the `.text`
+    /// or `.media` content exactly as it went to the destination, its id the sending device's.
+    indirect case syncTranscript(destination: String, message: MessageContent)
     /// The sender was restored from a backup and starts a new session (the session message
     /// carrying this is a prekey message; nothing is shown).
     case sessionReset(sentAt: UInt64)
@@ -46,7 +51,7 @@ public enum MessageContent: Sendable, Equatable {
 
     /// Content type bytes.
     public enum Kind: UInt8, Sendable {
-        case text = 0x01, delivered = 0x02, read = 0x03, typing = 0x04, media = 0x05
+        case text = 0x01, delivered = 0x02, read = 0x03, typing = 0x04, media = 0x05, syncTranscript = 0x06
         case groupState = 0x10, senderKey = 0x11, groupLeave = 0x12
         case sessionReset = 0x30
         case accessKey = 0x40
@@ -57,6 +62,8 @@ public enum MessageContent: Sendable, Equatable {
 
     /// Ids in one receipt.
     public static let maxReceiptIDs = 256
+    /// UTF-8 bytes of a sync transcript's destination.
+    public static let maxDestinationBytes = 64
     /// UTF-8 bytes of a text (the relay's 64,000-byte payload limit leaves room for the envelope).
     public static let maxTextBytes = 60_000
 
@@ -96,6 +103,11 @@ public enum MessageContent: Sendable, Equatable {
             Varint.append(id, to: &out)
             Varint.append(sentAt, to: &out)
             out += pointer.encoded
+        case .syncTranscript(let destination, let message):
+            out.append(Kind.syncTranscript.rawValue)
+            Varint.append(UInt64(destination.utf8.count), to: &out)
+            out += Array(destination.utf8)
+            out += message.encoded
         case .sessionReset(let sentAt):
             out.append(Kind.sessionReset.rawValue)
             Varint.append(sentAt, to: &out)
@@ -124,6 +136,7 @@ public enum MessageContent: Sendable, Equatable {
         case .read: .read
         case .typing: .typing
         case .media: .media
+        case .syncTranscript: .syncTranscript
         case .sessionReset: .sessionReset
         case .accessKey: .accessKey
         case .groupState: .groupState
@@ -161,6 +174,18 @@ public enum MessageContent: Sendable, Equatable {
             let pointer: MediaPointer
             do { pointer = try MediaPointer(decoding: Array(bytes[r.offset...])) } catch { throw .badMediaPointer(error) }
             self = .media(id: id, sentAt: sentAt, pointer: pointer)
+            return
+        case .syncTranscript:
+            let length = try r.read()
+            guard (1...UInt64(Self.maxDestinationBytes)).contains(length) else { throw .badCount(Int(clamping: length)) }
+            guard UInt64(bytes.count - r.offset) >= length else { throw .truncated }
+            let end = r.offset + Int(length)
+            guard let destination = String(validating: bytes[r.offset..<end], as: UTF8.self) else { throw .notUTF8 }
+            let rest = Array(bytes[end...])
+            // Only a text or a media message is copied (anything else is not a sent message).
+            guard let inner = rest.first else { throw .truncated }
+            guard inner == Kind.text.rawValue || inner == Kind.media.rawValue else { throw .unknownType(inner) }
+            self = .syncTranscript(destination: destination, message: try MessageContent(decoding: rest))
             return
         case .sessionReset:
             self = .sessionReset(sentAt: try r.read())

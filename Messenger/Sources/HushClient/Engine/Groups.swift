@@ -172,6 +172,11 @@ extension HushClient {
                     try store.enqueue(OutboxItem(clientMessageID: try store.takeID(), account: m, devices: [], payload: content,
                                                  message: nil, createdAt: now))
                 }
+                // This account's other devices hold the group too (Docs/client.md §Several devices).
+                if try !fanOutDevices(account).isEmpty {
+                    try store.enqueue(OutboxItem(clientMessageID: try store.takeID(), account: account, devices: [], payload: content,
+                                                 message: nil, createdAt: now))
+                }
                 if let previous, previous.members.contains(where: { !state.isMember($0) }) {
                     try Self.rotateSenderKey(state.id, me: me, store: store, random: random)
                 }
@@ -234,7 +239,8 @@ extension HushClient {
             // Stored even for a group not (yet) known here: the key may overtake the invitation
             // (it comes from another member's queue). Group messages are only accepted from
             // members of the state held (handleGroupDeliver).
-            guard sender.name != account, let message = try? SenderKeyDistributionMessage(serialized: bytes) else { return }
+            // Another device of this account holds its own sender key (group transcripts).
+            guard sender != me, let message = try? SenderKeyDistributionMessage(serialized: bytes) else { return }
             try GroupSessionBuilder.process(message, from: SenderKeyName(groupID: id.hex, sender: sender), store: store)
         default:
             return
@@ -289,23 +295,29 @@ extension HushClient {
                 let plain = try GroupCipher.decrypt(message, from: SenderKeyName(groupID: group.hex, sender: address), store: store)
                 if let content = try? MessageContent(decoding: plain) {
                     var stored: StoredMessage?
+                    // From another device of this account: its own message, a transcript (✓, no receipt).
+                    let mine = address.name == account
+                    let direction: MessageDirection = mine ? .outgoing : .incoming
+                    let tick: TickState = mine ? .sent : .delivered
                     switch content {
                     case .text(let id, let sentAt, let body):
                         stored = StoredMessage(id: MessageID(account: address.name, device: address.deviceID, clientMessageID: id),
-                                               conversation: group.conversation, direction: .incoming, body: body, sentAt: sentAt,
-                                               serverTime: d.serverTime, state: .delivered)
+                                               conversation: group.conversation, direction: direction, body: body, sentAt: sentAt,
+                                               serverTime: d.serverTime, state: tick)
                     case .media(let id, let sentAt, let pointer):
                         let mid = MessageID(account: address.name, device: address.deviceID, clientMessageID: id)
                         try store.setSetting(SettingKey.mediaPointer(mid), pointer.encoded)
-                        stored = StoredMessage(id: mid, conversation: group.conversation, direction: .incoming, body: pointer.summary,
-                                               sentAt: sentAt, serverTime: d.serverTime, state: .delivered)
+                        stored = StoredMessage(id: mid, conversation: group.conversation, direction: direction, body: pointer.summary,
+                                               sentAt: sentAt, serverTime: d.serverTime, state: tick)
                     default:
                         break  // only messages travel as group messages
                     }
                     if let stored {
                         if let inserted = try store.insertMessage(stored) { effects.append(.message(inserted)) }
-                        try Self.owe(stored.id.clientMessageID, to: address, store: store)
-                        owed = true
+                        if !mine {
+                            try Self.owe(stored.id.clientMessageID, to: address, store: store)
+                            owed = true
+                        }
                     }
                 }
                 try store.markProcessed(serverID: sid, at: now)
@@ -368,6 +380,11 @@ extension HushClient {
                         let devices = try store.sessionDevices(for: m)
                         if !devices.isEmpty { recipients.append((m, Array(devices.prefix(RelayProtocol.Limits.maxDevicesPerRequest)))) }
                     }
+                    // The members' ticks; this account's other devices get the message too (a
+                    // transcript: the same copy, with `all_devices`, Docs/client.md §Several devices).
+                    let members = recipients
+                    let own = try fanOutDevices(account)
+                    if !own.isEmpty { recipients.append((account, own)) }
                     // The sender key first (created on first use), to each device without it.
                     let distribution = try GroupSessionBuilder.distributionMessage(for: name, store: store, random: random)
                     var shared = Set(try store.strings(SettingKey.groupKeyShared(group)))
@@ -389,7 +406,7 @@ extension HushClient {
                     try store.setStrings(SettingKey.groupKeyShared(group), shared.sorted())
                     try store.removeFromOutbox(clientMessageID: item.clientMessageID)
                     if let m = item.message {
-                        try store.setStrings(SettingKey.groupTicks(m), recipients.map { "\(TickState.sent.rawValue) \($0.account)" })
+                        try store.setStrings(SettingKey.groupTicks(m), members.map { "\(TickState.sent.rawValue) \($0.account)" })
                     }
                     guard !recipients.isEmpty else {
                         // Nobody else to send to (alone in the group): done.
@@ -495,6 +512,8 @@ extension HushClient {
             var m = RelayMultiRecipient()
             m.account = r.account
             m.devices = r.devices
+            // This account's other devices: all of them (relay spec §7.6; the relay leaves this one out).
+            m.allDevices = r.account == account
             return m
         }
         s.multiSend.envelope = Data(prepared.envelope)
@@ -539,6 +558,15 @@ extension HushClient {
     /// oversized one is given up; anything else waits for a pause.
     func handleGroupSendError(_ e: RelayError, _ item: OutboxItem) {
         switch e.code {
+        case .mismatchedDevices where e.account == account:
+            // This account's devices changed: this message goes without its transcript (sent
+            // again without the own entry); the sessions are brought up to date for the next one,
+            // which also hands the new devices this device's sender key.
+            for d in e.extra { _ = try? store.deleteSession(for: ProtocolAddress(name: account, deviceID: d)) }
+            let missing = e.missing.filter { $0 != deviceID }
+            _ = resealGroup(item, keeping: { a, _ in a != self.account })
+            if !missing.isEmpty { Task { _ = try? await self.fetchAndBuild(self.account, devices: missing) } }
+            pump()
         case .unknownDevice:
             _ = try? store.deleteSession(for: ProtocolAddress(name: e.account, deviceID: e.deviceID))
             _ = resealGroup(item, keeping: { !($0 == e.account && $1 == e.deviceID) })

@@ -75,6 +75,11 @@ public actor HushClient {
     var accessKeys: [String: [UInt8]?] = [:]
     /// K of the sealed sends' client message ids, derived on first use.
     var sendIDKey: SecureBytes?
+    // Several devices (FanOut.swift)
+    /// Fan-out items being repaired after `MISMATCHED_DEVICES` (not sent meanwhile).
+    var repairing = Set<UInt64>()
+    /// `MISMATCHED_DEVICES` answers per outbox item (client message id), until its ack.
+    var mismatchRetries: [UInt64: Int] = [:]
     // Linked devices (Devices.swift)
     /// The relay closed the connection with 4008: this device was removed from its account.
     var removedByRelay = false
@@ -495,6 +500,9 @@ public actor HushClient {
                         try applyReceipt(ids, state, from: address, effects: &effects)
                     case .groupState, .senderKey, .groupLeave:
                         try applyGroupContent(content, from: address, effects: &effects)
+                    case .syncTranscript(let destination, let message):
+                        // A message this account's other device sent (FanOut.swift); no receipt.
+                        try applyTranscript(destination, message, from: address, serverTime: d.serverTime, effects: &effects)
                     case .typing:
                         break  // typing travels as ephemeral envelopes only
                     case .sessionReset:
@@ -655,7 +663,7 @@ public actor HushClient {
                 let mid = MessageID(account: account, device: deviceID, clientMessageID: counter)
                 let content = make(counter, now)
                 if let pointer { try store.setSetting(SettingKey.mediaPointer(mid), pointer.encoded) }
-                let devices = try store.sessionDevices(for: recipient)
+                let devices = try fanOutDevices(recipient)
                 // Encrypted now only when it can go now: written offline, it is encrypted (and
                 // sealed with a then-fresh sender certificate) when the connection returns. Behind
                 // a deferred item to the same account it is deferred too (encrypting a deferred
@@ -666,20 +674,25 @@ public actor HushClient {
                 // that the contact's receipt for it can already go sealed.
                 try shareAccessKeyIfNeeded(with: recipient, devices: devices, certificate: cert, encryptNow: encryptNow, now: now)
                 if let cert, encryptNow {
-                    for (i, device) in devices.enumerated() {
-                        let sealed: (payload: [UInt8], inner: SessionCiphertext)
-                        do { sealed = try seal(content, to: ProtocolAddress(name: recipient, deviceID: device), certificate: cert) } catch SignalProtocolError.untrustedIdentity(let a, _) {
-                            changed = a.name
-                            throw ClientError.identityNotApproved(a.name)
-                        }
-                        try store.enqueue(OutboxItem(clientMessageID: i == 0 ? counter : try store.takeID(), account: recipient,
-                                                     devices: [device], payload: sealed.payload, message: mid, createdAt: now,
-                                                     inner: sealed.inner))
+                    // One item, a copy per device of the recipient (FanOut.swift).
+                    do { try enqueueFanOut(content.encoded, to: recipient, id: counter, message: mid, certificate: cert, now: now) } catch SignalProtocolError.untrustedIdentity(let a, _) {
+                        changed = a.name
+                        throw ClientError.identityNotApproved(a.name)
                     }
                 } else {
                     // No session or certificate yet (offline): encrypted when the connection returns.
                     try store.enqueue(OutboxItem(clientMessageID: counter, account: recipient, devices: [], payload: content.encoded,
                                                  message: mid, createdAt: now))
+                }
+                // This account's other devices get a sync transcript (when this device knows one).
+                if recipient != account, let transcript = Self.transcript(of: content, to: recipient), try !fanOutDevices(account).isEmpty {
+                    let ownDeferred = try currentOutbox().contains { $0.account == account && $0.devices.isEmpty }
+                    if let cert, online, !ownDeferred {
+                        try enqueueFanOut(transcript.encoded, to: account, message: nil, certificate: cert, now: now)
+                    } else {
+                        try store.enqueue(OutboxItem(clientMessageID: try store.takeID(), account: account, devices: [],
+                                                     payload: transcript.encoded, message: nil, createdAt: now))
+                    }
                 }
                 _ = try store.insertMessage(StoredMessage(id: mid, conversation: recipient, direction: .outgoing, body: text,
                                                           sentAt: now, state: .pending))
@@ -731,17 +744,21 @@ public actor HushClient {
             do { try await running.value } catch let e as ClientError { throw e } catch { throw .crypto("\(error)") }
             return
         }
-        let task = Task { () async throws -> Void in try await self.fetchAndBuild(recipient) }
+        let task = Task { () async throws -> Void in _ = try await self.fetchAndBuild(recipient) }
         sessionTasks[recipient] = task
         defer { sessionTasks[recipient] = nil }
         do { try await task.value } catch let e as ClientError { throw e } catch { throw .crypto("\(error)") }
     }
 
-    private func fetchAndBuild(_ recipient: String) async throws(ClientError) {
+    /// Fetches the bundles of `recipient`'s `devices` (empty: all) and builds a session with each
+    /// (for this account: each but this device). Returns the devices listed (this one excluded).
+    @discardableResult
+    func fetchAndBuild(_ recipient: String, devices: [UInt32] = []) async throws(ClientError) -> [UInt32] {
         let reply = try await request { rid in
             var s = RelayStanza()
             s.fetchPrekeys.requestID = rid
             s.fetchPrekeys.account = recipient
+            s.fetchPrekeys.devices = devices
             return s
         }
         guard case .prekeyBundles(let b)? = reply.body else { throw .relay(.unexpectedStanza) }
@@ -749,7 +766,10 @@ public actor HushClient {
         let identityKey = IdentityKey(publicKey: key)
         guard !b.bundles.isEmpty else { throw .noDevices(recipient) }
         var built = 0, refused = 0
+        let own = recipient == account
+        let listed = b.bundles.map(\.deviceID).filter { !(own && $0 == deviceID) }
         for pb in b.bundles {
+            if own && pb.deviceID == deviceID { continue }  // not a session with oneself
             guard pb.hasSignedPrekey, let spk = try? Curve25519.KeyAgreement.PublicKey(rawRepresentation: pb.signedPrekey.publicKey) else { continue }
             var oneTime: PreKeyBundle.OneTimePreKey?
             if pb.hasOneTime, let k = try? Curve25519.KeyAgreement.PublicKey(rawRepresentation: pb.oneTime.publicKey) {
@@ -781,6 +801,7 @@ public actor HushClient {
         }
         if built == 0 && refused > 0 { throw .postQuantumRequired(recipient) }
         guard built > 0 else { throw .noDevices(recipient) }
+        return listed
     }
 
     /// Sends the outbox in order (items not already in flight on this connection).
@@ -808,7 +829,7 @@ public actor HushClient {
                 let accounts = outboxAccounts(item)
                 let isBlocked = accounts.contains(where: blocked.contains)
                 blocked.formUnion(accounts)
-                if isBlocked || inFlight[item.clientMessageID] != nil { continue }
+                if isBlocked || inFlight[item.clientMessageID] != nil || repairing.contains(item.clientMessageID) { continue }
                 if GroupID(conversation: item.account) != nil {
                     if item.devices.isEmpty {
                         if await prepareGroup(item) { pumpAgain = true }
@@ -829,6 +850,19 @@ public actor HushClient {
                 if item.devices.isEmpty {
                     // Encrypt it now; later items to the same account wait for it (order).
                     if await prepareDeferred(item) { pumpAgain = true }
+                    continue
+                }
+                if var payload = fanOut(item) {
+                    // Every device of the account in one stanza (FanOut.swift).
+                    if payload.earliestExpiration <= configuration.clock() + configuration.resealMargin {
+                        guard let resealed = await resealFanOut(item, payload), let fresh = fanOut(resealed) else { continue }
+                        item = resealed
+                        payload = fresh
+                    }
+                    guard self.link === link else { return }
+                    if sendSealedIfPossible(item) { continue }
+                    guard link.send(Self.fanOutStanza(item, payload)) else { return }
+                    inFlight[item.clientMessageID] = item
                     continue
                 }
                 if let inner = item.inner, inner.certificateExpiration <= configuration.clock() + configuration.resealMargin {
@@ -854,18 +888,30 @@ public actor HushClient {
     private func prepareDeferred(_ item: OutboxItem) async -> Bool {
         if (try? store.setting(SettingKey.pendingIdentity(item.account))) ?? nil != nil { return false }
         do {
-            if try step({ try store.sessionDevices(for: item.account) }).isEmpty { try await establishSessions(with: item.account) }
+            let own = item.account == account
+            if !own, try step({ try fanOutDevices(item.account) }).isEmpty { try await establishSessions(with: item.account) }
             let cert = try await ensureCertificate()
             let content = try MessageContent(decoding: item.payload)
+            var done: MessageID?
+            defer { if let done { emit(.tick(done, .sent)) } }
             try step {
                 try store.atomically {
-                    try store.removeFromOutbox(clientMessageID: item.clientMessageID)
-                    for (i, device) in try store.sessionDevices(for: item.account).enumerated() {
-                        let sealed = try seal(content, to: ProtocolAddress(name: item.account, deviceID: device), certificate: cert)
-                        try store.enqueue(OutboxItem(clientMessageID: i == 0 ? item.clientMessageID : try store.takeID(),
-                                                     account: item.account, devices: [device], payload: sealed.payload,
-                                                     message: item.message, createdAt: item.createdAt, inner: sealed.inner))
+                    let devices = try fanOutDevices(item.account)
+                    // For this account with no other device: a transcript is dropped; a message to
+                    // oneself has nobody else to reach, so it is done (✓).
+                    guard !devices.isEmpty else {
+                        try store.removeFromOutbox(clientMessageID: item.clientMessageID)
+                        if let m = item.message, try store.advance(m, to: .sent, serverTime: configuration.clock()) { done = m }
+                        return
                     }
+                    let encoded = content.encoded
+                    let copies = try fanOutCopies(encoded, to: item.account, devices: devices, certificate: cert)
+                    let rows = try fanOutRows(id: item.clientMessageID, recipient: item.account, content: encoded, copies: copies,
+                                              message: item.message, createdAt: item.createdAt)
+                    // In place (its position in the send order kept); the rest of a split after it.
+                    try store.replaceOutboxPayload(clientMessageID: item.clientMessageID, payload: rows[0].payload, inner: rows[0].inner,
+                                                   devices: rows[0].devices)
+                    for r in rows.dropFirst() { try store.enqueue(r) }
                 }
             }
             outboxCache = nil
@@ -924,6 +970,7 @@ public actor HushClient {
     }
 
     func giveUp(_ item: OutboxItem, _ code: RelayErrorCode) {
+        mismatchRetries[item.clientMessageID] = nil
         _ = try? store.removeFromOutbox(clientMessageID: item.clientMessageID)
         outboxCache = nil
         if let m = item.message { emit(.sendFailed(m, code)) }
@@ -932,6 +979,7 @@ public actor HushClient {
     func handleServerAck(_ a: RelayServerAck) {
         let cmid = a.clientMessageID
         guard let item = inFlight.removeValue(forKey: cmid) else { return }
+        mismatchRetries[cmid] = nil
         var ticked: MessageID?
         let removed: Bool = (try? step {
             try store.atomically {
@@ -953,6 +1001,7 @@ public actor HushClient {
     func handleSendError(_ e: RelayError) {
         guard let item = inFlight.removeValue(forKey: e.clientMessageID) else { return }
         if GroupID(conversation: item.account) != nil { return handleGroupSendError(e, item) }
+        if fanOut(item) != nil, handleFanOutError(e, item) { return }
         switch e.code {
         case .unknownDevice:
             // That device is gone: forget its session; the message goes to the others.
@@ -1193,6 +1242,8 @@ public actor HushClient {
             _ = try await ensureCertificate()
             try await uploadSealedAccessIfNeeded()
             if welcome != nil {
+                // This account's other devices, brought up to date (Docs/client.md §Several devices).
+                await syncOwnDevicesAtLogin()
                 if try !step({ try store.strings(SettingKey.presence) }).isEmpty { try await sendPresenceSetting() }
                 if try !step({ try store.strings(SettingKey.subscriptions) }).isEmpty { try await sendSubscriptions() }
             }

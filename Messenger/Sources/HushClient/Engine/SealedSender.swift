@@ -98,11 +98,8 @@ extension HushClient {
         guard configuration.sealedSender, recipient != account, try !store.flag(SettingKey.sealedShared(recipient)) else { return }
         let content = MessageContent.accessKey(try withSealedSecret(SealedSenderKeys.accessKey))
         if encryptNow, let cert {
-            for device in devices {
-                let sealed = try seal(content, to: ProtocolAddress(name: recipient, deviceID: device), certificate: cert)
-                try store.enqueue(OutboxItem(clientMessageID: try store.takeID(), account: recipient, devices: [device],
-                                             payload: sealed.payload, message: nil, createdAt: now, inner: sealed.inner))
-            }
+            // One item for every device of the recipient (FanOut.swift).
+            try enqueueFanOut(content.encoded, to: recipient, message: nil, certificate: cert, now: now)
         } else {
             try store.enqueue(OutboxItem(clientMessageID: try store.takeID(), account: recipient, devices: [], payload: content.encoded,
                                          message: nil, createdAt: now))
@@ -141,9 +138,15 @@ extension HushClient {
         var s = RelayStanza()
         s.sealedSend.clientMessageID = wire
         s.sealedSend.account = item.account
-        s.sealedSend.devices = item.devices
         s.sealedSend.accessKey = Data(key)
-        s.sealedSend.payload = Data(item.payload)
+        if let fan = fanOut(item) {
+            // A payload per device, to all of them (relay spec §20.3, §7.6).
+            s.sealedSend.allDevices = true
+            s.sealedSend.payloads = Self.devicePayloads(fan)
+        } else {
+            s.sealedSend.devices = item.devices
+            s.sealedSend.payload = Data(item.payload)
+        }
         guard anon.send(s) else { return true }
         inFlight[item.clientMessageID] = item
         sealedInFlight[wire] = item.clientMessageID

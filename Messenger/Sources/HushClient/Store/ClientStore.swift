@@ -111,7 +111,9 @@ public struct OutboxItem: Sendable, Equatable {
     public var account: String
     /// Recipient devices (the payload below is for exactly these).
     public var devices: [UInt32]
-    /// The `Send.payload` bytes (a sealed envelope; sealed again on disk).
+    /// The `Send.payload` bytes (a sealed envelope; sealed again on disk); for a deferred item
+    /// (`devices` empty) the encoded content; for a prepared one-to-one item a
+    /// ``FanOutPayload`` (the content and one envelope per device, `Docs/client.md` §Several devices).
     public var payload: [UInt8]
     /// The message this item carries, if it is a user message (receipts have none).
     public var message: MessageID?
