@@ -86,7 +86,7 @@ public struct Demo {
 
     private func script(root: URL, relay relayOut: inout EmbeddedRelay?, accounts: inout [Account], logs: inout [EventLog]) async throws {
         let limit = stepTimeout
-        output("hush demo: a relay on loopback, alice and bob, one conversation, a photo, sealed sender, a group of three")
+        output("hush demo: a relay on loopback, alice and bob, one conversation, a photo, sealed sender, a group of three, a second device")
         output("")
 
         // 1. The relay.
@@ -221,7 +221,11 @@ public struct Demo {
         try await carol.connect(timeout: limit)
         try await group(alice: alice, bob: bob, carol: carol, aliceLog: aliceLog, relay: relay)
 
-        // 11. The conversation as each sees it.
+        // 11. A second device for alice (Docs/spec/client.md §7), with a sync transcript.
+        let laptop = try await secondDevice(alice: alice, bob: bob, root: root, relay: relay, address: address)
+        accounts.append(laptop)
+
+        // 12. The conversation as each sees it.
         for (who, account, peer) in [("alice", alice, "bob"), ("bob", bob, "alice")] {
             output("")
             output("\(who)'s screen:")
