@@ -32,7 +32,7 @@ public struct MediaUploadGrant: Sendable {
 
 extension HushClient {
     /// Plaintext bytes read from a file per step.
-    static let mediaReadSize = 1_048_576
+    static let mediaReadSize = 65_536
     /// Times a download resumes after a dropped connection before it gives up.
     public static let mediaDownloadRetries = 3
 

@@ -44,18 +44,12 @@ public enum MediaHTTPError: String, Error, Sendable, CaseIterable {
 
 /// One request to `/v1/media/<id>`: a streamed `PUT` (upload with a capability) or `GET` (with an
 /// optional `Range: bytes=N-` / `bytes=N-M`). Runs on the connection's event loop; store calls
-/// run on NIO's thread pool, at most one at a time per request; an upload's body parts are
-/// gathered into writes of ``writeBatch`` bytes, and reading from the socket pauses while more
-/// than ``maxQueuedWrites`` of them wait, so memory stays bounded (about 5 MiB per upload, 1 MiB
-/// per download).
+/// run on NIO's thread pool, at most one at a time per request, and reading from the socket
+/// pauses while more than ``maxQueuedWrites`` body parts wait, so memory stays bounded.
 final class MediaExchange {
     static let path = "/v1/media/"
-    /// A download's read from the store (and write to the socket).
-    static let readChunk = 1_048_576
-    /// An upload's write to the store: body parts (64 KiB or so each) are gathered to this size,
-    /// so that a blob costs few thread-pool hops and file writes.
-    static let writeBatch = 1_048_576
-    static let maxQueuedWrites = 4
+    static let readChunk = 65_536
+    static let maxQueuedWrites = 8
     /// A transfer during which no body byte moved for this long is dropped (a stalled upload,
     /// or a reader that stopped reading); checked every ``watchdogPeriod``.
     static let idleLimit = TimeAmount.seconds(60)
@@ -74,8 +68,6 @@ final class MediaExchange {
     private var grantedSize = 0
     private var readsPaused = false
     private var rejected = false
-    /// Body bytes not yet handed to the store (less than ``writeBatch``).
-    private var pendingBody: ByteBuffer?
     private var lastActivity = NIODeadline.now()
     private var watchdog: RepeatedTask?
 
@@ -120,18 +112,8 @@ final class MediaExchange {
             upload.value?.abort()
             return reject(context, handler, .tooLarge)
         }
-        var buffer = buffer
-        if pendingBody == nil { pendingBody = context.channel.allocator.buffer(capacity: min(Self.writeBatch, grantedSize)) }
-        pendingBody!.writeBuffer(&buffer)
-        if pendingBody!.readableBytes >= Self.writeBatch { writePending(context: context) }
-    }
-
-    /// Hands the gathered body bytes to the store (in order, after the steps before).
-    private func writePending(context: ChannelHandlerContext) {
-        guard let pending = pendingBody, pending.readableBytes > 0 else { return }
-        pendingBody = nil
         enqueue(context: context) { box in
-            try pending.withUnsafeReadableBytes { (raw) throws(MediaStoreError) in try box.value?.append(raw) }
+            try buffer.withUnsafeReadableBytes { (raw) throws(MediaStoreError) in try box.value?.append(raw) }
         }
     }
 
@@ -140,7 +122,6 @@ final class MediaExchange {
         switch head.method {
         case .PUT:
             guard upload != nil else { return }
-            writePending(context: context)
             enqueue(context: context) { box in try box.value?.commit() }
             let bound = NIOLoopBound((self, handler, context), eventLoop: context.eventLoop)
             chain?.assumeIsolated().whenComplete { result in
