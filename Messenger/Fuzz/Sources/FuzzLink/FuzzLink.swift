@@ -13,7 +13,10 @@ private let key = try! Curve25519.KeyAgreement.PrivateKey(rawRepresentation: [UI
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let bytes = Array(UnsafeBufferPointer(start: data, count: size))
     if let text = String(bytes: bytes, encoding: .utf8), let code = try? LinkCode(parsing: text) {
-        precondition(code.string == text, "canonical link code")
+        // Leading and trailing space, tab, CR and LF are ignored (§7.1); the rest is canonical.
+        let trimmed = text.trimmingCharacters(in: CharacterSet(charactersIn: " \t\r\n"))
+        precondition(code.string == trimmed, "canonical link code")
+        precondition((try? LinkCode(parsing: code.string)) == code, "round trip")
     }
     if let message = try? ProvisioningMessage(decoding: bytes) {
         precondition(message.encoded.withUnsafeBytes { Array($0) } == bytes, "canonical provisioning message")
