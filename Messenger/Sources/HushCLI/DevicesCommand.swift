@@ -28,22 +28,8 @@ struct Link: AsyncParsableCommand {
             let home = options.resolvedHome
             guard !home.isInitialized else { throw CLIError.alreadyInitialized(home.directory.path) }
             let address = try RelayAddress(parsing: relay)
-            let limits: Argon2id.Limits
-            switch kdf {
-            case "interactive": limits = .interactive
-            case "moderate": limits = .moderate
-            case "sensitive": limits = .sensitive
-            default: throw ValidationError("--kdf: interactive, moderate or sensitive")
-            }
-            let root: Curve25519.KeyAgreement.PublicKey
-            if let trustRoot {
-                let text = FileManager.default.fileExists(atPath: trustRoot)
-                    ? (try? String(contentsOfFile: trustRoot, encoding: .utf8)) ?? "" : trustRoot
-                root = try HushHome.parseTrustRoot(text)
-            } else {
-                root = try TrustRootFetch.fetch(address)
-                say("trust root: \(Hex.encode(root.rawRepresentation)) (first contact: pinned; compare it with the relay's)")
-            }
+            let limits = try kdfLimits(kdf)
+            let root = try resolveTrustRoot(trustRoot, relay: address)
             if let keyFile = options.keyFile { try SecretMaterial.createKeyFile(at: keyFile) }
             let choice = try SecretChoice.choose(keyFile: options.keyFile, passphraseFile: options.passphraseFile,
                                                  environment: ProcessInfo.processInfo.environment, configuredKeyFile: nil,

@@ -36,6 +36,28 @@ struct HomeOptions: ParsableArguments {
 /// Prints a line to standard output, unbuffered.
 func say(_ line: String) { FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
 
+/// `--kdf`'s Argon2id strength (`hush init`, `hush link`).
+func kdfLimits(_ kdf: String) throws -> Argon2id.Limits {
+    switch kdf {
+    case "interactive": return .interactive
+    case "moderate": return .moderate
+    case "sensitive": return .sensitive
+    default: throw ValidationError("--kdf: interactive, moderate or sensitive")
+    }
+}
+
+/// `--trust-root` (64 hex digits, or a file holding them), or, without it, the relay's own
+/// answer on first contact (printed, to compare with what the operator publishes).
+func resolveTrustRoot(_ option: String?, relay address: RelayAddress) throws -> Curve25519.KeyAgreement.PublicKey {
+    if let option {
+        let text = FileManager.default.fileExists(atPath: option) ? (try? String(contentsOfFile: option, encoding: .utf8)) ?? "" : option
+        return try HushHome.parseTrustRoot(text)
+    }
+    let root = try TrustRootFetch.fetch(address)
+    say("trust root: \(Hex.encode(root.rawRepresentation)) (first contact: pinned; compare it with the relay's)")
+    return root
+}
+
 /// Runs `body`, turning a failure into a message on standard error and exit status 1.
 func runReporting(_ body: () async throws -> Void) async throws {
     do { try await body() } catch let e as CLIError {
@@ -67,22 +89,8 @@ struct Init: AsyncParsableCommand {
             let home = options.resolvedHome
             guard !home.isInitialized else { throw CLIError.alreadyInitialized(home.directory.path) }
             let address = try RelayAddress(parsing: relay)
-            let limits: Argon2id.Limits
-            switch kdf {
-            case "interactive": limits = .interactive
-            case "moderate": limits = .moderate
-            case "sensitive": limits = .sensitive
-            default: throw ValidationError("--kdf: interactive, moderate or sensitive")
-            }
-            let root: Curve25519.KeyAgreement.PublicKey
-            if let trustRoot {
-                let text = FileManager.default.fileExists(atPath: trustRoot)
-                    ? (try? String(contentsOfFile: trustRoot, encoding: .utf8)) ?? "" : trustRoot
-                root = try HushHome.parseTrustRoot(text)
-            } else {
-                root = try TrustRootFetch.fetch(address)
-                say("trust root: \(Hex.encode(root.rawRepresentation)) (first contact: pinned; compare it with the relay's)")
-            }
+            let limits = try kdfLimits(kdf)
+            let root = try resolveTrustRoot(trustRoot, relay: address)
             if let keyFile = options.keyFile { try SecretMaterial.createKeyFile(at: keyFile) }
             let choice = try SecretChoice.choose(keyFile: options.keyFile, passphraseFile: options.passphraseFile,
                                                  environment: ProcessInfo.processInfo.environment, configuredKeyFile: nil,
