@@ -35,6 +35,10 @@ struct MediaThroughput: AsyncParsableCommand {
         let endToEndMBps: Double
         let uploadMBps: Double
         let downloadMBps: Double
+        /// This process's CPU time (user + system, clients and relay together) per phase: with
+        /// 2 cores, a phase whose CPU seconds are near twice its wall seconds is CPU-bound.
+        let uploadCPUSeconds: Double
+        let downloadCPUSeconds: Double
     }
 
     struct Report: Encodable {
@@ -78,17 +82,21 @@ struct MediaThroughput: AsyncParsableCommand {
         for n in 0..<runs {
             let file = root.appendingPathComponent("file-\(n).bin")
             try Self.writeRandomFile(file, bytes: bytes)
+            let c0 = selfCPUMicroseconds()
             let t0 = monotonicNanos()
             let pointer = try await alice.uploadMedia(file: file, contentType: "application/octet-stream", library: aliceLibrary)
             let t1 = monotonicNanos()
+            let c1 = selfCPUMicroseconds()
             let saved = try await bob.downloadMedia(pointer, into: bobLibrary)
             let t2 = monotonicNanos()
+            let c2 = selfCPUMicroseconds()
             guard (try FileManager.default.attributesOfItem(atPath: saved.path)[.size] as? NSNumber)?.intValue == bytes else {
                 throw MediaThroughputFailure(description: "the downloaded file has the wrong size")
             }
             let up = Double(t1 - t0) / 1e9, down = Double(t2 - t1) / 1e9
             let mb = Double(bytes) / 1e6
-            results.append(Run(uploadSeconds: up, downloadSeconds: down, endToEndMBps: mb / (up + down), uploadMBps: mb / up, downloadMBps: mb / down))
+            results.append(Run(uploadSeconds: up, downloadSeconds: down, endToEndMBps: mb / (up + down), uploadMBps: mb / up, downloadMBps: mb / down,
+                               uploadCPUSeconds: Double(c1 - c0) / 1e6, downloadCPUSeconds: Double(c2 - c1) / 1e6))
             for f in [file, saved] { try? FileManager.default.removeItem(at: f) }
             try? FileManager.default.removeItem(at: aliceLibrary.root)
         }
@@ -104,16 +112,18 @@ struct MediaThroughput: AsyncParsableCommand {
         print(String(decoding: try encoder.encode(report), as: UTF8.self))
     }
 
-    /// Writes `bytes` random bytes in 1 MiB pieces (never the whole file in memory).
+    /// Writes `bytes` bytes in 1 MiB pieces (never the whole file in memory): one random MiB,
+    /// repeated (the content does not change the work; a fresh random MiB per piece made the
+    /// kernel's CSPRNG the largest item in a profile of the run).
     static func writeRandomFile(_ url: URL, bytes: Int) throws {
         FileManager.default.createFile(atPath: url.path, contents: nil)
         let handle = try FileHandle(forWritingTo: url)
         defer { try? handle.close() }
         var piece = [UInt8](repeating: 0, count: 1 << 20)
+        piece.withUnsafeMutableBytes { _ = try? SystemRandom().fill($0) }
         var left = bytes
         while left > 0 {
             let n = min(left, piece.count)
-            piece.withUnsafeMutableBytes { _ = try? SystemRandom().fill(UnsafeMutableRawBufferPointer(rebasing: $0[0..<n])) }
             try handle.write(contentsOf: piece[0..<n])
             left -= n
         }

@@ -36,6 +36,43 @@ final class DroppingTransport: MediaTransport, @unchecked Sendable {
     }
 }
 
+/// Drops every download after `dropAfter` bytes while `failing` is set (each attempt gets that
+/// many more bytes); passes everything through once it is cleared.
+final class FlakyTransport: MediaTransport, @unchecked Sendable {
+    let inner: MediaHTTPClient
+    let dropAfter: Int
+    let failing = Mutex<Bool>(true)
+    let offsets = Mutex<[Int]>([])
+    struct Drop: Error {}
+
+    init(port: Int, dropAfter: Int) {
+        inner = MediaHTTPClient(host: "127.0.0.1", port: port)
+        self.dropAfter = dropAfter
+    }
+
+    func upload(mediaID: String, token: [UInt8], size: Int, progress: (Int) -> Void, body: () async throws -> [UInt8]?) async throws {
+        guard failing.withLock({ $0 }) else { return try await inner.upload(mediaID: mediaID, token: token, size: size, progress: progress, body: body) }
+        // Takes two pieces of the blob, then the connection "drops".
+        _ = try await body()
+        _ = try await body()
+        throw MediaTransferError.connectionLost(received: 0)
+    }
+
+    func download(mediaID: String, from offset: Int, sink: ([UInt8]) async throws -> Void) async throws -> Int {
+        offsets.withLock { $0.append(offset) }
+        guard failing.withLock({ $0 }) else { return try await inner.download(mediaID: mediaID, from: offset, sink: sink) }
+        var got = 0
+        do {
+            return try await inner.download(mediaID: mediaID, from: offset) { piece in
+                let take = Array(piece.prefix(dropAfter - got))
+                try await sink(take)
+                got += take.count
+                if got >= dropAfter { throw Drop() }
+            }
+        } catch is Drop { throw MediaTransferError.connectionLost(received: offset + got) }
+    }
+}
+
 @Suite(.serialized, .timeLimit(.minutes(2))) struct MediaClientTests {
     struct Setup {
         let relay: ClientTestRelay
@@ -134,6 +171,47 @@ final class DroppingTransport: MediaTransport, @unchecked Sendable {
         #expect(offsets.count == 2 && offsets[0] == 0 && offsets[1] >= 150_000)
         #expect(url.path.hasSuffix("Media/Hush Documents/talk.pdf"))
         #expect(try Data(contentsOf: url) == Data(bytes))
+        await alice.client.stop()
+        await bob.client.stop()
+        await s.finish()
+    }
+
+    @Test func aLaterCallResumesWhereAFailedDownloadStopped() async throws {
+        let s = try await Self.start()
+        let transport = FlakyTransport(port: s.relay.port, dropAfter: 40_000)
+        let alice = try User.make("alice", s.relay)
+        let bob = try User.make("bob", s.relay) { $0.mediaTransport = transport }
+        await alice.online()
+        await bob.online()
+        let bytes = Self.pattern(300_000)
+        let pointer = try await alice.client.uploadMedia(file: try Self.file(s, "notes.pdf", bytes), contentType: "application/pdf")
+        // An upload that fails leaves no copy (not even its hidden one) in Sent/.
+        let failingUpload = FlakyTransport(port: s.relay.port, dropAfter: 0)
+        let carol = try User.make("carol", s.relay) { $0.mediaTransport = failingUpload }
+        await carol.online()
+        await #expect(throws: MediaTransferError.connectionLost(received: 0)) {
+            _ = try await carol.client.uploadMedia(file: try Self.file(s, "big.pdf", Self.pattern(600_000)), contentType: "application/pdf",
+                                                   library: s.library("carol"))
+        }
+        let carolSent = s.library("carol").root.appendingPathComponent("Hush Documents/Sent")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: carolSent.path).isEmpty)
+        await carol.client.stop()
+        // 1 + 3 attempts of 40,000 bytes each, then the call gives up and keeps what it had.
+        await #expect(throws: MediaTransferError.connectionLost(received: 160_000)) {
+            _ = try await bob.client.downloadMedia(pointer, into: s.library("bob"))
+        }
+        #expect(transport.offsets.withLock { $0 } == [0, 40_000, 80_000, 120_000])
+        let docs = s.library("bob").root.appendingPathComponent("Hush Documents")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: docs.path).isEmpty)  // no file, no hidden part
+        let partial = s.library("bob").root.appendingPathComponent(".partial/\(pointer.mediaID.hex).blob")
+        #expect((try FileManager.default.attributesOfItem(atPath: partial.path)[.size] as? NSNumber)?.intValue == 160_000)
+        // The next call reads the 160,000 bytes back through the checks and asks only for the rest.
+        transport.failing.withLock { $0 = false }
+        let url = try await bob.client.downloadMedia(pointer, into: s.library("bob"))
+        #expect(transport.offsets.withLock { $0 } == [0, 40_000, 80_000, 120_000, 160_000])
+        #expect(try Data(contentsOf: url) == Data(bytes))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: docs.path) == ["notes.pdf"])
+        #expect(!FileManager.default.fileExists(atPath: partial.path))
         await alice.client.stop()
         await bob.client.stop()
         await s.finish()

@@ -69,6 +69,12 @@ func decryptMedia(_ blob: [UInt8], key: SecureBytes, digest: [UInt8], size: Int,
         #expect(try decryptMedia(blob, key: key, digest: digest, size: size).get() == plain)
         // Any slicing of the input gives the same plaintext.
         #expect(try decryptMedia(blob, key: key, digest: digest, size: size, slice: 1 << 20).get() == plain)
+        // Whole chunks pushed at once are sealed (and opened) in place: the same format.
+        let (big, bigDigest, bigKey) = try encryptMedia(plain, slice: 1 << 20)
+        #expect(big.count == blob.count)
+        #expect(bigDigest == SHA256.hash(big))
+        #expect(try decryptMedia(big, key: bigKey, digest: bigDigest, size: size, slice: 65_536 + 17).get() == plain)
+        #expect(try decryptMedia(big, key: bigKey, digest: bigDigest, size: size).get() == plain)
     }
 
     @Test func deterministicWithInjectedRandomness() throws {

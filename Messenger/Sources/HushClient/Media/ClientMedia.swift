@@ -32,9 +32,19 @@ public struct MediaUploadGrant: Sendable {
 
 extension HushClient {
     /// Plaintext bytes read from a file per step.
-    static let mediaReadSize = 65_536
+    static let mediaReadSize = 262_144
     /// Times a download resumes after a dropped connection before it gives up.
     public static let mediaDownloadRetries = 3
+
+    /// Reads up to `buffer.count` bytes of `fd` into `buffer` (retrying an interrupted read); 0 at
+    /// the end of the file.
+    static func readPiece(_ fd: Int32, into buffer: inout [UInt8]) throws -> Int {
+        while true {
+            let n = buffer.withUnsafeMutableBytes { Foundation.read(fd, $0.baseAddress!, $0.count) }
+            if n >= 0 { return n }
+            if errno != EINTR { throw CocoaError(.fileReadUnknown) }
+        }
+    }
 
     var mediaTransport: any MediaTransport {
         configuration.mediaTransport ?? MediaHTTPClient(host: configuration.endpoint.host, port: configuration.endpoint.port)
@@ -74,29 +84,62 @@ extension HushClient {
         let encryptor = try MediaEncryptor(plaintextSize: size, random: configuration.random)
         let handle = try FileHandle(forReadingFrom: file)
         defer { try? handle.close() }
-        var digest: [UInt8]?
-        try await mediaTransport.upload(mediaID: grant.mediaID.hex, token: grant.token, size: blobSize,
-                                        progress: { progress(MediaProgress(done: $0, total: blobSize)) }) {
-            guard digest == nil else { return nil }
-            while true {
-                var piece = try handle.read(upToCount: Self.mediaReadSize).map { [UInt8]($0) } ?? []
-                if piece.isEmpty {
-                    let (tail, d) = try encryptor.finish()
-                    digest = d
-                    return tail
-                }
-                defer { sodiumWipe(&piece) }
-                let out = try encryptor.push(piece)
-                if !out.isEmpty { return out }
+        // The `Sent/` copy is written from the pieces read for the upload (one read of the file,
+        // not a second pass): to a hidden file, renamed into place only after the relay stored
+        // the blob, removed if the upload fails.
+        var sentCopy: (handle: FileHandle, writer: OverlappedFileWriter, temp: URL, folder: URL)?
+        if let library {
+            let folder = library.folder(for: contentType, sent: true)
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            let temp = folder.appendingPathComponent(".\(grant.mediaID.hex).sending")
+            guard FileManager.default.createFile(atPath: temp.path, contents: nil, attributes: [.posixPermissions: 0o600]) else {
+                throw CocoaError(.fileWriteUnknown)
             }
+            let handle = try FileHandle(forWritingTo: temp)
+            sentCopy = (handle, OverlappedFileWriter(handle), temp, folder)
+        }
+        var sentCopyOpen = sentCopy != nil
+        defer {
+            if let sentCopy {
+                if sentCopyOpen { try? sentCopy.handle.close() }
+                try? FileManager.default.removeItem(at: sentCopy.temp)  // gone already after a rename
+            }
+        }
+        var digest: [UInt8]?
+        var piece = [UInt8](repeating: 0, count: Self.mediaReadSize)
+        defer { sodiumWipe(&piece) }
+        let fd = handle.fileDescriptor
+        do {
+            try await mediaTransport.upload(mediaID: grant.mediaID.hex, token: grant.token, size: blobSize,
+                                            progress: { progress(MediaProgress(done: $0, total: blobSize)) }) {
+                guard digest == nil else { return nil }
+                while true {
+                    let n = try Self.readPiece(fd, into: &piece)
+                    if n == 0 {
+                        let (tail, d) = try encryptor.finish()
+                        digest = d
+                        return tail
+                    }
+                    let out = try piece.withUnsafeBytes { raw in try encryptor.push(UnsafeRawBufferPointer(rebasing: raw[0..<n])) }
+                    // Written while the next piece is read and encrypted.
+                    try await sentCopy?.writer.write(Array(piece[0..<n]), wipe: true)
+                    if !out.isEmpty { return out }
+                }
+            }
+            try await sentCopy?.writer.finish()
+        } catch {
+            // No write may still be running when the copy is closed and removed (the defer above).
+            await sentCopy?.writer.abandon()
+            throw error
         }
         guard let digest else { throw MediaError.plaintextSizeMismatch(expected: size, actual: 0) }
         let pointer = try MediaPointer(mediaID: grant.mediaID, key: encryptor.key, digest: digest, plaintextSize: size,
                                        contentType: contentType, fileName: name, thumbnail: thumbnail)
-        if let library {
-            let folder = library.folder(for: contentType, sent: true)
-            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-            try FileManager.default.copyItem(at: file, to: library.freePath(in: folder, name: name, id: pointer.mediaID, contentType: contentType))
+        if let sentCopy {
+            try sentCopy.handle.close()
+            sentCopyOpen = false
+            try FileManager.default.moveItem(at: sentCopy.temp,
+                                             to: library!.freePath(in: sentCopy.folder, name: name, id: pointer.mediaID, contentType: contentType))
         }
         return pointer
     }
@@ -134,14 +177,66 @@ extension HushClient {
                 throw CocoaError(.fileWriteUnknown)
             }
         }
+        // The blob is checked and decrypted as it arrives, into a hidden file next to its
+        // destination that is renamed only once every check passed. The ciphertext also goes to
+        // the partial file, so that a later call can resume after the process ended: it first
+        // runs what the partial file holds through the decryptor, then asks for the rest.
+        let folder = library.folder(for: pointer.contentType, sent: false)
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let temp = folder.appendingPathComponent(".\(pointer.mediaID.hex).part")
+        guard FileManager.default.createFile(atPath: temp.path, contents: nil, attributes: [.posixPermissions: 0o600]) else {
+            throw CocoaError(.fileWriteUnknown)
+        }
+        let decryptor: MediaDecryptor
+        let out: FileHandle
+        do {
+            decryptor = try MediaDecryptor(pointer: pointer)
+            out = try FileHandle(forWritingTo: temp)
+        } catch {
+            try? FileManager.default.removeItem(at: temp)
+            throw error
+        }
+        defer { try? out.close() }
+        // The plaintext is written (then wiped) while the next piece is checked and decrypted.
+        let plainWriter = OverlappedFileWriter(out)
+        /// After a failure: no write may still be running when the files are removed.
+        func discard(partial removePartial: Bool, _ writers: OverlappedFileWriter...) async {
+            for w in writers { await w.abandon() }
+            await plainWriter.abandon()
+            try? FileManager.default.removeItem(at: temp)
+            if removePartial { try? FileManager.default.removeItem(at: partial) }
+        }
+        var have = 0
+        do {
+            // What an earlier call left (up to the blob's length; anything beyond it is dropped).
+            let reader = try FileHandle(forReadingFrom: partial)
+            var piece = [UInt8](repeating: 0, count: Self.mediaReadSize)
+            while have < expected {
+                let n = try Self.readPiece(reader.fileDescriptor, into: &piece)
+                if n == 0 { break }
+                let take = min(n, expected - have)
+                let plain = try piece.withUnsafeBytes { try decryptor.push(UnsafeRawBufferPointer(rebasing: $0[0..<take])) }
+                if !plain.isEmpty { try await plainWriter.write(plain, wipe: true) }
+                have += take
+            }
+            try reader.close()
+        } catch {
+            await discard(partial: true)
+            throw error
+        }
         let writer = try FileHandle(forWritingTo: partial)
-        var have = Int(try writer.seekToEnd())
+        defer { try? writer.close() }
+        try writer.truncate(atOffset: UInt64(have))
+        // The partial blob is written while the next piece is checked and decrypted.
+        let partialWriter = OverlappedFileWriter(writer)
         var retries = 0
         while have < expected {
             do {
                 try await mediaTransport.download(mediaID: pointer.mediaID.hex, from: have) { piece in
                     guard have + piece.count <= expected else { throw MediaError.oversized(expected: expected) }
-                    try writer.write(contentsOf: piece)
+                    try await partialWriter.write(piece)
+                    let plain = try decryptor.push(piece)
+                    if !plain.isEmpty { try await plainWriter.write(plain, wipe: true) }
                     have += piece.count
                     progress(MediaProgress(done: have, total: expected))
                 }
@@ -149,37 +244,23 @@ extension HushClient {
             } catch MediaTransferError.connectionLost {
                 retries += 1
                 guard retries <= Self.mediaDownloadRetries else {
-                    try? writer.close()
+                    // Kept: the partial file lets a later call resume.
+                    await discard(partial: false, partialWriter)
                     throw MediaTransferError.connectionLost(received: have)
                 }
             } catch {
-                try? writer.close()
                 // Anything but a dropped connection is final (a refusal, a blob longer than its size).
-                try? FileManager.default.removeItem(at: partial)
+                await discard(partial: true, partialWriter)
                 throw error
             }
         }
-        try writer.close()
-        // Check and decrypt into a hidden file next to the destination; rename only on success.
-        let folder = library.folder(for: pointer.contentType, sent: false)
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        let temp = folder.appendingPathComponent(".\(pointer.mediaID.hex).part")
-        FileManager.default.createFile(atPath: temp.path, contents: nil, attributes: [.posixPermissions: 0o600])
         do {
-            let decryptor = try MediaDecryptor(pointer: pointer)
-            let reader = try FileHandle(forReadingFrom: partial)
-            defer { try? reader.close() }
-            let out = try FileHandle(forWritingTo: temp)
-            defer { try? out.close() }
-            while let piece = try reader.read(upToCount: Self.mediaReadSize), !piece.isEmpty {
-                var plain = try decryptor.push([UInt8](piece))
-                if !plain.isEmpty { try out.write(contentsOf: plain) }
-                sodiumWipe(&plain)
-            }
+            try await partialWriter.finish()
             try decryptor.finish()
+            try await plainWriter.finish()
+            try out.close()
         } catch {
-            try? FileManager.default.removeItem(at: temp)
-            try? FileManager.default.removeItem(at: partial)
+            await discard(partial: true, partialWriter)
             throw error
         }
         let final = library.freePath(in: folder, name: pointer.fileName, id: pointer.mediaID, contentType: pointer.contentType)

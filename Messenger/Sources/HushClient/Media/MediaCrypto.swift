@@ -117,6 +117,14 @@ public final class MediaEncryptor {
         plaintext.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
             var offset = 0
             while offset < raw.count {
+                // A whole chunk in the input, and not the last one: sealed in place, not copied.
+                if buffer.isEmpty, raw.count - offset >= MediaFormat.chunkSize,
+                   (chunksDone + 1) * MediaFormat.chunkSize < paddedSize {
+                    let sealed = seal(UnsafeRawBufferPointer(rebasing: raw[offset..<(offset + MediaFormat.chunkSize)]), final: false)
+                    if out.isEmpty { out = sealed } else { out += sealed }
+                    offset += MediaFormat.chunkSize
+                    continue
+                }
                 let take = Swift.min(MediaFormat.chunkSize - buffer.count, raw.count - offset)
                 buffer.append(contentsOf: raw[offset..<(offset + take)])
                 offset += take
@@ -151,10 +159,15 @@ public final class MediaEncryptor {
     }
 
     private func sealBuffer(final: Bool) -> [UInt8] {
-        // push cannot fail here: the stream is never finished before the final chunk.
-        let sealed = try! stream.push(buffer, tag: final ? .final : .message)
+        let sealed = buffer.withUnsafeBytes { seal($0, final: final) }
         sodiumWipe(&buffer)
         buffer.removeAll(keepingCapacity: true)
+        return sealed
+    }
+
+    private func seal(_ chunk: UnsafeRawBufferPointer, final: Bool) -> [UInt8] {
+        // push cannot fail here: the stream is never finished before the final chunk.
+        let sealed = try! stream.push(chunk, tag: final ? .final : .message)
         chunksDone += 1
         hasher.update(sealed)
         return sealed
@@ -222,11 +235,22 @@ public final class MediaDecryptor {
         bytes.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
             var offset = 0
             while offset < raw.count, failedChunk == nil, structuralFailure == nil {
-                let need = nextUnitSize - pending.count
-                let take = Swift.min(need, raw.count - offset)
+                let unit = nextUnitSize
+                // A whole unit in the input: opened in place, not copied.
+                if pending.isEmpty, raw.count - offset >= unit {
+                    let plain = open(UnsafeRawBufferPointer(rebasing: raw[offset..<(offset + unit)]))
+                    if out.isEmpty { out = plain } else { out += plain }
+                    offset += unit
+                    continue
+                }
+                let take = Swift.min(unit - pending.count, raw.count - offset)
                 pending.append(contentsOf: raw[offset..<(offset + take)])
                 offset += take
-                if pending.count == nextUnitSize { out += openPending() }
+                if pending.count == unit {
+                    let plain = pending.withUnsafeBytes { open($0) }
+                    pending.removeAll(keepingCapacity: true)
+                    if out.isEmpty { out = plain } else { out += plain }
+                }
             }
         }
         return out
@@ -254,22 +278,23 @@ public final class MediaDecryptor {
         return plain + SecretStream.chunkOverhead
     }
 
-    private func openPending() -> [UInt8] {
-        defer { pending.removeAll(keepingCapacity: true) }
+    private func open(_ unit: UnsafeRawBufferPointer) -> [UInt8] {
         guard let stream else {
             // The header; init_pull never rejects 24 bytes, so this cannot fail for lengths we pass.
-            do { self.stream = try SecretStream.Decryptor(key: key, header: pending) } catch { failedChunk = 0 }
+            do { self.stream = try SecretStream.Decryptor(key: key, header: unit) } catch { failedChunk = 0 }
             return []
         }
-        let opened: (plaintext: [UInt8], tag: SecretStream.Tag)
-        do { opened = try stream.pull(pending) } catch {
+        // Taken apart on assignment, so `plain` is the only reference to the plaintext and the
+        // wipe below clears it (not a copy made because a tuple still held it).
+        var plain: [UInt8] = []
+        var tag = SecretStream.Tag.message
+        do { (plain, tag) = try stream.pull(unit) } catch {
             failedChunk = chunkIndex
             return []
         }
-        var plain = opened.plaintext
         defer { sodiumWipe(&plain) }
         let isLast = chunkIndex == chunkCount - 1
-        guard opened.tag == (isLast ? .final : .message) else {
+        guard tag == (isLast ? .final : .message) else {
             structuralFailure = chunkIndex
             return []
         }
@@ -282,6 +307,11 @@ public final class MediaDecryptor {
             return []
         }
         plaintextOut += fileBytes
+        if fileBytes == plain.count {
+            // Handed over whole; the caller wipes it (nothing is left here to wipe).
+            defer { plain = [] }
+            return plain
+        }
         return Array(plain[..<fileBytes])
     }
 }

@@ -45,11 +45,11 @@ public enum MediaHTTPError: String, Error, Sendable, CaseIterable {
 /// One request to `/v1/media/<id>`: a streamed `PUT` (upload with a capability) or `GET` (with an
 /// optional `Range: bytes=N-` / `bytes=N-M`). Runs on the connection's event loop; store calls
 /// run on NIO's thread pool, at most one at a time per request, and reading from the socket
-/// pauses while more than ``maxQueuedWrites`` body parts wait, so memory stays bounded.
+/// pauses while more than ``maxQueuedWrites`` store steps (each up to ``writeGather`` bytes) wait,
+/// so memory stays bounded.
 final class MediaExchange {
     static let path = "/v1/media/"
-    static let readChunk = 65_536
-    static let maxQueuedWrites = 8
+    static let maxQueuedWrites = 4
     /// A transfer during which no body byte moved for this long is dropped (a stalled upload,
     /// or a reader that stopped reading); checked every ``watchdogPeriod``.
     static let idleLimit = TimeAmount.seconds(60)
@@ -112,8 +112,26 @@ final class MediaExchange {
             upload.value?.abort()
             return reject(context, handler, .tooLarge)
         }
+        // Gathered into one store step per ``writeGather`` bytes (socket reads bring ≤ 64 KiB):
+        // a quarter of the thread-pool hops, the same bytes in memory at most.
+        gathered.append(buffer)
+        gatheredBytes += buffer.readableBytes
+        if gatheredBytes >= Self.writeGather { flushGathered(context: context) }
+    }
+
+    static let writeGather = 262_144
+    private var gathered: [ByteBuffer] = []
+    private var gatheredBytes = 0
+
+    private func flushGathered(context: ChannelHandlerContext) {
+        guard !gathered.isEmpty else { return }
+        let parts = gathered
+        gathered = []
+        gatheredBytes = 0
         enqueue(context: context) { box in
-            try buffer.withUnsafeReadableBytes { (raw) throws(MediaStoreError) in try box.value?.append(raw) }
+            for part in parts {
+                try part.withUnsafeReadableBytes { (raw) throws(MediaStoreError) in try box.value?.append(raw) }
+            }
         }
     }
 
@@ -122,6 +140,7 @@ final class MediaExchange {
         switch head.method {
         case .PUT:
             guard upload != nil else { return }
+            flushGathered(context: context)
             enqueue(context: context) { box in try box.value?.commit() }
             let bound = NIOLoopBound((self, handler, context), eventLoop: context.eventLoop)
             chain?.assumeIsolated().whenComplete { result in
@@ -253,14 +272,40 @@ final class MediaExchange {
         }
     }
 
-    /// Reads and writes one chunk at a time: the next read starts when the previous write was
-    /// flushed to the socket, so at most one chunk per download is in memory.
+    /// Streams `[offset, end)` of the blob: one read at a time on the thread pool, and the next
+    /// read starts as soon as the previous one arrived, while its bytes are written, so disk
+    /// reads and socket writes overlap. At most ``maxUnflushedChunks`` chunks wait for the
+    /// socket, so a download holds at most that many plus one ``downloadChunk`` in memory
+    /// whatever the blob's size, and a slow reader slows the reads down.
     private func stream(context: ChannelHandlerContext, reader box: PoolBox<(any MediaReader)?>, from offset: Int, to end: Int) {
+        downloadReader = box
+        downloadNext = offset
+        downloadEnd = end
+        pump(context: context)
+    }
+
+    static let downloadChunk = 262_144
+    static let maxUnflushedChunks = 2
+    private var downloadReader: PoolBox<(any MediaReader)?>?
+    private var downloadNext = 0
+    private var downloadEnd = 0
+    private var downloadReading = false
+    private var downloadUnflushed = 0
+
+    private func pump(context: ChannelHandlerContext) {
+        guard !finished, let box = downloadReader else { return }
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        guard offset < end, context.channel.isActive else {
+        guard context.channel.isActive else {
             box.value?.close()
-            if offset >= end { MediaMetrics.downloads.increment() }
-            let keepAlive = head.isKeepAlive && offset >= end
+            finished = true
+            watchdog?.cancel()
+            return
+        }
+        if downloadNext >= downloadEnd {
+            guard !downloadReading, downloadUnflushed == 0 else { return }
+            box.value?.close()
+            MediaMetrics.downloads.increment()
+            let keepAlive = head.isKeepAlive
             finished = true
             watchdog?.cancel()
             context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil))).assumeIsolated().whenComplete { _ in
@@ -268,27 +313,48 @@ final class MediaExchange {
             }
             return
         }
-        let count = min(Self.readChunk, end - offset)
-        NIOThreadPool.singleton.runIfActive(eventLoop: context.eventLoop) { () throws -> [UInt8] in
-            try box.value?.read(offset: offset, count: count) ?? []
+        guard !downloadReading, downloadUnflushed < Self.maxUnflushedChunks else { return }
+        downloadReading = true
+        let offset = downloadNext
+        let count = min(Self.downloadChunk, downloadEnd - offset)
+        let allocator = context.channel.allocator
+        NIOThreadPool.singleton.runIfActive(eventLoop: context.eventLoop) { () throws -> ByteBuffer in
+            var buffer = allocator.buffer(capacity: count)
+            let n = try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { raw throws(MediaStoreError) in
+                guard let reader = box.value else { return 0 }
+                return try reader.read(offset: offset, into: UnsafeMutableRawBufferPointer(rebasing: raw[0..<count]))
+            }
+            _ = n
+            return buffer
         }.assumeIsolated().whenComplete { result in
             let (me, context) = bound.value
-            guard case .success(let bytes) = result, !bytes.isEmpty else {
+            me.downloadReading = false
+            guard !me.finished else { return }
+            guard case .success(let buffer) = result, buffer.readableBytes > 0 else {
                 // The blob shrank or the read failed mid-response: the length is promised, so close.
                 box.value?.close()
                 me.finished = true
+                me.watchdog?.cancel()
                 context.close(promise: nil)
                 return
             }
-            var buffer = context.channel.allocator.buffer(capacity: bytes.count)
-            buffer.writeBytes(bytes)
+            let count = buffer.readableBytes
+            me.downloadNext += count
+            me.downloadUnflushed += 1
             context.writeAndFlush(NIOAny(HTTPServerResponsePart.body(.byteBuffer(buffer)))).assumeIsolated().whenComplete { written in
                 let (me, context) = bound.value
-                guard case .success = written else { box.value?.close(); me.finished = true; return }
+                me.downloadUnflushed -= 1
+                guard case .success = written else {
+                    box.value?.close()
+                    me.finished = true
+                    me.watchdog?.cancel()
+                    return
+                }
                 me.lastActivity = .now()
-                MediaMetrics.downloadBytes.increment(by: bytes.count)
-                me.stream(context: context, reader: box, from: offset + bytes.count, to: end)
+                MediaMetrics.downloadBytes.increment(by: count)
+                me.pump(context: context)
             }
+            me.pump(context: context)
         }
     }
 

@@ -37,8 +37,20 @@ public protocol MediaReader: AnyObject {
     var createdAt: UInt64 { get }
     /// Up to `count` bytes from `offset`; empty at the end.
     func read(offset: Int, count: Int) throws(MediaStoreError) -> [UInt8]
+    /// Reads up to `buffer.count` bytes from `offset` into `buffer`; the count, 0 at the end.
+    /// (Has a default in terms of ``read(offset:count:)``; a store that can read in place
+    /// implements it to save a copy.)
+    func read(offset: Int, into buffer: UnsafeMutableRawBufferPointer) throws(MediaStoreError) -> Int
     /// Releases the reader (idempotent).
     func close()
+}
+
+extension MediaReader {
+    public func read(offset: Int, into buffer: UnsafeMutableRawBufferPointer) throws(MediaStoreError) -> Int {
+        let bytes = try read(offset: offset, count: buffer.count)
+        bytes.withUnsafeBytes { buffer.copyMemory(from: $0) }
+        return bytes.count
+    }
 }
 
 /// Why a media store call failed.
@@ -119,6 +131,15 @@ public final class InMemoryMediaStore: MediaStore {
     }
 }
 
+#if os(Linux)
+/// glibc's `sync_file_range(2)`, looked up at run time (Swift's Glibc module hides it behind
+/// `_GNU_SOURCE`); nil if the C library lacks it, and then the commit's fsync does all the work.
+private let startWriteback: (@convention(c) (Int32, off_t, off_t, UInt32) -> Int32)? = {
+    guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "sync_file_range") else { return nil }
+    return unsafeBitCast(symbol, to: (@convention(c) (Int32, off_t, off_t, UInt32) -> Int32).self)
+}()
+#endif
+
 /// Blobs as files in one folder: `<hex id>` for a committed blob, written first as
 /// `tmp-<hex id>-<random>` and renamed into place on commit (`link(2)`, which fails if the name
 /// exists, so the first commit wins). The commit time is the file's modification time, set
@@ -187,6 +208,13 @@ public final class DiskMediaStore: MediaStore {
         var fd: Int32
         let temp: String, final: String, size: Int, createdAt: UInt64
         var written = 0
+        /// Bytes whose write-back to disk was started (Linux).
+        var startedWriteback = 0
+        static let writebackStep = 8 << 20
+        #if os(Linux)
+        /// `SYNC_FILE_RANGE_WRITE` (linux/fs.h): start writing the range's dirty pages, do not wait.
+        static let syncFileRangeWrite: UInt32 = 2
+        #endif
         init(fd: Int32, temp: String, final: String, size: Int, createdAt: UInt64) {
             self.fd = fd; self.temp = temp; self.final = final; self.size = size; self.createdAt = createdAt
         }
@@ -202,6 +230,16 @@ public final class DiskMediaStore: MediaStore {
                 offset += n
             }
             written += bytes.count
+            #if os(Linux)
+            // Start the disk write of every full 8 MiB behind us now (`sync_file_range`, no wait),
+            // so that commit's fsync finds most of the blob on disk already instead of writing
+            // all of it after the last byte arrived.
+            if written - startedWriteback >= Self.writebackStep {
+                let upTo = written - written % Self.writebackStep
+                _ = startWriteback?(fd, off_t(startedWriteback), off_t(upTo - startedWriteback), Self.syncFileRangeWrite)
+                startedWriteback = upTo
+            }
+            #endif
         }
 
         func commit() throws(MediaStoreError) {
@@ -238,6 +276,15 @@ public final class DiskMediaStore: MediaStore {
             guard n >= 0 else { throw .io("read blob") }
             out.removeLast(out.count - n)
             return out
+        }
+        func read(offset: Int, into buffer: UnsafeMutableRawBufferPointer) throws(MediaStoreError) -> Int {
+            guard fd >= 0 else { throw .io("read after close") }
+            guard offset < size, buffer.count > 0 else { return 0 }
+            while true {
+                let n = pread(fd, buffer.baseAddress!, min(buffer.count, size - offset), off_t(offset))
+                if n >= 0 { return n }
+                if errno != EINTR { throw .io("read blob") }
+            }
         }
         func close() { if fd >= 0 { Foundation.close(fd); fd = -1 } }
     }
