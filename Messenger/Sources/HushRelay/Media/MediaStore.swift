@@ -210,7 +210,7 @@ public final class DiskMediaStore: MediaStore {
         var written = 0
         /// Bytes whose write-back to disk was started (Linux).
         var startedWriteback = 0
-        static let writebackStep = 8 << 20
+        static let writebackStep = 2 << 20
         #if os(Linux)
         /// `SYNC_FILE_RANGE_WRITE` (linux/fs.h): start writing the range's dirty pages, do not wait.
         static let syncFileRangeWrite: UInt32 = 2
@@ -231,7 +231,7 @@ public final class DiskMediaStore: MediaStore {
             }
             written += bytes.count
             #if os(Linux)
-            // Start the disk write of every full 8 MiB behind us now (`sync_file_range`, no wait),
+            // Start the disk write of every full 2 MiB behind us now (`sync_file_range`, no wait),
             // so that commit's fsync finds most of the blob on disk already instead of writing
             // all of it after the last byte arrived.
             if written - startedWriteback >= Self.writebackStep {
