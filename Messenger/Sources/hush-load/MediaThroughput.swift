@@ -9,9 +9,9 @@ import HushRelay
 /// encrypt + upload + download + check + decrypt of one file of `--mib` MiB between two
 /// HushClients through the demo's embedded relay (this process, loopback, media on disk), and
 /// the process's memory while it runs. Client and relay share the process, so a flat resident
-/// size covers both: the file is never held whole (upload streams 64 KiB chunks into the PUT,
+/// size covers both: the file is never held whole (upload streams 256 KiB pieces into the PUT,
 /// the relay streams the body to disk and back, the download appends to a partial file and
-/// decrypts chunk by chunk). Run it at two sizes: the peak growth must not follow the size.
+/// decrypts as the pieces arrive). Run it at two sizes: the peak growth must not follow the size.
 struct MediaThroughput: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "media-throughput",
