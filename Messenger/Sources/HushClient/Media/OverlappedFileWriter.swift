@@ -25,7 +25,7 @@ final class OverlappedFileWriter {
         try await finish()
         let piece = Piece(bytes, wipe: wipe)
         let handle = self.handle
-        inFlight = Task {
+        inFlight = Task.detached {
             defer { if piece.wipe { sodiumWipe(&piece.bytes) } }
             try handle.write(contentsOf: piece.bytes)
         }
