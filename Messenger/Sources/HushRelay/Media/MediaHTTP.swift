@@ -91,8 +91,8 @@ final class MediaExchange {
             guard !me.finished else { return task.cancel() }
             if NIODeadline.now() - me.lastActivity > Self.idleLimit {
                 task.cancel()
-                me.upload?.value?.abort()
-                me.finished = true
+                // The close runs connectionClosed(), which aborts an upload after its queued
+                // store steps (never under one), and a download stops at its next completion.
                 context.close(promise: nil)
             }
         }
@@ -163,6 +163,7 @@ final class MediaExchange {
 
     func connectionClosed() {
         watchdog?.cancel()
+        if downloadReader != nil, !finished { return stopDownload() }
         guard let upload, !finished else { return }
         // The upload's own steps may still be queued: abort after them.
         let box = upload
@@ -292,15 +293,18 @@ final class MediaExchange {
     private var downloadReading = false
     private var downloadUnflushed = 0
 
+    /// Ends a download early. The reader is closed now, or, if a read is running on the thread
+    /// pool, by that read's completion: never under a running read.
+    private func stopDownload() {
+        finished = true
+        watchdog?.cancel()
+        if !downloadReading { downloadReader?.value?.close() }
+    }
+
     private func pump(context: ChannelHandlerContext) {
         guard !finished, let box = downloadReader else { return }
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        guard context.channel.isActive else {
-            box.value?.close()
-            finished = true
-            watchdog?.cancel()
-            return
-        }
+        guard context.channel.isActive else { return stopDownload() }
         if downloadNext >= downloadEnd {
             guard !downloadReading, downloadUnflushed == 0 else { return }
             box.value?.close()
@@ -329,7 +333,10 @@ final class MediaExchange {
         }.assumeIsolated().whenComplete { result in
             let (me, context) = bound.value
             me.downloadReading = false
-            guard !me.finished else { return }
+            guard !me.finished else {
+                box.value?.close()  // stopped while this read ran: closed here, not under it
+                return
+            }
             guard case .success(let buffer) = result, buffer.readableBytes > 0 else {
                 // The blob shrank or the read failed mid-response: the length is promised, so close.
                 box.value?.close()
@@ -344,12 +351,7 @@ final class MediaExchange {
             context.writeAndFlush(NIOAny(HTTPServerResponsePart.body(.byteBuffer(buffer)))).assumeIsolated().whenComplete { written in
                 let (me, context) = bound.value
                 me.downloadUnflushed -= 1
-                guard case .success = written else {
-                    box.value?.close()
-                    me.finished = true
-                    me.watchdog?.cancel()
-                    return
-                }
+                guard case .success = written else { return me.stopDownload() }
                 me.lastActivity = .now()
                 MediaMetrics.downloadBytes.increment(by: count)
                 me.pump(context: context)
