@@ -3,7 +3,8 @@ import HushCrypto
 import Testing
 
 /// ``SealedBox`` (libsodium's `crypto_box_seal`): round trips, every refusal, and a box made by
-/// PyNaCl's `SealedBox` (the vector of `TestVectors/client/link.json`, "alice device 2 with a secret").
+/// PyNaCl's `SealedBox` (the vector "alice device 2 with a secret" of `TestVectors/client/link.json` format 1,
+/// before link tokens; the box is still one PyNaCl made).
 @Suite struct SealedBoxTests {
     static let privateKey = "70cd6e8422c407fb6d098690f1130b7ded7ec2f7f5e1d30bd9d521f015363753"
     static let sealed = "c861154642caaf9351c48e8c6c3769f42788a7c446cc330cd67d05ea36e94424427555df28d68293f72e70ad6afd9a2528c969d106b5c86845d7b4340fd5e03cc441ebabc2136709bc0e3b6b2db928e3c5105cffff5abf8568db8c762bef0888b2e1c2976783cacc8d8373d4b2f6d5102c5e72ec27cd9e02b6cd95ce0ffc75d068e42f2f421fc5307aaaf581791044be01bbb75c877704635e1ce0de"

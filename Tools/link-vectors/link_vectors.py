@@ -92,16 +92,20 @@ link_valid.append({"name": "surrounded by a space and a line break", "address": 
 def be32(v):
     return v.to_bytes(4, "big")
 
-def message(account, device, sk, pk, flags, secret=b""):
+# Version 2: the link token (16 bytes, relay.md §22.4) follows the device id.
+TOKEN = bytes(range(0x60, 0x70))
+
+def message(account, device, sk, pk, flags, secret=b"", token=TOKEN, version=2):
     a = account.encode() if isinstance(account, str) else account
-    return bytes([1, len(a)]) + a + be32(device) + sk + pk + bytes([flags]) + secret
+    return bytes([version, len(a)]) + a + be32(device) + token + sk + pk + bytes([flags]) + secret
 
 ID_SK, ID_PK = keypair(0x10)
 SECRET = bytes(range(0xA0, 0xC0))
 
-def valid_message(name, account, device, flags, secret):
-    m = message(account, device, ID_SK, ID_PK, flags, secret)
-    return {"name": name, "hex": m.hex(), "account": account, "device_id": device, "identity_private": ID_SK.hex(),
+def valid_message(name, account, device, flags, secret, token=TOKEN):
+    m = message(account, device, ID_SK, ID_PK, flags, secret, token)
+    return {"name": name, "hex": m.hex(), "account": account, "device_id": device, "link_token": token.hex(),
+            "identity_private": ID_SK.hex(),
             "identity_public": ID_PK.hex(), "sealed_secret": secret.hex() if secret else None,
             "read_receipts": bool(flags & 1), "sealed_from_anyone": bool(flags & 2)}
 
@@ -109,7 +113,7 @@ prov_valid = [
     valid_message("alice device 2, read receipts, secret", "alice", 2, 0b101, SECRET),
     valid_message("bob device 16, nothing set, no secret", "bob", 16, 0, b""),
     valid_message("32-byte name, device 65535, every flag", "a" * 30 + "._", 65_535, 0b111, SECRET),
-    valid_message("from anyone without a secret", "x-9", 3, 0b010, b""),
+    valid_message("from anyone without a secret, token of ff bytes", "x-9", 3, 0b010, b"", b"\xff" * 16),
 ]
 
 def bad(name, data, error):
@@ -122,11 +126,12 @@ nobit = bytearray(ID_SK); nobit[31] &= 0xBF
 _, OTHER_PK = keypair(0x11)
 prov_invalid = [
     bad("empty", b"", "empty"),
-    bad("version 2", bytes([2]) + ok[1:], "unsupported_version"),
-    bad("version only", bytes([1]), "truncated"),
-    bad("name length 0", bytes([1, 0]) + ok[2:], "bad_account"),
-    bad("name length 33", bytes([1, 33]) + b"a" * 33 + ok[7:], "bad_account"),
-    bad("name runs past the end", bytes([1, 5]) + b"ali", "truncated"),
+    bad("version 1 (the format before link tokens)", message("alice", 2, ID_SK, ID_PK, 0b101, SECRET, b"", 1), "unsupported_version"),
+    bad("version 3", bytes([3]) + ok[1:], "unsupported_version"),
+    bad("version only", bytes([2]), "truncated"),
+    bad("name length 0", bytes([2, 0]) + ok[2:], "bad_account"),
+    bad("name length 33", bytes([2, 33]) + b"a" * 33 + ok[7:], "bad_account"),
+    bad("name runs past the end", bytes([2, 5]) + b"ali", "truncated"),
     bad("name with a capital", message("Alice", 2, ID_SK, ID_PK, 0), "bad_account"),
     bad("name not UTF-8", message(b"al\xffce", 2, ID_SK, ID_PK, 0), "bad_account"),
     bad("device id 0", message("alice", 0, ID_SK, ID_PK, 0), "bad_device_id"),
@@ -134,13 +139,14 @@ prov_invalid = [
     bad("device id 65536", message("alice", 65_536, ID_SK, ID_PK, 0), "bad_device_id"),
     bad("device id 2^31", message("alice", 2**31, ID_SK, ID_PK, 0), "bad_device_id"),
     bad("device id cut", ok[:9], "truncated"),
-    bad("private key cut", ok[:11 + 31], "truncated"),
+    bad("link token cut", ok[:11 + 15], "truncated"),
+    bad("private key cut", ok[:11 + 16 + 31], "truncated"),
     bad("private key not clamped (low bits)", message("alice", 2, bytes(unclamped), ID_PK, 0), "bad_identity_key"),
     bad("private key not clamped (top bit)", message("alice", 2, bytes(high), ID_PK, 0), "bad_identity_key"),
     bad("private key not clamped (bit 254 clear)", message("alice", 2, bytes(nobit), ID_PK, 0), "bad_identity_key"),
-    bad("public key cut", ok[:11 + 32 + 31], "truncated"),
+    bad("public key cut", ok[:11 + 16 + 32 + 31], "truncated"),
     bad("public key of another private key", message("alice", 2, ID_SK, OTHER_PK, 0), "identity_key_mismatch"),
-    bad("no flags byte", ok[:11 + 64], "truncated"),
+    bad("no flags byte", ok[:11 + 16 + 64], "truncated"),
     bad("flag bit 3", message("alice", 2, ID_SK, ID_PK, 0b1000), "unknown_flags"),
     bad("flag bit 7", message("alice", 2, ID_SK, ID_PK, 0x80), "unknown_flags"),
     bad("secret flagged, absent", message("alice", 2, ID_SK, ID_PK, 0b100), "truncated"),
@@ -175,7 +181,7 @@ s = seal(ok + b"\x00", PROV_PK, 0x23)
 sealed_cases.append({"name": "opens, trailing byte inside", "provisioning_private": PROV_SK.hex(), "sealed": s.hex(), "error": "trailing_bytes"})
 
 print(json.dumps({
-    "format": "hush-link-vectors/1",
+    "format": "hush-link-vectors/2",
     "spec": "Docs/spec/client.md §7",
     "link_codes": {"valid": link_valid, "invalid": link_invalid},
     "provisioning": {"valid": prov_valid, "invalid": prov_invalid},

@@ -67,6 +67,8 @@ E["TOO_MANY_RECIPIENTS"] = 51
 E["MISMATCHED_DEVICES"] = 80   # §7.6, §9.1: device codes are 80+
 E["DEVICE_REMOVAL_FORBIDDEN"] = 81      # §9.1, §22.2
 E["UNKNOWN_PROVISIONING_ADDRESS"] = 82  # §9.1, §22.3
+E["LINK_FORBIDDEN"] = 83                # §9.1, §22.4
+E["INVALID_LINK_TOKEN"] = 84            # §9.1, §5.1 step 5, §22.4
 E_NAME = {v: k for k, v in E.items()}
 
 MAX_PAYLOAD = 64_000
@@ -90,7 +92,7 @@ BUNDLE_MAX = 1813          # §8.3 "Sizes": one device's PrekeyBundle with tag a
 
 LOGIN = {"account": (1, "string"), "device_id": (2, "uint")}
 REGISTER = {"account": (1, "string"), "identity_key": (2, "bytes"), "device_id": (3, "uint"),
-            "device_signature": (4, "bytes")}
+            "device_signature": (4, "bytes"), "link_token": (5, "bytes")}   # link_token: §5.1, §22.4
 CLIENT_HELLO = {"version": (1, "uint"), "timestamp": (2, "uint"), "login": (3, LOGIN),
                 "register": (4, REGISTER)}
 SERVER_HELLO = {"version": (1, "uint"), "certificate": (2, "bytes"), "server_time": (3, "uint")}
@@ -150,6 +152,9 @@ BODIES = {
     "provisioning_address": (84, {"request_id": (1, "uint"), "address": (2, "bytes"), "expires_at": (3, "uint")}),
     "send_provisioning": (85, {"request_id": (1, "uint"), "address": (2, "bytes"), "body": (3, "bytes")}),
     "provisioning_message": (86, {"body": (1, "bytes")}),
+    "request_link_token": (87, {"request_id": (1, "uint")}),                            # §22.4
+    "link_token": (88, {"request_id": (1, "uint"), "token": (2, "bytes"), "device_id": (3, "uint"),
+                        "expires_at": (4, "uint")}),
 }
 MEDIA_LIMIT = 104_857_600        # §19.1, §19.4: the default blob limit
 MEDIA_GRANT_MS = 600_000         # §19.1: a capability lives 10 minutes
@@ -280,11 +285,14 @@ class Device:
         self.identity = identity or KeyPair()
         self.static = static or KeyPair()
 
-    def register_action(self, signer=None, static_public=None):
+    def register_action(self, signer=None, static_public=None, link_token=None):
         signer = signer or self.identity
         binding = device_binding(self.account, self.device_id, static_public or self.static.public)
-        return {"register": {"account": self.account, "identity_key": self.identity.public,
-                             "device_id": self.device_id, "device_signature": signer.sign(binding)}}
+        reg = {"account": self.account, "identity_key": self.identity.public,
+               "device_id": self.device_id, "device_signature": signer.sign(binding)}
+        if link_token is not None:
+            reg["link_token"] = link_token   # §5.1 step 5: a new device of an account that has devices
+        return {"register": reg}
 
     def login_action(self):
         return {"login": {"account": self.account, "device_id": self.device_id}}
@@ -498,6 +506,8 @@ class Checker:
         self.trust_root = None
         self.relay_key = None
         self.cmid = 1000
+        self.link_rid = 60_000
+        self.kept_tokens = {}   # (account, device id) -> token, asked for but not used yet (§22.4)
 
     def next_cmid(self):
         self.cmid += 1
@@ -514,6 +524,41 @@ class Checker:
         await c.handshake(pattern, self.trust_root, static=device.static,
                           relay_static=self.relay_key if pattern != XX else None, action=action, **kw)
         return c
+
+    async def link_token(self, device, primary, via=None):
+        """A link token (§22.4) for `device`: one kept from before, else asked for by `primary`
+        (the account's device 1) — on `via`, its open connection, or on a login of its own (only
+        when it has no other connection: a login would replace it, §5.4) — until one reserves
+        `device.device_id` (§22.4 reserves the lowest free id ≥ 2; tokens for lower ids are kept)."""
+        key = (device.account, device.device_id)
+        if key in self.kept_tokens:
+            return self.kept_tokens.pop(key)
+        conn = via or await self.connect(primary)
+        try:
+            for _ in range(4):
+                self.link_rid += 1
+                await conn.send("request_link_token", {"request_id": self.link_rid})
+                k, f = await conn.expect(("link_token", "error"), skip=("queue_empty", "prekeys_low", "deliver"))
+                if k != "link_token":
+                    raise AssertionError(f"RequestLinkToken answered {k} {f}")
+                got = f.get("device_id", 0)
+                if got == device.device_id:
+                    return f["token"]
+                if got > device.device_id:
+                    break
+                self.kept_tokens[(device.account, got)] = f["token"]
+            raise AssertionError(f"no link token for {device.account}/{device.device_id}")
+        finally:
+            if via is None:
+                await conn.close()
+
+    async def register(self, device, primary=None, via=None, pattern=IK):
+        """Registers `device`: device 1 (or the first device of a new account, `primary` None)
+        as it is; a further device with a link token from `primary` (§5.1 step 5)."""
+        token = None
+        if primary is not None:
+            token = await self.link_token(device, primary, via)
+        return await self.connect(device, pattern, action=device.register_action(link_token=token))
 
     async def rejected(self, name, device, pattern, action, expect_code, expect_close=4002, **kw):
         """A handshake that must end in Error{expect_code} and close 4002."""
@@ -647,8 +692,8 @@ class Checker:
         # A second device of alice.
         self.alice2 = Device("alice", 2, identity=self.alice.identity)
         try:
-            c = await self.connect(self.alice2, IK, action=self.alice2.register_action())
-            t.check(c.welcome.get("device_id") == 2, "register a second device (alice/2, same identity key)")
+            c = await self.register(self.alice2, self.alice)
+            t.check(c.welcome.get("device_id") == 2, "register a second device (alice/2, same identity key, a link token from alice/1)")
             await c.close()
         except Exception as exc:  # noqa: BLE001
             t.error("register a second device (alice/2, same identity key)", exc)
@@ -883,7 +928,9 @@ class Checker:
                 await self._kf.close()
             self._kf_n += 1
             d = Device("kfetch", self._kf_n, identity=self._kf_identity)
-            self._kf = await self.connect(d, IK, action=d.register_action())
+            if self._kf_n == 1:
+                self._kf_primary = d
+            self._kf = await self.register(d, None if self._kf_n == 1 else self._kf_primary)
             await self._kf.expect("queue_empty")
             self._kf_used = 0
         self._kf_used += 1
@@ -1010,7 +1057,9 @@ class Checker:
             pid = KeyPair()
             for dev in (1, 2):
                 d = Device("kpair", dev, identity=pid)
-                c = await self.connect(d, IK, action=d.register_action())
+                if dev == 1:
+                    kp1 = d
+                c = await self.register(d, None if dev == 1 else kp1, via=pool[0] if pool else None)
                 await c.expect("queue_empty")
                 pool.append(c)
 
@@ -1052,7 +1101,7 @@ class Checker:
             t.check(got == (9, 10), "kyber: only the X25519 count below 10 → PrekeysLow{9, 10} (both counts)", str(got))
             # kate/2: X25519 one-time prekeys and only a last-resort Kyber prekey.
             kate2 = Device("kate", 2, identity=kid)
-            k2 = await self.connect(kate2, IK, action=kate2.register_action())
+            k2 = await self.register(kate2, kate, via=k1)
             await k2.expect("queue_empty")
             lrk2 = kyber_prekey(kid, 1)
             r = await self.upload(k2, 1, registration_id=555, one_time=[{"id": i, "public_key": KeyPair().public} for i in range(1, 13)],
@@ -1164,7 +1213,7 @@ class Checker:
             k1 = None
             # The relay checks the length only (§8.3): a key failing FIPS 203's modulus check is kept.
             kate3 = Device("kate", 3, identity=kid)
-            c = await self.connect(kate3, IK, action=kate3.register_action())
+            c = await self.register(kate3, kate)
             junk = b"\xff" * KYBER_EK_LEN  # every 12-bit coefficient 4,095 ≥ q = 3,329
             r = await self.upload(c, 1, kyber_one_time=[kyber_prekey(kid, 1, ek=junk)])
             b = await self.kbundle("kate", 3, 439)
@@ -1255,7 +1304,7 @@ class Checker:
             await c.close()
             # The largest mixed upload of §8.3: 100 X25519, a signed prekey, a last resort and 36 Kyber, all 5-byte ids.
             kurt2 = Device("kurt", 2, identity=kid)
-            c = await self.connect(kurt2, IK, action=kurt2.register_action())
+            c = await self.register(kurt2, kurt)
             spk = KeyPair()
             full = {"request_id": big + 3, "registration_id": big + 4,
                     "signed_prekey": {"id": big, "public_key": spk.public, "signature": kid.sign(b"\x05" + spk.public)},
@@ -1545,14 +1594,22 @@ class Checker:
         try:
             identity = KeyPair()
             ok = 0
+            erin1 = Device("erin", 1, identity=identity)
             for dev in range(1, 17):
-                d = Device("erin", dev, identity=identity)
-                c = await self.connect(d, IK, action=d.register_action())
+                d = erin1 if dev == 1 else Device("erin", dev, identity=identity)
+                c = await self.register(d, None if dev == 1 else erin1)
                 ok += c.welcome.get("device_id") == dev
                 await c.close()
+            # §22.4: with 16 registered, RequestLinkToken is TOO_MANY_DEVICES{request_id}; a 17th
+            # device without a token is refused at §5.1 step 5 (before step 7's count).
+            e1 = await self.connect(erin1)
+            k, f = await self.request(e1, "request_link_token", {"request_id": 1717}, ("link_token",))
+            t.check(self.is_error(k, f, "TOO_MANY_DEVICES", request_id=1717),
+                    f"link token (§22.4): with 16 devices ({ok} registered) → TOO_MANY_DEVICES{{request_id}}", f"{k} {f}")
+            await e1.close()
             d = Device("erin", 17, identity=identity)
-            await self.rejected(f"register: a 17th device ({ok} registered) → TOO_MANY_DEVICES, 4002", d, IK,
-                                d.register_action(), "TOO_MANY_DEVICES")
+            await self.rejected(f"register: a 17th device without a link token ({ok} registered) → INVALID_LINK_TOKEN, 4002", d, IK,
+                                d.register_action(), "INVALID_LINK_TOKEN")
         except Exception as exc:  # noqa: BLE001
             t.error("register: 16 devices per account", exc)
         try:
@@ -1985,7 +2042,7 @@ class Checker:
         self.rosa2 = Device("rosa", 2, identity=self.rosa.identity)
         tess, vic, uma = Device("tess", 1), Device("vic", 1), Device("uma", 1)
         for d in (self.rosa, self.rosa2, tess, vic, uma):
-            c = await self.connect(d, IK, action=d.register_action())
+            c = await self.register(d, self.rosa if d is self.rosa2 else None)
             await c.close()
         k1 = os.urandom(ACCESS_KEY_LEN)
         rosa = await self.connect(self.rosa)
@@ -2453,8 +2510,9 @@ class Checker:
         oli1 = Device("oli", 1)
         oli2, oli3 = (Device("oli", i, identity=oli1.identity) for i in (2, 3))
         pia = Device("pia", 1)
+        primaries = {"nat": nat1, "oli": oli1}
         for d in (mia, nat1, nat2, oli1, oli2, oli3, pia):
-            c = await self.connect(d, IK, action=d.register_action())
+            c = await self.register(d, primaries.get(d.account) if d.device_id != 1 else None)
             await c.close()
         copies_before = self.metric("hush_relay_multi_copies_stored_total") or 0
         copies_stored = 0
@@ -2735,8 +2793,9 @@ class Checker:
         quin2 = Device("quin", 2, identity=quin1.identity)
         ray1 = Device("ray", 1)
         ray2, ray3 = (Device("ray", i, identity=ray1.identity) for i in (2, 3))
+        primaries = {"quin": quin1, "ray": ray1}
         for d in (quin1, quin2, ray1, ray2, ray3):
-            c = await self.connect(d, IK, action=d.register_action())
+            c = await self.register(d, primaries[d.account] if d.device_id != 1 else None)
             await c.close()
         q = await self.connect(quin1)
         await q.expect("queue_empty")
@@ -2879,8 +2938,9 @@ class Checker:
             self.wren[i] = Device("wren", i, identity=wren1.identity)
         self.hugo = Device("hugo", 1)
         # Registered as 1, 4, 3, 2: ascending device_id is not registration order.
+        # (§22.4 reserves ids lowest first: wren/4's token comes after tokens for 2 and 3, kept.)
         for d in (self.wren[1], self.wren[4], self.wren[3], self.wren[2], self.hugo):
-            c = await self.connect(d, IK, action=d.register_action())
+            c = await self.register(d, wren1 if d.account == "wren" and d.device_id != 1 else None)
             await c.close()
         try:
             w2 = await self.connect(self.wren[2])
@@ -3067,9 +3127,20 @@ class Checker:
                     str([(g.get("sender_account"), g.get("sender_device")) for g in got]))
             await w4.close()
 
-            # The freed device id is registered again with a new static key: nothing of the old device.
+            # §22.2 "What removal does not do, and does", §5.1 step 5: the removed devices hold the
+            # identity key, but cannot register themselves again — old key or new, old id or not.
+            await self.rejected("devices (§22.2, §5.1): the removed device 2 registering itself again (old static key, "
+                                "no link token) → INVALID_LINK_TOKEN, 4002", wren[2], IK, wren[2].register_action(),
+                                "INVALID_LINK_TOKEN")
+            await self.rejected("devices (§22.2, §5.1): the self-removed device 3 registering itself again → "
+                                "INVALID_LINK_TOKEN, 4002", wren[3], IK, wren[3].register_action(), "INVALID_LINK_TOKEN")
+            rogue = Device("wren", 7, identity=wren[1].identity)
+            await self.rejected("devices (§22.2, §5.1): the identity key signing a new device 7 without a link token → "
+                                "INVALID_LINK_TOKEN, 4002", rogue, IK, rogue.register_action(), "INVALID_LINK_TOKEN")
+            # The freed device id is registered again with a new static key (and a link token from
+            # wren/1): nothing of the old device.
             new2 = Device("wren", 2, identity=wren[1].identity)
-            c = await self.connect(new2, IK, action=new2.register_action())
+            c = await self.register(new2, wren[1])
             w = c.welcome
             t.check(w.get("registered") is True and w.get("device_id") == 2 and w.get("prekeys_remaining", 0) == 0
                     and w.get("kyber_prekeys_remaining", 0) == 0,
@@ -3101,9 +3172,9 @@ class Checker:
             await c.close()
             self.wren[2] = new2
             # The self-removed device's static key is free again too (§22.2 "device id and static key").
-            c = await self.connect(wren[3], IK, action=wren[3].register_action())
+            c = await self.register(wren[3], wren[1])
             t.check(c.welcome.get("registered") is True and c.welcome.get("device_id") == 3,
-                    "devices (§22.2): the self-removed device 3 registers again with its old static key → Welcome",
+                    "devices (§22.2): the self-removed device 3 registers again with its old static key and a new link token → Welcome",
                     str(c.welcome))
             got = await self.drain(c)
             t.check(not got, "devices (§22.2): … and gets no message queued before its removal", f"{len(got)}")
@@ -3118,7 +3189,7 @@ class Checker:
         yara1 = Device("yara", 1)
         self.yara = {1: yara1, 2: Device("yara", 2, identity=yara1.identity), 3: Device("yara", 3, identity=yara1.identity)}
         for d in self.yara.values():
-            c = await self.connect(d, IK, action=d.register_action())
+            c = await self.register(d, yara1 if d.device_id != 1 else None)
             await c.close()
         h = await self.connect(self.hugo)
         await h.expect("queue_empty")
@@ -3422,7 +3493,7 @@ class Checker:
         xena1 = Device("xena", 1)
         xena = {1: xena1, 2: Device("xena", 2, identity=xena1.identity), 3: Device("xena", 3, identity=xena1.identity)}
         for d in xena.values():
-            c = await self.connect(d, IK, action=d.register_action())
+            c = await self.register(d, xena1 if d.device_id != 1 else None)
             await c.close()
         x1 = await self.connect(xena[1])
         await x1.expect("queue_empty")
@@ -3635,6 +3706,122 @@ class Checker:
         except Exception as exc:  # noqa: BLE001
             print(f"INFO devices: the sole-device probe: {type(exc).__name__}: {exc}", flush=True)
 
+    async def check_link_tokens(self):
+        """§22.4 RequestLinkToken / LinkToken and §5.1 steps 3, 5, 6 (link tokens at registration)."""
+        t = self.t
+        luke1 = Device("luke", 1)
+        luke = {i: Device("luke", i, identity=luke1.identity) for i in (2, 3, 4, 5, 6, 7)}
+        L = "link tokens (§22.4)"
+        try:
+            c1 = await self.register(luke1)
+            await c1.expect("queue_empty")
+            now_ms = c1.welcome.get("server_time", 0)
+            k, f = await self.request(c1, "request_link_token", {"request_id": 1201}, ("link_token",))
+            tok2 = f.get("token", b"")
+            t.check(k == "link_token" and f.get("request_id") == 1201 and len(tok2) == 16 and f.get("device_id") == 2,
+                    f"{L}: device 1 asks → LinkToken{{request_id, 16-byte token, device_id 2 (the lowest free ≥ 2)}}", f"{k} {f}")
+            exp = f.get("expires_at", 0)
+            t.check(abs(exp - (now_ms + 600_000)) < 30_000, f"{L}: expires_at ≈ now + 600,000 ms (Unix ms)",
+                    f"expires_at {exp}, Welcome time {now_ms}")
+            # Pipelined: each request reserves its own id (the open reservation of 2 counts).
+            await c1.send("request_link_token", {"request_id": 1202})
+            await c1.send("request_link_token", {"request_id": 1203})
+            k3, f3 = await c1.expect(("link_token", "error"), skip=("queue_empty", "prekeys_low"))
+            k4, f4 = await c1.expect(("link_token", "error"), skip=("queue_empty", "prekeys_low"))
+            t.check(k3 == k4 == "link_token" and (f3.get("request_id"), f3.get("device_id")) == (1202, 3)
+                    and (f4.get("request_id"), f4.get("device_id")) == (1203, 4)
+                    and len({tok2, f3.get("token"), f4.get("token")}) == 3,
+                    f"{L}: two pipelined requests → device ids 3 and 4, distinct tokens, in order", f"{f3} {f4}")
+            tok3, tok4 = f3.get("token", b""), f4.get("token", b"")
+            # §5.1 step 5: a new device of an account that has devices needs an open token for its id.
+            d2 = luke[2]
+            await self.rejected(f"{L}: register luke/2 without a link token → INVALID_LINK_TOKEN, 4002", d2, IK,
+                                d2.register_action(), "INVALID_LINK_TOKEN")
+            await self.rejected(f"{L}: register luke/2 with a wrong token (one bit) → INVALID_LINK_TOKEN, 4002", d2, IK,
+                                d2.register_action(link_token=bytes([tok2[0] ^ 1]) + tok2[1:]), "INVALID_LINK_TOKEN")
+            await self.rejected(f"{L}: register luke/2 with the token of device 3 → INVALID_LINK_TOKEN, 4002", d2, IK,
+                                d2.register_action(link_token=tok3), "INVALID_LINK_TOKEN")
+            await self.rejected(f"{L}: register luke/2 with 15 bytes of its token → INVALID_LINK_TOKEN, 4002", d2, IK,
+                                d2.register_action(link_token=tok2[:15]), "INVALID_LINK_TOKEN")
+            other = Device("mara", 1)
+            await self.register(other)
+            o2 = Device("mara", 2, identity=other.identity)
+            await self.rejected(f"{L}: another account's device 2 with luke's token for 2 → INVALID_LINK_TOKEN, 4002", o2, IK,
+                                o2.register_action(link_token=tok2), "INVALID_LINK_TOKEN")
+            c2 = await self.connect(d2, IK, action=d2.register_action(link_token=tok2))
+            t.check(c2.welcome.get("registered") is True and c2.welcome.get("device_id") == 2,
+                    f"{L}: register luke/2 with its token → Welcome{{registered, device 2}}", str(c2.welcome))
+            await c2.expect("queue_empty")
+            k, f = await self.request(c2, "request_link_token", {"request_id": 1204}, ("link_token",))
+            t.check(self.is_error(k, f, "LINK_FORBIDDEN", request_id=1204),
+                    f"{L}: RequestLinkToken from device 2 → LINK_FORBIDDEN{{request_id}}", f"{k} {f}")
+            _, p = await c2.ping(1205)
+            t.check(p.get("request_id") == 1205, f"{L}: … the connection stays open")
+            await c2.close()
+            # §5.1 step 3: the same registration again is idempotent, with the used token or without one.
+            for label, tok in (("with its used token", tok2), ("without a token", None)):
+                c = await self.connect(d2, IK, action=d2.register_action(link_token=tok))
+                t.check(c.welcome.get("registered") is True and c.welcome.get("device_id") == 2,
+                        f"{L}: luke/2 registers again (same key) {label} → Welcome (idempotent)", str(c.welcome))
+                await c.close()
+            # Used: after luke/2 is removed, its token registers nothing; nor does the identity key alone.
+            k, f = await self.remove_device(c1, 1206, 2)
+            t.check(k == "ok", f"{L}: device 1 removes luke/2 → Ok", f"{k} {f}")
+            fresh2 = Device("luke", 2, identity=luke1.identity)
+            await self.rejected(f"{L}: a new luke/2 with the used token → INVALID_LINK_TOKEN, 4002", fresh2, IK,
+                                fresh2.register_action(link_token=tok2), "INVALID_LINK_TOKEN")
+            await self.rejected(f"{L}: the removed luke/2 registering itself again (identity key, no token) → "
+                                "INVALID_LINK_TOKEN, 4002", d2, IK, d2.register_action(), "INVALID_LINK_TOKEN")
+            # Out of order: luke/4 with its token while 3's is open.
+            c4 = await self.connect(luke[4], IK, action=luke[4].register_action(link_token=tok4))
+            t.check(c4.welcome.get("device_id") == 4, f"{L}: luke/4 registers with its token while 3's is still open",
+                    str(c4.welcome))
+            await c4.close()
+            # Open now: 3. Three more (2, 5, 6) fill the 4; a fifth revokes the oldest (3's) and
+            # reserves the lowest free id, 3, anew.
+            got = []
+            for rid in (1207, 1208, 1209, 1210):
+                k, f = await self.request(c1, "request_link_token", {"request_id": rid}, ("link_token",))
+                got.append((f.get("device_id"), f.get("token")))
+            t.check([g[0] for g in got] == [2, 5, 6, 3],
+                    f"{L}: with 4 open tokens a fifth revokes the oldest and reserves its id again → ids 2, 5, 6, then 3",
+                    str([g[0] for g in got]))
+            d3 = luke[3]
+            await self.rejected(f"{L}: luke/3 with the revoked (oldest) token → INVALID_LINK_TOKEN, 4002", d3, IK,
+                                d3.register_action(link_token=tok3), "INVALID_LINK_TOKEN")
+            c3 = await self.connect(d3, IK, action=d3.register_action(link_token=got[3][1]))
+            t.check(c3.welcome.get("device_id") == 3, f"{L}: luke/3 with the newest token → Welcome", str(c3.welcome))
+            await c3.close()
+            k, f = await self.list_devices(c1, 1211)
+            t.check([d.get("device_id") for d in f.get("devices", [])] == [1, 3, 4],
+                    f"{L}: ListDevices lists 1, 3, 4 (reservations are not devices)", f"{k} {f}")
+            await c1.close()
+            # Anonymous: UNAUTHENTICATED.
+            a = await self.anon()
+            k, f = await self.request(a, "request_link_token", {"request_id": 1212}, ("link_token",))
+            t.check(self.is_error(k, f, "UNAUTHENTICATED"), f"{L}: RequestLinkToken on an anonymous connection → UNAUTHENTICATED",
+                    f"{k} {f}")
+            await a.close()
+            # §5.1 step 6: an account with no device is recovered by the identity key holder alone.
+            nell2 = Device("nell", 2)
+            c = await self.register(nell2)
+            await c.expect("queue_empty")
+            k, f = await self.remove_device(c, 1213, 2)
+            code, _ = await c.close_code(timeout=5)
+            back = Device("nell", 5, identity=nell2.identity)
+            c = await self.connect(back, IK, action=back.register_action())
+            t.check(k == "ok" and code == 4008 and c.welcome.get("registered") is True and c.welcome.get("device_id") == 5,
+                    "account recovery (§5.1 step 6): nell/2, its only device, removes itself; nell/5 registers without a token",
+                    f"{k} {code} {c.welcome}")
+            await c.close()
+            nell6 = Device("nell", 6, identity=nell2.identity)
+            await self.rejected("account recovery (§5.1 step 6): … then nell/6 without a token → INVALID_LINK_TOKEN, 4002",
+                                nell6, IK, nell6.register_action(), "INVALID_LINK_TOKEN")
+            m = self.metric("hush_relay_link_tokens_issued_total")
+            t.check(m is not None and m >= 8, "metrics (§12): hush_relay_link_tokens_issued_total counts the issued tokens", str(m))
+        except Exception as exc:  # noqa: BLE001
+            t.error(f"{L}", exc)
+
     async def check_devices(self):
         """§22 (ListDevices, RemoveDevice, provisioning), §7.1 / §20.3 payloads per device."""
         await self.check_device_list()
@@ -3644,6 +3831,7 @@ class Checker:
         await self.check_sealed_payloads()
         await self.check_payloads_queue_full()
         await self.check_provisioning()
+        await self.check_link_tokens()
 
     async def run(self):
         self.check_startup()

@@ -7,7 +7,7 @@ tests (Messenger/, Sources/, Tests/) or the vector generator (Tools/link-vectors
 page leaves a reading open, the code says [guess] and the finding is REVIEW.md, section
 "client.md §7 (linking a device)", items L1, L2, ...
 
-It replays TestVectors/client/link.json (format hush-link-vectors/1):
+It replays TestVectors/client/link.json (format hush-link-vectors/2):
 
 * link_codes.valid:    decodes `code` (§7.1) to `address` and `public_key`, and encodes those
                        two back to the code (`canonical` when `code` has surrounding whitespace);
@@ -206,7 +206,8 @@ def link_outcome(text):
 # Provisioning message (§7.2)
 # ---------------------------------------------------------------------------
 
-MSG_VERSION = 0x01
+MSG_VERSION = 0x02                                         # §7.2: version 2 carries the link token
+TOKEN_LEN = 16                                             # §7.2 (relay.md §22.4)
 ACCOUNT_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789._-")    # §7.2 (relay.md §5)
 ACCOUNT_MAX = 32
 DEVICE_MIN, DEVICE_MAX = 2, 65_535
@@ -235,7 +236,7 @@ def is_account_name(b):
     return 1 <= len(b) <= ACCOUNT_MAX and all(c in ACCOUNT_BYTES for c in b)
 
 
-FIELDS = ("account", "device_id", "identity_private", "identity_public", "sealed_secret",
+FIELDS = ("account", "device_id", "link_token", "identity_private", "identity_public", "sealed_secret",
           "read_receipts", "sealed_from_anyone")
 
 
@@ -265,6 +266,7 @@ def decode_provisioning(data):
     device_id = int.from_bytes(take(4), "big")
     if not DEVICE_MIN <= device_id <= DEVICE_MAX:
         raise ProvisioningError("bad_device_id")
+    token = take(TOKEN_LEN)                                # any 16 bytes (§7.2)
     private = take(32)
     if not is_clamped(private):
         raise ProvisioningError("bad_identity_key")
@@ -277,7 +279,7 @@ def decode_provisioning(data):
     secret = take(32) if flags & FLAG_SECRET else None
     if pos != len(data):
         raise ProvisioningError("trailing_bytes")
-    return {"account": account.decode("ascii"), "device_id": device_id,
+    return {"account": account.decode("ascii"), "device_id": device_id, "link_token": token.hex(),
             "identity_private": private.hex(), "identity_public": public.hex(),
             "sealed_secret": secret.hex() if secret is not None else None,
             "read_receipts": bool(flags & FLAG_READ_RECEIPTS),
@@ -291,6 +293,9 @@ def encode_provisioning(f):
     private = bytes.fromhex(f["identity_private"])
     public = bytes.fromhex(f["identity_public"])
     secret = None if f["sealed_secret"] is None else bytes.fromhex(f["sealed_secret"])
+    token = bytes.fromhex(f["link_token"])
+    if len(token) != TOKEN_LEN:
+        raise ValueError("link token not 16 bytes")
     if not is_account_name(account):
         raise ValueError("bad account")
     if not (isinstance(f["device_id"], int) and DEVICE_MIN <= f["device_id"] <= DEVICE_MAX):
@@ -302,7 +307,7 @@ def encode_provisioning(f):
     flags = ((FLAG_READ_RECEIPTS if f["read_receipts"] else 0)
              | (FLAG_FROM_ANYONE if f["sealed_from_anyone"] else 0)
              | (FLAG_SECRET if secret is not None else 0))
-    out = (bytes([MSG_VERSION, len(account)]) + account + f["device_id"].to_bytes(4, "big")
+    out = (bytes([MSG_VERSION, len(account)]) + account + f["device_id"].to_bytes(4, "big") + token
            + private + public + bytes([flags]) + (secret or b""))
     return out
 
@@ -436,8 +441,8 @@ def check_prov_valid(t, case):
         if enc != data:
             problems.append(f"encoding of the listed fields {enc.hex()} != hex")
         n = len(case["account"])
-        if len(enc) != (103 + n if case["sealed_secret"] else 71 + n):
-            problems.append(f"length {len(enc)} is not 71 + n / 103 + n")
+        if len(enc) != (119 + n if case["sealed_secret"] else 87 + n):
+            problems.append(f"length {len(enc)} is not 87 + n / 119 + n")
     except (ValueError, KeyError) as e:
         problems.append(f"the listed fields cannot be encoded: {e}")
     try:
@@ -739,26 +744,26 @@ def self_checks(t, vectors):
     for account, want in [(b"a", "ok"), (b"a.b_c-0z9", "ok"), (b"-", "ok"), (b"a/", "bad_account"),
                           (b"a:", "bad_account"), (b"a`", "bad_account"), (b"a{", "bad_account"),
                           (b"a ", "bad_account"), (b"\x00", "bad_account"), (b"Z", "bad_account")]:
-        data = bytes([1, len(account)]) + account + bytes.fromhex(pv[0]["hex"])[2 + 5:]
+        data = bytes([MSG_VERSION, len(account)]) + account + bytes.fromhex(pv[0]["hex"])[2 + 5:]
         got = prov_outcome(data)
         t.check(got == want, f"self: account {account!r} -> {want}", got)
     # Length 0 / 33 / 255 with nothing after: bad_account before the bytes are looked for.
     for n in (0, 33, 255):
-        t.check(prov_outcome(bytes([1, n])) == "bad_account", f"self: 01 {n:02x} and nothing else -> bad_account")
+        t.check(prov_outcome(bytes([MSG_VERSION, n])) == "bad_account", f"self: 02 {n:02x} and nothing else -> bad_account")
     # Order across fields: an early fault wins over a later one.
     d0 = bytes.fromhex(pv[0]["hex"])
     n0 = d0[1]
     m = bytearray(d0); m[2] = ord("A"); m[2 + n0 + 3] = 0            # bad account and device 0
     t.check(prov_outcome(bytes(m)) == "bad_account", "self: bad account and device 0 -> bad_account")
-    m = bytearray(d0); m[2 + n0 + 3] = 1; m[6 + n0] |= 1              # device 1 and unclamped key
+    m = bytearray(d0); m[2 + n0 + 3] = 1; m[22 + n0] |= 1             # device 1 and unclamped key
     t.check(prov_outcome(bytes(m)) == "bad_device_id", "self: device 1 and unclamped key -> bad_device_id")
-    m = bytearray(d0); m[6 + n0] |= 1; m[38 + n0] ^= 1                # unclamped and mismatching
+    m = bytearray(d0); m[22 + n0] |= 1; m[54 + n0] ^= 1               # unclamped and mismatching
     t.check(prov_outcome(bytes(m)) == "bad_identity_key", "self: unclamped and mismatching key -> bad_identity_key")
-    m = bytearray(d0); m[38 + n0] ^= 1; m[70 + n0] |= 0x80            # mismatch and unknown flag
+    m = bytearray(d0); m[54 + n0] ^= 1; m[86 + n0] |= 0x80            # mismatch and unknown flag
     t.check(prov_outcome(bytes(m)) == "identity_key_mismatch", "self: mismatch and unknown flag -> identity_key_mismatch")
-    m = bytearray(d0[:71 + n0]); m[70 + n0] = 0xFC                    # unknown flag, secret flag, no secret
+    m = bytearray(d0[:87 + n0]); m[86 + n0] = 0xFC                    # unknown flag, secret flag, no secret
     t.check(prov_outcome(bytes(m)) == "unknown_flags", "self: flags fc, no secret -> unknown_flags (before truncated)  [guess L12]")
-    m = bytearray(d0[:38 + n0]); m[6 + n0] |= 1                       # unclamped, public key missing
+    m = bytearray(d0[:54 + n0]); m[22 + n0] |= 1                      # unclamped, public key missing
     t.check(prov_outcome(bytes(m)) == "bad_identity_key",
             "self: unclamped key, public key absent -> bad_identity_key (before truncated)  [guess L12]")
     # The public key of the same scalar with the u's top bit set, or u + p: not "the private key's".
@@ -768,7 +773,7 @@ def self_checks(t, vectors):
                         if int.from_bytes(pub, "little") + P < 2 ** 256 else None)]:
         if alt is None:
             continue
-        m = bytearray(d0); m[38 + n0:70 + n0] = alt
+        m = bytearray(d0); m[54 + n0:86 + n0] = alt
         got = prov_outcome(bytes(m))
         t.check(got == "identity_key_mismatch", f"self: public key with {label} (same point for X25519) -> identity_key_mismatch  [guess L7]", got)
     # The public key of the clamped private key from libsodium (the table's "X25519(private key, 9)").
@@ -780,14 +785,22 @@ def self_checks(t, vectors):
         f["read_receipts"], f["sealed_from_anyone"] = bool(flags & 1), bool(flags & 2)
         f["sealed_secret"] = ("ff" * 32) if flags & 4 else None
         enc = encode_provisioning(f)
-        t.check(decode_provisioning(enc) == f and enc[70 + n0] == flags,
+        t.check(decode_provisioning(enc) == f and enc[86 + n0] == flags,
                 f"self: flags {flags:03b} round-trip")
     f = dict(base, account="a", sealed_secret=None)
-    t.check(len(encode_provisioning(f)) == 72, "self: shortest message 72 bytes (n = 1, no secret)")
+    t.check(len(encode_provisioning(f)) == 88, "self: shortest message 88 bytes (n = 1, no secret)")
     f = dict(base, account="a" * 32)
-    t.check(len(encode_provisioning(f)) == 135, "self: longest message 135 bytes (n = 32, secret)")
-    t.check(prov_outcome(b"\x02") == "unsupported_version" and prov_outcome(b"\x00") == "unsupported_version",
-            "self: a single byte 02 or 00 -> unsupported_version (before truncated)")
+    t.check(len(encode_provisioning(f)) == 151, "self: longest message 151 bytes (n = 32, secret)")
+    t.check(all(prov_outcome(bytes([v])) == "unsupported_version" for v in (0x00, 0x01, 0x03)),
+            "self: a single byte 00, 01 (the version without a token) or 03 -> unsupported_version (before truncated)")
+    t.check(prov_outcome(b"\x02") == "truncated", "self: a single byte 02 -> truncated")
+    # A version-1 message (the same fields without the token) is not read.
+    d1 = bytes([0x01]) + d0[1:6 + n0] + d0[22 + n0:]
+    t.check(prov_outcome(d1) == "unsupported_version", "self: a version-1 message -> unsupported_version")
+    # Any 16 bytes are a token.
+    for tok in (bytes(16), b"\xff" * 16):
+        m = bytearray(d0); m[6 + n0:22 + n0] = tok
+        t.check(decode_provisioning(bytes(m))["link_token"] == tok.hex(), f"self: token {tok[:1].hex()}×16 decodes")
 
     # --- §7.3 on bodies sealed here.
     psk = bytes.fromhex(vectors["sealed"][0]["provisioning_private"])
@@ -875,14 +888,16 @@ def expected_for_flip(data, i, bit, n):
     if 2 + n <= i < 6 + n:
         did = int.from_bytes(data[2 + n:6 + n], "big") ^ (1 << (8 * (5 + n - i) + bit))
         return "ok" if 2 <= did <= 65_535 else "bad_device_id"
-    if 6 + n <= i < 38 + n:
-        j = i - (6 + n)
+    if 6 + n <= i < 22 + n:
+        return "ok"          # a token byte: any 16 bytes
+    if 22 + n <= i < 54 + n:
+        j = i - (22 + n)
         if (j == 0 and bit < 3) or (j == 31 and bit >= 6):
             return "bad_identity_key"
         return "identity_key_mismatch"
-    if 38 + n <= i < 70 + n:
+    if 54 + n <= i < 86 + n:
         return "identity_key_mismatch"
-    if i == 70 + n:
+    if i == 86 + n:
         if bit >= 3:
             return "unknown_flags"
         if bit == 2:
@@ -897,7 +912,7 @@ def expected_for_flip(data, i, bit, n):
 def check_file(t, path):
     with open(path, encoding="utf-8") as f:
         vectors = json.load(f)
-    t.check(vectors.get("format") == "hush-link-vectors/1", "link.json: format hush-link-vectors/1",
+    t.check(vectors.get("format") == "hush-link-vectors/2", "link.json: format hush-link-vectors/2",
             repr(vectors.get("format")))
     t.check(set(vectors) == {"format", "spec", "link_codes", "provisioning", "sealed"}
             and set(vectors.get("link_codes", {})) == {"valid", "invalid"}

@@ -124,11 +124,12 @@ public final class PostgresRelayStore: RelayStore {
     // MARK: accounts
 
     public func register(account: String, identityKey: Data, deviceID: UInt32, staticKey: Data,
-                         maxDevices: Int) async throws(RelayStoreError) -> RegisterOutcome {
+                         maxDevices: Int, linkToken: LinkTokenProof?) async throws(RelayStoreError) -> RegisterOutcome {
         let logger = logger
+        let tokenHash = linkToken?.tokenHash, now = Int64(clamping: linkToken?.now ?? 0)
         let status = try await write { c, _ in
             let rows = try await c.query("""
-                SELECT hush_register(\(account), \(identityKey), \(Int64(deviceID)), \(staticKey), \(Int64(maxDevices)))
+                SELECT hush_register(\(account), \(identityKey), \(Int64(deviceID)), \(staticKey), \(Int64(maxDevices)), \(tokenHash), \(now))
                 """, logger: logger)
             for try await s in rows.decode(Int64.self) { return s }
             throw RelayStoreError.storage("no row")
@@ -140,7 +141,26 @@ public final class PostgresRelayStore: RelayStore {
         case PostgresSchema.Status.accountTaken: throw .accountTaken
         case PostgresSchema.Status.deviceTaken: throw .deviceTaken(deviceID)
         case PostgresSchema.Status.tooManyDevices: throw .tooManyDevices(limit: maxDevices)
+        case PostgresSchema.Status.invalidLinkToken: throw .invalidLinkToken
         default: throw .storage("register: status \(status)")
+        }
+    }
+
+    public func issueLinkToken(_ r: LinkTokenIssue) async throws(RelayStoreError) -> UInt32 {
+        let logger = logger
+        let (status, device) = try await write { c, _ in
+            let rows = try await c.query("""
+                SELECT r_status, r_device FROM hush_issue_link_token(\(r.account), \(r.tokenHash), \(Int64(clamping: r.now)),
+                    \(Int64(clamping: r.expiresAt)), \(Int64(r.maxDevices)), \(Int64(r.maxOpenTokens)))
+                """, logger: logger)
+            for try await row in rows.decode((Int64, Int64).self) { return row }
+            throw RelayStoreError.storage("no row")
+        }
+        switch status {
+        case PostgresSchema.Status.ok: return UInt32(truncatingIfNeeded: device)
+        case PostgresSchema.Status.unknownAccount: throw .unknownAccount
+        case PostgresSchema.Status.tooManyDevices: throw .tooManyDevices(limit: r.maxDevices)
+        default: throw .storage("issue link token: status \(status)")
         }
     }
 

@@ -23,13 +23,14 @@ enum PostgresSchema {
         static let accountTaken: Int64 = 10
         static let deviceTaken: Int64 = 11
         static let tooManyDevices: Int64 = 12
+        static let invalidLinkToken: Int64 = 13
     }
 
     /// The advisory lock key that serialises migrations across nodes.
     static let migrationLock: Int64 = 0x4855_5348_5245_4C59 // "HUSHRELY"
 
     /// Version → SQL. Never edit an applied version: add a new one.
-    static let migrations: [(Int64, String)] = [(1, v1), (2, v2), (3, v3), (4, v4), (5, v5)]
+    static let migrations: [(Int64, String)] = [(1, v1), (2, v2), (3, v3), (4, v4), (5, v5), (6, v6)]
 
     /// `sql` split into statements at `;` outside `$$` bodies and `--` comments (the extended
     /// query protocol takes one statement at a time).
@@ -499,6 +500,124 @@ enum PostgresSchema {
                 PERFORM pg_notify(p_channel, p_origin || ' -1 ' || p_account || ' ' || p_device::text);
             END IF;
             RETURN QUERY SELECT 0::bigint, v_deleted;
+        END $$;
+        """
+
+    /// Version 6: link tokens (`Docs/spec/relay.md` §5.1, §22.4). `link_tokens` holds SHA-256 of
+    /// each open token with the device id it reserves (one per account and id). `hush_register`
+    /// is replaced by a version that takes the presented token's hash and the time: an account
+    /// that has devices adds one only with an open token for that id, deleted in the same
+    /// transaction as the insert (13 invalid link token). The old five-argument function is
+    /// dropped, so that a node of an older version cannot register a device without a token.
+    /// `hush_issue_link_token` returns (0, device id), (2, 0) unknown account, (12, 0) too many
+    /// registered devices; over the open-token limits it revokes the oldest open tokens first.
+    /// It locks the account row, as `hush_register` does, so that issues and registrations of
+    /// one account are serialised across nodes. `hush_purge` also deletes expired tokens.
+    ///
+    /// The token hashes are compared with `=`: the compared values are SHA-256 digests of a
+    /// 16-byte random token, so an early exit reveals at most a prefix of the digest of the
+    /// attacker's own guess, nothing about the stored token (the SQLite store compares in
+    /// constant time in Swift).
+    static let v6 = """
+        CREATE TABLE link_tokens (
+            account text NOT NULL REFERENCES accounts(name),
+            device_id bigint NOT NULL,
+            token_hash bytea NOT NULL,
+            expires_at bigint NOT NULL,
+            PRIMARY KEY (account, device_id)
+        );
+        CREATE INDEX link_tokens_by_expiry ON link_tokens (expires_at);
+        DROP FUNCTION hush_register(text, bytea, bigint, bytea, bigint);
+
+        -- register: 0 created account, 1 added device, 6 already registered,
+        -- 10 account taken, 11 device taken, 12 too many devices, 13 invalid link token.
+        CREATE FUNCTION hush_register(p_account text, p_identity bytea, p_device bigint, p_static bytea, p_max bigint,
+                                      p_token_hash bytea, p_now bigint)
+        RETURNS bigint LANGUAGE plpgsql AS $$
+        DECLARE
+            v_identity bytea;
+            v_key bytea;
+            v_created boolean := false;
+            v_count bigint;
+            v_needs_token boolean := false;
+            v_hash bytea;
+            v_expires bigint;
+        BEGIN
+            INSERT INTO accounts (name, identity_key) VALUES (p_account, p_identity) ON CONFLICT (name) DO NOTHING;
+            IF FOUND THEN v_created := true; END IF;
+            -- The account row lock serialises registrations and link tokens of one account.
+            SELECT identity_key INTO v_identity FROM accounts WHERE name = p_account FOR UPDATE;
+            IF v_identity <> p_identity THEN RETURN 10; END IF;
+            SELECT static_key INTO v_key FROM devices WHERE account = p_account AND device_id = p_device;
+            IF FOUND THEN
+                IF v_key = p_static THEN RETURN 6; END IF;
+                RETURN 11;
+            END IF;
+            IF EXISTS (SELECT 1 FROM devices WHERE static_key = p_static) THEN
+                IF v_created THEN DELETE FROM accounts WHERE name = p_account; END IF;
+                RETURN 11;
+            END IF;
+            SELECT count(*) INTO v_count FROM devices WHERE account = p_account;
+            IF NOT v_created AND v_count > 0 THEN
+                v_needs_token := true;
+                SELECT token_hash, expires_at INTO v_hash, v_expires FROM link_tokens
+                    WHERE account = p_account AND device_id = p_device;
+                IF NOT FOUND OR p_token_hash IS NULL OR v_expires <= p_now OR v_hash <> p_token_hash THEN RETURN 13; END IF;
+            END IF;
+            IF v_count >= p_max THEN RETURN 12; END IF;
+            BEGIN
+                INSERT INTO devices (account, device_id, static_key) VALUES (p_account, p_device, p_static);
+            EXCEPTION WHEN unique_violation THEN
+                -- Another node registered this static key between the check and the insert.
+                IF v_created THEN DELETE FROM accounts WHERE name = p_account; END IF;
+                RETURN 11;
+            END;
+            IF v_needs_token THEN
+                DELETE FROM link_tokens WHERE account = p_account AND device_id = p_device;
+            END IF;
+            IF v_created THEN RETURN 0; END IF;
+            RETURN 1;
+        END $$;
+
+        CREATE FUNCTION hush_issue_link_token(p_account text, p_hash bytea, p_now bigint, p_expires bigint,
+                                              p_max bigint, p_max_open bigint)
+        RETURNS TABLE (r_status bigint, r_device bigint) LANGUAGE plpgsql AS $$
+        DECLARE
+            v_open bigint;
+            v_devices bigint;
+            v_id bigint;
+        BEGIN
+            PERFORM 1 FROM accounts WHERE name = p_account FOR UPDATE;
+            IF NOT FOUND THEN RETURN QUERY SELECT 2::bigint, 0::bigint; RETURN; END IF;
+            SELECT count(*) INTO v_devices FROM devices WHERE account = p_account;
+            IF v_devices >= p_max THEN RETURN QUERY SELECT 12::bigint, 0::bigint; RETURN; END IF;
+            DELETE FROM link_tokens WHERE account = p_account AND expires_at <= p_now;
+            SELECT count(*) INTO v_open FROM link_tokens WHERE account = p_account;
+            -- Over either limit, the oldest open tokens are revoked (the newest request wins).
+            WHILE v_open > 0 AND (v_open >= p_max_open OR v_devices + v_open >= p_max) LOOP
+                DELETE FROM link_tokens WHERE account = p_account AND device_id =
+                    (SELECT device_id FROM link_tokens WHERE account = p_account ORDER BY expires_at, device_id LIMIT 1);
+                v_open := v_open - 1;
+            END LOOP;
+            SELECT min(c) INTO v_id FROM generate_series(2::bigint, p_max + 1) AS c
+                WHERE NOT EXISTS (SELECT 1 FROM devices WHERE account = p_account AND device_id = c)
+                  AND NOT EXISTS (SELECT 1 FROM link_tokens WHERE account = p_account AND device_id = c);
+            INSERT INTO link_tokens (account, device_id, token_hash, expires_at) VALUES (p_account, v_id, p_hash, p_expires);
+            RETURN QUERY SELECT 0::bigint, v_id;
+        END $$;
+
+        CREATE OR REPLACE FUNCTION hush_purge(p_now bigint)
+        RETURNS bigint LANGUAGE plpgsql AS $$
+        DECLARE
+            v_deleted bigint;
+        BEGIN
+            WITH gone AS (DELETE FROM messages WHERE expires_at <= p_now RETURNING device_ref),
+                 per AS (SELECT device_ref, count(*) AS n FROM gone GROUP BY device_ref),
+                 upd AS (UPDATE devices SET queue_depth = queue_depth - per.n FROM per WHERE devices.id = per.device_ref RETURNING per.n)
+                SELECT coalesce(sum(n), 0) INTO v_deleted FROM upd;
+            DELETE FROM dedupe WHERE expires_at <= p_now;
+            DELETE FROM link_tokens WHERE expires_at <= p_now;
+            RETURN v_deleted;
         END $$;
         """
 }

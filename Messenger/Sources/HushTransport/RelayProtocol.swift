@@ -60,6 +60,12 @@ public enum RelayProtocol {
         public static let provisioningAddressLength = 16
         /// How long a provisioning address stays open, ms (§22.3).
         public static let provisioningLifetimeMilliseconds: UInt64 = 600_000
+        /// Length of a link token (§22.4).
+        public static let linkTokenLength = 16
+        /// How long a link token stays valid, ms (§22.4).
+        public static let linkTokenLifetimeMilliseconds: UInt64 = 600_000
+        /// Open (unexpired, unused) link tokens per account (§22.4).
+        public static let maxOpenLinkTokens = 4
         /// Provisioning addresses open at once on one relay node (§22.3).
         public static let maxOpenProvisioningAddresses = 10_000
         /// One-time prekeys per `UploadPrekeys`.

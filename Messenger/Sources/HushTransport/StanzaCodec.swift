@@ -39,7 +39,7 @@ extension RelayStanza {
         "ok", "prekey_bundles", "prekeys_low", "pong", "get_sender_certificate", "sender_certificate", "set_presence_privacy",
         "subscribe_presence", "presence", "send_ephemeral", "deliver_ephemeral", "request_media_upload", "media_upload_granted",
         "set_sealed_access", "sealed_send", "multi_send", "list_devices", "device_list", "remove_device", "open_provisioning",
-        "provisioning_address", "send_provisioning", "provisioning_message", "none",
+        "provisioning_address", "send_provisioning", "provisioning_message", "request_link_token", "link_token", "none",
     ]
 
     /// The stanza's kind, for metrics and logs (never its contents).
@@ -78,6 +78,8 @@ extension RelayStanza {
         case .provisioningAddress: "provisioning_address"
         case .sendProvisioning: "send_provisioning"
         case .provisioningMessage: "provisioning_message"
+        case .requestLinkToken: "request_link_token"
+        case .linkToken: "link_token"
         case nil: "none"
         }
     }

@@ -62,9 +62,29 @@ public enum RelayStoreConformance {
         let store = try await factory.makeStore()
         _ = try await store.register(account: "alice", identityKey: key(0xA0), deviceID: 1, staticKey: key(0xA1), maxDevices: 16)
         _ = try await store.register(account: "bob", identityKey: key(0xB0), deviceID: 1, staticKey: key(0xB1), maxDevices: 16)
-        _ = try await store.register(account: "bob", identityKey: key(0xB0), deviceID: 2, staticKey: key(0xB2), maxDevices: 16)
+        _ = try await link(store, account: "bob", identityKey: key(0xB0), deviceID: 2, staticKey: key(0xB2))
         return store
     }
+
+    /// Registers a further device of an account that has devices, as a linked device does
+    /// (`Docs/spec/relay.md` §22.4): issues a link token, which must reserve `deviceID` (the
+    /// lowest free id ≥ 2), and registers with it. The token's "hash" is `staticKey` (the store
+    /// hashes nothing; any 32 bytes do).
+    public static func link(_ s: any RelayStore, account: String, identityKey: Data, deviceID: UInt32, staticKey: Data,
+                            now: UInt64 = 1_000, line: UInt = #line) async throws -> RegisterOutcome {
+        let issued = try await s.issueLinkToken(LinkTokenIssue(account: account, tokenHash: staticKey, now: now, expiresAt: now + 600_000,
+                                                               maxDevices: 16, maxOpenTokens: 4))
+        try expect(issued == deviceID, "link token for \(deviceID), got \(issued)", line: line)
+        return try await s.register(account: account, identityKey: identityKey, deviceID: deviceID, staticKey: staticKey, maxDevices: 16,
+                                    linkToken: LinkTokenProof(tokenHash: staticKey, now: now))
+    }
+
+    static func issue(_ s: any RelayStore, _ account: String, _ hash: UInt8, now: UInt64 = 1_000, maxDevices: Int = 16) async throws -> UInt32 {
+        try await s.issueLinkToken(LinkTokenIssue(account: account, tokenHash: key(hash), now: now, expiresAt: now + 600_000,
+                                                  maxDevices: maxDevices, maxOpenTokens: 4))
+    }
+
+    static func proof(_ hash: UInt8, now: UInt64 = 2_000) -> LinkTokenProof { LinkTokenProof(tokenHash: key(hash), now: now) }
 
     static let noop: @Sendable ([QueuedMessage]) -> Void = { _ in }
 
@@ -76,8 +96,12 @@ public enum RelayStoreConformance {
             try await expectError(.accountTaken) { try await s.register(account: "alice", identityKey: key(9), deviceID: 2, staticKey: key(3), maxDevices: 2) }
             try await expectError(.deviceTaken(1)) { try await s.register(account: "alice", identityKey: key(1), deviceID: 1, staticKey: key(4), maxDevices: 2) }
             try await expectError(.deviceTaken(5)) { try await s.register(account: "alice", identityKey: key(1), deviceID: 5, staticKey: key(2), maxDevices: 2) }
-            try expect(try await s.register(account: "alice", identityKey: key(1), deviceID: 2, staticKey: key(3), maxDevices: 2) == .addedDevice, "add")
-            try await expectError(.tooManyDevices(limit: 2)) { try await s.register(account: "alice", identityKey: key(1), deviceID: 3, staticKey: key(5), maxDevices: 2) }
+            try await expectError(.invalidLinkToken) { try await s.register(account: "alice", identityKey: key(1), deviceID: 2, staticKey: key(3), maxDevices: 2) }
+            try expect(try await issue(s, "alice", 0x70, maxDevices: 2) == 2, "token for 2")
+            try expect(try await s.register(account: "alice", identityKey: key(1), deviceID: 2, staticKey: key(3), maxDevices: 2,
+                                            linkToken: proof(0x70)) == .addedDevice, "add")
+            try await expectError(.tooManyDevices(limit: 2)) { try await issue(s, "alice", 0x71, maxDevices: 2) }
+            try await expectError(.invalidLinkToken) { try await s.register(account: "alice", identityKey: key(1), deviceID: 3, staticKey: key(5), maxDevices: 2) }
             try expect(try await s.account(named: "alice") == AccountRecord(name: "alice", identityKey: key(1)), "account")
             try expect(try await s.account(named: "nobody") == nil, "no account")
             try expect(try await s.device(account: "alice", deviceID: 2) == DeviceRecord(account: "alice", deviceID: 2, staticKey: key(3)), "device")
@@ -136,7 +160,7 @@ public enum RelayStoreConformance {
             try expect(try await s.enqueue(request(42, payload: "other", now: 9_000), committed: noop) == .duplicate(serverTime: t), "duplicate")
             try expect(try await s.queueDepth(account: "bob", deviceID: 1) == 1, "one copy")
             // Another sending device with the same client id is a different message.
-            _ = try await s.register(account: "alice", identityKey: key(0xA0), deviceID: 2, staticKey: key(0xA2), maxDevices: 16)
+            _ = try await link(s, account: "alice", identityKey: key(0xA0), deviceID: 2, staticKey: key(0xA2))
             guard case .stored = try await s.enqueue(request(42, from: "alice", 2), committed: noop) else {
                 throw ConformanceFailure(description: "other device deduped", line: #line)
             }
@@ -427,7 +451,9 @@ public enum RelayStoreConformance {
             guard case .stored = try await s.enqueue(request(9, from: "bob", 2, to: "alice"), committed: noop) else {
                 throw ConformanceFailure(description: "not stored", line: #line)
             }
-            _ = try await s.register(account: "bob", identityKey: key(0xB0), deviceID: 3, staticKey: key(0xB3), maxDevices: 16)
+            // The lowest free id is 2 (removed): a token reserves it, so the next one reserves 3.
+            try expect(try await issue(s, "bob", 0x72) == 2, "2 is free again")
+            _ = try await link(s, account: "bob", identityKey: key(0xB0), deviceID: 3, staticKey: key(0xB3))
             guard case .stored = try await s.enqueue(request(9, from: "bob", 3, to: "alice"), committed: noop) else {
                 throw ConformanceFailure(description: "not stored", line: #line)
             }
@@ -437,13 +463,93 @@ public enum RelayStoreConformance {
             try expect(try await s.acceptedTime(senderAccount: "alice", senderDevice: 1, clientMessageID: 1) != nil, "others' kept")
             let again = try await factory.reopen()
             try expect(try await again.devices(account: "bob").map(\.deviceID) == [1], "durable")
-            try expect(try await again.register(account: "bob", identityKey: key(0xB0), deviceID: 2, staticKey: key(0xB2), maxDevices: 16)
-                       == .addedDevice, "registered again")
+            // A removed device cannot register itself again with the identity key alone (§22.2).
+            try await expectError(.invalidLinkToken) {
+                try await again.register(account: "bob", identityKey: key(0xB0), deviceID: 2, staticKey: key(0xB2), maxDevices: 16)
+            }
+            // The token reserved for 2 above is durable; with it the id is registered again.
+            try expect(try await again.register(account: "bob", identityKey: key(0xB0), deviceID: 2, staticKey: key(0xB2), maxDevices: 16,
+                                                linkToken: proof(0x72)) == .addedDevice, "registered again")
             let left = (try await again.queueDepth(account: "bob", deviceID: 2), try await again.prekeyCount(account: "bob", deviceID: 2),
                         try await again.kyberPrekeyCount(account: "bob", deviceID: 2))
             try expect(left == (0, 0, 0), "nothing left of the old device")
             let b = try await again.claimBundles(account: "bob", devices: [2])
             try expect(b.count == 1 && b[0].signedPrekey == nil && b[0].kyber == nil, "no old prekeys")
+        }),
+        ("linkTokens", { factory in
+            // §5.1, §22.4: tokens reserve the lowest free id ≥ 2, are bound to account and id,
+            // expire, are used once (with the insert), survive a reopen, and are purged.
+            let s = try await populated(factory)  // bob: 1, 2
+            try await expectError(.unknownAccount) { try await issue(s, "nobody", 1) }
+            try expect(try await issue(s, "bob", 0x11) == 3, "lowest free id")
+            try expect(try await issue(s, "bob", 0x12) == 4, "3 is reserved")
+            let b3 = { (token: LinkTokenProof?) async throws(RelayStoreError) -> RegisterOutcome in
+                try await s.register(account: "bob", identityKey: key(0xB0), deviceID: 3, staticKey: key(0xB3), maxDevices: 16, linkToken: token)
+            }
+            try await expectError(.invalidLinkToken) { try await b3(nil) }
+            try await expectError(.invalidLinkToken) { try await b3(proof(0x12)) }                 // the token of id 4
+            try await expectError(.invalidLinkToken) { try await b3(proof(0x13)) }                 // no such token
+            try await expectError(.invalidLinkToken) { try await b3(proof(0x11, now: 601_000)) }  // expired
+            try await expectError(.invalidLinkToken) {                                              // another account's
+                try await s.register(account: "alice", identityKey: key(0xA0), deviceID: 3, staticKey: key(0xA3), maxDevices: 16, linkToken: proof(0x11))
+            }
+            try expect(try await s.devices(account: "bob").map(\.deviceID) == [1, 2], "nothing registered by a refusal")
+            try expect(try await b3(proof(0x11)) == .addedDevice, "registered with its token")
+            try expect(try await b3(proof(0x11)) == .alreadyRegistered, "a retry is the idempotent repeat")
+            try expect(try await b3(nil) == .alreadyRegistered, "with or without the token")
+            _ = try await s.removeDevice(account: "bob", deviceID: 3)
+            try await expectError(.invalidLinkToken) { try await b3(proof(0x11)) }                 // used
+            try await expectError(.invalidLinkToken) { try await b3(nil) }                          // removed: no way back alone
+            // At most 4 open tokens: 4 (above), then 3, 5, 6; a fifth revokes the oldest (4) and
+            // reserves its id anew: the newest request wins.
+            try expect(try await issue(s, "bob", 0x14, now: 1_100) == 3, "3 free again")
+            try expect(try await issue(s, "bob", 0x15, now: 1_200) == 5, "5")
+            try expect(try await issue(s, "bob", 0x16, now: 1_300) == 6, "6")
+            try expect(try await issue(s, "bob", 0x17, now: 1_400) == 4, "the oldest (4) revoked, its id reserved again")
+            let b4 = { (hash: UInt8) async throws(RelayStoreError) -> RegisterOutcome in
+                try await s.register(account: "bob", identityKey: key(0xB0), deviceID: 4, staticKey: key(0xB4), maxDevices: 16, linkToken: proof(hash))
+            }
+            try await expectError(.invalidLinkToken) { try await b4(0x12) }                        // revoked
+            try expect(try await b4(0x17) == .addedDevice, "the newer token for 4")
+            // Expired tokens are not open: the same call later reserves from the lowest id again.
+            try expect(try await issue(s, "bob", 0x18, now: 700_000) == 3, "expired reservations freed")
+            // Registered + reserved ≤ maxDevices: the oldest reservation gives way; only registered
+            // devices can fill the account.
+            try expect(try await issue(s, "alice", 0x21, now: 1_000, maxDevices: 3) == 2, "alice 2")
+            try expect(try await issue(s, "alice", 0x22, now: 1_100, maxDevices: 3) == 3, "alice 3")
+            try expect(try await issue(s, "alice", 0x23, now: 1_200, maxDevices: 3) == 2, "the oldest (2) revoked for the newest")
+            try await expectError(.tooManyDevices(limit: 1)) { try await issue(s, "alice", 0x24, maxDevices: 1) }
+            // Durable: a token issued before a reopen registers after it; the revoked one does not.
+            let r = try await factory.reopen()
+            try await expectError(.invalidLinkToken) {
+                try await r.register(account: "alice", identityKey: key(0xA0), deviceID: 2, staticKey: key(0xA2), maxDevices: 16, linkToken: proof(0x21))
+            }
+            try expect(try await r.register(account: "alice", identityKey: key(0xA0), deviceID: 2, staticKey: key(0xA2), maxDevices: 16,
+                                            linkToken: proof(0x23)) == .addedDevice, "after a reopen")
+            // Purged with the queue: gone at its expiry even for a caller whose clock is earlier.
+            _ = try await r.purgeExpired(now: 601_100)
+            try await expectError(.invalidLinkToken) {
+                try await r.register(account: "alice", identityKey: key(0xA0), deviceID: 3, staticKey: key(0xA3), maxDevices: 16, linkToken: proof(0x22))
+            }
+            // An account whose devices are all gone is recovered by the identity key holder alone.
+            _ = try await r.register(account: "dave", identityKey: key(0xD0), deviceID: 2, staticKey: key(0xD2), maxDevices: 16)
+            _ = try await r.removeDevice(account: "dave", deviceID: 2)
+            try expect(try await r.register(account: "dave", identityKey: key(0xD0), deviceID: 5, staticKey: key(0xD5), maxDevices: 16)
+                       == .addedDevice, "recovery")
+            try await expectError(.invalidLinkToken) {
+                try await r.register(account: "dave", identityKey: key(0xD0), deviceID: 6, staticKey: key(0xD6), maxDevices: 16)
+            }
+        }),
+        ("linkTokensConcurrent", { factory in
+            // Concurrent issues reserve distinct ids (one transaction each).
+            let s = try await populated(factory)
+            let ids = try await withThrowingTaskGroup(of: UInt32.self) { group in
+                for i in 0..<4 { group.addTask { try await issue(s, "bob", UInt8(0x30 + i)) } }
+                var out: [UInt32] = []
+                for try await id in group { out.append(id) }
+                return out
+            }
+            try expect(ids.sorted() == [3, 4, 5, 6], "distinct ids: \(ids.sorted())")
         }),
         ("kyberDurableAcrossReopen", { factory in
             let s = try await populated(factory)

@@ -33,7 +33,15 @@ import Testing
         #expect(try second.store.setting(SettingKey.sealedSecret)?.count == 32)
         #expect(await second.client.readReceiptsEnabled == false)
         #expect(try second.store.u64(SettingKey.nextID) == 2 << 48 | 1)
+        // The relay's link token (spec relay §22.4) is kept until the device has registered.
+        #expect(message.linkToken.count == 16)
+        #expect(try second.store.setting(DeviceSettingKey.linkToken) == message.linkToken.withUnsafeBytes { Array($0) })
         await second.online()
+        #expect(try second.store.setting(DeviceSettingKey.linkToken) == nil)
+        // Only device 1 links: the new device gets LINK_FORBIDDEN, typed, and nothing is sent.
+        let other = try await HushLink.begin(configuration: relay.configuration())
+        await #expect(throws: ClientError.relay(.linkForbidden)) { try await second.client.linkDevice(code: other.code) }
+        await other.cancel()
 
         let fromPrimary = try await alice.client.devices()
         let fromSecond = try await second.client.devices()
@@ -58,6 +66,29 @@ import Testing
         await second.client.stop()
         await bob.client.stop()
         await alice.client.stop()
+        await relay.finish()
+    }
+
+    /// A new device that registers after its link token expired (ten minutes on the relay's
+    /// clock, spec relay §22.4) is refused with INVALID_LINK_TOKEN: a permanent failure; the
+    /// relay lists no new device.
+    @Test func aLinkTokenUsedAfterItsExpiryIsAPermanentFailure() async throws {
+        let relay = try await ClientTestRelay.start()
+        let alice = try User.make("alice", relay)
+        await alice.online()
+        let (late, _, id) = try await Self.link(alice, relay)
+        #expect(id == 2)
+        relay.clock.advance(by: 600_000)
+        await late.client.start()
+        _ = await late.log.first { $0 == .connection(.failed(.invalidLinkToken)) }
+        #expect(await late.client.connectionState == .failed(.invalidLinkToken))
+        #expect(try await alice.client.devices().map(\.id) == [1])
+        // Linked again: a new token for the same id, and it registers.
+        let (again, _, id2) = try await Self.link(alice, relay)
+        #expect(id2 == 2)
+        await again.online()
+        #expect(try await alice.client.devices().map(\.id) == [1, 2])
+        for u in [late, again, alice] { await u.client.stop() }
         await relay.finish()
     }
 

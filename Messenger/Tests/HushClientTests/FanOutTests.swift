@@ -8,10 +8,17 @@ import Testing
 
 extension User {
     /// Another device (`id`) of this user's account: the same identity key pair, its own
-    /// registration id, store and device key (it registers itself, relay spec §5.1).
-    func device(_ id: UInt32, _ relay: ClientTestRelay) throws -> User {
+    /// registration id, store and device key. It registers itself (relay spec §5.1) with a link
+    /// token that this user, device 1 and online, asks the relay for (§22.4, as
+    /// ``HushClient/linkDevice(code:)`` does). Tokens reserve the lowest free id: those for
+    /// lower ids than `id` are asked for and left unused (they expire).
+    func device(_ id: UInt32, _ relay: ClientTestRelay) async throws -> User {
+        var granted = try await client.requestLinkToken()
+        while granted.deviceID < id { granted = try await client.requestLinkToken() }
+        #expect(granted.deviceID == id)
         let store = InMemoryClientStore(identity: try self.store.identityKeyPair(), registrationID: try RegistrationID.generate(using: SystemRandom()))
         let client = try HushClient.create(account: name, deviceID: id, store: store, configuration: relay.configuration())
+        try store.setSetting(DeviceSettingKey.linkToken, Array(granted.token))
         return User(client: client, store: store, log: EventLog(client))
     }
 
@@ -54,12 +61,15 @@ extension User {
         let wire = Wire()
         let relay = try await relay(wire)
         let alice1 = try User.make("alice", relay), bob1 = try User.make("bob", relay)
-        let alice2 = try alice1.device(2, relay), bob2 = try bob1.device(2, relay)
         // A device learns its account's other devices at login (ListDevices, then FetchPrekeys for
-        // the new ones): alice/1 logs in after alice/2, bob/2 after bob/1; the earlier ones ask.
-        await alice2.online()
+        // the new ones): alice/1 logs in again after alice/2 registered, bob/2 after bob/1; the
+        // earlier ones ask. (Device 1 registers first: it asks for the others' link tokens.)
         await alice1.online()
         await bob1.online()
+        let alice2 = try await alice1.device(2, relay), bob2 = try await bob1.device(2, relay)
+        await alice2.online()
+        await alice1.client.stop()
+        await alice1.online()
         await bob2.online()
         #expect(try await alice1.client.ownDevices() == [2])
         #expect(try await bob2.client.ownDevices() == [1])
@@ -125,8 +135,10 @@ extension User {
         let wire = Wire()
         let relay = try await relay(wire)
         let alice1 = try User.make("alice", relay), bob1 = try User.make("bob", relay)
-        let alice2 = try alice1.device(2, relay), bob2 = try bob1.device(2, relay)
-        for u in [alice2, alice1, bob1, bob2] { await u.online() }
+        for u in [alice1, bob1] { await u.online() }
+        let alice2 = try await alice1.device(2, relay), bob2 = try await bob1.device(2, relay)
+        for u in [alice2, bob2] { await u.online() }
+        #expect(try await alice1.client.refreshOwnDevices() == [2])  // logged in before alice/2 existed
         let warm = try await alice1.client.send("warm", to: "bob")
         await alice1.waitTick(warm, .delivered)
         _ = await alice2.waitMessage(in: "bob", "warm", .outgoing)
@@ -159,8 +171,10 @@ extension User {
         relay.hook = { stanza in if case .multiSend(let m)? = stanza.body { multi.withLock { $0.append(m) } } }
         try await relay.start()
         let alice1 = try User.make("alice", relay), bob = try User.make("bob", relay)
-        let alice2 = try alice1.device(2, relay)
-        for u in [alice2, alice1, bob] { await u.online() }
+        for u in [alice1, bob] { await u.online() }
+        let alice2 = try await alice1.device(2, relay)
+        await alice2.online()
+        #expect(try await alice1.client.refreshOwnDevices() == [2])
         #expect(try await alice2.client.refreshOwnDevices() == [1])
 
         // The group's state goes to alice/2 too.
@@ -196,8 +210,9 @@ extension User {
         let wire = Wire()
         let relay = try await relay(wire)
         let alice = try User.make("alice", relay), bob1 = try User.make("bob", relay)
-        let bob2 = try bob1.device(2, relay)
-        for u in [alice, bob1, bob2] { await u.online() }
+        for u in [alice, bob1] { await u.online() }
+        let bob2 = try await bob1.device(2, relay)
+        await bob2.online()
         let warm = try await alice.client.send("warm", to: "bob")
         await alice.waitTick(warm, .delivered)
         // Two copies of a 40,000-byte text exceed one 65,519-byte frame.
@@ -219,8 +234,10 @@ extension User {
     @Test func aSentFileAppearsOnTheSendersOtherDeviceWhichCanDownloadIt() async throws {
         let s = try await MediaClientTests.start()
         let alice1 = try User.make("alice", s.relay), bob = try User.make("bob", s.relay)
-        let alice2 = try alice1.device(2, s.relay)
-        for u in [alice2, alice1, bob] { await u.online() }
+        for u in [alice1, bob] { await u.online() }
+        let alice2 = try await alice1.device(2, s.relay)
+        await alice2.online()
+        #expect(try await alice1.client.refreshOwnDevices() == [2])
         let bytes = MediaClientTests.pattern(20_000)
         let file = try MediaClientTests.file(s, "notes.txt", bytes)
         let id = try await alice1.client.sendMedia(file: file, contentType: "text/plain", to: "bob", library: s.library("alice"))
@@ -249,7 +266,7 @@ extension User {
         await alice.waitTick(one, .delivered)
 
         // bob/3 registers after alice built her sessions.
-        let bob3 = try bob1.device(3, relay)
+        let bob3 = try await bob1.device(3, relay)
         await bob3.online()
         let two = try await alice.client.send("two", to: "bob")
         _ = await bob1.waitMessage(from: "alice", "two")
@@ -316,7 +333,7 @@ extension User {
         await bob1.online()
         let one = try await alice.client.send("one", to: "bob")
         await alice.waitTick(one, .delivered)
-        let bob2 = try bob1.device(2, relay)
+        let bob2 = try await bob1.device(2, relay)
         await bob2.online()
         // bob/2's bundle now comes without its Kyber prekey: alice (requirePQXDH) builds no
         // session with it, so every resend is missing it again.

@@ -84,8 +84,10 @@ import Testing
         }
     }
 
+    static let token = SecureBytes(copying: [UInt8](repeating: 0x7E, count: 16))
+
     static func sample(secret: Bool = true) throws -> ProvisioningMessage {
-        try ProvisioningMessage(account: "alice", deviceID: 2, identity: try IdentityKeyPair.generate(),
+        try ProvisioningMessage(account: "alice", deviceID: 2, linkToken: token, identity: try IdentityKeyPair.generate(),
                                 sealedSecret: secret ? SecureBytes(copying: [UInt8](repeating: 0x5C, count: 32)) : nil,
                                 readReceipts: true, sealedFromAnyone: false)
     }
@@ -94,19 +96,29 @@ import Testing
         let m = try Self.sample()
         let key = try Curve25519.KeyAgreement.PrivateKey()
         let body = try m.sealed(to: key.publicKey)
-        #expect(body.count == 103 + 5 + 48)
+        #expect(body.count == 119 + 5 + 48)
         let back = try ProvisioningMessage.open(body, keyPair: key)
+        #expect(back.linkToken == Self.token && back.deviceID == 2)
         #expect(back.encoded == m.encoded)
         #expect(back.identity.identityKey == m.identity.identityKey)
         #expect(throws: ProvisioningError.cannotOpen) { try ProvisioningMessage.open(body, keyPair: try Curve25519.KeyAgreement.PrivateKey()) }
         #expect(throws: ProvisioningError.tooLarge(4_097)) { try ProvisioningMessage.open([UInt8](repeating: 1, count: 4_097), keyPair: key) }
-        #expect(try Self.sample(secret: false).encoded.count == 71 + 5)
+        #expect(try Self.sample(secret: false).encoded.count == 87 + 5)
         // Invalid fields are refused when building, too.
         #expect(throws: ProvisioningError.badDeviceID(1)) {
-            try ProvisioningMessage(account: "alice", deviceID: 1, identity: m.identity, sealedSecret: nil, readReceipts: true, sealedFromAnyone: false)
+            try ProvisioningMessage(account: "alice", deviceID: 1, linkToken: Self.token, identity: m.identity, sealedSecret: nil, readReceipts: true, sealedFromAnyone: false)
+        }
+        #expect(throws: ProvisioningError.truncated) {
+            try ProvisioningMessage(account: "alice", deviceID: 2, linkToken: SecureBytes(copying: [UInt8](repeating: 1, count: 15)), identity: m.identity,
+                                    sealedSecret: nil, readReceipts: true, sealedFromAnyone: false)
+        }
+        // Version 1 (no link token) is no longer read.
+        var v1 = m.encoded.withUnsafeBytes { Array($0) }
+        v1[0] = 0x01
+        #expect(throws: ProvisioningError.unsupportedVersion(1)) { try ProvisioningMessage(decoding: v1)
         }
         #expect(throws: ProvisioningError.badAccount) {
-            try ProvisioningMessage(account: "Alice", deviceID: 2, identity: m.identity, sealedSecret: nil, readReceipts: true, sealedFromAnyone: false)
+            try ProvisioningMessage(account: "Alice", deviceID: 2, linkToken: Self.token, identity: m.identity, sealedSecret: nil, readReceipts: true, sealedFromAnyone: false)
         }
     }
 
@@ -116,6 +128,7 @@ import Testing
         let secretHex = Hex.encode(m.identity.privateKey.rawRepresentation.withUnsafeBytes { Array($0) })
         #expect(!text.contains(secretHex))
         #expect(!text.contains(Hex.encode([UInt8](repeating: 0x5C, count: 32))))
+        #expect(!text.contains(Hex.encode([UInt8](repeating: 0x7E, count: 16))))
         #expect(text.contains("alice") && text.contains("redacted"))
     }
 

@@ -17,7 +17,7 @@ import Testing
         struct CodeInvalid: Decodable { let name: String, code: String, error: String }
         struct Codes: Decodable { let valid: [CodeValid]; let invalid: [CodeInvalid] }
         struct MessageValid: Decodable {
-            let name: String, hex: String, account: String, device_id: UInt32, identity_private: String, identity_public: String
+            let name: String, hex: String, account: String, device_id: UInt32, link_token: String, identity_private: String, identity_public: String
             let sealed_secret: String?
             let read_receipts: Bool, sealed_from_anyone: Bool
         }
@@ -34,7 +34,7 @@ import Testing
 
     static func load() throws -> Vectors {
         let v = try JSONDecoder().decode(Vectors.self, from: Data(contentsOf: file))
-        #expect(v.format == "hush-link-vectors/1")
+        #expect(v.format == "hush-link-vectors/2")
         return v
     }
 
@@ -101,13 +101,14 @@ import Testing
         for c in v.provisioning.valid {
             let m = try ProvisioningMessage(decoding: Self.bytes(c.hex))
             #expect(m.account == c.account && m.deviceID == c.device_id, "\(c.name)")
+            #expect(m.linkToken == SecureBytes(copying: Self.bytes(c.link_token)), "\(c.name)")
             #expect(m.identity.privateKey.rawRepresentation == SecureBytes(copying: Self.bytes(c.identity_private)), "\(c.name)")
             #expect(m.identity.identityKey.publicKey.rawRepresentation == Self.bytes(c.identity_public), "\(c.name)")
             #expect(m.sealedSecret == c.sealed_secret.map { SecureBytes(copying: Self.bytes($0)) }, "\(c.name)")
             #expect(m.readReceipts == c.read_receipts && m.sealedFromAnyone == c.sealed_from_anyone, "\(c.name)")
             #expect(m.encoded == SecureBytes(copying: Self.bytes(c.hex)), "\(c.name)")
             let built = try ProvisioningMessage(
-                account: c.account, deviceID: c.device_id,
+                account: c.account, deviceID: c.device_id, linkToken: SecureBytes(copying: Self.bytes(c.link_token)),
                 identity: IdentityKeyPair(privateKey: try Curve25519.KeyAgreement.PrivateKey(rawRepresentation: Self.bytes(c.identity_private))),
                 sealedSecret: c.sealed_secret.map { SecureBytes(copying: Self.bytes($0)) },
                 readReceipts: c.read_receipts, sealedFromAnyone: c.sealed_from_anyone)
@@ -117,7 +118,7 @@ import Testing
 
     @Test func invalidProvisioningMessagesAreTheNamedError() throws {
         let v = try Self.load()
-        #expect(v.provisioning.invalid.count == 26)
+        #expect(v.provisioning.invalid.count == 28)
         for c in v.provisioning.invalid {
             do {
                 _ = try ProvisioningMessage(decoding: Self.bytes(c.hex))

@@ -255,7 +255,8 @@ extension PostgresTests {
             let primary = TestDevice("dora"), linked = primary.sibling(2)
             let p = try await RelayTestClient.register(n1.relay, primary)
             try await p.waitQueueEmpty()
-            let l = try await RelayTestClient.register(n2.relay, linked)
+            // Its link token issued on n1 (device 1's node), used on n2 (§22.4: tokens are in the database).
+            let l = try await RelayTestClient.registerLinked(n2.relay, linked, via: p)
             try await l.waitQueueEmpty()
             var s = RelayStanza()
             s.removeDevice.requestID = 3

@@ -29,8 +29,8 @@ extension PostgresTests {
         let config = try TestPostgres.configuration()
         let a = try await PostgresRelayStore.connect(config, logger: TestPostgres.logger)
         let b = try await PostgresRelayStore.connect(config, logger: TestPostgres.logger)
-        #expect(try await a.schemaVersions() == [1, 2, 3, 4, 5])
-        #expect(try await b.schemaVersions() == [1, 2, 3, 4, 5])
+        #expect(try await a.schemaVersions() == [1, 2, 3, 4, 5, 6])
+        #expect(try await b.schemaVersions() == [1, 2, 3, 4, 5, 6])
         await a.shutdown()
         await b.shutdown()
     }
@@ -46,8 +46,9 @@ extension PostgresTests {
         let b = try await PostgresRelayStore.connect(config, logger: TestPostgres.logger)
         let key = { (x: UInt8) in Data(repeating: x, count: 32) }
         _ = try await a.register(account: "alice", identityKey: key(0xA0), deviceID: 1, staticKey: key(0xA1), maxDevices: 16)
-        for d in UInt32(1)...3 {
-            _ = try await a.register(account: "bob", identityKey: key(0xB0), deviceID: d, staticKey: key(0xB0 + UInt8(d)), maxDevices: 16)
+        _ = try await a.register(account: "bob", identityKey: key(0xB0), deviceID: 1, staticKey: key(0xB1), maxDevices: 16)
+        for d in UInt32(2)...3 {
+            _ = try await RelayStoreConformance.link(a, account: "bob", identityKey: key(0xB0), deviceID: d, staticKey: key(0xB0 + UInt8(d)))
         }
         _ = try await a.register(account: "carol", identityKey: key(0xC0), deviceID: 1, staticKey: key(0xC1), maxDevices: 16)
         @Sendable func request(_ id: UInt64, to recipient: String, _ devices: [UInt32], cap: Int = 10_000) -> EnqueueRequest {
@@ -145,6 +146,45 @@ extension PostgresTests {
         #expect(sa.sharedStatements + sb.sharedStatements > 0, "no batch shared a statement: the test did not exercise it")
         #expect(sa.sharedWrites + sb.sharedWrites >= 2 * (sa.sharedStatements + sb.sharedStatements))
         #expect(sa.transientRetries == 0 && sb.transientRetries == 0, "deadlocks or serialization failures: \(sa) \(sb)")
+        await a.shutdown()
+        await b.shutdown()
+    }
+
+    /// A link token issued through one node (store instance) is used through another (§22.4:
+    /// the new device may register on any node), once; concurrent issues on both nodes reserve
+    /// distinct ids.
+    @Test func linkTokenIssuedOnOneNodeIsUsedOnAnother() async throws {
+        let config = try TestPostgres.configuration()
+        let a = try await PostgresRelayStore.connect(config, logger: TestPostgres.logger)
+        let b = try await PostgresRelayStore.connect(config, logger: TestPostgres.logger)
+        let key = { (x: UInt8) in Data(repeating: x, count: 32) }
+        _ = try await a.register(account: "lena", identityKey: key(0xE0), deviceID: 1, staticKey: key(0xE1), maxDevices: 16)
+        let issue = { @Sendable (s: PostgresRelayStore, hash: UInt8) async throws -> UInt32 in
+            try await s.issueLinkToken(LinkTokenIssue(account: "lena", tokenHash: Data(repeating: hash, count: 32), now: 1_000, expiresAt: 601_000,
+                                                      maxDevices: 16, maxOpenTokens: 4))
+        }
+        #expect(try await issue(a, 0x01) == 2)
+        let proof = LinkTokenProof(tokenHash: key(0x01), now: 2_000)
+        #expect(try await b.register(account: "lena", identityKey: key(0xE0), deviceID: 2, staticKey: key(0xE2), maxDevices: 16,
+                                     linkToken: proof) == .addedDevice)
+        // Used: after device 2 is removed (on node a), its token registers no other device 2.
+        _ = try await a.removeDevice(account: "lena", deviceID: 2)
+        await #expect(throws: RelayStoreError.invalidLinkToken) {
+            try await a.register(account: "lena", identityKey: key(0xE0), deviceID: 2, staticKey: key(0xE3), maxDevices: 16, linkToken: proof)
+        }
+        let ids = try await withThrowingTaskGroup(of: UInt32.self) { group in
+            for i in 0..<4 {
+                let s = i % 2 == 0 ? a : b
+                group.addTask { try await issue(s, UInt8(0x10 + i)) }
+            }
+            var out: [UInt32] = []
+            for try await id in group { out.append(id) }
+            return out
+        }
+        #expect(ids.sorted() == [2, 3, 4, 5])
+        // A fifth, on either node, revokes the oldest open one and reserves its id again.
+        let fifth = try await issue(b, 0x20)
+        #expect((2...5).contains(fifth))
         await a.shutdown()
         await b.shutdown()
     }

@@ -104,7 +104,7 @@ import Testing
         try await a.waitQueueEmpty()
         let b1 = try await RelayTestClient.register(relay, bob)
         try await b1.waitQueueEmpty()
-        let b2 = try await RelayTestClient.register(relay, bob.sibling(2))
+        let b2 = try await RelayTestClient.registerLinked(relay, bob.sibling(2))
         try await b2.waitQueueEmpty()
 
         let ack = try await Self.perDevice(a, 10, to: "bob", [(2, "for two"), (1, "for one")])
@@ -161,7 +161,7 @@ import Testing
         let bob = TestDevice("bob")
         let b1 = try await RelayTestClient.register(relay, bob)
         try await b1.waitQueueEmpty()
-        let b2 = try await RelayTestClient.register(relay, bob.sibling(2))
+        let b2 = try await RelayTestClient.registerLinked(relay, bob.sibling(2))
         try await b2.waitQueueEmpty()
         let set = try await RelaySealedSenderTests.setAccess(b1, key: RelaySealedSenderTests.key)
         guard case .ok? = set.body else { Issue.record("no ok: \(set)"); return }
@@ -213,9 +213,9 @@ import Testing
         let a1 = try await RelayTestClient.register(relay, alice)
         try await a1.waitQueueEmpty()
         let alice2 = alice.sibling(2), alice3 = alice.sibling(3)
-        let a2 = try await RelayTestClient.register(relay, alice2)
+        let a2 = try await RelayTestClient.registerLinked(relay, alice2, via: a1)
         try await a2.waitQueueEmpty()
-        let a3 = try await RelayTestClient.register(relay, alice3)
+        let a3 = try await RelayTestClient.registerLinked(relay, alice3, via: a1)
         try await a3.waitQueueEmpty()
         let b = try await RelayTestClient.register(relay, bob)
         try await b.waitQueueEmpty()
@@ -264,9 +264,10 @@ import Testing
         Self.expectOK(try await Self.remove(a3, 3, 15), 15)
         let (own, _) = await a3.closeCode()
         #expect(own == RelayProtocol.CloseCode.deviceRemoved.rawValue)
-        // Its id is free again: a new device (new static key) registers as 2.
+        // Its id is free again: a new device (new static key) registers as 2, with a new link
+        // token (the removed device cannot register itself again: RelayLinkTokenTests).
         let fresh = alice.sibling(2)
-        let a2new = try await RelayTestClient.register(relay, fresh)
+        let a2new = try await RelayTestClient.registerLinked(relay, fresh, via: a1)
         try await a2new.waitQueueEmpty()
         guard case .deviceList(let last)? = try await Self.list(a2new, 16).body else { Issue.record("no DeviceList"); return }
         #expect(last.devices == [Self.info(alice), Self.info(fresh)])

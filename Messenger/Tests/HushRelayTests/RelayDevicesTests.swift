@@ -65,13 +65,13 @@ import Testing
         let alice = TestDevice("alice"), bob = TestDevice("bob")
         let a = try await RelayTestClient.register(relay, alice)
         try await a.waitQueueEmpty()
-        let a2 = try await RelayTestClient.register(relay, alice.sibling(2))
+        let a2 = try await RelayTestClient.registerLinked(relay, alice.sibling(2))
         try await a2.waitQueueEmpty()
-        let a3 = try await RelayTestClient.register(relay, alice.sibling(3))
+        let a3 = try await RelayTestClient.registerLinked(relay, alice.sibling(3))
         try await a3.waitQueueEmpty()
         let b = try await RelayTestClient.register(relay, bob)
         try await b.waitQueueEmpty()
-        let b2 = try await RelayTestClient.register(relay, bob.sibling(2))
+        let b2 = try await RelayTestClient.registerLinked(relay, bob.sibling(2))
         try await b2.waitQueueEmpty()
 
         Self.expectMismatch(try await Self.sendAll(a, 1, to: "bob", [1]), cmid: 1, account: "bob", missing: [2], extra: [])
@@ -111,7 +111,7 @@ import Testing
         let bob = TestDevice("bob")
         let b = try await RelayTestClient.register(relay, bob)
         try await b.waitQueueEmpty()
-        let b2 = try await RelayTestClient.register(relay, bob.sibling(2))
+        let b2 = try await RelayTestClient.registerLinked(relay, bob.sibling(2))
         try await b2.waitQueueEmpty()
         _ = try await RelaySealedSenderTests.setAccess(b, key: RelaySealedSenderTests.key)
         let anon = try await RelaySealedSenderTests.anonymous(relay)
@@ -144,7 +144,7 @@ import Testing
         let alice = TestDevice("alice"), bob = TestDevice("bob"), carol = TestDevice("carol")
         var clients: [RelayTestClient] = []
         for d in [alice, alice.sibling(2), bob, bob.sibling(2), carol, carol.sibling(2)] {
-            let c = try await RelayTestClient.register(relay, d)
+            let c = try await RelayTestClient.registerAny(relay, d)
             try await c.waitQueueEmpty()
             clients.append(c)
         }

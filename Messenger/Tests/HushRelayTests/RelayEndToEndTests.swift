@@ -115,7 +115,7 @@ func expectError(_ s: RelayStanza, _ code: RelayErrorCode, device: UInt32 = 0, s
         let a = try await RelayTestClient.register(relay, TestDevice("alice"))
         let bob = TestDevice("bob")
         let b1 = try await RelayTestClient.register(relay, bob)
-        let b2 = try await RelayTestClient.register(relay, bob.sibling(2))
+        let b2 = try await RelayTestClient.registerLinked(relay, bob.sibling(2))
         #expect(b2.welcome?.deviceID == 2)
         _ = try await a.sendAndWait(1, to: "bob", [1, 2], "both")
         #expect(try await b1.nextDeliver().payload == Data("both".utf8))

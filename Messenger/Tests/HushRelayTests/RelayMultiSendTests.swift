@@ -188,13 +188,13 @@ import Testing
         // Online: bob.1, carol.1, carol.3. Offline (registered, then gone): bob.2, carol.2, dave.1.
         var online: [String: RelayTestClient] = [:]
         for d in [bob, carol, carol.sibling(3)] {
-            let c = try await RelayTestClient.register(relay, d)
+            let c = try await RelayTestClient.registerAny(relay, d)
             try await c.waitQueueEmpty()
             online["\(d.account).\(d.deviceID)"] = c
         }
         let offline = [bob.sibling(2), carol.sibling(2), dave]   // each with its own device key, kept for the login
         for d in offline {
-            let c = try await RelayTestClient.register(relay, d)
+            let c = try await RelayTestClient.registerAny(relay, d)
             try await c.waitQueueEmpty()
             await c.close()
         }
@@ -257,12 +257,12 @@ import Testing
         let a = try await RelayTestClient.register(relay, alice)
         try await a.waitQueueEmpty()
         for d in [bob, bob.sibling(2), carol] {
-            let c = try await RelayTestClient.register(relay, d)
+            let c = try await RelayTestClient.registerAny(relay, d)
             try await c.waitQueueEmpty()
             await c.close()
         }
         // An onlooker: bob's third device, online throughout; it must be unaffected.
-        let watcher = try await RelayTestClient.register(relay, bob.sibling(3))
+        let watcher = try await RelayTestClient.registerLinked(relay, bob.sibling(3))
         try await watcher.waitQueueEmpty()
         let three = Self.rawEnvelope(headers: 3, box: 40)
         let good: Recipients = [("bob", [1, 2]), ("carol", [1])]
@@ -406,7 +406,7 @@ import Testing
         let a = try await RelayTestClient.register(relay, alice)
         try await a.waitQueueEmpty()
         for d in [bob, bob.sibling(2), carol] {
-            let c = try await RelayTestClient.register(relay, d)
+            let c = try await RelayTestClient.registerAny(relay, d)
             try await c.waitQueueEmpty()
             await c.close()
         }
@@ -431,7 +431,7 @@ import Testing
         }
         // More recipients with the same id: only the new device's copy is stored (at the new
         // time); the answer is the earliest time.
-        let b3 = try await RelayTestClient.register(relay, bob.sibling(3))
+        let b3 = try await RelayTestClient.registerLinked(relay, bob.sibling(3))
         try await b3.waitQueueEmpty()
         let more: Recipients = [("bob", [1, 2, 3]), ("carol", [1])]
         let third = try sender.seal("once", more, identities: identities)
@@ -457,7 +457,7 @@ import Testing
         let a = try await RelayTestClient.register(relay, alice)
         try await a.waitQueueEmpty()
         for d in [bob, bob.sibling(2), carol, dave] {
-            let c = try await RelayTestClient.register(relay, d)
+            let c = try await RelayTestClient.registerAny(relay, d)
             try await c.waitQueueEmpty()
             await c.close()
         }
@@ -516,7 +516,7 @@ extension PostgresTests {
         try await b1.waitQueueEmpty()
         let c1 = try await RelayTestClient.register(n1.relay, carol)
         try await c1.waitQueueEmpty()
-        let gone = try await RelayTestClient.register(n2.relay, bob2)
+        let gone = try await RelayTestClient.registerLinked(n2.relay, bob2, via: b1)
         try await gone.waitQueueEmpty()
         await gone.close()
 

@@ -13,6 +13,7 @@ import Testing
             .deliverEphemeral(.init()), .requestMediaUpload(.init()), .mediaUploadGranted(.init()), .setSealedAccess(.init()),
             .sealedSend(.init()), .multiSend(.init()), .listDevices(.init()), .deviceList(.init()), .removeDevice(.init()),
             .openProvisioning(.init()), .provisioningAddress(.init()), .sendProvisioning(.init()), .provisioningMessage(.init()),
+            .requestLinkToken(.init()), .linkToken(.init()),
         ]
         var seen = Set<String>()
         for body in bodies {

@@ -95,8 +95,12 @@ public enum LinkCLI {
             return .failed("only device 1 removes other devices; another device can remove only itself")
         case ClientError.relay(.unknownDevice) where id != nil:
             return .failed("this account has no device \(id ?? 0) (hush devices)")
-        case ClientError.noFreeDeviceID:
-            return .failed("the account has its 16 devices: remove one first (hush devices remove ID)")
+        case ClientError.relay(.tooManyDevices):
+            return .failed("the account has its 16 devices (counting links started in the last 10 minutes): remove one first (hush devices remove ID)")
+        case ClientError.relay(.linkForbidden):
+            return .failed("only device 1 links new devices: run hush devices link on device 1")
+        case ClientError.relay(.rateLimited):
+            return .failed("too many links at once: wait a few minutes (an unused link expires after 10 minutes)")
         default:
             return Account.describe(error)
         }

@@ -5,33 +5,39 @@ import HushTransport
 
 /// What an existing device hands a new one through the relay's provisioning channel
 /// (Docs/spec/client.md §7.2), sealed to the new device's provisioning key (§7.3): the account,
-/// the device id chosen for the new device, the account's identity key pair, the sealed-sender
-/// secret and the account-wide settings.
+/// the device id the relay reserved for the new device with the link token it registers with
+/// (spec relay §22.4), the account's identity key pair, the sealed-sender secret and the
+/// account-wide settings.
 ///
 /// ```
-/// u8 0x01 ‖ u8 n ‖ account (n) ‖ be32 device_id ‖ identity private (32) ‖ identity public (32)
-///   ‖ u8 flags ‖ [sealed-sender secret (32), when flags bit 2]
+/// u8 0x02 ‖ u8 n ‖ account (n) ‖ be32 device_id ‖ link token (16) ‖ identity private (32)
+///   ‖ identity public (32) ‖ u8 flags ‖ [sealed-sender secret (32), when flags bit 2]
 /// ```
-/// The private key and the secret are held in wiped storage; ``description`` shows neither.
+/// The token, the private key and the secret are held in wiped storage; ``description`` shows
+/// none of them.
 public struct ProvisioningMessage: Sendable, CustomStringConvertible {
     /// The version byte.
-    public static let version: UInt8 = 0x01
+    public static let version: UInt8 = 0x02
+    /// Length of the link token (spec relay §22.4).
+    public static let linkTokenLength = RelayProtocol.Limits.linkTokenLength
     /// The most bytes a sealed message may have (`SendProvisioning.body`, spec relay §10).
     public static let maxSealedBytes = RelayProtocol.Limits.maxProvisioningBody
 
-    /// Flag bits (byte 5 + n).
+    /// Flag bits (byte 86 + n).
     static let readReceiptsFlag: UInt8 = 1 << 0
     static let sealedFromAnyoneFlag: UInt8 = 1 << 1
     static let sealedSecretFlag: UInt8 = 1 << 2
 
     /// The account the new device joins.
     public let account: String
-    /// The device id the new device registers as (2 … 2^31 − 1).
     /// The device ids a provisioning message may hand out (§7.2): 2 … 65,535, so that the new
     /// device's counter range, `device id · 2⁴⁸ + 1` on (§7.4), stays inside 64 bits and apart
     /// from every other device's.
     public static let deviceIDs: ClosedRange<UInt32> = 2...0xFFFF
+    /// The device id the new device registers as (the one its link token reserves).
     public let deviceID: UInt32
+    /// The link token the relay issued for `deviceID` (16 bytes), sent in `Register.link_token`.
+    public let linkToken: SecureBytes
     /// The account's identity key pair.
     public let identity: IdentityKeyPair
     /// The account's sealed-sender secret (32 bytes; Docs/client.md §Sealed sender), nil when the
@@ -42,14 +48,16 @@ public struct ProvisioningMessage: Sendable, CustomStringConvertible {
     /// The account accepts sealed messages from anyone (spec relay §20.1).
     public let sealedFromAnyone: Bool
 
-    /// A message; throws for an invalid account name, device id or secret length.
-    public init(account: String, deviceID: UInt32, identity: IdentityKeyPair, sealedSecret: SecureBytes?,
+    /// A message; throws for an invalid account name, device id, token or secret length.
+    public init(account: String, deviceID: UInt32, linkToken: SecureBytes, identity: IdentityKeyPair, sealedSecret: SecureBytes?,
                 readReceipts: Bool, sealedFromAnyone: Bool) throws(ProvisioningError) {
         guard DeviceBinding.isValidAccountName(account) else { throw .badAccount }
         guard Self.deviceIDs.contains(deviceID) else { throw .badDeviceID(deviceID) }
+        guard linkToken.count == Self.linkTokenLength else { throw .truncated }
         if let sealedSecret, sealedSecret.count != 32 { throw .truncated }
         self.account = account
         self.deviceID = deviceID
+        self.linkToken = linkToken
         self.identity = identity
         self.sealedSecret = sealedSecret
         self.readReceipts = readReceipts
@@ -57,19 +65,19 @@ public struct ProvisioningMessage: Sendable, CustomStringConvertible {
     }
 
     public var description: String {
-        "ProvisioningMessage(account: \(account), device: \(deviceID), identity: \(Hex.encode(identity.identityKey.publicKey.rawRepresentation)), "
+        "ProvisioningMessage(account: \(account), device: \(deviceID), link token: redacted, identity: \(Hex.encode(identity.identityKey.publicKey.rawRepresentation)), "
             + "sealed secret: \(sealedSecret == nil ? "none" : "32 bytes, redacted"), read receipts: \(readReceipts), from anyone: \(sealedFromAnyone))"
     }
 
     /// The canonical encoding (§7.2), in wiped storage.
     public var encoded: SecureBytes {
         let name = Array(account.utf8)
-        let count = 1 + 1 + name.count + 4 + 32 + 32 + 1 + (sealedSecret == nil ? 0 : 32)
+        let count = 1 + 1 + name.count + 4 + Self.linkTokenLength + 32 + 32 + 1 + (sealedSecret == nil ? 0 : 32)
         var flags: UInt8 = 0
         if readReceipts { flags |= Self.readReceiptsFlag }
         if sealedFromAnyone { flags |= Self.sealedFromAnyoneFlag }
         if sealedSecret != nil { flags |= Self.sealedSecretFlag }
-        let identity = self.identity, secret = sealedSecret, device = deviceID
+        let identity = self.identity, secret = sealedSecret, device = deviceID, token = linkToken
         return SecureBytes(count: count) { (out: UnsafeMutableRawBufferPointer) in
             var i = 0
             func put(_ b: UInt8) { out[i] = b; i += 1 }
@@ -78,6 +86,7 @@ public struct ProvisioningMessage: Sendable, CustomStringConvertible {
             put(UInt8(name.count))
             for b in name { put(b) }
             for shift in [24, 16, 8, 0] as [UInt32] { put(UInt8(truncatingIfNeeded: device >> shift)) }
+            token.withUnsafeBytes { put($0) }
             identity.privateKey.rawRepresentation.withUnsafeBytes { put($0) }
             identity.identityKey.publicKey.rawRepresentation.withUnsafeBytes { put($0) }
             put(flags)
@@ -110,6 +119,7 @@ public struct ProvisioningMessage: Sendable, CustomStringConvertible {
         let d = try take(4)
         let device = UInt32(d[0]) << 24 | UInt32(d[1]) << 16 | UInt32(d[2]) << 8 | UInt32(d[3])
         guard Self.deviceIDs.contains(device) else { throw .badDeviceID(device) }
+        let token = SecureBytes(copying: try take(linkTokenLength))
         let scalar = try take(32)
         guard scalar[0] & 7 == 0, scalar[31] & 0x80 == 0, scalar[31] & 0x40 != 0 else { throw .badIdentityKey }
         guard let privateKey = try? Curve25519.KeyAgreement.PrivateKey(rawRepresentation: scalar) else { throw .badIdentityKey }
@@ -120,7 +130,7 @@ public struct ProvisioningMessage: Sendable, CustomStringConvertible {
         var secret: SecureBytes?
         if flags & sealedSecretFlag != 0 { secret = SecureBytes(copying: try take(32)) }
         guard i == b.count else { throw .trailingBytes(b.count - i) }
-        return try ProvisioningMessage(account: account, deviceID: device, identity: IdentityKeyPair(privateKey: privateKey),
+        return try ProvisioningMessage(account: account, deviceID: device, linkToken: token, identity: IdentityKeyPair(privateKey: privateKey),
                                        sealedSecret: secret, readReceipts: flags & readReceiptsFlag != 0,
                                        sealedFromAnyone: flags & sealedFromAnyoneFlag != 0)
     }
@@ -148,7 +158,7 @@ public enum ProvisioningError: Error, Equatable, Hashable, Sendable {
     case cannotOpen
     /// No bytes.
     case empty
-    /// A version byte other than 0x01.
+    /// A version byte other than 0x02 (version 0x01, without a link token, is no longer accepted).
     case unsupportedVersion(UInt8)
     /// The bytes end inside a field.
     case truncated

@@ -118,8 +118,6 @@ public enum ClientError: Error, Equatable, Sendable {
     case provisioning(ProvisioningError)
     /// The relay closed the provisioning address before a message came (4009, spec relay §22.3).
     case linkExpired
-    /// Every device id 2…16 is taken: the account has its 16 devices (spec relay §5).
-    case noFreeDeviceID
     /// This device was removed from its account (``ConnectionState/removed``).
     case deviceRemoved
 }

@@ -33,25 +33,17 @@ public struct LinkedDevice: Sendable, Equatable, CustomStringConvertible {
 enum DeviceSettingKey {
     /// This device was removed from its account: never connect again.
     static let removed = "device.removed"
-    /// Device ids this device handed out with ``HushClient/linkDevice(code:)`` ("id time-ms"
-    /// strings), kept out of the next choices for ``HushClient/handOutHold`` even before the new
-    /// device registers.
-    static let handedOut = "devices.handed-out"
+    /// A linked device's link token (16 bytes, spec relay §22.4) until it has registered.
+    static let linkToken = "device.link-token"
 }
 
 extension HushClient {
     /// WebSocket close code: the device was removed (spec relay §9.2).
     static let removedCloseCode: UInt16 = RelayProtocol.CloseCode.deviceRemoved.rawValue
-    /// The device ids ``linkDevice(code:)`` chooses from (an account has at most 16 devices).
-    public static let linkableDeviceIDs: ClosedRange<UInt32> = 2...16
     /// A linked device's message counter starts at `device id << 48` + 1, so that its sealed
     /// sends' client message ids (derived from the account's shared sealed-sender secret and the
     /// counter, Docs/spec/client.md §7.4) never repeat another device's.
     static func linkedCounterStart(_ deviceID: UInt32) -> UInt64 { UInt64(deviceID) << 48 | 1 }
-    /// How long (ms) an id handed to a new device stays reserved although the relay does not list
-    /// it yet: the address lives 10 minutes and the new device registers right after; 15 minutes.
-    static let handOutHold: UInt64 = 900_000
-
     // MARK: the new device
 
     /// Creates a linked device in `store` from a provisioning message (``PendingLink/wait(timeout:)``):
@@ -59,7 +51,7 @@ extension HushClient {
     /// ``create(account:deviceID:store:configuration:)`` with `message.account` and
     /// `message.deviceID` (a new Noise static key, prekeys), plus the account's sealed-sender
     /// secret, its read-receipt and sealed-from-anyone settings, and the device's own counter
-    /// range. Registration happens on ``start()``.
+    /// range, and its link token, which ``start()`` sends in its registration (spec relay §5.1).
     public static func create(linking message: ProvisioningMessage, store: any ClientStore,
                               configuration: ClientConfiguration) throws(ClientError) -> HushClient {
         let matches = try storeStep { try store.identityKeyPair().identityKey == message.identity.identityKey }
@@ -75,6 +67,9 @@ extension HushClient {
                 try store.setFlag(SettingKey.sealedFromAnyone, message.sealedFromAnyone)
                 try store.setFlag(SettingKey.readReceipts, message.readReceipts)
                 try store.setU64(SettingKey.nextID, linkedCounterStart(message.deviceID))
+                var token = message.linkToken.withUnsafeBytes { Array($0) }
+                defer { SecureBytes.wipe(&token) }
+                try store.setSetting(DeviceSettingKey.linkToken, token)
             }
         }
         return client
@@ -91,44 +86,32 @@ extension HushClient {
             return s
         }
         guard case .deviceList(let list)? = reply.body else { throw .relay(.unexpectedStanza) }
-        // A handed-out id the relay lists has registered: it needs no reservation any more.
-        let ids = Set(list.devices.map(\.deviceID))
-        _ = try? step {
-            let held = try store.strings(DeviceSettingKey.handedOut)
-            let kept = held.filter { line in line.split(separator: " ").first.flatMap { UInt32($0) }.map { !ids.contains($0) } ?? false }
-            if kept != held { try store.setStrings(DeviceSettingKey.handedOut, kept) }
-        }
         return list.devices.map {
             LinkedDevice(id: $0.deviceID, staticKey: Array($0.staticKey), registrationID: $0.registrationID,
                          isThisDevice: $0.deviceID == deviceID)
         }
     }
 
-    /// Links the new device that shows `code` (``PendingLink/code``): chooses the lowest free
-    /// device id in 2…16 (not listed by ``devices()``, nor handed out by this device in the last
-    /// 15 minutes: ``handOutHold``), seals the provisioning message (account, that id,
-    /// the identity key pair, the sealed-sender secret, read receipts and sealed-from-anyone;
-    /// Docs/spec/client.md §7) to the code's key and sends it to the code's address. Returns the
-    /// id once the relay has handed the message to the waiting device (`Ok`).
+    /// Links the new device that shows `code` (``PendingLink/code``): asks the relay for a link
+    /// token (`RequestLinkToken`, spec relay §22.4), which reserves the new device's id (the
+    /// lowest free one ≥ 2) for 10 minutes, seals the provisioning message (account, that id,
+    /// the token, the identity key pair, the sealed-sender secret, read receipts and
+    /// sealed-from-anyone; Docs/spec/client.md §7) to the code's key and sends it to the code's
+    /// address. Returns the id once the relay has handed the message to the waiting device (`Ok`).
     ///
     /// Errors: ``ClientError/invalidLinkCode(_:)`` for a code that does not decode (nothing
-    /// sent); ``ClientError/noFreeDeviceID``; `.relay(.unknownProvisioningAddress)` when no new
-    /// device waits at the address (expired, used, closed, or on another relay node);
-    /// `.relay(.rateLimited)`; ``ClientError/offline``.
+    /// sent, no token asked for); `.relay(.linkForbidden)` on a device other than 1 (only device
+    /// 1 links devices); `.relay(.tooManyDevices)` when registered devices and open tokens fill
+    /// the account's 16; `.relay(.rateLimited)` with 4 tokens open (they expire in 10 minutes)
+    /// or over the provisioning rate; `.relay(.unknownProvisioningAddress)` when no new device
+    /// waits at the address (expired, used, closed; the token then expires unused);
+    /// ``ClientError/offline``.
     @discardableResult
     public func linkDevice(code: String) async throws(ClientError) -> UInt32 {
         let parsed: LinkCode
         do { parsed = try LinkCode(parsing: code) } catch { throw .invalidLinkCode(error) }
-        let listed = try await devices().map(\.id)
-        // Ids handed out recently are taken too: their devices may not have registered yet.
-        let now = configuration.clock()
-        let recent: [(id: UInt32, at: UInt64)] = try step { try store.strings(DeviceSettingKey.handedOut) }.compactMap { line in
-            let parts = line.split(separator: " ")
-            guard parts.count == 2, let id = UInt32(parts[0]), let at = UInt64(parts[1]), now < at &+ Self.handOutHold else { return nil }
-            return (id, at)
-        }
-        let taken = Set(listed).union(recent.map(\.id))
-        guard let id = Self.linkableDeviceIDs.first(where: { !taken.contains($0) }) else { throw .noFreeDeviceID }
+        let granted = try await requestLinkToken()
+        let id = granted.deviceID
         let secret: SecureBytes? = try step {
             guard var s = try store.setting(SettingKey.sealedSecret), s.count == SealedSenderKeys.secretByteCount else { return nil }
             defer { SecureBytes.wipe(&s) }
@@ -136,8 +119,10 @@ extension HushClient {
         }
         let body: [UInt8]
         do {
-            let message = try ProvisioningMessage(account: account, deviceID: id, identity: identity, sealedSecret: secret,
-                                                  readReceipts: readReceiptsEnabled, sealedFromAnyone: sealedFromAnyone)
+            var tokenBytes = Array(granted.token)
+            defer { SecureBytes.wipe(&tokenBytes) }
+            let message = try ProvisioningMessage(account: account, deviceID: id, linkToken: SecureBytes(copying: tokenBytes), identity: identity,
+                                                  sealedSecret: secret, readReceipts: readReceiptsEnabled, sealedFromAnyone: sealedFromAnyone)
             body = try message.sealed(to: parsed.publicKey)
         } catch { throw .provisioning(error) }
         _ = try await request { rid in
@@ -147,9 +132,22 @@ extension HushClient {
             s.sendProvisioning.body = Data(body)
             return s
         }
-        let kept = recent.map { "\($0.id) \($0.at)" } + ["\(id) \(now)"]
-        try step { try store.setStrings(DeviceSettingKey.handedOut, kept) }
         return id
+    }
+
+    /// `RequestLinkToken` (spec relay §22.4): a one-time token, 16 bytes, that reserves the
+    /// returned device id for a new device for 10 minutes. Device 1 only.
+    func requestLinkToken() async throws(ClientError) -> RelayLinkToken {
+        let reply = try await request { rid in
+            var s = RelayStanza()
+            s.requestLinkToken.requestID = rid
+            return s
+        }
+        guard case .linkToken(let granted)? = reply.body, granted.token.count == RelayProtocol.Limits.linkTokenLength,
+              ProvisioningMessage.deviceIDs.contains(granted.deviceID) else {
+            throw .relay(.unexpectedStanza)
+        }
+        return granted
     }
 
     /// Removes a device from the account (`RemoveDevice`, spec relay §22.2): device 1 may remove

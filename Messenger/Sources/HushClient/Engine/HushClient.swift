@@ -239,7 +239,7 @@ public actor HushClient {
     }
 
     private static func permanent(_ code: RelayErrorCode) -> Bool {
-        [.accountTaken, .deviceKeyMismatch, .tooManyDevices, .invalidAccountName, .invalidSignature].contains(code)
+        [.accountTaken, .deviceKeyMismatch, .tooManyDevices, .invalidAccountName, .invalidSignature, .invalidLinkToken].contains(code)
     }
 
     private func openLink() async throws(LinkError) -> RelayLink {
@@ -261,6 +261,11 @@ public actor HushClient {
                 throw .handshake("cannot sign the device binding")
             }
             reg.deviceSignature = Data(sig)
+            // A linked device's one-time link token (spec relay §5.1, §22.4), kept until it registers.
+            if var token = try? store.setting(DeviceSettingKey.linkToken) {
+                reg.linkToken = Data(token)
+                SecureBytes.wipe(&token)
+            }
             hello.register = reg
         }
         let pattern: RelayProtocol.Pattern = pinned == nil ? .xx : .ik
@@ -275,6 +280,8 @@ public actor HushClient {
                 try store.atomically {
                     if link.welcome.registered || !registered {
                         try store.setFlag(SettingKey.registered, true)
+                        // Used: the relay deleted it with the insert (a repeat is idempotent without it).
+                        try store.setSetting(DeviceSettingKey.linkToken, nil)
                     }
                     try store.setSetting(SettingKey.relayKey, link.certificate.relayKey.rawRepresentation)
                 }
@@ -416,6 +423,7 @@ public actor HushClient {
         case .senderCertificate(let c)?: resolve(c.requestID, stanza)
         case .mediaUploadGranted(let g)?: resolve(g.requestID, stanza)
         case .deviceList(let l)?: resolve(l.requestID, stanza)
+        case .linkToken(let t)?: resolve(t.requestID, stanza)
         case .prekeysLow(let low)?: Task { await self.prekeysLow(low) }
         case .presence(let p)?:
             emit(.presence(PresenceInfo(account: p.account, online: p.online && !p.hidden,

@@ -698,9 +698,12 @@ final class RelayConnection: ChannelDuplexHandler, RemovableChannelHandler, @unc
             }
             let account = reg.account, deviceID = reg.deviceID, identityKey = reg.identityKey
             let staticKey = Data(deviceKey.rawRepresentation)
+            // §5.1, §22.4: the store compares SHA-256 of the token with the stored hash (an absent
+            // token is nil; any other length cannot match a 16-byte token's hash).
+            let linkToken = reg.linkToken.isEmpty ? nil : LinkTokenProof(tokenHash: Data(SHA256.hash(reg.linkToken)), now: now)
             storeWork({ () async throws(RelayStoreError) -> PrekeyCounts in
                 _ = try await store.register(account: account, identityKey: identityKey, deviceID: deviceID, staticKey: staticKey,
-                                             maxDevices: RelayProtocol.Limits.maxDevicesPerAccount)
+                                             maxDevices: RelayProtocol.Limits.maxDevicesPerAccount, linkToken: linkToken)
                 return PrekeyCounts(oneTime: (try? await store.prekeyCount(account: account, deviceID: deviceID)) ?? 0,
                                     kyberOneTime: (try? await store.kyberPrekeyCount(account: account, deviceID: deviceID)) ?? 0)
             }) { [self] result in
@@ -712,6 +715,7 @@ final class RelayConnection: ChannelDuplexHandler, RemovableChannelHandler, @unc
                 case .failure(.accountTaken): reject(.accountTaken, pattern)
                 case .failure(.deviceTaken): reject(.deviceTaken, pattern)
                 case .failure(.tooManyDevices): reject(.tooManyDevices, pattern)
+                case .failure(.invalidLinkToken): reject(.invalidLinkToken, pattern)
                 case .failure: reject(.internalError, pattern)
                 }
             }
@@ -837,6 +841,9 @@ final class RelayConnection: ChannelDuplexHandler, RemovableChannelHandler, @unc
         case .sendProvisioning(let p)?:
             guard case .device(let me) = phase else { return sendError(.unauthenticated, requestID: p.requestID) }
             handleSendProvisioning(p, me)
+        case .requestLinkToken(let r)?:
+            guard case .device(let me) = phase else { return sendError(.unauthenticated, requestID: r.requestID) }
+            handleRequestLinkToken(r, me)
         default:
             // Relay-to-client stanzas from a client are out of order.
             sendError(.unexpectedStanza)
@@ -861,6 +868,7 @@ extension RelayStanza {
         case .removeDevice(let r): r.requestID
         case .openProvisioning(let o): o.requestID
         case .sendProvisioning(let p): p.requestID
+        case .requestLinkToken(let r): r.requestID
         default: 0
         }
     }

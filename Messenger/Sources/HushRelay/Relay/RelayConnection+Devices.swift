@@ -113,6 +113,48 @@ extension RelayConnection {
         }
     }
 
+    /// `RequestLinkToken` (§22.4): device 1 only (`LINK_FORBIDDEN`); 16 random bytes whose
+    /// SHA-256 the store keeps with the device id it reserves, for 10 minutes, single use (past
+    /// 4 open tokens, or 16 devices with the open ones, the oldest is revoked).
+    func handleRequestLinkToken(_ m: RelayRequestLinkToken, _ me: DeviceAddress) {
+        let rid = m.requestID
+        guard me.deviceID == 1 else { return sendError(.linkForbidden, requestID: rid) }
+        var token = [UInt8](repeating: 0, count: RelayProtocol.Limits.linkTokenLength)
+        let random = relay.configuration.random
+        let filled = token.withUnsafeMutableBytes { buffer in (try? random.fill(buffer)) != nil }
+        guard filled else {
+            log(.error, "no randomness for a link token")
+            return sendError(.internalError, requestID: rid)
+        }
+        let now = relay.configuration.clock()
+        let expires = now + RelayProtocol.Limits.linkTokenLifetimeMilliseconds
+        let hash = Data(SHA256.hash(token))
+        // The relay keeps only the hash; its copy of the token lives until the answer is sent.
+        let answer = Data(token)
+        SecureBytes.wipe(&token)
+        let issue = LinkTokenIssue(account: me.account, tokenHash: hash, now: now, expiresAt: expires,
+                                   maxDevices: RelayProtocol.Limits.maxDevicesPerAccount,
+                                   maxOpenTokens: RelayProtocol.Limits.maxOpenLinkTokens)
+        let store = relay.store
+        storeWork({ () async throws(RelayStoreError) -> UInt32 in try await store.issueLinkToken(issue) }) { [self] result in
+            switch result {
+            case .success(let deviceID):
+                relay.metrics.linkTokensIssued.increment()
+                log(.info, "link token issued", ["device": "\(deviceID)"])
+                var s = RelayStanza()
+                s.linkToken.requestID = rid
+                s.linkToken.token = answer
+                s.linkToken.deviceID = deviceID
+                s.linkToken.expiresAt = expires
+                send(s)
+            case .failure(.tooManyDevices): sendError(.tooManyDevices, requestID: rid)
+            case .failure(let error):
+                log(.error, "link token failed", ["error": "\(error)"])
+                sendError(.internalError, requestID: rid)
+            }
+        }
+    }
+
     /// `OpenProvisioning` (§22.3 step 1), on an anonymous connection: a fresh 16-byte address
     /// for 10 minutes (the same one again while it is open), after which the connection is
     /// closed with 4009.

@@ -23,6 +23,8 @@ struct RelayMetrics: Sendable {
     /// Provisioning addresses opened and messages forwarded to one (spec §22.3).
     let provisioningOpened = Counter(label: "hush_relay_provisioning_opened_total")
     let provisioningSent = Counter(label: "hush_relay_provisioning_sent_total")
+    /// Link tokens issued (spec §22.4).
+    let linkTokensIssued = Counter(label: "hush_relay_link_tokens_issued_total")
     let commitLatency = Timer(label: "hush_relay_commit_seconds")
     let handshakeLatency = Timer(label: "hush_relay_handshake_seconds")
 

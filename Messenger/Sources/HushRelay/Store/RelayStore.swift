@@ -264,6 +264,44 @@ public enum RegisterOutcome: Sendable, Equatable {
     case alreadyRegistered
 }
 
+/// A link token to issue (`Docs/spec/relay.md` §22.4): the store reserves a device id for it.
+public struct LinkTokenIssue: Sendable, Equatable {
+    /// The account whose device 1 asked.
+    public var account: String
+    /// SHA-256 of the token, 32 bytes (the token itself is never stored).
+    public var tokenHash: Data
+    /// Now, Unix milliseconds (injectable clock): tokens with `expiresAt <= now` are not open.
+    public var now: UInt64
+    /// When the token expires, Unix milliseconds.
+    public var expiresAt: UInt64
+    /// Registered devices plus open reservations may not exceed this (16).
+    public var maxDevices: Int
+    /// Open (unexpired, unused) tokens per account may not exceed this (4): the oldest give way.
+    public var maxOpenTokens: Int
+    /// Creates a request.
+    public init(account: String, tokenHash: Data, now: UInt64, expiresAt: UInt64, maxDevices: Int, maxOpenTokens: Int) {
+        self.account = account
+        self.tokenHash = tokenHash
+        self.now = now
+        self.expiresAt = expiresAt
+        self.maxDevices = maxDevices
+        self.maxOpenTokens = maxOpenTokens
+    }
+}
+
+/// The link token a new device presents when it registers (`Docs/spec/relay.md` §5.1, §22.4).
+public struct LinkTokenProof: Sendable, Equatable {
+    /// SHA-256 of the token from `Register.link_token`, 32 bytes.
+    public var tokenHash: Data
+    /// Now, Unix milliseconds: a token with `expiresAt <= now` is refused.
+    public var now: UInt64
+    /// Creates a proof.
+    public init(tokenHash: Data, now: UInt64) {
+        self.tokenHash = tokenHash
+        self.now = now
+    }
+}
+
 /// Errors of a ``RelayStore``.
 public enum RelayStoreError: Error, Equatable, Sendable {
     /// No such account.
@@ -276,8 +314,12 @@ public enum RelayStoreError: Error, Equatable, Sendable {
     case accountTaken
     /// The device id is bound to another static key, or the static key to another device.
     case deviceTaken(UInt32)
-    /// The account has the maximum number of devices.
+    /// The account has the maximum number of devices (registered, plus reserved by open link
+    /// tokens when a token is issued).
     case tooManyDevices(limit: Int)
+    /// A new device of an account that has devices came without a link token that is open
+    /// (issued, unexpired, unused, not revoked) for this account and device id (§5.1, §22.4).
+    case invalidLinkToken
     /// The upload would store more one-time prekeys (X25519 or Kyber) than allowed.
     case tooManyPrekeys(limit: Int)
     /// The storage engine failed (message text from the engine; no payloads or keys).
@@ -302,8 +344,25 @@ public enum RelayStoreError: Error, Equatable, Sendable {
 public protocol RelayStore: Sendable {
     /// Registers device `deviceID` of `account` with `staticKey`; creates the account on first
     /// use of the name (first come, first served). The caller has verified the binding signature.
+    /// In one transaction, in this order (`Docs/spec/relay.md` §5.1): another identity key →
+    /// `accountTaken`; this (account, id, key) registered → `alreadyRegistered` (no token
+    /// needed); the id bound to another key or the key elsewhere → `deviceTaken`; the account
+    /// exists and has at least one device → `linkToken` must match, in constant time, the hash
+    /// of an open token reserved for this account **and** `deviceID` (expires after
+    /// `linkToken.now`), else `invalidLinkToken`; `maxDevices` registered → `tooManyDevices`.
+    /// The token is deleted (used) in the same transaction as the device insert. A new account
+    /// and an account with no device (account recovery) need no token (`linkToken` ignored).
     func register(account: String, identityKey: Data, deviceID: UInt32, staticKey: Data,
-                  maxDevices: Int) async throws(RelayStoreError) -> RegisterOutcome
+                  maxDevices: Int, linkToken: LinkTokenProof?) async throws(RelayStoreError) -> RegisterOutcome
+    /// Issues a link token (§22.4), in one transaction: `unknownAccount`; `maxDevices`
+    /// registered → `tooManyDevices`; the account's expired tokens are deleted; while the open
+    /// ones number `maxOpenTokens`, or registered devices plus open tokens `maxDevices`, the
+    /// oldest open token (earliest `expiresAt`, then lowest device id) is revoked (deleted);
+    /// then the lowest device id ≥ 2 neither registered nor reserved by an open token is
+    /// reserved, and the token's hash stored with it. Returns that id. (Its other half, consuming the token, is part of
+    /// ``register(account:identityKey:deviceID:staticKey:maxDevices:linkToken:)``, so that it is
+    /// atomic with the device insert.)
+    func issueLinkToken(_ request: LinkTokenIssue) async throws(RelayStoreError) -> UInt32
     /// The account, if registered.
     func account(named name: String) async throws(RelayStoreError) -> AccountRecord?
     /// The device, if registered.
@@ -350,8 +409,8 @@ public protocol RelayStore: Sendable {
     func queueDepth(account: String, deviceID: UInt32) async throws(RelayStoreError) -> Int
     /// Messages queued for all devices (for `/metrics`).
     func totalQueueDepth() async throws(RelayStoreError) -> Int
-    /// Deletes messages and dedupe entries that expired at or before `now` (Unix ms). Returns
-    /// the number of messages deleted.
+    /// Deletes messages, dedupe entries and link tokens that expired at or before `now` (Unix
+    /// ms). Returns the number of messages deleted.
     func purgeExpired(now: UInt64) async throws(RelayStoreError) -> Int
 
     /// The account's sealed-sender access setting (spec §20.1); nil when the account set none
@@ -365,6 +424,14 @@ public protocol RelayStore: Sendable {
 }
 
 extension RelayStore {
+    /// Registers without a link token: a new account's first device, an idempotent repeat, or
+    /// account recovery; a new device of an account with devices gets `invalidLinkToken`.
+    public func register(account: String, identityKey: Data, deviceID: UInt32, staticKey: Data,
+                         maxDevices: Int) async throws(RelayStoreError) -> RegisterOutcome {
+        try await register(account: account, identityKey: identityKey, deviceID: deviceID, staticKey: staticKey,
+                           maxDevices: maxDevices, linkToken: nil)
+    }
+
     /// The login lookup from three calls, for stores without a joined one.
     public func loginRecord(account: String, deviceID: UInt32) async throws(RelayStoreError) -> LoginRecord? {
         guard let a = try await self.account(named: account) else { throw .unknownAccount }

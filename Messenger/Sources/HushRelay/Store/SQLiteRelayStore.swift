@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import GRDB
+import Hush
 import Synchronization
 
 /// ``RelayStore`` on SQLite through GRDB (`Docs/spec/relay.md` §7.4).
@@ -126,6 +127,20 @@ public final class SQLiteRelayStore: RelayStore, CallbackRelayStore {
                 ) WITHOUT ROWID;
                 """)
         }
+        // Link tokens (spec §22.4): SHA-256 of each open token with the device id it reserves;
+        // one open token per (account, device id). Deleted when used, purged when expired.
+        m.registerMigration("v5") { db in
+            try db.execute(sql: """
+                CREATE TABLE link_tokens (
+                    account TEXT NOT NULL REFERENCES accounts(name),
+                    device_id INTEGER NOT NULL,
+                    token_hash BLOB NOT NULL,
+                    expires_at INTEGER NOT NULL,
+                    PRIMARY KEY (account, device_id)
+                ) WITHOUT ROWID;
+                CREATE INDEX link_tokens_by_expiry ON link_tokens (expires_at);
+                """)
+        }
         return m
     }
 
@@ -159,7 +174,7 @@ public final class SQLiteRelayStore: RelayStore, CallbackRelayStore {
     // MARK: accounts
 
     public func register(account: String, identityKey: Data, deviceID: UInt32, staticKey: Data,
-                         maxDevices: Int) async throws(RelayStoreError) -> RegisterOutcome {
+                         maxDevices: Int, linkToken: LinkTokenProof?) async throws(RelayStoreError) -> RegisterOutcome {
         let cache = self.cache
         return try await write(isolated: true, { db -> (RegisterOutcome, Int64?) in
             var outcome = RegisterOutcome.addedDevice
@@ -178,10 +193,27 @@ public final class SQLiteRelayStore: RelayStore, CallbackRelayStore {
                 throw RelayStoreError.deviceTaken(deviceID)
             }
             let count = try Int.fetchOne(db.cachedStatement(sql: "SELECT COUNT(*) FROM devices WHERE account = ?"), arguments: [account]) ?? 0
+            // An account with devices adds one only with a link token for this id (§5.1, §22.4);
+            // a new account, or one whose devices are all gone (recovery), needs none.
+            let needsToken = outcome != .createdAccount && count > 0
+            if needsToken {
+                guard let linkToken,
+                      let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT token_hash, expires_at FROM link_tokens WHERE account = ? AND device_id = ?"),
+                                                 arguments: [account, Int64(deviceID)]),
+                      (row["expires_at"] as Int64) > Int64(clamping: linkToken.now),
+                      ConstantTime.equals(row["token_hash"] as Data, linkToken.tokenHash) else {
+                    throw RelayStoreError.invalidLinkToken
+                }
+            }
             guard count < maxDevices else { throw RelayStoreError.tooManyDevices(limit: maxDevices) }
             try db.cachedStatement(sql: "INSERT INTO devices (account, device_id, static_key) VALUES (?, ?, ?)")
                            .execute(arguments: [account, Int64(deviceID), staticKey])
-            return (outcome, db.lastInsertedRowID)
+            let ref = db.lastInsertedRowID
+            if needsToken {
+                // Used: in the transaction of the insert.
+                try db.cachedStatement(sql: "DELETE FROM link_tokens WHERE account = ? AND device_id = ?").execute(arguments: [account, Int64(deviceID)])
+            }
+            return (outcome, ref)
         }, committed: { outcome, ref in
             guard let ref else { return }
             cache.withLock { c in
@@ -189,6 +221,31 @@ public final class SQLiteRelayStore: RelayStore, CallbackRelayStore {
                 c.add(StoreCache.Device(ref: ref, account: account, deviceID: deviceID, staticKey: staticKey))
             }
         }).0
+    }
+
+    public func issueLinkToken(_ r: LinkTokenIssue) async throws(RelayStoreError) -> UInt32 {
+        try await write(isolated: true) { db -> UInt32 in
+            guard try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM accounts WHERE name = ?"), arguments: [r.account]) == true else {
+                throw RelayStoreError.unknownAccount
+            }
+            let registered = try Int64.fetchAll(db.cachedStatement(sql: "SELECT device_id FROM devices WHERE account = ?"), arguments: [r.account])
+            guard registered.count < r.maxDevices else { throw RelayStoreError.tooManyDevices(limit: r.maxDevices) }
+            try db.cachedStatement(sql: "DELETE FROM link_tokens WHERE account = ? AND expires_at <= ?")
+                           .execute(arguments: [r.account, Int64(clamping: r.now)])
+            // Oldest first: those over either limit are revoked (the newest request wins, §22.4).
+            var reserved = try Int64.fetchAll(db.cachedStatement(sql: "SELECT device_id FROM link_tokens WHERE account = ? ORDER BY expires_at, device_id"),
+                                              arguments: [r.account])
+            while !reserved.isEmpty, reserved.count >= r.maxOpenTokens || registered.count + reserved.count >= r.maxDevices {
+                try db.cachedStatement(sql: "DELETE FROM link_tokens WHERE account = ? AND device_id = ?").execute(arguments: [r.account, reserved[0]])
+                reserved.removeFirst()
+            }
+            let taken = Set(registered).union(reserved)
+            var id: Int64 = 2
+            while taken.contains(id) { id += 1 }
+            try db.cachedStatement(sql: "INSERT INTO link_tokens (account, device_id, token_hash, expires_at) VALUES (?, ?, ?, ?)")
+                           .execute(arguments: [r.account, id, r.tokenHash, Int64(clamping: r.expiresAt)])
+            return UInt32(id)
+        }
     }
 
     public func account(named name: String) async throws(RelayStoreError) -> AccountRecord? {
@@ -490,6 +547,7 @@ public final class SQLiteRelayStore: RelayStore, CallbackRelayStore {
             try db.execute(sql: "DELETE FROM messages WHERE expires_at <= ?", arguments: [cutoff])
             let deleted = db.changesCount
             try db.execute(sql: "DELETE FROM dedupe WHERE expires_at <= ?", arguments: [cutoff])
+            try db.execute(sql: "DELETE FROM link_tokens WHERE expires_at <= ?", arguments: [cutoff])
             cache.withLock { c in for row in counts { c.changeDepth(row["device_ref"], by: -(row["n"] as Int)) } }
             return deleted
         }

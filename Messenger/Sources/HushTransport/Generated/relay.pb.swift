@@ -88,6 +88,12 @@ public nonisolated enum RelayErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable {
 
   /// SendProvisioning: no open provisioning connection has that address (spec §22.3)
   case unknownProvisioningAddress // = 82
+
+  /// RequestLinkToken from a device other than 1 (spec §22.4)
+  case linkForbidden // = 83
+
+  /// Register: a new device of an account with devices, without a valid link token (spec §5.1, §22.4)
+  case invalidLinkToken // = 84
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -128,6 +134,8 @@ public nonisolated enum RelayErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable {
     case 80: self = .mismatchedDevices
     case 81: self = .deviceRemovalForbidden
     case 82: self = .unknownProvisioningAddress
+    case 83: self = .linkForbidden
+    case 84: self = .invalidLinkToken
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -166,6 +174,8 @@ public nonisolated enum RelayErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable {
     case .mismatchedDevices: return 80
     case .deviceRemovalForbidden: return 81
     case .unknownProvisioningAddress: return 82
+    case .linkForbidden: return 83
+    case .invalidLinkToken: return 84
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -204,6 +214,8 @@ public nonisolated enum RelayErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable {
     .mismatchedDevices,
     .deviceRemovalForbidden,
     .unknownProvisioningAddress,
+    .linkForbidden,
+    .invalidLinkToken,
   ]
 
 }
@@ -324,6 +336,9 @@ public nonisolated struct RelayRegister: Sendable {
 
   /// 64 bytes, XEdDSA by identity_key over the device binding (spec §5.1)
   public var deviceSignature: Data = Data()
+
+  /// 16 bytes from LinkToken, for a new device of an account that has devices (spec §5.1, §22.4)
+  public var linkToken: Data = Data()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -637,6 +652,24 @@ public nonisolated struct RelayStanza: Sendable {
     set {body = .provisioningMessage(newValue)}
   }
 
+  /// client -> relay, logged in as device 1
+  public var requestLinkToken: RelayRequestLinkToken {
+    get {
+      if case .requestLinkToken(let v)? = body {return v}
+      return RelayRequestLinkToken()
+    }
+    set {body = .requestLinkToken(newValue)}
+  }
+
+  /// relay -> client
+  public var linkToken: RelayLinkToken {
+    get {
+      if case .linkToken(let v)? = body {return v}
+      return RelayLinkToken()
+    }
+    set {body = .linkToken(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -689,6 +722,10 @@ public nonisolated struct RelayStanza: Sendable {
     case sendProvisioning(RelaySendProvisioning)
     /// relay -> client, on the provisioning connection
     case provisioningMessage(RelayProvisioningMessage)
+    /// client -> relay, logged in as device 1
+    case requestLinkToken(RelayRequestLinkToken)
+    /// relay -> client
+    case linkToken(RelayLinkToken)
 
   }
 
@@ -1425,6 +1462,40 @@ public nonisolated struct RelayRemoveDevice: Sendable {
   public init() {}
 }
 
+/// Device 1 asks for a one-time link token that reserves a device id for a new device (spec §22.4).
+public nonisolated struct RelayRequestLinkToken: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var requestID: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct RelayLinkToken: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var requestID: UInt32 = 0
+
+  /// 16 random bytes; the new device sends it in Register.link_token
+  public var token: Data = Data()
+
+  /// the id reserved for the new device (the lowest free one >= 2)
+  public var deviceID: UInt32 = 0
+
+  /// Unix milliseconds (now + 10 minutes); single use
+  public var expiresAt: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 /// On an anonymous connection: give this connection a provisioning address (spec §22.3).
 public nonisolated struct RelayOpenProvisioning: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
@@ -1493,7 +1564,7 @@ public nonisolated struct RelayProvisioningMessage: Sendable {
 fileprivate nonisolated let _protobuf_package = "hush.relay.v1"
 
 nonisolated extension RelayErrorCode: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ERROR_CODE_UNSPECIFIED\0\u{1}MALFORMED_STANZA\0\u{1}UNEXPECTED_STANZA\0\u{1}UNAUTHENTICATED\0\u{1}UNKNOWN_ACCOUNT\0\u{1}UNKNOWN_DEVICE\0\u{1}ACCOUNT_TAKEN\0\u{1}DEVICE_TAKEN\0\u{1}INVALID_SIGNATURE\0\u{1}QUEUE_FULL\0\u{1}RATE_LIMITED\0\u{1}TOO_MANY_PREKEYS\0\u{1}PAYLOAD_TOO_LARGE\0\u{1}REPLAYED_HANDSHAKE\0\u{1}CLOCK_SKEW\0\u{1}UNSUPPORTED_VERSION\0\u{1}INTERNAL_ERROR\0\u{1}DEVICE_KEY_MISMATCH\0\u{1}TOO_MANY_DEVICES\0\u{1}INVALID_KEY\0\u{1}INVALID_ACCOUNT_NAME\0\u{1}UNAVAILABLE\0\u{1}LIST_TOO_LONG\0\u{2}\u{12}MEDIA_TOO_LARGE\0\u{1}MEDIA_QUOTA_EXCEEDED\0\u{2}\u{9}MALFORMED_ENVELOPE\0\u{1}TOO_MANY_RECIPIENTS\0\u{2}\u{13}ACCESS_DENIED\0\u{1}NOT_ANONYMOUS\0\u{2}\u{9}MISMATCHED_DEVICES\0\u{1}DEVICE_REMOVAL_FORBIDDEN\0\u{1}UNKNOWN_PROVISIONING_ADDRESS\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ERROR_CODE_UNSPECIFIED\0\u{1}MALFORMED_STANZA\0\u{1}UNEXPECTED_STANZA\0\u{1}UNAUTHENTICATED\0\u{1}UNKNOWN_ACCOUNT\0\u{1}UNKNOWN_DEVICE\0\u{1}ACCOUNT_TAKEN\0\u{1}DEVICE_TAKEN\0\u{1}INVALID_SIGNATURE\0\u{1}QUEUE_FULL\0\u{1}RATE_LIMITED\0\u{1}TOO_MANY_PREKEYS\0\u{1}PAYLOAD_TOO_LARGE\0\u{1}REPLAYED_HANDSHAKE\0\u{1}CLOCK_SKEW\0\u{1}UNSUPPORTED_VERSION\0\u{1}INTERNAL_ERROR\0\u{1}DEVICE_KEY_MISMATCH\0\u{1}TOO_MANY_DEVICES\0\u{1}INVALID_KEY\0\u{1}INVALID_ACCOUNT_NAME\0\u{1}UNAVAILABLE\0\u{1}LIST_TOO_LONG\0\u{2}\u{12}MEDIA_TOO_LARGE\0\u{1}MEDIA_QUOTA_EXCEEDED\0\u{2}\u{9}MALFORMED_ENVELOPE\0\u{1}TOO_MANY_RECIPIENTS\0\u{2}\u{13}ACCESS_DENIED\0\u{1}NOT_ANONYMOUS\0\u{2}\u{9}MISMATCHED_DEVICES\0\u{1}DEVICE_REMOVAL_FORBIDDEN\0\u{1}UNKNOWN_PROVISIONING_ADDRESS\0\u{1}LINK_FORBIDDEN\0\u{1}INVALID_LINK_TOKEN\0")
 }
 
 nonisolated extension RelayPresenceVisibility: SwiftProtobuf._ProtoNameProviding {
@@ -1614,7 +1685,7 @@ nonisolated extension RelayLogin: SwiftProtobuf.Message, SwiftProtobuf._MessageI
 
 nonisolated extension RelayRegister: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Register"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}account\0\u{3}identity_key\0\u{3}device_id\0\u{3}device_signature\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}account\0\u{3}identity_key\0\u{3}device_id\0\u{3}device_signature\0\u{3}link_token\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1626,6 +1697,7 @@ nonisolated extension RelayRegister: SwiftProtobuf.Message, SwiftProtobuf._Messa
       case 2: try { try decoder.decodeSingularBytesField(value: &self.identityKey) }()
       case 3: try { try decoder.decodeSingularUInt32Field(value: &self.deviceID) }()
       case 4: try { try decoder.decodeSingularBytesField(value: &self.deviceSignature) }()
+      case 5: try { try decoder.decodeSingularBytesField(value: &self.linkToken) }()
       default: break
       }
     }
@@ -1644,6 +1716,9 @@ nonisolated extension RelayRegister: SwiftProtobuf.Message, SwiftProtobuf._Messa
     if !self.deviceSignature.isEmpty {
       try visitor.visitSingularBytesField(value: self.deviceSignature, fieldNumber: 4)
     }
+    if !self.linkToken.isEmpty {
+      try visitor.visitSingularBytesField(value: self.linkToken, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1652,6 +1727,7 @@ nonisolated extension RelayRegister: SwiftProtobuf.Message, SwiftProtobuf._Messa
     if lhs.identityKey != rhs.identityKey {return false}
     if lhs.deviceID != rhs.deviceID {return false}
     if lhs.deviceSignature != rhs.deviceSignature {return false}
+    if lhs.linkToken != rhs.linkToken {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1699,7 +1775,7 @@ nonisolated extension RelayServerHello: SwiftProtobuf.Message, SwiftProtobuf._Me
 
 nonisolated extension RelayStanza: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Stanza"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}send\0\u{1}ack\0\u{3}upload_prekeys\0\u{3}fetch_prekeys\0\u{1}ping\0\u{1}deliver\0\u{3}server_ack\0\u{3}queue_empty\0\u{1}welcome\0\u{1}error\0\u{1}ok\0\u{3}prekey_bundles\0\u{3}prekeys_low\0\u{1}pong\0\u{3}get_sender_certificate\0\u{3}set_presence_privacy\0\u{3}subscribe_presence\0\u{3}send_ephemeral\0\u{3}sender_certificate\0\u{1}presence\0\u{3}deliver_ephemeral\0\u{4}\u{13}request_media_upload\0\u{3}media_upload_granted\0\u{4}\u{9}multi_send\0\u{4}\u{14}set_sealed_access\0\u{3}sealed_send\0\u{4}\u{9}list_devices\0\u{3}device_list\0\u{3}remove_device\0\u{3}open_provisioning\0\u{3}provisioning_address\0\u{3}send_provisioning\0\u{3}provisioning_message\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}send\0\u{1}ack\0\u{3}upload_prekeys\0\u{3}fetch_prekeys\0\u{1}ping\0\u{1}deliver\0\u{3}server_ack\0\u{3}queue_empty\0\u{1}welcome\0\u{1}error\0\u{1}ok\0\u{3}prekey_bundles\0\u{3}prekeys_low\0\u{1}pong\0\u{3}get_sender_certificate\0\u{3}set_presence_privacy\0\u{3}subscribe_presence\0\u{3}send_ephemeral\0\u{3}sender_certificate\0\u{1}presence\0\u{3}deliver_ephemeral\0\u{4}\u{13}request_media_upload\0\u{3}media_upload_granted\0\u{4}\u{9}multi_send\0\u{4}\u{14}set_sealed_access\0\u{3}sealed_send\0\u{4}\u{9}list_devices\0\u{3}device_list\0\u{3}remove_device\0\u{3}open_provisioning\0\u{3}provisioning_address\0\u{3}send_provisioning\0\u{3}provisioning_message\0\u{3}request_link_token\0\u{3}link_token\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2136,6 +2212,32 @@ nonisolated extension RelayStanza: SwiftProtobuf.Message, SwiftProtobuf._Message
           self.body = .provisioningMessage(v)
         }
       }()
+      case 87: try {
+        var v: RelayRequestLinkToken?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .requestLinkToken(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .requestLinkToken(v)
+        }
+      }()
+      case 88: try {
+        var v: RelayLinkToken?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .linkToken(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .linkToken(v)
+        }
+      }()
       default: break
       }
     }
@@ -2278,6 +2380,14 @@ nonisolated extension RelayStanza: SwiftProtobuf.Message, SwiftProtobuf._Message
     case .provisioningMessage?: try {
       guard case .provisioningMessage(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 86)
+    }()
+    case .requestLinkToken?: try {
+      guard case .requestLinkToken(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 87)
+    }()
+    case .linkToken?: try {
+      guard case .linkToken(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 88)
     }()
     case nil: break
     }
@@ -3748,6 +3858,81 @@ nonisolated extension RelayRemoveDevice: SwiftProtobuf.Message, SwiftProtobuf._M
   public static func ==(lhs: RelayRemoveDevice, rhs: RelayRemoveDevice) -> Bool {
     if lhs.requestID != rhs.requestID {return false}
     if lhs.deviceID != rhs.deviceID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension RelayRequestLinkToken: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RequestLinkToken"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.requestID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.requestID != 0 {
+      try visitor.visitSingularUInt32Field(value: self.requestID, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: RelayRequestLinkToken, rhs: RelayRequestLinkToken) -> Bool {
+    if lhs.requestID != rhs.requestID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension RelayLinkToken: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".LinkToken"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}token\0\u{3}device_id\0\u{3}expires_at\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.requestID) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.token) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.deviceID) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.expiresAt) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.requestID != 0 {
+      try visitor.visitSingularUInt32Field(value: self.requestID, fieldNumber: 1)
+    }
+    if !self.token.isEmpty {
+      try visitor.visitSingularBytesField(value: self.token, fieldNumber: 2)
+    }
+    if self.deviceID != 0 {
+      try visitor.visitSingularUInt32Field(value: self.deviceID, fieldNumber: 3)
+    }
+    if self.expiresAt != 0 {
+      try visitor.visitSingularUInt64Field(value: self.expiresAt, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: RelayLinkToken, rhs: RelayLinkToken) -> Bool {
+    if lhs.requestID != rhs.requestID {return false}
+    if lhs.token != rhs.token {return false}
+    if lhs.deviceID != rhs.deviceID {return false}
+    if lhs.expiresAt != rhs.expiresAt {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

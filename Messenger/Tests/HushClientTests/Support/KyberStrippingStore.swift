@@ -28,9 +28,11 @@ final class KyberStrippingStore: RelayStore {
     }
 
     func register(account: String, identityKey: Data, deviceID: UInt32, staticKey: Data,
-                  maxDevices: Int) async throws(RelayStoreError) -> RegisterOutcome {
-        try await base.register(account: account, identityKey: identityKey, deviceID: deviceID, staticKey: staticKey, maxDevices: maxDevices)
+                  maxDevices: Int, linkToken: LinkTokenProof?) async throws(RelayStoreError) -> RegisterOutcome {
+        try await base.register(account: account, identityKey: identityKey, deviceID: deviceID, staticKey: staticKey, maxDevices: maxDevices,
+                                linkToken: linkToken)
     }
+    func issueLinkToken(_ request: LinkTokenIssue) async throws(RelayStoreError) -> UInt32 { try await base.issueLinkToken(request) }
     func account(named name: String) async throws(RelayStoreError) -> AccountRecord? { try await base.account(named: name) }
     func device(account: String, deviceID: UInt32) async throws(RelayStoreError) -> DeviceRecord? {
         try await base.device(account: account, deviceID: deviceID)

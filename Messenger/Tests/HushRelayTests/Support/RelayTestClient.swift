@@ -30,6 +30,13 @@ struct TestDevice: Sendable {
         return h
     }
 
+    /// ``registerHello`` with `Register.link_token` (spec §5.1, §22.4).
+    func registerHello(linkToken: Data) -> RelayClientHello {
+        var h = registerHello
+        h.register.linkToken = linkToken
+        return h
+    }
+
     var loginHello: RelayClientHello {
         var l = RelayLogin()
         l.account = account
@@ -104,6 +111,45 @@ final class RelayTestClient: @unchecked Sendable {
 
     static func register(_ relay: TestRelay, _ device: TestDevice, pattern: RelayProtocol.Pattern = .xx) async throws -> RelayTestClient {
         try await connect(relay, device, pattern: pattern, hello: device.registerHello)
+    }
+
+    /// Registers `device`, a further device of an account that has devices, as a linked device
+    /// does (spec §22.4): `primary` (device 1's connection) asks for link tokens until one
+    /// reserves `device.deviceID` (tokens for lower free ids are kept for later calls), and the
+    /// device registers with it.
+    static func registerLinked(_ relay: TestRelay, _ device: TestDevice, via primary: RelayTestClient,
+                               pattern: RelayProtocol.Pattern = .xx) async throws -> RelayTestClient {
+        let token = try await relay.linkToken(for: device) { try await primary.requestLinkToken() }
+        return try await connect(relay, device, pattern: pattern, hello: device.registerHello(linkToken: token))
+    }
+
+    /// ``registerLinked(_:_:via:pattern:)`` when device 1 is not connected: the tokens are issued
+    /// through the relay's store directly (the relay's clock, a random token).
+    static func registerLinked(_ relay: TestRelay, _ device: TestDevice, pattern: RelayProtocol.Pattern = .xx) async throws -> RelayTestClient {
+        let token = try await relay.linkToken(for: device) { try await relay.issueLinkTokenInStore(account: device.account) }
+        return try await connect(relay, device, pattern: pattern, hello: device.registerHello(linkToken: token))
+    }
+
+    /// ``register(_:_:pattern:)`` for device 1, ``registerLinked(_:_:pattern:)`` for any other.
+    static func registerAny(_ relay: TestRelay, _ device: TestDevice) async throws -> RelayTestClient {
+        device.deviceID == 1 ? try await register(relay, device) : try await registerLinked(relay, device)
+    }
+
+    /// Sends `RequestLinkToken` and returns the `LinkToken`; an `Error` answer throws
+    /// ``ClientError/unexpected(_:)`` with its code.
+    func requestLinkToken(_ requestID: UInt32 = 0x4C54) async throws -> RelayLinkToken {
+        var s = RelayStanza()
+        s.requestLinkToken.requestID = requestID
+        try await send(s)
+        let reply = try await wait { st -> RelayStanza? in
+            switch st.body {
+            case .linkToken(let t) where t.requestID == requestID: st
+            case .error(let e) where e.requestID == requestID: st
+            default: nil
+            }
+        }
+        guard case .linkToken(let t)? = reply.body else { throw ClientError.unexpected("\(reply)") }
+        return t
     }
 
     static func login(_ relay: TestRelay, _ device: TestDevice, pattern: RelayProtocol.Pattern = .ik) async throws -> RelayTestClient {
@@ -230,4 +276,34 @@ final class RelayTestClient: @unchecked Sendable {
     }
 
     func close() async { await socket.close() }
+}
+
+extension TestRelay {
+    /// A link token for `device`'s id: one kept from an earlier call, else new ones from `issue`
+    /// until one reserves that id (ids are reserved lowest first; the others are kept).
+    func linkToken(for device: TestDevice, _ issue: () async throws -> RelayLinkToken) async throws -> Data {
+        let key = { (id: UInt32) in "\(device.account)/\(id)" }
+        if let kept = linkTokens.withLock({ $0.removeValue(forKey: key(device.deviceID)) }) { return kept }
+        for _ in 0..<RelayProtocol.Limits.maxOpenLinkTokens {
+            let t = try await issue()
+            if t.deviceID == device.deviceID { return t.token }
+            guard t.deviceID < device.deviceID else { break }
+            linkTokens.withLock { $0[key(t.deviceID)] = t.token }
+        }
+        throw ClientError.unexpected("no link token for \(device.account).\(device.deviceID)")
+    }
+
+    /// A link token issued through the store (as `RequestLinkToken` would, without a connection).
+    func issueLinkTokenInStore(account: String) async throws -> RelayLinkToken {
+        let token = Data((0..<16).map { _ in UInt8.random(in: 0...255) })
+        let now = clock.now
+        let id = try await relay.store.issueLinkToken(LinkTokenIssue(
+            account: account, tokenHash: Data(SHA256.hash(token)), now: now, expiresAt: now + RelayProtocol.Limits.linkTokenLifetimeMilliseconds,
+            maxDevices: RelayProtocol.Limits.maxDevicesPerAccount, maxOpenTokens: RelayProtocol.Limits.maxOpenLinkTokens))
+        var t = RelayLinkToken()
+        t.token = token
+        t.deviceID = id
+        t.expiresAt = now + RelayProtocol.Limits.linkTokenLifetimeMilliseconds
+        return t
+    }
 }

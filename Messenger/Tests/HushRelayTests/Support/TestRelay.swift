@@ -4,6 +4,7 @@ import Hush
 import HushTransport
 import Logging
 import HushTestSupport
+import Synchronization
 @testable import HushRelay
 
 /// An in-process relay on a loopback port with a fresh SQLite store.
@@ -14,6 +15,8 @@ final class TestRelay: @unchecked Sendable {
     let directory: URL
     private(set) var port = 0
     private var task: Task<Void, any Error>?
+    /// Link tokens issued for tests but not used yet, by "account/device id" (``RelayTestClient/registerLinked(_:_:via:pattern:)``).
+    let linkTokens = Mutex<[String: Data]>([:])
 
     var clockSeconds: @Sendable () -> UInt64 { { [clock] in clock.now / 1_000 } }
 
