@@ -30,7 +30,7 @@ enum PostgresSchema {
     static let migrationLock: Int64 = 0x4855_5348_5245_4C59 // "HUSHRELY"
 
     /// Version → SQL. Never edit an applied version: add a new one.
-    static let migrations: [(Int64, String)] = [(1, v1), (2, v2), (3, v3), (4, v4), (5, v5), (6, v6)]
+    static let migrations: [(Int64, String)] = [(1, v1), (2, v2), (3, v3), (4, v4), (5, v5), (6, v6), (7, v7)]
 
     /// `sql` split into statements at `;` outside `$$` bodies and `--` comments (the extended
     /// query protocol takes one statement at a time).
@@ -619,5 +619,36 @@ enum PostgresSchema {
             DELETE FROM link_tokens WHERE expires_at <= p_now;
             RETURN v_deleted;
         END $$;
+        """
+
+    /// Media blobs in the database (``PostgresMediaStore``), so that several relay nodes on one
+    /// database serve each other's media with nothing else shared: an upload's bytes in 1 MiB
+    /// rows, visible once `media_blobs` names the upload (the first commit of an id wins); and the
+    /// upload-capability key every node shares (§19.1: a grant from one node is honoured by all).
+    static let v7 = """
+        CREATE TABLE media_uploads (
+            upload_id bigserial PRIMARY KEY,
+            media_id bytea NOT NULL,
+            size bigint NOT NULL,
+            started_at bigint NOT NULL
+        );
+        CREATE TABLE media_chunks (
+            upload_id bigint NOT NULL REFERENCES media_uploads(upload_id) ON DELETE CASCADE,
+            seq integer NOT NULL,
+            bytes bytea NOT NULL,
+            PRIMARY KEY (upload_id, seq)
+        );
+        CREATE TABLE media_blobs (
+            media_id bytea PRIMARY KEY,
+            upload_id bigint NOT NULL UNIQUE REFERENCES media_uploads(upload_id) ON DELETE CASCADE,
+            size bigint NOT NULL,
+            created_at bigint NOT NULL
+        );
+        CREATE INDEX media_blobs_created_at ON media_blobs (created_at);
+        CREATE INDEX media_uploads_started_at ON media_uploads (started_at);
+        CREATE TABLE media_capability_key (
+            one boolean PRIMARY KEY DEFAULT true CHECK (one),
+            key bytea NOT NULL CHECK (length(key) = 32)
+        );
         """
 }

@@ -59,10 +59,11 @@ struct Serve: AsyncParsableCommand {
             On an empty data directory the relay creates its trust root, its Noise key and a certificate, \
             and prints the trust root's public key (what clients pin). Settings come from flags, then \
             HUSH_RELAY_* environment variables (HUSH_RELAY_PORT, HUSH_RELAY_HOST, HUSH_RELAY_DATA_DIR, \
-            HUSH_RELAY_QUEUE_CAP, HUSH_RELAY_LOG_LEVEL, HUSH_RELAY_STORE), then the config file. \
+            HUSH_RELAY_QUEUE_CAP, HUSH_RELAY_LOG_LEVEL, HUSH_RELAY_STORE, HUSH_RELAY_MEDIA_STORE), then the config file. \
             --store postgres://user@host:port/db?schema=…&pool=…&timeout_ms=…&startup_timeout_ms=… keeps the state in \
             PostgreSQL instead of data-dir/relay.sqlite; several relay processes may then share \
-            that database (any device may connect to any of them). SIGTERM or SIGINT shut \
+            that database (any device may connect to any of them), and media blobs go into it too \
+            unless --media-store disk. SIGTERM or SIGINT shut \
             the relay down gracefully (connections are closed with 1001).
             """
     )
@@ -70,10 +71,12 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "TCP port (0: any free port). Default 8080.") var port: Int?
     @Option(help: "Address to bind. Default 127.0.0.1.") var host: String?
     @Option(help: "Directory for the database and key files. Default ./relay-data.") var dataDir: String?
-    @Option(help: "Config file with key = value lines (port, host, data-dir, queue-cap, log-level).") var config: String?
+    @Option(help: "Config file with key = value lines (port, host, data-dir, queue-cap, log-level, store, media-store).") var config: String?
     @Option(help: "Messages queued per device before sends fail with QUEUE_FULL. Default 10000.") var queueCap: Int?
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical. Default info.") var logLevel: String?
     @Option(help: "sqlite (data-dir/relay.sqlite, one node) or a postgres:// URL (one or more nodes). Default sqlite.") var store: String?
+    @Option(help: "Media blobs: disk (data-dir/media) or postgres (the --store database, shared by every node). Default postgres with a postgres:// store, else disk.")
+    var mediaStore: String?
 
     func run() async throws {
         let settings = try Settings(file: config)
@@ -102,10 +105,6 @@ struct Serve: AsyncParsableCommand {
 
         var configuration = RelayConfiguration()
         configuration.queueCap = try settings.int(queueCap, "queue-cap", configuration.queueCap)
-        // Media blobs (Docs/spec/relay.md §19) in data-dir/media, with the capability key of
-        // data-dir/media.key (nodes serving one media folder share both).
-        configuration.media = try MediaService(store: DiskMediaStore(folder: URL(fileURLWithPath: dataDir).appendingPathComponent("media")),
-                                               capabilityKey: RelayKeyFiles.mediaKey(in: dataDir))
         let storeSetting = settings.string(self.store, "store", "sqlite")
         let relayStore: any RelayStore
         var postgres: (PostgresRelayStore, PostgresRelayCluster)?
@@ -120,6 +119,23 @@ struct Serve: AsyncParsableCommand {
             say("store: postgresql (node \(pg.configuration.nodeID), schema \(pg.configuration.schema))")
         } else {
             throw ValidationError("--store: sqlite or a postgres:// URL")
+        }
+        // Media blobs (Docs/spec/relay.md §19): in data-dir/media with the capability key of
+        // data-dir/media.key (nodes serving one media folder share both), or, by default with
+        // PostgreSQL, in the database with a capability key kept there (every node serves
+        // every node's media and honours every node's grants).
+        let mediaSetting = settings.string(self.mediaStore, "media-store", postgres == nil ? "disk" : "postgres")
+        switch mediaSetting {
+        case "disk":
+            configuration.media = try MediaService(store: DiskMediaStore(folder: URL(fileURLWithPath: dataDir).appendingPathComponent("media")),
+                                                   capabilityKey: RelayKeyFiles.mediaKey(in: dataDir))
+        case "postgres":
+            guard let (pg, _) = postgres else { throw ValidationError("--media-store postgres needs a postgres:// --store") }
+            let media = PostgresMediaStore(store: pg)
+            configuration.media = try MediaService(store: media, capabilityKey: try await media.sharedCapabilityKey())
+            say("media: postgresql")
+        default:
+            throw ValidationError("--media-store: disk or postgres")
         }
         // Presence (last seen, privacy) stays per node in the data dir, also with PostgreSQL
         // (Docs/architecture.md §5b: presence is not yet shared between nodes).

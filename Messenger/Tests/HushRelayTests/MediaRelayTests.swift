@@ -249,6 +249,13 @@ import Testing
     @Test func conformance() throws {
         for (name, store, folder) in try Self.stores() {
             defer { if let folder { try? FileManager.default.removeItem(at: folder) } }
+            try Self.check(name, store, folder)
+        }
+    }
+
+    /// The checks, on an empty `store` (PostgresTests runs them on ``PostgresMediaStore`` too).
+    static func check(_ name: String, _ store: any MediaStore, _ folder: URL?) throws {
+        do {
             let id = [UInt8](repeating: 1, count: 16), id2 = [UInt8](repeating: 2, count: 16)
             #expect(throws: MediaStoreError.badID, "\(name)") { try store.beginUpload(id: [1], size: 1, createdAt: 0) }
             let up = try store.beginUpload(id: id, size: 5, createdAt: 1_000)
@@ -282,6 +289,28 @@ import Testing
             #expect(try store.purge(createdBefore: 1_001) == 1, "\(name)")
             #expect(try store.count() == 1 && store.open(id: id) == nil, "\(name)")
             if let folder { #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path) == [DiskMediaStore.hex(id2)]) }
+            // Reads that cross a store's internal pieces (1 MiB rows in PostgreSQL), in place too.
+            let id3 = [UInt8](repeating: 3, count: 16)
+            let big = (0..<2_500_000).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ $0 >> 11) }
+            let up3 = try store.beginUpload(id: id3, size: big.count, createdAt: 3_000)
+            var at = 0
+            while at < big.count {
+                let end = min(big.count, at + 300_001)
+                try big[at..<end].withUnsafeBytes { (b: UnsafeRawBufferPointer) throws(MediaStoreError) in try up3.append(b) }
+                at = end
+            }
+            try up3.commit()
+            let r3 = try #require(try store.open(id: id3))
+            #expect(r3.size == big.count, "\(name)")
+            #expect(try r3.read(offset: 1_048_000, count: 1_000) == Array(big[1_048_000..<1_049_000]), "\(name)")
+            #expect(try r3.read(offset: 2_499_990, count: 100) == Array(big[2_499_990...]), "\(name)")
+            var piece = [UInt8](repeating: 0, count: 262_144)
+            let n = try piece.withUnsafeMutableBytes { (b) throws(MediaStoreError) in try r3.read(offset: 2_000_000, into: b) }
+            #expect(n == 262_144 && piece == Array(big[2_000_000..<2_262_144]), "\(name)")
+            var all: [UInt8] = []
+            while all.count < big.count { all += try r3.read(offset: all.count, count: 262_144) }
+            #expect(all == big, "\(name)")
+            r3.close()
         }
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Hush
+import HushClient
 import HushRelayPostgres
 import HushTransport
 import Synchronization
@@ -14,14 +15,22 @@ struct PostgresNode {
     let listener: Task<Void, Never>
 
     /// A node on `configuration`'s schema (nodes given the same schema share one deployment).
-    static func start(_ configuration: PostgresStoreConfiguration, node: String) async throws -> PostgresNode {
+    /// With `media`, the node serves media (§19) from the database (``PostgresMediaStore``,
+    /// the deployment's shared capability key), as `hush-relay serve --store postgres://…` does.
+    static func start(_ configuration: PostgresStoreConfiguration, node: String, media: Bool = false) async throws -> PostgresNode {
         var config = configuration
         config.nodeID = node
         let store = try await PostgresRelayStore.connect(config, notifyCommits: true, logger: TestPostgres.logger)
         let cluster = PostgresRelayCluster(store: store, logger: TestPostgres.logger)
+        var service: MediaService?
+        if media {
+            let blobs = PostgresMediaStore(store: store)
+            service = try MediaService(store: blobs, capabilityKey: try await blobs.sharedCapabilityKey())
+        }
         let relay = try await TestRelay.start(store: store) {
             $0.cluster = cluster
             $0.stanzaBurst = 1_000_000  // the test clock stands still: no refill
+            $0.media = service
         }
         let (ready, continuation) = AsyncStream<Void>.makeStream()
         let listener = Task { [relay] in await cluster.run(relay: relay.relay, listening: { continuation.yield() }) }
@@ -84,6 +93,67 @@ extension PostgresTests {
             await a.close()
             await b.close()
             await node.stop()
+        }
+
+        /// Media across nodes with nothing but the database shared: a grant from node 1 is
+        /// honoured by node 2's `PUT`, and the blob is served by node 1, whole and by range;
+        /// a second upload of the id is refused on either node; the purge works for all.
+        @Test func mediaAcrossNodes() async throws {
+            let config = try TestPostgres.configuration()
+            let n1 = try await PostgresNode.start(config, node: "n1", media: true)
+            let n2 = try await PostgresNode.start(config, node: "n2", media: true)
+            let alice = try await RelayTestClient.register(n1.relay, TestDevice("alice"))
+            try await alice.waitQueueEmpty()
+            let blob = (0..<1_500_000).map { UInt8(truncatingIfNeeded: $0 &* 13 &+ $0 >> 9) }
+            var s = RelayStanza()
+            s.requestMediaUpload.requestID = 7
+            s.requestMediaUpload.size = UInt64(blob.count)
+            try await alice.send(s)
+            let reply = try await alice.wait { s in
+                switch s.body {
+                case .mediaUploadGranted(let g) where g.requestID == 7: s
+                case .error(let e) where e.requestID == 7: s
+                default: nil
+                }
+            }
+            guard case .mediaUploadGranted(let grant)? = reply.body else { Issue.record("no grant: \(reply)"); return }
+            let id = grant.mediaID.map { String(format: "%02x", $0) }.joined()
+            let http1 = MediaHTTPClient(host: "127.0.0.1", port: n1.relay.port), http2 = MediaHTTPClient(host: "127.0.0.1", port: n2.relay.port)
+            func put(_ http: MediaHTTPClient) async throws {
+                var offset = 0
+                try await http.upload(mediaID: id, token: Array(grant.token), size: blob.count) {
+                    guard offset < blob.count else { return nil }
+                    let end = min(blob.count, offset + 100_000)
+                    defer { offset = end }
+                    return Array(blob[offset..<end])
+                }
+            }
+            try await put(http2)
+            var got: [UInt8] = []
+            try await http1.download(mediaID: id) { got += $0 }
+            #expect(got == blob)
+            var tail: [UInt8] = []
+            try await http1.download(mediaID: id, from: 1_048_000) { tail += $0 }
+            #expect(tail == Array(blob[1_048_000...]))
+            do {
+                try await put(http1)
+                Issue.record("a second upload of the id was stored")
+            } catch let error as MediaTransferError {
+                #expect(error == .refused(status: 409, code: "exists"))
+            }
+            // 30 days later (both nodes' clocks), either node's purge removes it for both.
+            n1.relay.clock.advance(by: 30 * 86_400_000)
+            n2.relay.clock.advance(by: 30 * 86_400_000)
+            #expect(await n2.relay.relay.purgeExpiredMedia() == 1)
+            do {
+                try await http1.download(mediaID: id) { _ in }
+                Issue.record("served after the purge")
+            } catch let error as MediaTransferError {
+                #expect(error == .refused(status: 404, code: "not-found"))
+            }
+            await alice.close()
+            await n1.stop()
+            await n2.stop()
         }
 
         /// Two nodes on one database: a device on node 2 receives, in order, what a device on

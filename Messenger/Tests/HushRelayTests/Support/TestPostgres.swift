@@ -86,3 +86,16 @@ final class PostgresFactory: RelayStoreFactory, Sendable {
         for s in stores.withLock({ $0 }) { await s.shutdown() }
     }
 }
+
+/// Runs a task's synchronous work on a dispatch queue of its own instead of Swift's cooperative
+/// pool, for tests that call blocking APIs (``PostgresMediaStore`` blocks its caller as the
+/// relay's thread pool expects); the task's context (the current test) goes with it.
+final class BlockingTestExecutor: TaskExecutor {
+    static let shared = BlockingTestExecutor()
+    private let queue = DispatchQueue(label: "hush-tests.blocking", attributes: .concurrent)
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        queue.async { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
+    }
+}
