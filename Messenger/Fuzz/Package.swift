@@ -8,6 +8,7 @@
 //   FuzzClientContent    HushClient's MessageContent decoder (the plaintext between two clients)
 //   FuzzClientStore      the client store's value decoders (StoredValues, SessionCiphertext)
 //   FuzzMediaPointer     HushClient's MediaPointer decoder (and media MessageContent)
+//   FuzzMediaBlob        HushClient's MediaDecryptor on any blob bytes, and on real blobs changed or cut short
 //   FuzzBackup           HushBackup.restore: whole files, and authentic files around arbitrary record streams
 //   FuzzLink             HushClient's link code and provisioning message decoders (Docs/spec/client.md §7)
 import PackageDescription
@@ -23,6 +24,7 @@ let package = Package(
         .executableTarget(name: "FuzzClientContent", dependencies: [.product(name: "HushClient", package: "Messenger")]),
         .executableTarget(name: "FuzzClientStore", dependencies: [.product(name: "HushClient", package: "Messenger")]),
         .executableTarget(name: "FuzzMediaPointer", dependencies: [.product(name: "HushClient", package: "Messenger")]),
+        .executableTarget(name: "FuzzMediaBlob", dependencies: [.product(name: "HushClient", package: "Messenger")]),
         .executableTarget(name: "FuzzBackup", dependencies: [.product(name: "HushClient", package: "Messenger")]),
         .executableTarget(name: "FuzzLink", dependencies: [.product(name: "HushClient", package: "Messenger")]),
     ]

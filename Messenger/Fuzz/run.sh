@@ -6,11 +6,12 @@
 #   Messenger/Fuzz/run.sh FuzzClientContent 600
 #   Messenger/Fuzz/run.sh FuzzClientStore 600
 #   Messenger/Fuzz/run.sh FuzzMediaPointer 600
+#   Messenger/Fuzz/run.sh FuzzMediaBlob 600
 #   Messenger/Fuzz/run.sh FuzzBackup 600
 #   Messenger/Fuzz/run.sh FuzzLink 600
 set -euo pipefail
 cd "$(dirname "$0")"
-target="${1:?target: FuzzStanza, FuzzRelayHandshake, FuzzKyberPreKeyRecord, FuzzClientContent, FuzzClientStore, FuzzMediaPointer, FuzzBackup or FuzzLink}"
+target="${1:?target: FuzzStanza, FuzzRelayHandshake, FuzzKyberPreKeyRecord, FuzzClientContent, FuzzClientStore, FuzzMediaPointer, FuzzMediaBlob, FuzzBackup or FuzzLink}"
 seconds="${2:-60}"
 swift build -c release --product "$target" -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library
 bin="$(swift build -c release --show-bin-path)/$target"
