@@ -176,6 +176,10 @@ import Testing
         for id in 1...200 { Varint.append(UInt64(id), to: &twoHundred) }
         #expect(Self.error([0x07] + bob + [0x02] + bob + [0x01] + twoHundred + bob + [0x02, 0x38] + (1...56).map { UInt8($0) }) == nil)
         #expect(Self.error([0x07] + bob + [0x02] + bob + [0x01] + twoHundred + bob + [0x02, 0x39] + (1...57).map { UInt8($0) }) == .badCount(57))
+        // The device hello (0x08) is one byte.
+        #expect(MessageContent.deviceHello.encoded == [0x08])
+        #expect((try? MessageContent(decoding: [0x08])) == .deviceHello)
+        #expect(Self.error([0x08, 0x00]) == .trailingBytes)
         // Any short input: a value or a typed error.
         for a in 0...255 { for b in [0, 1, 0x7F, 0x80, 0xFF] { _ = Self.error([0x07, UInt8(a), UInt8(b)]); _ = Self.error([0x07, 0x01, 0x61, UInt8(a), UInt8(b)]) } }
     }

@@ -36,9 +36,13 @@ import Testing
         return relay
     }
 
-    /// Another device of `primary`'s account, linked with a code and started.
-    func linked(_ primary: User, _ relay: ClientTestRelay) async throws -> User {
+    /// Another device of `primary`'s account, linked with a code and started. `greets: false`
+    /// keeps it from sending its hello (0x08), as if that had not arrived yet: the older
+    /// devices then do not know it until they check.
+    func linked(_ primary: User, _ relay: ClientTestRelay, greets: Bool = true) async throws -> User {
         let (user, _, _) = try await DeviceLinkTests.link(primary, relay)
+        #expect(try user.store.flag(OwnSyncKey.helloDue))
+        if !greets { try user.store.setFlag(OwnSyncKey.helloDue, false) }
         await user.online()
         return user
     }
@@ -64,8 +68,7 @@ import Testing
         }
         #expect(try await alice2.client.conversations().first { $0.account == "bob" }?.unread == 2)
         #expect(try await alice1.client.markRead("bob") == 2)
-        // alice/1 knew no other device (it linked alice/2 but has not heard from it): the read
-        // sync waited for a ListDevices, which found alice/2.
+        // alice/1 knows alice/2 from its hello (or, had that not arrived yet, asks the relay).
         #expect(await readSync(alice2.log) == .readOnOtherDevice(conversation: "bob", messages: [one, two]))
         #expect(try alice2.store.message(one)?.state == .read && alice2.store.message(two)?.state == .read)
         #expect(try await alice2.client.conversations().first { $0.account == "bob" }?.unread == 0)
@@ -138,7 +141,7 @@ import Testing
         for u in [alice1, bob, carol] { await u.online() }
         let alice2 = try await linked(alice1, relay)
 
-        // Created on alice/1 (which knew no other device: it asked the relay first).
+        // Created on alice/1 (which knows alice/2 from its hello, or asks the relay first).
         let trip = try await alice1.client.createGroup(name: "trip", members: ["bob"])
         _ = await alice2.log.first { $0 == .groupChanged(trip) }
         #expect(try await alice2.client.group(trip.id) == trip)
@@ -191,8 +194,11 @@ import Testing
         _ = await bob1.waitMessage(in: g.id.conversation, "first", .incoming)
         _ = await carol.waitMessage(in: g.id.conversation, "first", .incoming)
 
-        // bob links a second device; alice has no session with it.
+        // bob links a second device; alice has no session with it. bob/2 greets bob/1 (0x08),
+        // which sends it the account's groups.
         let bob2 = try await linked(bob1, relay)
+        _ = await bob2.log.first { $0 == .groupChanged(g) }
+        #expect(try await bob1.client.ownDevices() == [2])
         #expect(try alice.store.sessionDevices(for: "bob") == [1])
         let second = try await alice.client.sendGroup("second", to: g.id)
         let got = await bob2.waitMessage(in: g.id.conversation, "second", .incoming)
@@ -218,16 +224,17 @@ import Testing
 
     /// The brief's case: device 1 links devices 2 and 3; device 2, which saw only device 1 at its
     /// login, sends to bob and device 3 gets the transcript (all_devices, MISMATCHED_DEVICES).
-    /// Before that, device 1, which knows no other device at all, sends: its transcript waits for
-    /// a ListDevices, which finds both.
+    /// Before that, device 1, which knows no other device at all (the new devices' hellos are held
+    /// back), sends: its transcript waits for a ListDevices, which finds both.
     @Test func sendsFindOwnDevicesThatAnotherDeviceLinked() async throws {
         let wire = Wire()
         let relay = try await relay(wire)
         let alice1 = try User.make("alice", relay), bob = try User.make("bob", relay)
         await alice1.online()
         await bob.online()
-        let alice2 = try await linked(alice1, relay)
-        let alice3 = try await linked(alice1, relay)
+        // Neither new device's hello (0x08) is sent: alice/1 does not know them.
+        let alice2 = try await linked(alice1, relay, greets: false)
+        let alice3 = try await linked(alice1, relay, greets: false)
         #expect(try await alice1.client.ownDevices() == [])
         #expect(try await alice2.client.ownDevices() == [1])
         #expect(try await alice3.client.ownDevices() == [1, 2])

@@ -13,6 +13,7 @@ import Foundation
 /// 0x06 sync transcript    varint(len(destination)) || destination (UTF-8, 1–64 bytes) || content (a 0x01 text or 0x05 media, as sent)
 /// 0x07 read sync          varint(len(conversation)) || conversation (UTF-8, 1–64 bytes) || varint(n)
 ///                         || n × (varint(len(account)) || account (1–32) || varint(device) || varint(m) || m × varint(message id))
+/// 0x08 device hello       (nothing more) a device linked to the account greets its other devices (§6.7)
 /// 0x10 group state        GroupState (Docs/spec/client.md §6.2)
 /// 0x11 sender key         group_id (16) || SenderKeyDistributionMessage (the rest; §6.5)
 /// 0x12 group leave        group_id (16)   (the sender leaves the group, §6.4)
@@ -41,6 +42,9 @@ public enum MessageContent: Sendable, Equatable {
     /// (another device of this account; Docs/spec/client.md §3b): ascending by (account bytes,
     /// device, id), no repeats, 1–256 of them (``readSyncs(conversation:messages:)`` builds them).
     case readSync(conversation: String, messages: [MessageID])
+    /// A device linked to this account greets the account's other devices, which answer with
+    /// the account's groups (Docs/spec/client.md §6.7; nothing is shown).
+    case deviceHello
     /// The sender was restored from a backup and starts a new session (the session message
     /// carrying this is a prekey message; nothing is shown).
     case sessionReset(sentAt: UInt64)
@@ -57,7 +61,7 @@ public enum MessageContent: Sendable, Equatable {
 
     /// Content type bytes.
     public enum Kind: UInt8, Sendable {
-        case text = 0x01, delivered = 0x02, read = 0x03, typing = 0x04, media = 0x05, syncTranscript = 0x06, readSync = 0x07
+        case text = 0x01, delivered = 0x02, read = 0x03, typing = 0x04, media = 0x05, syncTranscript = 0x06, readSync = 0x07, deviceHello = 0x08
         case groupState = 0x10, senderKey = 0x11, groupLeave = 0x12
         case sessionReset = 0x30
         case accessKey = 0x40
@@ -165,6 +169,8 @@ public enum MessageContent: Sendable, Equatable {
                 Varint.append(UInt64(e.ids.count), to: &out)
                 for id in e.ids { Varint.append(id, to: &out) }
             }
+        case .deviceHello:
+            out.append(Kind.deviceHello.rawValue)
         case .sessionReset(let sentAt):
             out.append(Kind.sessionReset.rawValue)
             Varint.append(sentAt, to: &out)
@@ -203,6 +209,7 @@ public enum MessageContent: Sendable, Equatable {
         case .media: .media
         case .syncTranscript: .syncTranscript
         case .readSync: .readSync
+        case .deviceHello: .deviceHello
         case .sessionReset: .sessionReset
         case .accessKey: .accessKey
         case .groupState: .groupState
@@ -281,6 +288,8 @@ public enum MessageContent: Sendable, Equatable {
                 }
             }
             self = .readSync(conversation: conversation, messages: messages)
+        case .deviceHello:
+            self = .deviceHello
         case .sessionReset:
             self = .sessionReset(sentAt: try r.read())
         case .accessKey:

@@ -75,6 +75,8 @@ extension HushClient {
                 try store.setFlag(SettingKey.sealedFromAnyone, message.sealedFromAnyone)
                 try store.setFlag(SettingKey.readReceipts, message.readReceipts)
                 try store.setU64(SettingKey.nextID, linkedCounterStart(message.deviceID))
+                // Its first check of the account's devices greets them (OwnSync.swift).
+                try store.setFlag(OwnSyncKey.helloDue, true)
             }
         }
         return client

@@ -264,6 +264,8 @@ extension HushClient {
         releaseAside(checked: checked)
         // A device this one did not know gets this device's groups (Docs/spec/client.md §6.7).
         if learned { queueGroupsForOwnDevices() }
+        // A linked device greets the others once, so that they send it the account's groups.
+        if !now.isEmpty, try step({ try store.flag(OwnSyncKey.helloDue) }) { greetOwnDevices() }
         return now
     }
 

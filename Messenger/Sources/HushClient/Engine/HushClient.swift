@@ -461,6 +461,7 @@ public actor HushClient {
         var effects: [ClientEvent] = []
         var storedKey: (String, [UInt8])?
         var owed = false
+        var greeted = false
         do {
             let opened = try SealedEnvelope.open(Array(d.payload), recipientIdentity: identity, validator: validator,
                                                  now: d.serverTime)
@@ -516,6 +517,9 @@ public actor HushClient {
                     case .readSync(let conversation, let messages):
                         // This account's user read these on another device (OwnSync.swift).
                         try applyReadSync(conversation, messages, from: address, effects: &effects)
+                    case .deviceHello:
+                        // A device linked to this account: it gets this device's groups (§6.7).
+                        greeted = address.name == account && address.deviceID != deviceID
                     case .typing:
                         break  // typing travels as ephemeral envelopes only
                     case .sessionReset:
@@ -542,6 +546,7 @@ public actor HushClient {
             }
         } catch {
             storedKey = nil  // rolled back
+            greeted = false
             if Self.isTransient(error) { return }  // not acked: redelivered on the next connection
             _ = try? store.markProcessed(serverID: sid, at: now)
         }
@@ -555,6 +560,7 @@ public actor HushClient {
         }
         ack(sid)
         if owed { scheduleReceiptFlush() }
+        if greeted { queueGroupsForOwnDevices() }
     }
 
     enum DropReason: Error { case mismatch }

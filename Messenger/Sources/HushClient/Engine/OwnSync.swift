@@ -21,6 +21,8 @@ enum OwnSyncKey {
     /// Read syncs for messages not (yet) stored here: "account device id conversation" lines,
     /// oldest first; such a message is stored already read when it arrives.
     static let readAhead = "own.read-ahead"
+    /// This device was linked and has not greeted the account's other devices yet (0x08).
+    static let helloDue = "own.hello-due"
 }
 
 extension HushClient {
@@ -120,6 +122,21 @@ extension HushClient {
         outboxCache = nil
         pump()
         if again { checkOwnDevicesSoon() }
+    }
+
+    /// Queues the device hello (0x08) for this account's other devices and forgets that it is due.
+    func greetOwnDevices() {
+        let cert = usableCertificate(), online = drained && link != nil, now = configuration.clock()
+        var checkOwn = false
+        _ = try? step {
+            try store.atomically {
+                checkOwn = try queueForOwnDevices(.deviceHello, certificate: cert, online: online, now: now)
+                try store.setFlag(OwnSyncKey.helloDue, false)
+            }
+        }
+        outboxCache = nil
+        pump()
+        if checkOwn { checkOwnDevicesSoon() }
     }
 
     // MARK: read sync
