@@ -644,9 +644,9 @@ extension HushClient {
                 fresh.certificateExpiration = cert.expiration
                 if !added.isEmpty, let content {
                     if state.isAdmin(account) || recipient == account {
-                        let content = MessageContent.groupState(state).encoded
+                        let stateContent = MessageContent.groupState(state).encoded
                         for d in added {
-                            let sealed = try seal(encoded: content, to: ProtocolAddress(name: recipient, deviceID: d), certificate: cert)
+                            let sealed = try seal(encoded: stateContent, to: ProtocolAddress(name: recipient, deviceID: d), certificate: cert)
                             try store.enqueue(OutboxItem(clientMessageID: try store.takeID(), account: recipient, devices: [d],
                                                          payload: sealed.payload, message: nil, createdAt: now, inner: sealed.inner))
                         }
