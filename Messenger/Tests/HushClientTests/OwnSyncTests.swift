@@ -98,6 +98,39 @@ import Testing
         await relay.finish()
     }
 
+    /// The same on the encrypted SQLite store (its unread counters): alice/2 is linked into one.
+    @Test func aReadSyncOnTheEncryptedStoreCountsTheConversationRead() async throws {
+        let wire = Wire()
+        let relay = try await relay(wire)
+        let alice1 = try User.make("alice", relay), bob = try User.make("bob", relay)
+        await alice1.online()
+        await bob.online()
+        let pending = try await HushLink.begin(configuration: relay.configuration())
+        let code = pending.code
+        async let id = alice1.client.linkDevice(code: code)
+        let path = relay.directory.appendingPathComponent("alice2-client.sqlite").path
+        let client = try await pending.client { identity, registrationID in
+            try SQLiteClientStore.create(path: path, secret: .keyFile(User.sqliteKey), identity: identity, registrationID: registrationID)
+        }
+        #expect(try await id == 2)
+        let alice2 = User(client: client, store: client.store, log: EventLog(client))
+        await alice2.online()
+        let ids = [try await bob.client.send("a", to: "alice"), try await bob.client.send("b", to: "alice"),
+                   try await bob.client.send("c", to: "alice")]
+        for u in [alice1, alice2] { _ = await u.waitMessage(from: "bob", "c") }
+        #expect(try await alice2.client.conversations().first { $0.account == "bob" }?.unread == 3)
+        #expect(try await alice1.client.markRead("bob") == 3)
+        #expect(await readSync(alice2.log) == .readOnOtherDevice(conversation: "bob", messages: ids))
+        #expect(try await alice2.client.conversations().first { $0.account == "bob" }?.unread == 0)
+        #expect(try await alice2.client.messages(in: "bob").map(\.state) == [.read, .read, .read])
+        // After a restart the store says the same.
+        await alice2.client.stop()
+        let reopened = try alice2.reopened(relay)
+        #expect(try await reopened.client.conversations().first { $0.account == "bob" }?.unread == 0)
+        for u in [alice1, bob] { await u.client.stop() }
+        await relay.finish()
+    }
+
     /// A read sync for a message not stored yet is kept and used when the message arrives; one
     /// for another conversation's message, an outgoing one or an invalid conversation is not.
     @Test func aReadSyncAheadOfItsMessageIsKeptForIt() throws {
