@@ -97,3 +97,90 @@ import Testing
         #expect(b.delay(attempt: 1_000, unit: 0.999) == .milliseconds(29_985))
     }
 }
+
+/// Content 0x07, read sync (Docs/spec/client.md §2, §3b): exact bytes, the canonical order, every
+/// limit and refusal.
+@Suite struct ReadSyncContentTests {
+    static func error(_ bytes: [UInt8]) -> MessageContent.DecodeError? {
+        do { _ = try MessageContent(decoding: bytes); return nil } catch { return error }
+    }
+
+    @Test func exactBytesAndCanonicalOrder() throws {
+        // bob/1 #5, bob/2 #3 and #200 read in "bob": one entry per sending device.
+        let messages = [MessageID(account: "bob", device: 2, clientMessageID: 200), MessageID(account: "bob", device: 1, clientMessageID: 5),
+                        MessageID(account: "bob", device: 2, clientMessageID: 3), MessageID(account: "bob", device: 2, clientMessageID: 3)]
+        let syncs = MessageContent.readSyncs(conversation: "bob", messages: messages)
+        let expected: [UInt8] = [0x07, 0x03, 0x62, 0x6F, 0x62, 0x02,
+                                 0x03, 0x62, 0x6F, 0x62, 0x01, 0x01, 0x05,
+                                 0x03, 0x62, 0x6F, 0x62, 0x02, 0x02, 0x03, 0xC8, 0x01]
+        #expect(syncs.count == 1 && syncs.first?.encoded == expected)
+        let decoded = try MessageContent(decoding: expected)
+        #expect(decoded == .readSync(conversation: "bob", messages: [MessageID(account: "bob", device: 1, clientMessageID: 5),
+                                                                       MessageID(account: "bob", device: 2, clientMessageID: 3),
+                                                                       MessageID(account: "bob", device: 2, clientMessageID: 200)]))
+        #expect(decoded.kind == .readSync)
+        // A group conversation, two senders; accounts in byte order ("carol" < "dan"), then devices.
+        let group = "#" + String(repeating: "ab", count: 16)
+        let g = MessageContent.readSyncs(conversation: group, messages: [
+            MessageID(account: "dan", device: 1, clientMessageID: 1), MessageID(account: "carol", device: 3, clientMessageID: 9),
+        ])
+        #expect(g.first?.encoded == [0x07, 0x21] + Array(group.utf8) + [0x02, 0x05] + Array("carol".utf8) + [0x03, 0x01, 0x09]
+            + [0x03] + Array("dan".utf8) + [0x01, 0x01, 0x01])
+        #expect(try MessageContent(decoding: g[0].encoded) == g[0])
+        // 600 ids: 256 + 256 + 88, each decodes to its part.
+        let many = (1...600).map { MessageID(account: "bob", device: UInt32($0 % 3 + 1), clientMessageID: UInt64($0)) }
+        let parts = MessageContent.readSyncs(conversation: "bob", messages: many)
+        #expect(parts.count == 3)
+        var all: [MessageID] = []
+        for p in parts {
+            guard case .readSync(let c, let ids) = try MessageContent(decoding: p.encoded) else { Issue.record("not a read sync"); continue }
+            #expect(c == "bob" && ids.count <= 256)
+            all += ids
+        }
+        #expect(all == MessageContent.canonicalOrder(many) && all.count == 600)
+        #expect(MessageContent.readSyncs(conversation: "bob", messages: []).isEmpty)
+        // The largest ids and devices.
+        let big = MessageContent.readSyncs(conversation: "a", messages: [MessageID(account: "z", device: UInt32(Int32.max), clientMessageID: .max)])
+        #expect(try MessageContent(decoding: big[0].encoded) == big[0])
+    }
+
+    @Test func everyMalformedReadSyncIsATypedError() {
+        let bob: [UInt8] = [0x03, 0x62, 0x6F, 0x62]
+        let entry: [UInt8] = bob + [0x01, 0x01, 0x05]  // bob/1 #5
+        #expect(Self.error([0x07]) == .truncated)
+        #expect(Self.error([0x07, 0x00]) == .badCount(0))                          // empty conversation
+        #expect(Self.error([0x07, 0x41] + [UInt8](repeating: 0x61, count: 65)) == .badCount(65))
+        #expect(Self.error([0x07, 0x05, 0x62]) == .truncated)
+        #expect(Self.error([0x07, 0x01, 0xFF, 0x01] + entry) == .notUTF8)
+        #expect(Self.error([0x07] + bob) == .truncated)                             // no count
+        #expect(Self.error([0x07] + bob + [0x00]) == .badCount(0))
+        #expect(Self.error([0x07] + bob + [0x81, 0x02]) == .badCount(257))
+        #expect(Self.error([0x07] + bob + [0x01, 0x00, 0x01, 0x01, 0x05]) == .badCount(0))     // empty account
+        #expect(Self.error([0x07] + bob + [0x01, 0x21] + [UInt8](repeating: 0x61, count: 33) + [0x01, 0x01, 0x05]) == .badCount(33))
+        #expect(Self.error([0x07] + bob + [0x01, 0x01, 0xC3, 0x01, 0x01, 0x05]) == .notUTF8)
+        #expect(Self.error([0x07] + bob + [0x01] + bob + [0x00, 0x01, 0x05]) == .badCount(0))        // device 0
+        #expect(Self.error([0x07] + bob + [0x01] + bob + [0x80, 0x80, 0x80, 0x80, 0x08, 0x01, 0x05]) == .badCount(1 << 31))
+        #expect(Self.error([0x07] + bob + [0x01] + bob + [0x01, 0x00]) == .badCount(0))              // no ids
+        #expect(Self.error([0x07] + bob + [0x01] + bob + [0x01, 0x81, 0x02]) == .badCount(257))
+        #expect(Self.error([0x07] + bob + [0x01] + bob + [0x01, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01]) == .badCount(Int.max))
+        #expect(Self.error([0x07] + bob + [0x01] + bob + [0x01, 0x02, 0x05]) == .truncated)
+        #expect(Self.error([0x07] + bob + [0x01] + bob + [0x01, 0x02, 0x05, 0x05]) == .notAscending)  // a repeated id
+        #expect(Self.error([0x07] + bob + [0x01] + bob + [0x01, 0x02, 0x06, 0x05]) == .notAscending)
+        #expect(Self.error([0x07] + bob + [0x02] + entry + entry) == .notAscending)                   // a repeated device
+        #expect(Self.error([0x07] + bob + [0x02] + bob + [0x02, 0x01, 0x01] + entry) == .notAscending) // devices descending
+        #expect(Self.error([0x07] + bob + [0x02] + [0x03] + Array("dan".utf8) + [0x01, 0x01, 0x01] + entry) == .notAscending)
+        #expect(Self.error([0x07] + bob + [0x01] + entry + [0x00]) == .trailingBytes)
+        #expect(Self.error([0x07] + bob + [0x02] + entry) == .truncated)
+        // 256 ids over two entries is the limit; 257 is not.
+        var twoHundred: [UInt8] = [0xC8, 0x01]
+        for id in 1...200 { Varint.append(UInt64(id), to: &twoHundred) }
+        #expect(Self.error([0x07] + bob + [0x02] + bob + [0x01] + twoHundred + bob + [0x02, 0x38] + (1...56).map { UInt8($0) }) == nil)
+        #expect(Self.error([0x07] + bob + [0x02] + bob + [0x01] + twoHundred + bob + [0x02, 0x39] + (1...57).map { UInt8($0) }) == .badCount(57))
+        // The device hello (0x08) is one byte.
+        #expect(MessageContent.deviceHello.encoded == [0x08])
+        #expect((try? MessageContent(decoding: [0x08])) == .deviceHello)
+        #expect(Self.error([0x08, 0x00]) == .trailingBytes)
+        // Any short input: a value or a typed error.
+        for a in 0...255 { for b in [0, 1, 0x7F, 0x80, 0xFF] { _ = Self.error([0x07, UInt8(a), UInt8(b)]); _ = Self.error([0x07, 0x01, 0x61, UInt8(a), UInt8(b)]) } }
+    }
+}

@@ -188,11 +188,11 @@ extension User {
         let copy = await alice2.waitMessage(in: group.conversation, "hello group", .outgoing)
         #expect(copy.id == hello && copy.state == .sent)
         await alice1.waitTick(hello, .delivered)
-        // One MultiSend: bob's device, then alice's other devices with all_devices.
+        // One MultiSend: bob's device, then alice's other devices, each account with all_devices.
         let sent = multi.withLock { $0 }
         #expect(sent.count == 1)
         #expect(sent.first?.recipients.map(\.account) == ["bob", "alice"] && sent.first?.recipients.map(\.devices) == [[1], [2]])
-        #expect(sent.first?.recipients.map(\.allDevices) == [false, true])
+        #expect(sent.first?.recipients.map(\.allDevices) == [true, true])
         #expect(try await alice1.client.memberTicks(hello) == ["bob": .delivered])
 
         // bob writes to alice one to one first (his mismatch adds alice/2), then to the group:

@@ -11,6 +11,9 @@ import Foundation
 /// 0x04 typing             state (0x00 stopped, 0x01 started) || varint(sent at, Unix ms)
 /// 0x05 media              varint(message id) || varint(sent at, Unix ms) || MediaPointer (Docs/spec/media.md §3)
 /// 0x06 sync transcript    varint(len(destination)) || destination (UTF-8, 1–64 bytes) || content (a 0x01 text or 0x05 media, as sent)
+/// 0x07 read sync          varint(len(conversation)) || conversation (UTF-8, 1–64 bytes) || varint(n)
+///                         || n × (varint(len(account)) || account (1–32) || varint(device) || varint(m) || m × varint(message id))
+/// 0x08 device hello       (nothing more) a device linked to the account greets its other devices (§6.7)
 /// 0x10 group state        GroupState (Docs/spec/client.md §6.2)
 /// 0x11 sender key         group_id (16) || SenderKeyDistributionMessage (the rest; §6.5)
 /// 0x12 group leave        group_id (16)   (the sender leaves the group, §6.4)
@@ -35,6 +38,13 @@ public enum MessageContent: Sendable, Equatable {
     /// the account's other devices (Docs/client.md §Several devices): `message` is the `.text`
     /// or `.media` content exactly as it went to the destination, its id the sending device's.
     indirect case syncTranscript(destination: String, message: MessageContent)
+    /// This account's user read these incoming messages of `conversation` on the sending device
+    /// (another device of this account; Docs/spec/client.md §3b): ascending by (account bytes,
+    /// device, id), no repeats, 1–256 of them (``readSyncs(conversation:messages:)`` builds them).
+    case readSync(conversation: String, messages: [MessageID])
+    /// A device linked to this account greets the account's other devices, which answer with
+    /// the account's groups (Docs/spec/client.md §6.7; nothing is shown).
+    case deviceHello
     /// The sender was restored from a backup and starts a new session (the session message
     /// carrying this is a prekey message; nothing is shown).
     case sessionReset(sentAt: UInt64)
@@ -51,7 +61,7 @@ public enum MessageContent: Sendable, Equatable {
 
     /// Content type bytes.
     public enum Kind: UInt8, Sendable {
-        case text = 0x01, delivered = 0x02, read = 0x03, typing = 0x04, media = 0x05, syncTranscript = 0x06
+        case text = 0x01, delivered = 0x02, read = 0x03, typing = 0x04, media = 0x05, syncTranscript = 0x06, readSync = 0x07, deviceHello = 0x08
         case groupState = 0x10, senderKey = 0x11, groupLeave = 0x12
         case sessionReset = 0x30
         case accessKey = 0x40
@@ -64,6 +74,8 @@ public enum MessageContent: Sendable, Equatable {
     public static let maxReceiptIDs = 256
     /// UTF-8 bytes of a sync transcript's destination.
     public static let maxDestinationBytes = 64
+    /// UTF-8 bytes of an account name inside a read sync (relay spec §5: at most 32).
+    public static let maxAccountBytes = 32
     /// UTF-8 bytes of a text (the relay's 64,000-byte payload limit leaves room for the envelope).
     public static let maxTextBytes = 60_000
 
@@ -79,6 +91,33 @@ public enum MessageContent: Sendable, Equatable {
         case badTypingState(UInt8)
         case badMediaPointer(MediaPointer.DecodeError)
         case badGroupState(GroupState.DecodeError)
+        /// Read sync entries, or the ids of one entry, not strictly ascending.
+        case notAscending
+    }
+
+    /// The read syncs (content 0x07) for `messages` of `conversation`: sorted, without repeats,
+    /// at most ``maxReceiptIDs`` ids each. Empty for no messages.
+    public static func readSyncs(conversation: String, messages: [MessageID]) -> [MessageContent] {
+        let sorted = Self.canonicalOrder(messages)
+        return stride(from: 0, to: sorted.count, by: maxReceiptIDs).map {
+            .readSync(conversation: conversation, messages: Array(sorted[$0..<min(sorted.count, $0 + maxReceiptIDs)]))
+        }
+    }
+
+    /// Ascending by (account's UTF-8 bytes, device, id), repeats removed. Accounts compare by
+    /// their bytes throughout (String's `==` would merge canonically equivalent spellings).
+    static func canonicalOrder(_ messages: [MessageID]) -> [MessageID] {
+        let keyed = messages.map { (account: Array($0.account.utf8), id: $0) }.sorted { a, b in
+            if a.account != b.account { return a.account.lexicographicallyPrecedes(b.account) }
+            return (a.id.device, a.id.clientMessageID) < (b.id.device, b.id.clientMessageID)
+        }
+        var out: [(account: [UInt8], id: MessageID)] = []
+        for m in keyed {
+            if let last = out.last, last.account == m.account, last.id.device == m.id.device,
+               last.id.clientMessageID == m.id.clientMessageID { continue }
+            out.append(m)
+        }
+        return out.map(\.id)
     }
 
     /// The encoding.
@@ -108,6 +147,30 @@ public enum MessageContent: Sendable, Equatable {
             Varint.append(UInt64(destination.utf8.count), to: &out)
             out += Array(destination.utf8)
             out += message.encoded
+        case .readSync(let conversation, let messages):
+            out.append(Kind.readSync.rawValue)
+            Varint.append(UInt64(conversation.utf8.count), to: &out)
+            out += Array(conversation.utf8)
+            // One entry per sending device, in canonical order.
+            var entries: [(account: [UInt8], device: UInt32, ids: [UInt64])] = []
+            for m in Self.canonicalOrder(messages) {
+                let account = Array(m.account.utf8)
+                if let last = entries.last, last.account == account, last.device == m.device {
+                    entries[entries.count - 1].ids.append(m.clientMessageID)
+                } else {
+                    entries.append((account, m.device, [m.clientMessageID]))
+                }
+            }
+            Varint.append(UInt64(entries.count), to: &out)
+            for e in entries {
+                Varint.append(UInt64(e.account.count), to: &out)
+                out += e.account
+                Varint.append(UInt64(e.device), to: &out)
+                Varint.append(UInt64(e.ids.count), to: &out)
+                for id in e.ids { Varint.append(id, to: &out) }
+            }
+        case .deviceHello:
+            out.append(Kind.deviceHello.rawValue)
         case .sessionReset(let sentAt):
             out.append(Kind.sessionReset.rawValue)
             Varint.append(sentAt, to: &out)
@@ -128,6 +191,14 @@ public enum MessageContent: Sendable, Equatable {
         return out
     }
 
+    /// The message id of a text or media message (nil for other content).
+    public var messageID: UInt64? {
+        switch self {
+        case .text(let id, _, _), .media(let id, _, _): id
+        default: nil
+        }
+    }
+
     /// The type.
     public var kind: Kind {
         switch self {
@@ -137,6 +208,8 @@ public enum MessageContent: Sendable, Equatable {
         case .typing: .typing
         case .media: .media
         case .syncTranscript: .syncTranscript
+        case .readSync: .readSync
+        case .deviceHello: .deviceHello
         case .sessionReset: .sessionReset
         case .accessKey: .accessKey
         case .groupState: .groupState
@@ -187,6 +260,36 @@ public enum MessageContent: Sendable, Equatable {
             guard inner == Kind.text.rawValue || inner == Kind.media.rawValue else { throw .unknownType(inner) }
             self = .syncTranscript(destination: destination, message: try MessageContent(decoding: rest))
             return
+        case .readSync:
+            let conversation = try r.string(maxBytes: Self.maxDestinationBytes)
+            let n = try r.read()
+            guard (1...UInt64(Self.maxReceiptIDs)).contains(n) else { throw .badCount(Int(clamping: n)) }
+            var messages: [MessageID] = []
+            var previous: (account: [UInt8], device: UInt32)?
+            for _ in 0..<n {
+                let account = try r.string(maxBytes: Self.maxAccountBytes)
+                let device = try r.read()
+                guard (1...UInt64(Int32.max)).contains(device) else { throw .badCount(Int(clamping: device)) }
+                let m = try r.read()
+                guard m >= 1, m <= UInt64(Self.maxReceiptIDs - messages.count) else { throw .badCount(Int(clamping: m)) }
+                let key = (Array(account.utf8), UInt32(device))
+                if let previous {
+                    let before = previous.account.lexicographicallyPrecedes(key.0)
+                        || (previous.account == key.0 && previous.device < key.1)
+                    guard before else { throw .notAscending }
+                }
+                previous = key
+                var last: UInt64?
+                for _ in 0..<m {
+                    let id = try r.read()
+                    if let last, id <= last { throw .notAscending }
+                    last = id
+                    messages.append(MessageID(account: account, device: UInt32(device), clientMessageID: id))
+                }
+            }
+            self = .readSync(conversation: conversation, messages: messages)
+        case .deviceHello:
+            self = .deviceHello
         case .sessionReset:
             self = .sessionReset(sentAt: try r.read())
         case .accessKey:
@@ -227,6 +330,18 @@ enum Varint {
     struct Reader {
         let bytes: [UInt8]
         var offset: Int
+
+        /// `varint(len) || len bytes of UTF-8`, 1 ≤ len ≤ `maxBytes` (`badCount`), the bytes
+        /// present (`truncated`), valid UTF-8 (`notUTF8`).
+        mutating func string(maxBytes: Int) throws(MessageContent.DecodeError) -> String {
+            let length = try read()
+            guard (1...UInt64(maxBytes)).contains(length) else { throw .badCount(Int(clamping: length)) }
+            guard UInt64(bytes.count - offset) >= length else { throw .truncated }
+            let end = offset + Int(length)
+            guard let s = String(validating: bytes[offset..<end], as: UTF8.self) else { throw .notUTF8 }
+            offset = end
+            return s
+        }
 
         mutating func read() throws(MessageContent.DecodeError) -> UInt64 {
             var value: UInt64 = 0

@@ -78,6 +78,10 @@ public enum ClientEvent: Sendable, Equatable {
     /// device's sender keys go to it again. Messages it was sent before the reset under the old
     /// session cannot be read by it.
     case sessionReset(account: String, device: UInt32)
+    /// The user read these incoming messages of `conversation` on another device of this
+    /// account (its read sync, Docs/spec/client.md §3b): they are marked read here too (no read
+    /// receipt goes from this device).
+    case readOnOtherDevice(conversation: String, messages: [MessageID])
 }
 
 /// Errors of the client API.

@@ -70,6 +70,8 @@ extension HushClient {
                 var token = message.linkToken.withUnsafeBytes { Array($0) }
                 defer { SecureBytes.wipe(&token) }
                 try store.setSetting(DeviceSettingKey.linkToken, token)
+                // Its first check of the account's devices greets them (OwnSync.swift).
+                try store.setFlag(OwnSyncKey.helloDue, true)
             }
         }
         return client

@@ -184,7 +184,11 @@ extension HushClient {
         let wanted = missing.filter { !(item.account == account && $0 == deviceID) }
         if !wanted.isEmpty {
             // A device whose bundle cannot be had now is missing again on the resend (bounded above).
-            do { try await fetchAndBuild(item.account, devices: wanted) } catch {}
+            do {
+                try await fetchAndBuild(item.account, devices: wanted)
+                // A device of this account this one did not know: it gets the groups too (§6.7).
+                if item.account == account { queueGroupsForOwnDevices() }
+            } catch {}
         }
         guard let cert = try? await ensureCertificate() else {
             retryPumpLater()
@@ -230,6 +234,8 @@ extension HushClient {
     /// linking a device.
     @discardableResult
     public func refreshOwnDevices() async throws(ClientError) -> [UInt32] {
+        // What waits aside for this check (OwnSync.swift): handed on, or dropped, after it.
+        let checked = try step { try store.ids(OwnSyncKey.aside) }
         let reply = try await request { rid in
             var s = RelayStanza()
             s.listDevices.requestID = rid
@@ -242,15 +248,25 @@ extension HushClient {
             for d in known where !listed.contains(d) { try store.deleteSession(for: ProtocolAddress(name: account, deviceID: d)) }
         }
         let new = listed.filter { !known.contains($0) }
+        var learned = false
         if !new.isEmpty {
             // A device without usable prekeys yet is tried again at the next refresh.
-            do { try await fetchAndBuild(account, devices: Array(new.prefix(RelayProtocol.Limits.maxDevicesPerRequest))) } catch .offline {
+            do {
+                try await fetchAndBuild(account, devices: Array(new.prefix(RelayProtocol.Limits.maxDevicesPerRequest)))
+                learned = true
+            } catch .offline {
                 throw .offline
             } catch .timeout {
                 throw .timeout
             } catch {}
         }
-        return try ownDevices()
+        let now = try ownDevices()
+        releaseAside(checked: checked)
+        // A device this one did not know gets this device's groups (Docs/spec/client.md §6.7).
+        if learned { queueGroupsForOwnDevices() }
+        // A linked device greets the others once, so that they send it the account's groups.
+        if !now.isEmpty, try step({ try store.flag(OwnSyncKey.helloDue) }) { greetOwnDevices() }
+        return now
     }
 
     /// Inside a receive transaction: a sync transcript from this account's other device

@@ -72,8 +72,12 @@ extension HushClient {
         guard current.isMember(account) else { throw .notGroupMember(group) }
         let now = configuration.clock()
         let left = current.without(account)
+        let cert = usableCertificate(), online = drained && link != nil
+        var checkOwn = false
         try step {
             try store.atomically {
+                // This account's other devices leave with it (Docs/spec/client.md §6.7), first.
+                checkOwn = try queueForOwnDevices(.groupLeave(group), certificate: cert, online: online, now: now)
                 for m in current.members where m != account {
                     try store.enqueue(OutboxItem(clientMessageID: try store.takeID(), account: m, devices: [],
                                                  payload: MessageContent.groupLeave(group).encoded, message: nil, createdAt: now))
@@ -86,6 +90,7 @@ extension HushClient {
         outboxCache = nil
         if let left { emit(.groupChanged(left)) }
         pump()
+        if checkOwn { checkOwnDevicesSoon() }
     }
 
     /// The group's state as this device holds it.
@@ -164,6 +169,8 @@ extension HushClient {
         let content = MessageContent.groupState(state).encoded
         let random = configuration.random
         let me = ProtocolAddress(name: account, deviceID: deviceID)
+        let cert = usableCertificate(), online = drained && link != nil
+        var checkOwn = false
         try step {
             try store.atomically {
                 try saveGroup(state)
@@ -173,10 +180,7 @@ extension HushClient {
                                                  message: nil, createdAt: now))
                 }
                 // This account's other devices hold the group too (Docs/client.md §Several devices).
-                if try !fanOutDevices(account).isEmpty {
-                    try store.enqueue(OutboxItem(clientMessageID: try store.takeID(), account: account, devices: [], payload: content,
-                                                 message: nil, createdAt: now))
-                }
+                checkOwn = try queueForOwnDevices(.groupState(state), certificate: cert, online: online, now: now)
                 if let previous, previous.members.contains(where: { !state.isMember($0) }) {
                     try Self.rotateSenderKey(state.id, me: me, store: store, random: random)
                 }
@@ -185,6 +189,7 @@ extension HushClient {
         outboxCache = nil
         emit(.groupChanged(state))
         pump()
+        if checkOwn { checkOwnDevicesSoon() }
     }
 
     /// A new sender key for `group` (rotation, §6.5): nobody holds it yet.
@@ -221,8 +226,12 @@ extension HushClient {
         case .groupState(let incoming):
             let current = try store.setting(SettingKey.groupState(incoming.id)).flatMap { try? GroupState(decoding: $0) }
             // §6.3: only from an admin of the state held here (or, for an invitation, of the new
-            // one, which must name us), and only forward.
-            guard let next = GroupState.accepting(incoming, from: sender.name, held: current, receiver: account) else { return }
+            // one, which must name us), and only forward; from another device of this account
+            // (the user itself), any state that goes forward (§6.7).
+            let accepted = sender.name == account
+                ? GroupState.acceptingFromOwnDevice(incoming, held: current, receiver: account)
+                : GroupState.accepting(incoming, from: sender.name, held: current, receiver: account)
+            guard let next = accepted else { return }
             try saveGroup(next)
             // Someone was removed: our next group message must be unreadable to them.
             if let current, current.members.contains(where: { !next.isMember($0) }), next.isMember(account) {
@@ -230,8 +239,19 @@ extension HushClient {
             }
             effects.append(.groupChanged(next))
         case .groupLeave(let id):
-            guard let current = try store.setting(SettingKey.groupState(id)).flatMap({ try? GroupState(decoding: $0) }),
-                  let next = GroupState.leaving(sender.name, held: current, receiver: account) else { return }
+            guard let current = try store.setting(SettingKey.groupState(id)).flatMap({ try? GroupState(decoding: $0) }) else { return }
+            if sender.name == account {
+                // Another device of this account left: so does this one (§6.7). It keeps the
+                // history, sends nothing more and drops the group's messages.
+                guard sender.deviceID != deviceID, current.isMember(account) else { return }
+                if let left = current.without(account) {
+                    try saveGroup(left)
+                    effects.append(.groupChanged(left))
+                }
+                try store.setStrings(SettingKey.groupKeyShared(id), [])
+                return
+            }
+            guard let next = GroupState.leaving(sender.name, held: current, receiver: account) else { return }
             try saveGroup(next)
             if next.isMember(account) { try Self.rotateSenderKey(id, me: me, store: store, random: configuration.random) }
             effects.append(.groupChanged(next))
@@ -298,7 +318,12 @@ extension HushClient {
                     // From another device of this account: its own message, a transcript (✓, no receipt).
                     let mine = address.name == account
                     let direction: MessageDirection = mine ? .outgoing : .incoming
-                    let tick: TickState = mine ? .sent : .delivered
+                    var tick: TickState = mine ? .sent : .delivered
+                    // Read on another device of this account before it arrived here (OwnSync.swift).
+                    if !mine, let id = content.messageID,
+                       try readElsewhere(MessageID(account: address.name, device: address.deviceID, clientMessageID: id), in: group.conversation) {
+                        tick = .read
+                    }
                     switch content {
                     case .text(let id, let sentAt, let body):
                         stored = StoredMessage(id: MessageID(account: address.name, device: address.deviceID, clientMessageID: id),
@@ -360,6 +385,10 @@ extension HushClient {
             // A member without devices, or unreachable now, is left out of this message.
             try? await establishSessions(with: m)
         }
+        // A device that knows no other device of its account asks first: the message is its own
+        // transcript, so a sibling must be a recipient now (OwnSync.swift; later ones are
+        // found through all_devices).
+        if ((try? fanOutDevices(account)) ?? []).isEmpty { _ = try? await refreshOwnDevices() }
         let cert: SenderCertificate
         do { cert = try await ensureCertificate() } catch {
             retryPumpLater()
@@ -512,8 +541,10 @@ extension HushClient {
             var m = RelayMultiRecipient()
             m.account = r.account
             m.devices = r.devices
-            // This account's other devices: all of them (relay spec §7.6; the relay leaves this one out).
-            m.allDevices = r.account == account
+            // Every device of each account (relay spec §7.6; of this account all but this one):
+            // a device the relay knows and this one does not is reported and added (repairGroup),
+            // unless that failed for this account too often (groupLoose).
+            m.allDevices = !(groupLoose[item.clientMessageID]?.contains(r.account) ?? false)
             return m
         }
         s.multiSend.envelope = Data(prepared.envelope)
@@ -553,20 +584,148 @@ extension HushClient {
         }
     }
 
+    /// A `MultiSend` answered `MISMATCHED_DEVICES` for `recipient` (nothing stored, relay spec
+    /// §21.2 step 4): the sessions of the `extra` devices are deleted, the `missing` ones' bundles
+    /// fetched and their sessions built; then, in one atomic step, each device of `recipient`
+    /// the item did not list gets the group's state (when this account is an admin, or it is
+    /// this account's: a device linked later holds no state yet, §6.7) and this device's sender
+    /// key, pairwise; the message is encrypted again with that key (the key goes out at its
+    /// current iteration, after the first encryption's, which was stored nowhere) and sealed for
+    /// the new device set under the same client message id, moved behind those items (so the key
+    /// arrives first, §6.5). After
+    /// ``maxMismatchRetries`` answers for one account the item goes to that account's known
+    /// devices without `all_devices`.
+    func repairGroup(_ item: OutboxItem, account recipient: String, missing: [UInt32], extra: [UInt32]) async {
+        let cmid = item.clientMessageID
+        defer {
+            repairing.remove(cmid)
+            pump()
+        }
+        var counts = groupMismatches[cmid] ?? [:]
+        counts[recipient, default: 0] += 1
+        groupMismatches[cmid] = counts
+        if counts[recipient]! > Self.maxMismatchRetries {
+            groupLoose[cmid, default: []].insert(recipient)
+            return
+        }
+        for d in extra { _ = try? store.deleteSession(for: ProtocolAddress(name: recipient, deviceID: d)) }
+        let wanted = missing.filter { !(recipient == account && $0 == deviceID) }
+        var learnedOwn = false
+        if !wanted.isEmpty {
+            // A device whose bundle cannot be had now is missing again on the resend (bounded above).
+            do {
+                try await fetchAndBuild(recipient, devices: wanted)
+                learnedOwn = recipient == account
+            } catch {}
+        }
+        guard let cert = try? await ensureCertificate() else {
+            retryPumpLater()
+            return
+        }
+        let now = configuration.clock(), random = configuration.random
+        let name = SenderKeyName(groupID: GroupID(conversation: item.account)?.hex ?? "", sender: ProtocolAddress(name: account, deviceID: deviceID))
+        _ = try? step {
+            try store.atomically {
+                guard let current = try store.outbox().first(where: { $0.clientMessageID == cmid }), let inner = current.inner,
+                      let prepared = GroupSendPayload(decoding: current.payload), let group = GroupID(conversation: current.account),
+                      let state = try loadGroup(group) else { return }
+                var devices = try fanOutDevices(recipient)
+                let listed = prepared.recipients.first { $0.account == recipient }?.devices ?? []
+                var added = devices.filter { !listed.contains($0) }
+                // The new devices get the sender key at its current iteration, after this message's:
+                // the message is encrypted again (its first encryption was stored nowhere, a
+                // mismatch stores nothing), from the stored message it was made of.
+                let content = try current.message.flatMap { try groupContent(of: $0) }
+                if !added.isEmpty, content == nil {
+                    devices.removeAll { added.contains($0) }
+                    added = []
+                }
+                var fresh = inner
+                fresh.certificateExpiration = cert.expiration
+                if !added.isEmpty, let content {
+                    if state.isAdmin(account) || recipient == account {
+                        let stateContent = MessageContent.groupState(state).encoded
+                        for d in added {
+                            let sealed = try seal(encoded: stateContent, to: ProtocolAddress(name: recipient, deviceID: d), certificate: cert)
+                            try store.enqueue(OutboxItem(clientMessageID: try store.takeID(), account: recipient, devices: [d],
+                                                         payload: sealed.payload, message: nil, createdAt: now, inner: sealed.inner))
+                        }
+                    }
+                    let distribution = try GroupSessionBuilder.distributionMessage(for: name, store: store, random: random)
+                    var keyBytes = distribution.serialized.withUnsafeBytes { Array($0) }
+                    var keyContent = MessageContent.senderKey(group: group, distribution: keyBytes).encoded
+                    defer {
+                        SecureBytes.wipe(&keyBytes)
+                        SecureBytes.wipe(&keyContent)
+                    }
+                    var shared = Set(try store.strings(SettingKey.groupKeyShared(group)))
+                    for d in added where !shared.contains("\(d) \(recipient)") {
+                        let sealed = try seal(encoded: keyContent, to: ProtocolAddress(name: recipient, deviceID: d), certificate: cert)
+                        try store.enqueue(OutboxItem(clientMessageID: try store.takeID(), account: recipient, devices: [d],
+                                                     payload: sealed.payload, message: nil, createdAt: now, inner: sealed.inner))
+                        shared.insert("\(d) \(recipient)")
+                    }
+                    try store.setStrings(SettingKey.groupKeyShared(group), shared.sorted())
+                    let message = try GroupCipher.encrypt(content.encoded, for: name, store: store, random: random)
+                    fresh.message = group.bytes + message.serialized
+                }
+                var recipients: [(account: String, devices: [UInt32])] = []
+                for r in prepared.recipients {
+                    if r.account == recipient {
+                        if !devices.isEmpty { recipients.append((r.account, devices)) }
+                    } else {
+                        recipients.append(r)
+                    }
+                }
+                try store.removeFromOutbox(clientMessageID: cmid)
+                guard !recipients.isEmpty else { return }
+                for (i, payload) in try sealChunks(recipients, inner: fresh, certificate: cert).enumerated() {
+                    try store.enqueue(OutboxItem(clientMessageID: i == 0 ? cmid : try store.takeID(), account: current.account,
+                                                 devices: payload.devices, payload: payload.encoded, message: current.message,
+                                                 createdAt: current.createdAt, inner: fresh))
+                }
+            }
+        }
+        outboxCache = nil
+        if learnedOwn { queueGroupsForOwnDevices() }
+    }
+
+    /// The content of this device's group message `id` as it was encrypted (``sendGroup(_:to:)``
+    /// writes a text: the stored message's body and time), nil when the message is gone.
+    func groupContent(of id: MessageID) throws -> MessageContent? {
+        guard let m = try store.message(id), m.direction == .outgoing else { return nil }
+        return .text(id: id.clientMessageID, sentAt: m.sentAt, body: m.body)
+    }
+
+    /// A device of this account this one did not know was found: every group this device is a
+    /// member of goes to this account's other devices (content 0x10, §6.7), so a device linked
+    /// later learns them (the others ignore what they hold already).
+    func queueGroupsForOwnDevices() {
+        let cert = usableCertificate(), online = drained && link != nil, now = configuration.clock()
+        var checkOwn = false
+        _ = try? step {
+            try store.atomically {
+                for hex in try store.strings(SettingKey.groupIndex) {
+                    guard let id = GroupID(conversation: "#" + hex), let state = try loadGroup(id), state.isMember(account) else { continue }
+                    if try queueForOwnDevices(.groupState(state), certificate: cert, online: online, now: now) { checkOwn = true }
+                }
+            }
+        }
+        outboxCache = nil
+        pump()
+        if checkOwn { checkOwnDevicesSoon() }
+    }
+
     /// A `MultiSend` refused (relay spec §21.2): a device or account the relay does not know is
     /// dropped from the item (and its session forgotten) and the rest goes again; a malformed or
     /// oversized one is given up; anything else waits for a pause.
     func handleGroupSendError(_ e: RelayError, _ item: OutboxItem) {
         switch e.code {
-        case .mismatchedDevices where e.account == account:
-            // This account's devices changed: this message goes without its transcript (sent
-            // again without the own entry); the sessions are brought up to date for the next one,
-            // which also hands the new devices this device's sender key.
-            for d in e.extra { _ = try? store.deleteSession(for: ProtocolAddress(name: account, deviceID: d)) }
-            let missing = e.missing.filter { $0 != deviceID }
-            _ = resealGroup(item, keeping: { a, _ in a != self.account })
-            if !missing.isEmpty { Task { _ = try? await self.fetchAndBuild(self.account, devices: missing) } }
-            pump()
+        case .mismatchedDevices:
+            // A member's (or this account's) devices changed: sessions with the new ones, the
+            // group's state and this device's sender key to them, and the message again (repairGroup).
+            repairing.insert(item.clientMessageID)
+            Task { await self.repairGroup(item, account: e.account, missing: e.missing, extra: e.extra) }
         case .unknownDevice:
             _ = try? store.deleteSession(for: ProtocolAddress(name: e.account, deviceID: e.deviceID))
             _ = resealGroup(item, keeping: { !($0 == e.account && $1 == e.deviceID) })

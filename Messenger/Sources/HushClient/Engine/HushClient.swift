@@ -83,6 +83,15 @@ public actor HushClient {
     // Linked devices (Devices.swift)
     /// The relay closed the connection with 4008: this device was removed from its account.
     var removedByRelay = false
+    // Own-device sync (OwnSync.swift)
+    /// A check of this account's devices (for contents kept aside) is running.
+    var checkingOwnDevices = false
+    /// Contents went aside during the running check: check again after it.
+    var checkOwnDevicesAgain = false
+    /// `MISMATCHED_DEVICES` answers per group item (client message id) and account, until its ack.
+    var groupMismatches: [UInt64: [String: Int]] = [:]
+    /// Accounts a group item goes to without `all_devices` (their devices kept mismatching).
+    var groupLoose: [UInt64: Set<String>] = [:]
 
     // MARK: setup
 
@@ -460,6 +469,7 @@ public actor HushClient {
         var effects: [ClientEvent] = []
         var storedKey: (String, [UInt8])?
         var owed = false
+        var greeted = false
         do {
             let opened = try SealedEnvelope.open(Array(d.payload), recipientIdentity: identity, validator: validator,
                                                  now: d.serverTime)
@@ -496,8 +506,9 @@ public actor HushClient {
                     switch content {
                     case .text(let id, let sentAt, let body):
                         let mid = MessageID(account: address.name, device: address.deviceID, clientMessageID: id)
+                        let state: TickState = try readElsewhere(mid, in: address.name) ? .read : .delivered
                         let m = StoredMessage(id: mid, conversation: address.name, direction: .incoming, body: body,
-                                              sentAt: sentAt, serverTime: d.serverTime, state: .delivered)
+                                              sentAt: sentAt, serverTime: d.serverTime, state: state)
                         if let stored = try store.insertMessage(m) { effects.append(.message(stored)) }
                         // Owed even for a copy: the sender may have missed the first receipt.
                         try Self.owe(id, to: address, store: store)
@@ -511,6 +522,12 @@ public actor HushClient {
                     case .syncTranscript(let destination, let message):
                         // A message this account's other device sent (FanOut.swift); no receipt.
                         try applyTranscript(destination, message, from: address, serverTime: d.serverTime, effects: &effects)
+                    case .readSync(let conversation, let messages):
+                        // This account's user read these on another device (OwnSync.swift).
+                        try applyReadSync(conversation, messages, from: address, effects: &effects)
+                    case .deviceHello:
+                        // A device linked to this account: it gets this device's groups (§6.7).
+                        greeted = address.name == account && address.deviceID != deviceID
                     case .typing:
                         break  // typing travels as ephemeral envelopes only
                     case .sessionReset:
@@ -525,8 +542,9 @@ public actor HushClient {
                     case .media(let id, let sentAt, let pointer):
                         let mid = MessageID(account: address.name, device: address.deviceID, clientMessageID: id)
                         try store.setSetting(SettingKey.mediaPointer(mid), pointer.encoded)
+                        let state: TickState = try readElsewhere(mid, in: address.name) ? .read : .delivered
                         let m = StoredMessage(id: mid, conversation: address.name, direction: .incoming, body: pointer.summary,
-                                              sentAt: sentAt, serverTime: d.serverTime, state: .delivered)
+                                              sentAt: sentAt, serverTime: d.serverTime, state: state)
                         if let stored = try store.insertMessage(m) { effects.append(.message(stored)) }
                         try Self.owe(id, to: address, store: store)
                         owed = true
@@ -536,6 +554,7 @@ public actor HushClient {
             }
         } catch {
             storedKey = nil  // rolled back
+            greeted = false
             if Self.isTransient(error) { return }  // not acked: redelivered on the next connection
             _ = try? store.markProcessed(serverID: sid, at: now)
         }
@@ -549,6 +568,7 @@ public actor HushClient {
         }
         ack(sid)
         if owed { scheduleReceiptFlush() }
+        if greeted { queueGroupsForOwnDevices() }
     }
 
     enum DropReason: Error { case mismatch }
@@ -664,6 +684,7 @@ public actor HushClient {
         let cert = usableCertificate()
         let online = drained && link != nil
         var changed: String?
+        var checkOwn = false
         let id: MessageID
         do { id = try step {
             try store.atomically {
@@ -692,15 +713,10 @@ public actor HushClient {
                     try store.enqueue(OutboxItem(clientMessageID: counter, account: recipient, devices: [], payload: content.encoded,
                                                  message: mid, createdAt: now))
                 }
-                // This account's other devices get a sync transcript (when this device knows one).
-                if recipient != account, let transcript = Self.transcript(of: content, to: recipient), try !fanOutDevices(account).isEmpty {
-                    let ownDeferred = try currentOutbox().contains { $0.account == account && $0.devices.isEmpty }
-                    if let cert, online, !ownDeferred {
-                        try enqueueFanOut(transcript.encoded, to: account, message: nil, certificate: cert, now: now)
-                    } else {
-                        try store.enqueue(OutboxItem(clientMessageID: try store.takeID(), account: account, devices: [],
-                                                     payload: transcript.encoded, message: nil, createdAt: now))
-                    }
+                // This account's other devices get a sync transcript (a device that knows none
+                // checks first: OwnSync.swift).
+                if recipient != account, let transcript = Self.transcript(of: content, to: recipient) {
+                    if try queueForOwnDevices(transcript, certificate: cert, online: online, now: now) { checkOwn = true }
                 }
                 _ = try store.insertMessage(StoredMessage(id: mid, conversation: recipient, direction: .outgoing, body: text,
                                                           sentAt: now, state: .pending))
@@ -714,6 +730,7 @@ public actor HushClient {
         }
         outboxCache = nil
         pump()
+        if checkOwn { checkOwnDevicesSoon() }
         return id
     }
 
@@ -979,6 +996,8 @@ public actor HushClient {
 
     func giveUp(_ item: OutboxItem, _ code: RelayErrorCode) {
         mismatchRetries[item.clientMessageID] = nil
+        groupMismatches[item.clientMessageID] = nil
+        groupLoose[item.clientMessageID] = nil
         _ = try? store.removeFromOutbox(clientMessageID: item.clientMessageID)
         outboxCache = nil
         if let m = item.message { emit(.sendFailed(m, code)) }
@@ -988,6 +1007,8 @@ public actor HushClient {
         let cmid = a.clientMessageID
         guard let item = inFlight.removeValue(forKey: cmid) else { return }
         mismatchRetries[cmid] = nil
+        groupMismatches[cmid] = nil
+        groupLoose[cmid] = nil
         var ticked: MessageID?
         let removed: Bool = (try? step {
             try store.atomically {
@@ -1059,12 +1080,16 @@ public actor HushClient {
     }
 
     /// Marks every incoming message of `conversation` read and, if enabled, queues one read
-    /// receipt per sender device covering them all. Returns how many were marked.
+    /// receipt per sender device covering them all; this account's other devices are told in
+    /// any case (a read sync, Docs/spec/client.md §3b), so they show them read too. Returns how
+    /// many were marked.
     @discardableResult
     public func markRead(_ conversation: String) throws(ClientError) -> Int {
         let now = configuration.clock()
         let send = readReceiptsEnabled
         let cert = usableCertificate()
+        let online = drained && link != nil
+        var checkOwn = false
         let count: Int = try step {
             try store.atomically {
                 let unread = try store.unreadIncoming(in: conversation)
@@ -1085,11 +1110,15 @@ public actor HushClient {
                         }
                     }
                 }
+                if !unread.isEmpty, try queueReadSync(conversation, unread.map(\.id), certificate: cert, online: online, now: now) {
+                    checkOwn = true
+                }
                 return unread.count
             }
         }
         outboxCache = nil
         pump()
+        if checkOwn { checkOwnDevicesSoon() }
         return count
     }
 

@@ -200,6 +200,18 @@ public struct GroupState: Sendable, Equatable {
         return incoming
     }
 
+    /// The state a receiver `receiver` holds after another device of its own account sent it
+    /// `incoming` (§6.7): that device is the user, so any state that supersedes the held one
+    /// (revision, then byte order), or, holding none, one that names `receiver` (a device linked
+    /// later learning the account's groups). Nil when it ignores it.
+    public static func acceptingFromOwnDevice(_ incoming: GroupState, held: GroupState?, receiver: String) -> GroupState? {
+        if let held {
+            guard held.id == incoming.id, held.isSuperseded(by: incoming) else { return nil }
+            return incoming
+        }
+        return incoming.isMember(receiver) ? incoming : nil
+    }
+
     /// The state a receiver `receiver` holds after `sender` announced that it leaves (§6.4),
     /// nil when it ignores the announcement (`held` stays).
     public static func leaving(_ sender: String, held: GroupState, receiver: String) -> GroupState? {
