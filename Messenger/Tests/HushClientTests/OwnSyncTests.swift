@@ -288,12 +288,17 @@ import Testing
         for u in [alice1, alice2, alice3] {
             #expect(try await u.client.messages(in: "bob").map(\.body) == ["from one", "from two"])
         }
-        // A device alone in its account drops what it kept aside once the relay confirms it.
+        // A device alone in its account that linked nobody (most accounts): what it would sync
+        // is dropped at once — nothing kept aside, no ListDevices per message.
         let solo = try User.make("dave", relay)
         await solo.online()
-        let lone = try await solo.client.send("just me", to: "bob")
-        await solo.waitTick(lone, .sent)
-        #expect(try await eventually { try solo.store.ids(OwnSyncKey.aside).isEmpty })
+        let listsBefore = wire.listDevices.load(ordering: .relaxed)
+        for n in 1...3 {
+            let lone = try await solo.client.send("just me \(n)", to: "bob")
+            await solo.waitTick(lone, .sent)
+            #expect(try solo.store.ids(OwnSyncKey.aside).isEmpty)
+        }
+        #expect(wire.listDevices.load(ordering: .relaxed) == listsBefore)
         for u in [alice1, alice2, alice3, bob, solo] { await u.client.stop() }
         await relay.finish()
     }

@@ -114,6 +114,10 @@ extension HushClient {
         do { parsed = try LinkCode(parsing: code) } catch { throw .invalidLinkCode(error) }
         let granted = try await requestLinkToken()
         let id = granted.deviceID
+        // A sibling may appear until the token expires: while it may, a device that knows no
+        // other device of its account keeps their contents aside and checks (OwnSync.swift).
+        let until = max(granted.expiresAt, configuration.clock() &+ RelayProtocol.Limits.linkTokenLifetimeMilliseconds) &+ 60_000
+        try step { try store.setU64(OwnSyncKey.linkPendingUntil, until) }
         let secret: SecureBytes? = try step {
             guard var s = try store.setting(SettingKey.sealedSecret), s.count == SealedSenderKeys.secretByteCount else { return nil }
             defer { SecureBytes.wipe(&s) }

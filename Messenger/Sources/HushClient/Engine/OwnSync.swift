@@ -7,9 +7,14 @@ import HushTransport
 // read (read sync, 0x07), a group left or changed (0x12, 0x10) — goes to this account's other
 // devices too, with `all_devices` on the own account, so a device the relay knows and this one
 // does not is reported (`MISMATCHED_DEVICES`) and added. A device that knows no other device of
-// its account cannot use `all_devices` for it (relay spec §7.6: the list would be empty), so it
-// keeps such content aside and asks the relay for its devices (`ListDevices`) first: found
-// ones get it, otherwise it is dropped.
+// its account cannot use `all_devices` for it (relay spec §7.6: the list would be empty). Such a
+// device is device 1 (every other one learnt device 1 when it was linked), and a sibling it does
+// not know can only be one it linked itself (the relay registers another device only with a
+// link token that device 1 asked for, relay spec §22.4) whose hello (0x08) has not arrived.
+// So only while one of its link tokens may still be used does it keep such content aside and
+// ask the relay for its devices (`ListDevices`) first — found ones get it, otherwise it is
+// dropped; the rest of the time (a one-device account: most accounts) it drops it at once,
+// with no store write and no request per message.
 
 /// Setting keys of the own-device sync (beside ``SettingKey``, kept here to keep merges small).
 enum OwnSyncKey {
@@ -23,6 +28,9 @@ enum OwnSyncKey {
     static let readAhead = "own.read-ahead"
     /// This device was linked and has not greeted the account's other devices yet (0x08).
     static let helloDue = "own.hello-due"
+    /// Until when (this device's clock, Unix ms) a device this one linked may still register:
+    /// the last link token's expiry plus a minute.
+    static let linkPendingUntil = "own.link-pending-until"
 }
 
 extension HushClient {
@@ -49,6 +57,8 @@ extension HushClient {
             }
             return false
         }
+        // Alone, and no link of ours can still complete: nobody to reach.
+        if aside.isEmpty, (try store.u64(OwnSyncKey.linkPendingUntil) ?? 0) <= now { return false }
         let id = try store.takeID()
         try store.setSetting(OwnSyncKey.asideItem(id), content.encoded)
         aside.append(id)
