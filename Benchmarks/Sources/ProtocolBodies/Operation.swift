@@ -18,7 +18,7 @@ public struct BenchOperation: Sendable {
         case "ping_pong", "ping_pong_hush1", "record_serialize_2000", "record_deserialize_2000": return 50
         case "xeddsa_sign", "xeddsa_verify", "senderkey_encrypt_100", "senderkey_decrypt_100", "roundtrip_64k", "roundtrip_64k_hush1",
              "envelope_seal", "envelope_open": return 100
-        case "group_send_100_devices", "pairwise_send_100_devices": return 1
+        case "group_send_100_devices", "group_send_100_devices_cached", "pairwise_send_100_devices": return 1
         default: return 1000
         }
     }

@@ -1,6 +1,7 @@
 // hush-harness: Hush's (and the floor's) side of the comparison with libsignal-protocol-c and
 // libolm. Same protocol as the C harnesses (Benchmarks/README.md):
 //   hush-harness [--ops a,b] [--quick] [--list]
+//   hush-harness --ops group_send_100_devices,group_send_100_devices_cached,pairwise_send_100_devices
 // prints one JSON object per line: {"impl":"hush","op":"encrypt_100","ns":1234.5,"iterations":N}
 import Foundation
 import Hush
@@ -12,7 +13,10 @@ var selected: Set<String>?
 if let i = arguments.firstIndex(of: "--ops"), i + 1 < arguments.count {
     selected = Set(arguments[i + 1].split(separator: ",").map(String.init))
 }
-let implementations: [(String, [BenchOperation])] = [("hush", HushOperations.all + PQXDHOperations.all), ("floor", FloorOperations.all)]
+let implementations: [(String, [BenchOperation])] = [("hush", HushOperations.all + PQXDHOperations.all + HushOperations.fanout),
+                                                      ("floor", FloorOperations.all)]
+/// Every operation, the comparison's first; the group fan-out ones (Hush only) run when `--ops` names them.
+let runnable = OperationName.all + HushOperations.fanout.map(\.name).filter { selected?.contains($0) ?? false }
 
 if arguments.contains("--pq-bytes") {
     for suite in [CipherSuite.signalV3, .hush1] {
@@ -37,6 +41,7 @@ func batchSize(_ op: String) -> Int {
     case "record_serialize_2000", "record_deserialize_2000": return quick ? 20 : 100
     case "xeddsa_sign", "xeddsa_verify", "senderkey_encrypt_100", "senderkey_decrypt_100", "envelope_seal", "envelope_open":
         return quick ? 200 : 1000
+    case "group_send_100_devices", "group_send_100_devices_cached", "pairwise_send_100_devices": return quick ? 5 : 30
     default: return quick ? 2000 : 10000
     }
 }
@@ -48,7 +53,7 @@ func now() -> UInt64 {
 }
 
 let batches = quick ? 3 : 7
-for name in OperationName.all where selected?.contains(name) ?? true {
+for name in runnable where selected?.contains(name) ?? true {
     for (impl, operations) in implementations {
         guard let op = operations.first(where: { $0.name == name }) else { continue }
         let n = batchSize(name)

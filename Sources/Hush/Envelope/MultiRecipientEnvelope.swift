@@ -21,9 +21,13 @@ public struct MultiRecipientEnvelope: Sendable, Equatable {
 
     /// Seals `message` once for all `recipients` (their identity keys, in the order the
     /// server will deliver). Draws the ephemeral key (32) and `K` (32) from `random`.
+    /// With `staticAgreements`, each header's static agreement `DH(IK_S, IK_R)` (§6) comes from
+    /// that cache when it holds it (the same bytes, one X25519 fewer per header): a group
+    /// sender keeps one for its identity and passes it to every send.
     public static func seal(
         _ message: some ContiguousByteBuffer, contentType: EnvelopeContentType, certificate: SenderCertificate,
-        senderIdentity: IdentityKeyPair, to recipients: [IdentityKey], random: some RandomSource = SystemRandom()
+        senderIdentity: IdentityKeyPair, to recipients: [IdentityKey], random: some RandomSource = SystemRandom(),
+        staticAgreements: StaticAgreementCache? = nil
     ) throws(EnvelopeError) -> MultiRecipientEnvelope {
         guard certificate.identityKey == senderIdentity.identityKey else { throw .certificate(.identityMismatch) }
         guard !recipients.isEmpty else { throw .malformed("no recipients") }
@@ -43,8 +47,13 @@ public struct MultiRecipientEnvelope: Sendable, Equatable {
                                                          ephemeral: ephemeral.publicKey, recipient: recipient.publicKey,
                                                          info: EnvelopeConstants.multiEphemeralInfo)
             let senderBox = try SealedEnvelope.seal(senderIdentity.identityKey.publicKey.rawRepresentation, key: kE, ad: prefix + digest)
-            let kS = try EnvelopeKeys.static(dh: try SealedEnvelope.agree(senderIdentity.privateKey, recipient.publicKey), chain: chain,
-                                             info: EnvelopeConstants.multiStaticInfo, context: senderBox + digest)
+            let dh: Curve25519.KeyAgreement.SharedSecret
+            if let staticAgreements {
+                dh = try staticAgreements.agreement(senderIdentity, recipient)
+            } else {
+                dh = try SealedEnvelope.agree(senderIdentity.privateKey, recipient.publicKey)
+            }
+            let kS = try EnvelopeKeys.static(dh: dh, chain: chain, info: EnvelopeConstants.multiStaticInfo, context: senderBox + digest)
             let keyBox = try envelopeCrypto { () throws(CryptoError) in
                 try XChaChaPoly.encrypt(payloadKey, key: kS, nonce: EnvelopeConstants.zeroNonce, associatedData: prefix + senderBox + digest)
             }

@@ -118,6 +118,42 @@ let now: UInt64 = 1_800_000_000_000
         }
     }
 
+    /// A static-agreement cache changes the work, never the bytes: the same seeded randomness
+    /// gives the same envelope with and without it, every member opens it, later sends hit the
+    /// cache (one X25519 per header), another sender identity empties it, and it stays bounded.
+    @Test func staticAgreementCacheGivesTheSameBytes() throws {
+        let pki = try PKI(seed: 770)
+        let alice = Device("alice", seed: 771), carol = Device("carol", seed: 772)
+        let members = (0..<6).map { Device("m\($0)", seed: 780 + UInt64($0)) }
+        let cache = StaticAgreementCache(capacity: 4)
+        let certificate = try pki.certificate(for: alice)
+        for round in 0..<3 {
+            let message = Array("round \(round)".utf8)
+            let plain = try MultiRecipientEnvelope.seal(message, contentType: .groupMessage, certificate: certificate, senderIdentity: alice.identity,
+                                                        to: members.prefix(4).map(\.identity.identityKey), random: SeededRandom(seed: 900 + UInt64(round)))
+            let cached = try MultiRecipientEnvelope.seal(message, contentType: .groupMessage, certificate: certificate, senderIdentity: alice.identity,
+                                                         to: members.prefix(4).map(\.identity.identityKey), random: SeededRandom(seed: 900 + UInt64(round)),
+                                                         staticAgreements: cache)
+            #expect(cached.serialized == plain.serialized)
+            for (i, member) in members.prefix(4).enumerated() {
+                let opened = try MultiRecipientEnvelope.open(try cached.delivered(to: i), recipientIdentity: member.identity, validator: pki.validator, now: now)
+                #expect(opened.message == message)
+            }
+        }
+        #expect(cache.statistics.hits == 8 && cache.statistics.misses == 4 && cache.statistics.count == 4)
+        // Two more members: the least recently used agreements make room (at most 4 kept).
+        _ = try MultiRecipientEnvelope.seal([1], contentType: .groupMessage, certificate: certificate, senderIdentity: alice.identity,
+                                            to: members.suffix(2).map(\.identity.identityKey), random: alice.random, staticAgreements: cache)
+        #expect(cache.statistics.count == 4 && cache.statistics.misses == 6)
+        // Sealing as another identity starts afresh (no agreement of alice's is used for carol).
+        let carolCertificate = try pki.certificate(for: carol)
+        let asCarol = try MultiRecipientEnvelope.seal([2], contentType: .groupMessage, certificate: carolCertificate, senderIdentity: carol.identity,
+                                                      to: [members[0].identity.identityKey], random: carol.random, staticAgreements: cache)
+        #expect(cache.statistics.count == 1 && cache.statistics.misses == 7)
+        let opened = try MultiRecipientEnvelope.open(try asCarol.delivered(to: 0), recipientIdentity: members[0].identity, validator: pki.validator, now: now)
+        #expect(opened.sender.senderID == "carol")
+    }
+
     @Test func multiRecipient() throws {
         let pki = try PKI(seed: 740)
         let alice = Device("alice", seed: 741)

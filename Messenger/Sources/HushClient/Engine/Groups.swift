@@ -528,7 +528,8 @@ extension HushClient {
             }
         }
         let envelope = try MultiRecipientEnvelope.seal(inner.message, contentType: .groupMessage, certificate: certificate,
-                                                       senderIdentity: identity, to: keys, random: configuration.random)
+                                                       senderIdentity: identity, to: keys, random: configuration.random,
+                                                       staticAgreements: staticAgreements)
         return GroupSendPayload(recipients: recipients, envelope: envelope.serialized)
     }
 

@@ -92,6 +92,9 @@ public actor HushClient {
     var groupMismatches: [UInt64: [String: Int]] = [:]
     /// Accounts a group item goes to without `all_devices` (their devices kept mismatching).
     var groupLoose: [UInt64: Set<String>] = [:]
+    /// The static agreements of this device's group envelopes (`DH(IK, IK_member)`, envelope
+    /// spec §6): the next message to the same members computes one X25519 per header, not two.
+    let staticAgreements = StaticAgreementCache()
 
     // MARK: setup
 
